@@ -1,0 +1,39 @@
+//! The operator data model and validated ingest.
+//!
+//! [`Table`] names the canonical tables and [`TableSpec`] describes each column (type, unit,
+//! Chinese business term). [`ingest`] loads CSV (UTF-8 or GBK/GB18030) or Parquet files into a
+//! [`Workspace`], quarantining every bad row with file, line, column and reason.
+//!
+//! ```no_run
+//! use retain_data::{IngestOptions, Table, Workspace, ingest};
+//!
+//! let workspace = Workspace::create_or_open("op".as_ref())?;
+//! let report = ingest(&workspace, Table::Plans, &["plans.csv".into()], &IngestOptions::default())?;
+//! assert_eq!(report.read, report.loaded + report.quarantined);
+//! # Ok::<(), retain_data::Error>(())
+//! ```
+
+mod error;
+mod ingest;
+mod mapping;
+mod parse;
+mod schema;
+mod source;
+mod table;
+mod workspace;
+
+pub use error::{Error, Location, Result};
+pub use ingest::{FileReport, IngestOptions, IngestReport, ingest};
+pub use mapping::{Encoding, Mapping};
+pub use parse::{
+    FieldFormat, Value, date_to_days, days_to_date, parse_date, parse_field, parse_month,
+    parse_timestamp, parse_week,
+};
+pub use schema::{
+    ARMS, CHANNELS, CONTRACT_KINDS, CUSTOMER_TYPES, Column, ColumnKind, EVENT_CATEGORIES,
+    EVENT_CHANNELS, EVENT_KINDS, OFFER_KINDS, Reference, SEVERITIES, STATUSES, Table, TableSpec,
+    data_model_markdown,
+};
+pub use source::SourceInfo;
+pub use table::{TableWriter, read_batches, row_count};
+pub use workspace::{CONFIG_FILE, Workspace, WorkspaceConfig, write_atomically};

@@ -1,0 +1,270 @@
+//! Canonical tables in Arrow and Parquet: building record batches from validated values,
+//! writing and reading table files, and the row keys used for upserts and references.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
+    RecordBatch, StringBuilder, TimestampSecondBuilder,
+};
+use arrow::datatypes::{Date32Type, Int64Type, SchemaRef, TimestampSecondType};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use crate::error::{Error, Result};
+use crate::parse::Value;
+use crate::schema::{ColumnKind, TableSpec};
+
+/// Rows per record batch while building and reading tables.
+pub(crate) const BATCH_ROWS: usize = 65_536;
+
+/// One part of a row key. Keys never contain floats.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum KeyPart {
+    Int(i64),
+    Text(Box<str>),
+    Null,
+}
+
+pub(crate) type Key = Box<[KeyPart]>;
+
+impl KeyPart {
+    pub(crate) fn from_value(value: &Value) -> KeyPart {
+        match value {
+            Value::Int(v) | Value::Timestamp(v) => KeyPart::Int(*v),
+            Value::Date(v) => KeyPart::Int(i64::from(*v)),
+            Value::Text(v) => KeyPart::Text(v.as_str().into()),
+            Value::Bool(v) => KeyPart::Int(i64::from(*v)),
+            Value::Float(_) | Value::Null => KeyPart::Null,
+        }
+    }
+
+    /// The key part of row `row` of a stored column.
+    pub(crate) fn from_array(array: &ArrayRef, kind: ColumnKind, row: usize) -> KeyPart {
+        if array.is_null(row) {
+            return KeyPart::Null;
+        }
+        match kind {
+            ColumnKind::Int { .. } => KeyPart::Int(array.as_primitive::<Int64Type>().value(row)),
+            ColumnKind::Date | ColumnKind::Month | ColumnKind::Week => {
+                KeyPart::Int(i64::from(array.as_primitive::<Date32Type>().value(row)))
+            }
+            ColumnKind::Timestamp => {
+                KeyPart::Int(array.as_primitive::<TimestampSecondType>().value(row))
+            }
+            ColumnKind::Text { .. } | ColumnKind::Msisdn | ColumnKind::Enum(_) => {
+                KeyPart::Text(array.as_string::<i32>().value(row).into())
+            }
+            ColumnKind::Bool => KeyPart::Int(i64::from(array.as_boolean().value(row))),
+            ColumnKind::Float { .. } => KeyPart::Null,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyPart::Int(v) => write!(f, "{v}"),
+            KeyPart::Text(v) => f.write_str(v),
+            KeyPart::Null => f.write_str("(empty)"),
+        }
+    }
+}
+
+enum ColumnBuilder {
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Text(StringBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampSecondBuilder),
+    Bool(BooleanBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(kind: ColumnKind) -> Self {
+        match kind {
+            ColumnKind::Int { .. } => Self::Int(Int64Builder::with_capacity(BATCH_ROWS)),
+            ColumnKind::Float { .. } => Self::Float(Float64Builder::with_capacity(BATCH_ROWS)),
+            ColumnKind::Text { .. } | ColumnKind::Msisdn | ColumnKind::Enum(_) => {
+                Self::Text(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 8))
+            }
+            ColumnKind::Date | ColumnKind::Month | ColumnKind::Week => {
+                Self::Date(Date32Builder::with_capacity(BATCH_ROWS))
+            }
+            ColumnKind::Timestamp => {
+                Self::Timestamp(TimestampSecondBuilder::with_capacity(BATCH_ROWS))
+            }
+            ColumnKind::Bool => Self::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
+        }
+    }
+
+    fn append(&mut self, value: &Value) {
+        // Values were parsed for this very column kind, so a mismatch is a bug; it is stored
+        // as null rather than crashing a load.
+        match (self, value) {
+            (Self::Int(b), Value::Int(v)) => b.append_value(*v),
+            (Self::Float(b), Value::Float(v)) => b.append_value(*v),
+            (Self::Text(b), Value::Text(v)) => b.append_value(v),
+            (Self::Date(b), Value::Date(v)) => b.append_value(*v),
+            (Self::Timestamp(b), Value::Timestamp(v)) => b.append_value(*v),
+            (Self::Bool(b), Value::Bool(v)) => b.append_value(*v),
+            (Self::Int(b), _) => b.append_null(),
+            (Self::Float(b), _) => b.append_null(),
+            (Self::Text(b), _) => b.append_null(),
+            (Self::Date(b), _) => b.append_null(),
+            (Self::Timestamp(b), _) => b.append_null(),
+            (Self::Bool(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Int(b) => Arc::new(b.finish()),
+            Self::Float(b) => Arc::new(b.finish()),
+            Self::Text(b) => Arc::new(b.finish()),
+            Self::Date(b) => Arc::new(b.finish()),
+            Self::Timestamp(b) => Arc::new(b.finish()),
+            Self::Bool(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Accumulates validated rows into record batches of the table's schema.
+pub(crate) struct BatchBuilder {
+    schema: SchemaRef,
+    columns: Vec<ColumnBuilder>,
+    rows: usize,
+}
+
+impl BatchBuilder {
+    pub(crate) fn new(spec: &TableSpec) -> Self {
+        Self {
+            schema: spec.arrow_schema(),
+            columns: spec
+                .columns
+                .iter()
+                .map(|c| ColumnBuilder::new(c.kind))
+                .collect(),
+            rows: 0,
+        }
+    }
+
+    pub(crate) fn append(&mut self, row: &[Value]) {
+        for (builder, value) in self.columns.iter_mut().zip(row) {
+            builder.append(value);
+        }
+        self.rows += 1;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
+        let arrays = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
+        self.rows = 0;
+        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| Error::Arrow {
+            context: "building a record batch".to_owned(),
+            source: e,
+        })
+    }
+}
+
+/// A Parquet writer for a table file.
+pub struct TableWriter {
+    writer: ArrowWriter<File>,
+    path: std::path::PathBuf,
+    rows: u64,
+}
+
+impl TableWriter {
+    pub fn create(path: &Path, schema: SchemaRef) -> Result<TableWriter> {
+        let file =
+            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(1 << 20))
+            .build();
+        let writer =
+            ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::Parquet {
+                context: format!("creating {}", path.display()),
+                source: e,
+            })?;
+        Ok(TableWriter {
+            writer,
+            path: path.to_path_buf(),
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(|e| Error::Parquet {
+            context: format!("writing {}", self.path.display()),
+            source: e,
+        })
+    }
+
+    /// Finishes the file and flushes it to disk; returns the rows written.
+    pub fn close(self) -> Result<u64> {
+        let path = self.path;
+        let file = self.writer.into_inner().map_err(|e| Error::Parquet {
+            context: format!("finishing {}", path.display()),
+            source: e,
+        })?;
+        file.sync_all()
+            .map_err(|e| Error::io(format!("syncing {}", path.display()), e))?;
+        Ok(self.rows)
+    }
+}
+
+/// Opens a table file for reading in batches.
+pub fn read_batches(path: &Path) -> Result<ParquetRecordBatchReader> {
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+        .map_err(|e| Error::Parquet {
+            context: format!("reading {}", path.display()),
+            source: e,
+        })
+}
+
+/// Rows in a Parquet file, from its footer.
+pub fn row_count(path: &Path) -> Result<u64> {
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| Error::Parquet {
+        context: format!("reading {}", path.display()),
+        source: e,
+    })?;
+    Ok(reader.metadata().file_metadata().num_rows() as u64)
+}
+
+/// The distinct values of one column of a stored table, as key parts.
+pub(crate) fn column_values(
+    path: &Path,
+    spec: &TableSpec,
+    column: &str,
+) -> Result<HashSet<KeyPart>> {
+    let index = spec
+        .column_index(column)
+        .expect("references name real columns (checked by a unit test)");
+    let kind = spec.columns[index].kind;
+    let mut values = HashSet::new();
+    for batch in read_batches(path)? {
+        let batch = batch.map_err(|e| Error::Arrow {
+            context: format!("reading {}", path.display()),
+            source: e,
+        })?;
+        let array = batch.column(index);
+        for row in 0..batch.num_rows() {
+            values.insert(KeyPart::from_array(array, kind, row));
+        }
+    }
+    Ok(values)
+}

@@ -1,0 +1,306 @@
+//! The workspace: one directory holding an operator's data and state.
+//!
+//! ```text
+//! D/
+//!   retain.toml          settings (store URL, time zone, currency)
+//!   tables/<table>/data.parquet   analytical tables, canonical schema
+//!   quarantine/          rejected rows of every ingest, with file, line, column and reason
+//!   incoming/            where `retain demo` puts the synthetic operator's export
+//!   truth/               the synthetic operator's hidden truth (never read by the pipeline)
+//!   retain.db            the operational store (SQLite, the default)
+//! ```
+//!
+//! Tables are replaced as a whole directory by rename, so a reader sees the old table or the new
+//! one, never half of each; [`Workspace::open`] finishes or rolls back a swap a crash interrupted.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::schema::Table;
+
+/// The name of the settings file at the workspace root.
+pub const CONFIG_FILE: &str = "retain.toml";
+const TABLES_DIR: &str = "tables";
+const TABLE_FILE: &str = "data.parquet";
+
+/// `retain.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    #[serde(default)]
+    pub workspace: WorkspaceSection,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceSection {
+    /// A name for people: shown in reports and the dashboard.
+    pub name: String,
+    /// Time zone of the operator's timestamps (they are stored as local time).
+    pub time_zone: String,
+    pub currency: String,
+}
+
+impl Default for WorkspaceSection {
+    fn default() -> Self {
+        Self {
+            name: "retain".to_owned(),
+            time_zone: "Asia/Shanghai".to_owned(),
+            currency: "CNY".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sqlite://retain.db` (relative to the workspace) by default; `postgres://…` in production.
+    pub url: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://retain.db".to_owned(),
+        }
+    }
+}
+
+/// An opened workspace directory.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    root: PathBuf,
+    config: WorkspaceConfig,
+}
+
+impl Workspace {
+    /// Opens the workspace at `root`, creating it (and `retain.toml`) if it does not exist.
+    pub fn create_or_open(root: &Path) -> Result<Workspace> {
+        if !root.join(CONFIG_FILE).exists() {
+            std::fs::create_dir_all(root)
+                .map_err(|e| Error::io(format!("creating workspace {}", root.display()), e))?;
+            let mut config = WorkspaceConfig::default();
+            if let Some(name) = root.file_name().and_then(|n| n.to_str()) {
+                name.clone_into(&mut config.workspace.name);
+            }
+            let text = toml::to_string_pretty(&config).map_err(|e| Error::Workspace {
+                path: root.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            write_atomically(&root.join(CONFIG_FILE), text.as_bytes())?;
+        }
+        Self::open(root)
+    }
+
+    /// Opens an existing workspace.
+    pub fn open(root: &Path) -> Result<Workspace> {
+        let path = root.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Workspace {
+                    path: root.to_path_buf(),
+                    reason: format!(
+                        "no {CONFIG_FILE} here: not a retain workspace (run `retain ingest` or `retain demo` to create one)"
+                    ),
+                }
+            } else {
+                Error::io(format!("reading {}", path.display()), e)
+            }
+        })?;
+        let config: WorkspaceConfig = toml::from_str(&text).map_err(|e| Error::Workspace {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let workspace = Workspace {
+            root: root.to_path_buf(),
+            config,
+        };
+        workspace.recover()?;
+        Ok(workspace)
+    }
+
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &WorkspaceConfig {
+        &self.config
+    }
+
+    /// The directory of a table; it holds `data.parquet` once the table has data.
+    #[must_use]
+    pub fn table_dir(&self, table: Table) -> PathBuf {
+        self.root.join(TABLES_DIR).join(table.name())
+    }
+
+    /// The Parquet file of a table.
+    #[must_use]
+    pub fn table_file(&self, table: Table) -> PathBuf {
+        self.table_dir(table).join(TABLE_FILE)
+    }
+
+    /// Whether the table has been loaded.
+    #[must_use]
+    pub fn has_table(&self, table: Table) -> bool {
+        self.table_file(table).exists()
+    }
+
+    /// Rows in a table (0 when not loaded), from the Parquet footer.
+    pub fn table_rows(&self, table: Table) -> Result<u64> {
+        let path = self.table_file(table);
+        if !path.exists() {
+            return Ok(0);
+        }
+        crate::table::row_count(&path)
+    }
+
+    #[must_use]
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    #[must_use]
+    pub fn incoming_dir(&self) -> PathBuf {
+        self.root.join("incoming")
+    }
+
+    #[must_use]
+    pub fn truth_dir(&self) -> PathBuf {
+        self.root.join("truth")
+    }
+
+    /// Scratch space for work that becomes visible only by a final rename.
+    pub(crate) fn staging_dir(&self, label: &str) -> PathBuf {
+        self.root.join(TABLES_DIR).join(format!(".staging-{label}"))
+    }
+
+    /// The operational store's URL, with a relative SQLite path resolved against the workspace.
+    #[must_use]
+    pub fn store_url(&self) -> String {
+        let url = &self.config.store.url;
+        match url.strip_prefix("sqlite://") {
+            Some(path) if !Path::new(path).is_absolute() => {
+                format!("sqlite://{}", self.root.join(path).display())
+            }
+            _ => url.clone(),
+        }
+    }
+
+    /// Replaces a table's directory by `new_dir` with two renames, keeping the old one until the
+    /// new one is in place.
+    pub(crate) fn swap_table(&self, table: Table, new_dir: &Path) -> Result<()> {
+        let dir = self.table_dir(table);
+        let old = old_dir(&dir);
+        if dir.exists() {
+            std::fs::rename(&dir, &old)
+                .map_err(|e| Error::io(format!("moving {} aside", dir.display()), e))?;
+        }
+        std::fs::rename(new_dir, &dir)
+            .map_err(|e| Error::io(format!("moving the new {table} table in place"), e))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old)
+                .map_err(|e| Error::io(format!("removing {}", old.display()), e))?;
+        }
+        sync_dir(&self.root.join(TABLES_DIR));
+        Ok(())
+    }
+
+    /// Puts back a table whose swap was interrupted and removes abandoned staging directories.
+    fn recover(&self) -> Result<()> {
+        let tables = self.root.join(TABLES_DIR);
+        if !tables.exists() {
+            return Ok(());
+        }
+        for table in Table::ALL {
+            let dir = self.table_dir(table);
+            let old = old_dir(&dir);
+            if old.exists() {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&old)
+                } else {
+                    tracing::warn!(%table, "restoring the table from an interrupted load");
+                    std::fs::rename(&old, &dir)
+                }
+                .map_err(|e| Error::io(format!("recovering {}", old.display()), e))?;
+            }
+        }
+        let entries = std::fs::read_dir(&tables)
+            .map_err(|e| Error::io(format!("listing {}", tables.display()), e))?;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".staging-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn old_dir(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".old");
+    dir.with_file_name(name)
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: makes the renames durable where the platform allows opening directories.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Writes a file so that it is either absent, or complete with the new content.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_workspace_gets_a_config_and_resolves_its_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("op");
+        let ws = Workspace::create_or_open(&root).unwrap();
+        assert!(root.join(CONFIG_FILE).exists());
+        assert_eq!(ws.config().workspace.name, "op");
+        assert_eq!(
+            ws.store_url(),
+            format!("sqlite://{}", root.join("retain.db").display())
+        );
+        assert!(!ws.has_table(Table::Plans));
+        assert_eq!(ws.table_rows(Table::Plans).unwrap(), 0);
+    }
+
+    #[test]
+    fn opening_a_directory_that_is_not_a_workspace_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Workspace::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a retain workspace"), "{err}");
+    }
+
+    #[test]
+    fn an_interrupted_swap_is_rolled_back_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create_or_open(dir.path()).unwrap();
+        let table_dir = ws.table_dir(Table::Plans);
+        let old = old_dir(&table_dir);
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join(TABLE_FILE), b"x").unwrap();
+        let staging = ws.staging_dir("crashed");
+        std::fs::create_dir_all(&staging).unwrap();
+
+        let ws = Workspace::open(dir.path()).unwrap();
+        assert!(ws.table_file(Table::Plans).exists());
+        assert!(!old.exists());
+        assert!(!staging.exists());
+    }
+}

@@ -1,0 +1,30 @@
+//! Errors of the analytical layer.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Data(#[from] retain_data::Error),
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    /// A table the step needs has not been loaded.
+    #[error("table {0} is not loaded in this workspace: run `retain ingest` for it first")]
+    MissingTable(&'static str),
+}
+
+impl Error {
+    pub(crate) fn engine(
+        context: impl Into<String>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        Error::Engine {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

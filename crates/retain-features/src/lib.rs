@@ -1,0 +1,47 @@
+//! The analytical side of retain: workspace tables registered in Apache DataFusion, and the
+//! queries that run over them.
+//!
+//! Every analytical step is a DataFusion plan or SQL over the Parquet tables, so the same
+//! pipeline can later run on a cluster engine (Ballista) unchanged.
+//!
+//! ```no_run
+//! # async fn f() -> retain_features::Result<()> {
+//! let workspace = retain_data::Workspace::open("op".as_ref())?;
+//! let ctx = retain_features::session(&workspace).await?;
+//! let overview = retain_features::overview(&ctx).await?;
+//! println!("{} active subscribers", overview.active);
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod overview;
+
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig};
+use retain_data::{Table, Workspace};
+
+pub use error::{Error, Result};
+pub use overview::{MonthSummary, Overview, overview};
+
+/// A DataFusion session with every loaded table of the workspace registered under its
+/// canonical name.
+pub async fn session(workspace: &Workspace) -> Result<SessionContext> {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from));
+    let ctx = SessionContext::new_with_config(config);
+    for table in Table::ALL {
+        if !workspace.has_table(table) {
+            continue;
+        }
+        let path = workspace.table_file(table);
+        ctx.register_parquet(
+            table.name(),
+            path.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| Error::engine(format!("registering {table}"), e))?;
+    }
+    Ok(ctx)
+}

@@ -1,0 +1,15 @@
+//! Errors of the operational store.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unsupported store URL {0}")]
+    UnsupportedUrl(String),
+    #[error("operational store: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("operational store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("operational store holds malformed data: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

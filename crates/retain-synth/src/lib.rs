@@ -1,0 +1,371 @@
+//! A synthetic operator, deterministic from a seed.
+//!
+//! It writes the canonical files an operator's export would (`plans.csv`, `subscribers.csv`,
+//! `contracts.csv`, `usage_monthly.csv`, `usage_weekly.csv`, `events.csv`,
+//! `campaign_history.csv`), so the pipeline ingests it exactly as it would real data, and a
+//! separate truth directory the pipeline never reads: each churner's true cause and path, the
+//! latent traits, and the true effect of each offer on each cause.
+//!
+//! ```no_run
+//! let params = retain_synth::SynthParams { subscribers: 1_000, ..Default::default() };
+//! let summary = retain_synth::synthesize(&params, "out".as_ref(), "out/truth".as_ref())?;
+//! println!("{} usage rows", summary.counts.usage_monthly);
+//! # Ok::<(), retain_synth::Error>(())
+//! ```
+
+mod catalog;
+mod csvline;
+mod subscriber;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, Duration, NaiveDate};
+use rayon::prelude::*;
+use retain_data::Table;
+use serde::Serialize;
+
+use crate::catalog::{Cause, HISTORIC_OFFERS, PLANS, save_probability};
+use crate::csvline::Line;
+use crate::subscriber::{Out, World, generate, next_month};
+
+/// Errors of the synthesizer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid parameters: {0}")]
+    Params(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to synthesize.
+#[derive(Debug, Clone)]
+pub struct SynthParams {
+    pub subscribers: u64,
+    /// Months of history, ending with `last_month`.
+    pub months: u32,
+    pub seed: u64,
+    /// The last complete month of data. Fixed by default so that a seed always gives the same
+    /// operator, whatever the date.
+    pub last_month: NaiveDate,
+    /// Weeks of weekly usage, ending with the last full week of the window.
+    pub weeks: u32,
+}
+
+impl Default for SynthParams {
+    fn default() -> Self {
+        Self {
+            subscribers: 100_000,
+            months: 18,
+            seed: 42,
+            last_month: NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid date"),
+            weeks: 26,
+        }
+    }
+}
+
+/// Row counts of what was written.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct SynthCounts {
+    pub plans: u64,
+    pub subscribers: u64,
+    pub contracts: u64,
+    pub usage_monthly: u64,
+    pub usage_weekly: u64,
+    pub events: u64,
+    pub campaign_history: u64,
+    /// Subscribers who formed an intent to leave (churned, saved, or still pending at the end).
+    pub churn_intents: u64,
+    pub quantity_churners: u64,
+    pub value_churners: u64,
+    /// Intents cancelled by a past campaign contact.
+    pub saved_by_campaigns: u64,
+}
+
+impl SynthCounts {
+    fn add(&mut self, o: &SynthCounts) {
+        self.plans += o.plans;
+        self.subscribers += o.subscribers;
+        self.contracts += o.contracts;
+        self.usage_monthly += o.usage_monthly;
+        self.usage_weekly += o.usage_weekly;
+        self.events += o.events;
+        self.campaign_history += o.campaign_history;
+        self.churn_intents += o.churn_intents;
+        self.quantity_churners += o.quantity_churners;
+        self.value_churners += o.value_churners;
+        self.saved_by_campaigns += o.saved_by_campaigns;
+    }
+}
+
+/// What `synthesize` produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct SynthSummary {
+    pub seed: u64,
+    pub first_month: String,
+    pub last_month: String,
+    /// The day after the window: the natural as-of date for the pipeline.
+    pub as_of: NaiveDate,
+    pub counts: SynthCounts,
+    /// Canonical files by table name, in load order.
+    pub files: Vec<(String, PathBuf)>,
+    pub truth_dir: PathBuf,
+}
+
+const CHUNK: u64 = 2_048;
+
+/// Writes a synthetic operator's export to `out` and its hidden truth to `truth_dir`.
+#[tracing::instrument(skip_all, fields(subscribers = params.subscribers, months = params.months, seed = params.seed))]
+pub fn synthesize(params: &SynthParams, out: &Path, truth_dir: &Path) -> Result<SynthSummary> {
+    if params.subscribers == 0 {
+        return Err(Error::Params("--subscribers must be at least 1".into()));
+    }
+    if !(3..=120).contains(&params.months) {
+        return Err(Error::Params("--months must be between 3 and 120".into()));
+    }
+    let world = world(params);
+    for dir in [out, truth_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
+    }
+
+    let files: Vec<(Table, PathBuf)> = Table::ALL
+        .iter()
+        .map(|t| (*t, out.join(format!("{}.csv", t.name()))))
+        .collect();
+    let mut writers = Writers::create(&files, truth_dir)?;
+    write_plans(&mut writers.plans)?;
+
+    let mut counts = SynthCounts {
+        plans: PLANS.len() as u64,
+        ..SynthCounts::default()
+    };
+    let chunks: Vec<u64> = (0..params.subscribers.div_ceil(CHUNK)).collect();
+    // A bounded window of chunks in flight keeps memory flat at any size.
+    for window in chunks.chunks(rayon::current_num_threads().max(1) * 4) {
+        let outs: Vec<Out> = window
+            .par_iter()
+            .map(|&chunk| {
+                let mut out = Out::default();
+                let end = ((chunk + 1) * CHUNK).min(params.subscribers);
+                for index in chunk * CHUNK..end {
+                    generate(&world, index, &mut out);
+                }
+                out
+            })
+            .collect();
+        for o in outs {
+            writers.write(&o)?;
+            counts.add(&o.counts);
+        }
+    }
+    writers.finish()?;
+
+    write_offer_effects(&truth_dir.join("offer_effects.csv"))?;
+    let summary = SynthSummary {
+        seed: params.seed,
+        first_month: world.months[0].format("%Y-%m").to_string(),
+        last_month: params.last_month.format("%Y-%m").to_string(),
+        as_of: next_month(params.last_month),
+        counts,
+        files: files
+            .into_iter()
+            .map(|(t, p)| (t.name().to_owned(), p))
+            .collect(),
+        truth_dir: truth_dir.to_path_buf(),
+    };
+    let manifest = serde_json::to_vec_pretty(&summary).expect("summary serializes");
+    std::fs::write(truth_dir.join("manifest.json"), manifest)
+        .map_err(|e| io("writing manifest.json", e))?;
+    tracing::info!(?counts, "synthetic operator written");
+    Ok(summary)
+}
+
+fn world(params: &SynthParams) -> World {
+    let last = params.last_month.with_day(1).expect("day 1");
+    let months: Vec<NaiveDate> = (0..params.months)
+        .rev()
+        .map(|k| {
+            last.checked_sub_months(chrono::Months::new(k))
+                .expect("date in range")
+        })
+        .collect();
+    let window_end = next_month(last) - Duration::days(1);
+    let last_sunday =
+        window_end - Duration::days(i64::from(window_end.weekday().num_days_from_sunday()));
+    let weeks: Vec<NaiveDate> = (0..params.weeks)
+        .rev()
+        .map(|k| last_sunday - Duration::days(6 + 7 * i64::from(k)))
+        .filter(|monday| *monday >= months[0])
+        .collect();
+    let n = months.len();
+    // Monthly campaigns in the middle of the window: late enough to have history before,
+    // early enough for their outcome to be observed after.
+    let campaign_months = if n >= 10 {
+        (n - 10..=n - 4).collect()
+    } else {
+        (1..n.saturating_sub(2)).collect()
+    };
+    World {
+        seed: params.seed,
+        months,
+        weeks,
+        campaign_months,
+        groups: (params.subscribers / 60).max(1),
+    }
+}
+
+fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+    Error::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+struct Writers {
+    plans: BufWriter<File>,
+    subscribers: BufWriter<File>,
+    contracts: BufWriter<File>,
+    usage_monthly: BufWriter<File>,
+    usage_weekly: BufWriter<File>,
+    events: BufWriter<File>,
+    campaign_history: BufWriter<File>,
+    truth_churn: BufWriter<File>,
+    truth_traits: BufWriter<File>,
+}
+
+fn create(path: &Path, header: &[&str]) -> Result<BufWriter<File>> {
+    let file = File::create(path).map_err(|e| io(format!("creating {}", path.display()), e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    writeln!(w, "{}", header.join(","))
+        .map_err(|e| io(format!("writing {}", path.display()), e))?;
+    Ok(w)
+}
+
+impl Writers {
+    fn create(files: &[(Table, PathBuf)], truth: &Path) -> Result<Self> {
+        let open = |table: Table| {
+            let path = &files
+                .iter()
+                .find(|(t, _)| *t == table)
+                .expect("all tables")
+                .1;
+            create(path, &table.spec().csv_header())
+        };
+        Ok(Self {
+            plans: open(Table::Plans)?,
+            subscribers: open(Table::Subscribers)?,
+            contracts: open(Table::Contracts)?,
+            usage_monthly: open(Table::UsageMonthly)?,
+            usage_weekly: open(Table::UsageWeekly)?,
+            events: open(Table::Events)?,
+            campaign_history: open(Table::CampaignHistory)?,
+            truth_churn: create(
+                &truth.join("churn.csv"),
+                &[
+                    "subscriber_id",
+                    "outcome",
+                    "churn_type",
+                    "cause",
+                    "path",
+                    "intent_month",
+                    "exit_month",
+                    "churn_month",
+                    "saved_by_campaign",
+                ],
+            )?,
+            truth_traits: create(
+                &truth.join("traits.csv"),
+                &[
+                    "subscriber_id",
+                    "price_sensitivity",
+                    "network_exposure",
+                    "competitor_exposure",
+                    "data_heaviness",
+                    "voice_heaviness",
+                    "late_payer",
+                ],
+            )?,
+        })
+    }
+
+    fn write(&mut self, o: &Out) -> Result<()> {
+        let pairs: [(&mut BufWriter<File>, &[u8]); 8] = [
+            (&mut self.subscribers, &o.subscribers),
+            (&mut self.contracts, &o.contracts),
+            (&mut self.usage_monthly, &o.usage_monthly),
+            (&mut self.usage_weekly, &o.usage_weekly),
+            (&mut self.events, &o.events),
+            (&mut self.campaign_history, &o.campaign_history),
+            (&mut self.truth_churn, &o.truth_churn),
+            (&mut self.truth_traits, &o.truth_traits),
+        ];
+        for (w, bytes) in pairs {
+            w.write_all(bytes)
+                .map_err(|e| io("writing synthetic data", e))?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        for w in [
+            self.plans,
+            self.subscribers,
+            self.contracts,
+            self.usage_monthly,
+            self.usage_weekly,
+            self.events,
+            self.campaign_history,
+            self.truth_churn,
+            self.truth_traits,
+        ] {
+            w.into_inner()
+                .map_err(|e| io("flushing synthetic data", e.into_error()))?
+                .sync_all()
+                .map_err(|e| io("syncing synthetic data", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_plans(w: &mut BufWriter<File>) -> Result<()> {
+    for p in PLANS {
+        let mut line = Line::default();
+        line.text(p.id)
+            .text(p.name)
+            .float(p.fee)
+            .int(p.data_mb)
+            .int(p.minutes)
+            .int(p.tier);
+        w.write_all(line.finish())
+            .map_err(|e| io("writing plans.csv", e))?;
+    }
+    Ok(())
+}
+
+fn write_offer_effects(path: &Path) -> Result<()> {
+    let mut w = create(
+        path,
+        &["cause", "offer_kind", "offer_id", "save_probability"],
+    )?;
+    for cause in Cause::ALL {
+        for (i, offer) in HISTORIC_OFFERS.iter().enumerate() {
+            let mut line = Line::default();
+            line.text(cause.name())
+                .text(offer.kind)
+                .text(offer.id)
+                .float(save_probability(cause, i));
+            w.write_all(line.finish())
+                .map_err(|e| io("writing offer_effects.csv", e))?;
+        }
+    }
+    w.into_inner()
+        .map_err(|e| io("flushing offer_effects.csv", e.into_error()))?;
+    Ok(())
+}

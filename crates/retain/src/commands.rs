@@ -1,0 +1,13 @@
+//! One module per subcommand.
+
+pub(crate) mod demo;
+pub(crate) mod ingest;
+pub(crate) mod status;
+pub(crate) mod synth;
+
+/// A current-thread runtime for the async store and engine calls of one command.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,63 @@
+//! `retain`: precision retention for telecom operators.
+//!
+//! The binary is thin glue: clap structs, logging, and calls into the library crates. Reporting
+//! commands print one JSON object on stdout with `--json`; logs always go to stderr.
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Precision retention for telecom operators (精准维系): find the subscribers about to leave,
+/// understand why, and keep the valuable ones at the lowest cost.
+#[derive(Debug, Parser)]
+#[command(name = "retain", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Synthesize an operator, load it, run every stage and summarize (the first thing to try).
+    Demo(commands::demo::Args),
+    /// Write a synthetic operator's export (canonical CSV files) and its hidden truth.
+    Synth(commands::synth::Args),
+    /// Validate and load operator files into a workspace table.
+    Ingest(commands::ingest::Args),
+    /// Show a workspace: tables, recent runs and headline numbers.
+    Status(commands::status::Args),
+    /// Print the canonical data model as Markdown.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RETAIN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(&args),
+        Command::Synth(args) => commands::synth::run(&args),
+        Command::Ingest(args) => commands::ingest::run(&args),
+        Command::Status(args) => commands::status::run(&args),
+        Command::Schema => {
+            output::print_text(&retain_data::data_model_markdown());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            output::print_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The command-line interface that outside checks rely on, run as a user would run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn retain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retain"))
+        .args(args)
+        .env("RETAIN_LOG", "warn")
+        .output()
+        .expect("the retain binary runs")
+}
+
+/// Runs a `--json` command and parses its one stdout object.
+fn retain_json(args: &[&str]) -> (bool, serde_json::Value) {
+    let out = retain(args);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one JSON line on stdout, got: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success(),
+        serde_json::from_str(lines[0]).unwrap(),
+    )
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../retain-data/tests/fixtures")
+        .join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn demo_leaves_tables_truth_and_store_and_reconciles() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let (ok, json) = retain_json(&[
+        "demo",
+        "--subscribers",
+        "1500",
+        "--months",
+        "12",
+        "--seed",
+        "7",
+        "--dir",
+        s(&ws),
+        "--json",
+    ]);
+    assert!(ok, "{json}");
+    for table in [
+        "plans",
+        "subscribers",
+        "contracts",
+        "usage_monthly",
+        "usage_weekly",
+        "events",
+        "campaign_history",
+    ] {
+        assert!(
+            ws.join("tables").join(table).join("data.parquet").exists(),
+            "{table}"
+        );
+    }
+    assert!(ws.join("truth/churn.csv").exists());
+    assert!(ws.join("truth/offer_effects.csv").exists());
+    assert!(ws.join("retain.db").exists());
+    let tables = json["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 7);
+    for t in tables {
+        assert_eq!(t["read"], t["loaded"], "synthetic data is clean: {t}");
+        assert_eq!(t["quarantined"], 0);
+    }
+    assert_eq!(json["overview"]["subscribers"], 1500);
+    assert_eq!(json["overview"]["months"].as_array().unwrap().len(), 12);
+    assert!(json["overview"]["cancelled"].as_i64().unwrap() > 0);
+
+    let (ok, status) = retain_json(&["status", "--dir", s(&ws), "--json"]);
+    assert!(ok);
+    let kinds: Vec<&str> = status["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    // The demo run started first; its ingest runs follow it.
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "demo").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"ingest"));
+    assert!(
+        status["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "succeeded")
+    );
+}
+
+#[test]
+fn synth_is_deterministic_from_its_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    for out in [&a, &b] {
+        let (ok, json) = retain_json(&[
+            "synth",
+            "--subscribers",
+            "700",
+            "--months",
+            "6",
+            "--seed",
+            "3",
+            "--out",
+            s(out),
+            "--json",
+        ]);
+        assert!(ok);
+        assert_eq!(json["summary"]["counts"]["subscribers"], 700);
+    }
+    for file in [
+        "subscribers.csv",
+        "usage_monthly.csv",
+        "usage_weekly.csv",
+        "events.csv",
+        "campaign_history.csv",
+        "truth/churn.csv",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn ingest_json_reports_reconciled_counts_and_the_quarantine_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let (ok, plans) = retain_json(&[
+        "ingest",
+        "--dir",
+        s(&ws),
+        "--table",
+        "plans",
+        "--json",
+        s(&fixture("plans.csv")),
+    ]);
+    assert!(ok, "{plans}");
+    assert_eq!(plans["read"], 3);
+    let (ok, json) = retain_json(&[
+        "ingest",
+        "--dir",
+        s(&ws),
+        "--table",
+        "subscribers",
+        "--json",
+        s(&fixture("subscribers_bad.csv")),
+    ]);
+    assert!(ok, "{json}");
+    assert_eq!(
+        (
+            json["read"].as_u64(),
+            json["loaded"].as_u64(),
+            json["quarantined"].as_u64()
+        ),
+        (Some(10), Some(2), Some(8))
+    );
+    let quarantine = PathBuf::from(json["quarantine_file"].as_str().unwrap());
+    let text = std::fs::read_to_string(quarantine).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1 + 8,
+        "header + one line per rejected row"
+    );
+    assert!(json["already_loaded"].as_array().unwrap().is_empty());
+
+    // The same file again: the table does not change, and retain says it saw the file before.
+    let (ok, again) = retain_json(&[
+        "ingest",
+        "--dir",
+        s(&ws),
+        "--table",
+        "subscribers",
+        "--json",
+        s(&fixture("subscribers_bad.csv")),
+    ]);
+    assert!(ok);
+    assert_eq!(again["table_rows"], 2);
+    assert_eq!(again["already_loaded"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn ingest_failures_are_json_with_a_location_and_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    retain_json(&[
+        "ingest",
+        "--dir",
+        s(&ws),
+        "--table",
+        "plans",
+        "--json",
+        s(&fixture("plans.csv")),
+    ]);
+    let (ok, json) = retain_json(&[
+        "ingest",
+        "--dir",
+        s(&ws),
+        "--table",
+        "subscribers",
+        "--json",
+        s(&fixture("subscribers_missing_column.csv")),
+    ]);
+    assert!(!ok);
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["line"], 1);
+    assert_eq!(json["column"], "msisdn");
+
+    let (ok, json) = retain_json(&[
+        "ingest",
+        "--dir",
+        s(&ws),
+        "--table",
+        "subscribers",
+        "--max-bad-ratio",
+        "0.1",
+        "--json",
+        s(&fixture("subscribers_bad.csv")),
+    ]);
+    assert!(!ok);
+    assert_eq!(json["status"], "aborted");
+    assert_eq!(
+        (
+            json["read"].as_u64(),
+            json["loaded"].as_u64(),
+            json["quarantined"].as_u64()
+        ),
+        (Some(10), Some(0), Some(8))
+    );
+    assert!(!ws.join("tables/subscribers/data.parquet").exists());
+
+    let out = retain(&[
+        "ingest",
+        "--dir",
+        s(&ws),
+        "--table",
+        "nope",
+        s(&fixture("plans.csv")),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown table \"nope\""));
+}
