@@ -14,6 +14,7 @@
 //! ```
 
 mod error;
+mod labels;
 mod overview;
 
 use datafusion::execution::context::SessionContext;
@@ -21,6 +22,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 use retain_data::{Table, Workspace};
 
 pub use error::{Error, Result};
+pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
 
 /// A DataFusion session with every loaded table of the workspace registered under its

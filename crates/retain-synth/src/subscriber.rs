@@ -563,7 +563,29 @@ impl Simulation<'_> {
                 }
             }
 
-            // 3. The exit, three months after the intent formed.
+            // 3. The exit, three months after the intent formed. A device subsidy with months
+            // still to run makes leaving expensive: half of those intents fade.
+            if let Some(i) = &intent
+                && t == i.start + SIGNAL_MONTHS
+                && self.contracts.iter().any(|c| {
+                    c.kind == "device_subsidy"
+                        && c.start <= month
+                        && c.end > add_months(month_end, 3)
+                })
+                && self.rng.random::<f64>() < 0.5
+            {
+                let deterred = intent.take().expect("checked");
+                truth_row(
+                    out,
+                    self.profile.id,
+                    &deterred,
+                    "deterred",
+                    None,
+                    None,
+                    None,
+                    world,
+                );
+            }
             let mut exit_now = false;
             if let Some(i) = &intent
                 && t == i.start + SIGNAL_MONTHS
@@ -845,10 +867,12 @@ impl Simulation<'_> {
             .iter()
             .any(|c| c.start <= month && c.end > add_months(month_end, 2));
         let lock = if locked { 0.35 } else { 1.0 };
-        let recently_ended = self
+        // Leavers bound by a contract plan their exit for its end: the intent forms in the last
+        // months, so they can go right after it.
+        let ending_soon = self
             .contracts
             .iter()
-            .any(|c| c.end >= add_months(month, -2) && c.end <= month_end);
+            .any(|c| c.end > month_end && c.end <= add_months(month_end, 3));
         let after_festival = spring_festival(month.year()).is_some_and(|f| {
             let festival_month = f.with_day(1).expect("day 1");
             month == next_month(festival_month)
@@ -857,7 +881,7 @@ impl Simulation<'_> {
         let hazards = [
             0.005 * (0.3 + 2.0 * tr.price_sensitivity.powi(2)) * tenure * lock,
             0.0035 * (0.1 + 3.0 * tr.network_exposure.powi(2)) * tenure * lock,
-            if recently_ended {
+            if ending_soon {
                 0.06 * (0.4 + tr.competitor_exposure)
             } else {
                 0.0

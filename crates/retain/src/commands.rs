@@ -4,6 +4,7 @@ pub(crate) mod demo;
 pub(crate) mod ingest;
 pub(crate) mod status;
 pub(crate) mod synth;
+pub(crate) mod warn;
 
 /// A current-thread runtime for the async store and engine calls of one command.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -27,6 +27,9 @@ enum Command {
     Synth(commands::synth::Args),
     /// Validate and load operator files into a workspace table.
     Ingest(commands::ingest::Args),
+    /// Churn early warning: score every subscriber with the rules, write the red/yellow/blue
+    /// list, or backtest the rules on history.
+    Warn(commands::warn::Args),
     /// Show a workspace: tables, recent runs and headline numbers.
     Status(commands::status::Args),
     /// Print the canonical data model as Markdown.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => commands::synth::run(&args),
         Command::Ingest(args) => commands::ingest::run(&args),
         Command::Status(args) => commands::status::run(&args),
+        Command::Warn(args) => commands::warn::run(&args),
         Command::Schema => {
             output::print_text(&retain_data::data_model_markdown());
             Ok(())

@@ -43,6 +43,9 @@ struct DemoSummary {
     synth: retain_synth::SynthSummary,
     tables: Vec<TableLoad>,
     overview: retain_features::Overview,
+    warnings: retain_warn::WarnSummary,
+    /// Absent when the window is too short to backtest (under 10 months).
+    warn_backtest: Option<retain_warn::BacktestReport>,
     store: String,
     truth_dir: PathBuf,
 }
@@ -131,6 +134,36 @@ fn demo(
         let ctx = retain_features::session(workspace).await?;
         retain_features::overview(&ctx).await
     })?;
+
+    let rules = retain_warn::RuleSet::for_workspace(workspace.root(), None)?;
+    let mut warn_args = super::warn::Args {
+        dir: workspace.root().to_path_buf(),
+        as_of: None,
+        cadence: retain_warn::Cadence::Weekly,
+        rules: None,
+        backtest: false,
+        horizon: 1,
+        gap: 3,
+        json: false,
+    };
+    let super::warn::Outcome::List(warnings) =
+        super::warn::execute(rt, store, workspace, &rules, &warn_args)?
+    else {
+        anyhow::bail!("internal: a warning run returned no list")
+    };
+    // A backtest snapshot needs 6 months of history and 4 of outcome after it.
+    let warn_backtest = if params.months >= 10 {
+        warn_args.backtest = true;
+        let super::warn::Outcome::Backtest(report) =
+            super::warn::execute(rt, store, workspace, &rules, &warn_args)?
+        else {
+            anyhow::bail!("internal: a backtest returned no report")
+        };
+        Some(report)
+    } else {
+        tracing::warn!("the window is under 10 months: skipping the rule backtest");
+        None
+    };
     Ok(DemoSummary {
         dir: workspace.root().to_path_buf(),
         run_id: 0,
@@ -139,6 +172,8 @@ fn demo(
         synth,
         tables,
         overview,
+        warnings,
+        warn_backtest,
         store: workspace.store_url(),
     })
 }
@@ -173,6 +208,34 @@ fn describe(s: &DemoSummary) -> String {
             "  {}  {:>9}  {:>7.2}  {:>6}",
             m.month, m.billed_subscribers, m.arpu, m.cancellations
         );
+    }
+    let w = &s.warnings;
+    let _ = writeln!(
+        text,
+        "\nearly warning as of {}: red {}, yellow {}, blue {} (potential churners {}) → {}",
+        w.as_of,
+        w.red,
+        w.yellow,
+        w.blue,
+        w.potential_churners,
+        w.warnings_file.display()
+    );
+    if let Some(b) = &s.warn_backtest {
+        let _ = writeln!(
+            text,
+            "rule backtest over {} (base rate {:.2}%), precision and lift:",
+            b.snapshots.join(", "),
+            b.overall.base_rate * 100.0
+        );
+        for level in retain_warn::LEVELS {
+            let m = &b.overall.levels[level];
+            let _ = writeln!(
+                text,
+                "  {level:<7} {:>6.2}%  {:>5.2}",
+                m.precision * 100.0,
+                m.lift
+            );
+        }
     }
     let _ = writeln!(
         text,

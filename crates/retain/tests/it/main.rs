@@ -81,6 +81,34 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     assert_eq!(json["overview"]["subscribers"], 1500);
     assert_eq!(json["overview"]["months"].as_array().unwrap().len(), 12);
     assert!(json["overview"]["cancelled"].as_i64().unwrap() > 0);
+    assert!(
+        json["warnings"]["red"].as_u64().is_some(),
+        "{}",
+        json["warnings"]
+    );
+    assert!(json["warn_backtest"]["levels"]["red"]["precision"].is_number());
+
+    // The early-warning interface: counts per level and the list file.
+    let (ok, warn) = retain_json(&["warn", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{warn}");
+    let listed = warn["red"].as_u64().unwrap()
+        + warn["yellow"].as_u64().unwrap()
+        + warn["blue"].as_u64().unwrap();
+    let file = std::fs::read_to_string(warn["warnings_file"].as_str().unwrap()).unwrap();
+    assert_eq!(file.lines().count() as u64, 1 + listed);
+    // A re-run for the same date compares with the list before that date (none here).
+    assert!(warn["changes"]["previous"].is_null());
+    assert_eq!(warn["changes"]["new"].as_u64().unwrap(), listed);
+    let (ok, backtest) = retain_json(&["warn", "--dir", s(&ws), "--backtest", "--json"]);
+    assert!(ok, "{backtest}");
+    for level in ["red", "yellow", "blue"] {
+        for key in ["precision", "recall", "lift"] {
+            assert!(
+                backtest["levels"][level][key].is_number(),
+                "{level}.{key}: {backtest}"
+            );
+        }
+    }
 
     let (ok, status) = retain_json(&["status", "--dir", s(&ws), "--json"]);
     assert!(ok);
@@ -260,4 +288,46 @@ fn ingest_failures_are_json_with_a_location_and_a_nonzero_exit() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown table \"nope\""));
+}
+
+#[test]
+fn a_broken_rules_file_names_the_rule_and_position_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let (ok, _) = retain_json(&[
+        "demo",
+        "--subscribers",
+        "300",
+        "--months",
+        "6",
+        "--dir",
+        s(&ws),
+        "--json",
+    ]);
+    assert!(ok);
+    std::fs::remove_dir_all(ws.join("warnings")).unwrap();
+    let rules = dir.path().join("rules.toml");
+    let text = retain_warn_default().replace(
+        "count(forward_to_competitor, 3m) >= 1",
+        "count(forward_to_competitor, 3m) >=",
+    );
+    std::fs::write(&rules, &text).unwrap();
+    let out = retain(&["warn", "--dir", s(&ws), "--rules", s(&rules)]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .position(|l| l.contains("count(forward_to_competitor, 3m) >=\""))
+        .unwrap()
+        + 1;
+    assert!(stderr.contains(&format!("rules.toml:{line}:")), "{stderr}");
+    assert!(stderr.contains("rule EW011"), "{stderr}");
+    assert!(!ws.join("warnings").exists(), "nothing written");
+}
+
+fn retain_warn_default() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../retain-warn/rules/default.toml"),
+    )
+    .unwrap()
 }

@@ -1,0 +1,279 @@
+//! Backtest: on labelled history, how well each rule and each level foretold churn.
+//!
+//! For every monthly snapshot S with enough history before it and an observed outcome after it,
+//! all subscribers alive at S are scored with data before S, and a subscriber counts as a churner
+//! when a churn label (quantity or value) has its effective month in `[S, S + horizon)`. Hits
+//! and true positives are summed over snapshots; precision, recall and lift over the base rate
+//! follow, overall and per tenure cohort. This is the report an analyst re-tunes rules with.
+
+use std::collections::BTreeMap;
+
+use chrono::{Months, NaiveDate};
+use datafusion::arrow::array::Array;
+use datafusion::arrow::array::AsArray as _;
+use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use datafusion::execution::context::SessionContext;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::query::{month_start, scoring_query};
+use crate::rules::RuleSet;
+use crate::run::{COHORTS, LEVELS, collect, month_label, strings};
+
+/// Backtest settings.
+#[derive(Debug, Clone)]
+pub struct BacktestOptions {
+    /// A warning counts as right when churn takes effect within this many months of it.
+    pub horizon_months: u32,
+    /// Months of history a snapshot needs before it (the longest rule window).
+    pub history_months: u32,
+    pub labels: retain_features::LabelConfig,
+}
+
+impl Default for BacktestOptions {
+    fn default() -> Self {
+        Self {
+            horizon_months: 1,
+            history_months: 6,
+            labels: retain_features::LabelConfig::default(),
+        }
+    }
+}
+
+/// Hits and outcomes of one rule or level.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Metrics {
+    pub hits: u64,
+    pub true_positives: u64,
+    pub precision: f64,
+    pub recall: f64,
+    pub lift: f64,
+}
+
+impl Metrics {
+    fn finish(&mut self, population: u64, positives: u64) {
+        let base = if population > 0 {
+            positives as f64 / population as f64
+        } else {
+            0.0
+        };
+        self.precision = ratio(self.true_positives, self.hits);
+        self.recall = ratio(self.true_positives, positives);
+        self.lift = if base > 0.0 {
+            round(self.precision / base)
+        } else {
+            0.0
+        };
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        round(a as f64 / b as f64)
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// One rule's line in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleMetrics {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub points: i64,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// Metrics of a population slice (all, or one cohort).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Slice {
+    pub population: u64,
+    pub positives: u64,
+    pub base_rate: f64,
+    pub levels: BTreeMap<String, Metrics>,
+    pub potential_churners: Metrics,
+    pub rules: Vec<RuleMetrics>,
+}
+
+/// The backtest report (the `--json` object).
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestReport {
+    pub snapshots: Vec<String>,
+    pub horizon_months: u32,
+    pub suspension_gap_months: u32,
+    #[serde(flatten)]
+    pub overall: Slice,
+    pub cohorts: BTreeMap<String, Slice>,
+}
+
+/// The monthly snapshots that have `history` months before them and whose outcome — including
+/// a cancellation `gap` months after the effective month — lies inside the data.
+async fn snapshots(ctx: &SessionContext, options: &BacktestOptions) -> Result<Vec<NaiveDate>> {
+    let batches = collect(
+        ctx,
+        "SELECT MIN(period), MAX(period) FROM usage_monthly",
+        "the data window",
+    )
+    .await?;
+    let Some(b) = batches
+        .iter()
+        .find(|b| b.num_rows() > 0 && !b.column(0).is_null(0))
+    else {
+        return Err(Error::BadRequest(
+            "usage_monthly has no rows: nothing to backtest".into(),
+        ));
+    };
+    let first = retain_data::days_to_date(b.column(0).as_primitive::<Date32Type>().value(0));
+    let last = retain_data::days_to_date(b.column(1).as_primitive::<Date32Type>().value(0));
+    let start = first + Months::new(options.history_months);
+    let after_last = last + Months::new(1);
+    let mut out = Vec::new();
+    let mut s = month_start(start);
+    while s + Months::new(options.horizon_months + options.labels.suspension_gap_months)
+        <= after_last
+    {
+        out.push(s);
+        s = s + Months::new(1);
+    }
+    if out.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "the data ({first} to {last}) is too short to backtest: a snapshot needs {} months of history and {} months of outcome after it",
+            options.history_months,
+            options.horizon_months + options.labels.suspension_gap_months
+        )));
+    }
+    Ok(out)
+}
+
+/// Runs the backtest. Registers the churn labels in the session.
+pub async fn backtest(
+    ctx: &SessionContext,
+    rules: &RuleSet,
+    options: &BacktestOptions,
+) -> Result<BacktestReport> {
+    retain_features::register_labels(ctx, &options.labels).await?;
+    let dates = snapshots(ctx, options).await?;
+    let n = rules.rules.len();
+    // Per cohort: population, positives, then (hits, tp) for each rule, each level, potential.
+    let mut sums: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let width = 2 + 2 * (n + LEVELS.len() + 1);
+    for &s in &dates {
+        let query = scoring_query(rules, s);
+        let end = s + Months::new(options.horizon_months);
+        let mut aggregates = vec!["COUNT(*)".to_owned(), "SUM(pos)".to_owned()];
+        let mut flag = |condition: String| {
+            aggregates.push(format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"));
+            aggregates.push(format!(
+                "SUM(CASE WHEN ({condition}) AND pos = 1 THEN 1 ELSE 0 END)"
+            ));
+        };
+        for i in 0..n {
+            flag(format!("r{i}"));
+        }
+        for level in LEVELS {
+            flag(format!("level = '{level}'"));
+        }
+        flag(format!("score >= {}", rules.scorecard.threshold));
+        let sql = format!(
+            "WITH {ctes}, scored AS ({select}),
+             lab AS (SELECT DISTINCT subscriber_id FROM {labels}
+                     WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}'),
+             left_already AS (SELECT DISTINCT subscriber_id FROM {labels}
+                     WHERE churn_type = 'quantity' AND effective_month < DATE '{s}'),
+             j AS (SELECT scored.*, CASE WHEN lab.subscriber_id IS NULL THEN 0 ELSE 1 END AS pos
+                   FROM scored
+                   LEFT JOIN lab ON lab.subscriber_id = scored.subscriber_id
+                   LEFT JOIN left_already x ON x.subscriber_id = scored.subscriber_id
+                   WHERE x.subscriber_id IS NULL)
+             SELECT cohort, {aggs} FROM j GROUP BY cohort",
+            ctes = query.ctes,
+            select = query.select,
+            labels = retain_features::LABELS_VIEW,
+            aggs = aggregates
+                .iter()
+                .enumerate()
+                .map(|(i, a)| format!("CAST({a} AS BIGINT) AS a{i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        for batch in collect(ctx, &sql, "the backtest").await? {
+            let cohorts = strings(batch.column(0))?;
+            for row in 0..batch.num_rows() {
+                let entry = sums
+                    .entry(cohorts.value(row).to_owned())
+                    .or_insert_with(|| vec![0; width]);
+                for (k, slot) in entry.iter_mut().enumerate() {
+                    let a = batch.column(k + 1).as_primitive::<Int64Type>();
+                    if !a.is_null(row) {
+                        *slot += a.value(row) as u64;
+                    }
+                }
+            }
+        }
+        tracing::info!(snapshot = %s, "backtest snapshot scored");
+    }
+
+    let slice = |v: &[u64]| -> Slice {
+        let (population, positives) = (v[0], v[1]);
+        let metric = |k: usize| {
+            let mut m = Metrics {
+                hits: v[2 + 2 * k],
+                true_positives: v[3 + 2 * k],
+                ..Metrics::default()
+            };
+            m.finish(population, positives);
+            m
+        };
+        Slice {
+            population,
+            positives,
+            base_rate: ratio(positives, population),
+            rules: rules
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| RuleMetrics {
+                    id: r.id.clone(),
+                    name_zh: r.name_zh.clone(),
+                    name_en: r.name_en.clone(),
+                    points: r.points,
+                    metrics: metric(i),
+                })
+                .collect(),
+            levels: LEVELS
+                .iter()
+                .enumerate()
+                .map(|(j, l)| ((*l).to_owned(), metric(n + j)))
+                .collect(),
+            potential_churners: metric(n + LEVELS.len()),
+        }
+    };
+    let mut total = vec![0; width];
+    for v in sums.values() {
+        for (t, x) in total.iter_mut().zip(v) {
+            *t += x;
+        }
+    }
+    let cohorts = COHORTS
+        .iter()
+        .map(|c| {
+            (
+                (*c).to_owned(),
+                slice(sums.get(*c).map_or(&vec![0; width][..], |v| &v[..])),
+            )
+        })
+        .collect();
+    Ok(BacktestReport {
+        snapshots: dates.iter().map(|d| month_label(*d)).collect(),
+        horizon_months: options.horizon_months,
+        suspension_gap_months: options.labels.suspension_gap_months,
+        overall: slice(&total),
+        cohorts,
+    })
+}

@@ -1,0 +1,55 @@
+//! Errors of the early-warning engine.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rules file is wrong: names the rule and the position in the file.
+    #[error("{}:{line}:{column}: rule {rule}: {message}", path.display())]
+    BadRule {
+        path: PathBuf,
+        rule: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Data(#[from] retain_data::Error),
+    #[error(transparent)]
+    Features(#[from] retain_features::Error),
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn engine(
+        context: impl Into<String>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        Error::Engine {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

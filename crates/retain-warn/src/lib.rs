@@ -1,0 +1,35 @@
+//! Churn early warning (流失预警): which subscribers show churn signals this week, how serious,
+//! and why.
+//!
+//! Rules are data (`rules/default.toml`, overridable per workspace): each has a condition in a
+//! small typed language ([`expr`]) that compiles to SQL, so one query scores every subscriber in
+//! a single pass of DataFusion. Scores mark potential churners; the weekly levels (red, yellow,
+//! blue) combine the subsidy risk with special conditions. [`backtest`] measures every rule and
+//! level against the churn labels.
+//!
+//! ```no_run
+//! # async fn f() -> retain_warn::Result<()> {
+//! let workspace = retain_data::Workspace::open("op".as_ref())?;
+//! let ctx = retain_features::session(&workspace).await?;
+//! let rules = retain_warn::RuleSet::for_workspace(workspace.root(), None)?;
+//! let as_of = retain_warn::default_as_of(&ctx, retain_warn::Cadence::Weekly).await?;
+//! let (summary, _) =
+//!     retain_warn::run(&ctx, &rules, workspace.root(), as_of, retain_warn::Cadence::Weekly).await?;
+//! println!("{} red", summary.red);
+//! # Ok(()) }
+//! ```
+
+mod backtest;
+mod error;
+pub mod expr;
+mod query;
+mod rules;
+mod run;
+
+pub use backtest::{BacktestOptions, BacktestReport, Metrics, RuleMetrics, Slice, backtest};
+pub use error::{Error, Result};
+pub use rules::{CATEGORIES, ChurnType, DEFAULT_RULES, Rule, RuleSet, Scorecard};
+pub use run::{
+    COHORTS, Cadence, Changes, FiredRule, LEVELS, WarnSummary, Warning, default_as_of, evaluate,
+    run,
+};

@@ -1,0 +1,470 @@
+//! A warning run: score everyone as of a date, write the warning list, and compare it with the
+//! previous run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use datafusion::execution::context::SessionContext;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::query::{month_start, scoring_query};
+use crate::rules::RuleSet;
+
+/// How often the department runs the warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cadence {
+    Weekly,
+    Monthly,
+}
+
+impl std::str::FromStr for Cadence {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "weekly" => Ok(Cadence::Weekly),
+            "monthly" => Ok(Cadence::Monthly),
+            _ => Err(format!("unknown cadence {s:?} (weekly or monthly)")),
+        }
+    }
+}
+
+impl Cadence {
+    fn name(self) -> &'static str {
+        match self {
+            Cadence::Weekly => "weekly",
+            Cadence::Monthly => "monthly",
+        }
+    }
+}
+
+/// Warning levels, most serious first.
+pub const LEVELS: [&str; 3] = ["red", "yellow", "blue"];
+/// Tenure cohorts, reported separately because their churn causes differ.
+pub const COHORTS: [&str; 3] = ["lt6m", "6to12m", "gt12m"];
+
+fn rank(level: &str) -> u8 {
+    match level {
+        "red" => 3,
+        "yellow" => 2,
+        "blue" => 1,
+        _ => 0,
+    }
+}
+
+/// A rule that fired for a subscriber, with the values that made it fire.
+#[derive(Debug, Clone, Serialize)]
+pub struct FiredRule {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub points: i64,
+    pub values: BTreeMap<String, serde_json::Value>,
+}
+
+/// One subscriber on the warning list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    pub subscriber_id: i64,
+    pub level: String,
+    pub score: i64,
+    pub cohort: String,
+    pub branch_id: Option<String>,
+    pub manager_id: Option<String>,
+    pub rules: Vec<FiredRule>,
+}
+
+/// What changed since the previous run of the same cadence.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Changes {
+    pub previous: Option<PathBuf>,
+    pub new: u64,
+    pub escalated: u64,
+    pub de_escalated: u64,
+    pub unchanged: u64,
+    pub resolved: u64,
+}
+
+/// The summary of a run (the `--json` object).
+#[derive(Debug, Clone, Serialize)]
+pub struct WarnSummary {
+    pub as_of: NaiveDate,
+    pub cadence: Cadence,
+    pub rules_file: PathBuf,
+    pub scored: u64,
+    pub potential_churners: u64,
+    pub red: u64,
+    pub yellow: u64,
+    pub blue: u64,
+    /// Level counts per tenure cohort.
+    pub cohorts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// How many subscribers each rule fired for.
+    pub rule_hits: BTreeMap<String, u64>,
+    pub warnings_file: PathBuf,
+    pub changes: Changes,
+}
+
+/// The default as-of date: the day after the last complete period loaded.
+pub async fn default_as_of(ctx: &SessionContext, cadence: Cadence) -> Result<NaiveDate> {
+    let (table, step) = match cadence {
+        Cadence::Weekly => ("usage_weekly", "week"),
+        Cadence::Monthly => ("usage_monthly", "month"),
+    };
+    let batches = ctx
+        .sql(&format!("SELECT MAX(period) FROM {table}"))
+        .await
+        .map_err(|e| Error::engine("finding the last period", e))?
+        .collect()
+        .await
+        .map_err(|e| Error::engine("finding the last period", e))?;
+    let last = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| {
+            b.column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Date32Type>()
+        })
+        .filter(|a| !a.is_null(0))
+        .map(|a| retain_data::days_to_date(a.value(0)))
+        .ok_or_else(|| Error::BadRequest(format!("{table} has no rows: load usage first")))?;
+    Ok(if step == "week" {
+        last + Duration::days(7)
+    } else {
+        last.checked_add_months(chrono::Months::new(1))
+            .expect("date in range")
+    })
+}
+
+pub(crate) async fn collect(
+    ctx: &SessionContext,
+    sql: &str,
+    what: &str,
+) -> Result<Vec<RecordBatch>> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| Error::engine(format!("planning {what}"), e))?;
+    df.collect()
+        .await
+        .map_err(|e| Error::engine(format!("running {what}"), e))
+}
+
+fn json_value(array: &ArrayRef, row: usize) -> serde_json::Value {
+    if array.is_null(row) {
+        return serde_json::Value::Null;
+    }
+    match array.data_type() {
+        DataType::Boolean => serde_json::Value::Bool(array.as_boolean().value(row)),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(row).into(),
+        DataType::Float64 => {
+            let v = array.as_primitive::<Float64Type>().value(row);
+            serde_json::Number::from_f64((v * 100.0).round() / 100.0)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number)
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// A string column as `Utf8`, whichever string layout the engine produced (Parquet strings come
+/// back as `Utf8View`).
+pub(crate) fn strings(array: &ArrayRef) -> Result<StringArray> {
+    let cast = datafusion::arrow::compute::cast(array, &DataType::Utf8)
+        .map_err(|e| Error::BadRequest(format!("internal: reading a text column: {e}")))?;
+    Ok(cast.as_string::<i32>().clone())
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::BadRequest(format!("internal: scoring output lacks {name}")))
+}
+
+/// Scores every subscriber as of `as_of` and returns the warned ones, most serious first.
+pub async fn evaluate(
+    ctx: &SessionContext,
+    rules: &RuleSet,
+    as_of: NaiveDate,
+) -> Result<(u64, Vec<Warning>, BTreeMap<String, u64>, u64)> {
+    let query = scoring_query(rules, as_of);
+    let sql = format!(
+        "WITH {}, scored AS ({}) SELECT * FROM scored WHERE level IS NOT NULL OR score >= {}",
+        query.ctes, query.select, rules.scorecard.threshold
+    );
+    let counts_sql = format!(
+        "WITH {}, scored AS ({}) SELECT COUNT(*) AS n, {} FROM scored",
+        query.ctes,
+        query.select,
+        (0..rules.rules.len())
+            .map(|i| format!("SUM(CASE WHEN r{i} THEN 1 ELSE 0 END) AS h{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let counts = collect(ctx, &counts_sql, "rule counts").await?;
+    let mut scored = 0;
+    let mut rule_hits = BTreeMap::new();
+    if let Some(b) = counts.iter().find(|b| b.num_rows() > 0) {
+        scored = b.column(0).as_primitive::<Int64Type>().value(0) as u64;
+        for (i, rule) in rules.rules.iter().enumerate() {
+            let a = column(b, &format!("h{i}"))?.as_primitive::<Int64Type>();
+            rule_hits.insert(
+                rule.id.clone(),
+                if a.is_null(0) { 0 } else { a.value(0) as u64 },
+            );
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut potential = 0;
+    for batch in collect(ctx, &sql, "the warning run").await? {
+        let ids = column(&batch, "subscriber_id")?
+            .as_primitive::<Int64Type>()
+            .clone();
+        let levels = strings(column(&batch, "level")?)?;
+        let scores = column(&batch, "score")?.as_primitive::<Int64Type>().clone();
+        let cohorts = strings(column(&batch, "cohort")?)?;
+        let branches = strings(column(&batch, "branch_id")?)?;
+        let managers = strings(column(&batch, "manager_id")?)?;
+        let hits: Vec<BooleanArray> = (0..rules.rules.len())
+            .map(|i| column(&batch, &format!("r{i}")).map(|a| a.as_boolean().clone()))
+            .collect::<Result<_>>()?;
+        for row in 0..batch.num_rows() {
+            let score = scores.value(row);
+            if score >= rules.scorecard.threshold {
+                potential += 1;
+            }
+            if levels.is_null(row) {
+                continue;
+            }
+            let mut fired = Vec::new();
+            for (i, rule) in rules.rules.iter().enumerate() {
+                if !hits[i].value(row) {
+                    continue;
+                }
+                let mut values = BTreeMap::new();
+                for alias in &rule.inputs {
+                    let index: usize = alias[1..].parse().expect("aliases are f<index>");
+                    let label = rules.compiler.sources[index].label();
+                    values.insert(label, json_value(column(&batch, alias)?, row));
+                }
+                fired.push(FiredRule {
+                    id: rule.id.clone(),
+                    name_zh: rule.name_zh.clone(),
+                    name_en: rule.name_en.clone(),
+                    points: rule.points,
+                    values,
+                });
+            }
+            warnings.push(Warning {
+                subscriber_id: ids.value(row),
+                level: levels.value(row).to_owned(),
+                score,
+                cohort: cohorts.value(row).to_owned(),
+                branch_id: (!branches.is_null(row)).then(|| branches.value(row).to_owned()),
+                manager_id: (!managers.is_null(row)).then(|| managers.value(row).to_owned()),
+                rules: fired,
+            });
+        }
+    }
+    // Sorted so the list reads red first, highest score first, and is stable across runs.
+    warnings.sort_by(|a, b| {
+        rank(&b.level)
+            .cmp(&rank(&a.level))
+            .then(b.score.cmp(&a.score))
+            .then(a.subscriber_id.cmp(&b.subscriber_id))
+    });
+    Ok((scored, warnings, rule_hits, potential))
+}
+
+/// Runs the warning for a workspace and writes the list under `<workspace>/warnings/`.
+pub async fn run(
+    ctx: &SessionContext,
+    rules: &RuleSet,
+    root: &Path,
+    as_of: NaiveDate,
+    cadence: Cadence,
+) -> Result<(WarnSummary, Vec<Warning>)> {
+    let (scored, warnings, rule_hits, potential) = evaluate(ctx, rules, as_of).await?;
+    let dir = root.join("warnings");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let stem = format!("{as_of}-{}", cadence.name());
+    let previous = previous_list(&dir, &stem, cadence)?;
+    let changes = compare(previous.as_deref(), &warnings)?;
+    let csv_path = dir.join(format!("{stem}.csv"));
+    write_csv(&csv_path, &warnings)?;
+    write_parquet(&dir.join(format!("{stem}.parquet")), &warnings)?;
+
+    let mut cohorts: BTreeMap<String, BTreeMap<String, u64>> = COHORTS
+        .iter()
+        .map(|c| {
+            (
+                (*c).to_owned(),
+                LEVELS.iter().map(|l| ((*l).to_owned(), 0)).collect(),
+            )
+        })
+        .collect();
+    for w in &warnings {
+        *cohorts
+            .entry(w.cohort.clone())
+            .or_default()
+            .entry(w.level.clone())
+            .or_default() += 1;
+    }
+    let count = |level: &str| warnings.iter().filter(|w| w.level == level).count() as u64;
+    let summary = WarnSummary {
+        as_of,
+        cadence,
+        rules_file: rules.source.clone(),
+        scored,
+        potential_churners: potential,
+        red: count("red"),
+        yellow: count("yellow"),
+        blue: count("blue"),
+        cohorts,
+        rule_hits,
+        warnings_file: csv_path,
+        changes,
+    };
+    Ok((summary, warnings))
+}
+
+/// The latest earlier list of the same cadence; a re-run for the same date compares with the
+/// list before it, not with itself.
+fn previous_list(dir: &Path, stem: &str, cadence: Cadence) -> Result<Option<PathBuf>> {
+    let suffix = format!("-{}.parquet", cadence.name());
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(&suffix) && n.as_str() < format!("{stem}.parquet").as_str())
+        .collect();
+    names.sort();
+    Ok(names.pop().map(|n| dir.join(n)))
+}
+
+fn compare(previous: Option<&Path>, warnings: &[Warning]) -> Result<Changes> {
+    let Some(path) = previous else {
+        return Ok(Changes {
+            new: warnings.len() as u64,
+            ..Changes::default()
+        });
+    };
+    let mut before: HashMap<i64, String> = HashMap::new();
+    for batch in retain_data::read_batches(path)? {
+        let batch =
+            batch.map_err(|e| Error::BadRequest(format!("reading {}: {e}", path.display())))?;
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let levels = batch.column(1).as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            before.insert(ids.value(row), levels.value(row).to_owned());
+        }
+    }
+    let mut changes = Changes {
+        previous: Some(path.to_path_buf()),
+        ..Changes::default()
+    };
+    for w in warnings {
+        match before.remove(&w.subscriber_id) {
+            None => changes.new += 1,
+            Some(old) => match rank(&w.level).cmp(&rank(&old)) {
+                std::cmp::Ordering::Greater => changes.escalated += 1,
+                std::cmp::Ordering::Less => changes.de_escalated += 1,
+                std::cmp::Ordering::Equal => changes.unchanged += 1,
+            },
+        }
+    }
+    changes.resolved = before.len() as u64;
+    Ok(changes)
+}
+
+fn write_csv(path: &Path, warnings: &[Warning]) -> Result<()> {
+    let tmp = path.with_extension("csv.tmp");
+    let io = |e: csv::Error| Error::io(format!("writing {}", tmp.display()), e.into());
+    let mut w = csv::Writer::from_path(&tmp).map_err(io)?;
+    w.write_record([
+        "subscriber_id",
+        "level",
+        "score",
+        "cohort",
+        "branch_id",
+        "manager_id",
+        "rules",
+        "reasons_zh",
+        "reasons_en",
+        "details",
+    ])
+    .map_err(io)?;
+    for warning in warnings {
+        let ids: Vec<&str> = warning.rules.iter().map(|r| r.id.as_str()).collect();
+        let zh: Vec<&str> = warning.rules.iter().map(|r| r.name_zh.as_str()).collect();
+        let en: Vec<&str> = warning.rules.iter().map(|r| r.name_en.as_str()).collect();
+        let details = serde_json::to_string(&warning.rules).expect("serializable");
+        w.write_record([
+            warning.subscriber_id.to_string().as_str(),
+            &warning.level,
+            &warning.score.to_string(),
+            &warning.cohort,
+            warning.branch_id.as_deref().unwrap_or(""),
+            warning.manager_id.as_deref().unwrap_or(""),
+            &ids.join(" "),
+            &zh.join("；"),
+            &en.join("; "),
+            &details,
+        ])
+        .map_err(io)?;
+    }
+    w.flush()
+        .map_err(|e| Error::io("flushing the warning list", e))?;
+    drop(w);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+fn write_parquet(path: &Path, warnings: &[Warning]) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("subscriber_id", DataType::Int64, false),
+        Field::new("level", DataType::Utf8, false),
+        Field::new("score", DataType::Int64, false),
+        Field::new("cohort", DataType::Utf8, false),
+        Field::new("rules", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(
+                warnings.iter().map(|w| w.subscriber_id),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                warnings.iter().map(|w| w.level.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                warnings.iter().map(|w| w.score),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                warnings.iter().map(|w| w.cohort.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(warnings.iter().map(|w| {
+                w.rules
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }))),
+        ],
+    )
+    .map_err(|e| Error::BadRequest(format!("building the warning list: {e}")))?;
+    let tmp = path.with_extension("parquet.tmp");
+    let mut writer = retain_data::TableWriter::create(&tmp, schema)?;
+    writer.write(&batch)?;
+    writer.close()?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// The month of `date` as `YYYY-MM`.
+pub(crate) fn month_label(date: NaiveDate) -> String {
+    month_start(date).format("%Y-%m").to_string()
+}

@@ -1,0 +1,201 @@
+//! `retain warn`: the early-warning run and its backtest.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use retain_data::Workspace;
+use retain_store::Store;
+use retain_warn::{BacktestOptions, BacktestReport, Cadence, RuleSet, WarnSummary};
+
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Workspace directory.
+    #[arg(long, env = "RETAIN_DIR")]
+    pub dir: PathBuf,
+    /// Score as of this date (YYYY-MM-DD); data on or after it is not used. Defaults to the day
+    /// after the last loaded week (weekly) or month (monthly).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// weekly or monthly.
+    #[arg(long, default_value = "weekly")]
+    pub cadence: Cadence,
+    /// Rules file; defaults to <dir>/rules.toml when it exists, else the shipped rules.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Backtest the rules on labelled history instead of producing this week's list.
+    #[arg(long)]
+    pub backtest: bool,
+    /// Backtest: a warning is right when churn takes effect within this many months.
+    #[arg(long, default_value_t = 1)]
+    pub horizon: u32,
+    /// Months of suspension before a cancellation (倒追 gap) used by the churn labels.
+    #[arg(long, default_value_t = 3)]
+    pub gap: u32,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a warn command produced.
+pub(crate) enum Outcome {
+    List(WarnSummary),
+    Backtest(BacktestReport),
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let workspace = Workspace::open(&args.dir)?;
+    let rules = RuleSet::for_workspace(workspace.root(), args.rules.as_deref())?;
+    let rt = super::runtime()?;
+    let store = rt.block_on(Store::connect(&workspace.store_url()))?;
+    let outcome = execute(&rt, &store, &workspace, &rules, args)?;
+    match outcome {
+        Outcome::List(summary) if args.json => output::print_json(&summary),
+        Outcome::Backtest(report) if args.json => output::print_json(&report),
+        Outcome::List(summary) => {
+            output::print_text(&describe_list(&summary));
+            Ok(())
+        }
+        Outcome::Backtest(report) => {
+            output::print_text(&describe_backtest(&report));
+            Ok(())
+        }
+    }
+}
+
+/// Runs a warning list or a backtest and records the run.
+pub(crate) fn execute(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    workspace: &Workspace,
+    rules: &RuleSet,
+    args: &Args,
+) -> anyhow::Result<Outcome> {
+    let kind = if args.backtest {
+        "warn-backtest"
+    } else {
+        "warn"
+    };
+    let params = serde_json::json!({
+        "as_of": args.as_of, "cadence": args.cadence, "rules": rules.source,
+        "backtest": args.backtest, "horizon": args.horizon, "gap": args.gap,
+    });
+    let run = rt.block_on(store.begin_run(kind, &params))?;
+    let result = rt.block_on(async {
+        let ctx = retain_features::session(workspace).await?;
+        if args.backtest {
+            let options = BacktestOptions {
+                horizon_months: args.horizon,
+                labels: retain_features::LabelConfig {
+                    suspension_gap_months: args.gap,
+                    ..retain_features::LabelConfig::default()
+                },
+                ..BacktestOptions::default()
+            };
+            let report = retain_warn::backtest(&ctx, rules, &options).await?;
+            let dir = workspace.root().join("reports");
+            std::fs::create_dir_all(&dir).context("creating the reports directory")?;
+            retain_data::write_atomically(
+                &dir.join("warn-backtest.json"),
+                serde_json::to_string_pretty(&report)?.as_bytes(),
+            )?;
+            return Ok::<_, anyhow::Error>(Outcome::Backtest(report));
+        }
+        let as_of = match &args.as_of {
+            Some(text) => retain_data::parse_date(text, &retain_data::FieldFormat::default())
+                .map_err(|reason| anyhow::anyhow!("--as-of: {reason}"))?,
+            None => retain_warn::default_as_of(&ctx, args.cadence).await?,
+        };
+        let (summary, _) =
+            retain_warn::run(&ctx, rules, workspace.root(), as_of, args.cadence).await?;
+        Ok(Outcome::List(summary))
+    });
+    match result {
+        Ok(outcome) => {
+            let summary = match &outcome {
+                Outcome::List(s) => serde_json::to_value(s)?,
+                Outcome::Backtest(r) => serde_json::json!({
+                    "snapshots": r.snapshots, "levels": r.overall.levels,
+                    "base_rate": r.overall.base_rate,
+                }),
+            };
+            rt.block_on(store.finish_run(run, &summary))?;
+            Ok(outcome)
+        }
+        Err(error) => {
+            rt.block_on(store.fail_run(run, &format!("{error:#}")))?;
+            Err(error)
+        }
+    }
+}
+
+fn describe_list(s: &WarnSummary) -> String {
+    let mut text = format!(
+        "early warning as of {} ({:?}), rules {}\n  scored {} subscribers; potential churners (score ≥ threshold): {}\n  red {}  yellow {}  blue {}\n",
+        s.as_of,
+        s.cadence,
+        s.rules_file.display(),
+        s.scored,
+        s.potential_churners,
+        s.red,
+        s.yellow,
+        s.blue
+    );
+    for (cohort, levels) in &s.cohorts {
+        let _ = writeln!(
+            text,
+            "  tenure {cohort:<7} red {:>6}  yellow {:>6}  blue {:>6}",
+            levels.get("red").unwrap_or(&0),
+            levels.get("yellow").unwrap_or(&0),
+            levels.get("blue").unwrap_or(&0)
+        );
+    }
+    let c = &s.changes;
+    let _ = writeln!(
+        text,
+        "  since the last run: {} new, {} escalated, {} de-escalated, {} unchanged, {} resolved",
+        c.new, c.escalated, c.de_escalated, c.unchanged, c.resolved
+    );
+    let _ = write!(text, "  list: {}", s.warnings_file.display());
+    text
+}
+
+fn describe_backtest(r: &BacktestReport) -> String {
+    let mut text = format!(
+        "warning backtest over snapshots {} (horizon {} month(s), suspension gap {})\n  population {}  churners {}  base rate {:.2}%\n\n  level      hits   precision  recall   lift\n",
+        r.snapshots.join(", "),
+        r.horizon_months,
+        r.suspension_gap_months,
+        r.overall.population,
+        r.overall.positives,
+        r.overall.base_rate * 100.0
+    );
+    for level in retain_warn::LEVELS {
+        let m = &r.overall.levels[level];
+        let _ = writeln!(
+            text,
+            "  {level:<8} {:>7}   {:>7.2}%  {:>6.2}%  {:>5.2}",
+            m.hits,
+            m.precision * 100.0,
+            m.recall * 100.0,
+            m.lift
+        );
+    }
+    text.push_str("\n  rule    hits   precision  recall   lift  name\n");
+    for rule in &r.overall.rules {
+        let m = &rule.metrics;
+        let _ = writeln!(
+            text,
+            "  {} {:>7}   {:>7.2}%  {:>6.2}%  {:>5.2}  {}",
+            rule.id,
+            m.hits,
+            m.precision * 100.0,
+            m.recall * 100.0,
+            m.lift,
+            rule.name_zh
+        );
+    }
+    text
+}
