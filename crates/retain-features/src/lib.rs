@@ -16,6 +16,7 @@
 mod error;
 mod labels;
 mod overview;
+mod rows;
 
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
@@ -24,6 +25,7 @@ use retain_data::{Table, Workspace};
 pub use error::{Error, Result};
 pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
+pub use rows::json_rows;
 
 /// A DataFusion session with every loaded table of the workspace registered under its
 /// canonical name.

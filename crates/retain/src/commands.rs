@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub(crate) mod customer;
 pub(crate) mod demo;
 pub(crate) mod ingest;
+pub(crate) mod segment;
 pub(crate) mod status;
 pub(crate) mod synth;
 pub(crate) mod warn;

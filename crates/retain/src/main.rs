@@ -30,6 +30,13 @@ enum Command {
     /// Churn early warning: score every subscriber with the rules, write the red/yellow/blue
     /// list, or backtest the rules on history.
     Warn(commands::warn::Args),
+    /// Segmentation: RFM, lifetime value, lifecycle stage, named clusters, scenario groups.
+    Segment(commands::segment::Args),
+    /// Give a cluster a name of your own (used by the next `retain segment`).
+    RenameCluster(commands::segment::RenameArgs),
+    /// Customer 360: profile, usage, events, warnings, segments, value and contacts of one
+    /// subscriber.
+    Customer(commands::customer::Args),
     /// Show a workspace: tables, recent runs and headline numbers.
     Status(commands::status::Args),
     /// Print the canonical data model as Markdown.
@@ -52,6 +59,9 @@ fn main() -> ExitCode {
         Command::Ingest(args) => commands::ingest::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Warn(args) => commands::warn::run(&args),
+        Command::Segment(args) => commands::segment::run(&args),
+        Command::Customer(args) => commands::customer::run(&args),
+        Command::RenameCluster(args) => commands::segment::rename(&args),
         Command::Schema => {
             output::print_text(&retain_data::data_model_markdown());
             Ok(())

@@ -46,6 +46,7 @@ struct DemoSummary {
     warnings: retain_warn::WarnSummary,
     /// Absent when the window is too short to backtest (under 10 months).
     warn_backtest: Option<retain_warn::BacktestReport>,
+    segments: retain_segment::SegmentReport,
     store: String,
     truth_dir: PathBuf,
 }
@@ -164,6 +165,7 @@ fn demo(
         tracing::warn!("the window is under 10 months: skipping the rule backtest");
         None
     };
+    let segments = super::segment::execute(rt, store, workspace, None)?;
     Ok(DemoSummary {
         dir: workspace.root().to_path_buf(),
         run_id: 0,
@@ -174,6 +176,7 @@ fn demo(
         overview,
         warnings,
         warn_backtest,
+        segments,
         store: workspace.store_url(),
     })
 }
@@ -236,6 +239,23 @@ fn describe(s: &DemoSummary) -> String {
                 m.lift
             );
         }
+    }
+    let g = &s.segments;
+    let _ = writeln!(
+        text,
+        "\nsegments as of {}: {} clusters",
+        g.as_of,
+        g.clusters.len()
+    );
+    for c in &g.clusters {
+        let _ = writeln!(
+            text,
+            "  {} / {}: {} subscribers, churn {:.2}%",
+            c.name_zh,
+            c.name_en,
+            c.size,
+            c.churn_rate * 100.0
+        );
     }
     let _ = writeln!(
         text,

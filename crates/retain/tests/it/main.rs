@@ -110,6 +110,48 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         }
     }
 
+    // Segmentation and the customer view.
+    let (ok, seg) = retain_json(&["segment", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{seg}");
+    let clusters = seg["clusters"].as_array().unwrap();
+    assert!((4..=12).contains(&clusters.len()));
+    for c in clusters {
+        for key in ["name_zh", "name_en", "size", "churn_rate"] {
+            assert!(!c[key].is_null(), "{key}: {c}");
+        }
+    }
+    for key in ["rfm_group", "value_tier", "lifecycle_stage"] {
+        assert!(
+            seg[key]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|v| v.as_u64().unwrap() > 0),
+            "{key}"
+        );
+    }
+    let (ok, customer) = retain_json(&["customer", "100000001", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{customer}");
+    for key in [
+        "profile",
+        "usage",
+        "events",
+        "warnings",
+        "churn",
+        "segments",
+        "tags",
+        "value",
+        "contacts",
+        "recommendations",
+    ] {
+        assert!(customer.get(key).is_some(), "{key}");
+    }
+    let out = retain(&["customer", "42", "--dir", s(&ws), "--json"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("subscriber 42 is not in this workspace")
+    );
+
     let (ok, status) = retain_json(&["status", "--dir", s(&ws), "--json"]);
     assert!(ok);
     let kinds: Vec<&str> = status["runs"]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Early-warning benchmark: synthesize N subscribers, load them, then time one weekly warning run
+# and one backtest with the release binary, recording wall time and peak memory.
+#
+#   bash bench/warn.sh [SUBSCRIBERS] [MONTHS] [DIR]
+#
+# Prints a Markdown table to stdout (paste into docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+subscribers="${1:-1000000}"
+months="${2:-12}"
+dir="${3:-${TMPDIR:-/tmp}/retain-bench-warn-$subscribers}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/retain-target}"
+export RETAIN_LOG="${RETAIN_LOG:-warn}"
+cargo build --release --quiet
+bin="$CARGO_TARGET_DIR/release/retain"
+rm -rf "$dir"
+mkdir -p "$dir"
+
+measure() { # label, command...
+  local label="$1"; shift
+  local log; log=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$log" "$@" > /dev/null
+  read -r seconds kib < "$log"
+  rm -f "$log"
+  printf '| %s | %s | %.0f |\n' "$label" "$seconds" "$((kib / 1024))"
+}
+
+printf '| step (%s subscribers × %s months) | wall s | peak MiB |\n|---|---|---|\n' "$subscribers" "$months"
+measure "synth (CSV)" "$bin" synth --subscribers "$subscribers" --months "$months" --out "$dir/in"
+for table in plans subscribers contracts usage_monthly usage_weekly events campaign_history; do
+  measure "ingest $table" "$bin" ingest --dir "$dir/ws" --table "$table" "$dir/in/$table.csv"
+done
+measure "warn (weekly list)" "$bin" warn --dir "$dir/ws"
+measure "warn --backtest" "$bin" warn --dir "$dir/ws" --backtest

@@ -1,0 +1,170 @@
+//! Customer 360 (客户全景视图): everything retain knows about one subscriber, in one object.
+
+use std::path::Path;
+
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::ParquetReadOptions;
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+
+async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| Error::engine("planning the customer view", e))?
+        .collect()
+        .await
+        .map_err(|e| Error::engine("reading the customer view", e))?;
+    Ok(retain_features::json_rows(&batches))
+}
+
+fn has(ctx: &SessionContext, table: &str) -> bool {
+    ctx.table_exist(table).unwrap_or(false)
+}
+
+/// The latest warning list entry for the subscriber, from `<root>/warnings/*.csv`.
+fn latest_warning(root: &Path, id: i64) -> Result<Value> {
+    let dir = root.join("warnings");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(json!({ "listed": false, "note": "no warning run yet (retain warn)" }));
+    };
+    let mut lists: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    lists.sort();
+    let Some(latest) = lists.pop() else {
+        return Ok(json!({ "listed": false, "note": "no warning run yet (retain warn)" }));
+    };
+    let list = latest.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let mut reader = csv::Reader::from_path(&latest)
+        .map_err(|e| Error::Internal(format!("{}: {e}", latest.display())))?;
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::Internal(format!("{}: {e}", latest.display())))?;
+        if record.get(0).and_then(|v| v.parse::<i64>().ok()) == Some(id) {
+            let rules: Value =
+                serde_json::from_str(record.get(9).unwrap_or("[]")).unwrap_or(Value::Null);
+            return Ok(json!({
+                "listed": true,
+                "list": list,
+                "level": record.get(1),
+                "score": record.get(2).and_then(|s| s.parse::<i64>().ok()),
+                "cohort": record.get(3),
+                "rules": rules,
+            }));
+        }
+    }
+    Ok(json!({ "listed": false, "list": list }))
+}
+
+/// The 360 view of a subscriber, or `None` when the id is unknown.
+pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<Option<Value>> {
+    if !has(ctx, "subscribers") {
+        return Err(Error::BadRequest("no subscribers loaded".into()));
+    }
+    let profile = rows(
+        ctx,
+        &format!(
+            "SELECT s.*, p.name AS plan_name, p.monthly_fee AS plan_fee, p.tier AS plan_tier,
+                    p.data_mb AS plan_data_mb, p.voice_minutes AS plan_voice_minutes
+             FROM subscribers s LEFT JOIN plans p ON p.plan_id = s.plan_id
+             WHERE s.subscriber_id = {id}"
+        ),
+    )
+    .await?;
+    let Some(profile) = profile.into_iter().next() else {
+        return Ok(None);
+    };
+    let usage = if has(ctx, "usage_monthly") {
+        rows(
+            ctx,
+            &format!("SELECT * FROM usage_monthly WHERE subscriber_id = {id} ORDER BY period"),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let weekly = if has(ctx, "usage_weekly") {
+        rows(
+            ctx,
+            &format!("SELECT * FROM usage_weekly WHERE subscriber_id = {id} ORDER BY period"),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let events = if has(ctx, "events") {
+        rows(
+            ctx,
+            &format!("SELECT * FROM events WHERE subscriber_id = {id} ORDER BY \"timestamp\" DESC"),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let contracts = if has(ctx, "contracts") {
+        rows(
+            ctx,
+            &format!("SELECT * FROM contracts WHERE subscriber_id = {id} ORDER BY start_date"),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let contacts = if has(ctx, "campaign_history") {
+        rows(ctx, &format!("SELECT * FROM campaign_history WHERE subscriber_id = {id} ORDER BY contact_date DESC")).await?
+    } else {
+        Vec::new()
+    };
+    let segments_file = root.join("segments").join("subscribers.parquet");
+    let segment = if segments_file.exists() {
+        if !has(ctx, "segments") {
+            ctx.register_parquet(
+                "segments",
+                segments_file.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(|e| Error::engine("reading the segments", e))?;
+        }
+        rows(
+            ctx,
+            &format!("SELECT * FROM segments WHERE subscriber_id = {id}"),
+        )
+        .await?
+        .into_iter()
+        .next()
+    } else {
+        None
+    };
+    let (segments, value) = match &segment {
+        Some(s) => (
+            json!({
+                "rfm": { "r": s["rfm_r"], "f": s["rfm_f"], "m": s["rfm_m"], "group": s["rfm_group"] },
+                "lifecycle_stage": s["lifecycle_stage"],
+                "cluster": { "id": s["cluster"], "name_zh": s["cluster_name_zh"], "name_en": s["cluster_name_en"] },
+                "scenarios": s["scenarios"].as_str().map(|t| t.split_whitespace().collect::<Vec<_>>()),
+            }),
+            json!({ "clv": s["clv"], "value_tier": s["value_tier"], "midhigh": s["midhigh"] }),
+        ),
+        None => (
+            json!({ "note": "no segmentation run yet (retain segment)" }),
+            json!({ "note": "no segmentation run yet (retain segment)" }),
+        ),
+    };
+    Ok(Some(json!({
+        "subscriber_id": id,
+        "profile": Value::Object(profile),
+        "contracts": contracts,
+        "usage": { "monthly": usage, "weekly": weekly },
+        "events": events,
+        "warnings": latest_warning(root, id)?,
+        "churn": { "available": false, "note": "no churn model in this workspace yet" },
+        "segments": segments,
+        "tags": [],
+        "value": value,
+        "contacts": contacts,
+        "recommendations": { "available": false, "note": "offer matching is not available yet" },
+    })))
+}

@@ -1,0 +1,48 @@
+//! Errors of segmentation.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("segment settings: {0}")]
+    Config(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("internal: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Data(#[from] retain_data::Error),
+    #[error(transparent)]
+    Features(#[from] retain_features::Error),
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn engine(
+        context: impl Into<String>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        Error::Engine {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,44 @@
+//! Segmentation (细分) — "one segment, one strategy" (一类一策): every subscriber gets a named
+//! place.
+//!
+//! - **RFM** for telecom: recency of consumption, frequency (active days), monetary (ARPU);
+//!   quintile scores and named groups (core active, sleeping high-value, high-frequency
+//!   low-spend, …) with thresholds in [`SegmentConfig`].
+//! - **Lifetime value** for a contractual business: margin × ARPU × the expected discounted
+//!   months still to come, from a Kaplan–Meier retention curve per plan tier (with delayed
+//!   entry, as the data window opens long after most subscribers joined); value tiers and the
+//!   operator's mid/high-end (中高端) definition.
+//! - **Lifecycle stage**: onboarding, growth, mature, decline, churned.
+//! - **Behavioural clusters**: seeded mini-batch k-means++ on standardized behaviour, k chosen by
+//!   silhouette, each cluster named in zh and en from its most distinctive features (renamable).
+//! - **Scenario groups**: voice-dominant seniors, data-dominant young, family convergence, group
+//!   members by account size.
+//!
+//! ```no_run
+//! # async fn f() -> retain_segment::Result<()> {
+//! let workspace = retain_data::Workspace::open("op".as_ref())?;
+//! let ctx = retain_features::session(&workspace).await?;
+//! let config = retain_segment::SegmentConfig::for_workspace(workspace.root())?;
+//! let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+//! let (report, _) = retain_segment::segment(&ctx, &config, workspace.root(), as_of).await?;
+//! println!("{} clusters", report.clusters.len());
+//! # Ok(()) }
+//! ```
+
+mod cluster;
+mod config;
+mod customer;
+mod error;
+mod features;
+mod segment;
+mod survival;
+
+pub use config::{ClusterConfig, LifecycleConfig, RfmConfig, SegmentConfig, ValueConfig};
+pub use customer::customer_360;
+pub use error::{Error, Result};
+pub use features::{Behaviour, behaviour};
+pub use segment::{
+    ClusterName, ClusterNames, ClusterProfile, LIFECYCLE_STAGES, Placement, RFM_GROUPS, Retention,
+    SCENARIOS, SegmentReport, VALUE_TIERS, segment,
+};
+pub use survival::{Curve, Subject, kaplan_meier};
