@@ -10,6 +10,9 @@ pub enum Error {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// An output of another stage that a condition reads is missing.
+    #[error("{0}")]
+    MissingOutput(String),
     /// A table the step needs has not been loaded.
     #[error("table {0} is not loaded in this workspace: run `retain ingest` for it first")]
     MissingTable(&'static str),

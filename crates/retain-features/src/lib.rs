@@ -13,7 +13,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod conditions;
 mod error;
+pub mod expr;
 mod labels;
 mod overview;
 mod rows;

@@ -138,6 +138,35 @@ pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<
     } else {
         None
     };
+    let tags_file = root.join("segments").join("tags.parquet");
+    let tags = if tags_file.exists() {
+        if !has(ctx, "tags") {
+            ctx.register_parquet(
+                "tags",
+                tags_file.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(|e| Error::engine("reading the tags", e))?;
+        }
+        let library = crate::tags::TagLibrary::for_workspace(root)?;
+        let row = rows(
+            ctx,
+            &format!("SELECT * FROM tags WHERE subscriber_id = {id}"),
+        )
+        .await?;
+        library
+            .tags
+            .iter()
+            .filter(|t| {
+                row.first()
+                    .is_some_and(|r| r.get(&t.id) == Some(&Value::Bool(true)))
+            })
+            .map(|t| json!({ "id": t.id, "name_zh": t.name_zh, "name_en": t.name_en }))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let (segments, value) = match &segment {
         Some(s) => (
             json!({
@@ -162,7 +191,7 @@ pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<
         "warnings": latest_warning(root, id)?,
         "churn": { "available": false, "note": "no churn model in this workspace yet" },
         "segments": segments,
-        "tags": [],
+        "tags": tags,
         "value": value,
         "contacts": contacts,
         "recommendations": { "available": false, "note": "offer matching is not available yet" },

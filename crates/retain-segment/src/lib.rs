@@ -13,6 +13,8 @@
 //!   silhouette, each cluster named in zh and en from its most distinctive features (renamable).
 //! - **Scenario groups**: voice-dominant seniors, data-dominant young, family convergence, group
 //!   members by account size.
+//! - **Tag library** (标签库): named conditions over features, segments and warnings, recomputed
+//!   each run; target groups are selected by tag expressions.
 //!
 //! ```no_run
 //! # async fn f() -> retain_segment::Result<()> {
@@ -32,6 +34,7 @@ mod error;
 mod features;
 mod segment;
 mod survival;
+mod tags;
 
 pub use config::{ClusterConfig, LifecycleConfig, RfmConfig, SegmentConfig, ValueConfig};
 pub use customer::customer_360;
@@ -42,3 +45,4 @@ pub use segment::{
     SCENARIOS, SegmentReport, VALUE_TIERS, segment,
 };
 pub use survival::{Curve, Subject, kaplan_meier};
+pub use tags::{DEFAULT_TAGS, Tag, TagLibrary, select_by_tags};

@@ -101,6 +101,8 @@ pub struct SegmentReport {
     pub value_tier: BTreeMap<String, u64>,
     pub lifecycle_stage: BTreeMap<String, u64>,
     pub scenario: BTreeMap<String, u64>,
+    /// Members of each tag of the tag library.
+    pub tags: BTreeMap<String, u64>,
     pub midhigh: u64,
     pub retention: Vec<Retention>,
     /// Where cancellations concentrate: by tenure band and by calendar month.
@@ -496,6 +498,12 @@ pub async fn segment(
 
     let segments_file = root.join("segments").join("subscribers.parquet");
     write_placements(&segments_file, &placements, &names)?;
+    // Tags read this run's segments and the newest warning list.
+    let _ = ctx.deregister_table("segments");
+    let _ = ctx.deregister_table("latest_warnings");
+    let tags = crate::tags::TagLibrary::for_workspace(root)?
+        .compute(ctx, root, as_of)
+        .await?;
     let report_file = root.join("reports").join("segments.json");
     let report = SegmentReport {
         as_of,
@@ -507,6 +515,7 @@ pub async fn segment(
         value_tier,
         lifecycle_stage,
         scenario,
+        tags,
         midhigh: placements.iter().filter(|p| p.midhigh).count() as u64,
         retention,
         churn_by_tenure,

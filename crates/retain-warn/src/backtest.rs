@@ -16,7 +16,9 @@ use datafusion::execution::context::SessionContext;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::query::{month_start, scoring_query};
+use retain_features::conditions::month_start;
+
+use crate::query::scoring_query;
 use crate::rules::RuleSet;
 use crate::run::{COHORTS, LEVELS, collect, month_label, strings};
 

@@ -2,7 +2,7 @@
 //! and why.
 //!
 //! Rules are data (`rules/default.toml`, overridable per workspace): each has a condition in a
-//! small typed language ([`expr`]) that compiles to SQL, so one query scores every subscriber in
+//! small typed language (`retain_features::expr`) that compiles to SQL, so one query scores every subscriber in
 //! a single pass of DataFusion. Scores mark potential churners; the weekly levels (red, yellow,
 //! blue) combine the subsidy risk with special conditions. [`backtest`] measures every rule and
 //! level against the churn labels.
@@ -21,7 +21,6 @@
 
 mod backtest;
 mod error;
-pub mod expr;
 mod query;
 mod rules;
 mod run;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::expr::{Compiler, ExprError, parse};
+use retain_features::expr::{Compiler, ExprError, parse};
 
 /// The rules shipped with retain.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");

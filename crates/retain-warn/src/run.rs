@@ -14,7 +14,9 @@ use datafusion::execution::context::SessionContext;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::query::{month_start, scoring_query};
+use retain_features::conditions::month_start;
+
+use crate::query::scoring_query;
 use crate::rules::RuleSet;
 
 /// How often the department runs the warning.
@@ -289,6 +291,7 @@ pub async fn run(
     as_of: NaiveDate,
     cadence: Cadence,
 ) -> Result<(WarnSummary, Vec<Warning>)> {
+    retain_features::conditions::register_outputs(ctx, root, &rules.compiler).await?;
     let (scored, warnings, rule_hits, potential) = evaluate(ctx, rules, as_of).await?;
     let dir = root.join("warnings");
     std::fs::create_dir_all(&dir)

@@ -6,6 +6,7 @@ pub(crate) mod ingest;
 pub(crate) mod segment;
 pub(crate) mod status;
 pub(crate) mod synth;
+pub(crate) mod target;
 pub(crate) mod warn;
 
 /// A current-thread runtime for the async store and engine calls of one command.

@@ -37,6 +37,8 @@ enum Command {
     /// Customer 360: profile, usage, events, warnings, segments, value and contacts of one
     /// subscriber.
     Customer(commands::customer::Args),
+    /// Select a target group by a tag expression.
+    Target(commands::target::Args),
     /// Show a workspace: tables, recent runs and headline numbers.
     Status(commands::status::Args),
     /// Print the canonical data model as Markdown.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Warn(args) => commands::warn::run(&args),
         Command::Segment(args) => commands::segment::run(&args),
         Command::Customer(args) => commands::customer::run(&args),
+        Command::Target(args) => commands::target::run(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),
         Command::Schema => {
             output::print_text(&retain_data::data_model_markdown());

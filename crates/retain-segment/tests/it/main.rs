@@ -122,6 +122,61 @@ async fn every_active_subscriber_gets_a_named_place() {
     assert_eq!(renamed.clusters[0].name_zh, "测试客群");
     assert_eq!(renamed.clusters[0].name_en, "test group");
 
+    // Tags are recomputed with the run and select target groups.
+    assert!(
+        report.tags["enterprise_member"] > 0 && report.tags["new_subscriber"] > 0,
+        "{:?}",
+        report.tags
+    );
+    assert!(
+        report.tags["core_active"] > 0,
+        "tags read this run's segments: {:?}",
+        report.tags
+    );
+    let library = retain_segment::TagLibrary::for_workspace(ws.root()).unwrap();
+    let members = retain_segment::select_by_tags(&ctx, ws.root(), &library, "enterprise_member")
+        .await
+        .unwrap();
+    assert_eq!(members.len() as u64, report.tags["enterprise_member"]);
+    let none = retain_segment::select_by_tags(
+        &ctx,
+        ws.root(),
+        &library,
+        "enterprise_member and not enterprise_member",
+    )
+    .await
+    .unwrap();
+    assert!(none.is_empty());
+    let err = retain_segment::select_by_tags(&ctx, ws.root(), &library, "vip and")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("target expression"), "{err}");
+
+    // Warning rules can read tags and segments.
+    let rules = retain_warn::RuleSet::parse(
+        &retain_warn::DEFAULT_RULES.replace(
+            "when = \"count(plan_change, 1m, downgrade = true) >= 1\"",
+            "when = \"tag('enterprise_member') and value_tier = 'high'\"",
+        ),
+        std::path::Path::new("rules.toml"),
+    )
+    .unwrap();
+    let ctx2 = retain_features::session(&ws).await.unwrap();
+    let (summary, _) = retain_warn::run(
+        &ctx2,
+        &rules,
+        ws.root(),
+        as_of,
+        retain_warn::Cadence::Monthly,
+    )
+    .await
+    .unwrap();
+    let hits = summary.rule_hits["EW006"];
+    assert!(
+        hits > 0 && hits <= report.tags["enterprise_member"],
+        "{hits}"
+    );
+
     // The customer view has every section.
     let id = active[0].subscriber_id;
     let view = retain_segment::customer_360(&ctx, ws.root(), id)
@@ -145,6 +200,18 @@ async fn every_active_subscriber_gets_a_named_place() {
     assert_eq!(view["profile"]["subscriber_id"], id);
     assert!(!view["usage"]["monthly"].as_array().unwrap().is_empty());
     assert!(view["segments"]["cluster"]["name_zh"].is_string());
+    let member = members[0];
+    let view = retain_segment::customer_360(&ctx, ws.root(), member)
+        .await
+        .unwrap()
+        .unwrap();
+    let tags: Vec<&str> = view["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"enterprise_member"), "{tags:?}");
     assert!(
         retain_segment::customer_360(&ctx, ws.root(), 1)
             .await

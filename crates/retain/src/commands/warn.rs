@@ -94,6 +94,8 @@ pub(crate) fn execute(
                 },
                 ..BacktestOptions::default()
             };
+            retain_features::conditions::register_outputs(&ctx, workspace.root(), &rules.compiler)
+                .await?;
             let report = retain_warn::backtest(&ctx, rules, &options).await?;
             let dir = workspace.root().join("reports");
             std::fs::create_dir_all(&dir).context("creating the reports directory")?;

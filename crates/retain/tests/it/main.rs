@@ -146,6 +146,21 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     ] {
         assert!(customer.get(key).is_some(), "{key}");
     }
+    assert!(seg["tags"]["enterprise_member"].as_u64().unwrap() > 0);
+    let target = dir.path().join("target.csv");
+    let (ok, picked) = retain_json(&[
+        "target",
+        "--dir",
+        s(&ws),
+        "--tags",
+        "enterprise_member and not family_account",
+        "--out",
+        s(&target),
+        "--json",
+    ]);
+    assert!(ok, "{picked}");
+    let rows = std::fs::read_to_string(&target).unwrap().lines().count() as u64;
+    assert_eq!(rows, 1 + picked["count"].as_u64().unwrap());
     let out = retain(&["customer", "42", "--dir", s(&ws), "--json"]);
     assert!(!out.status.success());
     assert!(

@@ -1,5 +1,6 @@
-//! The rule condition language: a small typed expression language over per-subscriber
-//! measures, windows and event counts, compiled to SQL for DataFusion.
+//! The condition language of warning rules, tags and (later) offer eligibility: a small typed
+//! expression language over per-subscriber measures, windows, event counts, segments and
+//! warnings, compiled to SQL for DataFusion.
 //!
 //! ```text
 //! at(fee, 1m) < at(fee, 2m) and at(fee, 1m) < 0.9 * avg(fee, 6m)
@@ -417,6 +418,14 @@ pub enum Source {
         /// (field, SQL literal), sorted.
         filters: Vec<(&'static str, String)>,
     },
+    /// A column of the latest segmentation (`segments` table).
+    Segment(&'static str),
+    /// Whether the subscriber is in a scenario group of the latest segmentation.
+    Scenario(String),
+    /// A column of the latest warning list (`latest_warnings` table).
+    Warning(&'static str),
+    /// Membership of a tag of the tag library (`tags` table).
+    Tag(String),
 }
 
 /// Usage measures, as columns of `usage_monthly`/`usage_weekly` (`calls` is out + in).
@@ -448,6 +457,22 @@ pub const PROFILE: &[(&str, Type)] = &[
     ("contract_months_left", Type::Number),
 ];
 
+/// Columns of the latest segmentation usable in conditions.
+pub const SEGMENT_FIELDS: &[(&str, Type)] = &[
+    ("rfm_group", Type::Text),
+    ("value_tier", Type::Text),
+    ("lifecycle_stage", Type::Text),
+    ("clv", Type::Number),
+    ("midhigh", Type::Bool),
+    ("cluster", Type::Number),
+];
+
+/// Columns of the latest warning list usable in conditions: (name, column, type).
+pub const WARNING_FIELDS: &[(&str, &str, Type)] = &[
+    ("warning_level", "level", Type::Text),
+    ("warning_score", "score", Type::Number),
+];
+
 /// Event fields usable as filters, with their types.
 const EVENT_FIELDS: &[(&str, Type)] = &[
     ("category", Type::Text),
@@ -458,13 +483,16 @@ const EVENT_FIELDS: &[(&str, Type)] = &[
     ("downgrade", Type::Bool),
 ];
 
-const FUNCTIONS: &str = "avg, sum, min, max, at, count, days, coalesce, abs";
+const FUNCTIONS: &str = "avg, sum, min, max, at, count, days, scenario, tag, coalesce, abs";
 
 /// Compiles expressions to SQL, registering every aggregate it needs.
 #[derive(Debug, Default)]
 pub struct Compiler {
     /// Distinct sources, in first-use order; the SQL names them `f0`, `f1`, …
     pub sources: Vec<Source>,
+    /// Extra true/false names that compile to a column of that name (tags, when a target
+    /// group is selected by tags).
+    pub booleans: Vec<String>,
 }
 
 impl Compiler {
@@ -505,6 +533,19 @@ impl Compiler {
                 format!("window {w} can only be an argument of an aggregate"),
             ),
             Expr::Ident(at, name) => {
+                if self.booleans.contains(name) {
+                    return Ok((format!("\"{name}\""), Type::Bool));
+                }
+                if let Some((column, ty)) = SEGMENT_FIELDS.iter().find(|(n, _)| n == name) {
+                    let alias = self.alias(Source::Segment(column));
+                    used.push(alias.clone());
+                    return Ok((alias, *ty));
+                }
+                if let Some((_, column, ty)) = WARNING_FIELDS.iter().find(|(n, ..)| n == name) {
+                    let alias = self.alias(Source::Warning(column));
+                    used.push(alias.clone());
+                    return Ok((alias, *ty));
+                }
                 let Some((column, ty)) = PROFILE.iter().find(|(n, _)| n == name) else {
                     let hint = if MEASURES.contains(&name.as_str()) {
                         format!(
@@ -516,6 +557,9 @@ impl Compiler {
                             PROFILE
                                 .iter()
                                 .map(|(n, _)| *n)
+                                .chain(SEGMENT_FIELDS.iter().map(|(n, _)| *n))
+                                .chain(WARNING_FIELDS.iter().map(|(n, ..)| *n))
+                                .chain(self.booleans.iter().map(String::as_str))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         )
@@ -702,6 +746,25 @@ impl Compiler {
                 used.push(alias.clone());
                 Ok((alias, Type::Number))
             }
+            "scenario" => {
+                let [Expr::Str(name)] = args else {
+                    return err(at, "scenario('NAME') takes a scenario group name in quotes");
+                };
+                let alias = self.alias(Source::Scenario(name.clone()));
+                used.push(alias.clone());
+                Ok((alias, Type::Bool))
+            }
+            "tag" => {
+                let [Expr::Str(name)] = args else {
+                    return err(at, "tag('ID') takes a tag id in quotes");
+                };
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return err(at, "a tag id is letters, digits and _");
+                }
+                let alias = self.alias(Source::Tag(name.clone()));
+                used.push(alias.clone());
+                Ok((alias, Type::Bool))
+            }
             "coalesce" => {
                 if args.len() < 2 {
                     return err(at, "coalesce(a, b, …) needs at least two values");
@@ -767,7 +830,10 @@ impl Source {
     #[must_use]
     pub fn label(&self) -> String {
         match self {
-            Source::Profile(name) => (*name).to_owned(),
+            Source::Profile(name) | Source::Segment(name) => (*name).to_owned(),
+            Source::Warning(column) => format!("warning_{column}"),
+            Source::Scenario(name) => format!("scenario({name:?})"),
+            Source::Tag(name) => format!("tag({name:?})"),
             Source::Usage {
                 function,
                 measure,

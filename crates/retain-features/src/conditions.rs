@@ -1,0 +1,401 @@
+//! Compiles the sources of conditions into per-subscriber feature columns as of a date: one
+//! grouped pass over each source table, joined on the subscriber.
+
+use std::fmt::Write as _;
+
+use std::path::Path;
+
+use chrono::{Datelike, Duration, Months, NaiveDate};
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::ParquetReadOptions;
+
+use crate::error::{Error, Result};
+use crate::expr::{Compiler, Source, Unit, Window};
+
+/// The first day of the month of `date`.
+#[must_use]
+pub fn month_start(date: NaiveDate) -> NaiveDate {
+    date.with_day(1).expect("day 1 exists")
+}
+
+/// The Monday of the week of `date`.
+#[must_use]
+pub fn week_start(date: NaiveDate) -> NaiveDate {
+    date - Duration::days(i64::from(date.weekday().num_days_from_monday()))
+}
+
+fn sub_months(date: NaiveDate, months: u32) -> NaiveDate {
+    date.checked_sub_months(Months::new(months))
+        .expect("date in range")
+}
+
+/// `[lo, hi)` of a window counted back from `cut`.
+fn bounds(cut: NaiveDate, window: Window) -> (NaiveDate, NaiveDate) {
+    match window.unit {
+        Unit::Month => (sub_months(cut, window.to), sub_months(cut, window.from - 1)),
+        Unit::Week => (
+            cut - Duration::days(7 * i64::from(window.to)),
+            cut - Duration::days(7 * i64::from(window.from - 1)),
+        ),
+        Unit::Day => (
+            cut - Duration::days(i64::from(window.to)),
+            cut - Duration::days(i64::from(window.from - 1)),
+        ),
+    }
+}
+
+fn date(d: NaiveDate) -> String {
+    format!("DATE '{d}'")
+}
+
+fn timestamp(d: NaiveDate) -> String {
+    format!("TIMESTAMP '{d}T00:00:00'")
+}
+
+fn measure_sql(measure: &str) -> String {
+    if measure == "calls" {
+        "CAST(calls_out + calls_in AS DOUBLE)".to_owned()
+    } else {
+        format!("CAST({measure} AS DOUBLE)")
+    }
+}
+
+/// Months between the first days of two months: `(y2 - y1) * 12 + (m2 - m1)`.
+fn months_between(from: &str, to: &str) -> String {
+    format!(
+        "CAST((date_part('year', {to}) - date_part('year', {from})) * 12 + (date_part('month', {to}) - date_part('month', {from})) AS DOUBLE)"
+    )
+}
+
+/// The CTE definitions (without `WITH`) that end in `f`: one row per subscriber who had joined
+/// before `as_of` and had not been cancelled or ported out by then, with `subscriber_id`,
+/// `branch_id`, `manager_id`, `tenure` and one column `f<i>` per source of the compiler.
+///
+/// Segment and warning sources read the `segments` and `latest_warnings` tables, which the
+/// caller registers.
+#[must_use]
+pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
+    let month_cut = month_start(as_of);
+    let week_cut = week_start(as_of);
+    let s = date(as_of);
+    let mut monthly = Vec::new();
+    let mut weekly = Vec::new();
+    let mut events = Vec::new();
+    let mut columns = Vec::new();
+    let (mut m_lo, mut w_lo, mut e_lo) = (month_cut, week_cut, as_of);
+
+    let (mut segments, mut warnings, mut tags) = (false, false, false);
+    for (index, source) in compiler.sources.iter().enumerate() {
+        let alias = format!("f{index}");
+        match source {
+            Source::Profile(name) => columns.push(format!("p.{name} AS {alias}")),
+            Source::Segment(name) => {
+                segments = true;
+                columns.push(format!("sg.{name} AS {alias}"));
+            }
+            Source::Scenario(name) => {
+                segments = true;
+                let pattern = format!("% {} %", name.replace('\'', "''"));
+                columns.push(format!(
+                    "COALESCE((' ' || sg.scenarios || ' ') LIKE '{pattern}', false) AS {alias}"
+                ));
+            }
+            Source::Warning(column) => {
+                warnings = true;
+                columns.push(format!("wl.{column} AS {alias}"));
+            }
+            Source::Tag(name) => {
+                tags = true;
+                columns.push(format!("COALESCE(tg.\"{name}\", false) AS {alias}"));
+            }
+            Source::Usage {
+                function,
+                measure,
+                window,
+            } => {
+                let (cut, list, table_alias) = if window.unit == Unit::Month {
+                    (month_cut, &mut monthly, "m")
+                } else {
+                    (week_cut, &mut weekly, "w")
+                };
+                let (lo, hi) = bounds(cut, *window);
+                if window.unit == Unit::Month {
+                    m_lo = m_lo.min(lo);
+                } else {
+                    w_lo = w_lo.min(lo);
+                }
+                let value = measure_sql(measure);
+                let agg = if *function == "at" {
+                    format!("MAX(CASE WHEN period = {} THEN {value} END)", date(lo))
+                } else {
+                    format!(
+                        "{}(CASE WHEN period >= {} AND period < {} THEN {value} END)",
+                        function.to_uppercase(),
+                        date(lo),
+                        date(hi)
+                    )
+                };
+                list.push(format!("{agg} AS {alias}"));
+                columns.push(format!("{table_alias}.{alias} AS {alias}"));
+            }
+            Source::Events {
+                distinct_days,
+                kind,
+                window,
+                filters,
+            } => {
+                let (lo, hi) = bounds(as_of, *window);
+                e_lo = e_lo.min(lo);
+                let mut condition = format!(
+                    "kind = '{kind}' AND ts >= {} AND ts < {}",
+                    timestamp(lo),
+                    timestamp(hi)
+                );
+                for (field, literal) in filters {
+                    let _ = write!(condition, " AND {field} = {literal}");
+                }
+                let agg = if *distinct_days {
+                    format!("COUNT(DISTINCT CASE WHEN {condition} THEN CAST(ts AS DATE) END)")
+                } else {
+                    format!("COUNT(CASE WHEN {condition} THEN 1 END)")
+                };
+                events.push(format!("{agg} AS {alias}"));
+                columns.push(format!("CAST(COALESCE(e.{alias}, 0) AS DOUBLE) AS {alias}"));
+            }
+        }
+    }
+
+    let month = date(month_cut);
+    let mut ctes = format!(
+        "gone AS (
+            SELECT DISTINCT subscriber_id FROM events
+            WHERE kind IN ('cancel', 'port_out') AND \"timestamp\" < {ts}
+        ),
+        bound AS (
+            SELECT subscriber_id,
+                   MIN(CASE WHEN kind = 'device_subsidy' AND start_date < {s} AND end_date >= {s} THEN end_date END) AS subsidy_end,
+                   MIN(CASE WHEN kind IN ('service_contract', 'device_lease') AND start_date < {s} AND end_date >= {s} THEN end_date END) AS contract_end
+            FROM contracts GROUP BY subscriber_id
+        ),
+        p AS (
+            SELECT s.subscriber_id, s.branch_id, s.manager_id,
+                   {tenure} AS tenure_months,
+                   CAST(date_part('year', {s}) - date_part('year', s.birth_date) AS DOUBLE) AS age,
+                   CAST(pl.tier AS DOUBLE) AS plan_tier,
+                   pl.monthly_fee AS plan_fee,
+                   s.customer_type = 'group_member' AS is_group_member,
+                   b.subsidy_end IS NOT NULL AS has_subsidy,
+                   {subsidy_left} AS subsidy_months_left,
+                   {contract_left} AS contract_months_left
+            FROM subscribers s
+            LEFT JOIN plans pl ON pl.plan_id = s.plan_id
+            LEFT JOIN bound b ON b.subscriber_id = s.subscriber_id
+            LEFT JOIN gone g ON g.subscriber_id = s.subscriber_id
+            WHERE s.join_date < {s} AND g.subscriber_id IS NULL
+        )",
+        ts = timestamp(as_of),
+        tenure = months_between("s.join_date", &s),
+        subsidy_left = months_between(&month, "b.subsidy_end"),
+        contract_left = months_between(&month, "b.contract_end"),
+    );
+    let mut joins = String::new();
+    if !monthly.is_empty() {
+        let _ = write!(
+            ctes,
+            ", m AS (SELECT subscriber_id, {} FROM usage_monthly WHERE period >= {} AND period < {} GROUP BY subscriber_id)",
+            monthly.join(", "),
+            date(m_lo),
+            date(month_cut)
+        );
+        joins.push_str(" LEFT JOIN m ON m.subscriber_id = p.subscriber_id");
+    }
+    if !weekly.is_empty() {
+        let _ = write!(
+            ctes,
+            ", w AS (SELECT subscriber_id, {} FROM usage_weekly WHERE period >= {} AND period < {} GROUP BY subscriber_id)",
+            weekly.join(", "),
+            date(w_lo),
+            date(week_cut)
+        );
+        joins.push_str(" LEFT JOIN w ON w.subscriber_id = p.subscriber_id");
+    }
+    if !events.is_empty() {
+        let _ = write!(
+            ctes,
+            ", ev AS (
+                SELECT e.subscriber_id, e.kind, e.\"timestamp\" AS ts, e.category, e.severity,
+                       e.resolved_on_time, e.channel, e.competitor,
+                       COALESCE(tp.tier < fp.tier, false) AS downgrade
+                FROM events e
+                LEFT JOIN plans fp ON fp.plan_id = e.from_plan
+                LEFT JOIN plans tp ON tp.plan_id = e.to_plan
+                WHERE e.\"timestamp\" >= {} AND e.\"timestamp\" < {}
+            ),
+            e AS (SELECT subscriber_id, {} FROM ev GROUP BY subscriber_id)",
+            timestamp(e_lo),
+            timestamp(as_of),
+            events.join(", ")
+        );
+        joins.push_str(" LEFT JOIN e ON e.subscriber_id = p.subscriber_id");
+    }
+    if segments {
+        joins.push_str(" LEFT JOIN segments sg ON sg.subscriber_id = p.subscriber_id");
+    }
+    if warnings {
+        joins.push_str(" LEFT JOIN latest_warnings wl ON wl.subscriber_id = p.subscriber_id");
+    }
+    if tags {
+        joins.push_str(" LEFT JOIN tags tg ON tg.subscriber_id = p.subscriber_id");
+    }
+    let _ = write!(
+        ctes,
+        ", f AS (SELECT p.subscriber_id, p.branch_id, p.manager_id, p.tenure_months AS tenure{}{} FROM p{joins})",
+        if columns.is_empty() { "" } else { ", " },
+        columns.join(", ")
+    );
+    ctes
+}
+
+/// Registers the outputs of other stages that the compiler's conditions read: `segments`
+/// (the latest segmentation), `latest_warnings` (the newest warning list) and `tags` (the tag
+/// library's memberships). A stage that has not run yet reads as empty — its conditions are
+/// false — except tags, whose absence is an error naming the tag.
+pub async fn register_outputs(
+    ctx: &SessionContext,
+    root: &Path,
+    compiler: &Compiler,
+) -> Result<()> {
+    let uses = |f: &dyn Fn(&Source) -> bool| compiler.sources.iter().any(f);
+    if uses(&|s| matches!(s, Source::Segment(_) | Source::Scenario(_)))
+        && !ctx.table_exist("segments").unwrap_or(false)
+    {
+        let file = root.join("segments").join("subscribers.parquet");
+        if file.exists() {
+            register_parquet(ctx, "segments", &file).await?;
+        } else {
+            register_empty(
+                ctx,
+                "segments",
+                "SELECT CAST(NULL AS BIGINT) AS subscriber_id, CAST(NULL AS VARCHAR) AS rfm_group,
+                        CAST(NULL AS VARCHAR) AS value_tier, CAST(NULL AS VARCHAR) AS lifecycle_stage,
+                        CAST(NULL AS DOUBLE) AS clv, CAST(NULL AS BOOLEAN) AS midhigh,
+                        CAST(NULL AS BIGINT) AS cluster, CAST(NULL AS VARCHAR) AS scenarios WHERE false",
+            )
+            .await?;
+        }
+    }
+    if uses(&|s| matches!(s, Source::Warning(_)))
+        && !ctx.table_exist("latest_warnings").unwrap_or(false)
+    {
+        let mut lists: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("warnings"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        lists.retain(|p| p.extension().is_some_and(|x| x == "parquet"));
+        lists.sort();
+        match lists.pop() {
+            Some(file) => register_parquet(ctx, "latest_warnings", &file).await?,
+            None => {
+                register_empty(
+                    ctx,
+                    "latest_warnings",
+                    "SELECT CAST(NULL AS BIGINT) AS subscriber_id, CAST(NULL AS VARCHAR) AS level,
+                            CAST(NULL AS BIGINT) AS score WHERE false",
+                )
+                .await?;
+            }
+        }
+    }
+    let tags: Vec<&String> = compiler
+        .sources
+        .iter()
+        .filter_map(|s| {
+            if let Source::Tag(t) = s {
+                Some(t)
+            } else {
+                None
+            }
+        })
+        .collect();
+    if !tags.is_empty() {
+        if !ctx.table_exist("tags").unwrap_or(false) {
+            let file = root.join("segments").join("tags.parquet");
+            if !file.exists() {
+                return Err(Error::MissingOutput(format!(
+                    "tag {:?} is used, but no tags have been computed yet: run `retain segment` first",
+                    tags[0]
+                )));
+            }
+            register_parquet(ctx, "tags", &file).await?;
+        }
+        let table = ctx
+            .table("tags")
+            .await
+            .map_err(|e| Error::engine("reading tags", e))?;
+        for tag in tags {
+            if table.schema().field_with_unqualified_name(tag).is_err() {
+                return Err(Error::MissingOutput(format!(
+                    "there is no tag {tag:?} in the tag library"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn register_parquet(ctx: &SessionContext, name: &str, file: &Path) -> Result<()> {
+    ctx.register_parquet(
+        name,
+        file.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .map_err(|e| Error::engine(format!("reading {}", file.display()), e))
+}
+
+async fn register_empty(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    let view = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| Error::engine(format!("preparing an empty {name}"), e))?
+        .into_view();
+    ctx.register_table(name, view)
+        .map_err(|e| Error::engine(format!("registering {name}"), e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_count_back_from_complete_periods() {
+        let as_of = NaiveDate::from_ymd_opt(2026, 10, 28).unwrap();
+        let cut = month_start(as_of);
+        let three = Window {
+            from: 1,
+            to: 3,
+            unit: Unit::Month,
+        };
+        assert_eq!(
+            bounds(cut, three),
+            (
+                NaiveDate::from_ymd_opt(2026, 7, 1).unwrap(),
+                NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()
+            )
+        );
+        let week = week_start(as_of);
+        assert_eq!(week, NaiveDate::from_ymd_opt(2026, 10, 26).unwrap());
+        let earlier = Window {
+            from: 2,
+            to: 5,
+            unit: Unit::Week,
+        };
+        assert_eq!(
+            bounds(week, earlier),
+            (
+                NaiveDate::from_ymd_opt(2026, 9, 21).unwrap(),
+                NaiveDate::from_ymd_opt(2026, 10, 19).unwrap()
+            )
+        );
+    }
+}

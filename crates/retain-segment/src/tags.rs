@@ -1,0 +1,273 @@
+//! The tag library (标签库): named conditions over features, segments and warnings, recomputed
+//! on every run, and target groups selected by tag expressions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::ParquetReadOptions;
+use retain_features::conditions::{feature_ctes, register_outputs};
+use retain_features::expr::{Compiler, ExprError, Source, parse};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The tags shipped with retain.
+pub const DEFAULT_TAGS: &str = include_str!("../tags/default.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagsFile {
+    #[serde(rename = "tag")]
+    tags: Vec<TagFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagFile {
+    id: String,
+    name_zh: String,
+    name_en: String,
+    when: toml::Spanned<String>,
+}
+
+/// A compiled tag.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tag {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub when: String,
+    #[serde(skip)]
+    sql: String,
+}
+
+/// A compiled tag library.
+#[derive(Debug)]
+pub struct TagLibrary {
+    pub source: PathBuf,
+    pub tags: Vec<Tag>,
+    compiler: Compiler,
+}
+
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |p| before[p + 1..].chars().count())
+        + 1;
+    (line, column)
+}
+
+impl TagLibrary {
+    /// Compiles a tag file; errors name the tag and the line and column.
+    pub fn parse(text: &str, path: &Path) -> Result<TagLibrary> {
+        let bad = |tag: &str, offset: usize, message: &str| {
+            let (line, column) = position(text, offset);
+            Error::Config(format!(
+                "{}:{line}:{column}: tag {tag}: {message}",
+                path.display()
+            ))
+        };
+        let file: TagsFile = toml::from_str(text)
+            .map_err(|e| bad("(file)", e.span().map_or(0, |s| s.start), e.message()))?;
+        let mut compiler = Compiler::default();
+        let mut tags = Vec::new();
+        for t in &file.tags {
+            if t.id.is_empty() || !t.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(bad(
+                    &t.id,
+                    t.when.span().start,
+                    "a tag id is letters, digits and _",
+                ));
+            }
+            if tags.iter().any(|x: &Tag| x.id == t.id) {
+                return Err(bad(&t.id, t.when.span().start, "this tag id is used twice"));
+            }
+            let base = t.when.span().start + 1;
+            let (sql, _) = parse(t.when.get_ref())
+                .and_then(|e| compiler.condition(&e))
+                .map_err(|ExprError { offset, message }| bad(&t.id, base + offset, &message))?;
+            if compiler.sources.iter().any(|s| matches!(s, Source::Tag(_))) {
+                return Err(bad(
+                    &t.id,
+                    t.when.span().start,
+                    "a tag cannot be defined by other tags",
+                ));
+            }
+            tags.push(Tag {
+                id: t.id.clone(),
+                name_zh: t.name_zh.clone(),
+                name_en: t.name_en.clone(),
+                when: t.when.get_ref().clone(),
+                sql,
+            });
+        }
+        Ok(TagLibrary {
+            source: path.to_path_buf(),
+            tags,
+            compiler,
+        })
+    }
+
+    /// `<workspace>/tags.toml` when present, else the shipped library.
+    pub fn for_workspace(root: &Path) -> Result<TagLibrary> {
+        let path = root.join("tags.toml");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            Self::parse(&text, &path)
+        } else {
+            Ok(Self::parse(DEFAULT_TAGS, Path::new("<default tags>"))
+                .expect("the default tags compile (tested)"))
+        }
+    }
+
+    /// Recomputes every tag's members as of `as_of` and writes `<root>/segments/tags.parquet`
+    /// (one boolean column per tag). Returns the member count of each tag.
+    pub async fn compute(
+        &self,
+        ctx: &SessionContext,
+        root: &Path,
+        as_of: NaiveDate,
+    ) -> Result<BTreeMap<String, u64>> {
+        register_outputs(ctx, root, &self.compiler).await?;
+        let columns: Vec<String> = self
+            .tags
+            .iter()
+            .map(|t| format!("COALESCE({}, false) AS \"{}\"", t.sql, t.id))
+            .collect();
+        let sql = format!(
+            "WITH {} SELECT subscriber_id, {} FROM f ORDER BY subscriber_id",
+            feature_ctes(&self.compiler, as_of),
+            columns.join(", ")
+        );
+        let df = ctx
+            .sql(&sql)
+            .await
+            .map_err(|e| Error::engine("planning the tags", e))?;
+        let dir = root.join("segments");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| Error::engine("computing the tags", e))?;
+        let file = dir.join("tags.parquet");
+        let tmp = dir.join("tags.parquet.tmp");
+        if let Some(first) = batches.first() {
+            let mut writer = retain_data::TableWriter::create(&tmp, first.schema())?;
+            for b in &batches {
+                writer.write(b)?;
+            }
+            writer.close()?;
+            std::fs::rename(&tmp, &file)
+                .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        }
+        let mut counts: BTreeMap<String, u64> =
+            self.tags.iter().map(|t| (t.id.clone(), 0)).collect();
+        for b in &batches {
+            for (i, t) in self.tags.iter().enumerate() {
+                let column = b.column(i + 1).as_boolean();
+                *counts.get_mut(&t.id).expect("every tag counted") += column.true_count() as u64;
+            }
+        }
+        // A later query in this session must see the new memberships.
+        let _ = ctx.deregister_table("tags");
+        Ok(counts)
+    }
+}
+
+/// The subscribers whose tags satisfy `expression`, for example
+/// `contract_expiring and not enterprise_member`, from the last computed tags.
+pub async fn select_by_tags(
+    ctx: &SessionContext,
+    root: &Path,
+    library: &TagLibrary,
+    expression: &str,
+) -> Result<Vec<i64>> {
+    let file = root.join("segments").join("tags.parquet");
+    if !file.exists() {
+        return Err(Error::BadRequest(
+            "no tags have been computed yet: run `retain segment` first".into(),
+        ));
+    }
+    let mut compiler = Compiler {
+        booleans: library.tags.iter().map(|t| t.id.clone()).collect(),
+        ..Compiler::default()
+    };
+    let (sql, _) = parse(expression)
+        .and_then(|e| compiler.condition(&e))
+        .map_err(|ExprError { offset, message }| {
+            Error::BadRequest(format!(
+                "target expression, at character {}: {message}",
+                offset + 1
+            ))
+        })?;
+    if !compiler.sources.is_empty() {
+        return Err(Error::BadRequest(
+            "a target expression combines tag ids with and, or, not".into(),
+        ));
+    }
+    if !ctx.table_exist("tags").unwrap_or(false) {
+        ctx.register_parquet(
+            "tags",
+            file.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| Error::engine("reading the tags", e))?;
+    }
+    let batches = ctx
+        .sql(&format!(
+            "SELECT subscriber_id FROM tags WHERE COALESCE({sql}, false) ORDER BY subscriber_id"
+        ))
+        .await
+        .map_err(|e| Error::engine("planning the target selection", e))?
+        .collect()
+        .await
+        .map_err(|e| Error::engine("selecting the target group", e))?;
+    Ok(batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column(0).as_primitive::<Int64Type>();
+            (0..b.num_rows())
+                .filter(|r| !a.is_null(*r))
+                .map(|r| a.value(r))
+                .collect::<Vec<_>>()
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_tags_compile() {
+        let lib = TagLibrary::for_workspace(Path::new("/nonexistent")).unwrap();
+        assert!(lib.tags.len() >= 10);
+    }
+
+    #[test]
+    fn errors_name_the_tag_and_position() {
+        let text =
+            "[[tag]]\nid = \"x\"\nname_zh = \"x\"\nname_en = \"x\"\nwhen = \"value_tier = \"\n";
+        let err = TagLibrary::parse(text, Path::new("tags.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tags.toml:5:") && err.contains("tag x"),
+            "{err}"
+        );
+        let text = "[[tag]]\nid = \"x\"\nname_zh = \"x\"\nname_en = \"x\"\nwhen = \"tag('y')\"\n";
+        let err = TagLibrary::parse(text, Path::new("tags.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be defined by other tags"), "{err}");
+    }
+}

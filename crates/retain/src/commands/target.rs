@@ -1,0 +1,54 @@
+//! `retain target`: select a target group by tags.
+
+use std::path::PathBuf;
+
+use retain_data::Workspace;
+use retain_segment::TagLibrary;
+
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Workspace directory.
+    #[arg(long, env = "RETAIN_DIR")]
+    pub dir: PathBuf,
+    /// Tag expression, for example "contract_expiring and competitor_contact and not enterprise_member".
+    #[arg(long)]
+    pub tags: String,
+    /// Write the selected subscriber ids to this CSV file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let workspace = Workspace::open(&args.dir)?;
+    let library = TagLibrary::for_workspace(workspace.root())?;
+    let rt = super::runtime()?;
+    let ids = rt.block_on(async {
+        let ctx = retain_features::session(&workspace).await?;
+        let ids =
+            retain_segment::select_by_tags(&ctx, workspace.root(), &library, &args.tags).await?;
+        Ok::<_, anyhow::Error>(ids)
+    })?;
+    if let Some(out) = &args.out {
+        let mut text = String::from("subscriber_id\n");
+        for id in &ids {
+            text.push_str(&id.to_string());
+            text.push('\n');
+        }
+        retain_data::write_atomically(out, text.as_bytes())?;
+    }
+    if args.json {
+        return output::print_json(&serde_json::json!({
+            "expression": args.tags,
+            "count": ids.len(),
+            "file": args.out,
+            "sample": ids.iter().take(20).collect::<Vec<_>>(),
+        }));
+    }
+    output::print_text(&format!("{} subscribers match {:?}", ids.len(), args.tags));
+    Ok(())
+}
