@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Early-warning benchmark: synthesize N subscribers, load them, then time one weekly warning run
-# and one backtest with the release binary, recording wall time and peak memory.
+# Pipeline benchmark: synthesize N subscribers, load them, then time the weekly warning run, the
+# rule backtest and the segmentation with the release binary, recording wall time and peak
+# memory of each step.
 #
-#   bash bench/warn.sh [SUBSCRIBERS] [MONTHS] [DIR]
+#   bash bench/pipeline.sh [SUBSCRIBERS] [MONTHS] [DIR]
 #
 # Prints a Markdown table to stdout (paste into docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 subscribers="${1:-1000000}"
 months="${2:-12}"
-dir="${3:-${TMPDIR:-/tmp}/retain-bench-warn-$subscribers}"
+dir="${3:-${TMPDIR:-/tmp}/retain-bench-$subscribers}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/retain-target}"
 export RETAIN_LOG="${RETAIN_LOG:-warn}"
 cargo build --release --quiet
@@ -33,3 +34,4 @@ for table in plans subscribers contracts usage_monthly usage_weekly events campa
 done
 measure "warn (weekly list)" "$bin" warn --dir "$dir/ws"
 measure "warn --backtest" "$bin" warn --dir "$dir/ws" --backtest
+measure "segment (RFM, value, clusters, tags)" "$bin" segment --dir "$dir/ws"
