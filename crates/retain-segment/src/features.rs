@@ -34,6 +34,11 @@ pub struct Behaviour {
     pub complaints_6m: f64,
     pub competitor_calls_6m: f64,
     pub contract_months_left: Option<f64>,
+    /// For a subscriber who left: months from leaving to the end of the contract that ended
+    /// nearest to it (negative: the contract had already ended), within a year either side.
+    pub contract_end_at_churn: Option<f64>,
+    /// The year the subscriber joined (the join cohort).
+    pub join_year: i32,
 }
 
 fn date(d: NaiveDate) -> String {
@@ -88,6 +93,14 @@ fn sql(as_of: NaiveDate) -> String {
         c AS (
             SELECT subscriber_id, MIN(end_date) AS contract_end FROM contracts
             WHERE start_date < {s} AND end_date >= {s} GROUP BY subscriber_id
+        ),
+        ce AS (
+            SELECT k.subscriber_id,
+                   MIN(CASE WHEN {to_end} >= 0 THEN {to_end} END) AS to_end,
+                   MAX(CASE WHEN {to_end} < 0 THEN {to_end} END) AS since_end
+            FROM contracts k JOIN gone g2 ON g2.subscriber_id = k.subscriber_id
+            WHERE k.start_date < g2.left_on
+            GROUP BY k.subscriber_id
         )
         SELECT s.subscriber_id,
                g.left_on IS NULL AS alive,
@@ -107,7 +120,11 @@ fn sql(as_of: NaiveDate) -> String {
                COALESCE(u.silent_months_3m, 0) AS silent_months_3m,
                COALESCE(e.complaints_6m, 0) AS complaints_6m,
                COALESCE(e.competitor_calls_6m, 0) AS competitor_calls_6m,
-               {contract_left} AS contract_months_left
+               {contract_left} AS contract_months_left,
+               CASE WHEN ce.to_end <= 12 THEN ce.to_end
+                    WHEN ce.since_end >= -12 THEN ce.since_end
+               END AS contract_end_at_churn,
+               CAST(date_part('year', s.join_date) AS DOUBLE) AS join_year
         FROM subscribers s
         LEFT JOIN gone g ON g.subscriber_id = s.subscriber_id
         LEFT JOIN plans pl ON pl.plan_id = s.plan_id
@@ -116,6 +133,7 @@ fn sql(as_of: NaiveDate) -> String {
         LEFT JOIN u ON u.subscriber_id = s.subscriber_id
         LEFT JOIN e ON e.subscriber_id = s.subscriber_id
         LEFT JOIN c ON c.subscriber_id = s.subscriber_id
+        LEFT JOIN ce ON ce.subscriber_id = s.subscriber_id
         WHERE s.join_date < {s}
         ORDER BY s.subscriber_id",
         from6 = months_back(as_of, 6),
@@ -124,6 +142,7 @@ fn sql(as_of: NaiveDate) -> String {
         // The month after the last consumption is month 1 without it.
         since = months("u.last_consumed", &s),
         contract_left = months(&s, "c.contract_end"),
+        to_end = months("g2.left_on", "k.end_date"),
     )
 }
 
@@ -183,6 +202,8 @@ pub async fn behaviour(ctx: &SessionContext, as_of: NaiveDate) -> Result<Vec<Beh
             "complaints_6m",
             "competitor_calls_6m",
             "contract_months_left",
+            "contract_end_at_churn",
+            "join_year",
         ];
         let cols: Vec<ArrayRef> = names.iter().map(|n| get(n)).collect::<Result<_>>()?;
         let v = |c: usize, row: usize| -> Option<f64> {
@@ -214,6 +235,8 @@ pub async fn behaviour(ctx: &SessionContext, as_of: NaiveDate) -> Result<Vec<Beh
                 complaints_6m: x(16),
                 competitor_calls_6m: x(17),
                 contract_months_left: v(18, row),
+                contract_end_at_churn: v(19, row),
+                join_year: x(20) as i32,
             });
         }
     }

@@ -50,6 +50,9 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("group_member_large", "大型政企成员"),
 ];
 
+/// A named subset of subscribers, for retention curves.
+type Slice = dyn Fn(&Behaviour) -> bool;
+
 /// Where one subscriber sits.
 #[derive(Debug, Clone, Serialize)]
 pub struct Placement {
@@ -85,8 +88,9 @@ pub struct Retention {
     pub segment: String,
     pub subjects: u64,
     pub churn_events: u64,
-    /// Survival at 6, 12, 24, 36 and 60 months of tenure.
-    pub survival: BTreeMap<String, f64>,
+    /// Survival at 6, 12, 24, 36 and 60 months of tenure; null where nobody in the segment was
+    /// observed at that tenure (old cohorts were never seen young).
+    pub survival: BTreeMap<String, Option<f64>>,
 }
 
 /// The segmentation report (the `--json` object).
@@ -105,9 +109,11 @@ pub struct SegmentReport {
     pub tags: BTreeMap<String, u64>,
     pub midhigh: u64,
     pub retention: Vec<Retention>,
-    /// Where cancellations concentrate: by tenure band and by calendar month.
+    /// Where cancellations concentrate: by tenure band, by calendar month, and by months
+    /// between leaving and the end of the nearest contract.
     pub churn_by_tenure: BTreeMap<String, u64>,
     pub churn_by_month: BTreeMap<String, u64>,
+    pub churn_by_contract_end: BTreeMap<String, u64>,
     pub segments_file: PathBuf,
     pub report_file: PathBuf,
 }
@@ -482,6 +488,31 @@ pub async fn segment(
     for (tier, curve) in &curves {
         retention.push(retention_summary(&format!("plan_tier_{tier}"), curve));
     }
+    // By customer segment and by join cohort, for everyone including those who left.
+    let slices: [(&str, &Slice); 7] = [
+        ("customer_personal", &|b| !b.is_group_member),
+        ("customer_group_member", &|b| b.is_group_member),
+        ("joined_until_2015", &|b| b.join_year <= 2015),
+        ("joined_2016_2019", &|b| {
+            (2016..=2019).contains(&b.join_year)
+        }),
+        ("joined_2020_2022", &|b| {
+            (2020..=2022).contains(&b.join_year)
+        }),
+        ("joined_2023_2024", &|b| {
+            (2023..=2024).contains(&b.join_year)
+        }),
+        ("joined_2025_on", &|b| b.join_year >= 2025),
+    ];
+    for (name, keep) in slices {
+        let subjects: Vec<Subject> = people.iter().filter(|b| keep(b)).map(subject).collect();
+        if !subjects.is_empty() {
+            retention.push(retention_summary(
+                name,
+                &kaplan_meier(&subjects, max_months),
+            ));
+        }
+    }
     let mut churn_by_tenure: BTreeMap<String, u64> = BTreeMap::new();
     for b in people.iter().filter_map(|b| b.left_at_tenure) {
         let band = match b as i64 {
@@ -495,6 +526,19 @@ pub async fn segment(
         *churn_by_tenure.entry(band.to_owned()).or_default() += 1;
     }
     let churn_by_month = churn_by_month(ctx, as_of).await?;
+    let mut churn_by_contract_end: BTreeMap<String, u64> = BTreeMap::new();
+    for b in people.iter().filter(|b| b.left_at_tenure.is_some()) {
+        let band = match b.contract_end_at_churn.map(|m| m as i64) {
+            None => "no contract within a year",
+            Some(..-6) => "ended 7-12 months before",
+            Some(-6..-3) => "ended 4-6 months before",
+            Some(-3..0) => "ended 1-3 months before",
+            Some(0..3) => "ending within 3 months",
+            Some(3..7) => "ending in 3-6 months",
+            Some(_) => "ending in 7-12 months",
+        };
+        *churn_by_contract_end.entry(band.to_owned()).or_default() += 1;
+    }
 
     let segments_file = root.join("segments").join("subscribers.parquet");
     write_placements(&segments_file, &placements, &names)?;
@@ -520,6 +564,7 @@ pub async fn segment(
         retention,
         churn_by_tenure,
         churn_by_month,
+        churn_by_contract_end,
         segments_file,
         report_file: report_file.clone(),
     };
@@ -556,10 +601,9 @@ fn retention_summary(segment: &str, curve: &Curve) -> Retention {
     let survival = [6usize, 12, 24, 36, 60]
         .iter()
         .map(|t| {
-            (
-                format!("{t}m"),
-                round4(curve.survival[(*t).min(curve.survival.len() - 1)]),
-            )
+            let seen = curve.observed.is_some_and(|(a, b)| *t >= a && *t <= b);
+            let value = curve.survival[(*t).min(curve.survival.len() - 1)];
+            (format!("{t}m"), seen.then(|| round4(value)))
         })
         .collect();
     Retention {

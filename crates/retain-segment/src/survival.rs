@@ -13,6 +13,8 @@ pub struct Curve {
     /// Subscribers observed and churn events, for judging how far to trust it.
     pub subjects: u64,
     pub events: u64,
+    /// Tenures (months) with anyone at risk: outside them the curve is carried, not observed.
+    pub observed: Option<(usize, usize)>,
 }
 
 /// One subject: observed from tenure `entry` to `exit` (months); `churned` if the exit is a churn.
@@ -47,9 +49,13 @@ pub fn kaplan_meier(subjects: &[Subject], max_months: usize) -> Curve {
     let mut at_risk: i64 = 0;
     let mut s = 1.0;
     let mut last_hazard = 0.0;
+    let mut observed: Option<(usize, usize)> = None;
     survival.push(1.0);
     for t in 0..n - 1 {
         at_risk += entering[t];
+        if at_risk > 0 {
+            observed = Some(observed.map_or((t, t + 1), |(a, _)| (a, t + 1)));
+        }
         let hazard = if at_risk > 0 {
             events[t] as f64 / at_risk as f64
         } else {
@@ -66,6 +72,7 @@ pub fn kaplan_meier(subjects: &[Subject], max_months: usize) -> Curve {
         survival,
         subjects: subjects.len() as u64,
         events: events.iter().sum(),
+        observed,
     }
 }
 

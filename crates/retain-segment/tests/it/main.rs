@@ -93,7 +93,16 @@ async fn every_active_subscriber_gets_a_named_place() {
     assert!(mean("high") > mean("medium") && mean("medium") > mean("low"));
     // Retention curves fall with tenure.
     let all = &report.retention[0];
-    assert!(all.survival["60m"] < all.survival["6m"] && all.survival["6m"] <= 1.0);
+    let (six, sixty) = (all.survival["6m"].unwrap(), all.survival["60m"].unwrap());
+    assert!(sixty < six && six <= 1.0);
+    // Subscribers who joined long ago were never observed young.
+    let old = report
+        .retention
+        .iter()
+        .find(|r| r.segment == "joined_until_2015")
+        .unwrap();
+    assert_eq!(old.survival["12m"], None);
+    assert!(report.churn_by_contract_end.values().sum::<u64>() > 0);
     assert!(report.segments_file.exists() && report.report_file.exists());
     assert!(ws.root().join("reports/clusters.md").exists());
 
