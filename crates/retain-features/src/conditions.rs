@@ -125,21 +125,30 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
                     w_lo = w_lo.min(lo);
                 }
                 let value = measure_sql(measure);
-                let agg = if *function == "at" {
-                    format!("MAX(CASE WHEN period = {} THEN {value} END)", date(lo))
-                } else {
-                    format!(
-                        "{}(CASE WHEN period >= {} AND period < {} THEN {value} END)",
-                        function.to_uppercase(),
-                        date(lo),
-                        date(hi)
-                    )
+                let inside = format!("period >= {} AND period < {}", date(lo), date(hi));
+                let agg = match *function {
+                    "at" => format!("MAX(CASE WHEN period = {} THEN {value} END)", date(lo)),
+                    // Change per period: months are counted as year * 12 + month, weeks as days / 7.
+                    "slope" => {
+                        let index = if window.unit == Unit::Month {
+                            "CAST(date_part('year', period) * 12 + date_part('month', period) AS DOUBLE)"
+                        } else {
+                            "CAST(CAST(period AS INT) AS DOUBLE) / 7.0"
+                        };
+                        format!(
+                            "REGR_SLOPE(CASE WHEN {inside} THEN {value} END, CASE WHEN {inside} THEN {index} END)"
+                        )
+                    }
+                    other => format!(
+                        "{}(CASE WHEN {inside} THEN {value} END)",
+                        other.to_uppercase()
+                    ),
                 };
                 list.push(format!("{agg} AS {alias}"));
                 columns.push(format!("{table_alias}.{alias} AS {alias}"));
             }
             Source::Events {
-                distinct_days,
+                stat,
                 kind,
                 window,
                 filters,
@@ -154,13 +163,23 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
                 for (field, literal) in filters {
                     let _ = write!(condition, " AND {field} = {literal}");
                 }
-                let agg = if *distinct_days {
-                    format!("COUNT(DISTINCT CASE WHEN {condition} THEN CAST(ts AS DATE) END)")
-                } else {
-                    format!("COUNT(CASE WHEN {condition} THEN 1 END)")
+                let agg = match *stat {
+                    "days" => {
+                        format!("COUNT(DISTINCT CASE WHEN {condition} THEN CAST(ts AS DATE) END)")
+                    }
+                    "days_since" => format!(
+                        "MIN(CASE WHEN {condition} THEN (to_unixtime({}) - to_unixtime(ts)) / 86400.0 END)",
+                        timestamp(as_of)
+                    ),
+                    _ => format!("COUNT(CASE WHEN {condition} THEN 1 END)"),
                 };
                 events.push(format!("{agg} AS {alias}"));
-                columns.push(format!("CAST(COALESCE(e.{alias}, 0) AS DOUBLE) AS {alias}"));
+                // No event in the window is 0 events, but an unknown recency.
+                columns.push(if *stat == "days_since" {
+                    format!("CAST(e.{alias} AS DOUBLE) AS {alias}")
+                } else {
+                    format!("CAST(COALESCE(e.{alias}, 0) AS DOUBLE) AS {alias}")
+                });
             }
         }
     }
@@ -177,6 +196,15 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
                    MIN(CASE WHEN kind IN ('service_contract', 'device_lease') AND start_date < {s} AND end_date >= {s} THEN end_date END) AS contract_end
             FROM contracts GROUP BY subscriber_id
         ),
+        billed_plan AS (
+            -- The plan as billed before the as-of date: the subscriber table holds the plan at
+            -- the end of the data, which would leak a later downgrade into earlier snapshots.
+            SELECT subscriber_id, last_value(plan_id ORDER BY period) AS plan_id
+            FROM usage_monthly WHERE period < {month} AND plan_id IS NOT NULL
+            GROUP BY subscriber_id
+        ),
+        fam AS (SELECT family_id, COUNT(*) AS n FROM subscribers WHERE family_id IS NOT NULL GROUP BY family_id),
+        grp AS (SELECT group_id, COUNT(*) AS n FROM subscribers WHERE group_id IS NOT NULL GROUP BY group_id),
         p AS (
             SELECT s.subscriber_id, s.branch_id, s.manager_id,
                    {tenure} AS tenure_months,
@@ -186,9 +214,14 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
                    s.customer_type = 'group_member' AS is_group_member,
                    b.subsidy_end IS NOT NULL AS has_subsidy,
                    {subsidy_left} AS subsidy_months_left,
-                   {contract_left} AS contract_months_left
+                   {contract_left} AS contract_months_left,
+                   CAST(COALESCE(fam.n, 1) AS DOUBLE) AS family_size,
+                   CAST(COALESCE(grp.n, 0) AS DOUBLE) AS group_size
             FROM subscribers s
-            LEFT JOIN plans pl ON pl.plan_id = s.plan_id
+            LEFT JOIN billed_plan bp ON bp.subscriber_id = s.subscriber_id
+            LEFT JOIN plans pl ON pl.plan_id = COALESCE(bp.plan_id, s.plan_id)
+            LEFT JOIN fam ON fam.family_id = s.family_id
+            LEFT JOIN grp ON grp.group_id = s.group_id
             LEFT JOIN bound b ON b.subscriber_id = s.subscriber_id
             LEFT JOIN gone g ON g.subscriber_id = s.subscriber_id
             WHERE s.join_date < {s} AND g.subscriber_id IS NULL

@@ -10,6 +10,9 @@ pub enum Error {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// A feature definition does not compile.
+    #[error("{0}")]
+    BadFeature(String),
     /// An output of another stage that a condition reads is missing.
     #[error("{0}")]
     MissingOutput(String),

@@ -410,9 +410,10 @@ pub enum Source {
         measure: &'static str,
         window: Window,
     },
-    /// A count of events (or of distinct days with one) over a window, with filters.
+    /// A statistic of events over a window, with filters: `count`, `days` (distinct days with
+    /// one) or `days_since` (days from the latest one to the as-of date).
     Events {
-        distinct_days: bool,
+        stat: &'static str,
         kind: String,
         window: Window,
         /// (field, SQL literal), sorted.
@@ -455,6 +456,8 @@ pub const PROFILE: &[(&str, Type)] = &[
     ("has_subsidy", Type::Bool),
     ("subsidy_months_left", Type::Number),
     ("contract_months_left", Type::Number),
+    ("family_size", Type::Number),
+    ("group_size", Type::Number),
 ];
 
 /// Columns of the latest segmentation usable in conditions.
@@ -483,7 +486,8 @@ const EVENT_FIELDS: &[(&str, Type)] = &[
     ("downgrade", Type::Bool),
 ];
 
-const FUNCTIONS: &str = "avg, sum, min, max, at, count, days, scenario, tag, coalesce, abs";
+const FUNCTIONS: &str =
+    "avg, sum, min, max, stddev, slope, at, count, days, days_since, scenario, tag, coalesce, abs";
 
 /// Compiles expressions to SQL, registering every aggregate it needs.
 #[derive(Debug, Default)]
@@ -506,6 +510,19 @@ impl Compiler {
                 self.sources.len() - 1
             });
         format!("f{index}")
+    }
+
+    /// Compiles a value (a number, or true/false as 1/0) for a feature column.
+    pub fn value(&mut self, expr: &Expr) -> Result<String> {
+        let mut used = Vec::new();
+        let (sql, ty) = self.compile(expr, &mut used)?;
+        match ty {
+            Type::Number => Ok(format!("CAST({sql} AS DOUBLE)")),
+            Type::Bool => Ok(format!(
+                "CASE WHEN {sql} THEN 1.0 WHEN NOT {sql} THEN 0.0 END"
+            )),
+            Type::Text => err(0, "a feature must be a number or true/false, not text"),
+        }
     }
 
     /// Compiles a condition that must be boolean. Returns the SQL and the aliases it reads.
@@ -638,7 +655,7 @@ impl Compiler {
         used: &mut Vec<String>,
     ) -> Result<(String, Type)> {
         match name {
-            "avg" | "sum" | "min" | "max" | "at" => {
+            "avg" | "sum" | "min" | "max" | "stddev" | "slope" | "at" => {
                 let [Expr::Ident(m_at, measure), Expr::Window(w_at, window)] = args else {
                     return err(
                         at,
@@ -679,7 +696,7 @@ impl Compiler {
                 used.push(alias.clone());
                 Ok((alias, Type::Number))
             }
-            "count" | "days" => {
+            "count" | "days" | "days_since" => {
                 let (Some(Expr::Ident(k_at, kind)), Some(Expr::Window(_, window))) =
                     (args.first(), args.get(1))
                 else {
@@ -737,8 +754,13 @@ impl Compiler {
                     filters.push((*field, literal));
                 }
                 filters.sort();
+                let stat = match name {
+                    "days" => "days",
+                    "days_since" => "days_since",
+                    _ => "count",
+                };
                 let alias = self.alias(Source::Events {
-                    distinct_days: name == "days",
+                    stat,
                     kind: kind.clone(),
                     window: *window,
                     filters,
@@ -808,6 +830,8 @@ fn leak(name: &str) -> &'static str {
         "sum" => "sum",
         "min" => "min",
         "max" => "max",
+        "stddev" => "stddev",
+        "slope" => "slope",
         _ => "at",
     }
 }
@@ -840,15 +864,12 @@ impl Source {
                 window,
             } => format!("{function}({measure}, {window})"),
             Source::Events {
-                distinct_days,
+                stat,
                 kind,
                 window,
                 filters,
             } => {
-                let mut s = format!(
-                    "{}({kind}, {window}",
-                    if *distinct_days { "days" } else { "count" }
-                );
+                let mut s = format!("{stat}({kind}, {window}");
                 for (f, v) in filters {
                     let _ = write!(s, ", {f} = {}", v.replace('\'', "\""));
                 }

@@ -19,6 +19,7 @@ pub mod expr;
 mod labels;
 mod overview;
 mod rows;
+mod snapshot;
 
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
@@ -28,6 +29,9 @@ pub use error::{Error, Result};
 pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
 pub use rows::json_rows;
+pub use snapshot::{
+    DEFAULT_FEATURES, FeatureSet, features_as_of, observable_snapshots, training_set,
+};
 
 /// A DataFusion session with every loaded table of the workspace registered under its
 /// canonical name.

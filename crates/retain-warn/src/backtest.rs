@@ -8,15 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Months, NaiveDate};
+use chrono::Months;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::array::AsArray as _;
-use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use retain_features::conditions::month_start;
+use crate::error::Result;
 
 use crate::query::scoring_query;
 use crate::rules::RuleSet;
@@ -114,45 +113,6 @@ pub struct BacktestReport {
     pub cohorts: BTreeMap<String, Slice>,
 }
 
-/// The monthly snapshots that have `history` months before them and whose outcome — including
-/// a cancellation `gap` months after the effective month — lies inside the data.
-async fn snapshots(ctx: &SessionContext, options: &BacktestOptions) -> Result<Vec<NaiveDate>> {
-    let batches = collect(
-        ctx,
-        "SELECT MIN(period), MAX(period) FROM usage_monthly",
-        "the data window",
-    )
-    .await?;
-    let Some(b) = batches
-        .iter()
-        .find(|b| b.num_rows() > 0 && !b.column(0).is_null(0))
-    else {
-        return Err(Error::BadRequest(
-            "usage_monthly has no rows: nothing to backtest".into(),
-        ));
-    };
-    let first = retain_data::days_to_date(b.column(0).as_primitive::<Date32Type>().value(0));
-    let last = retain_data::days_to_date(b.column(1).as_primitive::<Date32Type>().value(0));
-    let start = first + Months::new(options.history_months);
-    let after_last = last + Months::new(1);
-    let mut out = Vec::new();
-    let mut s = month_start(start);
-    while s + Months::new(options.horizon_months + options.labels.suspension_gap_months)
-        <= after_last
-    {
-        out.push(s);
-        s = s + Months::new(1);
-    }
-    if out.is_empty() {
-        return Err(Error::BadRequest(format!(
-            "the data ({first} to {last}) is too short to backtest: a snapshot needs {} months of history and {} months of outcome after it",
-            options.history_months,
-            options.horizon_months + options.labels.suspension_gap_months
-        )));
-    }
-    Ok(out)
-}
-
 /// Runs the backtest. Registers the churn labels in the session.
 pub async fn backtest(
     ctx: &SessionContext,
@@ -160,7 +120,12 @@ pub async fn backtest(
     options: &BacktestOptions,
 ) -> Result<BacktestReport> {
     retain_features::register_labels(ctx, &options.labels).await?;
-    let dates = snapshots(ctx, options).await?;
+    let dates = retain_features::observable_snapshots(
+        ctx,
+        options.history_months,
+        options.horizon_months + options.labels.suspension_gap_months,
+    )
+    .await?;
     let n = rules.rules.len();
     // Per cohort: population, positives, then (hits, tp) for each rule, each level, potential.
     let mut sums: BTreeMap<String, Vec<u64>> = BTreeMap::new();

@@ -2,6 +2,7 @@
 
 pub(crate) mod customer;
 pub(crate) mod demo;
+pub(crate) mod features;
 pub(crate) mod ingest;
 pub(crate) mod segment;
 pub(crate) mod status;

@@ -30,6 +30,8 @@ enum Command {
     /// Churn early warning: score every subscriber with the rules, write the red/yellow/blue
     /// list, or backtest the rules on history.
     Warn(commands::warn::Args),
+    /// Point-in-time features of every subscriber, or a labelled training set over snapshots.
+    Features(commands::features::Args),
     /// Segmentation: RFM, lifetime value, lifecycle stage, named clusters, scenario groups.
     Segment(commands::segment::Args),
     /// Give a cluster a name of your own (used by the next `retain segment`).
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(&args),
         Command::Warn(args) => commands::warn::run(&args),
         Command::Segment(args) => commands::segment::run(&args),
+        Command::Features(args) => commands::features::run(&args),
         Command::Customer(args) => commands::customer::run(&args),
         Command::Target(args) => commands::target::run(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),

@@ -167,6 +167,21 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         String::from_utf8_lossy(&out.stderr).contains("subscriber 42 is not in this workspace")
     );
 
+    // Point-in-time features and a labelled training set.
+    let train = dir.path().join("train.parquet");
+    let (ok, t) = retain_json(&[
+        "features",
+        "--dir",
+        s(&ws),
+        "--training",
+        "--out",
+        s(&train),
+        "--json",
+    ]);
+    assert!(ok, "{t}");
+    assert!(t["rows"].as_u64().unwrap() > 1000 && train.exists());
+    assert_eq!(t["features"], 55);
+
     let (ok, status) = retain_json(&["status", "--dir", s(&ws), "--json"]);
     assert!(ok);
     let kinds: Vec<&str> = status["runs"]

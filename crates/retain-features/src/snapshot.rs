@@ -1,0 +1,257 @@
+//! Point-in-time features for the churn model, and training sets stacked over snapshots.
+//!
+//! A feature set is a list of named expressions in the condition language, so features and
+//! warning rules are computed by the same compiler: one grouped pass per source table, reading
+//! only complete periods and events strictly before the as-of date.
+
+use chrono::{Months, NaiveDate};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::execution::context::SessionContext;
+
+use crate::conditions::{feature_ctes, month_start};
+use crate::error::{Error, Result};
+use crate::expr::{Compiler, parse};
+use crate::labels::{LABELS_VIEW, LabelConfig, register_labels};
+
+/// The default features: windows (last 1/2/3/6 months, last weeks), trends (slope; recent
+/// against earlier average), volatility, counts and recency of each event kind, tenure,
+/// contract and subsidy months left, plan, family and group size, arrears history.
+pub const DEFAULT_FEATURES: &[(&str, &str)] = &[
+    ("tenure_months", "tenure_months"),
+    ("age", "age"),
+    ("plan_tier", "plan_tier"),
+    ("plan_fee", "plan_fee"),
+    ("is_group_member", "is_group_member"),
+    ("family_size", "family_size"),
+    ("group_size", "group_size"),
+    ("has_subsidy", "has_subsidy"),
+    ("subsidy_months_left", "subsidy_months_left"),
+    ("contract_months_left", "contract_months_left"),
+    ("fee_1m", "at(fee, 1m)"),
+    ("fee_avg_3m", "avg(fee, 3m)"),
+    ("fee_avg_6m", "avg(fee, 6m)"),
+    ("fee_trend", "avg(fee, 2m) / avg(fee, 3m..6m)"),
+    ("fee_slope_6m", "slope(fee, 6m)"),
+    ("fee_std_6m", "stddev(fee, 6m)"),
+    ("voice_avg_3m", "avg(voice_minutes, 3m)"),
+    (
+        "voice_trend",
+        "avg(voice_minutes, 2m) / avg(voice_minutes, 3m..6m)",
+    ),
+    ("calls_out_avg_3m", "avg(calls_out, 3m)"),
+    ("calls_in_share", "sum(calls_in, 3m) / sum(calls, 3m)"),
+    ("calls_trend", "avg(calls, 2m) / avg(calls, 3m..6m)"),
+    ("data_avg_3m", "avg(data_mb, 3m)"),
+    ("data_trend", "avg(data_mb, 2m) / avg(data_mb, 3m..6m)"),
+    ("data_slope_6m", "slope(data_mb, 6m)"),
+    ("sms_avg_3m", "avg(sms, 3m)"),
+    ("vas_avg_3m", "avg(vas_fee, 3m)"),
+    ("vas_trend", "avg(vas_fee, 2m) / avg(vas_fee, 3m..6m)"),
+    ("bundled_1m", "at(bundled_services, 1m)"),
+    (
+        "bundled_change_3m",
+        "at(bundled_services, 1m) - at(bundled_services, 4m)",
+    ),
+    ("recharge_avg_3m", "avg(recharge, 3m)"),
+    ("arrears_1m", "at(arrears, 1m)"),
+    ("arrears_max_6m", "max(arrears, 6m)"),
+    ("suspended_days_3m", "sum(suspended_days, 3m)"),
+    ("active_days_avg_3m", "avg(active_days, 3m)"),
+    (
+        "active_days_trend",
+        "avg(active_days, 2m) / avg(active_days, 3m..6m)",
+    ),
+    ("fee_week_trend", "avg(fee, 1w..2w) / avg(fee, 3w..6w)"),
+    (
+        "data_week_trend",
+        "avg(data_mb, 1w..2w) / avg(data_mb, 3w..6w)",
+    ),
+    ("complaints_1m", "count(complaint, 1m)"),
+    ("complaints_6m", "count(complaint, 6m)"),
+    (
+        "serious_complaints_6m",
+        "count(complaint, 6m, severity = 'serious')",
+    ),
+    (
+        "late_complaints_6m",
+        "count(complaint, 6m, resolved_on_time = false)",
+    ),
+    (
+        "network_complaints_6m",
+        "count(complaint, 6m, category = 'network')",
+    ),
+    (
+        "billing_complaints_6m",
+        "count(complaint, 6m, category = 'billing')",
+    ),
+    ("days_since_complaint", "days_since(complaint, 6m)"),
+    ("competitor_calls_1m", "count(competitor_service_call, 1m)"),
+    ("competitor_calls_6m", "count(competitor_service_call, 6m)"),
+    (
+        "days_since_competitor_call",
+        "days_since(competitor_service_call, 6m)",
+    ),
+    ("forward_days_1m", "days(forward_to_competitor, 1m)"),
+    ("forward_days_6m", "days(forward_to_competitor, 6m)"),
+    (
+        "days_since_forward",
+        "days_since(forward_to_competitor, 6m)",
+    ),
+    ("service_calls_1m", "count(service_call, 1m)"),
+    ("service_calls_6m", "count(service_call, 6m)"),
+    ("stop_requests_3m", "count(stop_request, 3m)"),
+    (
+        "arrears_stops_6m",
+        "count(suspension, 6m, category = 'arrears')",
+    ),
+    ("downgrades_6m", "count(plan_change, 6m, downgrade = true)"),
+];
+
+/// A compiled feature set.
+#[derive(Debug)]
+pub struct FeatureSet {
+    pub names: Vec<String>,
+    sqls: Vec<String>,
+    compiler: Compiler,
+}
+
+impl FeatureSet {
+    /// Compiles named expressions; an error names the feature.
+    pub fn compile(features: &[(&str, &str)]) -> Result<FeatureSet> {
+        let mut compiler = Compiler::default();
+        let mut names = Vec::new();
+        let mut sqls = Vec::new();
+        for (name, text) in features {
+            let sql = parse(text).and_then(|e| compiler.value(&e)).map_err(|e| {
+                Error::BadFeature(format!(
+                    "feature {name} ({text}), at character {}: {}",
+                    e.offset + 1,
+                    e.message
+                ))
+            })?;
+            names.push((*name).to_owned());
+            sqls.push(sql);
+        }
+        Ok(FeatureSet {
+            names,
+            sqls,
+            compiler,
+        })
+    }
+
+    /// The default feature set.
+    #[must_use]
+    pub fn default_set() -> FeatureSet {
+        Self::compile(DEFAULT_FEATURES).expect("the default features compile (tested)")
+    }
+
+    fn select(&self) -> String {
+        self.names
+            .iter()
+            .zip(&self.sqls)
+            .map(|(n, s)| format!("{s} AS \"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+async fn run(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+    ctx.sql(sql)
+        .await
+        .map_err(|e| Error::engine(format!("planning {what}"), e))?
+        .collect()
+        .await
+        .map_err(|e| Error::engine(format!("computing {what}"), e))
+}
+
+/// Features of every subscriber alive at `as_of` (joined before it, not cancelled or ported
+/// out by then), from data strictly before it: `subscriber_id`, then one column per feature.
+pub async fn features_as_of(
+    ctx: &SessionContext,
+    set: &FeatureSet,
+    as_of: NaiveDate,
+) -> Result<Vec<RecordBatch>> {
+    let sql = format!(
+        "WITH {} SELECT subscriber_id, {} FROM f ORDER BY subscriber_id",
+        feature_ctes(&set.compiler, as_of),
+        set.select()
+    );
+    run(ctx, &sql, "features").await
+}
+
+/// A training set stacked over monthly snapshots: for each snapshot S, the features as of S of
+/// everyone still a subscriber (quantity churn not yet in effect), `snapshot`, and `label` = 1
+/// when a churn label takes effect in `[S, S + horizon)`. Registers the label view.
+pub async fn training_set(
+    ctx: &SessionContext,
+    set: &FeatureSet,
+    snapshots: &[NaiveDate],
+    horizon_months: u32,
+    labels: &LabelConfig,
+) -> Result<Vec<RecordBatch>> {
+    register_labels(ctx, labels).await?;
+    let mut out = Vec::new();
+    for &s in snapshots {
+        let s = month_start(s);
+        let end = s + Months::new(horizon_months);
+        let sql = format!(
+            "WITH {ctes},
+             lab AS (SELECT DISTINCT subscriber_id FROM {LABELS_VIEW}
+                     WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}'),
+             gone_already AS (SELECT DISTINCT subscriber_id FROM {LABELS_VIEW}
+                     WHERE churn_type = 'quantity' AND effective_month < DATE '{s}')
+             SELECT f.subscriber_id, DATE '{s}' AS snapshot,
+                    CAST(CASE WHEN lab.subscriber_id IS NULL THEN 0 ELSE 1 END AS INT) AS label,
+                    {select}
+             FROM f
+             LEFT JOIN lab ON lab.subscriber_id = f.subscriber_id
+             LEFT JOIN gone_already x ON x.subscriber_id = f.subscriber_id
+             WHERE x.subscriber_id IS NULL
+             ORDER BY f.subscriber_id",
+            ctes = feature_ctes(&set.compiler, s),
+            select = set.select(),
+        );
+        out.extend(run(ctx, &sql, "a training snapshot").await?);
+    }
+    Ok(out)
+}
+
+/// The monthly snapshots with `history_months` of data before them and `outcome_months` of data
+/// after them (the label horizon plus the suspension gap of a backwards-traced cancellation).
+pub async fn observable_snapshots(
+    ctx: &SessionContext,
+    history_months: u32,
+    outcome_months: u32,
+) -> Result<Vec<NaiveDate>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Date32Type;
+    let batches = run(
+        ctx,
+        "SELECT MIN(period), MAX(period) FROM usage_monthly",
+        "the data window",
+    )
+    .await?;
+    let Some(b) = batches
+        .iter()
+        .find(|b| b.num_rows() > 0 && !b.column(0).is_null(0))
+    else {
+        return Err(Error::BadFeature(
+            "usage_monthly has no rows: no snapshot to take".into(),
+        ));
+    };
+    let first = retain_data::days_to_date(b.column(0).as_primitive::<Date32Type>().value(0));
+    let last = retain_data::days_to_date(b.column(1).as_primitive::<Date32Type>().value(0));
+    let after_last = last + Months::new(1);
+    let mut out = Vec::new();
+    let mut s = month_start(first + Months::new(history_months));
+    while s + Months::new(outcome_months) <= after_last {
+        out.push(s);
+        s = s + Months::new(1);
+    }
+    if out.is_empty() {
+        return Err(Error::BadFeature(format!(
+            "the data ({first} to {last}) is too short: a snapshot needs {history_months} months of history and {outcome_months} months of outcome after it"
+        )));
+    }
+    Ok(out)
+}

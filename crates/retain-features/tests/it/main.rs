@@ -1,0 +1,180 @@
+//! Point-in-time features: nothing on or after the as-of date may change them.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+use retain_data::{IngestOptions, Table, Workspace, ingest};
+use retain_features::{FeatureSet, LabelConfig, features_as_of, training_set};
+
+const AS_OF: &str = "2026-07-01";
+
+/// Loads the synthetic operator's files into a workspace, passing each line through `edit`
+/// (return `None` to drop it).
+fn load(
+    files: &[(String, std::path::PathBuf)],
+    dir: &Path,
+    edit: &dyn Fn(&str, &str) -> Option<String>,
+) -> Workspace {
+    let ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for (name, file) in files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut lines = text.lines();
+        let mut out = format!("{}\n", lines.next().unwrap());
+        for line in lines {
+            if let Some(l) = edit(name, line) {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        let path = input.join(format!("{name}.csv"));
+        std::fs::write(&path, out).unwrap();
+        let table = Table::from_name(name).unwrap();
+        let report = ingest(
+            &ws,
+            table,
+            &[path],
+            &IngestOptions {
+                label: name.clone(),
+                ..IngestOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(report.quarantined, 0, "{name}");
+    }
+    ws
+}
+
+fn as_of() -> NaiveDate {
+    NaiveDate::parse_from_str(AS_OF, "%Y-%m-%d").unwrap()
+}
+
+/// Changes everything dated on or after the as-of date, and the end-of-window snapshot fields.
+fn scramble(table: &str, line: &str) -> Option<String> {
+    let mut f: Vec<String> = line.split(',').map(str::to_owned).collect();
+    match table {
+        "usage_monthly" | "usage_weekly" => {
+            let period = if f[1].len() == 7 {
+                format!("{}-01", f[1])
+            } else {
+                f[1].clone()
+            };
+            if period.as_str() >= AS_OF {
+                f[2] = "999.00".into();
+                f[6] = "1.00".into();
+                f[11] = "500.00".into();
+            }
+        }
+        "events" if f[1].as_str() >= AS_OF => return None,
+        "contracts" if f[2].as_str() >= AS_OF => return None,
+        "subscribers" => {
+            // The end-of-window plan and status must not leak into an earlier snapshot.
+            f[11] = "P008".into();
+            f[15] = "active".into();
+            let joined = f[2].clone();
+            f[16] = joined;
+        }
+        _ => {}
+    }
+    Some(f.join(","))
+}
+
+fn sorted_values(batches: &[RecordBatch]) -> Vec<Vec<Option<f64>>> {
+    let mut rows = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let mut row = vec![Some(b.column(0).as_primitive::<Int64Type>().value(r) as f64)];
+            for c in 1..b.num_columns() {
+                let a = b.column(c).as_primitive::<Float64Type>();
+                row.push((!a.is_null(r)).then(|| (a.value(r) * 1e6).round() / 1e6));
+            }
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn features_do_not_see_anything_on_or_after_the_as_of_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = retain_synth::SynthParams {
+        subscribers: 600,
+        months: 12,
+        seed: 5,
+        ..Default::default()
+    };
+    let summary =
+        retain_synth::synthesize(&params, &dir.path().join("src"), &dir.path().join("truth"))
+            .unwrap();
+    let set = FeatureSet::default_set();
+
+    let original = load(&summary.files, &dir.path().join("a"), &|_, l| {
+        Some(l.to_owned())
+    });
+    let ctx = retain_features::session(&original).await.unwrap();
+    let before = sorted_values(&features_as_of(&ctx, &set, as_of()).await.unwrap());
+
+    let changed = load(&summary.files, &dir.path().join("b"), &scramble);
+    let ctx = retain_features::session(&changed).await.unwrap();
+    let after = sorted_values(&features_as_of(&ctx, &set, as_of()).await.unwrap());
+
+    assert!(before.len() > 400, "{}", before.len());
+    assert_eq!(before[0].len(), 1 + set.names.len());
+    assert_eq!(before, after);
+    // The features are not all empty: the comparison means something.
+    let filled = before
+        .iter()
+        .filter(|r| r.iter().skip(1).filter(|v| v.is_some()).count() > 40)
+        .count();
+    assert!(filled > before.len() / 2);
+}
+
+#[tokio::test]
+async fn training_sets_stack_snapshots_with_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = retain_synth::SynthParams {
+        subscribers: 1500,
+        months: 12,
+        seed: 9,
+        ..Default::default()
+    };
+    let summary =
+        retain_synth::synthesize(&params, &dir.path().join("src"), &dir.path().join("truth"))
+            .unwrap();
+    let ws = load(&summary.files, dir.path(), &|_, l| Some(l.to_owned()));
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let set = FeatureSet::default_set();
+    let snapshots = [
+        NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+    ];
+    let batches = training_set(&ctx, &set, &snapshots, 1, &LabelConfig::default())
+        .await
+        .unwrap();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let positives: i64 = batches
+        .iter()
+        .map(|b| {
+            let a = b
+                .column_by_name("label")
+                .unwrap()
+                .as_primitive::<Int32Type>();
+            (0..b.num_rows())
+                .map(|r| i64::from(a.value(r)))
+                .sum::<i64>()
+        })
+        .sum();
+    assert!(rows > 2 * 1200, "{rows}");
+    let rate = positives as f64 / rows as f64;
+    assert!((0.005..0.08).contains(&rate), "churn rate {rate}");
+    assert!(batches[0].column_by_name("snapshot").is_some());
+}
+
+#[test]
+fn a_bad_feature_names_itself() {
+    let err = FeatureSet::compile(&[("x", "avg(fee, 3m) +")]).unwrap_err();
+    assert!(err.to_string().contains("feature x"), "{err}");
+}
