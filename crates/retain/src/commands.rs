@@ -10,6 +10,35 @@ pub(crate) mod synth;
 pub(crate) mod target;
 pub(crate) mod warn;
 
+/// Parses an `--as-of` date.
+pub(crate) fn parse_as_of(text: &str) -> anyhow::Result<chrono::NaiveDate> {
+    retain_data::parse_date(text, &retain_data::FieldFormat::default())
+        .map_err(|reason| anyhow::anyhow!("--as-of: {reason}"))
+}
+
+/// Runs `work` as a run of `kind` in the operational store: recorded as started, then as
+/// succeeded with `summarize(result)` or as failed with the error the user saw.
+pub(crate) fn recorded<T>(
+    rt: &tokio::runtime::Runtime,
+    store: &retain_store::Store,
+    kind: &str,
+    params: &serde_json::Value,
+    work: impl FnOnce() -> anyhow::Result<T>,
+    summarize: impl FnOnce(&T) -> anyhow::Result<serde_json::Value>,
+) -> anyhow::Result<T> {
+    let run = rt.block_on(store.begin_run(kind, params))?;
+    match work() {
+        Ok(value) => {
+            rt.block_on(store.finish_run(run, &summarize(&value)?))?;
+            Ok(value)
+        }
+        Err(error) => {
+            rt.block_on(store.fail_run(run, &format!("{error:#}")))?;
+            Err(error)
+        }
+    }
+}
+
 /// A current-thread runtime for the async store and engine calls of one command.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

@@ -51,8 +51,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             return Ok::<_, anyhow::Error>((batches, snapshots));
         }
         let as_of = match &args.as_of {
-            Some(text) => retain_data::parse_date(text, &retain_data::FieldFormat::default())
-                .map_err(|reason| anyhow::anyhow!("--as-of: {reason}"))?,
+            Some(text) => super::parse_as_of(text)?,
             None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
         };
         Ok((

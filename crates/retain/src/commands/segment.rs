@@ -69,30 +69,24 @@ pub(crate) fn execute(
     as_of: Option<&str>,
 ) -> anyhow::Result<SegmentReport> {
     let config = SegmentConfig::for_workspace(workspace.root())?;
-    let run = rt.block_on(store.begin_run("segment", &serde_json::json!({ "as_of": as_of })))?;
-    let result = rt.block_on(async {
-        let ctx = retain_features::session(workspace).await?;
-        let as_of = match as_of {
-            Some(text) => {
-                let date = retain_data::parse_date(text, &retain_data::FieldFormat::default())
-                    .map_err(|reason| anyhow::anyhow!("--as-of: {reason}"))?;
-                chrono::Datelike::with_day(&date, 1).expect("day 1 exists")
-            }
-            None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
-        };
-        let (report, _) = retain_segment::segment(&ctx, &config, workspace.root(), as_of).await?;
-        Ok::<_, anyhow::Error>(report)
-    });
-    match result {
-        Ok(report) => {
-            rt.block_on(store.finish_run(run, &serde_json::to_value(&report)?))?;
-            Ok(report)
-        }
-        Err(error) => {
-            rt.block_on(store.fail_run(run, &format!("{error:#}")))?;
-            Err(error)
-        }
-    }
+    let params = serde_json::json!({ "as_of": as_of });
+    let work = || {
+        rt.block_on(async {
+            let ctx = retain_features::session(workspace).await?;
+            let as_of = match as_of {
+                Some(text) => {
+                    chrono::Datelike::with_day(&super::parse_as_of(text)?, 1).expect("day 1 exists")
+                }
+                None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
+            };
+            let (report, _) =
+                retain_segment::segment(&ctx, &config, workspace.root(), as_of).await?;
+            Ok::<_, anyhow::Error>(report)
+        })
+    };
+    super::recorded(rt, store, "segment", &params, work, |r| {
+        Ok(serde_json::to_value(r)?)
+    })
 }
 
 fn describe(r: &SegmentReport) -> String {

@@ -82,55 +82,52 @@ pub(crate) fn execute(
         "as_of": args.as_of, "cadence": args.cadence, "rules": rules.source,
         "backtest": args.backtest, "horizon": args.horizon, "gap": args.gap,
     });
-    let run = rt.block_on(store.begin_run(kind, &params))?;
-    let result = rt.block_on(async {
-        let ctx = retain_features::session(workspace).await?;
-        if args.backtest {
-            let options = BacktestOptions {
-                horizon_months: args.horizon,
-                labels: retain_features::LabelConfig {
-                    suspension_gap_months: args.gap,
-                    ..retain_features::LabelConfig::default()
-                },
-                ..BacktestOptions::default()
-            };
-            retain_features::conditions::register_outputs(&ctx, workspace.root(), &rules.compiler)
+    let work = || {
+        rt.block_on(async {
+            let ctx = retain_features::session(workspace).await?;
+            if args.backtest {
+                let options = BacktestOptions {
+                    horizon_months: args.horizon,
+                    labels: retain_features::LabelConfig {
+                        suspension_gap_months: args.gap,
+                        ..retain_features::LabelConfig::default()
+                    },
+                    ..BacktestOptions::default()
+                };
+                retain_features::conditions::register_outputs(
+                    &ctx,
+                    workspace.root(),
+                    &rules.compiler,
+                )
                 .await?;
-            let report = retain_warn::backtest(&ctx, rules, &options).await?;
-            let dir = workspace.root().join("reports");
-            std::fs::create_dir_all(&dir).context("creating the reports directory")?;
-            retain_data::write_atomically(
-                &dir.join("warn-backtest.json"),
-                serde_json::to_string_pretty(&report)?.as_bytes(),
-            )?;
-            return Ok::<_, anyhow::Error>(Outcome::Backtest(report));
-        }
-        let as_of = match &args.as_of {
-            Some(text) => retain_data::parse_date(text, &retain_data::FieldFormat::default())
-                .map_err(|reason| anyhow::anyhow!("--as-of: {reason}"))?,
-            None => retain_warn::default_as_of(&ctx, args.cadence).await?,
-        };
-        let (summary, _) =
-            retain_warn::run(&ctx, rules, workspace.root(), as_of, args.cadence).await?;
-        Ok(Outcome::List(summary))
-    });
-    match result {
-        Ok(outcome) => {
-            let summary = match &outcome {
-                Outcome::List(s) => serde_json::to_value(s)?,
-                Outcome::Backtest(r) => serde_json::json!({
-                    "snapshots": r.snapshots, "levels": r.overall.levels,
-                    "base_rate": r.overall.base_rate,
-                }),
+                let report = retain_warn::backtest(&ctx, rules, &options).await?;
+                let dir = workspace.root().join("reports");
+                std::fs::create_dir_all(&dir).context("creating the reports directory")?;
+                retain_data::write_atomically(
+                    &dir.join("warn-backtest.json"),
+                    serde_json::to_string_pretty(&report)?.as_bytes(),
+                )?;
+                return Ok::<_, anyhow::Error>(Outcome::Backtest(report));
+            }
+            let as_of = match &args.as_of {
+                Some(text) => super::parse_as_of(text)?,
+                None => retain_warn::default_as_of(&ctx, args.cadence).await?,
             };
-            rt.block_on(store.finish_run(run, &summary))?;
-            Ok(outcome)
-        }
-        Err(error) => {
-            rt.block_on(store.fail_run(run, &format!("{error:#}")))?;
-            Err(error)
-        }
-    }
+            let (summary, _) =
+                retain_warn::run(&ctx, rules, workspace.root(), as_of, args.cadence).await?;
+            Ok(Outcome::List(summary))
+        })
+    };
+    let summarize = |outcome: &Outcome| {
+        Ok(match outcome {
+            Outcome::List(s) => serde_json::to_value(s)?,
+            Outcome::Backtest(r) => serde_json::json!({
+                "snapshots": r.snapshots, "levels": r.overall.levels,
+                "base_rate": r.overall.base_rate,
+            }),
+        })
+    };
+    super::recorded(rt, store, kind, &params, work, summarize)
 }
 
 fn describe_list(s: &WarnSummary) -> String {
