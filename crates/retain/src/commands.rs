@@ -8,6 +8,11 @@ pub(crate) mod segment;
 pub(crate) mod status;
 pub(crate) mod synth;
 pub(crate) mod target;
+#[cfg(feature = "model")]
+pub(crate) mod train;
+#[cfg(not(feature = "model"))]
+#[path = "commands/train_unavailable.rs"]
+pub(crate) mod train;
 pub(crate) mod warn;
 
 /// Parses an `--as-of` date.

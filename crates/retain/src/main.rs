@@ -32,6 +32,10 @@ enum Command {
     Warn(commands::warn::Args),
     /// Point-in-time features of every subscriber, or a labelled training set over snapshots.
     Features(commands::features::Args),
+    /// Train the churn model on labelled snapshots and evaluate it on the latest one.
+    Train(commands::train::Args),
+    /// Score every subscriber with the latest churn model: probability, decile, top reasons.
+    Score(commands::train::ScoreArgs),
     /// Segmentation: RFM, lifetime value, lifecycle stage, named clusters, scenario groups.
     Segment(commands::segment::Args),
     /// Give a cluster a name of your own (used by the next `retain segment`).
@@ -65,6 +69,8 @@ fn main() -> ExitCode {
         Command::Warn(args) => commands::warn::run(&args),
         Command::Segment(args) => commands::segment::run(&args),
         Command::Features(args) => commands::features::run(&args),
+        Command::Train(args) => commands::train::run(&args),
+        Command::Score(args) => commands::train::score(&args),
         Command::Customer(args) => commands::customer::run(&args),
         Command::Target(args) => commands::target::run(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),

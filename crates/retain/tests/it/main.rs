@@ -182,6 +182,36 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     assert!(t["rows"].as_u64().unwrap() > 1000 && train.exists());
     assert_eq!(t["features"], 55);
 
+    // The churn model: train on the snapshots, then score everyone.
+    if cfg!(feature = "model") {
+        let (ok, model) = retain_json(&["train", "--dir", s(&ws), "--json"]);
+        assert!(ok, "{model}");
+        for key in [
+            "auc",
+            "pr_auc",
+            "top_decile_lift",
+            "train_seconds",
+            "rows_train",
+            "rows_test",
+            "reason_top1_agreement",
+        ] {
+            assert!(model[key].is_number(), "{key}: {model}");
+        }
+        // 1,500 subscribers give one small training snapshot: only the shape is checked here;
+        // model quality is tested in retain-model.
+        assert!(
+            (0.0..=1.0).contains(&model["auc"].as_f64().unwrap()),
+            "{model}"
+        );
+        let (ok, scored) = retain_json(&["score", "--dir", s(&ws), "--json"]);
+        assert!(ok, "{scored}");
+        assert!(scored["scored"].as_u64().unwrap() > 1000);
+    } else {
+        let out = retain(&["train", "--dir", s(&ws)]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--features model"));
+    }
+
     let (ok, status) = retain_json(&["status", "--dir", s(&ws), "--json"]);
     assert!(ok);
     let kinds: Vec<&str> = status["runs"]

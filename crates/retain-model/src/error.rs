@@ -1,0 +1,19 @@
+//! Errors of churn modelling.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data cannot be used for training or scoring.
+    #[error("{0}")]
+    Data(String),
+    /// LightGBM failed.
+    #[error("model: {0}")]
+    Model(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

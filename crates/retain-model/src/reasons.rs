@@ -1,0 +1,144 @@
+//! Per-subscriber reasons: exact TreeSHAP contributions (LightGBM's `pred_contrib`) summed into
+//! the reason categories a retention team acts on.
+
+use serde::Serialize;
+
+/// Reason categories: code, 中文.
+pub const CATEGORIES: &[(&str, &str)] = &[
+    ("value_decline", "消费下滑"),
+    ("network_quality", "网络质量"),
+    ("service_complaints", "服务与投诉"),
+    ("competitor_lure", "竞争对手吸引"),
+    ("contract_expiry", "合约/分摊到期"),
+    ("billing_arrears", "账单与欠费"),
+    ("low_engagement", "活跃度低"),
+];
+
+/// The category of a feature, by its name; profile features (tenure, age, plan, family) are no
+/// reason an agent can act on and have none.
+#[must_use]
+pub fn category(feature: &str) -> Option<&'static str> {
+    let f = feature;
+    let is = |prefixes: &[&str]| prefixes.iter().any(|p| f.starts_with(p));
+    if is(&["network_complaints"]) {
+        Some("network_quality")
+    } else if is(&["billing_complaints", "arrears", "suspended_days"]) {
+        Some("billing_arrears")
+    } else if is(&[
+        "complaints",
+        "serious_complaints",
+        "late_complaints",
+        "days_since_complaint",
+        "service_calls",
+        "stop_requests",
+    ]) {
+        Some("service_complaints")
+    } else if is(&[
+        "competitor",
+        "days_since_competitor",
+        "forward",
+        "days_since_forward",
+    ]) {
+        Some("competitor_lure")
+    } else if is(&["has_subsidy", "subsidy_months", "contract_months"]) {
+        Some("contract_expiry")
+    } else if is(&["active_days", "sms", "calls_in_share"]) {
+        Some("low_engagement")
+    } else if is(&[
+        "fee",
+        "voice",
+        "calls",
+        "data",
+        "vas",
+        "bundled",
+        "recharge",
+        "downgrades",
+    ]) {
+        Some("value_decline")
+    } else {
+        None
+    }
+}
+
+/// A reason with its weight (sum of the positive contributions of its features).
+#[derive(Debug, Clone, Serialize)]
+pub struct Reason {
+    pub category: &'static str,
+    pub name_zh: &'static str,
+    pub weight: f64,
+    /// The feature that pushed hardest within the category.
+    pub top_feature: String,
+}
+
+/// The `n` categories that push the churn score up most.
+#[must_use]
+pub fn top_reasons(features: &[String], contributions: &[f64], n: usize) -> Vec<Reason> {
+    let mut sums: Vec<(usize, f64, usize, f64)> = Vec::new(); // (category, weight, top feature, its weight)
+    for (i, (f, c)) in features.iter().zip(contributions).enumerate() {
+        if *c <= 0.0 {
+            continue;
+        }
+        let Some(cat) =
+            category(f).and_then(|c| CATEGORIES.iter().position(|(code, _)| *code == c))
+        else {
+            continue;
+        };
+        match sums.iter_mut().find(|s| s.0 == cat) {
+            Some(s) => {
+                s.1 += c;
+                if *c > s.3 {
+                    s.2 = i;
+                    s.3 = *c;
+                }
+            }
+            None => sums.push((cat, *c, i, *c)),
+        }
+    }
+    // Sorted by weight, then by category order, so equal weights give stable reasons.
+    sums.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    sums.into_iter()
+        .take(n)
+        .map(|(cat, w, f, _)| Reason {
+            category: CATEGORIES[cat].0,
+            name_zh: CATEGORIES[cat].1,
+            weight: (w * 10_000.0).round() / 10_000.0,
+            top_feature: features[f].clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_feature_but_the_profile_has_a_category() {
+        for f in [
+            "fee_trend",
+            "forward_days_1m",
+            "network_complaints_6m",
+            "arrears_1m",
+            "subsidy_months_left",
+            "active_days_avg_3m",
+            "complaints_6m",
+        ] {
+            assert!(category(f).is_some(), "{f}");
+        }
+        for f in ["tenure_months", "age", "plan_tier", "family_size"] {
+            assert!(category(f).is_none(), "{f}");
+        }
+    }
+
+    #[test]
+    fn reasons_sum_positive_contributions_by_category() {
+        let features: Vec<String> = ["forward_days_1m", "competitor_calls_6m", "fee_trend", "age"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let reasons = top_reasons(&features, &[0.3, 0.2, 0.4, 0.9], 2);
+        assert_eq!(reasons[0].category, "competitor_lure");
+        assert!((reasons[0].weight - 0.5).abs() < 1e-9);
+        assert_eq!(reasons[0].top_feature, "forward_days_1m");
+        assert_eq!(reasons[1].category, "value_decline");
+    }
+}

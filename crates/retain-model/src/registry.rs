@@ -1,0 +1,97 @@
+//! The model registry: `<workspace>/models/v<N>/{model.txt, meta.json}`, versions counted up.
+
+use std::path::{Path, PathBuf};
+
+use lightgbm3::Booster;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::train::{ChurnModel, Platt, TrainReport};
+
+/// What is kept beside a model file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub version: u32,
+    pub features: Vec<String>,
+    pub platt: Platt,
+    /// Training window: the snapshots used.
+    pub snapshots: Vec<String>,
+    pub horizon_months: u32,
+    pub metrics: serde_json::Value,
+}
+
+fn io(context: String, e: std::io::Error) -> Error {
+    Error::Io { context, source: e }
+}
+
+fn versions(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix('v')?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Saves a model as the next version; returns its directory.
+pub fn save(
+    root: &Path,
+    model: &ChurnModel,
+    report: &TrainReport,
+    snapshots: Vec<String>,
+    horizon_months: u32,
+) -> Result<(u32, PathBuf)> {
+    let dir = root.join("models");
+    let version = versions(&dir).into_iter().max().unwrap_or(0) + 1;
+    let target = dir.join(format!("v{version}"));
+    let tmp = dir.join(format!(".v{version}.tmp"));
+    std::fs::create_dir_all(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
+    model
+        .booster
+        .save_file(&tmp.join("model.txt").to_string_lossy())
+        .map_err(|e| Error::Model(e.to_string()))?;
+    let meta = ModelMeta {
+        version,
+        features: model.features.clone(),
+        platt: model.platt,
+        snapshots,
+        horizon_months,
+        metrics: serde_json::to_value(&report.test).map_err(|e| Error::Data(e.to_string()))?,
+    };
+    let text = serde_json::to_string_pretty(&meta).map_err(|e| Error::Data(e.to_string()))?;
+    std::fs::write(tmp.join("meta.json"), text).map_err(|e| io("writing meta.json".into(), e))?;
+    // The version appears whole or not at all.
+    std::fs::rename(&tmp, &target)
+        .map_err(|e| io(format!("publishing {}", target.display()), e))?;
+    Ok((version, target))
+}
+
+/// The newest saved model, if any.
+pub fn load_latest(root: &Path) -> Result<Option<(ChurnModel, ModelMeta)>> {
+    let dir = root.join("models");
+    let Some(version) = versions(&dir).into_iter().max() else {
+        return Ok(None);
+    };
+    let path = dir.join(format!("v{version}"));
+    let text = std::fs::read_to_string(path.join("meta.json"))
+        .map_err(|e| io(format!("reading {}", path.display()), e))?;
+    let meta: ModelMeta =
+        serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    let booster = Booster::from_file(&path.join("model.txt").to_string_lossy())
+        .map_err(|e| Error::Model(e.to_string()))?;
+    Ok(Some((
+        ChurnModel {
+            booster,
+            features: meta.features.clone(),
+            platt: meta.platt,
+        },
+        meta,
+    )))
+}
