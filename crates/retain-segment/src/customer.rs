@@ -58,6 +58,68 @@ fn latest_warning(root: &Path, id: i64) -> Result<Value> {
     Ok(json!({ "listed": false, "list": list }))
 }
 
+/// The newest scores file, `<root>/scores/<as-of>.csv`, if any.
+pub(crate) fn latest_scores_file(root: &Path) -> Option<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(root.join("scores"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.sort();
+    files.pop()
+}
+
+/// Every subscriber's churn probability from the newest scores file.
+pub(crate) fn latest_probabilities(
+    root: &Path,
+) -> Result<Option<std::collections::HashMap<i64, f64>>> {
+    let Some(file) = latest_scores_file(root) else {
+        return Ok(None);
+    };
+    let mut reader = csv::Reader::from_path(&file)
+        .map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
+    let mut map = std::collections::HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
+        if let (Some(id), Some(p)) = (
+            record.get(0).and_then(|v| v.parse().ok()),
+            record.get(1).and_then(|v| v.parse().ok()),
+        ) {
+            map.insert(id, p);
+        }
+    }
+    Ok(Some(map))
+}
+
+/// The subscriber's line of the newest scores file.
+fn latest_score(root: &Path, id: i64) -> Result<Value> {
+    let Some(file) = latest_scores_file(root) else {
+        return Ok(
+            json!({ "available": false, "note": "no churn scores yet (retain train, then retain score)" }),
+        );
+    };
+    let mut reader = csv::Reader::from_path(&file)
+        .map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
+        if record.get(0).and_then(|v| v.parse::<i64>().ok()) == Some(id) {
+            let reasons: Vec<&str> = (3..6)
+                .filter_map(|i| record.get(i))
+                .filter(|r| !r.is_empty())
+                .collect();
+            return Ok(json!({
+                "available": true,
+                "as_of": file.file_stem().map(|s| s.to_string_lossy().into_owned()),
+                "probability": record.get(1).and_then(|v| v.parse::<f64>().ok()),
+                "decile": record.get(2).and_then(|v| v.parse::<u32>().ok()),
+                "reasons": reasons,
+                "model_version": record.get(6),
+            }));
+        }
+    }
+    Ok(json!({ "available": false, "note": "not scored (not a subscriber at the scoring date)" }))
+}
+
 /// The 360 view of a subscriber, or `None` when the id is unknown.
 pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<Option<Value>> {
     if !has(ctx, "subscribers") {
@@ -189,7 +251,7 @@ pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<
         "usage": { "monthly": usage, "weekly": weekly },
         "events": events,
         "warnings": latest_warning(root, id)?,
-        "churn": { "available": false, "note": "no churn model in this workspace yet" },
+        "churn": latest_score(root, id)?,
         "segments": segments,
         "tags": tags,
         "value": value,

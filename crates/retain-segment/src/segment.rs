@@ -108,6 +108,8 @@ pub struct SegmentReport {
     /// Members of each tag of the tag library.
     pub tags: BTreeMap<String, u64>,
     pub midhigh: u64,
+    /// Where expected lifetimes came from: `model` (churn scores) or `retention_curves`.
+    pub value_source: &'static str,
     pub retention: Vec<Retention>,
     /// Where cancellations concentrate: by tenure band, by calendar month, and by months
     /// between leaving and the end of the nearest contract.
@@ -310,11 +312,20 @@ pub async fn segment(
     }
     let overall = kaplan_meier(&people.iter().map(subject).collect::<Vec<_>>(), max_months);
 
-    // Lifetime value: margin × ARPU × expected discounted months from the tier's curve.
+    // Lifetime value: margin × ARPU × expected discounted months — from the churn model's
+    // monthly probability when the subscriber has a score, else from the tier's curve.
     let vc = &config.value;
+    let probabilities = crate::customer::latest_probabilities(root)?;
     let clv: Vec<f64> = alive
         .iter()
         .map(|b| {
+            if let Some(p) = probabilities.as_ref().and_then(|m| m.get(&b.subscriber_id)) {
+                let stay = (1.0 - p).clamp(0.0, 1.0);
+                let months: f64 = (1..=vc.horizon_months as i32)
+                    .map(|k| stay.powi(k) / (1.0 + vc.monthly_discount_rate).powi(k))
+                    .sum();
+                return (vc.margin_rate * b.arpu_3m * months * 100.0).round() / 100.0;
+            }
             let curve = curves
                 .get(&(b.plan_tier as i64))
                 .filter(|c| c.events >= 20)
@@ -560,6 +571,11 @@ pub async fn segment(
         lifecycle_stage,
         scenario,
         tags,
+        value_source: if probabilities.is_some() {
+            "model"
+        } else {
+            "retention_curves"
+        },
         midhigh: placements.iter().filter(|p| p.midhigh).count() as u64,
         retention,
         churn_by_tenure,

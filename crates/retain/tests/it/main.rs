@@ -206,6 +206,20 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         let (ok, scored) = retain_json(&["score", "--dir", s(&ws), "--json"]);
         assert!(ok, "{scored}");
         assert!(scored["scored"].as_u64().unwrap() > 1000);
+        // The customer view and lifetime values read the scores.
+        let (ok, customer) = retain_json(&["customer", "100000001", "--dir", s(&ws), "--json"]);
+        assert!(ok);
+        if customer["profile"]["status"] != "cancelled" {
+            assert_eq!(
+                customer["churn"]["available"], true,
+                "{}",
+                customer["churn"]
+            );
+            assert!(customer["churn"]["probability"].is_number());
+        }
+        let (ok, seg) = retain_json(&["segment", "--dir", s(&ws), "--json"]);
+        assert!(ok);
+        assert_eq!(seg["value_source"], "model");
     } else {
         let out = retain(&["train", "--dir", s(&ws)]);
         assert!(!out.status.success());
