@@ -46,6 +46,9 @@ struct DemoSummary {
     warnings: retain_warn::WarnSummary,
     /// Absent when the window is too short to backtest (under 10 months).
     warn_backtest: Option<retain_warn::BacktestReport>,
+    /// The churn model's training and scoring summaries (builds with the `model` feature, and
+    /// windows of 12 months or more).
+    model: Option<serde_json::Value>,
     segments: retain_segment::SegmentReport,
     store: String,
     truth_dir: PathBuf,
@@ -165,6 +168,7 @@ fn demo(
         tracing::warn!("the window is under 10 months: skipping the rule backtest");
         None
     };
+    let model = churn_model(rt, store, workspace, params.months)?;
     let segments = super::segment::execute(rt, store, workspace, None)?;
     Ok(DemoSummary {
         dir: workspace.root().to_path_buf(),
@@ -176,9 +180,44 @@ fn demo(
         overview,
         warnings,
         warn_backtest,
+        model,
         segments,
         store: workspace.store_url(),
     })
+}
+
+/// Trains and scores the churn model; three observable snapshots need 12 months of data.
+#[cfg(feature = "model")]
+fn churn_model(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    workspace: &Workspace,
+    months: u32,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    if months < 12 {
+        tracing::warn!("the window is under 12 months: skipping the churn model");
+        return Ok(None);
+    }
+    let args = super::train::Args {
+        dir: workspace.root().to_path_buf(),
+        horizon: 1,
+        gap: 3,
+        json: false,
+    };
+    let train = super::train::execute(rt, store, workspace, &args)?;
+    let score = super::train::score_execute(rt, workspace, None)?;
+    Ok(Some(serde_json::json!({ "train": train, "score": score })))
+}
+
+#[cfg(not(feature = "model"))]
+#[allow(clippy::unnecessary_wraps)]
+fn churn_model(
+    _: &tokio::runtime::Runtime,
+    _: &Store,
+    _: &Workspace,
+    _: u32,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(None)
 }
 
 fn describe(s: &DemoSummary) -> String {
@@ -237,6 +276,26 @@ fn describe(s: &DemoSummary) -> String {
                 "  {level:<7} {:>6.2}%  {:>5.2}",
                 m.precision * 100.0,
                 m.lift
+            );
+        }
+    }
+    match &s.model {
+        Some(model) => {
+            let t = &model["train"];
+            let _ = writeln!(
+                text,
+                "churn model v{}: AUC {}, top-decile lift {}, top reason = true cause {}; scores → {}",
+                t["version"],
+                t["auc"],
+                t["top_decile_lift"],
+                t["reason_top1_agreement"],
+                model["score"]["scores_file"].as_str().unwrap_or("")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                text,
+                "churn model: not in this build (cargo run --release --features model -- demo)"
             );
         }
     }

@@ -64,6 +64,21 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
+    let summary = execute(&rt, &store, &workspace, args)?;
+    if args.json {
+        return output::print_json(&summary);
+    }
+    output::print_text(&describe(&summary));
+    Ok(())
+}
+
+/// Trains, saves and evaluates a model, recording the run; returns the `--json` object.
+pub(crate) fn execute(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    workspace: &Workspace,
+    args: &Args,
+) -> anyhow::Result<serde_json::Value> {
     let params = serde_json::json!({ "horizon": args.horizon, "gap": args.gap });
     let work = || -> anyhow::Result<serde_json::Value> {
         let set = FeatureSet::default_set();
@@ -72,7 +87,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             ..LabelConfig::default()
         };
         let (batches, snapshots) = rt.block_on(async {
-            let ctx = retain_features::session(&workspace).await?;
+            let ctx = retain_features::session(workspace).await?;
             let snapshots =
                 retain_features::observable_snapshots(&ctx, 6, args.horizon + args.gap).await?;
             let batches =
@@ -156,10 +171,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         )?;
         Ok(summary)
     };
-    let summary = super::recorded(&rt, &store, "train", &params, work, |s| Ok(s.clone()))?;
-    if args.json {
-        return output::print_json(&summary);
-    }
+    super::recorded(rt, store, "train", &params, work, |s| Ok(s.clone()))
+}
+
+fn describe(summary: &serde_json::Value) -> String {
     let mut text = format!(
         "churn model v{} → {}\n  test snapshot: AUC {}, PR-AUC {}, top-decile lift {}, log loss {}, Brier {}\n  rows: train {}, validation {}, test {}; {} trees in {:.1}s\n",
         summary["version"],
@@ -182,19 +197,38 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             summary["reason_top1_agreement"]
         );
     }
-    output::print_text(&text);
-    Ok(())
+    text
 }
 
 pub(crate) fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
+    let rt = super::runtime()?;
+    let summary = score_execute(&rt, &workspace, args.as_of.as_deref())?;
+    if args.json {
+        return output::print_json(&summary);
+    }
+    output::print_text(&format!(
+        "scored {} subscribers as of {} with model v{} → {}",
+        summary["scored"],
+        summary["as_of"].as_str().unwrap_or(""),
+        summary["model_version"],
+        summary["scores_file"].as_str().unwrap_or("")
+    ));
+    Ok(())
+}
+
+/// Scores everyone with the newest model and writes `scores/<as-of>.csv`.
+pub(crate) fn score_execute(
+    rt: &tokio::runtime::Runtime,
+    workspace: &Workspace,
+    as_of: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
     let Some((model, meta)) = retain_model::load_latest(workspace.root())? else {
         anyhow::bail!("no churn model in this workspace: run `retain train` first");
     };
-    let rt = super::runtime()?;
     let (batches, as_of) = rt.block_on(async {
-        let ctx = retain_features::session(&workspace).await?;
-        let as_of = match &args.as_of {
+        let ctx = retain_features::session(workspace).await?;
+        let as_of = match as_of {
             Some(text) => super::parse_as_of(text)?,
             None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
         };
@@ -239,21 +273,11 @@ pub(crate) fn score(args: &ScoreArgs) -> anyhow::Result<()> {
         ])?;
     }
     w.flush()?;
-    let summary = serde_json::json!({
+    Ok(serde_json::json!({
         "as_of": as_of,
         "model_version": meta.version,
         "scored": scores.len(),
         "mean_probability": scores.iter().map(|s| s.probability).sum::<f64>() / scores.len().max(1) as f64,
         "scores_file": file,
-    });
-    if args.json {
-        return output::print_json(&summary);
-    }
-    output::print_text(&format!(
-        "scored {} subscribers as of {as_of} with model v{} → {}",
-        scores.len(),
-        meta.version,
-        file.display()
-    ));
-    Ok(())
+    }))
 }

@@ -87,6 +87,12 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         json["warnings"]
     );
     assert!(json["warn_backtest"]["levels"]["red"]["precision"].is_number());
+    assert_eq!(
+        json["model"].is_null(),
+        !cfg!(feature = "model"),
+        "{}",
+        json["model"]
+    );
 
     // The early-warning interface: counts per level and the list file.
     let (ok, warn) = retain_json(&["warn", "--dir", s(&ws), "--json"]);
