@@ -4,6 +4,7 @@ pub(crate) mod customer;
 pub(crate) mod demo;
 pub(crate) mod features;
 pub(crate) mod ingest;
+mod model_args;
 pub(crate) mod segment;
 pub(crate) mod status;
 pub(crate) mod synth;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use retain_data::Workspace;
 use retain_features::{FeatureSet, LabelConfig};
@@ -11,34 +11,7 @@ use retain_store::Store;
 
 use crate::output;
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct Args {
-    /// Workspace directory.
-    #[arg(long, env = "RETAIN_DIR")]
-    pub dir: PathBuf,
-    /// Churn counted when it takes effect within this many months of a snapshot.
-    #[arg(long, default_value_t = 1)]
-    pub horizon: u32,
-    /// Months of suspension before a cancellation (倒追 gap).
-    #[arg(long, default_value_t = 3)]
-    pub gap: u32,
-    /// Print one JSON object instead of a summary.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct ScoreArgs {
-    /// Workspace directory.
-    #[arg(long, env = "RETAIN_DIR")]
-    pub dir: PathBuf,
-    /// Score as of this date; defaults to the month after the last loaded one.
-    #[arg(long)]
-    pub as_of: Option<String>,
-    /// Print one JSON object instead of a summary.
-    #[arg(long)]
-    pub json: bool,
-}
+pub(crate) use super::model_args::{Args, ScoreArgs};
 
 /// The synthetic truth's cause of each churner, mapped to the model's reason categories.
 fn truth_categories(root: &Path) -> Option<HashMap<i64, &'static str>> {
