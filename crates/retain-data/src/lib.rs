@@ -36,4 +36,4 @@ pub use schema::{
 };
 pub use source::SourceInfo;
 pub use table::{TableWriter, read_batches, row_count};
-pub use workspace::{CONFIG_FILE, Workspace, WorkspaceConfig, write_atomically};
+pub use workspace::{CONFIG_FILE, Workspace, WorkspaceConfig, newest_file, write_atomically};

@@ -254,6 +254,19 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The last file of `dir` with extension `extension`, by name. Outputs are named by date
+/// (`2026-10-26-weekly.csv`, `2026-11-01.csv`), so the last name is the newest.
+#[must_use]
+pub fn newest_file(dir: &Path, extension: &str) -> Option<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
+    files.sort();
+    files.pop()
+}
+
 /// Writes a file so that it is either absent, or complete with the new content.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");

@@ -320,12 +320,7 @@ pub async fn register_outputs(
     if uses(&|s| matches!(s, Source::Warning(_)))
         && !ctx.table_exist("latest_warnings").unwrap_or(false)
     {
-        let mut lists: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("warnings"))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        lists.retain(|p| p.extension().is_some_and(|x| x == "parquet"));
-        lists.sort();
-        match lists.pop() {
+        match retain_data::newest_file(&root.join("warnings"), "parquet") {
             Some(file) => register_parquet(ctx, "latest_warnings", &file).await?,
             None => {
                 register_empty(

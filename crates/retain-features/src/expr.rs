@@ -30,6 +30,19 @@ fn err<T>(offset: usize, message: impl Into<String>) -> Result<T> {
     })
 }
 
+/// 1-based line and column (in characters) of a byte offset in `text`, for error messages
+/// about conditions inside rules and tag files.
+#[must_use]
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |p| before[p + 1..].chars().count())
+        + 1;
+    (line, column)
+}
+
 /// The unit of a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Unit {

@@ -25,16 +25,7 @@ fn has(ctx: &SessionContext, table: &str) -> bool {
 
 /// The latest warning list entry for the subscriber, from `<root>/warnings/*.csv`.
 fn latest_warning(root: &Path, id: i64) -> Result<Value> {
-    let dir = root.join("warnings");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(json!({ "listed": false, "note": "no warning run yet (retain warn)" }));
-    };
-    let mut lists: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-        .collect();
-    lists.sort();
-    let Some(latest) = lists.pop() else {
+    let Some(latest) = retain_data::newest_file(&root.join("warnings"), "csv") else {
         return Ok(json!({ "listed": false, "note": "no warning run yet (retain warn)" }));
     };
     let list = latest.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -60,13 +51,7 @@ fn latest_warning(root: &Path, id: i64) -> Result<Value> {
 
 /// The newest scores file, `<root>/scores/<as-of>.csv`, if any.
 pub(crate) fn latest_scores_file(root: &Path) -> Option<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(root.join("scores"))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-        .collect();
-    files.sort();
-    files.pop()
+    retain_data::newest_file(&root.join("scores"), "csv")
 }
 
 /// Every subscriber's churn probability from the newest scores file.

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
 use retain_features::conditions::{feature_ctes, register_outputs};
-use retain_features::expr::{Compiler, ExprError, Source, parse};
+use retain_features::expr::{Compiler, ExprError, Source, line_column, parse};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -53,21 +53,11 @@ pub struct TagLibrary {
     compiler: Compiler,
 }
 
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |p| before[p + 1..].chars().count())
-        + 1;
-    (line, column)
-}
-
 impl TagLibrary {
     /// Compiles a tag file; errors name the tag and the line and column.
     pub fn parse(text: &str, path: &Path) -> Result<TagLibrary> {
         let bad = |tag: &str, offset: usize, message: &str| {
-            let (line, column) = position(text, offset);
+            let (line, column) = line_column(text, offset);
             Error::Config(format!(
                 "{}:{line}:{column}: tag {tag}: {message}",
                 path.display()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use retain_features::expr::{Compiler, ExprError, parse};
+use retain_features::expr::{Compiler, ExprError, line_column, parse};
 
 /// The rules shipped with retain.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
@@ -95,16 +95,6 @@ pub struct RuleSet {
     pub compiler: Compiler,
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |p| before[p + 1..].chars().count())
-        + 1;
-    (line, col)
-}
-
 impl RuleSet {
     /// Reads and compiles a rules file.
     pub fn load(path: &Path) -> Result<RuleSet> {
@@ -125,7 +115,7 @@ impl RuleSet {
     /// Compiles rules from text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<RuleSet> {
         let bad = |rule: &str, offset: usize, message: String| {
-            let (line, column) = line_col(text, offset);
+            let (line, column) = line_column(text, offset);
             Error::BadRule {
                 path: path.to_path_buf(),
                 rule: rule.to_owned(),
