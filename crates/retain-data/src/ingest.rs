@@ -1,7 +1,9 @@
 //! Validated ingest of operator files into a canonical table.
 //!
 //! Every row read ends either in the table or in the quarantine file with its file, line,
-//! column and reason, so `read = loaded + quarantined` always holds. A load is all or nothing:
+//! column and reason, so `read = loaded + quarantined` always holds. Rows are canonical rows: a
+//! line of a wide export (one column per measure and month) is one row per month, so for it
+//! `read = lines × months`. A load is all or nothing:
 //! the new rows are staged, merged with the existing table (a row whose key already exists
 //! replaces it, so loading the same file twice changes nothing) and put in place by a rename.
 
@@ -48,7 +50,8 @@ impl Default for IngestOptions {
     }
 }
 
-/// What happened to one input file.
+/// What happened to one input file. Counts are canonical rows; `lines` (in `source`) counts the
+/// file's lines, which differ only for a wide export.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
     pub file: PathBuf,
@@ -542,23 +545,24 @@ fn validate(
     files: &[PathBuf],
     file_index: usize,
 ) -> std::result::Result<Vec<Value>, (String, String)> {
+    // Problems are reported under the record's names: canonical ones, or a wide export's own.
+    let name = |i: usize| record.names[i].clone();
     let mut row = Vec::with_capacity(spec.columns.len());
-    for (column, field) in spec.columns.iter().zip(&record.fields) {
+    for (i, (column, field)) in spec.columns.iter().zip(&record.fields).enumerate() {
         let text = field
             .as_deref()
             .map_or("", |f| options.mapping.translate(column.name, f));
-        let value = parse_field(text, column.kind, format)
-            .map_err(|reason| (column.name.to_owned(), reason))?;
+        let value = parse_field(text, column.kind, format).map_err(|reason| (name(i), reason))?;
         if value == Value::Null && column.required {
-            return Err((column.name.to_owned(), "required value is empty".to_owned()));
+            return Err((name(i), "required value is empty".to_owned()));
         }
         row.push(value);
     }
     if let Some((i, reason)) = check_row(spec, &row) {
-        return Err((spec.columns[i].name.to_owned(), reason));
+        return Err((name(i), reason));
     }
     if let Some((i, reason)) = references.check(spec, &row) {
-        return Err((spec.columns[i].name.to_owned(), reason));
+        return Err((name(i), reason));
     }
     let key: Key = key_indexes
         .iter()
@@ -576,7 +580,7 @@ fn validate(
             format!("{} line {first_line}", files[*first_file].display())
         };
         return Err((
-            spec.key[0].to_owned(),
+            name(key_indexes[0]),
             format!("duplicate key {} (first seen on {place})", shown.join(", ")),
         ));
     }

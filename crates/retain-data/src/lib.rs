@@ -24,7 +24,7 @@ mod workspace;
 
 pub use error::{Error, Location, Result};
 pub use ingest::{FileReport, IngestOptions, IngestReport, ingest};
-pub use mapping::{Encoding, Mapping};
+pub use mapping::{ColumnSource, Computed, Encoding, Mapping, Rounding, Wide};
 pub use parse::{
     FieldFormat, Value, date_to_days, days_to_date, parse_date, parse_field, parse_month,
     parse_timestamp, parse_week,

@@ -2,26 +2,67 @@
 //! are lined up with the canonical columns of a table.
 //!
 //! Nothing here judges values; it only finds the fields, decodes the text and reports shape
-//! problems (wrong field count, over-long lines, undecodable bytes) for the row.
+//! problems (wrong field count, over-long lines, undecodable bytes) for the row. The one
+//! exception is the arithmetic a mapping asks for (sums, rounding, days before a date), whose
+//! inputs must be numbers.
+//!
+//! A wide export (a mapping with `[wide]`) holds several months per line: each line yields one
+//! record per month, in calendar order, all with the line's number.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
-use crate::mapping::{Encoding, Mapping};
+use crate::mapping::{
+    ColumnSource, Computed, Encoding, Mapping, PERIOD, Rounding, Wide, WideMonth, reference_date,
+};
 use crate::schema::TableSpec;
 
 /// Where a canonical column's value comes from.
 #[derive(Debug, Clone)]
 enum FieldSource {
     Index(usize),
+    Computed(ComputedSource),
     Constant(String),
     Absent,
+}
+
+/// A value computed from header columns, as the mapping asks.
+#[derive(Debug, Clone)]
+struct ComputedSource {
+    /// The one column, or the parts of a sum.
+    indexes: Vec<usize>,
+    /// Their header names, for problems with one of them.
+    parts: Vec<String>,
+    round: Option<Rounding>,
+    days_before: Option<chrono::NaiveDate>,
+}
+
+/// How a source record becomes one canonical row: a plain export has one layout, a wide one one
+/// per month.
+#[derive(Debug)]
+struct Layout {
+    fields: Vec<FieldSource>,
+    /// The name problems with each canonical column are reported under.
+    names: Arc<[String]>,
+    /// The month of a wide layout, `YYYY-MM`.
+    month: Option<String>,
+}
+
+/// The header matched against the table.
+#[derive(Debug)]
+struct Resolved {
+    layouts: Vec<Layout>,
+    ignored: Vec<String>,
+    /// Whether problems name the export's columns (wide: `arpu_7` says which month) rather than
+    /// the canonical ones.
+    source_names: bool,
 }
 
 /// One record of an input file, lined up with the table's canonical columns.
@@ -32,6 +73,9 @@ pub(crate) struct RawRecord {
     pub line: u64,
     /// One entry per canonical column; `None` when the source has no such column.
     pub fields: Vec<Option<String>>,
+    /// The name a problem with each canonical column is reported under: the canonical name, or
+    /// in a wide export the export's own column (`arpu_7`).
+    pub names: Arc<[String]>,
     /// The record as it was read, for the quarantine file.
     pub raw: String,
     /// A problem with the record as a whole: (column, reason).
@@ -45,6 +89,9 @@ pub struct SourceInfo {
     pub encoding: Option<&'static str>,
     /// Columns of the file that no canonical column uses.
     pub ignored_columns: Vec<String>,
+    /// Source lines (Parquet rows) read. Each yields one record per month of a wide mapping, one
+    /// otherwise.
+    pub lines: u64,
 }
 
 /// Reading limits.
@@ -160,46 +207,39 @@ fn resolve_columns(
     spec: &TableSpec,
     mapping: &Mapping,
     header: &[String],
-) -> Result<(Vec<FieldSource>, Vec<String>)> {
+) -> Result<Resolved> {
     let normalized: Vec<String> = header.iter().map(|h| h.trim().to_lowercase()).collect();
     let mut used = vec![false; header.len()];
-    let mut sources = Vec::with_capacity(spec.columns.len());
-    for column in spec.columns {
-        let wanted = mapping.source_name(column.name).trim().to_lowercase();
-        let found = normalized.iter().position(|h| *h == wanted);
-        if let Some(index) = found {
-            if used[index] {
-                return Err(Error::bad_file(
-                    path,
-                    1,
-                    Some(&header[index]),
-                    "the same source column is mapped to two canonical columns",
-                ));
-            }
-            used[index] = true;
-            sources.push(FieldSource::Index(index));
-        } else if let Some(value) = mapping.defaults.get(column.name) {
-            sources.push(FieldSource::Constant(value.clone()));
-        } else if column.required {
-            let hint = if wanted == column.name {
-                String::new()
-            } else {
-                format!(" (mapped from {wanted:?})")
-            };
-            return Err(Error::bad_file(
-                path,
-                1,
-                Some(column.name),
-                format!(
-                    "missing required column {}{hint}; the header has: {}",
-                    column.name,
-                    header.join(", ")
-                ),
-            ));
-        } else {
-            sources.push(FieldSource::Absent);
+    let layouts = match &mapping.wide {
+        None => vec![resolve_layout(
+            path,
+            spec,
+            mapping,
+            header,
+            &normalized,
+            None,
+            &mut used,
+        )?],
+        Some(wide) => {
+            let months = wide
+                .months()
+                .map_err(|reason| Error::bad_file(path, 0, None, reason))?;
+            months
+                .iter()
+                .map(|month| {
+                    resolve_layout(
+                        path,
+                        spec,
+                        mapping,
+                        header,
+                        &normalized,
+                        Some((wide, month)),
+                        &mut used,
+                    )
+                })
+                .collect::<Result<_>>()?
         }
-    }
+    };
     for (i, name) in normalized.iter().enumerate() {
         if !used[i] && normalized[..i].contains(name) {
             return Err(Error::bad_file(
@@ -216,7 +256,313 @@ fn resolve_columns(
         .filter(|(_, used)| !**used)
         .map(|(h, _)| h.clone())
         .collect();
-    Ok((sources, ignored))
+    Ok(Resolved {
+        layouts,
+        ignored,
+        source_names: mapping.wide.is_some(),
+    })
+}
+
+/// Resolves the canonical columns for one layout: the whole row, or one month of a wide row.
+fn resolve_layout(
+    path: &Path,
+    spec: &TableSpec,
+    mapping: &Mapping,
+    header: &[String],
+    normalized: &[String],
+    wide: Option<(&Wide, &WideMonth)>,
+    used: &mut [bool],
+) -> Result<Layout> {
+    let find = |name: &str| {
+        let wanted = name.trim().to_lowercase();
+        normalized.iter().position(|h| *h == wanted)
+    };
+    // Whether each header column is taken, and by the mapping's naming it. A column the mapping
+    // names twice is deliberate (the phone number is also the id); one taken by its canonical
+    // name and again by the mapping is a slip.
+    let mut claims: Vec<Option<bool>> = vec![None; header.len()];
+    let mut claim = |index: usize, explicit: bool| -> Result<()> {
+        if let Some(other_explicit) = claims[index]
+            && !(explicit && other_explicit)
+        {
+            return Err(Error::bad_file(
+                path,
+                1,
+                Some(&header[index]),
+                "the same source column is mapped to two canonical columns",
+            ));
+        }
+        claims[index] = Some(explicit);
+        used[index] = true;
+        Ok(())
+    };
+    let mut fields = Vec::with_capacity(spec.columns.len());
+    let mut names = Vec::with_capacity(spec.columns.len());
+    for column in spec.columns {
+        if let Some((_, month)) = wide
+            && column.name == PERIOD
+        {
+            fields.push(FieldSource::Constant(month.month.clone()));
+            names.push(PERIOD.to_owned());
+            continue;
+        }
+        let source = mapping.source(column.name);
+        let per_month = wide
+            .filter(|(w, _)| source.is_some() && !w.per_row.iter().any(|name| name == column.name));
+        let inputs: Vec<String> = match source {
+            Some(source) => source
+                .inputs()
+                .into_iter()
+                .map(|stem| match per_month {
+                    Some((w, month)) => w.column_name(stem, &month.suffix),
+                    None => stem.to_owned(),
+                })
+                .collect(),
+            None => vec![column.name.to_owned()],
+        };
+        let found: Vec<Option<usize>> = inputs.iter().map(|name| find(name)).collect();
+        if found.iter().all(Option::is_some) {
+            let indexes: Vec<usize> = found.into_iter().flatten().collect();
+            for &index in &indexes {
+                claim(index, source.is_some())?;
+            }
+            let parts: Vec<String> = indexes.iter().map(|&i| header[i].clone()).collect();
+            names.push(if wide.is_some() {
+                parts.join("+")
+            } else {
+                column.name.to_owned()
+            });
+            fields.push(field_source(path, source, indexes, parts)?);
+            continue;
+        }
+        let missing = inputs
+            .iter()
+            .zip(&found)
+            .find_map(|(name, f)| f.is_none().then_some(name.as_str()))
+            .expect("one input is missing");
+        if let Some((_, month)) = per_month {
+            // A monthly column must exist for every month; falling back to a default would hide
+            // a month the export left out.
+            let stem = source.map_or("", |s| s.inputs()[0]);
+            let similar: Vec<&str> = header
+                .iter()
+                .map(String::as_str)
+                .filter(|h| h.trim().to_lowercase().starts_with(&stem.to_lowercase()))
+                .collect();
+            return Err(Error::bad_file(
+                path,
+                1,
+                Some(missing),
+                format!(
+                    "missing column {missing}, which [columns] {} needs for {}; {}",
+                    column.name,
+                    month.month,
+                    if similar.is_empty() {
+                        format!("no column of the header starts with {stem:?}")
+                    } else {
+                        format!("the header has {}", similar.join(", "))
+                    }
+                ),
+            ));
+        }
+        if let Some(value) = mapping.defaults.get(column.name) {
+            fields.push(FieldSource::Constant(value.clone()));
+        } else if column.required {
+            let hint = if missing == column.name {
+                String::new()
+            } else {
+                format!(" (mapped from {missing:?})")
+            };
+            return Err(Error::bad_file(
+                path,
+                1,
+                Some(column.name),
+                format!(
+                    "missing required column {}{hint}; the header has: {}",
+                    column.name,
+                    header.join(", ")
+                ),
+            ));
+        } else {
+            fields.push(FieldSource::Absent);
+        }
+        names.push(column.name.to_owned());
+    }
+    Ok(Layout {
+        fields,
+        names: names.into(),
+        month: wide.map(|(_, month)| month.month.clone()),
+    })
+}
+
+fn field_source(
+    path: &Path,
+    source: Option<&ColumnSource>,
+    indexes: Vec<usize>,
+    parts: Vec<String>,
+) -> Result<FieldSource> {
+    match source {
+        Some(ColumnSource::Computed(Computed {
+            sum,
+            round,
+            days_before,
+            ..
+        })) if sum.is_some() || round.is_some() || days_before.is_some() => {
+            let days_before = days_before
+                .as_deref()
+                .map(reference_date)
+                .transpose()
+                .map_err(|reason| Error::bad_file(path, 0, None, reason))?;
+            Ok(FieldSource::Computed(ComputedSource {
+                indexes,
+                parts,
+                round: *round,
+                days_before,
+            }))
+        }
+        _ => Ok(FieldSource::Index(indexes[0])),
+    }
+}
+
+/// Lines up one source record with the canonical columns, once per layout, and hands the
+/// records to `sink`. A problem with the line as a whole rejects the record of every layout, so
+/// the counts of a wide load stay in rows.
+fn emit(
+    resolved: &Resolved,
+    line: u64,
+    values: &[Option<&str>],
+    raw: &str,
+    problem: Option<&(Option<String>, String)>,
+    sink: &mut dyn FnMut(RawRecord) -> Result<()>,
+) -> Result<()> {
+    for layout in &resolved.layouts {
+        let (fields, problem) = match problem {
+            Some((column, reason)) => {
+                let reason = match &layout.month {
+                    Some(month) => format!("{reason} (the {month} row)"),
+                    None => reason.clone(),
+                };
+                (Vec::new(), Some((column.clone(), reason)))
+            }
+            None => match line_up(layout, values, resolved.source_names) {
+                Ok(fields) => (fields, None),
+                Err(problem) => (Vec::new(), Some(problem)),
+            },
+        };
+        sink(RawRecord {
+            line,
+            fields,
+            names: Arc::clone(&layout.names),
+            raw: raw.to_owned(),
+            problem,
+        })?;
+    }
+    Ok(())
+}
+
+type Problem = (Option<String>, String);
+
+fn line_up(
+    layout: &Layout,
+    values: &[Option<&str>],
+    source_names: bool,
+) -> std::result::Result<Vec<Option<String>>, Problem> {
+    layout
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, source)| match source {
+            FieldSource::Index(index) => Ok(values[*index].map(str::to_owned)),
+            FieldSource::Constant(value) => Ok(Some(value.clone())),
+            FieldSource::Absent => Ok(None),
+            FieldSource::Computed(computed) => {
+                compute(computed, values).map_err(|(part, reason)| {
+                    let part = &computed.parts[part];
+                    if source_names {
+                        (Some(part.clone()), reason)
+                    } else {
+                        (Some(layout.names[i].clone()), format!("{part}: {reason}"))
+                    }
+                })
+            }
+        })
+        .collect()
+}
+
+/// Digits after the decimal point, or `None` for a number in exponent form.
+fn decimals(text: &str) -> Option<usize> {
+    if text.contains(['e', 'E']) {
+        return None;
+    }
+    Some(
+        text.split_once('.')
+            .map_or(0, |(_, fraction)| fraction.len()),
+    )
+}
+
+/// Computes a value the mapping asks for; on a bad input, returns which part and why.
+fn compute(
+    computed: &ComputedSource,
+    values: &[Option<&str>],
+) -> std::result::Result<Option<String>, (usize, String)> {
+    let texts: Vec<&str> = computed
+        .indexes
+        .iter()
+        .map(|&i| values[i].unwrap_or("").trim())
+        .collect();
+    let empty = texts.iter().filter(|t| t.is_empty()).count();
+    if empty == texts.len() {
+        return Ok(None);
+    }
+    if empty > 0 {
+        // Counting an empty part as 0 would invent a value the export does not have.
+        let at = texts
+            .iter()
+            .position(|t| t.is_empty())
+            .expect("one is empty");
+        let other = texts
+            .iter()
+            .position(|t| !t.is_empty())
+            .expect("one is not");
+        return Err((
+            at,
+            format!(
+                "empty, while {} has a value: a sum needs all its columns",
+                computed.parts[other]
+            ),
+        ));
+    }
+    let mut total = 0.0;
+    let mut places = Some(0);
+    for (part, text) in texts.iter().enumerate() {
+        let value = text
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| (part, format!("{text:?} is not a number")))?;
+        total += value;
+        places = places.zip(decimals(text)).map(|(a, b)| a.max(b).min(12));
+    }
+    // Binary fractions make 40.31 + 26.83 = 67.14000000000001; the parts' precision is all the
+    // sum has, and rounding up must not count that noise as a started minute.
+    if let Some(places) = places {
+        total = format!("{total:.places$}")
+            .parse()
+            .expect("a formatted number");
+    }
+    if let Some(reference) = computed.days_before {
+        let days = Some(total)
+            .filter(|d| d.fract() == 0.0 && (0.0..=1.0e6).contains(d))
+            .and_then(|d| reference.checked_sub_signed(chrono::Duration::days(d as i64)))
+            .ok_or_else(|| (0, format!("{:?} is not a whole number of days", texts[0])))?;
+        return Ok(Some(days.format("%Y-%m-%d").to_string()));
+    }
+    Ok(Some(match (computed.round, places) {
+        (Some(Rounding::Nearest), _) => format!("{:.0}", total.round()),
+        (Some(Rounding::Up), _) => format!("{:.0}", total.ceil()),
+        (None, Some(places)) => format!("{total:.places$}"),
+        (None, None) => total.to_string(),
+    }))
 }
 
 fn read_csv(
@@ -263,10 +609,12 @@ fn read_csv(
         })?;
         header.push(name);
     }
-    let (sources, ignored) = resolve_columns(path, spec, mapping, &header)?;
+    let resolved = resolve_columns(path, spec, mapping, &header)?;
 
     let delimiter = mapping.delimiter.unwrap_or(',');
+    let mut lines = 0;
     while reader.read_byte_record(&mut record).map_err(csv_error)? {
+        lines += 1;
         let line = record.position().map_or(0, csv::Position::line);
         let mut problem = None;
         let bytes = record.as_slice().len() + record.len().saturating_sub(1);
@@ -301,29 +649,14 @@ fn read_csv(
             }
         }
         let raw = raw_line(&record, delimiter);
-        let fields = if problem.is_some() {
-            Vec::new()
-        } else {
-            sources
-                .iter()
-                .map(|s| match s {
-                    FieldSource::Index(i) => decoded[*i].take(),
-                    FieldSource::Constant(v) => Some(v.clone()),
-                    FieldSource::Absent => None,
-                })
-                .collect()
-        };
-        sink(RawRecord {
-            line,
-            fields,
-            raw,
-            problem,
-        })?;
+        let values: Vec<Option<&str>> = decoded.iter().map(Option::as_deref).collect();
+        emit(&resolved, line, &values, &raw, problem.as_ref(), sink)?;
     }
     Ok(SourceInfo {
         format: "csv",
         encoding: Some(encoding_name(encoding)),
-        ignored_columns: ignored,
+        ignored_columns: resolved.ignored,
+        lines,
     })
 }
 
@@ -361,7 +694,7 @@ fn read_parquet(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let (sources, ignored) = resolve_columns(path, spec, mapping, &header)?;
+    let resolved = resolve_columns(path, spec, mapping, &header)?;
     let reader = builder
         .with_batch_size(8192)
         .build()
@@ -405,26 +738,14 @@ fn read_parquet(
                 .map(|v| v.unwrap_or(""))
                 .collect::<Vec<_>>()
                 .join(",");
-            let fields = sources
-                .iter()
-                .map(|s| match s {
-                    FieldSource::Index(i) => values[*i].map(str::to_owned),
-                    FieldSource::Constant(v) => Some(v.clone()),
-                    FieldSource::Absent => None,
-                })
-                .collect();
-            sink(RawRecord {
-                line: row,
-                fields,
-                raw,
-                problem: None,
-            })?;
+            emit(&resolved, row, &values, &raw, None, sink)?;
         }
     }
     Ok(SourceInfo {
         format: "parquet",
         encoding: None,
-        ignored_columns: ignored,
+        ignored_columns: resolved.ignored,
+        lines: row - 1,
     })
 }
 
@@ -443,6 +764,86 @@ mod tests {
         assert_eq!(sniff_encoding(cut), Encoding::Utf8);
         // Bytes that are neither stay UTF-8, so only the bad rows are rejected.
         assert_eq!(sniff_encoding(b"a,b\n1,\xff\xff\n"), Encoding::Utf8);
+    }
+
+    fn sum(round: Option<Rounding>) -> ComputedSource {
+        ComputedSource {
+            indexes: vec![0, 1],
+            parts: vec!["a".into(), "b".into()],
+            round,
+            days_before: None,
+        }
+    }
+
+    #[test]
+    fn sums_keep_the_parts_precision_and_round_only_as_asked() {
+        let run = |c: &ComputedSource, a: &str, b: &str| compute(c, &[Some(a), Some(b)]);
+        let some = |s: &str| Ok(Some(s.to_owned()));
+        assert_eq!(run(&sum(None), "40.31", "26.83"), some("67.14"));
+        assert_eq!(run(&sum(None), "1e2", "1"), some("101"));
+        // Binary noise must not make 2 minutes into 3.
+        assert_eq!(run(&sum(Some(Rounding::Up)), "1.1", "0.9"), some("2"));
+        assert_eq!(run(&sum(Some(Rounding::Up)), "0.2", "0"), some("1"));
+        assert_eq!(run(&sum(Some(Rounding::Up)), "0", "0.00"), some("0"));
+        assert_eq!(run(&sum(Some(Rounding::Nearest)), "0.2", "0.2"), some("0"));
+        assert_eq!(run(&sum(None), "", " "), Ok(None));
+        assert_eq!(
+            run(&sum(None), "1", ""),
+            Err((
+                1,
+                "empty, while a has a value: a sum needs all its columns".to_owned()
+            ))
+        );
+        assert_eq!(
+            run(&sum(None), "x", "1"),
+            Err((0, "\"x\" is not a number".to_owned()))
+        );
+        assert_eq!(run(&sum(None), "1", "inf").unwrap_err().0, 1);
+    }
+
+    #[test]
+    fn days_before_a_reference_date() {
+        let aon = ComputedSource {
+            indexes: vec![0],
+            parts: vec!["aon".into()],
+            round: None,
+            days_before: chrono::NaiveDate::from_ymd_opt(2014, 9, 30),
+        };
+        let run = |days: &str| compute(&aon, &[Some(days)]);
+        assert_eq!(run("400"), Ok(Some("2013-08-26".to_owned())));
+        assert_eq!(run("400.0"), Ok(Some("2013-08-26".to_owned())));
+        assert_eq!(run(""), Ok(None));
+        for bad in ["1.5", "-1", "1e9"] {
+            assert!(
+                run(bad)
+                    .unwrap_err()
+                    .1
+                    .contains("not a whole number of days")
+            );
+        }
+    }
+
+    #[test]
+    fn a_column_taken_by_its_name_and_by_the_mapping_is_an_error() {
+        let spec = crate::schema::Table::Plans.spec();
+        let header = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let slip: Mapping = toml::from_str("[columns]\nname = \"plan_id\"\n").unwrap();
+        let plans = header(&["plan_id", "monthly_fee", "data_mb", "voice_minutes", "tier"]);
+        let err = resolve_columns(Path::new("p.csv"), spec, &slip, &plans).unwrap_err();
+        assert!(
+            err.to_string().contains("mapped to two canonical columns"),
+            "{err}"
+        );
+
+        // Named twice by the mapping, it is deliberate.
+        let twice: Mapping =
+            toml::from_str("[columns]\nplan_id = \"code\"\nname = \"code\"\n").unwrap();
+        let plans = header(&["code", "monthly_fee", "data_mb", "voice_minutes", "tier"]);
+        let resolved = resolve_columns(Path::new("p.csv"), spec, &twice, &plans).unwrap();
+        assert!(matches!(
+            resolved.layouts[0].fields[..2],
+            [FieldSource::Index(0), FieldSource::Index(0)]
+        ));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use retain_data::{
     Encoding, Error, IngestOptions, IngestReport, Mapping, Table, Workspace, ingest,
 };
 
+mod wide;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
