@@ -1,17 +1,30 @@
-//! Churn prediction: gradient-boosted trees (LightGBM, the same library as the Python peer) on
-//! point-in-time features, trained on stacked snapshots with a time-based split, early-stopped
-//! and Platt-calibrated on the validation snapshot, evaluated on the latest one; per-subscriber
-//! reasons from exact TreeSHAP contributions summed into reason categories; a registry of
-//! versioned model files with their features and metrics.
+//! Churn prediction: gradient-boosted trees (LightGBM, the same library as the Python peer)
+//! blended with a logistic-regression floor, early-stopped, blended and Platt-calibrated on
+//! validation rows; point-in-time snapshots with a time-based split, or any churn table with a
+//! stratified one; per-subscriber reasons from exact TreeSHAP contributions summed into reason
+//! categories; evaluation metrics including EMPC and PSI; a registry of versioned model files.
 
 mod error;
+mod eval;
+mod frame;
+mod logistic;
 mod metrics;
 mod reasons;
 mod registry;
+mod split;
+mod table;
 mod train;
 
 pub use error::{Error, Result};
-pub use metrics::{CalibrationBin, Decile, Metrics, auc, evaluate, pr_auc};
+pub use eval::{EvalOptions, EvalReport, evaluate_files};
+pub use frame::{Frame, read_frame};
+pub use logistic::Logistic;
+pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};
 pub use reasons::{CATEGORIES, Reason, category, top_reasons};
 pub use registry::{ModelMeta, load_latest, save};
-pub use train::{ChurnModel, Platt, Score, Table, TrainReport, train};
+pub use split::{sample, stratified};
+pub use table::Table;
+pub use train::{
+    Blend, ChurnModel, FitReport, Fold, Platt, Score, TrainReport, fit, rolling_backtest,
+    rows_where, snapshots, train,
+};

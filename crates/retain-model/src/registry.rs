@@ -6,7 +6,8 @@ use lightgbm3::Booster;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::train::{ChurnModel, Platt, TrainReport};
+use crate::logistic::Logistic;
+use crate::train::{Blend, ChurnModel, Platt, TrainReport};
 
 /// What is kept beside a model file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,6 +15,15 @@ pub struct ModelMeta {
     pub version: u32,
     pub features: Vec<String>,
     pub platt: Platt,
+    /// The floor model and how it is blended with the trees; models saved before the blend
+    /// existed are trees only.
+    #[serde(default)]
+    pub logistic: Logistic,
+    #[serde(default)]
+    pub blend: Blend,
+    /// Per categorical feature, the trees' code of each level.
+    #[serde(default)]
+    pub level_order: Vec<Option<Vec<f64>>>,
     /// Training window: the snapshots used.
     pub snapshots: Vec<String>,
     pub horizon_months: u32,
@@ -61,9 +71,15 @@ pub fn save(
         version,
         features: model.features.clone(),
         platt: model.platt,
+        logistic: model.logistic.clone(),
+        blend: model.blend,
+        level_order: model.level_order.clone(),
         snapshots,
         horizon_months,
-        metrics: serde_json::to_value(&report.test).map_err(|e| Error::Data(e.to_string()))?,
+        metrics: serde_json::to_value(
+            serde_json::json!({"test": &report.test, "fit": &report.fit}),
+        )
+        .map_err(|e| Error::Data(e.to_string()))?,
     };
     let text = serde_json::to_string_pretty(&meta).map_err(|e| Error::Data(e.to_string()))?;
     std::fs::write(tmp.join("meta.json"), text).map_err(|e| io("writing meta.json".into(), e))?;
@@ -91,6 +107,9 @@ pub fn load_latest(root: &Path) -> Result<Option<(ChurnModel, ModelMeta)>> {
             booster,
             features: meta.features.clone(),
             platt: meta.platt,
+            logistic: meta.logistic.clone(),
+            blend: meta.blend,
+            level_order: meta.level_order.clone(),
         },
         meta,
     )))

@@ -1,96 +1,17 @@
-//! Training: a time-based split of the stacked snapshots, LightGBM with early stopping on the
-//! validation snapshot, Platt calibration on it, and evaluation on the latest snapshot.
+//! The training recipe, the same for every data set: LightGBM early-stopped on validation rows,
+//! a logistic-regression floor, and a blend of the two weighted by validation AUC, calibrated
+//! by Platt scaling. `train` applies it to stacked snapshots with a time-based split.
 
 use std::collections::BTreeSet;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type};
 use lightgbm3::{Booster, Dataset};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, evaluate};
+use crate::logistic::Logistic;
+use crate::metrics::{Metrics, auc, evaluate};
 use crate::reasons::{Reason, top_reasons};
-
-/// Rows of a training set as dense matrices.
-#[derive(Debug, Default)]
-pub struct Table {
-    pub features: Vec<String>,
-    pub subscriber_id: Vec<i64>,
-    /// Snapshot as days since the epoch.
-    pub snapshot: Vec<i32>,
-    pub label: Vec<bool>,
-    /// Row-major, `NaN` for missing.
-    pub x: Vec<f64>,
-}
-
-impl Table {
-    /// Reads batches with `subscriber_id`, optional `snapshot` and `label`, and feature columns
-    /// (every other column, as `Float64`).
-    pub fn from_batches(batches: &[RecordBatch]) -> Result<Table> {
-        let Some(first) = batches.first() else {
-            return Err(Error::Data("the training set is empty".into()));
-        };
-        let reserved = ["subscriber_id", "snapshot", "label"];
-        let features: Vec<String> = first
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .filter(|n| !reserved.contains(&n.as_str()))
-            .collect();
-        let mut t = Table {
-            features,
-            ..Table::default()
-        };
-        for b in batches {
-            let ids = b
-                .column_by_name("subscriber_id")
-                .ok_or_else(|| Error::Data("no subscriber_id column".into()))?;
-            let ids = ids.as_primitive::<Int64Type>();
-            let snapshot = b
-                .column_by_name("snapshot")
-                .map(|a| a.as_primitive::<Date32Type>().clone());
-            let label = b
-                .column_by_name("label")
-                .map(|a| a.as_primitive::<Int32Type>().clone());
-            let cols: Vec<_> = t
-                .features
-                .iter()
-                .map(|n| {
-                    b.column_by_name(n)
-                        .map(|c| c.as_primitive::<Float64Type>().clone())
-                        .ok_or_else(|| Error::Data(format!("no column {n}")))
-                })
-                .collect::<Result<_>>()?;
-            for r in 0..b.num_rows() {
-                t.subscriber_id.push(ids.value(r));
-                t.snapshot.push(snapshot.as_ref().map_or(0, |s| s.value(r)));
-                t.label
-                    .push(label.as_ref().is_some_and(|l| l.value(r) == 1));
-                for c in &cols {
-                    t.x.push(if c.is_null(r) || !c.value(r).is_finite() {
-                        f64::NAN
-                    } else {
-                        c.value(r)
-                    });
-                }
-            }
-        }
-        Ok(t)
-    }
-
-    fn rows(&self, keep: &[usize]) -> (Vec<f64>, Vec<f32>) {
-        let d = self.features.len();
-        let mut x = Vec::with_capacity(keep.len() * d);
-        let mut y = Vec::with_capacity(keep.len());
-        for &i in keep {
-            x.extend_from_slice(&self.x[i * d..(i + 1) * d]);
-            y.push(if self.label[i] { 1.0 } else { 0.0 });
-        }
-        (x, y)
-    }
-}
+use crate::table::Table;
 
 /// Platt scaling: P(churn) = 1 / (1 + exp(a·s + b)) over the raw score s.
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
@@ -100,7 +21,8 @@ pub struct Platt {
 }
 
 impl Platt {
-    /// Fits by Newton's method on (raw score, label), with Platt's smoothed targets.
+    /// Fits by Newton's method with step halving on (raw score, label), with Platt's smoothed
+    /// targets; the halving keeps it from overshooting on nearly separable scores.
     #[must_use]
     #[allow(clippy::many_single_char_names)]
     pub fn fit(scores: &[f64], labels: &[bool]) -> Platt {
@@ -109,12 +31,25 @@ impl Platt {
         let hi = (pos + 1.0) / (pos + 2.0);
         let lo = 1.0 / (neg + 2.0);
         let targets: Vec<f64> = labels.iter().map(|l| if *l { hi } else { lo }).collect();
+        // Negative log likelihood; with u = a·s + b, P = 1 / (1 + e^u).
+        let nll = |a: f64, b: f64| -> f64 {
+            scores
+                .iter()
+                .zip(&targets)
+                .map(|(s, t)| {
+                    let u = a * s + b;
+                    // −[t·ln P + (1 − t)·ln(1 − P)] = t·softplus(u) + (1 − t)·softplus(−u)
+                    t * softplus(u) + (1.0 - t) * softplus(-u)
+                })
+                .sum()
+        };
         let (mut a, mut b) = (-1.0, ((neg + 1.0) / (pos + 1.0)).ln());
+        let mut current = nll(a, b);
         for _ in 0..100 {
             let (mut g_a, mut g_b, mut h_aa, mut h_ab, mut h_bb) = (0.0, 0.0, 1e-12, 0.0, 1e-12);
             for (s, t) in scores.iter().zip(&targets) {
                 let p = 1.0 / (1.0 + (a * s + b).exp());
-                let d = t - p; // derivative of the log likelihood w.r.t. (a·s + b)
+                let d = t - p; // derivative of the negative log likelihood w.r.t. u
                 g_a += d * s;
                 g_b += d;
                 let w = p * (1.0 - p);
@@ -128,9 +63,24 @@ impl Platt {
             }
             let da = (h_bb * g_a - h_ab * g_b) / det;
             let db = (h_aa * g_b - h_ab * g_a) / det;
-            a -= da;
-            b -= db;
-            if da.abs() < 1e-9 && db.abs() < 1e-9 {
+            let mut step = 1.0;
+            let improved = loop {
+                let (na, nb) = (a - step * da, b - step * db);
+                let value = nll(na, nb);
+                if value.is_finite() && value <= current {
+                    break Some((na, nb, value));
+                }
+                step /= 2.0;
+                if step < 1e-10 {
+                    break None;
+                }
+            };
+            let Some((na, nb, value)) = improved else {
+                break;
+            };
+            let done = (current - value).abs() < 1e-10 * (1.0 + current.abs());
+            (a, b, current) = (na, nb, value);
+            if done {
                 break;
             }
         }
@@ -143,26 +93,63 @@ impl Platt {
     }
 }
 
-/// What training produced.
-#[derive(Debug, Serialize)]
-pub struct TrainReport {
-    pub features: Vec<String>,
-    pub rows_train: usize,
-    pub rows_valid: usize,
-    pub rows_test: usize,
+impl Platt {
+    /// The calibrated log-odds of a raw score.
+    #[must_use]
+    pub fn logit(&self, score: f64) -> f64 {
+        -(self.a * score + self.b)
+    }
+
+    /// Fits, or falls back to `fallback` when the rows are too few or too noisy to calibrate on.
+    fn fit_or(scores: &[f64], labels: &[bool], fallback: Platt) -> Platt {
+        let platt = Platt::fit(scores, labels);
+        if platt.a < 0.0 && platt.a.is_finite() && platt.b.is_finite() {
+            platt
+        } else {
+            tracing::warn!(?platt, "calibration failed; using the fallback");
+            fallback
+        }
+    }
+}
+
+/// How the two models' calibrated log-odds are combined: `w · trees + (1 − w) · logistic`,
+/// then calibrated again.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Blend {
+    pub gbdt_weight: f64,
+    pub calibration: Platt,
+}
+
+impl Default for Blend {
+    /// Trees only, calibrated once.
+    fn default() -> Blend {
+        Blend {
+            gbdt_weight: 1.0,
+            calibration: Platt { a: -1.0, b: 0.0 },
+        }
+    }
+}
+
+/// How the recipe's choices scored on the validation rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitReport {
     pub best_iteration: i32,
     pub train_seconds: f64,
-    pub platt: Platt,
-    /// Metrics on the latest snapshot, never seen in training or calibration.
-    pub test: Metrics,
-    pub importance: Vec<(String, f64)>,
+    pub gbdt_weight: f64,
+    pub valid_auc_gbdt: f64,
+    pub valid_auc_logistic: f64,
+    pub valid_auc_blend: f64,
 }
 
 /// A trained, calibrated churn model.
 pub struct ChurnModel {
     pub booster: Booster,
     pub features: Vec<String>,
+    /// Per categorical feature, the trees' code of each level (see [`target_order`]).
+    pub level_order: Vec<Option<Vec<f64>>>,
     pub platt: Platt,
+    pub logistic: Logistic,
+    pub blend: Blend,
 }
 
 /// LightGBM parameters: fixed defaults, the same for every data set.
@@ -186,69 +173,228 @@ fn params(scale_pos_weight: f64) -> serde_json::Value {
     })
 }
 
-/// Trains on all snapshots but the last two; stops early and calibrates on the second to last;
-/// evaluates on the last.
-pub fn train(table: &Table) -> Result<(ChurnModel, TrainReport)> {
-    let snapshots: BTreeSet<i32> = table.snapshot.iter().copied().collect();
-    if snapshots.len() < 3 {
-        return Err(Error::Data(format!(
-            "training needs at least 3 snapshots (train, validation, test); the data has {}",
-            snapshots.len()
-        )));
+/// The trees see a categorical column as its levels ranked by their smoothed churn rate on the
+/// training rows, so one split can separate risky levels from safe ones whatever their order
+/// in the file (the ordered-target encoding; `lightgbm3` offers no native categorical input).
+fn target_order(table: &Table, rows: &[usize]) -> Vec<Option<Vec<f64>>> {
+    let d = table.features.len();
+    let base = rows.iter().filter(|i| table.label[**i]).count() as f64 / rows.len().max(1) as f64;
+    (0..d)
+        .map(|j| {
+            let levels = table.levels.get(j)?.as_ref()?;
+            let mut counts = vec![(0.0, 0.0); levels.len()];
+            for &i in rows {
+                let v = table.x[i * d + j];
+                if v.is_finite() && (v as usize) < levels.len() {
+                    let c = &mut counts[v as usize];
+                    c.0 += f64::from(u8::from(table.label[i]));
+                    c.1 += 1.0;
+                }
+            }
+            // Smoothed towards the base rate by 10 pseudo-rows, so rare levels stay near it.
+            let rates: Vec<f64> = counts
+                .iter()
+                .map(|(churn, n)| (churn + 10.0 * base) / (n + 10.0))
+                .collect();
+            let mut order: Vec<usize> = (0..levels.len()).collect();
+            order.sort_by(|a, b| rates[*a].total_cmp(&rates[*b]).then(a.cmp(b)));
+            let mut rank = vec![0.0; levels.len()];
+            for (r, level) in order.into_iter().enumerate() {
+                rank[level] = r as f64;
+            }
+            Some(rank)
+        })
+        .collect()
+}
+
+/// Rewrites categorical codes into the trees' ranks.
+fn for_trees(x: &[f64], d: usize, order: &[Option<Vec<f64>>]) -> Vec<f64> {
+    if order.iter().all(Option::is_none) {
+        return x.to_vec();
     }
-    let ordered: Vec<i32> = snapshots.into_iter().collect();
-    let (test_s, valid_s) = (ordered[ordered.len() - 1], ordered[ordered.len() - 2]);
-    let pick = |f: &dyn Fn(i32) -> bool| -> Vec<usize> {
-        (0..table.label.len())
-            .filter(|i| f(table.snapshot[*i]))
+    let mut out = x.to_vec();
+    for row in out.chunks_exact_mut(d) {
+        for (v, o) in row.iter_mut().zip(order) {
+            if let Some(rank) = o {
+                *v = if v.is_finite() && (*v as usize) < rank.len() {
+                    rank[*v as usize]
+                } else {
+                    f64::NAN
+                };
+            }
+        }
+    }
+    out
+}
+
+/// The weight of the trees (in tenths) whose blend ranks `labels` best, the blend's AUC, and
+/// its calibration.
+fn choose_blend(trees: &[f64], linear: &[f64], labels: &[bool]) -> (f64, f64, Blend) {
+    let mix = |w: f64| -> Vec<f64> {
+        trees
+            .iter()
+            .zip(linear)
+            .map(|(t, l)| w * t + (1.0 - w) * l)
             .collect()
     };
-    let train_rows = pick(&|s| s < valid_s);
-    let valid_rows = pick(&|s| s == valid_s);
-    let test_rows = pick(&|s| s == test_s);
-    let d = table.features.len() as i32;
-    let (xt, yt) = table.rows(&train_rows);
-    let (xv, yv) = table.rows(&valid_rows);
+    // From trees-only down, so a tie keeps the trees.
+    let mut best = (1.0, f64::NEG_INFINITY);
+    for step in (0..=10).rev() {
+        let w = f64::from(step) / 10.0;
+        let a = auc(&mix(w), labels);
+        if a > best.1 + 1e-9 {
+            best = (w, a);
+        }
+    }
+    let identity = Platt { a: -1.0, b: 0.0 };
+    let blend = Blend {
+        gbdt_weight: best.0,
+        calibration: Platt::fit_or(&mix(best.0), labels, identity),
+    };
+    (best.0, round4(best.1), blend)
+}
+
+/// Feature names as LightGBM accepts them quietly (it rewrites whitespace, warning on stdout).
+fn lightgbm_names(features: &[String]) -> Vec<String> {
+    features
+        .iter()
+        .map(|n| n.replace(char::is_whitespace, "_"))
+        .collect()
+}
+
+/// Fits the recipe on `train_rows`, stopping early, blending and calibrating on `valid_rows`.
+pub fn fit(
+    table: &Table,
+    train_rows: &[usize],
+    valid_rows: &[usize],
+) -> Result<(ChurnModel, FitReport)> {
+    if train_rows.is_empty() || valid_rows.is_empty() {
+        return Err(Error::Data("no rows to train or validate on".into()));
+    }
+    let d = table.features.len();
+    let di = i32::try_from(d).map_err(|_| Error::Data("too many features".into()))?;
+    let level_order = target_order(table, train_rows);
+    let (xt, yt) = table.rows(train_rows);
+    let (xv, yv) = table.rows(valid_rows);
+    let (xt, xv) = (
+        for_trees(&xt, d, &level_order),
+        for_trees(&xv, d, &level_order),
+    );
     let pos = yt.iter().filter(|y| **y > 0.5).count().max(1) as f64;
     // Class imbalance: weigh churners up, but not to parity — calibration fixes the scale.
     let weight = ((yt.len() as f64 - pos) / pos).sqrt();
     let started = std::time::Instant::now();
     let lgbm = |e: lightgbm3::Error| Error::Model(e.to_string());
-    let mut train_set = Dataset::from_slice(&xt, &yt, d, true).map_err(lgbm)?;
-    train_set.set_feature_names(&table.features).map_err(lgbm)?;
+    let mut train_set = Dataset::from_slice(&xt, &yt, di, true).map_err(lgbm)?;
+    train_set
+        .set_feature_names(&lightgbm_names(&table.features))
+        .map_err(lgbm)?;
     let valid_set =
-        Dataset::from_slice_with_reference(&xv, &yv, d, true, Some(&train_set)).map_err(lgbm)?;
+        Dataset::from_slice_with_reference(&xv, &yv, di, true, Some(&train_set)).map_err(lgbm)?;
     let booster =
         Booster::train_with_valid(train_set, Some(valid_set), &params(weight)).map_err(lgbm)?;
+    let logistic = Logistic::fit(table, train_rows);
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let raw = |x: &[f64]| booster.raw_scores(x, d, true).map_err(lgbm);
-    let valid_raw = raw(&xv)?;
-    let valid_labels: Vec<bool> = valid_rows.iter().map(|i| table.label[*i]).collect();
-    let mut platt = Platt::fit(&valid_raw, &valid_labels);
-    if !(platt.a < 0.0 && platt.a.is_finite() && platt.b.is_finite()) {
-        // A validation snapshot too small or too noisy to calibrate on: undo the class weight
-        // instead, which is what calibration would mostly do.
-        tracing::warn!(
-            ?platt,
-            "calibration failed; using the class-weight correction"
-        );
-        platt = Platt {
+    let labels: Vec<bool> = valid_rows.iter().map(|i| table.label[*i]).collect();
+    let raw = booster.raw_scores(&xv, di, true).map_err(lgbm)?;
+    // Without calibration data, undo the class weight: what calibration would mostly do.
+    let platt = Platt::fit_or(
+        &raw,
+        &labels,
+        Platt {
             a: -1.0,
             b: weight.ln(),
-        };
+        },
+    );
+    let trees: Vec<f64> = raw.iter().map(|s| platt.logit(*s)).collect();
+    let (xv_raw, _) = table.rows(valid_rows);
+    let linear = logistic.logits(&xv_raw, d);
+    let (gbdt_weight, valid_auc_blend, blend) = choose_blend(&trees, &linear, &labels);
+    let report = FitReport {
+        best_iteration: booster.num_iterations(),
+        train_seconds,
+        gbdt_weight,
+        valid_auc_gbdt: round4(auc(&trees, &labels)),
+        valid_auc_logistic: round4(auc(&linear, &labels)),
+        valid_auc_blend,
+    };
+    Ok((
+        ChurnModel {
+            booster,
+            features: table.features.clone(),
+            level_order,
+            platt,
+            logistic,
+            blend,
+        },
+        report,
+    ))
+}
+
+/// log(1 + e^u) without overflow.
+fn softplus(u: f64) -> f64 {
+    if u > 30.0 { u } else { u.exp().ln_1p() }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// What training on snapshots produced.
+#[derive(Debug, Serialize)]
+pub struct TrainReport {
+    pub features: Vec<String>,
+    pub rows_train: usize,
+    pub rows_valid: usize,
+    pub rows_test: usize,
+    pub fit: FitReport,
+    /// Metrics on the latest snapshot, never seen in training or calibration.
+    pub test: Metrics,
+    pub importance: Vec<(String, f64)>,
+}
+
+/// The snapshots of a table in time order.
+#[must_use]
+pub fn snapshots(table: &Table) -> Vec<i32> {
+    let set: BTreeSet<i32> = table.snapshot.iter().copied().collect();
+    set.into_iter().collect()
+}
+
+/// Rows of the snapshots for which `keep` holds.
+#[must_use]
+pub fn rows_where(table: &Table, keep: impl Fn(i32) -> bool) -> Vec<usize> {
+    (0..table.len())
+        .filter(|i| keep(table.snapshot[*i]))
+        .collect()
+}
+
+/// Trains on all snapshots but the last two; stops early, blends and calibrates on the second
+/// to last; evaluates on the last.
+pub fn train(table: &Table) -> Result<(ChurnModel, TrainReport)> {
+    let ordered = snapshots(table);
+    if ordered.len() < 3 {
+        return Err(Error::Data(format!(
+            "training needs at least 3 snapshots (train, validation, test); the data has {}",
+            ordered.len()
+        )));
     }
-    let (xs, _) = table.rows(&test_rows);
-    let test_p: Vec<f64> = raw(&xs)?.into_iter().map(|s| platt.apply(s)).collect();
-    let test_labels: Vec<bool> = test_rows.iter().map(|i| table.label[*i]).collect();
+    let (test_s, valid_s) = (ordered[ordered.len() - 1], ordered[ordered.len() - 2]);
+    let train_rows = rows_where(table, |s| s < valid_s);
+    let valid_rows = rows_where(table, |s| s == valid_s);
+    let test_rows = rows_where(table, |s| s == test_s);
+    let (model, fit) = fit(table, &train_rows, &valid_rows)?;
+    let test = table.subset(&test_rows);
+    let test_p = model.probabilities(&test.x)?;
     let mut importance: Vec<(String, f64)> = table
         .features
         .iter()
         .cloned()
         .zip(
-            booster
+            model
+                .booster
                 .feature_importance(lightgbm3::ImportanceType::Gain)
-                .map_err(lgbm)?,
+                .map_err(|e| Error::Model(e.to_string()))?,
         )
         .collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -257,20 +403,50 @@ pub fn train(table: &Table) -> Result<(ChurnModel, TrainReport)> {
         rows_train: train_rows.len(),
         rows_valid: valid_rows.len(),
         rows_test: test_rows.len(),
-        best_iteration: booster.num_iterations(),
-        train_seconds,
-        platt,
-        test: evaluate(&test_p, &test_labels),
+        fit,
+        test: evaluate(&test_p, &test.label),
         importance,
     };
-    Ok((
-        ChurnModel {
-            booster,
-            features: table.features.clone(),
-            platt,
-        },
-        report,
-    ))
+    Ok((model, report))
+}
+
+/// One fold of the rolling time backtest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fold {
+    /// The test snapshot (days since the epoch).
+    pub test_snapshot: i32,
+    pub rows_train: usize,
+    pub rows_test: usize,
+    pub auc: f64,
+    pub pr_auc: f64,
+    pub top_decile_lift: f64,
+    pub brier: f64,
+}
+
+/// Replays training as it would have run in the past: for each of the last `folds` snapshots,
+/// train on the snapshots before the one before it, validate on that one, and test on it.
+pub fn rolling_backtest(table: &Table, folds: usize) -> Result<Vec<Fold>> {
+    let ordered = snapshots(table);
+    let mut out = Vec::new();
+    // The last fold is the one `train` reports; each needs two snapshots before its test one.
+    for t in ordered.len().saturating_sub(folds).max(2)..ordered.len() {
+        let (test_s, valid_s) = (ordered[t], ordered[t - 1]);
+        let train_rows = rows_where(table, |s| s < valid_s);
+        let valid_rows = rows_where(table, |s| s == valid_s);
+        let test = table.subset(&rows_where(table, |s| s == test_s));
+        let (model, _) = fit(table, &train_rows, &valid_rows)?;
+        let m = evaluate(&model.probabilities(&test.x)?, &test.label);
+        out.push(Fold {
+            test_snapshot: test_s,
+            rows_train: train_rows.len(),
+            rows_test: test.len(),
+            auc: m.auc,
+            pr_auc: m.pr_auc,
+            top_decile_lift: m.top_decile_lift,
+            brier: m.brier,
+        });
+    }
+    Ok(out)
 }
 
 /// One subscriber's score.
@@ -282,33 +458,126 @@ pub struct Score {
 }
 
 impl ChurnModel {
-    /// Calibrated probabilities and top reasons for every row of `table`.
-    pub fn score(&self, table: &Table) -> Result<Vec<Score>> {
+    fn width(&self) -> Result<i32> {
+        i32::try_from(self.features.len()).map_err(|_| Error::Data("too many features".into()))
+    }
+
+    /// Blended log-odds before the final calibration, from row-major `x`.
+    fn blended(&self, x: &[f64]) -> Result<Vec<f64>> {
+        let d = self.features.len();
+        let w = self.blend.gbdt_weight;
+        let linear = if w < 1.0 {
+            self.logistic.logits(x, d)
+        } else {
+            vec![0.0; x.len() / d.max(1)]
+        };
+        let trees = if w > 0.0 {
+            self.booster
+                .raw_scores(&for_trees(x, d, &self.level_order), self.width()?, true)
+                .map_err(|e| Error::Model(e.to_string()))?
+        } else {
+            vec![0.0; linear.len()]
+        };
+        Ok(trees
+            .iter()
+            .zip(&linear)
+            .map(|(t, l)| w * self.platt.logit(*t) + (1.0 - w) * l)
+            .collect())
+    }
+
+    /// Calibrated churn probabilities of row-major `x` (the model's features, in order).
+    pub fn probabilities(&self, x: &[f64]) -> Result<Vec<f64>> {
+        Ok(self
+            .blended(x)?
+            .into_iter()
+            .map(|z| self.blend.calibration.apply(z))
+            .collect())
+    }
+
+    /// Calibrated probabilities of every row of `table`, and top reasons for the riskiest
+    /// `explained` share of them (others get none). Exact TreeSHAP costs about a thousand times
+    /// a prediction, and a retention team acts on the top of the list, not on the safe majority.
+    pub fn score(&self, table: &Table, explained: f64) -> Result<Vec<Score>> {
         if table.features != self.features {
             return Err(Error::Data(
                 "the feature columns differ from the model's".into(),
             ));
         }
         let d = self.features.len();
-        let lgbm = |e: lightgbm3::Error| Error::Model(e.to_string());
-        let raw = self
-            .booster
-            .raw_scores(&table.x, d as i32, true)
-            .map_err(lgbm)?;
-        let contrib = self
-            .booster
-            .predict_contrib(&table.x, d as i32, true)
-            .map_err(lgbm)?;
+        let p = self.probabilities(&table.x)?;
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
+        order.truncate((p.len() as f64 * explained.clamp(0.0, 1.0)).ceil() as usize);
+        order.sort_unstable();
+        let x: Vec<f64> = order
+            .iter()
+            .flat_map(|i| table.x[i * d..(i + 1) * d].iter().copied())
+            .collect();
+        let w = self.blend.gbdt_weight;
+        let contrib = if w > 0.0 && !order.is_empty() {
+            self.booster
+                .predict_contrib(&for_trees(&x, d, &self.level_order), self.width()?, true)
+                .map_err(|e| Error::Model(e.to_string()))?
+        } else {
+            Vec::new()
+        };
+        // Every contribution in calibrated log-odds: the trees' SHAP values scaled by both
+        // calibrations, the regression's terms by the final one.
+        let tree_scale = w * -self.platt.a;
+        let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); p.len()];
+        let mut mixed = vec![0.0; d];
+        for (k, &i) in order.iter().enumerate() {
+            let linear = if w < 1.0 {
+                self.logistic.contributions(&x[k * d..(k + 1) * d])
+            } else {
+                vec![0.0; d]
+            };
+            for j in 0..d {
+                // Tree contributions come one per feature, then the bias.
+                let tree = if w > 0.0 {
+                    contrib[k * (d + 1) + j]
+                } else {
+                    0.0
+                };
+                mixed[j] = tree_scale * tree + (1.0 - w) * linear[j];
+            }
+            reasons[i] = top_reasons(&self.features, &mixed, 3);
+        }
         Ok(table
             .subscriber_id
             .iter()
-            .enumerate()
-            .map(|(i, id)| Score {
+            .zip(p)
+            .zip(reasons)
+            .map(|((id, probability), reasons)| Score {
                 subscriber_id: *id,
-                probability: self.platt.apply(raw[i]),
-                // Contributions: one per feature, then the bias.
-                reasons: top_reasons(&self.features, &contrib[i * (d + 1)..i * (d + 1) + d], 3),
+                probability,
+                reasons,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platt_recovers_calibrated_log_odds_even_when_nearly_separable() {
+        // Scores that already are log-odds, spread wide: the fit must stay near the identity.
+        let mut state = 9u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let scores: Vec<f64> = (0..50_000).map(|_| next() * 30.0 - 25.0).collect();
+        let labels: Vec<bool> = scores
+            .iter()
+            .map(|z| next() < 1.0 / (1.0 + (-z).exp()))
+            .collect();
+        let p = Platt::fit(&scores, &labels);
+        assert!((p.a + 1.0).abs() < 0.1, "{p:?}");
+        assert!(p.b.abs() < 0.3, "{p:?}");
     }
 }

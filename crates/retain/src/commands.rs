@@ -4,7 +4,9 @@ pub(crate) mod customer;
 pub(crate) mod demo;
 pub(crate) mod features;
 pub(crate) mod ingest;
-mod model_args;
+pub(crate) mod model_args;
+#[cfg(feature = "model")]
+mod model_report;
 pub(crate) mod segment;
 pub(crate) mod status;
 pub(crate) mod synth;

@@ -36,6 +36,8 @@ enum Command {
     Train(commands::train::Args),
     /// Score every subscriber with the latest churn model: probability, decile, top reasons.
     Score(commands::train::ScoreArgs),
+    /// The churn model on any churn table: `retain model eval`.
+    Model(commands::model_args::ModelArgs),
     /// Segmentation: RFM, lifetime value, lifecycle stage, named clusters, scenario groups.
     Segment(commands::segment::Args),
     /// Give a cluster a name of your own (used by the next `retain segment`).
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Features(args) => commands::features::run(&args),
         Command::Train(args) => commands::train::run(&args),
         Command::Score(args) => commands::train::score(&args),
+        Command::Model(args) => commands::train::model(&args),
         Command::Customer(args) => commands::customer::run(&args),
         Command::Target(args) => commands::target::run(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),

@@ -66,7 +66,7 @@ fn the_model_ranks_calibrates_and_explains() {
         report.test.top_decile_lift
     );
     // Calibrated: the mean probability is close to the observed rate.
-    let scores = model.score(&t).unwrap();
+    let scores = model.score(&t, 1.0).unwrap();
     let mean: f64 = scores.iter().map(|s| s.probability).sum::<f64>() / scores.len() as f64;
     let rate = t.label.iter().filter(|l| **l).count() as f64 / t.label.len() as f64;
     assert!((mean - rate).abs() < 0.02, "mean {mean} vs rate {rate}");
@@ -81,6 +81,21 @@ fn the_model_ranks_calibrates_and_explains() {
         "{categories:?}"
     );
     assert!(report.importance[0].0 == "forward_days_1m" || report.importance[0].0 == "fee_trend");
+    // Reasons for the riskiest tenth only, the same probabilities.
+    let partial = model.score(&t, 0.1).unwrap();
+    let explained = partial.iter().filter(|s| !s.reasons.is_empty()).count();
+    assert!(explained <= t.len() / 10 + 1, "{explained}");
+    let riskiest = partial
+        .iter()
+        .max_by(|a, b| a.probability.total_cmp(&b.probability))
+        .unwrap();
+    assert!(!riskiest.reasons.is_empty());
+    assert!((riskiest.probability - top.probability).abs() < 1e-12);
+    // The rolling backtest's last fold is the reported model.
+    let folds = retain_model::rolling_backtest(&t, 2).unwrap();
+    assert_eq!(folds.len(), 2);
+    assert!((folds[1].auc - report.test.auc).abs() < 1e-9);
+    assert!(folds[0].rows_train < folds[1].rows_train);
 }
 
 #[test]
@@ -93,8 +108,8 @@ fn saved_models_load_and_score_the_same() {
     assert_eq!(version, 1);
     let (loaded, meta) = retain_model::load_latest(dir.path()).unwrap().unwrap();
     assert_eq!(meta.features, t.features);
-    let a = model.score(&t).unwrap();
-    let b = loaded.score(&t).unwrap();
+    let a = model.score(&t, 1.0).unwrap();
+    let b = loaded.score(&t, 1.0).unwrap();
     for (x, y) in a.iter().zip(&b) {
         assert!((x.probability - y.probability).abs() < 1e-9);
     }

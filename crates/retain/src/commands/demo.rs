@@ -202,6 +202,7 @@ fn churn_model(
         dir: workspace.root().to_path_buf(),
         horizon: 1,
         gap: 3,
+        backtest: 0,
         json: false,
     };
     let train = super::train::execute(rt, store, workspace, &args)?;

@@ -13,6 +13,9 @@ pub(crate) struct Args {
     /// Months of suspension before a cancellation (倒追 gap).
     #[arg(long, default_value_t = 3)]
     pub gap: u32,
+    /// Rolling time backtest: retrain as of each of the last N snapshots and test on it.
+    #[arg(long, default_value_t = 0)]
+    pub backtest: usize,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -26,6 +29,49 @@ pub(crate) struct ScoreArgs {
     /// Score as of this date; defaults to the month after the last loaded one.
     #[arg(long)]
     pub as_of: Option<String>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `retain model`: the churn model on tables other than a workspace's.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ModelCommand {
+    /// Train and evaluate on any churn table (CSV or Parquet) with the default recipe: types
+    /// inferred, categories detected, missing values handled.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct EvalArgs {
+    /// Training table (CSV or Parquet).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Test table with the same columns; without it, `--split` of the training table is held
+    /// out (stratified by the target).
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Share of the training table held out for testing when there is no `--test`.
+    #[arg(long, default_value_t = 0.3)]
+    pub split: f64,
+    /// Seed of the split and of the validation rows.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The churn column: two values, yes/no, true/false, 1/0 or any two (the rarer is churn).
+    #[arg(long)]
+    pub target: String,
+    /// A row id column, never used as a feature, written into `--predictions`.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Write `id,label,probability` of every test row to this CSV file.
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,

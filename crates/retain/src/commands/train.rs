@@ -12,6 +12,7 @@ use retain_store::Store;
 use crate::output;
 
 pub(crate) use super::model_args::{Args, ScoreArgs};
+use super::model_args::{ModelArgs, ModelCommand};
 
 /// The synthetic truth's cause of each churner, mapped to the model's reason categories.
 fn truth_categories(root: &Path) -> Option<HashMap<i64, &'static str>> {
@@ -52,7 +53,8 @@ pub(crate) fn execute(
     workspace: &Workspace,
     args: &Args,
 ) -> anyhow::Result<serde_json::Value> {
-    let params = serde_json::json!({ "horizon": args.horizon, "gap": args.gap });
+    let params =
+        serde_json::json!({ "horizon": args.horizon, "gap": args.gap, "backtest": args.backtest });
     let work = || -> anyhow::Result<serde_json::Value> {
         let set = FeatureSet::default_set();
         let labels = LabelConfig {
@@ -69,7 +71,9 @@ pub(crate) fn execute(
             Ok::<_, anyhow::Error>((batches, snapshots))
         })?;
         let table = Table::from_batches(&batches)?;
+        tracing::info!(rows = table.len(), "training set built");
         let (model, report) = retain_model::train(&table)?;
+        tracing::info!(seconds = report.fit.train_seconds, "model trained");
         let names: Vec<String> = snapshots
             .iter()
             .map(|s| s.format("%Y-%m").to_string())
@@ -79,21 +83,9 @@ pub(crate) fn execute(
 
         // How often the top reason of a caught churner is its true cause (synthetic data only).
         let last = table.snapshot.iter().copied().max().unwrap_or(0);
-        let rows: Vec<usize> = (0..table.label.len())
-            .filter(|i| table.snapshot[*i] == last)
-            .collect();
-        let d = table.features.len();
-        let test = Table {
-            features: table.features.clone(),
-            subscriber_id: rows.iter().map(|i| table.subscriber_id[*i]).collect(),
-            snapshot: rows.iter().map(|i| table.snapshot[*i]).collect(),
-            label: rows.iter().map(|i| table.label[*i]).collect(),
-            x: rows
-                .iter()
-                .flat_map(|i| table.x[i * d..(i + 1) * d].iter().copied())
-                .collect(),
-        };
-        let scores = model.score(&test)?;
+        let test = table.subset(&retain_model::rows_where(&table, |s| s == last));
+        // Reasons for the top decile: where the agreement with the truth is measured.
+        let scores = model.score(&test, 0.1)?;
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|a, b| scores[*b].probability.total_cmp(&scores[*a].probability));
         let agreement = truth_categories(workspace.root()).map(|truth| {
@@ -118,6 +110,16 @@ pub(crate) fn execute(
             }
         });
         let m = &report.test;
+        let cohorts = cohort_metrics(&test, &scores);
+        let drift = feature_drift(&table, last);
+        let backtest = retain_model::rolling_backtest(&table, args.backtest)?
+            .into_iter()
+            .map(|f| {
+                let mut v = serde_json::to_value(&f).unwrap_or_default();
+                v["test_snapshot"] = serde_json::json!(day_to_month(f.test_snapshot));
+                v
+            })
+            .collect::<Vec<_>>();
         let summary = serde_json::json!({
             "version": version,
             "model_dir": dir,
@@ -126,15 +128,20 @@ pub(crate) fn execute(
             "log_loss": m.log_loss,
             "brier": m.brier,
             "top_decile_lift": m.top_decile_lift,
-            "train_seconds": report.train_seconds,
+            "train_seconds": report.fit.train_seconds,
             "rows_train": report.rows_train,
             "rows_valid": report.rows_valid,
             "rows_test": report.rows_test,
-            "best_iteration": report.best_iteration,
+            "best_iteration": report.fit.best_iteration,
+            "blend": report.fit,
+            "empc": m.empc,
             "reason_top1_agreement": agreement,
             "deciles": m.deciles,
             "calibration": m.calibration,
             "importance": report.importance.iter().take(15).collect::<Vec<_>>(),
+            "cohorts": cohorts,
+            "feature_drift": drift,
+            "backtest": backtest,
         });
         let reports = workspace.root().join("reports");
         std::fs::create_dir_all(&reports)?;
@@ -142,9 +149,83 @@ pub(crate) fn execute(
             &reports.join("model.json"),
             serde_json::to_string_pretty(&summary)?.as_bytes(),
         )?;
+        retain_data::write_atomically(
+            &reports.join("model.html"),
+            super::model_report::html(&summary).as_bytes(),
+        )?;
         Ok(summary)
     };
     super::recorded(rt, store, "train", &params, work, |s| Ok(s.clone()))
+}
+
+fn day_to_month(days: i32) -> String {
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+        .map_or_else(String::new, |d| d.format("%Y-%m").to_string())
+}
+
+/// Whether a tenure in months belongs to a cohort.
+type CohortMember = fn(f64) -> bool;
+
+/// Tenure cohorts of the test snapshot: new (< 6 months), settling (6–12), established (> 12).
+fn cohort_metrics(test: &Table, scores: &[retain_model::Score]) -> serde_json::Value {
+    let Some(j) = test.features.iter().position(|f| f == "tenure_months") else {
+        return serde_json::Value::Null;
+    };
+    let d = test.features.len();
+    let cohorts: [(&str, CohortMember); 3] = [
+        ("tenure_under_6", |t| t < 6.0),
+        ("tenure_6_to_12", |t| (6.0..=12.0).contains(&t)),
+        ("tenure_over_12", |t| t > 12.0),
+    ];
+    let mut out = serde_json::Map::new();
+    for (name, member) in cohorts {
+        let rows: Vec<usize> = (0..test.len())
+            .filter(|i| member(test.x[i * d + j]))
+            .collect();
+        let p: Vec<f64> = rows.iter().map(|i| scores[*i].probability).collect();
+        let labels: Vec<bool> = rows.iter().map(|i| test.label[*i]).collect();
+        let m = retain_model::evaluate(&p, &labels);
+        out.insert(
+            name.to_string(),
+            serde_json::json!({
+                "rows": m.rows, "churners": m.positives, "auc": m.auc, "pr_auc": m.pr_auc,
+                "top_decile_lift": m.top_decile_lift, "brier": m.brier,
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The ten features whose test-snapshot distribution moved most from the training rows (PSI).
+fn feature_drift(table: &Table, test_snapshot: i32) -> Vec<serde_json::Value> {
+    let d = table.features.len();
+    // One pass in row order (the matrix is row-major), splitting each column in two.
+    let mut train = vec![Vec::new(); d];
+    let mut test = vec![Vec::new(); d];
+    for (i, row) in table.x.chunks_exact(d).enumerate() {
+        let side = if table.snapshot[i] == test_snapshot {
+            &mut test
+        } else {
+            &mut train
+        };
+        for (column, v) in side.iter_mut().zip(row) {
+            column.push(*v);
+        }
+    }
+    let mut drift: Vec<(String, f64)> = (0..d)
+        .map(|j| {
+            (
+                table.features[j].clone(),
+                retain_model::psi(&train[j], &test[j]),
+            )
+        })
+        .collect();
+    drift.sort_by(|a, b| b.1.total_cmp(&a.1));
+    drift
+        .into_iter()
+        .take(10)
+        .map(|(feature, psi)| serde_json::json!({ "feature": feature, "psi": psi }))
+        .collect()
 }
 
 fn describe(summary: &serde_json::Value) -> String {
@@ -190,6 +271,9 @@ pub(crate) fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Share of subscribers, riskiest first, whose scores carry reasons (deciles 1–3).
+const REASONS_SHARE: f64 = 0.3;
+
 /// Scores everyone with the newest model and writes `scores/<as-of>.csv`.
 pub(crate) fn score_execute(
     rt: &tokio::runtime::Runtime,
@@ -212,7 +296,7 @@ pub(crate) fn score_execute(
         ))
     })?;
     let table = Table::from_batches(&batches)?;
-    let scores = model.score(&table)?;
+    let scores = model.score(&table, REASONS_SHARE)?;
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|a, b| scores[*b].probability.total_cmp(&scores[*a].probability));
     let mut decile = vec![0usize; scores.len()];
@@ -222,6 +306,10 @@ pub(crate) fn score_execute(
     let dir = workspace.root().join("scores");
     std::fs::create_dir_all(&dir)?;
     let file = dir.join(format!("{as_of}.csv"));
+    let probabilities: Vec<f64> = scores.iter().map(|s| s.probability).collect();
+    let drift = previous_scores(&dir, &file).map(|(name, previous)| {
+        serde_json::json!({ "against": name, "psi": retain_model::psi(&previous, &probabilities) })
+    });
     let mut w = csv::Writer::from_path(&file)?;
     w.write_record([
         "subscriber_id",
@@ -252,5 +340,62 @@ pub(crate) fn score_execute(
         "scored": scores.len(),
         "mean_probability": scores.iter().map(|s| s.probability).sum::<f64>() / scores.len().max(1) as f64,
         "scores_file": file,
+        "score_drift": drift,
     }))
+}
+
+/// `retain model …`.
+pub(crate) fn model(args: &ModelArgs) -> anyhow::Result<()> {
+    match &args.command {
+        ModelCommand::Eval(a) => {
+            let report = retain_model::evaluate_files(&retain_model::EvalOptions {
+                train: a.train.clone(),
+                test: a.test.clone(),
+                split: a.split,
+                seed: a.seed,
+                target: a.target.clone(),
+                id: a.id.clone(),
+                predictions: a.predictions.clone(),
+            })?;
+            if a.json {
+                return output::print_json(&report);
+            }
+            output::print_text(&format!(
+                "trained on {} rows, tested on {} ({} skipped without a target)\n  AUC {}, PR-AUC {}, top-decile lift {}, log loss {}, Brier {}, EMPC {}\n  {} numeric and {} categorical features; {} trees, blend weight of the trees {}; trained in {:.2}s, scored in {:.3}s",
+                report.rows_train,
+                report.rows_test,
+                report.rows_skipped,
+                report.auc,
+                report.pr_auc,
+                report.top_decile_lift,
+                report.log_loss,
+                report.brier,
+                report.empc,
+                report.numeric.len(),
+                report.categorical.len(),
+                report.fit.best_iteration,
+                report.fit.gbdt_weight,
+                report.train_seconds,
+                report.score_seconds,
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// The probabilities of the newest scores file other than `current`, to measure drift against.
+fn previous_scores(dir: &Path, current: &Path) -> Option<(String, Vec<f64>)> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "csv") && p != current)
+        .collect();
+    files.sort();
+    let file = files.pop()?;
+    let mut reader = csv::Reader::from_path(&file).ok()?;
+    let p = reader
+        .records()
+        .filter_map(|r| r.ok()?.get(1)?.parse().ok())
+        .collect();
+    Some((file.file_name()?.to_string_lossy().into_owned(), p))
 }

@@ -12,3 +12,7 @@ pub(crate) fn run(_: &Args) -> anyhow::Result<()> {
 pub(crate) fn score(_: &ScoreArgs) -> anyhow::Result<()> {
     anyhow::bail!(UNAVAILABLE)
 }
+
+pub(crate) fn model(_: &super::model_args::ModelArgs) -> anyhow::Result<()> {
+    anyhow::bail!(UNAVAILABLE)
+}

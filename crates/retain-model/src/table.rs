@@ -1,0 +1,124 @@
+//! A labelled table as dense matrices: the common input of training, scoring and evaluation.
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type};
+
+use crate::error::{Error, Result};
+
+/// Rows of a training set as dense matrices.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub features: Vec<String>,
+    pub subscriber_id: Vec<i64>,
+    /// Snapshot as days since the epoch.
+    pub snapshot: Vec<i32>,
+    pub label: Vec<bool>,
+    /// Row-major, `NaN` for missing; a categorical column holds level codes.
+    pub x: Vec<f64>,
+    /// Per feature: the level names of a categorical column, `None` for a numeric one. Empty
+    /// when every column is numeric.
+    pub levels: Vec<Option<Vec<String>>>,
+}
+
+impl Table {
+    /// Reads batches with `subscriber_id`, optional `snapshot` and `label`, and feature columns
+    /// (every other column, as `Float64`).
+    pub fn from_batches(batches: &[RecordBatch]) -> Result<Table> {
+        let Some(first) = batches.first() else {
+            return Err(Error::Data("the training set is empty".into()));
+        };
+        let reserved = ["subscriber_id", "snapshot", "label"];
+        let features: Vec<String> = first
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| !reserved.contains(&n.as_str()))
+            .collect();
+        let mut t = Table {
+            features,
+            ..Table::default()
+        };
+        for b in batches {
+            let ids = b
+                .column_by_name("subscriber_id")
+                .ok_or_else(|| Error::Data("no subscriber_id column".into()))?;
+            let ids = ids.as_primitive::<Int64Type>();
+            let snapshot = b
+                .column_by_name("snapshot")
+                .map(|a| a.as_primitive::<Date32Type>().clone());
+            let label = b
+                .column_by_name("label")
+                .map(|a| a.as_primitive::<Int32Type>().clone());
+            let cols: Vec<_> = t
+                .features
+                .iter()
+                .map(|n| {
+                    b.column_by_name(n)
+                        .map(|c| c.as_primitive::<Float64Type>().clone())
+                        .ok_or_else(|| Error::Data(format!("no column {n}")))
+                })
+                .collect::<Result<_>>()?;
+            for r in 0..b.num_rows() {
+                t.subscriber_id.push(ids.value(r));
+                t.snapshot.push(snapshot.as_ref().map_or(0, |s| s.value(r)));
+                t.label
+                    .push(label.as_ref().is_some_and(|l| l.value(r) == 1));
+                for c in &cols {
+                    t.x.push(if c.is_null(r) || !c.value(r).is_finite() {
+                        f64::NAN
+                    } else {
+                        c.value(r)
+                    });
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// Whether feature `j` holds level codes.
+    #[must_use]
+    pub fn is_categorical(&self, j: usize) -> bool {
+        self.levels.get(j).is_some_and(Option::is_some)
+    }
+
+    /// The rows `keep`, as a table of their own.
+    #[must_use]
+    pub fn subset(&self, keep: &[usize]) -> Table {
+        let d = self.features.len();
+        Table {
+            features: self.features.clone(),
+            subscriber_id: keep.iter().map(|i| self.subscriber_id[*i]).collect(),
+            snapshot: keep.iter().map(|i| self.snapshot[*i]).collect(),
+            label: keep.iter().map(|i| self.label[*i]).collect(),
+            x: keep
+                .iter()
+                .flat_map(|i| self.x[i * d..(i + 1) * d].iter().copied())
+                .collect(),
+            levels: self.levels.clone(),
+        }
+    }
+
+    /// Number of rows.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.label.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.label.is_empty()
+    }
+
+    /// The feature matrix and 0/1 labels of the rows `keep`.
+    pub(crate) fn rows(&self, keep: &[usize]) -> (Vec<f64>, Vec<f32>) {
+        let d = self.features.len();
+        let mut x = Vec::with_capacity(keep.len() * d);
+        let mut y = Vec::with_capacity(keep.len());
+        for &i in keep {
+            x.extend_from_slice(&self.x[i * d..(i + 1) * d]);
+            y.push(if self.label[i] { 1.0 } else { 0.0 });
+        }
+        (x, y)
+    }
+}
