@@ -221,7 +221,7 @@ fn newton(x: &[f64], y: &[f64], w: usize) -> Vec<f64> {
 }
 
 /// log(1 + e^z) without overflow.
-fn softplus(z: f64) -> f64 {
+pub(crate) fn softplus(z: f64) -> f64 {
     if z > 30.0 { z } else { z.exp().ln_1p() }
 }
 

@@ -43,7 +43,8 @@ pub struct Metrics {
     pub calibration: Vec<CalibrationBin>,
 }
 
-fn round(x: f64) -> f64 {
+/// Four decimals: what reports show.
+pub(crate) fn round(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 

@@ -8,8 +8,8 @@ use lightgbm3::{Booster, Dataset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::logistic::Logistic;
-use crate::metrics::{Metrics, auc, evaluate};
+use crate::logistic::{Logistic, softplus};
+use crate::metrics::{Metrics, auc, evaluate, round};
 use crate::reasons::{Reason, top_reasons};
 use crate::table::Table;
 
@@ -251,7 +251,7 @@ fn choose_blend(trees: &[f64], linear: &[f64], labels: &[bool]) -> (f64, f64, Bl
         gbdt_weight: best.0,
         calibration: Platt::fit_or(&mix(best.0), labels, identity),
     };
-    (best.0, round4(best.1), blend)
+    (best.0, round(best.1), blend)
 }
 
 /// Feature names as LightGBM accepts them quietly (it rewrites whitespace, warning on stdout).
@@ -315,8 +315,8 @@ pub fn fit(
         best_iteration: booster.num_iterations(),
         train_seconds,
         gbdt_weight,
-        valid_auc_gbdt: round4(auc(&trees, &labels)),
-        valid_auc_logistic: round4(auc(&linear, &labels)),
+        valid_auc_gbdt: round(auc(&trees, &labels)),
+        valid_auc_logistic: round(auc(&linear, &labels)),
         valid_auc_blend,
     };
     Ok((
@@ -330,15 +330,6 @@ pub fn fit(
         },
         report,
     ))
-}
-
-/// log(1 + e^u) without overflow.
-fn softplus(u: f64) -> f64 {
-    if u > 30.0 { u } else { u.exp().ln_1p() }
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
 }
 
 /// What training on snapshots produced.
