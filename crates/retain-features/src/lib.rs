@@ -30,7 +30,7 @@ pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
 pub use rows::json_rows;
 pub use snapshot::{
-    DEFAULT_FEATURES, FeatureSet, features_as_of, observable_snapshots, training_set,
+    DEFAULT_FEATURES, FeatureSet, campaign_set, features_as_of, observable_snapshots, training_set,
 };
 
 /// A DataFusion session with every loaded table of the workspace registered under its

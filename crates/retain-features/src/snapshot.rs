@@ -216,6 +216,50 @@ pub async fn training_set(
     Ok(out)
 }
 
+/// Past campaign contacts with their outcome, for uplift models: for each campaign period P in
+/// `periods`, every `campaign_history` row of P with `arm`, `offer_id`, `offer_kind`, `channel`,
+/// `reached` and `accepted`, the subscriber's features as of P, and `label` = 1 when the
+/// subscriber left within `[P, P + horizon)`: a churn label took effect, or an exit began (a
+/// suspension, stop request, port-out or cancellation: the silent path's cancellation comes
+/// months later, often after the data ends). Registers the label view.
+pub async fn campaign_set(
+    ctx: &SessionContext,
+    set: &FeatureSet,
+    periods: &[NaiveDate],
+    horizon_months: u32,
+    labels: &LabelConfig,
+) -> Result<Vec<RecordBatch>> {
+    register_labels(ctx, labels).await?;
+    let mut out = Vec::new();
+    for &p in periods {
+        let p = month_start(p);
+        let end = p + Months::new(horizon_months);
+        let sql = format!(
+            "WITH {ctes},
+             left_after AS (
+                SELECT subscriber_id FROM {LABELS_VIEW}
+                WHERE effective_month >= DATE '{p}' AND effective_month < DATE '{end}'
+                UNION
+                SELECT subscriber_id FROM events
+                WHERE kind IN ('suspension', 'stop_request', 'port_out', 'cancel')
+                  AND \"timestamp\" >= TIMESTAMP '{p}T00:00:00' AND \"timestamp\" < TIMESTAMP '{end}T00:00:00'),
+             c AS (SELECT * FROM campaign_history WHERE period = DATE '{p}')
+             SELECT c.subscriber_id, DATE '{p}' AS snapshot,
+                    CAST(CASE WHEN l.subscriber_id IS NULL THEN 0 ELSE 1 END AS INT) AS label,
+                    c.arm, c.offer_id, c.offer_kind, c.channel, c.reached, c.accepted,
+                    {select}
+             FROM c JOIN f ON f.subscriber_id = c.subscriber_id
+             LEFT JOIN (SELECT DISTINCT subscriber_id FROM left_after) l
+                    ON l.subscriber_id = c.subscriber_id
+             ORDER BY c.subscriber_id",
+            ctes = feature_ctes(&set.compiler, p),
+            select = set.select(),
+        );
+        out.extend(run(ctx, &sql, "a campaign snapshot").await?);
+    }
+    Ok(out)
+}
+
 /// The monthly snapshots with `history_months` of data before them and `outcome_months` of data
 /// after them (the label horizon plus the suspension gap of a backwards-traced cancellation).
 pub async fn observable_snapshots(

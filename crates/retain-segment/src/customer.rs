@@ -241,6 +241,6 @@ pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<
         "tags": tags,
         "value": value,
         "contacts": contacts,
-        "recommendations": { "available": false, "note": "offer matching is not available yet" },
+        "recommendations": { "available": false, "note": "no offer matching yet (retain match --budget AMOUNT)" },
     })))
 }

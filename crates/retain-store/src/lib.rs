@@ -110,6 +110,20 @@ impl Store {
         }
     }
 
+    /// Replaces the stored offer library with `offers` (id, definition), in one transaction.
+    pub async fn replace_offers(&self, offers: &[(String, serde_json::Value)]) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.replace_offers(offers).await,
+        }
+    }
+
+    /// The stored offer library, by id.
+    pub async fn offers(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.offers().await,
+        }
+    }
+
     /// The most recent runs, newest first.
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
         match &self.backend {
@@ -124,6 +138,14 @@ mod tests {
 
     /// The store story: every backend must tell it the same way.
     async fn story(store: &Store) {
+        let offers = vec![
+            ("A".to_owned(), serde_json::json!({"kind": "fee_discount"})),
+            ("B".to_owned(), serde_json::json!({"kind": "data_bonus"})),
+        ];
+        store.replace_offers(&offers).await.unwrap();
+        store.replace_offers(&offers[1..]).await.unwrap();
+        assert_eq!(store.offers().await.unwrap(), offers[1..].to_vec());
+
         let run = store
             .begin_run("ingest", &serde_json::json!({"table": "plans"}))
             .await

@@ -74,6 +74,33 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(crate) async fn replace_offers(
+        &self,
+        offers: &[(String, serde_json::Value)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM offers").execute(&mut *tx).await?;
+        for (id, definition) in offers {
+            sqlx::query("INSERT INTO offers (id, definition, updated_at) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(definition.to_string())
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn offers(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        let rows = sqlx::query("SELECT id, definition FROM offers ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.get::<String, _>(0), parse_json(&r.get::<String, _>(1))?)))
+            .collect()
+    }
+
     pub(crate) async fn record_ingest(&self, run: RunId, files: &[IngestFileRecord]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for f in files {

@@ -7,6 +7,7 @@ pub(crate) mod ingest;
 pub(crate) mod model_args;
 #[cfg(feature = "model")]
 mod model_report;
+pub(crate) mod offers;
 pub(crate) mod segment;
 pub(crate) mod status;
 pub(crate) mod synth;

@@ -45,6 +45,15 @@ enum Command {
     /// Customer 360: profile, usage, events, warnings, segments, value and contacts of one
     /// subscriber.
     Customer(commands::customer::Args),
+    /// Offer matching (政策适配): the best retention offer and channel for every at-risk
+    /// subscriber under a budget, checked by the verifier; `--offer ID` lists who an offer
+    /// serves best.
+    Match(commands::offers::MatchArgs),
+    /// Real-time decision for one subscriber (id or msisdn): ranked offers with reasons and a
+    /// talking point, under the contact policy.
+    Decide(commands::offers::DecideArgs),
+    /// The offer library (维系政策库) in use.
+    Offers(commands::offers::OffersArgs),
     /// Select a target group by a tag expression.
     Target(commands::target::Args),
     /// Show a workspace: tables, recent runs and headline numbers.
@@ -76,6 +85,9 @@ fn main() -> ExitCode {
         Command::Model(args) => commands::train::model(&args),
         Command::Customer(args) => commands::customer::run(&args),
         Command::Target(args) => commands::target::run(&args),
+        Command::Match(args) => commands::offers::run_match(&args),
+        Command::Decide(args) => commands::offers::decide(&args),
+        Command::Offers(args) => commands::offers::list(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),
         Command::Schema => {
             output::print_text(&retain_data::data_model_markdown());

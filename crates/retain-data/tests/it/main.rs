@@ -11,10 +11,14 @@ use retain_data::{
 
 mod wide;
 
+/// This crate's directory, read at run time: a test binary reused from a build in another
+/// checkout must still look at this one.
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it for tests"))
+}
+
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    manifest_dir().join("tests/fixtures").join(name)
 }
 
 struct Setup {

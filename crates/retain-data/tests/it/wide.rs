@@ -8,7 +8,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
 use retain_data::{Error, IngestOptions, IngestReport, Mapping, Table, Workspace, ingest};
 
-use crate::{Setup, fixture, load, options, quarantine, table_batches, workspace};
+use crate::{Setup, fixture, load, manifest_dir, options, quarantine, table_batches, workspace};
 
 const EXPORT: &str = "telecom_india_wide.csv";
 
@@ -260,10 +260,7 @@ fn a_missing_wide_column_is_a_file_error_naming_it() {
 
 #[test]
 fn the_wide_exports_document_shows_the_tested_mappings() {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/wide-exports.md"),
-    )
-    .unwrap();
+    let doc = std::fs::read_to_string(manifest_dir().join("../../docs/wide-exports.md")).unwrap();
     for name in [
         "telecom_india_usage_monthly.toml",
         "telecom_india_subscribers.toml",

@@ -21,18 +21,43 @@ pub(crate) struct Args {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
     let rt = super::runtime()?;
-    let view = rt.block_on(async {
+    let (view, msisdn) = rt.block_on(async {
         let ctx = retain_features::session(&workspace).await?;
         let view = retain_segment::customer_360(&ctx, workspace.root(), args.id).await?;
-        Ok::<_, anyhow::Error>(view)
+        let msisdn = retain_offers::msisdn_map(&ctx).await?;
+        Ok::<_, anyhow::Error>((view, msisdn))
     })?;
-    let Some(view) = view else {
+    let Some(mut view) = view else {
         anyhow::bail!("subscriber {} is not in this workspace", args.id);
     };
+    view["recommendations"] = recommendations(&workspace, msisdn, args.id)?;
     if args.json {
         output::print_json(&view)
     } else {
         output::print_text(&serde_json::to_string_pretty(&view)?);
         Ok(())
     }
+}
+
+/// The subscriber's ranked offers from the latest match run, as a real-time decision at the
+/// counter would give them now.
+fn recommendations(
+    workspace: &Workspace,
+    msisdn: std::collections::HashMap<String, i64>,
+    id: i64,
+) -> anyhow::Result<serde_json::Value> {
+    let Some(dir) = retain_offers::latest_run_dir(workspace.root()) else {
+        return Ok(serde_json::json!({
+            "available": false,
+            "note": "no offer matching yet (retain match --budget AMOUNT)",
+        }));
+    };
+    let index = retain_offers::DecisionIndex::load(&dir, msisdn)?;
+    let now = chrono::Local::now().naive_local();
+    let decision = index.decide(&id.to_string(), now, None);
+    let mut value = serde_json::to_value(decision)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("available".into(), true.into());
+    }
+    Ok(value)
 }

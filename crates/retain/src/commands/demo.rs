@@ -18,6 +18,9 @@ pub(crate) struct Args {
     /// Workspace directory to create or refresh.
     #[arg(long, env = "RETAIN_DIR", default_value = "retain-demo")]
     pub dir: PathBuf,
+    /// Budget of the offer matching, yuan; defaults to one yuan per subscriber.
+    #[arg(long)]
+    pub budget: Option<f64>,
     /// Serve the dashboard afterwards.
     #[arg(long)]
     pub serve: bool,
@@ -50,6 +53,7 @@ struct DemoSummary {
     /// windows of 12 months or more).
     model: Option<serde_json::Value>,
     segments: retain_segment::SegmentReport,
+    matching: retain_offers::MatchReport,
     store: String,
     truth_dir: PathBuf,
 }
@@ -170,6 +174,16 @@ fn demo(
     };
     let model = churn_model(rt, store, workspace, params.months)?;
     let segments = super::segment::execute(rt, store, workspace, None)?;
+    let dnd = demo_dnd(rt, workspace)?;
+    tracing::info!(dnd, "do-not-disturb list written");
+    let budget = args.budget.unwrap_or(args.operator.subscribers as f64);
+    let matching = super::offers::execute(rt, workspace, budget, None, 42)?.report;
+    if matching.constraint_violations > 0 {
+        anyhow::bail!(
+            "the offer verifier found {} broken constraints",
+            matching.constraint_violations
+        );
+    }
     Ok(DemoSummary {
         dir: workspace.root().to_path_buf(),
         run_id: 0,
@@ -182,8 +196,30 @@ fn demo(
         warn_backtest,
         model,
         segments,
+        matching,
         store: workspace.store_url(),
     })
+}
+
+/// An operator's do-not-disturb list (免打扰) is an export like any other; the demo marks one
+/// subscriber in a hundred so the contact policy has something to honour.
+fn demo_dnd(rt: &tokio::runtime::Runtime, workspace: &Workspace) -> anyhow::Result<usize> {
+    let msisdn = rt.block_on(async {
+        let ctx = retain_features::session(workspace).await?;
+        Ok::<_, anyhow::Error>(retain_offers::msisdn_map(&ctx).await?)
+    })?;
+    let mut numbers: Vec<(&i64, &String)> = msisdn.iter().map(|(m, id)| (id, m)).collect();
+    numbers.sort();
+    let mut text = String::from("msisdn\n");
+    let mut n = 0;
+    for (id, m) in numbers {
+        if id % 100 == 7 {
+            let _ = writeln!(text, "{m}");
+            n += 1;
+        }
+    }
+    retain_data::write_atomically(&workspace.root().join("dnd.csv"), text.as_bytes())?;
+    Ok(n)
 }
 
 /// Trains and scores the churn model; three observable snapshots need 12 months of data.
@@ -315,6 +351,25 @@ fn describe(s: &DemoSummary) -> String {
             c.name_en,
             c.size,
             c.churn_rate * 100.0
+        );
+    }
+    let matching = &s.matching;
+    let _ = writeln!(
+        text,
+        "\noffer matching: {} of {} at-risk subscribers get an offer for {:.2} of {:.2} yuan; constraint violations {}; uplift Qini {} ({:?})",
+        matching.assigned,
+        matching.candidates,
+        matching.cost,
+        matching.budget,
+        matching.constraint_violations,
+        matching.uplift.qini,
+        matching.uplift.method
+    );
+    if let Some(v) = &matching.simulated_saved_value {
+        let _ = writeln!(
+            text,
+            "simulated saved value: retain {:.0}, random {:.0}, biggest discount {:.0} yuan ({}× random)",
+            v.retain, v.random, v.max_discount, v.retain_vs_random
         );
     }
     let _ = writeln!(

@@ -3,6 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// This crate's directory, read at run time: a test binary reused from a build in another
+/// checkout must still look at this one.
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it for tests"))
+}
+
 fn retain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_retain"))
         .args(args)
@@ -29,7 +35,7 @@ fn retain_json(args: &[&str]) -> (bool, serde_json::Value) {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    manifest_dir()
         .join("../retain-data/tests/fixtures")
         .join(name)
 }
@@ -231,6 +237,71 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("--features model"));
     }
+
+    // Offer matching: the interface, the verifier, the simulation against the truth.
+    assert_eq!(
+        json["matching"]["constraint_violations"], 0,
+        "{}",
+        json["matching"]
+    );
+    let (ok, matched) = retain_json(&["match", "--dir", s(&ws), "--budget", "800", "--json"]);
+    assert!(ok, "{matched}");
+    assert_eq!(matched["constraint_violations"], 0, "{matched}");
+    assert!(matched["assigned"].as_u64().unwrap() > 0, "{matched}");
+    assert!(matched["cost"].as_f64().unwrap() <= 800.0);
+    for key in ["retain", "random", "max_discount"] {
+        assert!(
+            matched["simulated_saved_value"][key].is_number(),
+            "{key}: {matched}"
+        );
+    }
+    assert!(matched["uplift"]["qini"].is_number());
+    let assignment = std::fs::read_to_string(matched["assignment_file"].as_str().unwrap()).unwrap();
+    let first: i64 = assignment
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (ok, decision) = retain_json(&[
+        "decide",
+        &first.to_string(),
+        "--dir",
+        s(&ws),
+        "--at",
+        "2026-11-02T10:00",
+        "--json",
+    ]);
+    assert!(ok, "{decision}");
+    assert_eq!(decision["at_risk"], true, "{decision}");
+    assert!(
+        !decision["offers"].as_array().unwrap().is_empty(),
+        "{decision}"
+    );
+    let (ok, customer) = retain_json(&["customer", &first.to_string(), "--dir", s(&ws), "--json"]);
+    assert!(ok);
+    assert_eq!(
+        customer["recommendations"]["available"], true,
+        "{}",
+        customer["recommendations"]
+    );
+    let (ok, offers) = retain_json(&["offers", "--dir", s(&ws), "--json"]);
+    assert!(ok);
+    assert_eq!(offers["offers"].as_array().unwrap().len(), 16);
+    let out = retain(&[
+        "match",
+        "--dir",
+        s(&ws),
+        "--budget",
+        "800",
+        "--offer",
+        "NO-SUCH",
+        "--json",
+    ]);
+    assert!(!out.status.success());
 
     let (ok, status) = retain_json(&["status", "--dir", s(&ws), "--json"]);
     assert!(ok);
@@ -448,8 +519,5 @@ fn a_broken_rules_file_names_the_rule_and_position_and_writes_nothing() {
 }
 
 fn retain_warn_default() -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../retain-warn/rules/default.toml"),
-    )
-    .unwrap()
+    std::fs::read_to_string(manifest_dir().join("../retain-warn/rules/default.toml")).unwrap()
 }

@@ -1,0 +1,67 @@
+//! Errors of offers and matching.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A library or policy file that does not parse or validate; the message names the file,
+    /// line and column.
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    MissingInput(String),
+    #[error(transparent)]
+    Data(#[from] retain_data::Error),
+    #[error(transparent)]
+    Features(#[from] retain_features::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+    #[error("uplift model: {0}")]
+    Model(String),
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Csv {
+        context: String,
+        #[source]
+        source: csv::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn engine(
+        context: impl Into<String>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        Error::Engine {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn csv(context: impl Into<String>, source: csv::Error) -> Self {
+        Error::Csv {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

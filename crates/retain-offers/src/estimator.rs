@@ -1,0 +1,225 @@
+//! The uplift estimate the arbitration uses: a method chosen by held-out Qini, refitted on all
+//! campaigns, with the library's priors for offer kinds no campaign has tried.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::library::{Kind, Offer};
+use crate::policy::Policy;
+use crate::uplift::{Cells, History, HistoryRow, Qini, evaluate};
+
+/// Campaign periods held out to evaluate the methods (the latest ones).
+const HELD_OUT_PERIODS: usize = 2;
+
+/// How a save rate was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Reason × offer-kind cells of past campaigns against their control groups.
+    Cells,
+    /// Gradient-boosted two-model: churn of controls and of treated, per subscriber.
+    TwoModel,
+    /// The mean of the two.
+    Blend,
+    /// The library's prior: no campaign tried the kind.
+    Prior,
+}
+
+/// What the uplift evaluation found.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpliftReport {
+    pub method: Method,
+    pub campaign_rows: usize,
+    pub campaign_periods: Vec<String>,
+    pub held_out_periods: Vec<String>,
+    /// Weighted Qini on the held-out campaigns, per method tried.
+    pub qini_by_method: Vec<(Method, f64)>,
+    /// The chosen method's Qini on the held-out campaigns.
+    pub qini: f64,
+    pub auuc: f64,
+    pub by_kind: Vec<Qini>,
+    /// Learned save rates per reason × tested kind (cells, on all campaigns).
+    pub save_rates: Vec<SaveRate>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SaveRate {
+    pub reason: &'static str,
+    pub kind: &'static str,
+    pub save_rate: f64,
+    pub control_churn: f64,
+}
+
+/// A fitted uplift estimate.
+pub struct Uplift {
+    pub cells: Cells,
+    pub method: Method,
+    #[cfg(feature = "model")]
+    trees: Option<crate::trees::TwoModel>,
+    untested_discount: f64,
+    pub report: UpliftReport,
+}
+
+impl Uplift {
+    /// Fits on the campaign history: evaluates each method on the latest campaigns after
+    /// fitting on the earlier ones, keeps the best, and refits it on all of them.
+    pub fn fit(history: &History, policy: &Policy) -> Result<Uplift> {
+        let mut notes = Vec::new();
+        let periods = &history.periods;
+        let held: Vec<_> = if periods.len() > HELD_OUT_PERIODS {
+            periods[periods.len() - HELD_OUT_PERIODS..].to_vec()
+        } else {
+            Vec::new()
+        };
+        let is_held = |r: &HistoryRow| held.contains(&r.period);
+        let mut tried: Vec<(Method, f64, Vec<Qini>, f64)> = Vec::new();
+        if held.is_empty() {
+            notes.push(format!(
+                "{} campaign periods with a closed outcome window: too few to hold any out, no Qini",
+                periods.len()
+            ));
+        } else {
+            let cells = Cells::fit(history, |r| !is_held(r));
+            let cell_uplift = |r: &HistoryRow, k: Kind| {
+                cells.baseline(r.reason) * cells.save_rate(r.reason, k).unwrap_or(0.0)
+            };
+            let (by_kind, q) = evaluate(history, is_held, cell_uplift);
+            tried.push((
+                Method::Cells,
+                q,
+                by_kind,
+                auuc(history, &is_held, &cell_uplift),
+            ));
+            #[cfg(feature = "model")]
+            match crate::trees::TwoModel::fit(history, |r| !is_held(r)) {
+                Ok(trees) => {
+                    let rows: Vec<&HistoryRow> =
+                        history.rows.iter().filter(|r| is_held(r)).collect();
+                    let predicted = trees.uplift_rows(history, &rows)?;
+                    let lookup = |r: &HistoryRow, k: Kind| {
+                        predicted.get(&(r.row, k)).copied().unwrap_or(0.0)
+                    };
+                    let (by_kind, q) = evaluate(history, is_held, lookup);
+                    tried.push((
+                        Method::TwoModel,
+                        q,
+                        by_kind,
+                        auuc(history, &is_held, &lookup),
+                    ));
+                    let blend = |r: &HistoryRow, k: Kind| 0.5 * (lookup(r, k) + cell_uplift(r, k));
+                    let (by_kind, q) = evaluate(history, is_held, blend);
+                    tried.push((Method::Blend, q, by_kind, auuc(history, &is_held, &blend)));
+                }
+                Err(e) => notes.push(format!("two-model not fitted: {e}")),
+            }
+        }
+        let best = tried
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(Method::Cells, |t| t.0);
+        let cells = Cells::fit(history, |_| true);
+        #[cfg(feature = "model")]
+        let trees = if matches!(best, Method::TwoModel | Method::Blend) {
+            Some(crate::trees::TwoModel::fit(history, |_| true)?)
+        } else {
+            None
+        };
+        let mut save_rates = Vec::new();
+        for (reason, (code, _)) in crate::REASONS.iter().enumerate() {
+            for kind in Kind::ALL {
+                if let Some(s) = cells.save_rate(reason, kind) {
+                    save_rates.push(SaveRate {
+                        reason: code,
+                        kind: kind.code(),
+                        save_rate: crate::round6(s),
+                        control_churn: crate::round6(cells.baseline(reason)),
+                    });
+                }
+            }
+        }
+        if history.rows.is_empty() {
+            notes.push("no campaign history: every save rate is a library prior".into());
+        }
+        let chosen = tried.iter().find(|t| t.0 == best);
+        let report = UpliftReport {
+            method: if history.rows.is_empty() {
+                Method::Prior
+            } else {
+                best
+            },
+            campaign_rows: history.rows.len(),
+            campaign_periods: periods.iter().map(ToString::to_string).collect(),
+            held_out_periods: held.iter().map(ToString::to_string).collect(),
+            qini_by_method: tried.iter().map(|t| (t.0, t.1)).collect(),
+            qini: chosen.map_or(0.0, |t| t.1),
+            auuc: chosen.map_or(0.0, |t| t.3),
+            by_kind: chosen.map(|t| t.2.clone()).unwrap_or_default(),
+            save_rates,
+            notes,
+        };
+        Ok(Uplift {
+            cells,
+            method: best,
+            #[cfg(feature = "model")]
+            trees,
+            untested_discount: policy.untested_discount,
+            report,
+        })
+    }
+
+    /// Per candidate row (of `features`) and offer kind, the individual save rate from the
+    /// chosen method, for kinds some campaign tried. Cells need only the reason.
+    pub fn individual(
+        &self,
+        features: &crate::inputs::Features,
+        rows: &[usize],
+    ) -> Result<Option<Vec<[f32; 10]>>> {
+        #[cfg(feature = "model")]
+        if let Some(trees) = &self.trees {
+            return trees.save_rates(features, rows, &self.cells).map(Some);
+        }
+        let _ = (features, rows);
+        Ok(None)
+    }
+
+    /// The share of would-be churners with `reason` that `offer` keeps, and where it came
+    /// from. `individual` is the two-model's rate for this subscriber and kind, if any.
+    #[must_use]
+    pub fn save_rate(
+        &self,
+        reason: usize,
+        offer: &Offer,
+        individual: Option<f64>,
+    ) -> (f64, Method) {
+        let Some(cell) = self.cells.save_rate(reason, offer.kind) else {
+            let prior = if offer.addresses(crate::REASONS[reason].0) {
+                offer.prior_save_rate
+            } else {
+                offer.prior_save_rate * 0.2
+            };
+            return (prior * self.untested_discount, Method::Prior);
+        };
+        match (self.method, individual) {
+            (Method::TwoModel, Some(t)) => (t, Method::TwoModel),
+            (Method::Blend, Some(t)) => (0.5 * (t + cell), Method::Blend),
+            _ => (cell, Method::Cells),
+        }
+    }
+}
+
+fn auuc(
+    history: &History,
+    keep: &dyn Fn(&HistoryRow) -> bool,
+    predict: &dyn Fn(&HistoryRow, Kind) -> f64,
+) -> f64 {
+    let (by_kind, _) = evaluate(history, keep, predict);
+    let total: usize = by_kind.iter().map(|q| q.treated).sum();
+    crate::round6(
+        by_kind
+            .iter()
+            .map(|q| q.auuc * q.treated as f64)
+            .sum::<f64>()
+            / total.max(1) as f64,
+    )
+}

@@ -1,0 +1,83 @@
+//! Record batches as plain columns: the matching works on dense per-subscriber arrays.
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::execution::context::SessionContext;
+
+use crate::error::{Error, Result};
+
+pub(crate) async fn query(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+    ctx.sql(sql)
+        .await
+        .map_err(|e| Error::engine(format!("planning {what}"), e))?
+        .collect()
+        .await
+        .map_err(|e| Error::engine(format!("computing {what}"), e))
+}
+
+fn column_index(batches: &[RecordBatch], name: &str) -> Option<usize> {
+    batches.first().and_then(|b| b.schema().index_of(name).ok())
+}
+
+/// A column as `f64` (`NaN` for null; booleans as 0/1).
+pub(crate) fn floats(batches: &[RecordBatch], name: &str) -> Result<Vec<f64>> {
+    let Some(j) = column_index(batches, name) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for b in batches {
+        let col = b.column(j);
+        let col = if col.data_type() == &DataType::Boolean {
+            cast(
+                &cast(col, &DataType::Int32).map_err(arrow)?,
+                &DataType::Float64,
+            )
+        } else {
+            cast(col, &DataType::Float64)
+        }
+        .map_err(arrow)?;
+        let a = col.as_primitive::<Float64Type>();
+        out.extend((0..a.len()).map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) }));
+    }
+    Ok(out)
+}
+
+/// A column as text (empty for null).
+pub(crate) fn texts(batches: &[RecordBatch], name: &str) -> Result<Vec<String>> {
+    let Some(j) = column_index(batches, name) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for b in batches {
+        let col = cast(b.column(j), &DataType::Utf8).map_err(arrow)?;
+        let a = col.as_string::<i32>();
+        out.extend((0..a.len()).map(|i| {
+            if a.is_null(i) {
+                String::new()
+            } else {
+                a.value(i).to_owned()
+            }
+        }));
+    }
+    Ok(out)
+}
+
+/// A column as `i64` ids (0 for null).
+pub(crate) fn ids(batches: &[RecordBatch], name: &str) -> Result<Vec<i64>> {
+    let Some(j) = column_index(batches, name) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for b in batches {
+        let col = cast(b.column(j), &DataType::Int64).map_err(arrow)?;
+        let a = col.as_primitive::<Int64Type>();
+        out.extend((0..a.len()).map(|i| if a.is_null(i) { 0 } else { a.value(i) }));
+    }
+    Ok(out)
+}
+
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` passes
+fn arrow(e: datafusion::arrow::error::ArrowError) -> Error {
+    Error::Internal(format!("converting a column: {e}"))
+}

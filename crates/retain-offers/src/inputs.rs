@@ -1,0 +1,482 @@
+//! Everything a match run reads from the workspace: features and eligibility as of the run date,
+//! levels, churn probabilities and lifetime values, contact history and the do-not-disturb list.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use datafusion::execution::context::SessionContext;
+use retain_features::conditions::{feature_ctes, register_outputs};
+use retain_features::{FeatureSet, features_as_of};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::frame::{floats, ids, query, texts};
+use crate::library::{Channel, Library};
+use crate::policy::{Level, Policy};
+use crate::reason::Signals;
+
+/// Feature rows, row-major, `NaN` for missing.
+#[derive(Debug, Default, Clone)]
+pub struct Features {
+    pub names: Vec<String>,
+    pub ids: Vec<i64>,
+    pub x: Vec<f64>,
+}
+
+impl Features {
+    #[must_use]
+    pub fn row(&self, i: usize) -> &[f64] {
+        let d = self.names.len();
+        &self.x[i * d..(i + 1) * d]
+    }
+
+    #[must_use]
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// Reads batches with `subscriber_id` and the named feature columns.
+    pub(crate) fn from_batches(
+        batches: &[datafusion::arrow::array::RecordBatch],
+        names: &[String],
+    ) -> Result<Features> {
+        let ids = ids(batches, "subscriber_id")?;
+        let columns: Vec<Vec<f64>> = names
+            .iter()
+            .map(|n| floats(batches, n))
+            .collect::<Result<_>>()?;
+        let mut x = Vec::with_capacity(ids.len() * names.len());
+        for i in 0..ids.len() {
+            x.extend(
+                columns
+                    .iter()
+                    .map(|c| c.get(i).copied().unwrap_or(f64::NAN)),
+            );
+        }
+        Ok(Features {
+            names: names.to_vec(),
+            ids,
+            x,
+        })
+    }
+}
+
+/// A subscriber at risk, as the arbitration sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub subscriber_id: i64,
+    pub msisdn: String,
+    pub level: Level,
+    /// On the warning list (else graded by the model's probability).
+    pub warned: bool,
+    pub p_churn: f64,
+    /// `model` or `level prior`.
+    pub p_source: &'static str,
+    /// The value a save keeps: the segment's lifetime value or `value_months` of ARPU,
+    /// whichever is higher.
+    pub clv: f64,
+    pub arpu: f64,
+    /// Index into [`crate::REASONS`].
+    pub reason: usize,
+    pub preferred: Channel,
+    pub has_manager: bool,
+    /// Indices of the library offers the subscriber is eligible for.
+    pub eligible: Vec<u16>,
+    /// Row in [`Inputs::features`].
+    #[serde(skip)]
+    pub row: usize,
+}
+
+impl Candidate {
+    /// Whether the subscriber can be reached through `c`: remote channels always (the number
+    /// is known), a visit only with an account manager, the counter when the subscriber
+    /// prefers the store or has a manager to bring them.
+    #[must_use]
+    pub fn reachable(&self, c: Channel) -> bool {
+        match c {
+            Channel::Sms | Channel::OutboundCall => true,
+            Channel::App => self.preferred == Channel::App,
+            Channel::Store => self.preferred == Channel::Store || self.has_manager,
+            Channel::ManagerVisit => self.has_manager,
+        }
+    }
+}
+
+/// One past contact.
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    pub date: NaiveDate,
+    pub offer_id: String,
+    pub channel: String,
+    /// Reached and declined the offer.
+    pub refused: bool,
+}
+
+/// Past contacts per subscriber and the do-not-disturb list.
+#[derive(Debug, Default, Clone)]
+pub struct Ledger {
+    pub contacts: HashMap<i64, Vec<Contact>>,
+    pub dnd: HashSet<i64>,
+}
+
+impl Ledger {
+    /// Contacts in the 30 days up to and including `day`.
+    #[must_use]
+    pub fn contacts_30d(&self, id: i64, day: NaiveDate) -> u32 {
+        self.contacts.get(&id).map_or(0, |cs| {
+            cs.iter()
+                .filter(|c| c.date <= day && (day - c.date).num_days() < 30)
+                .count() as u32
+        })
+    }
+
+    /// The latest refusal within `days` before `day`.
+    #[must_use]
+    pub fn refused_within(&self, id: i64, day: NaiveDate, days: u32) -> Option<NaiveDate> {
+        self.contacts.get(&id).and_then(|cs| {
+            cs.iter()
+                .filter(|c| {
+                    c.refused && c.date <= day && (day - c.date).num_days() < i64::from(days)
+                })
+                .map(|c| c.date)
+                .max()
+        })
+    }
+
+    /// Times the subscriber received `offer_id` within `days` before `day`.
+    #[must_use]
+    pub fn offer_count(&self, id: i64, offer_id: &str, day: NaiveDate, days: u32) -> u32 {
+        self.contacts.get(&id).map_or(0, |cs| {
+            cs.iter()
+                .filter(|c| {
+                    c.offer_id == offer_id
+                        && c.date <= day
+                        && (day - c.date).num_days() < i64::from(days)
+                })
+                .count() as u32
+        })
+    }
+}
+
+/// What a match run reads.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub as_of: NaiveDate,
+    pub subscribers: usize,
+    pub candidates: Vec<Candidate>,
+    pub features: Features,
+    pub ledger: Ledger,
+    /// msisdn → subscriber, for real-time lookups.
+    pub msisdn: HashMap<String, i64>,
+    /// What was missing and how it was replaced.
+    pub notes: Vec<String>,
+}
+
+/// Every subscriber's msisdn → id.
+pub async fn msisdn_map(ctx: &SessionContext) -> Result<HashMap<String, i64>> {
+    let batches = query(
+        ctx,
+        "SELECT subscriber_id, msisdn FROM subscribers",
+        "subscribers",
+    )
+    .await?;
+    Ok(texts(&batches, "msisdn")?
+        .into_iter()
+        .zip(ids(&batches, "subscriber_id")?)
+        .collect())
+}
+
+/// Reads the inputs of a match run as of `as_of`.
+pub async fn load(
+    ctx: &SessionContext,
+    root: &Path,
+    library: &Library,
+    policy: &Policy,
+    as_of: NaiveDate,
+) -> Result<Inputs> {
+    let mut notes = Vec::new();
+    let set = FeatureSet::default_set();
+    let batches = features_as_of(ctx, &set, as_of).await?;
+    let features = Features::from_batches(&batches, &set.names)?;
+    let signals = Signals::new(&features.names);
+
+    register_outputs(ctx, root, &library.compiler).await?;
+    let columns: Vec<String> = library
+        .offers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| format!("COALESCE({}, false) AS e{i}", o.sql))
+        .collect();
+    let sql = format!(
+        "WITH {} SELECT subscriber_id, {} FROM f",
+        feature_ctes(&library.compiler, as_of),
+        columns.join(", ")
+    );
+    let batches = query(ctx, &sql, "offer eligibility").await?;
+    let mut eligible: HashMap<i64, Vec<u16>> = HashMap::new();
+    let eligible_ids = ids(&batches, "subscriber_id")?;
+    for (i, _) in library.offers.iter().enumerate() {
+        let flags = floats(&batches, &format!("e{i}"))?;
+        for (id, flag) in eligible_ids.iter().zip(flags) {
+            if flag > 0.5 {
+                eligible.entry(*id).or_default().push(i as u16);
+            }
+        }
+    }
+
+    let batches = query(
+        ctx,
+        "SELECT subscriber_id, msisdn, channel_preference, manager_id FROM subscribers",
+        "subscribers",
+    )
+    .await?;
+    let sub_ids = ids(&batches, "subscriber_id")?;
+    let msisdns = texts(&batches, "msisdn")?;
+    let channels = texts(&batches, "channel_preference")?;
+    let managers = texts(&batches, "manager_id")?;
+    let mut profile: HashMap<i64, (usize, Channel, bool)> = HashMap::new();
+    let mut msisdn = HashMap::new();
+    for (i, id) in sub_ids.iter().enumerate() {
+        let preferred = channels
+            .get(i)
+            .and_then(|c| Channel::from_code(c))
+            .unwrap_or(Channel::Sms);
+        let manager = managers.get(i).is_some_and(|m| !m.is_empty());
+        profile.insert(*id, (i, preferred, manager));
+        msisdn.insert(msisdns[i].clone(), *id);
+    }
+
+    let clv = segment_values(ctx, root, &mut notes).await?;
+    let levels = warning_levels(root)?;
+    if levels.is_empty() {
+        notes.push("no warning list: levels come from churn probabilities only".into());
+    }
+    let scores = probabilities(root)?;
+    if scores.is_empty() {
+        notes.push(
+            "no churn scores: probabilities are the level priors of policy.toml (retain train, retain score)"
+                .into(),
+        );
+    }
+    let ledger = ledger(ctx, root, policy, &msisdn).await?;
+
+    let arpu_col = features.column("fee_avg_3m");
+    let mut candidates = Vec::new();
+    for (row, id) in features.ids.iter().enumerate() {
+        let p = scores.get(id).copied();
+        let warned = levels.get(id).copied();
+        let level = warned.or_else(|| p.and_then(|p| policy.level_for(p)));
+        let Some(level) = level else { continue };
+        let Some(&(i, preferred, has_manager)) = profile.get(id) else {
+            continue;
+        };
+        let arpu = arpu_col
+            .map(|j| features.row(row)[j])
+            .filter(|v| v.is_finite())
+            .unwrap_or(0.0);
+        let (p_churn, p_source) = match p {
+            Some(p) => (p, "model"),
+            None => (policy.level_churn_prior[&level], "level prior"),
+        };
+        candidates.push(Candidate {
+            subscriber_id: *id,
+            msisdn: msisdns[i].clone(),
+            level,
+            warned: warned.is_some(),
+            p_churn,
+            p_source,
+            clv: clv
+                .get(id)
+                .copied()
+                .unwrap_or(0.0)
+                .max(arpu * policy.value_months),
+            arpu,
+            reason: signals.reason(features.row(row)),
+            preferred,
+            has_manager,
+            eligible: eligible.remove(id).unwrap_or_default(),
+            row,
+        });
+    }
+    if clv.is_empty() {
+        notes.push(
+            "no segmentation: the value of a save is value_months of ARPU (retain segment)".into(),
+        );
+    }
+    Ok(Inputs {
+        as_of,
+        subscribers: features.ids.len(),
+        candidates,
+        features,
+        ledger,
+        msisdn,
+        notes,
+    })
+}
+
+async fn segment_values(
+    ctx: &SessionContext,
+    root: &Path,
+    notes: &mut Vec<String>,
+) -> Result<HashMap<i64, f64>> {
+    let file = root.join("segments").join("subscribers.parquet");
+    if !file.exists() {
+        return Ok(HashMap::new());
+    }
+    if !ctx.table_exist("segments").unwrap_or(false) {
+        ctx.register_parquet(
+            "segments",
+            file.to_string_lossy().as_ref(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| Error::engine(format!("reading {}", file.display()), e))?;
+    }
+    let batches = query(
+        ctx,
+        "SELECT subscriber_id, clv FROM segments",
+        "lifetime values",
+    )
+    .await?;
+    let values: HashMap<i64, f64> = ids(&batches, "subscriber_id")?
+        .into_iter()
+        .zip(floats(&batches, "clv")?)
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    if values.is_empty() {
+        notes.push("the segmentation has no lifetime values".into());
+    }
+    Ok(values)
+}
+
+/// The second column of the newest `<root>/<dir>/*.csv` by subscriber, where `parse` reads it.
+fn newest_by_subscriber<T>(
+    root: &Path,
+    dir: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<HashMap<i64, T>> {
+    let Some(file) = retain_data::newest_file(&root.join(dir), "csv") else {
+        return Ok(HashMap::new());
+    };
+    let mut reader =
+        csv::Reader::from_path(&file).map_err(|e| Error::csv(file.display().to_string(), e))?;
+    let mut out = HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::csv(file.display().to_string(), e))?;
+        if let (Some(id), Some(value)) = (
+            record.get(0).and_then(|v| v.parse::<i64>().ok()),
+            record.get(1).and_then(&parse),
+        ) {
+            out.insert(id, value);
+        }
+    }
+    Ok(out)
+}
+
+/// Levels of the newest warning list.
+fn warning_levels(root: &Path) -> Result<HashMap<i64, Level>> {
+    newest_by_subscriber(root, "warnings", Level::from_code)
+}
+
+/// Churn probabilities of the newest scores file.
+fn probabilities(root: &Path) -> Result<HashMap<i64, f64>> {
+    newest_by_subscriber(root, "scores", |v| v.parse::<f64>().ok())
+}
+
+/// Past treatment contacts from `campaign_history`, and the do-not-disturb list.
+async fn ledger(
+    ctx: &SessionContext,
+    root: &Path,
+    policy: &Policy,
+    msisdn: &HashMap<String, i64>,
+) -> Result<Ledger> {
+    let mut ledger = Ledger::default();
+    if ctx.table_exist("campaign_history").unwrap_or(false) {
+        let batches = query(
+            ctx,
+            "SELECT subscriber_id, contact_date, offer_id, channel,
+                    CAST(reached AND NOT accepted AS BOOLEAN) AS refused
+             FROM campaign_history WHERE arm = 'treatment' AND contact_date IS NOT NULL",
+            "contact history",
+        )
+        .await?;
+        let dates = texts(&batches, "contact_date")?;
+        let offers = texts(&batches, "offer_id")?;
+        let channels = texts(&batches, "channel")?;
+        let refused = floats(&batches, "refused")?;
+        for (i, id) in ids(&batches, "subscriber_id")?.into_iter().enumerate() {
+            let Ok(date) = NaiveDate::parse_from_str(&dates[i], "%Y-%m-%d") else {
+                continue;
+            };
+            ledger.contacts.entry(id).or_default().push(Contact {
+                date,
+                offer_id: offers[i].clone(),
+                channel: channels[i].clone(),
+                refused: refused[i] > 0.5,
+            });
+        }
+    }
+    ledger.dnd = read_dnd(&root.join(&policy.dnd_file), msisdn)?;
+    Ok(ledger)
+}
+
+/// The do-not-disturb list: one `msisdn` or `subscriber_id` per line after the header. A line
+/// that is empty is an error naming the file and line; numbers that are not ours are skipped.
+pub fn read_dnd<S: std::hash::BuildHasher>(
+    path: &Path,
+    msisdn: &HashMap<String, i64, S>,
+) -> Result<HashSet<i64>> {
+    let mut out = HashSet::new();
+    if !path.exists() {
+        return Ok(out);
+    }
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| Error::csv(path.display().to_string(), e))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::csv(path.display().to_string(), e))?
+        .clone();
+    let by_msisdn = match headers.get(0) {
+        Some("msisdn") => true,
+        Some("subscriber_id") => false,
+        other => {
+            return Err(Error::BadRequest(format!(
+                "{}:1:1: the first column must be msisdn or subscriber_id, not {:?}",
+                path.display(),
+                other.unwrap_or("")
+            )));
+        }
+    };
+    let mut unknown = 0;
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Error::csv(path.display().to_string(), e))?;
+        let value = record.get(0).unwrap_or("").trim();
+        if value.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "{}:{}:1: an empty entry",
+                path.display(),
+                n + 2
+            )));
+        }
+        let id = if by_msisdn {
+            msisdn.get(value).copied()
+        } else {
+            value.parse::<i64>().ok()
+        };
+        match id {
+            Some(id) => {
+                out.insert(id);
+            }
+            // Numbers of other operators' subscribers are common in such lists.
+            None => unknown += 1,
+        }
+    }
+    if unknown > 0 {
+        tracing::info!(
+            "{}: {unknown} entries name no subscriber of ours",
+            path.display()
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,375 @@
+//! A match run: read, learn uplift, value every choice, arbitrate, verify, simulate against the
+//! synthetic truth when present, and write the assignment, the decisions and the report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use datafusion::execution::context::SessionContext;
+use serde::Serialize;
+
+use crate::assign::{Choice, Plan, Strategy, arbitrate, choices};
+use crate::decide::{DecisionIndex, mask};
+use crate::error::{Error, Result};
+use crate::estimator::{Uplift, UpliftReport};
+use crate::inputs::{Inputs, load};
+use crate::library::Library;
+use crate::policy::Policy;
+use crate::simulate::{Simulated, Truth, simulate};
+use crate::uplift::load_history;
+use crate::verify::{Violation, verify};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct MatchOptions {
+    pub as_of: NaiveDate,
+    /// Total budget, yuan of committed cost.
+    pub budget: f64,
+    /// Seed of the random baseline.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Tally {
+    pub count: usize,
+    pub cost: f64,
+}
+
+/// A baseline plan's totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    pub assigned: usize,
+    pub cost: f64,
+    pub constraint_violations: usize,
+    pub simulated: Option<Simulated>,
+}
+
+/// The three policies' saved value at the same budget.
+#[derive(Debug, Clone, Serialize)]
+pub struct SavedValue {
+    pub retain: f64,
+    pub random: f64,
+    pub max_discount: f64,
+    pub retain_vs_random: f64,
+    pub retain_vs_max_discount: f64,
+}
+
+/// What a match run did.
+#[derive(Debug, Serialize)]
+pub struct MatchReport {
+    pub as_of: NaiveDate,
+    pub budget: f64,
+    pub subscribers: usize,
+    pub candidates: usize,
+    pub candidates_by_level: BTreeMap<&'static str, usize>,
+    pub assigned: usize,
+    pub cost: f64,
+    pub expected_cost: f64,
+    pub expected_net_value: f64,
+    pub constraint_violations: usize,
+    pub violations: Vec<Violation>,
+    pub assigned_by_level: BTreeMap<&'static str, usize>,
+    pub by_offer: BTreeMap<String, Tally>,
+    pub by_channel: BTreeMap<&'static str, Tally>,
+    pub skipped_by_constraint: BTreeMap<&'static str, usize>,
+    pub uplift: UpliftReport,
+    /// Present when the synthetic truth is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulated_saved_value: Option<SavedValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<BTreeMap<&'static str, Simulated>>,
+    pub baselines: BTreeMap<&'static str, Baseline>,
+    pub library: PathBuf,
+    pub offers: usize,
+    pub notes: Vec<String>,
+    pub assignment_file: PathBuf,
+    pub skipped_file: PathBuf,
+    pub decisions_dir: PathBuf,
+}
+
+/// Everything a run computed, for callers that go on (forward matching, tests).
+pub struct MatchRun {
+    pub library: Library,
+    pub policy: Policy,
+    pub inputs: Inputs,
+    pub uplift: Uplift,
+    pub choices: Vec<Vec<Choice>>,
+    pub plan: Plan,
+    pub report: MatchReport,
+}
+
+/// The directory of a run's outputs.
+#[must_use]
+pub fn run_dir(root: &Path, as_of: NaiveDate) -> PathBuf {
+    root.join("offers").join(as_of.to_string())
+}
+
+/// The newest run's directory.
+#[must_use]
+pub fn latest_run_dir(root: &Path) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("offers"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("decisions.csv").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// Runs the matching and writes its outputs.
+pub async fn run_match(
+    ctx: &SessionContext,
+    root: &Path,
+    options: &MatchOptions,
+) -> Result<MatchRun> {
+    if !(options.budget.is_finite() && options.budget >= 0.0) {
+        return Err(Error::BadRequest(format!(
+            "the budget must be a number ≥ 0, not {}",
+            options.budget
+        )));
+    }
+    let library = Library::for_workspace(root)?;
+    let policy = Policy::for_workspace(root)?;
+    let inputs = load(ctx, root, &library, &policy, options.as_of).await?;
+    let history = load_history(ctx).await?;
+    let uplift = Uplift::fit(&history, &policy)?;
+    let rows: Vec<usize> = inputs.candidates.iter().map(|c| c.row).collect();
+    let individual = uplift.individual(&inputs.features, &rows)?;
+    let choices = choices(&inputs, &library, &policy, &uplift, individual.as_deref());
+    let plan = arbitrate(
+        &inputs,
+        &library,
+        &policy,
+        &choices,
+        options.budget,
+        Strategy::Retain,
+    );
+    let violations = verify(&plan, &inputs, &library, &policy, options.budget);
+    let truth = Truth::load(&root.join("truth"))?;
+    let mut baselines = BTreeMap::new();
+    let mut simulated = BTreeMap::new();
+    if let Some(t) = &truth {
+        simulated.insert("retain", simulate(&plan, t, &uplift.cells));
+    }
+    for (name, strategy) in [
+        ("random", Strategy::Random(options.seed)),
+        ("max_discount", Strategy::MaxDiscount),
+    ] {
+        let p = arbitrate(
+            &inputs,
+            &library,
+            &policy,
+            &choices,
+            options.budget,
+            strategy,
+        );
+        let sim = truth.as_ref().map(|t| simulate(&p, t, &uplift.cells));
+        if let Some(s) = sim {
+            simulated.insert(name, s);
+        }
+        baselines.insert(
+            name,
+            Baseline {
+                assigned: p.assignments.len(),
+                cost: crate::round2(p.cost),
+                constraint_violations: verify(&p, &inputs, &library, &policy, options.budget).len(),
+                simulated: sim,
+            },
+        );
+    }
+    let saved = truth.as_ref().map(|_| {
+        let v = |k: &str| simulated.get(k).map_or(0.0, |s: &Simulated| s.saved_value);
+        let ratio = |a: f64, b: f64| if b > 0.0 { crate::round2(a / b) } else { 0.0 };
+        SavedValue {
+            retain: v("retain"),
+            random: v("random"),
+            max_discount: v("max_discount"),
+            retain_vs_random: ratio(v("retain"), v("random")),
+            retain_vs_max_discount: ratio(v("retain"), v("max_discount")),
+        }
+    });
+
+    let dir = run_dir(root, options.as_of);
+    let index = DecisionIndex::build(&inputs, &library, &policy, &choices);
+    index.save(&dir)?;
+    let (assignment_file, skipped_file) = write_plan(&dir, &plan, &inputs)?;
+
+    let mut report = MatchReport {
+        as_of: options.as_of,
+        budget: options.budget,
+        subscribers: inputs.subscribers,
+        candidates: inputs.candidates.len(),
+        candidates_by_level: count(inputs.candidates.iter().map(|c| c.level.code())),
+        assigned: plan.assignments.len(),
+        cost: crate::round2(plan.cost),
+        expected_cost: crate::round2(plan.expected_cost),
+        expected_net_value: crate::round2(plan.expected_value),
+        constraint_violations: violations.len(),
+        violations: violations.into_iter().take(50).collect(),
+        assigned_by_level: count(plan.assignments.iter().map(|a| a.level.code())),
+        by_offer: BTreeMap::new(),
+        by_channel: BTreeMap::new(),
+        skipped_by_constraint: count(plan.skipped.iter().map(|s| s.constraint)),
+        uplift: uplift.report.clone(),
+        simulated_saved_value: saved,
+        simulated: truth.as_ref().map(|_| simulated),
+        baselines,
+        library: library.source.clone(),
+        offers: library.offers.len(),
+        notes: inputs.notes.clone(),
+        assignment_file,
+        skipped_file,
+        decisions_dir: dir,
+    };
+    for a in &plan.assignments {
+        let t = report.by_offer.entry(a.offer_id.clone()).or_default();
+        t.count += 1;
+        t.cost = crate::round2(t.cost + a.cost);
+        let t = report.by_channel.entry(a.channel.code()).or_default();
+        t.count += 1;
+        t.cost = crate::round2(t.cost + a.cost);
+    }
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+    let reports = root.join("reports");
+    std::fs::create_dir_all(&reports)
+        .map_err(|e| Error::io(format!("creating {}", reports.display()), e))?;
+    retain_data::write_atomically(&reports.join("match.json"), json.as_bytes())?;
+    Ok(MatchRun {
+        library,
+        policy,
+        inputs,
+        uplift,
+        choices,
+        plan,
+        report,
+    })
+}
+
+fn count<'a>(items: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(i).or_default() += 1;
+    }
+    m
+}
+
+fn write_plan(dir: &Path, plan: &Plan, inputs: &Inputs) -> Result<(PathBuf, PathBuf)> {
+    let msisdn: std::collections::HashMap<i64, &str> = inputs
+        .candidates
+        .iter()
+        .map(|c| (c.subscriber_id, c.msisdn.as_str()))
+        .collect();
+    let csv_err = |e| Error::csv("writing the assignment", e);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "subscriber_id",
+        "msisdn",
+        "level",
+        "reason",
+        "offer_id",
+        "kind",
+        "channel",
+        "day",
+        "time",
+        "p_churn",
+        "clv",
+        "save_rate",
+        "method",
+        "cost",
+        "expected_cost",
+        "expected_value",
+        "binding",
+    ])
+    .map_err(csv_err)?;
+    for a in &plan.assignments {
+        w.write_record([
+            a.subscriber_id.to_string(),
+            mask(msisdn.get(&a.subscriber_id).copied().unwrap_or("")),
+            a.level.code().to_owned(),
+            a.reason.to_owned(),
+            a.offer_id.clone(),
+            a.kind.code().to_owned(),
+            a.channel.code().to_owned(),
+            a.day.to_string(),
+            a.time
+                .map(|t| t.format("%H:%M").to_string())
+                .unwrap_or_default(),
+            format!("{:.4}", a.p_churn),
+            format!("{:.2}", a.clv),
+            format!("{:.4}", a.save_rate),
+            serde_json::to_value(a.method)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            format!("{:.2}", a.cost),
+            format!("{:.2}", a.expected_cost),
+            format!("{:.2}", a.expected_value),
+            a.binding.clone().unwrap_or_default(),
+        ])
+        .map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
+    let assignment = dir.join("assignment.csv");
+    retain_data::write_atomically(&assignment, &bytes)?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["subscriber_id", "level", "constraint", "detail"])
+        .map_err(csv_err)?;
+    for s in &plan.skipped {
+        w.write_record([
+            s.subscriber_id.to_string(),
+            s.level.code().to_owned(),
+            s.constraint.to_owned(),
+            s.detail.clone(),
+        ])
+        .map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
+    let skipped = dir.join("skipped.csv");
+    retain_data::write_atomically(&skipped, &bytes)?;
+    Ok((assignment, skipped))
+}
+
+/// Forward matching (offer → who): the at-risk subscribers this offer serves best, by its
+/// expected net value for them.
+#[derive(Debug, Serialize)]
+pub struct ForwardRow {
+    pub subscriber_id: i64,
+    pub msisdn: String,
+    pub level: &'static str,
+    pub reason: &'static str,
+    pub channel: &'static str,
+    pub save_rate: f64,
+    pub expected_value: f64,
+}
+
+/// The `top` subscribers for whom `offer_id` has the highest positive expected value.
+pub fn forward(run: &MatchRun, offer_id: &str, top: usize) -> Result<Vec<ForwardRow>> {
+    let Some(oi) = run.library.offers.iter().position(|o| o.id == offer_id) else {
+        return Err(Error::BadRequest(format!(
+            "there is no offer {offer_id:?} in the library"
+        )));
+    };
+    let mut rows: Vec<ForwardRow> = run
+        .inputs
+        .candidates
+        .iter()
+        .zip(&run.choices)
+        .filter_map(|(c, cs)| {
+            let best = cs
+                .iter()
+                .find(|x| x.offer as usize == oi && x.expected_value > 0.0)?;
+            Some(ForwardRow {
+                subscriber_id: c.subscriber_id,
+                msisdn: mask(&c.msisdn),
+                level: c.level.code(),
+                reason: crate::REASONS[c.reason].0,
+                channel: best.channel.code(),
+                save_rate: crate::round6(best.save_rate),
+                expected_value: crate::round2(best.expected_value),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.expected_value.total_cmp(&a.expected_value));
+    rows.truncate(top);
+    Ok(rows)
+}

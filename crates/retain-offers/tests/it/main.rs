@@ -1,0 +1,362 @@
+//! Offer matching on a small synthetic operator: the plan honours every constraint and the
+//! verifier catches each kind of break; decisions honour the contact policy.
+
+use std::fmt::Write as _;
+
+use chrono::{Duration, NaiveDate, NaiveTime};
+use retain_data::{IngestOptions, Table, Workspace, ingest};
+use retain_offers::{
+    Channel, Contact, DecisionIndex, Level, MatchOptions, Strategy, arbitrate, run_match, verify,
+};
+
+fn operator(dir: &std::path::Path) -> Workspace {
+    let params = retain_synth::SynthParams {
+        subscribers: 3000,
+        months: 18,
+        seed: 5,
+        ..Default::default()
+    };
+    let ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
+    let summary =
+        retain_synth::synthesize(&params, &dir.join("in"), &ws.root().join("truth")).unwrap();
+    for (name, file) in &summary.files {
+        ingest(
+            &ws,
+            Table::from_name(name).unwrap(),
+            std::slice::from_ref(file),
+            &IngestOptions {
+                label: name.clone(),
+                ..IngestOptions::default()
+            },
+        )
+        .unwrap();
+    }
+    ws
+}
+
+fn as_of() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+}
+
+/// A warning list from the shipped rules, and churn scores from a fixed spread (the model is
+/// another crate's business; matching only reads its file).
+async fn upstream(ws: &Workspace) -> Vec<(i64, String)> {
+    let ctx = retain_features::session(ws).await.unwrap();
+    let rules = retain_warn::RuleSet::parse(
+        retain_warn::DEFAULT_RULES,
+        std::path::Path::new("rules.toml"),
+    )
+    .unwrap();
+    retain_warn::run(
+        &ctx,
+        &rules,
+        ws.root(),
+        as_of(),
+        retain_warn::Cadence::Monthly,
+    )
+    .await
+    .unwrap();
+    let mut ids: Vec<(i64, String)> = retain_offers::msisdn_map(&ctx)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(m, id)| (id, m))
+        .collect();
+    ids.sort();
+    let mut text =
+        String::from("subscriber_id,probability,decile,reason_1,reason_2,reason_3,model_version\n");
+    for (i, (id, _)) in ids.iter().enumerate() {
+        let p = [0.02, 0.05, 0.1, 0.2, 0.35, 0.6][i % 6];
+        let _ = writeln!(text, "{id},{p},1,,,,1");
+    }
+    std::fs::create_dir_all(ws.root().join("scores")).unwrap();
+    std::fs::write(ws.root().join("scores").join("2026-11-01.csv"), text).unwrap();
+    ids
+}
+
+#[tokio::test]
+async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path());
+    let ids = upstream(&ws).await;
+    // Tight channels so capacity binds; a do-not-disturb list by msisdn.
+    std::fs::write(
+        ws.root().join("policy.toml"),
+        "campaign_days = 2\n[channels.outbound_call]\ncontact_cost = 2.0\ndaily_capacity = 15\n[channels.store]\ncontact_cost = 5.0\ndaily_capacity = 5\n",
+    )
+    .unwrap();
+    let dnd: Vec<&(i64, String)> = ids.iter().step_by(10).collect();
+    let mut text = String::from("msisdn\n");
+    for (_, m) in &dnd {
+        let _ = writeln!(text, "{m}");
+    }
+    let _ = writeln!(text, "19999999999");
+    std::fs::write(ws.root().join("dnd.csv"), text).unwrap();
+
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let budget = 3000.0;
+    let run = run_match(
+        &ctx,
+        ws.root(),
+        &MatchOptions {
+            as_of: as_of(),
+            budget,
+            seed: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let r = &run.report;
+    assert_eq!(r.constraint_violations, 0, "{:?}", r.violations);
+    assert!(
+        r.assigned > 20,
+        "{} assigned of {} candidates",
+        r.assigned,
+        r.candidates
+    );
+    assert!(r.cost <= budget);
+    assert!(
+        r.skipped_by_constraint
+            .get("do_not_disturb")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    assert!(
+        r.skipped_by_constraint.contains_key("channel_capacity")
+            || r.by_channel
+                .get("outbound_call")
+                .is_some_and(|t| t.count <= 30)
+    );
+    let sim = r
+        .simulated_saved_value
+        .as_ref()
+        .expect("the truth is in the workspace");
+    assert!(sim.retain > 0.0 && sim.random > 0.0, "{sim:?}");
+    assert_eq!(r.baselines["random"].constraint_violations, 0);
+    assert_eq!(r.baselines["max_discount"].constraint_violations, 0);
+    assert_eq!(
+        r.uplift.campaign_periods.len(),
+        7,
+        "{:?}",
+        r.uplift.campaign_periods
+    );
+    assert_eq!(r.uplift.held_out_periods.len(), 2);
+    // Every assignment says why, and reds come first on every day of a full channel.
+    for a in &run.plan.assignments {
+        assert!(a.expected_value > 0.0 && !a.reason.is_empty(), "{a:?}");
+        if a.channel.is_remote() {
+            assert!(!run.policy.is_quiet(a.time.unwrap()));
+        }
+    }
+    assert!(r.assignment_file.exists() && r.skipped_file.exists());
+    let written = std::fs::read_to_string(&r.assignment_file).unwrap();
+    assert_eq!(written.lines().count(), r.assigned + 1);
+    assert!(!written.contains(&ids[0].1), "phone numbers are masked");
+
+    // Tampering: each break is caught by name.
+    let check = |plan: &retain_offers::Plan, budget: f64, rule: &str| {
+        let v = verify(plan, &run.inputs, &run.library, &run.policy, budget);
+        assert!(
+            v.iter().any(|x| x.constraint == rule),
+            "{rule} not caught: {v:?}"
+        );
+    };
+    let base = run.plan.clone();
+    check(&base, r.cost - 1.0, "budget");
+    let mut p = base.clone();
+    p.assignments.push(p.assignments[0].clone());
+    check(&p, budget * 2.0, "one_offer_per_run");
+    let mut p = base.clone();
+    let remote = p
+        .assignments
+        .iter()
+        .position(|a| a.channel.is_remote())
+        .unwrap();
+    p.assignments[remote].time = Some(NaiveTime::from_hms_opt(22, 30, 0).unwrap());
+    check(&p, budget, "quiet_hours");
+    let mut p = base.clone();
+    p.assignments[0].day = as_of() + Duration::days(30);
+    check(&p, budget, "schedule");
+    let mut p = base.clone();
+    p.assignments[0].cost -= 1.0;
+    check(&p, budget, "cost");
+    let mut p = base.clone();
+    let dnd_id = run
+        .inputs
+        .candidates
+        .iter()
+        .find(|c| run.inputs.ledger.dnd.contains(&c.subscriber_id))
+        .unwrap()
+        .subscriber_id;
+    let mut a = p.assignments[0].clone();
+    a.subscriber_id = dnd_id;
+    p.assignments.push(a);
+    check(&p, budget * 2.0, "do_not_disturb");
+    let mut p = base.clone();
+    let first = p.assignments[0].clone();
+    for _ in 0..60 {
+        let mut a = first.clone();
+        a.channel = Channel::OutboundCall;
+        p.assignments.push(a);
+    }
+    check(&p, budget * 100.0, "channel_capacity");
+    let mut p = base.clone();
+    let offer = run
+        .library
+        .offers
+        .iter()
+        .find(|o| !o.channels.contains(&Channel::Sms))
+        .unwrap();
+    p.assignments[0].offer_id = offer.id.clone();
+    p.assignments[0].channel = Channel::Sms;
+    check(&p, budget * 2.0, "channel");
+    // A red turned away for budget while a blue got money is a priority break.
+    let mut p = base.clone();
+    if let Some(blue) = p.assignments.iter().position(|a| a.level == Level::Blue) {
+        p.skipped.push(retain_offers::Skipped {
+            subscriber_id: 1,
+            level: Level::Red,
+            constraint: "budget",
+            detail: String::new(),
+            blocked_by_budget: Some(p.assignments[blue].cost),
+            blocked_channels: Vec::new(),
+        });
+        check(&p, budget, "priority");
+    }
+
+    // Contact policy in arbitration: recent contacts and refusals rule subscribers out.
+    let mut inputs = run.inputs;
+    let (a, b) = (
+        inputs.candidates[0].subscriber_id,
+        inputs.candidates[1].subscriber_id,
+    );
+    inputs.ledger.dnd.clear();
+    let contact = |days: i64, refused: bool| Contact {
+        date: as_of() - Duration::days(days),
+        offer_id: "X".into(),
+        channel: "sms".into(),
+        refused,
+    };
+    inputs
+        .ledger
+        .contacts
+        .insert(a, vec![contact(3, false), contact(10, false)]);
+    inputs.ledger.contacts.insert(b, vec![contact(40, true)]);
+    let plan = arbitrate(
+        &inputs,
+        &run.library,
+        &run.policy,
+        &run.choices,
+        1e9,
+        Strategy::Retain,
+    );
+    let why = |id| {
+        plan.skipped
+            .iter()
+            .find(|s| s.subscriber_id == id)
+            .map(|s| s.constraint)
+    };
+    assert_eq!(why(a), Some("contact_limit"));
+    assert_eq!(why(b), Some("cool_off"));
+    assert!(verify(&plan, &inputs, &run.library, &run.policy, 1e9).is_empty());
+}
+
+#[tokio::test]
+async fn decisions_rank_offers_and_honour_the_contact_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path());
+    upstream(&ws).await;
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let run = run_match(
+        &ctx,
+        ws.root(),
+        &MatchOptions {
+            as_of: as_of(),
+            budget: 1000.0,
+            seed: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let msisdn = retain_offers::msisdn_map(&ctx).await.unwrap();
+    let index = DecisionIndex::load(&run.report.decisions_dir, msisdn.clone()).unwrap();
+    assert_eq!(index.len(), run.inputs.candidates.len());
+    let noon = as_of().and_hms_opt(12, 0, 0).unwrap();
+    let c = run
+        .inputs
+        .candidates
+        .iter()
+        .zip(&run.choices)
+        .find(|(_, cs)| cs.iter().any(|x| x.expected_value > 0.0))
+        .unwrap()
+        .0;
+    // By id and by msisdn, the same answer.
+    let d = index
+        .decide(&c.subscriber_id.to_string(), noon, None)
+        .unwrap();
+    let by_msisdn = index.decide(&c.msisdn, noon, None).unwrap();
+    assert_eq!(d.subscriber_id, by_msisdn.subscriber_id);
+    assert!(
+        d.at_risk && d.blocked.is_none() && !d.offers.is_empty(),
+        "{d:?}"
+    );
+    assert!(
+        d.offers
+            .windows(2)
+            .all(|w| w[0].expected_value >= w[1].expected_value)
+    );
+    assert!(
+        d.offers[0].talking_point_zh.starts_with('【'),
+        "{:?}",
+        d.offers[0]
+    );
+    assert!(d.msisdn.contains("****"));
+    // Quiet hours stop a call, not a counter conversation.
+    let late = as_of().and_hms_opt(22, 0, 0).unwrap();
+    assert!(
+        index
+            .decide(&c.msisdn, late, Some(Channel::OutboundCall))
+            .unwrap()
+            .blocked
+            .is_some()
+    );
+    assert!(
+        index
+            .decide(&c.msisdn, late, None)
+            .unwrap()
+            .blocked
+            .is_none()
+    );
+    // Two contacts in 30 days use up the limit.
+    let mut index = index;
+    for _ in 0..2 {
+        index.record_contact(
+            c.subscriber_id,
+            Contact {
+                date: as_of(),
+                offer_id: "X".into(),
+                channel: "store".into(),
+                refused: false,
+            },
+        );
+    }
+    let d = index.decide(&c.msisdn, noon, None).unwrap();
+    assert!(
+        d.blocked.as_deref().unwrap_or("").contains("30 days"),
+        "{d:?}"
+    );
+    // A subscriber not at risk gets an answer without offers; an unknown key gets none.
+    let calm = msisdn
+        .values()
+        .find(|id| {
+            !run.inputs
+                .candidates
+                .iter()
+                .any(|c| c.subscriber_id == **id)
+        })
+        .unwrap();
+    let d = index.decide(&calm.to_string(), noon, None).unwrap();
+    assert!(!d.at_risk && d.offers.is_empty());
+    assert!(index.decide("no-such-number", noon, None).is_none());
+}
