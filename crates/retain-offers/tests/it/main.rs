@@ -74,6 +74,14 @@ async fn upstream(ws: &Workspace) -> Vec<(i64, String)> {
     ids
 }
 
+fn caught(run: &retain_offers::MatchRun, plan: &retain_offers::Plan, budget: f64, rule: &str) {
+    let v = verify(plan, &run.inputs, &run.library, &run.policy, budget);
+    assert!(
+        v.iter().any(|x| x.constraint == rule),
+        "{rule} not caught: {v:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break() {
     let dir = tempfile::tempdir().unwrap();
@@ -155,18 +163,11 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
     assert!(!written.contains(&ids[0].1), "phone numbers are masked");
 
     // Tampering: each break is caught by name.
-    let check = |plan: &retain_offers::Plan, budget: f64, rule: &str| {
-        let v = verify(plan, &run.inputs, &run.library, &run.policy, budget);
-        assert!(
-            v.iter().any(|x| x.constraint == rule),
-            "{rule} not caught: {v:?}"
-        );
-    };
     let base = run.plan.clone();
-    check(&base, r.cost - 1.0, "budget");
+    caught(&run, &base, r.cost - 1.0, "budget");
     let mut p = base.clone();
     p.assignments.push(p.assignments[0].clone());
-    check(&p, budget * 2.0, "one_offer_per_run");
+    caught(&run, &p, budget * 2.0, "one_offer_per_run");
     let mut p = base.clone();
     let remote = p
         .assignments
@@ -174,13 +175,13 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
         .position(|a| a.channel.is_remote())
         .unwrap();
     p.assignments[remote].time = Some(NaiveTime::from_hms_opt(22, 30, 0).unwrap());
-    check(&p, budget, "quiet_hours");
+    caught(&run, &p, budget, "quiet_hours");
     let mut p = base.clone();
     p.assignments[0].day = as_of() + Duration::days(30);
-    check(&p, budget, "schedule");
+    caught(&run, &p, budget, "schedule");
     let mut p = base.clone();
     p.assignments[0].cost -= 1.0;
-    check(&p, budget, "cost");
+    caught(&run, &p, budget, "cost");
     let mut p = base.clone();
     let dnd_id = run
         .inputs
@@ -192,7 +193,7 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
     let mut a = p.assignments[0].clone();
     a.subscriber_id = dnd_id;
     p.assignments.push(a);
-    check(&p, budget * 2.0, "do_not_disturb");
+    caught(&run, &p, budget * 2.0, "do_not_disturb");
     let mut p = base.clone();
     let first = p.assignments[0].clone();
     for _ in 0..60 {
@@ -200,7 +201,7 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
         a.channel = Channel::OutboundCall;
         p.assignments.push(a);
     }
-    check(&p, budget * 100.0, "channel_capacity");
+    caught(&run, &p, budget * 100.0, "channel_capacity");
     let mut p = base.clone();
     let offer = run
         .library
@@ -210,7 +211,7 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
         .unwrap();
     p.assignments[0].offer_id = offer.id.clone();
     p.assignments[0].channel = Channel::Sms;
-    check(&p, budget * 2.0, "channel");
+    caught(&run, &p, budget * 2.0, "channel");
     // A red turned away for budget while a blue got money is a priority break.
     let mut p = base.clone();
     if let Some(blue) = p.assignments.iter().position(|a| a.level == Level::Blue) {
@@ -222,8 +223,61 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
             blocked_by_budget: Some(p.assignments[blue].cost),
             blocked_channels: Vec::new(),
         });
-        check(&p, budget, "priority");
+        caught(&run, &p, budget, "priority");
     }
+
+    // A per-offer budget binds the arbitration, and the verifier checks it.
+    let busiest = r
+        .by_offer
+        .iter()
+        .max_by_key(|(_, t)| t.count)
+        .unwrap()
+        .0
+        .clone();
+    let spent = r.by_offer[&busiest].cost;
+    let mut run = run;
+    let oi = run
+        .library
+        .offers
+        .iter()
+        .position(|o| o.id == busiest)
+        .unwrap();
+    run.library.offers[oi].budget = Some(spent / 2.0);
+    caught(&run, &run.plan, budget, "offer_budget");
+    let capped = arbitrate(
+        &run.inputs,
+        &run.library,
+        &run.policy,
+        &run.choices,
+        budget,
+        Strategy::Retain,
+    );
+    let used: f64 = capped
+        .assignments
+        .iter()
+        .filter(|a| a.offer_id == busiest)
+        .map(|a| a.cost)
+        .sum();
+    assert!(used <= spent / 2.0 + 1e-6, "{used} > {}", spent / 2.0);
+    assert!(
+        capped
+            .skipped
+            .iter()
+            .any(|s| s.constraint == "offer_budget")
+            || capped
+                .assignments
+                .iter()
+                .any(|a| a.binding.as_deref().is_some_and(|b| b.contains(&busiest)))
+    );
+    assert!(verify(&capped, &run.inputs, &run.library, &run.policy, budget).is_empty());
+    // Untested offer kinds get at most the exploration share.
+    let explored: f64 = capped
+        .assignments
+        .iter()
+        .filter(|a| a.method == retain_offers::Method::Prior)
+        .map(|a| a.cost)
+        .sum();
+    assert!(explored <= run.policy.exploration_share * budget + 1e-6);
 
     // Contact policy in arbitration: recent contacts and refusals rule subscribers out.
     let mut inputs = run.inputs;
