@@ -209,12 +209,12 @@ impl DecisionIndex {
                 .filter(|r| channel.is_none_or(|c| r.channel == c || !c.is_remote()))
                 .map(|r| {
                     let mut r = r.clone();
-                    let (zh, en) = crate::REASONS[e.reason];
+                    let (code, zh) = crate::REASONS[e.reason];
                     let mut tp = String::new();
                     let _ = write!(tp, "【{zh}】{}", r.talking_point_zh);
                     r.talking_point_zh = tp;
                     r.talking_point_en =
-                        format!("[{}] {}", en.replace('_', " "), r.talking_point_en);
+                        format!("[{}] {}", code.replace('_', " "), r.talking_point_en);
                     r
                 })
                 .collect()

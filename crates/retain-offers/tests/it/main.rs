@@ -360,8 +360,15 @@ async fn decisions_rank_offers_and_honour_the_contact_policy() {
             .windows(2)
             .all(|w| w[0].expected_value >= w[1].expected_value)
     );
+    let zh = format!("【{}】", d.reason_zh.unwrap());
     assert!(
-        d.offers[0].talking_point_zh.starts_with('【'),
+        d.offers[0].talking_point_zh.starts_with(&zh),
+        "{:?}",
+        d.offers[0]
+    );
+    let en = format!("[{}]", d.reason.unwrap().replace('_', " "));
+    assert!(
+        d.offers[0].talking_point_en.starts_with(&en),
         "{:?}",
         d.offers[0]
     );

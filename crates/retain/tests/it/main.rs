@@ -325,6 +325,29 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
             .iter()
             .all(|r| r["status"] == "succeeded")
     );
+    // Offer eligibility reads tags; a broken library names the file, line and offer.
+    std::fs::write(
+        ws.join("offers.toml"),
+        "[[offer]]\nid = \"EXPIRY-CALL\"\nname_zh = \"到期提醒\"\nname_en = \"Expiry call\"\nkind = \"contract_renewal\"\ncost = { fixed = 5 }\neligibility = \"tag('contract_expiring')\"\nreasons = [\"contract_expiry\"]\nchannels = [\"outbound_call\"]\n",
+    )
+    .unwrap();
+    let (ok, matched) = retain_json(&["match", "--dir", s(&ws), "--budget", "800", "--json"]);
+    assert!(ok, "{matched}");
+    assert_eq!(matched["offers"], 1);
+    assert_eq!(matched["constraint_violations"], 0);
+    std::fs::write(
+        ws.join("offers.toml"),
+        "[[offer]]\nid = \"X\"\nkind = \"gift\"\n",
+    )
+    .unwrap();
+    let out = retain(&["match", "--dir", s(&ws), "--budget", "800", "--json"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("offers.toml:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(ws.join("offers.toml")).unwrap();
 }
 
 #[test]
