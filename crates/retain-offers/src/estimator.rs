@@ -73,7 +73,7 @@ impl Uplift {
             Vec::new()
         };
         let is_held = |r: &HistoryRow| held.contains(&r.period);
-        let mut tried: Vec<(Method, f64, Vec<Qini>, f64)> = Vec::new();
+        let mut tried: Vec<(Method, f64, f64, Vec<Qini>)> = Vec::new();
         if held.is_empty() {
             notes.push(format!(
                 "{} campaign periods with a closed outcome window: too few to hold any out, no Qini",
@@ -85,12 +85,7 @@ impl Uplift {
                 cells.baseline(r.reason) * cells.save_rate(r.reason, k).unwrap_or(0.0)
             };
             let (by_kind, q) = evaluate(history, is_held, cell_uplift);
-            tried.push((
-                Method::Cells,
-                q,
-                by_kind,
-                auuc(history, &is_held, &cell_uplift),
-            ));
+            tried.push((Method::Cells, q, auuc(&by_kind), by_kind));
             #[cfg(feature = "model")]
             match crate::trees::TwoModel::fit(history, |r| !is_held(r)) {
                 Ok(trees) => {
@@ -101,15 +96,10 @@ impl Uplift {
                         predicted.get(&(r.row, k)).copied().unwrap_or(0.0)
                     };
                     let (by_kind, q) = evaluate(history, is_held, lookup);
-                    tried.push((
-                        Method::TwoModel,
-                        q,
-                        by_kind,
-                        auuc(history, &is_held, &lookup),
-                    ));
+                    tried.push((Method::TwoModel, q, auuc(&by_kind), by_kind));
                     let blend = |r: &HistoryRow, k: Kind| 0.5 * (lookup(r, k) + cell_uplift(r, k));
                     let (by_kind, q) = evaluate(history, is_held, blend);
-                    tried.push((Method::Blend, q, by_kind, auuc(history, &is_held, &blend)));
+                    tried.push((Method::Blend, q, auuc(&by_kind), by_kind));
                 }
                 Err(e) => notes.push(format!("two-model not fitted: {e}")),
             }
@@ -153,8 +143,8 @@ impl Uplift {
             held_out_periods: held.iter().map(ToString::to_string).collect(),
             qini_by_method: tried.iter().map(|t| (t.0, t.1)).collect(),
             qini: chosen.map_or(0.0, |t| t.1),
-            auuc: chosen.map_or(0.0, |t| t.3),
-            by_kind: chosen.map(|t| t.2.clone()).unwrap_or_default(),
+            auuc: chosen.map_or(0.0, |t| t.2),
+            by_kind: chosen.map(|t| t.3.clone()).unwrap_or_default(),
             save_rates,
             notes,
         };
@@ -177,7 +167,7 @@ impl Uplift {
     ) -> Result<Option<Vec<[f32; 10]>>> {
         #[cfg(feature = "model")]
         if let Some(trees) = &self.trees {
-            return trees.save_rates(features, rows, &self.cells).map(Some);
+            return trees.save_rates(features, rows).map(Some);
         }
         let _ = (features, rows);
         Ok(None)
@@ -208,12 +198,8 @@ impl Uplift {
     }
 }
 
-fn auuc(
-    history: &History,
-    keep: &dyn Fn(&HistoryRow) -> bool,
-    predict: &dyn Fn(&HistoryRow, Kind) -> f64,
-) -> f64 {
-    let (by_kind, _) = evaluate(history, keep, predict);
+/// AUUC over kinds, weighted by treated contacts.
+fn auuc(by_kind: &[Qini]) -> f64 {
     let total: usize = by_kind.iter().map(|q| q.treated).sum();
     crate::round6(
         by_kind

@@ -8,7 +8,7 @@ use retain_model::{ChurnModel, Table, fit, stratified};
 use crate::error::{Error, Result};
 use crate::inputs::Features;
 use crate::library::Kind;
-use crate::uplift::{Cells, History, HistoryRow};
+use crate::uplift::{History, HistoryRow};
 
 /// Below this control churn probability a ratio of two small numbers is noise.
 const MIN_BASELINE: f64 = 0.05;
@@ -123,12 +123,7 @@ impl TwoModel {
     }
 
     /// Individual save rates per candidate row and kind (`NaN` for untested kinds).
-    pub(crate) fn save_rates(
-        &self,
-        features: &Features,
-        rows: &[usize],
-        _cells: &Cells,
-    ) -> Result<Vec<[f32; 10]>> {
+    pub(crate) fn save_rates(&self, features: &Features, rows: &[usize]) -> Result<Vec<[f32; 10]>> {
         let (pc, pt) = self.predict(features, rows)?;
         Ok((0..rows.len())
             .map(|i| {

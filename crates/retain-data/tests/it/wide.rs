@@ -37,6 +37,11 @@ fn load_mapped(ws: &Workspace, table: Table, file: &Path, mapping: Mapping) -> I
 
 /// Plans and subscribers loaded from the case study layout, as docs/wide-exports.md does it.
 fn with_india_subscribers() -> (Setup, IngestReport) {
+    with_india_subscribers_from(&fixture(EXPORT))
+}
+
+/// Plans, and subscribers from `export` (a file in the case study layout).
+fn with_india_subscribers_from(export: &Path) -> (Setup, IngestReport) {
     let s = workspace();
     load(
         &s.ws,
@@ -47,7 +52,7 @@ fn with_india_subscribers() -> (Setup, IngestReport) {
     let report = load_mapped(
         &s.ws,
         Table::Subscribers,
-        &fixture(EXPORT),
+        export,
         mapping("telecom_india_subscribers.toml", Table::Subscribers),
     );
     (s, report)
@@ -283,22 +288,7 @@ fn case_study_sample_loads_through_the_documented_mappings() {
     let sample = std::env::var_os("RETAIN_INDIA_SAMPLE")
         .expect("set RETAIN_INDIA_SAMPLE to the case study CSV");
     let sample = Path::new(&sample);
-    let (s, subscribers) = {
-        let s = workspace();
-        load(
-            &s.ws,
-            Table::Plans,
-            &fixture("telecom_india_plans.csv"),
-            "plans",
-        );
-        let report = load_mapped(
-            &s.ws,
-            Table::Subscribers,
-            sample,
-            mapping("telecom_india_subscribers.toml", Table::Subscribers),
-        );
-        (s, report)
-    };
+    let (s, subscribers) = with_india_subscribers_from(sample);
     let report = load_mapped(
         &s.ws,
         Table::UsageMonthly,
