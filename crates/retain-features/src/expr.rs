@@ -503,7 +503,7 @@ const FUNCTIONS: &str =
     "avg, sum, min, max, stddev, slope, at, count, days, days_since, scenario, tag, coalesce, abs";
 
 /// Compiles expressions to SQL, registering every aggregate it needs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Compiler {
     /// Distinct sources, in first-use order; the SQL names them `f0`, `f1`, …
     pub sources: Vec<Source>,

@@ -128,6 +128,9 @@ pub async fn register_labels(ctx: &SessionContext, config: &LabelConfig) -> Resu
         .await
         .map_err(|e| Error::engine("planning churn labels", e))?
         .into_view();
+    // A session that registered labels before (another config) gets this config's view.
+    ctx.deregister_table(LABELS_VIEW)
+        .map_err(|e| Error::engine("replacing churn labels", e))?;
     ctx.register_table(LABELS_VIEW, view)
         .map_err(|e| Error::engine("registering churn labels", e))?;
     Ok(())

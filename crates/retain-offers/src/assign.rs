@@ -283,7 +283,11 @@ pub fn arbitrate(
             blocked_by_budget: None,
             blocked_channels: Vec::new(),
         };
-        if let Some(s) = subscriber_block(c, inputs, policy, start) {
+        // The contact lands on some day of the run: it must be allowed on every one, or a
+        // contact already planned inside the window could be broken on the day it lands.
+        if let Some(s) = (0..i64::from(policy.campaign_days.max(1)))
+            .find_map(|d| subscriber_block(c, inputs, policy, start + Duration::days(d)))
+        {
             plan.skipped.push(skip(s.0, s.1));
             continue;
         }

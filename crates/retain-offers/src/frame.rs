@@ -7,7 +7,8 @@ use datafusion::execution::context::SessionContext;
 
 use crate::error::{Error, Result};
 
-pub(crate) async fn query(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+/// Runs `sql`; errors name `what` was being computed.
+pub async fn query(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
     ctx.sql(sql)
         .await
         .map_err(|e| Error::engine(format!("planning {what}"), e))?
@@ -21,7 +22,7 @@ fn column_index(batches: &[RecordBatch], name: &str) -> Option<usize> {
 }
 
 /// A column as `f64` (`NaN` for null; booleans as 0/1).
-pub(crate) fn floats(batches: &[RecordBatch], name: &str) -> Result<Vec<f64>> {
+pub fn floats(batches: &[RecordBatch], name: &str) -> Result<Vec<f64>> {
     let Some(j) = column_index(batches, name) else {
         return Ok(Vec::new());
     };
@@ -44,7 +45,7 @@ pub(crate) fn floats(batches: &[RecordBatch], name: &str) -> Result<Vec<f64>> {
 }
 
 /// A column as text (empty for null).
-pub(crate) fn texts(batches: &[RecordBatch], name: &str) -> Result<Vec<String>> {
+pub fn texts(batches: &[RecordBatch], name: &str) -> Result<Vec<String>> {
     let Some(j) = column_index(batches, name) else {
         return Ok(Vec::new());
     };
@@ -64,7 +65,7 @@ pub(crate) fn texts(batches: &[RecordBatch], name: &str) -> Result<Vec<String>> 
 }
 
 /// A column as `i64` ids (0 for null).
-pub(crate) fn ids(batches: &[RecordBatch], name: &str) -> Result<Vec<i64>> {
+pub fn ids(batches: &[RecordBatch], name: &str) -> Result<Vec<i64>> {
     let Some(j) = column_index(batches, name) else {
         return Ok(Vec::new());
     };

@@ -315,14 +315,11 @@ pub async fn load(
     })
 }
 
-async fn segment_values(
-    ctx: &SessionContext,
-    root: &Path,
-    notes: &mut Vec<String>,
-) -> Result<HashMap<i64, f64>> {
+/// Registers the latest segmentation as `segments` when it exists; false when it does not.
+pub async fn register_segments(ctx: &SessionContext, root: &Path) -> Result<bool> {
     let file = root.join("segments").join("subscribers.parquet");
     if !file.exists() {
-        return Ok(HashMap::new());
+        return Ok(false);
     }
     if !ctx.table_exist("segments").unwrap_or(false) {
         ctx.register_parquet(
@@ -332,6 +329,17 @@ async fn segment_values(
         )
         .await
         .map_err(|e| Error::engine(format!("reading {}", file.display()), e))?;
+    }
+    Ok(true)
+}
+
+async fn segment_values(
+    ctx: &SessionContext,
+    root: &Path,
+    notes: &mut Vec<String>,
+) -> Result<HashMap<i64, f64>> {
+    if !register_segments(ctx, root).await? {
+        return Ok(HashMap::new());
     }
     let batches = query(
         ctx,

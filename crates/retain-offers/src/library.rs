@@ -19,7 +19,7 @@ pub const DEFAULT_OFFERS: &str = include_str!("../offers/default.toml");
 pub enum Kind {
     FeeDiscount,
     DataBonus,
-    FamilyShare,
+    FamilyAddon,
     ContractRenewal,
     LoyaltyUpgrade,
     VipService,
@@ -33,7 +33,7 @@ impl Kind {
     pub const ALL: [Kind; 10] = [
         Kind::FeeDiscount,
         Kind::DataBonus,
-        Kind::FamilyShare,
+        Kind::FamilyAddon,
         Kind::ContractRenewal,
         Kind::LoyaltyUpgrade,
         Kind::VipService,
@@ -49,7 +49,7 @@ impl Kind {
         match self {
             Kind::FeeDiscount => "fee_discount",
             Kind::DataBonus => "data_bonus",
-            Kind::FamilyShare => "family_share",
+            Kind::FamilyAddon => "family_addon",
             Kind::ContractRenewal => "contract_renewal",
             Kind::LoyaltyUpgrade => "loyalty_upgrade",
             Kind::VipService => "vip_service",

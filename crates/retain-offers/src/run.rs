@@ -116,6 +116,66 @@ pub fn latest_run_dir(root: &Path) -> Option<PathBuf> {
     dirs.pop()
 }
 
+/// Everything before arbitration: the library, the policy, the inputs, the uplift estimate and
+/// every candidate's choices. Campaigns narrow these before they arbitrate.
+pub struct Prepared {
+    pub library: Library,
+    pub policy: Policy,
+    pub inputs: Inputs,
+    pub uplift: Uplift,
+    pub choices: Vec<Vec<Choice>>,
+}
+
+/// Reads the workspace as of `as_of`, learns uplift from past campaigns and values every
+/// choice.
+pub async fn prepare(ctx: &SessionContext, root: &Path, as_of: NaiveDate) -> Result<Prepared> {
+    let library = Library::for_workspace(root)?;
+    let policy = Policy::for_workspace(root)?;
+    let inputs = load(ctx, root, &library, &policy, as_of).await?;
+    let history = load_history(ctx).await?;
+    let uplift = Uplift::fit(&history, &policy)?;
+    let rows: Vec<usize> = inputs.candidates.iter().map(|c| c.row).collect();
+    let individual = uplift.individual(&inputs.features, &rows)?;
+    let choices = choices(&inputs, &library, &policy, &uplift, individual.as_deref());
+    Ok(Prepared {
+        library,
+        policy,
+        inputs,
+        uplift,
+        choices,
+    })
+}
+
+/// The subscribers for whom `condition` (the rules' condition language over features, tags,
+/// segments and warnings) holds as of `as_of`. An error names the column of the condition.
+pub async fn select(
+    ctx: &SessionContext,
+    root: &Path,
+    library: &Library,
+    condition: &str,
+    as_of: NaiveDate,
+) -> Result<std::collections::HashSet<i64>> {
+    let mut compiler = library.compiler.clone();
+    let (sql, _) = retain_features::expr::parse(condition)
+        .and_then(|e| compiler.condition(&e))
+        .map_err(|e| {
+            let (line, column) = retain_features::expr::line_column(condition, e.offset);
+            Error::BadRequest(format!(
+                "condition {condition:?}:{line}:{column}: {}",
+                e.message
+            ))
+        })?;
+    retain_features::conditions::register_outputs(ctx, root, &compiler).await?;
+    let sql = format!(
+        "WITH {} SELECT subscriber_id FROM f WHERE COALESCE({sql}, false)",
+        retain_features::conditions::feature_ctes(&compiler, as_of)
+    );
+    let batches = crate::frame::query(ctx, &sql, "the target condition").await?;
+    Ok(crate::frame::ids(&batches, "subscriber_id")?
+        .into_iter()
+        .collect())
+}
+
 /// Runs the matching and writes its outputs.
 pub async fn run_match(
     ctx: &SessionContext,
@@ -128,14 +188,13 @@ pub async fn run_match(
             options.budget
         )));
     }
-    let library = Library::for_workspace(root)?;
-    let policy = Policy::for_workspace(root)?;
-    let inputs = load(ctx, root, &library, &policy, options.as_of).await?;
-    let history = load_history(ctx).await?;
-    let uplift = Uplift::fit(&history, &policy)?;
-    let rows: Vec<usize> = inputs.candidates.iter().map(|c| c.row).collect();
-    let individual = uplift.individual(&inputs.features, &rows)?;
-    let choices = choices(&inputs, &library, &policy, &uplift, individual.as_deref());
+    let Prepared {
+        library,
+        policy,
+        inputs,
+        uplift,
+        choices,
+    } = prepare(ctx, root, options.as_of).await?;
     let plan = arbitrate(
         &inputs,
         &library,

@@ -8,6 +8,11 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("operational store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The entity is not in the state the change needs (launching a draft, approving twice).
+    #[error("{0}")]
+    Conflict(String),
     #[error("operational store holds malformed data: {0}")]
     Corrupt(String),
 }

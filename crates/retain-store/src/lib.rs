@@ -1,5 +1,5 @@
-//! The operational store: runs and ingest history now; campaigns, work orders, callbacks,
-//! users and the audit log as those capabilities arrive.
+//! The operational store: runs and ingest history, the offer library, campaigns with their
+//! members, work orders, callbacks and outcomes, the plan library and the audit log.
 //!
 //! Only this crate knows SQL of the operational store. [`Store::connect`] picks the backend
 //! from the URL scheme; SQLite (`sqlite://path`) is the embedded default.
@@ -12,12 +12,18 @@
 //! # Ok(()) }
 //! ```
 
+mod campaign;
 mod error;
 mod sqlite;
+mod sqlite_campaign;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use campaign::{
+    Audit, AuditEvent, CallbackRecord, CampaignRecord, Launched, MemberRecord, NewCampaign,
+    NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, WorkOrderRecord,
+};
 pub use error::{Error, Result};
 
 /// The id of a run.
@@ -124,6 +130,166 @@ impl Store {
         }
     }
 
+    /// Creates a draft campaign and audits it.
+    pub async fn create_campaign(&self, c: &NewCampaign, actor: &str) -> Result<i64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.create_campaign(c, actor).await,
+        }
+    }
+
+    /// One campaign.
+    pub async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.campaign(id).await,
+        }
+    }
+
+    /// Every campaign, oldest first.
+    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.campaigns().await,
+        }
+    }
+
+    /// Moves a campaign from one of `from` to `to`, storing `column` (`rehearsal` or
+    /// `evaluation`) when given, and audits it, in one transaction. A campaign in another state
+    /// is a [`Error::Conflict`].
+    pub async fn transition(
+        &self,
+        id: i64,
+        from: &[&str],
+        to: &str,
+        column: Option<(&str, &serde_json::Value)>,
+        event: &Audit<'_>,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.transition(id, from, to, column, event).await,
+        }
+    }
+
+    /// Appends to the audit log.
+    pub async fn audit(&self, entity: &str, entity_id: &str, event: &Audit<'_>) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.audit(entity, entity_id, event).await,
+        }
+    }
+
+    /// The audit log of an entity kind, or of one entity, in order.
+    pub async fn audit_log(
+        &self,
+        entity: &str,
+        entity_id: Option<&str>,
+    ) -> Result<Vec<AuditEvent>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.audit_log(entity, entity_id).await,
+        }
+    }
+
+    /// Launches an approved campaign: its members, its work orders and its new status in one
+    /// transaction. A launched campaign is left as it is and its counts returned, so launching
+    /// again, or after a crash (which rolls the transaction back), never duplicates or loses a
+    /// work order.
+    pub async fn launch(
+        &self,
+        id: i64,
+        members: &[MemberRecord],
+        orders: &[NewWorkOrder],
+        event: &Audit<'_>,
+    ) -> Result<Launched> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.launch(id, members, orders, event).await,
+        }
+    }
+
+    /// Adds work orders to a campaign in one transaction, skipping those it already has; returns
+    /// how many were new.
+    pub async fn add_work_orders(&self, id: i64, orders: &[NewWorkOrder]) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.add_work_orders(id, orders).await,
+        }
+    }
+
+    /// A campaign's work orders.
+    pub async fn work_orders(&self, id: i64) -> Result<Vec<WorkOrderRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.work_orders(id).await,
+        }
+    }
+
+    /// The contacts of launched and evaluated campaigns, with refusals their callbacks found.
+    pub async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.planned_contacts().await,
+        }
+    }
+
+    /// (campaign, subscriber) of the members of launched campaigns other than `except`.
+    pub async fn running_members(&self, except: i64) -> Result<Vec<(i64, i64)>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.running_members(except).await,
+        }
+    }
+
+    /// A campaign's members.
+    pub async fn members(&self, id: i64) -> Result<Vec<MemberRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.members(id).await,
+        }
+    }
+
+    /// Records callbacks (a later one for the same work order replaces the earlier) and closes
+    /// their work orders, in one transaction; returns (inserted, updated).
+    pub async fn record_callbacks(
+        &self,
+        id: i64,
+        callbacks: &[CallbackRecord],
+        event: &Audit<'_>,
+    ) -> Result<(u64, u64)> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.record_callbacks(id, callbacks, event).await,
+        }
+    }
+
+    /// A campaign's callbacks.
+    pub async fn callbacks(&self, id: i64) -> Result<Vec<CallbackRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.callbacks(id).await,
+        }
+    }
+
+    /// Records members' outcomes, replacing earlier ones, in one transaction.
+    pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord]) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.record_outcomes(id, outcomes).await,
+        }
+    }
+
+    /// A campaign's outcomes.
+    pub async fn outcomes(&self, id: i64) -> Result<Vec<OutcomeRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.outcomes(id).await,
+        }
+    }
+
+    /// Saves a new version of a plan template; returns the version.
+    pub async fn save_template(
+        &self,
+        name: &str,
+        definition: &serde_json::Value,
+        actor: &str,
+    ) -> Result<i64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.save_template(name, definition, actor).await,
+        }
+    }
+
+    /// Every saved template version.
+    pub async fn templates(&self) -> Result<Vec<TemplateRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.templates().await,
+        }
+    }
+
     /// The most recent runs, newest first.
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
         match &self.backend {
@@ -195,6 +361,218 @@ mod tests {
         // Counts that do not reconcile are refused by the schema itself.
         let bad = IngestFileRecord { loaded: 10, ..file };
         assert!(store.record_ingest(run, &[bad]).await.is_err());
+    }
+
+    /// The campaign story: states move only forward, launching is once, callbacks correct.
+    async fn campaign_story(store: &Store) {
+        let new = NewCampaign {
+            name: "weekly".into(),
+            kind: "retention".into(),
+            template: "weekly-high-end".into(),
+            template_version: 1,
+            definition: serde_json::json!({}),
+            budget: 1000.0,
+            as_of: "2026-01-01".into(),
+            seed: 7,
+            owner: "ana".into(),
+            approval_level: 1,
+        };
+        let id = store.create_campaign(&new, "ana").await.unwrap();
+        let event = |action: &'static str| Audit {
+            actor: "bo",
+            action,
+            detail: serde_json::json!({}),
+        };
+        let member = MemberRecord {
+            subscriber_id: 1,
+            arm: "treatment".into(),
+            stratum: "red/high".into(),
+            level: "red".into(),
+            tier: "high".into(),
+            segment: "s".into(),
+            reason: "price".into(),
+            offer_id: "A".into(),
+            offer_kind: "fee_discount".into(),
+            channel: "sms".into(),
+            p_churn: 0.5,
+            clv: 100.0,
+            arpu: 50.0,
+            cost: 10.0,
+            expected_cost: 5.0,
+            expected_value: 20.0,
+        };
+        let order = NewWorkOrder {
+            subscriber_id: 1,
+            channel: "sms".into(),
+            purpose: "retention".into(),
+            offer_id: "A".into(),
+            branch_id: "B1".into(),
+            manager_id: String::new(),
+            due_date: "2026-01-07".into(),
+            payload: serde_json::json!({"text": "hi"}),
+        };
+        let members = [
+            member.clone(),
+            MemberRecord {
+                subscriber_id: 2,
+                arm: "control".into(),
+                ..member
+            },
+        ];
+        // Launching a draft is refused, and nothing is written.
+        let err = store
+            .launch(id, &members, std::slice::from_ref(&order), &event("launch"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("draft"), "{err}");
+        assert!(store.work_orders(id).await.unwrap().is_empty());
+        store
+            .transition(
+                id,
+                &["draft"],
+                "rehearsed",
+                Some(("rehearsal", &serde_json::json!({"reach": 1}))),
+                &event("rehearse"),
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .transition(id, &["draft"], "rehearsed", None, &event("rehearse"))
+                .await
+                .is_err()
+        );
+        store
+            .transition(id, &["rehearsed"], "approved", None, &event("approve"))
+            .await
+            .unwrap();
+        let first = store
+            .launch(id, &members, std::slice::from_ref(&order), &event("launch"))
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            Launched {
+                created: true,
+                work_orders: 1,
+                members: 2
+            }
+        );
+        let again = store
+            .launch(id, &members, std::slice::from_ref(&order), &event("launch"))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Launched {
+                created: false,
+                work_orders: 1,
+                members: 2
+            }
+        );
+        assert_eq!(
+            store
+                .add_work_orders(id, std::slice::from_ref(&order))
+                .await
+                .unwrap(),
+            0
+        );
+        let orders = store.work_orders(id).await.unwrap();
+        assert_eq!(orders.len(), 1);
+        let mut callback = CallbackRecord {
+            work_order_id: orders[0].id,
+            reached: true,
+            accepted: false,
+            stated_reason: Some("price".into()),
+            notes: String::new(),
+            follow_up: None,
+            source: "f.csv:2".into(),
+            recorded_by: "bo".into(),
+        };
+        assert_eq!(
+            store
+                .record_callbacks(id, std::slice::from_ref(&callback), &event("callbacks"))
+                .await
+                .unwrap(),
+            (1, 0)
+        );
+        callback.accepted = true;
+        assert_eq!(
+            store
+                .record_callbacks(id, std::slice::from_ref(&callback), &event("callbacks"))
+                .await
+                .unwrap(),
+            (0, 1)
+        );
+        assert_eq!(store.callbacks(id).await.unwrap(), vec![callback.clone()]);
+        assert_eq!(store.work_orders(id).await.unwrap()[0].status, "done");
+        // Accepted without being reached is refused by the schema.
+        let bad = CallbackRecord {
+            reached: false,
+            ..callback
+        };
+        assert!(
+            store
+                .record_callbacks(id, &[bad], &event("callbacks"))
+                .await
+                .is_err()
+        );
+        let outcome = OutcomeRecord {
+            subscriber_id: 2,
+            retained: false,
+            arpu_after: None,
+            source: "simulated".into(),
+        };
+        store
+            .record_outcomes(id, std::slice::from_ref(&outcome))
+            .await
+            .unwrap();
+        store
+            .record_outcomes(id, std::slice::from_ref(&outcome))
+            .await
+            .unwrap();
+        assert_eq!(store.outcomes(id).await.unwrap(), vec![outcome]);
+        let log = store
+            .audit_log("campaign", Some(&id.to_string()))
+            .await
+            .unwrap();
+        let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "create",
+                "rehearse",
+                "approve",
+                "launch",
+                "callbacks",
+                "callbacks"
+            ]
+        );
+        assert_eq!(
+            store
+                .save_template("t", &serde_json::json!({"a": 1}), "ana")
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .save_template("t", &serde_json::json!({"a": 2}), "ana")
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(store.templates().await.unwrap().len(), 2);
+        assert_eq!(store.planned_contacts().await.unwrap().len(), 1);
+        assert!(store.running_members(id).await.unwrap().is_empty());
+        assert_eq!(store.running_members(0).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn sqlite_campaign_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("retain.db").display());
+        campaign_story(&Store::connect(&url).await.unwrap()).await;
     }
 
     #[tokio::test]

@@ -11,10 +11,10 @@ use crate::{IngestFileRecord, RunId, RunRecord};
 
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     Utc::now().to_rfc3339()
 }
 
@@ -24,7 +24,7 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| Error::Corrupt(format!("timestamp {text:?}: {e}")))
 }
 
-fn parse_json(text: &str) -> Result<serde_json::Value> {
+pub(crate) fn parse_json(text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("JSON {text:?}: {e}")))
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod campaign;
 pub(crate) mod customer;
 pub(crate) mod demo;
 pub(crate) mod features;

@@ -54,6 +54,9 @@ enum Command {
     Decide(commands::offers::DecideArgs),
     /// The offer library (维系政策库) in use.
     Offers(commands::offers::OffersArgs),
+    /// Campaigns (四步一库): create from the plan library, rehearse, approve, launch as work
+    /// orders, record callbacks, evaluate against the control group.
+    Campaign(commands::campaign::Args),
     /// Select a target group by a tag expression.
     Target(commands::target::Args),
     /// Show a workspace: tables, recent runs and headline numbers.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Customer(args) => commands::customer::run(&args),
         Command::Target(args) => commands::target::run(&args),
         Command::Match(args) => commands::offers::run_match(&args),
+        Command::Campaign(args) => commands::campaign::run(&args),
         Command::Decide(args) => commands::offers::decide(&args),
         Command::Offers(args) => commands::offers::list(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),

@@ -54,6 +54,8 @@ struct DemoSummary {
     model: Option<serde_json::Value>,
     segments: retain_segment::SegmentReport,
     matching: retain_offers::MatchReport,
+    /// The campaign loop on the bundled `weekly-high-end` template, callbacks simulated.
+    campaign: DemoCampaign,
     store: String,
     truth_dir: PathBuf,
 }
@@ -184,6 +186,7 @@ fn demo(
             matching.constraint_violations
         );
     }
+    let campaign = demo_campaign(rt, workspace, budget)?;
     Ok(DemoSummary {
         dir: workspace.root().to_path_buf(),
         run_id: 0,
@@ -197,7 +200,53 @@ fn demo(
         model,
         segments,
         matching,
+        campaign,
         store: workspace.store_url(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct DemoCampaign {
+    id: i64,
+    template: String,
+    work_orders: u64,
+    members: u64,
+    /// Absent when the target is empty (a tiny operator).
+    evaluation: Option<retain_campaign::Evaluation>,
+}
+
+/// Create → rehearse → approve → launch → simulated callbacks → evaluate, as the local admin.
+fn demo_campaign(
+    rt: &tokio::runtime::Runtime,
+    workspace: &Workspace,
+    budget: f64,
+) -> anyhow::Result<DemoCampaign> {
+    rt.block_on(async {
+        let c = retain_campaign::Campaigns::open(workspace.root()).await?;
+        let actor = retain_campaign::Actor::local();
+        let req = retain_campaign::CreateRequest {
+            template: "weekly-high-end".into(),
+            budget: Some(budget),
+            seed: Some(42),
+            ..Default::default()
+        };
+        let id = c.create(&req, &actor).await?.id;
+        c.rehearse(id, &actor).await?;
+        c.approve(id, &actor, false, "demo").await?;
+        let launched = c.launch(id, &actor).await?;
+        let evaluation = if launched.members > 0 {
+            c.simulate_callbacks(id, &actor).await?;
+            Some(c.evaluate(id, &actor).await?.0)
+        } else {
+            None
+        };
+        Ok(DemoCampaign {
+            id,
+            template: req.template,
+            work_orders: launched.work_orders,
+            members: launched.members,
+            evaluation,
+        })
     })
 }
 
@@ -372,6 +421,29 @@ fn describe(s: &DemoSummary) -> String {
             v.retain, v.random, v.max_discount, v.retain_vs_random
         );
     }
+    let campaign = &s.campaign;
+    let _ = write!(
+        text,
+        "campaign {} ({}): {} work orders, {} members",
+        campaign.id, campaign.template, campaign.work_orders, campaign.members
+    );
+    if let Some(e) = &campaign.evaluation {
+        let arms = &e.overall;
+        let _ = write!(
+            text,
+            "; retention treated {:.3} vs control {:.3}, uplift {:+.3} [{:+.3}, {:+.3}], ROI {:.2}",
+            arms.treated_retention,
+            arms.control_retention,
+            arms.uplift,
+            arms.uplift_ci_low.unwrap_or(f64::NAN),
+            arms.uplift_ci_high.unwrap_or(f64::NAN),
+            e.roi
+        );
+        if let Some(t) = e.true_uplift {
+            let _ = write!(text, "; true uplift {t:+.3}");
+        }
+    }
+    text.push('\n');
     let _ = writeln!(
         text,
         "\ntables: {}/tables/<table>/data.parquet\nquarantine: {}/quarantine/\ntruth (never read by the pipeline): {}\nstore: {}",

@@ -544,3 +544,168 @@ fn a_broken_rules_file_names_the_rule_and_position_and_writes_nothing() {
 fn retain_warn_default() -> String {
     std::fs::read_to_string(manifest_dir().join("../retain-warn/rules/default.toml")).unwrap()
 }
+
+fn id_of(json: &serde_json::Value) -> String {
+    json["id"].as_i64().expect("an id").to_string()
+}
+
+#[test]
+fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let (ok, demo) = retain_json(&[
+        "demo",
+        "--subscribers",
+        "2000",
+        "--months",
+        "12",
+        "--seed",
+        "3",
+        "--dir",
+        s(&ws),
+        "--json",
+    ]);
+    assert!(ok, "{demo}");
+    // The demo ran the loop on the bundled weekly high-end template.
+    assert!(
+        demo["campaign"]["id"].as_i64().is_some(),
+        "{}",
+        demo["campaign"]
+    );
+    let w = s(&ws);
+    let (ok, templates) = retain_json(&["campaign", "templates", "--dir", w, "--json"]);
+    assert!(ok);
+    assert!(
+        templates["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "weekly-high-end"),
+        "{templates}"
+    );
+    let (ok, created) = retain_json(&[
+        "campaign",
+        "create",
+        "--dir",
+        w,
+        "--template",
+        "level-flow",
+        "--budget",
+        "30000",
+        "--json",
+    ]);
+    assert!(ok, "{created}");
+    let id = id_of(&created);
+    assert_eq!(created["approval_level"], 2);
+    let (ok, r) = retain_json(&["campaign", "rehearse", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok, "{r}");
+    assert!(r["projected"]["cost"].as_f64().unwrap() > 0.0, "{r}");
+    // A level-1 approver may not sign a level-2 budget; the refusal is audited.
+    let out = retain(&[
+        "campaign",
+        "approve",
+        "--dir",
+        w,
+        "--id",
+        &id,
+        "--as",
+        "li",
+        "--role",
+        "approver",
+        "--approval-level",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("level 2"));
+    let (ok, a) = retain_json(&["campaign", "approve", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok && a["status"] == "approved", "{a}");
+    let (ok, first) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok, "{first}");
+    let orders = first["work_orders"].as_u64().unwrap();
+    assert!(orders > 0);
+    let (ok, again) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok && again["created"] == false, "{again}");
+    assert_eq!(again["work_orders"].as_u64().unwrap(), orders);
+    let (ok, sim) = retain_json(&[
+        "campaign",
+        "callbacks",
+        "--dir",
+        w,
+        "--id",
+        &id,
+        "--simulate",
+        "--json",
+    ]);
+    assert!(ok, "{sim}");
+    let (ok, e) = retain_json(&["campaign", "evaluate", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok, "{e}");
+    for key in [
+        "treated_retention",
+        "control_retention",
+        "uplift",
+        "uplift_ci_low",
+        "uplift_ci_high",
+        "roi",
+    ] {
+        assert!(e[key].is_number(), "{key}: {e}");
+    }
+    let (lo, up, hi) = (
+        e["uplift_ci_low"].as_f64().unwrap(),
+        e["uplift"].as_f64().unwrap(),
+        e["uplift_ci_high"].as_f64().unwrap(),
+    );
+    assert!(lo <= up && up <= hi, "{e}");
+
+    // A launch killed inside its transaction leaves nothing; the next one makes one full set.
+    let (ok, created) = retain_json(&[
+        "campaign",
+        "create",
+        "--dir",
+        w,
+        "--template",
+        "level-flow",
+        "--budget",
+        "30000",
+        "--json",
+    ]);
+    assert!(ok, "{created}");
+    let id = id_of(&created);
+    assert!(
+        retain(&["campaign", "rehearse", "--dir", w, "--id", &id])
+            .status
+            .success()
+    );
+    assert!(
+        retain(&["campaign", "approve", "--dir", w, "--id", &id])
+            .status
+            .success()
+    );
+    let crashed = Command::new(env!("CARGO_BIN_EXE_retain"))
+        .args(["campaign", "launch", "--dir", w, "--id", &id])
+        .env("RETAIN_LOG", "warn")
+        .env("RETAIN_FAULT_ABORT_LAUNCH_AFTER", "2")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the launch was killed");
+    let (_, shown) = retain_json(&["campaign", "show", "--dir", w, "--id", &id, "--json"]);
+    assert_eq!(shown["campaign"]["status"], "approved", "{shown}");
+    assert_eq!(
+        (shown["work_orders"].as_u64(), shown["members"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let (ok, launched) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok && launched["created"] == true, "{launched}");
+    let (ok, twice) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok && twice["created"] == false, "{twice}");
+    let (_, shown) = retain_json(&["campaign", "show", "--dir", w, "--id", &id, "--json"]);
+    assert!(shown["treated"].as_u64().unwrap() > 2, "{shown}");
+    assert_eq!(
+        shown["work_orders"], shown["treated"],
+        "one work order per treated member"
+    );
+    assert_eq!(shown["work_orders"], launched["work_orders"]);
+    assert_eq!(shown["work_orders"], twice["work_orders"]);
+    let (ok, list) = retain_json(&["campaign", "list", "--dir", w, "--json"]);
+    assert!(ok);
+    assert_eq!(list["count"], 3);
+}

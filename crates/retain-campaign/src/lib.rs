@@ -1,0 +1,27 @@
+//! Retention campaigns as a closed loop (四步一库: plan, approve, execute, evaluate, and a
+//! library of plans). A campaign is created from a template of the plan library, rehearsed on
+//! a sample, approved at the level its budget needs, launched as work orders per channel with
+//! a stratified control group held out, followed up by callbacks, and evaluated against the
+//! control group; its contacts flow back into `campaign_history`, where the uplift model and
+//! the contact policy read them.
+
+mod approval;
+mod callbacks;
+mod care;
+mod error;
+mod evaluate;
+mod plan;
+mod service;
+mod template;
+mod workorder;
+
+pub use approval::{Action, Actor, LEVEL_LIMITS, Role, required_level};
+pub use callbacks::{ImportReport, STATED_ONLY, stated_reasons};
+pub use care::CareReport;
+pub use error::{Error, Result};
+pub use evaluate::{Comparison, Evaluation, ReasonCheck, compare, evaluate};
+pub use plan::{PlanRequest, Planned, Projection, plan};
+pub use service::{
+    Campaigns, CreateRequest, LaunchReport, Rehearsal, SimulationReport, TemplateInfo,
+};
+pub use template::{BUNDLED, Due, Flow, OfferFilter, Script, Sms, Target, Template, bundled};

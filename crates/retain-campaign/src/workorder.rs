@@ -1,0 +1,188 @@
+//! Work orders as the channels need them: the outbound call list with its script (CSV and
+//! xlsx), the SMS batch, the store counter's pop-up entries and the account managers' visits.
+//! The files are rewritten from the store, so they always show what the store holds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use retain_offers::{Assignment, Channel, Offer, REASONS, reason_index};
+use retain_store::WorkOrderRecord;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::template::Template;
+
+fn reason_zh(code: &str) -> &'static str {
+    reason_index(code).map_or("", |i| REASONS[i].1)
+}
+
+/// What a work order carries for its channel.
+pub(crate) fn payload(
+    t: &Template,
+    offer: &Offer,
+    a: &Assignment,
+    msisdn: &str,
+    due: NaiveDate,
+) -> serde_json::Value {
+    let join = |parts: [&str; 3]| {
+        parts
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut p = json!({
+        "msisdn": msisdn,
+        "level": a.level.code(),
+        "reason": a.reason,
+        "reason_zh": reason_zh(a.reason),
+        "offer_name_zh": offer.name_zh,
+        "offer_name_en": offer.name_en,
+        "p_churn": (a.p_churn * 1e4).round() / 1e4,
+        "clv": (a.clv * 100.0).round() / 100.0,
+    });
+    let extra = match a.channel {
+        Channel::OutboundCall | Channel::ManagerVisit | Channel::Store => json!({
+            "script_zh": join([&t.script.opening_zh, &offer.talking_point_zh, &t.script.closing_zh]),
+            "script_en": join([&t.script.opening_en, &offer.talking_point_en, &t.script.closing_en]),
+        }),
+        Channel::Sms | Channel::App => json!({
+            "text_zh": t.render_sms(true, &offer.name_zh, msisdn, due),
+            "text_en": t.render_sms(false, &offer.name_en, msisdn, due),
+            "send_at": a.time.map(|t| t.format("%H:%M").to_string()),
+        }),
+    };
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+        p.extend(extra.clone());
+    }
+    p
+}
+
+fn text(w: &WorkOrderRecord, key: &str) -> String {
+    match w.payload.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The columns each channel's file has; the last five are left for the callback results, so
+/// a filled-in call list can be imported back as it is.
+fn columns(channel: &str) -> (&'static [&'static str], bool) {
+    match channel {
+        "outbound_call" | "manager_visit" | "store" => (
+            &[
+                "level",
+                "reason_zh",
+                "offer_id",
+                "offer_name_zh",
+                "script_zh",
+                "script_en",
+            ],
+            true,
+        ),
+        _ => (&["offer_id", "send_at", "text_zh", "text_en"], false),
+    }
+}
+
+const RESULT_COLUMNS: [&str; 5] = ["reached", "accepted", "stated_reason", "notes", "follow_up"];
+
+/// Writes `<dir>/<channel>.csv` per channel (and the call list as xlsx); returns the files.
+pub(crate) fn write_files(dir: &Path, orders: &[WorkOrderRecord]) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let mut by_channel: BTreeMap<&str, Vec<&WorkOrderRecord>> = BTreeMap::new();
+    for w in orders {
+        by_channel.entry(w.channel.as_str()).or_default().push(w);
+    }
+    let mut files = Vec::new();
+    for (channel, orders) in by_channel {
+        let (extra, results) = columns(channel);
+        let mut header: Vec<&str> = vec![
+            "work_order_id",
+            "purpose",
+            "due_date",
+            "branch_id",
+            "manager_id",
+            "subscriber_id",
+            "msisdn",
+        ];
+        header.extend(extra);
+        if results {
+            header.extend(RESULT_COLUMNS);
+        }
+        let rows: Vec<Vec<String>> = orders
+            .iter()
+            .map(|w| {
+                let mut row = vec![
+                    w.id.to_string(),
+                    w.purpose.clone(),
+                    w.due_date.clone(),
+                    w.branch_id.clone(),
+                    w.manager_id.clone(),
+                    w.subscriber_id.to_string(),
+                    text(w, "msisdn"),
+                ];
+                row.extend(extra.iter().map(|k| {
+                    if *k == "offer_id" {
+                        w.offer_id.clone()
+                    } else {
+                        text(w, k)
+                    }
+                }));
+                if results {
+                    row.extend(RESULT_COLUMNS.iter().map(|_| String::new()));
+                }
+                row
+            })
+            .collect();
+        let path = dir.join(format!("{channel}.csv"));
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        let ctx = |e| Error::csv(path.display().to_string(), e);
+        csv.write_record(&header).map_err(ctx)?;
+        for row in &rows {
+            csv.write_record(row).map_err(ctx)?;
+        }
+        let bytes = csv
+            .into_inner()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        retain_data::write_atomically(&path, &bytes)?;
+        files.push(path);
+        if channel == "outbound_call" {
+            let path = dir.join("outbound_call.xlsx");
+            write_xlsx(&path, &header, &rows)?;
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+fn write_xlsx(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let err = |e: rust_xlsxwriter::XlsxError| Error::Xlsx {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("外呼清单").map_err(err)?;
+    let bold = Format::new().set_bold();
+    for (j, h) in header.iter().enumerate() {
+        sheet
+            .write_string_with_format(0, j as u16, *h, &bold)
+            .map_err(err)?;
+    }
+    for (i, row) in rows.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            sheet
+                .write_string((i + 1) as u32, j as u16, v)
+                .map_err(err)?;
+        }
+    }
+    sheet.set_freeze_panes(1, 0).map_err(err)?;
+    let bytes = book.save_to_buffer().map_err(err)?;
+    retain_data::write_atomically(path, &bytes)?;
+    Ok(())
+}

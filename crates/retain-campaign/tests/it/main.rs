@@ -1,0 +1,503 @@
+//! The campaign loop on a small synthetic operator: every step, its guards, idempotent launch,
+//! callbacks validated like ingest, and an evaluation whose interval matches the truth.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use retain_campaign::{Actor, Campaigns, CreateRequest, Error, Role};
+use retain_data::{IngestOptions, Table, Workspace, ingest};
+
+fn as_of() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+}
+
+fn operator(dir: &Path, subscribers: u64) -> Workspace {
+    let params = retain_synth::SynthParams {
+        subscribers,
+        months: 18,
+        seed: 11,
+        ..Default::default()
+    };
+    let ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
+    let summary =
+        retain_synth::synthesize(&params, &dir.join("in"), &ws.root().join("truth")).unwrap();
+    for (name, file) in &summary.files {
+        ingest(
+            &ws,
+            Table::from_name(name).unwrap(),
+            std::slice::from_ref(file),
+            &IngestOptions {
+                label: name.clone(),
+                ..IngestOptions::default()
+            },
+        )
+        .unwrap();
+    }
+    ws
+}
+
+/// Churn scores from an oracle that knows who intends to leave: the campaign loop is under
+/// test here, not the model, and a sharp target makes the true effect large enough to see.
+fn oracle_scores(ws: &Workspace) -> HashSet<i64> {
+    let truth = std::fs::read_to_string(ws.root().join("truth/churn.csv")).unwrap();
+    let pending: HashSet<i64> = truth
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("pending"))
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect();
+    let subs = std::fs::read_to_string(ws.root().join("../in/subscribers.csv")).unwrap();
+    let mut text =
+        String::from("subscriber_id,probability,decile,reason_1,reason_2,reason_3,model_version\n");
+    for line in subs.lines().skip(1) {
+        let id: i64 = line.split(',').next().unwrap().parse().unwrap();
+        let (p, d) = if pending.contains(&id) {
+            (0.9, 1)
+        } else {
+            (0.02, 10)
+        };
+        let _ = writeln!(text, "{id},{p},{d},,,,1");
+    }
+    std::fs::create_dir_all(ws.root().join("scores")).unwrap();
+    std::fs::write(ws.root().join("scores/2026-11-01.csv"), text).unwrap();
+    pending
+}
+
+fn analyst() -> Actor {
+    Actor {
+        name: "ana".into(),
+        role: Role::Analyst,
+        level: 0,
+    }
+}
+
+fn approver(level: i64) -> Actor {
+    Actor {
+        name: format!("boss{level}"),
+        role: Role::Approver,
+        level,
+    }
+}
+
+/// A template that targets only the red level with one channel and a large control group,
+/// so the test needs few subscribers.
+const RED_CALLS: &str = r#"
+name = "red-calls"
+name_zh = "红色外呼"
+name_en = "Red calls"
+budget = 100000
+control_share = 0.4
+[target]
+levels = ["red"]
+deciles = [1]
+[flow]
+red = ["outbound_call"]
+[sms]
+text_zh = "{offer}"
+text_en = "{offer}"
+"#;
+
+#[tokio::test]
+async fn the_loop_runs_and_its_interval_matches_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path(), 8000);
+    let pending = oracle_scores(&ws);
+    let c = Campaigns::open(ws.root()).await.unwrap();
+    let file = dir.path().join("red-calls.toml");
+    std::fs::write(&file, RED_CALLS).unwrap();
+    assert_eq!(
+        c.save_template(&file, &analyst()).await.unwrap(),
+        ("red-calls".to_owned(), 1)
+    );
+
+    let req = CreateRequest {
+        template: "red-calls".into(),
+        budget: Some(50_000.0),
+        as_of: Some(as_of()),
+        seed: Some(3),
+        ..CreateRequest::default()
+    };
+    let created = c.create(&req, &analyst()).await.unwrap();
+    assert_eq!(
+        (created.status.as_str(), created.approval_level),
+        ("draft", 2)
+    );
+    // Nothing skips a step.
+    assert!(matches!(
+        c.launch(created.id, &analyst()).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        c.approve(created.id, &approver(3), false, "").await,
+        Err(Error::Conflict(_))
+    ));
+    let r = c.rehearse(created.id, &analyst()).await.unwrap();
+    assert!(r.sampled > 0 && r.sampled < r.target, "{r:?}");
+    assert!(
+        r.projected.cost > 0.0 && r.projected.cost <= 50_000.0 * 1.05,
+        "{r:?}"
+    );
+    assert_eq!(r.constraint_violations, 0);
+    assert_eq!(
+        r.projected
+            .treated_by_channel
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        ["outbound_call"]
+    );
+
+    // Approval: an analyst may not, a level-1 approver may not sign a level-2 budget.
+    assert!(matches!(
+        c.approve(created.id, &analyst(), false, "").await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        c.approve(created.id, &approver(1), false, "").await,
+        Err(Error::Forbidden(_))
+    ));
+    let approved = c
+        .approve(created.id, &approver(2), false, "ok")
+        .await
+        .unwrap();
+    assert_eq!(approved.status, "approved");
+    assert!(matches!(
+        c.launch(created.id, &approver(3)).await,
+        Err(Error::Forbidden(_))
+    ));
+
+    let first = c.launch(created.id, &analyst()).await.unwrap();
+    assert!(first.created && first.work_orders > 0, "{first:?}");
+    let again = c.launch(created.id, &analyst()).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(
+        (again.work_orders, again.members),
+        (first.work_orders, first.members)
+    );
+    let members = c.store.members(created.id).await.unwrap();
+    let treated = members.iter().filter(|m| m.arm == "treatment").count();
+    assert_eq!(first.work_orders as usize, treated);
+    // The control share holds within each stratum (rounded).
+    let mut strata = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+    for m in &members {
+        let e = strata.entry(&m.stratum).or_default();
+        e.0 += 1;
+        e.1 += usize::from(m.arm == "control");
+    }
+    for (s, (n, k)) in &strata {
+        assert_eq!(*k, (*n as f64 * 0.4).round() as usize, "{s}");
+    }
+    // The call list exists as CSV and xlsx, with a script and the result columns.
+    let calls = c.dir(created.id).join("work_orders/outbound_call.csv");
+    let text = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("reached,accepted,stated_reason,notes,follow_up")
+    );
+    assert_eq!(text.lines().count(), 1 + treated);
+    assert!(
+        c.dir(created.id)
+            .join("work_orders/outbound_call.xlsx")
+            .exists()
+    );
+
+    // A second campaign on the same people: those of the running first are left out.
+    let second = c.create(&req, &analyst()).await.unwrap();
+    let r2 = c.rehearse(second.id, &analyst()).await.unwrap();
+    assert!(r2.conflicts_running_campaigns > 0, "{r2:?}");
+
+    let sim = c.simulate_callbacks(created.id, &analyst()).await.unwrap();
+    assert_eq!(sim.callbacks, treated);
+    assert_eq!(sim.outcomes, members.len());
+    let (e, history) = c.evaluate(created.id, &analyst()).await.unwrap();
+    let truth = e.true_uplift.unwrap();
+    let (lo, hi) = (
+        e.overall.uplift_ci_low.unwrap(),
+        e.overall.uplift_ci_high.unwrap(),
+    );
+    assert!(
+        truth > 0.05,
+        "the offers keep people in the synthetic world: {truth}"
+    );
+    assert!(
+        lo > 0.0,
+        "the interval must exclude 0 on the side of the truth: {e:?}"
+    );
+    assert!(
+        lo <= truth && truth <= hi,
+        "the interval covers the truth: [{lo}, {hi}] vs {truth}"
+    );
+    assert!(e.roi.is_finite() && e.cost > 0.0);
+    assert!(e.reasons.stated > 0);
+    assert!(
+        e.by_offer
+            .values()
+            .map(|x| x.treated + x.control)
+            .sum::<usize>()
+            == members.len()
+    );
+    // Most members intend to leave (the oracle target) and the feedback reached the table.
+    let leaving = members
+        .iter()
+        .filter(|m| pending.contains(&m.subscriber_id))
+        .count();
+    assert!(leaving * 2 > members.len());
+    let fed = std::fs::read_to_string(&history).unwrap();
+    assert_eq!(fed.lines().count(), 1 + members.len());
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let n = ctx
+        .sql(&format!(
+            "SELECT COUNT(*) AS n FROM campaign_history WHERE campaign_id = 'RC{}'",
+            created.id
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n = n[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n as usize, members.len());
+
+    // The history of the campaign is its audit log.
+    let log = c
+        .store
+        .audit_log("campaign", Some(&created.id.to_string()))
+        .await
+        .unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "create",
+            "rehearse",
+            "approve_refused",
+            "approve_refused",
+            "approve",
+            "launch",
+            "callbacks_simulated",
+            "evaluate"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn care_triggers_honour_the_contact_policy_and_run_once_a_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path(), 2000);
+    let subs = std::fs::read_to_string(ws.root().join("../in/subscribers.csv")).unwrap();
+    let header: Vec<&str> = subs.lines().next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (id_c, msisdn_c, birth_c, status_c) = (
+        col("subscriber_id"),
+        col("msisdn"),
+        col("birth_date"),
+        col("status"),
+    );
+    // Everyone active born in November, and one in three of them on the DND list.
+    let born: Vec<(i64, String)> = subs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[birth_c].get(5..7) == Some("11") && f[status_c] == "active")
+        .map(|f| (f[id_c].parse().unwrap(), f[msisdn_c].to_owned()))
+        .collect();
+    assert!(born.len() > 30);
+    let mut dnd = String::from("msisdn\n");
+    for (_, m) in born.iter().step_by(3) {
+        let _ = writeln!(dnd, "{m}");
+    }
+    std::fs::write(ws.root().join("dnd.csv"), dnd).unwrap();
+    let c = Campaigns::open(ws.root()).await.unwrap();
+    let admin = Actor::local();
+    let r = c.care(Some(as_of()), &admin).await.unwrap();
+    assert_eq!(r.triggered["birthday"], born.len());
+    let held = r.held_back.get("do_not_disturb").copied().unwrap_or(0);
+    assert!(held >= born.len().div_ceil(3), "{r:?}");
+    let orders = c.store.work_orders(r.id).await.unwrap();
+    let birthdays: HashSet<i64> = orders
+        .iter()
+        .filter(|w| w.purpose == "birthday")
+        .map(|w| w.subscriber_id)
+        .collect();
+    for (id, _) in born.iter().step_by(3) {
+        assert!(!birthdays.contains(id), "{id} is on the DND list");
+    }
+    assert!(!birthdays.is_empty());
+    for w in &orders {
+        assert!(w.due_date.starts_with("2026-1"), "{w:?}");
+        if w.channel == "sms" {
+            assert!(w.payload["send_at"].as_str().unwrap() >= "09:00");
+        }
+    }
+    assert!(r.created.values().sum::<u64>() == r.work_orders);
+    // The same month again: the same campaign, nothing new.
+    let again = c
+        .care(Some(NaiveDate::from_ymd_opt(2026, 11, 15).unwrap()), &admin)
+        .await
+        .unwrap();
+    assert_eq!(again.id, r.id);
+    assert_eq!(again.created.values().sum::<u64>(), 0);
+    assert_eq!(again.work_orders, r.work_orders);
+    let care: Vec<_> = c
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.kind == "care")
+        .collect();
+    assert_eq!(care.len(), 1);
+}
+
+#[tokio::test]
+async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path(), 3000);
+    oracle_scores(&ws);
+    let c = Campaigns::open(ws.root()).await.unwrap();
+    let admin = Actor::local();
+    let req = CreateRequest {
+        template: "level-flow".into(),
+        as_of: Some(as_of()),
+        seed: Some(9),
+        ..CreateRequest::default()
+    };
+    let id = c.create(&req, &admin).await.unwrap().id;
+    c.rehearse(id, &admin).await.unwrap();
+    c.approve(id, &admin, false, "").await.unwrap();
+    c.launch(id, &admin).await.unwrap();
+    let orders = c.store.work_orders(id).await.unwrap();
+    let visit = orders
+        .iter()
+        .find(|w| w.channel == "manager_visit")
+        .expect("red subscribers with a manager are visited first");
+    let call = orders
+        .iter()
+        .find(|w| w.channel != "manager_visit")
+        .unwrap();
+    let file = dir.path().join("results.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "\u{feff}work_order_id,reached,accepted,stated_reason,notes,follow_up\n\
+             {},否,否,,not home,2026-11-10\n\
+             {},是,是,资费偏高,ok,\n\
+             {},yes,maybe,,,\n\
+             999999,1,0,,,\n\
+             {},0,1,,,\n\
+             {},1,0,price,dup,\n\
+             {},1,0,,,11/20/2026\n",
+            visit.id, call.id, call.id, call.id, call.id, call.id
+        ),
+    )
+    .unwrap();
+    let r = c.import_callbacks(id, &file, &admin).await.unwrap();
+    assert_eq!((r.read, r.loaded, r.quarantined), (7, 2, 5), "{r:?}");
+    assert_eq!(r.read, r.loaded + r.quarantined);
+    let q = std::fs::read_to_string(&r.quarantine_file).unwrap();
+    assert_eq!(q.lines().count(), 6);
+    for (needle, column) in [
+        ("maybe", 3),
+        ("999999", 1),
+        ("accepted but not reached", 3),
+        ("already given on line 3", 1),
+        ("YYYY-MM-DD", 6),
+    ] {
+        let line = r
+            .errors
+            .iter()
+            .find(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {:?}", r.errors));
+        assert!(line.contains(&format!(":{column}: ")), "{line}");
+        assert!(line.starts_with(&file.display().to_string()), "{line}");
+    }
+    let callbacks = c.store.callbacks(id).await.unwrap();
+    assert_eq!(callbacks.len(), 2);
+    assert_eq!(
+        callbacks
+            .iter()
+            .find(|cb| cb.work_order_id == call.id)
+            .unwrap()
+            .stated_reason
+            .as_deref(),
+        Some("price")
+    );
+    // The visit found no one: a call follows, due from the follow-up date.
+    let after = c.store.work_orders(id).await.unwrap();
+    let escalated: Vec<_> = after.iter().filter(|w| w.purpose == "escalation").collect();
+    assert_eq!(escalated.len(), 1);
+    assert_eq!(escalated[0].subscriber_id, visit.subscriber_id);
+    assert_eq!(escalated[0].channel, "outbound_call");
+    assert_eq!(escalated[0].due_date, "2026-11-17");
+    // Importing the same file again corrects, never duplicates.
+    let again = c.import_callbacks(id, &file, &admin).await.unwrap();
+    assert_eq!((again.inserted, again.updated), (0, 2));
+    assert_eq!(c.store.work_orders(id).await.unwrap().len(), after.len());
+    // Evaluating before the data shows any outcome is a clear refusal.
+    let err = c.evaluate(id, &admin).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(_)) && err.to_string().contains("2027-02"),
+        "{err}"
+    );
+
+    // A campaign of the past is evaluated on what the loaded data shows happened. Its target:
+    // subscribers the truth says left between May and August, and some who stayed.
+    let truth = std::fs::read_to_string(ws.root().join("truth/churn.csv")).unwrap();
+    let left: HashSet<i64> = truth
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let month = f.get(7).copied().unwrap_or("");
+            (f[1] == "churned" && f[2] == "quantity" && ("2026-05".."2026-09").contains(&month))
+                .then(|| f[0].parse().ok())?
+        })
+        .collect();
+    let mut text =
+        String::from("subscriber_id,probability,decile,reason_1,reason_2,reason_3,model_version\n");
+    let subs = std::fs::read_to_string(ws.root().join("../in/subscribers.csv")).unwrap();
+    for (i, line) in subs.lines().skip(1).enumerate() {
+        let id: i64 = line.split(',').next().unwrap().parse().unwrap();
+        let p = if left.contains(&id) || i % 7 == 0 {
+            0.9
+        } else {
+            0.02
+        };
+        let _ = writeln!(text, "{id},{p},1,,,,1");
+    }
+    std::fs::write(ws.root().join("scores/2026-11-01.csv"), text).unwrap();
+    let past = CreateRequest {
+        template: "level-flow".into(),
+        as_of: Some(NaiveDate::from_ymd_opt(2026, 5, 1).unwrap()),
+        seed: Some(4),
+        ..CreateRequest::default()
+    };
+    let old = c.create(&past, &admin).await.unwrap().id;
+    c.rehearse(old, &admin).await.unwrap();
+    c.approve(old, &admin, false, "").await.unwrap();
+    let launched = c.launch(old, &admin).await.unwrap();
+    assert!(launched.members > 0);
+    let (e, _) = c.evaluate(old, &admin).await.unwrap();
+    assert_eq!(e.outcome_source, "observed");
+    assert_eq!(e.outcomes as u64, launched.members);
+    assert!(e.true_uplift.is_none());
+    let outcomes = c.store.outcomes(old).await.unwrap();
+    let consistent = outcomes
+        .iter()
+        .filter(|o| o.retained != left.contains(&o.subscriber_id))
+        .count();
+    assert!(outcomes.iter().any(|o| !o.retained), "some members left");
+    assert!(
+        consistent * 100 >= outcomes.len() * 95,
+        "observed outcomes follow the truth: {consistent} of {}",
+        outcomes.len()
+    );
+}

@@ -1,0 +1,174 @@
+//! Records of campaigns, their members, work orders, callbacks and outcomes, the plan library
+//! and the audit log, as the store keeps them. The campaign crate gives them meaning.
+
+use serde::{Deserialize, Serialize};
+
+/// A campaign to create.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewCampaign {
+    pub name: String,
+    /// `retention` or `care`.
+    pub kind: String,
+    pub template: String,
+    pub template_version: i64,
+    pub definition: serde_json::Value,
+    pub budget: f64,
+    /// YYYY-MM-DD.
+    pub as_of: String,
+    pub seed: i64,
+    pub owner: String,
+    pub approval_level: i64,
+}
+
+/// A stored campaign.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignRecord {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub template: String,
+    pub template_version: i64,
+    pub definition: serde_json::Value,
+    pub budget: f64,
+    pub as_of: String,
+    pub seed: i64,
+    pub owner: String,
+    pub status: String,
+    pub approval_level: i64,
+    pub rehearsal: Option<serde_json::Value>,
+    pub evaluation: Option<serde_json::Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One decision in the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub detail: serde_json::Value,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone)]
+pub struct Audit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub detail: serde_json::Value,
+}
+
+/// A campaign member: treated or held out as control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub subscriber_id: i64,
+    /// `treatment` or `control`.
+    pub arm: String,
+    /// The stratum the control share was drawn within (level × value tier).
+    pub stratum: String,
+    pub level: String,
+    pub tier: String,
+    pub segment: String,
+    pub reason: String,
+    pub offer_id: String,
+    pub offer_kind: String,
+    pub channel: String,
+    pub p_churn: f64,
+    pub clv: f64,
+    pub arpu: f64,
+    pub cost: f64,
+    pub expected_cost: f64,
+    pub expected_value: f64,
+}
+
+/// A work order to create.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewWorkOrder {
+    pub subscriber_id: i64,
+    pub channel: String,
+    /// `retention`, `escalation`, `welcome`, `first_bill`, `birthday` or `contract_expiry`.
+    pub purpose: String,
+    pub offer_id: String,
+    pub branch_id: String,
+    pub manager_id: String,
+    /// YYYY-MM-DD.
+    pub due_date: String,
+    /// What the channel needs: the script, the SMS text, the talking point.
+    pub payload: serde_json::Value,
+}
+
+/// A stored work order.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkOrderRecord {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub subscriber_id: i64,
+    pub channel: String,
+    pub purpose: String,
+    pub offer_id: String,
+    pub branch_id: String,
+    pub manager_id: String,
+    pub due_date: String,
+    /// `open` until a callback is recorded, then `done`.
+    pub status: String,
+    pub payload: serde_json::Value,
+}
+
+/// What a callback (回访) learned about one work order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallbackRecord {
+    pub work_order_id: i64,
+    pub reached: bool,
+    pub accepted: bool,
+    pub stated_reason: Option<String>,
+    pub notes: String,
+    /// YYYY-MM-DD.
+    pub follow_up: Option<String>,
+    /// Where it came from: `file.csv:12`, `simulated`, `manual`.
+    pub source: String,
+    pub recorded_by: String,
+}
+
+/// A member's outcome at the end of the horizon.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutcomeRecord {
+    pub subscriber_id: i64,
+    pub retained: bool,
+    pub arpu_after: Option<f64>,
+    /// `simulated` (the synthetic truth) or `observed` (later data).
+    pub source: String,
+}
+
+/// A saved version of a plan template.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateRecord {
+    pub name: String,
+    pub version: i64,
+    pub definition: serde_json::Value,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// What launching did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Launched {
+    /// False when the campaign had already been launched: nothing was written.
+    pub created: bool,
+    pub work_orders: u64,
+    pub members: u64,
+}
+
+/// A contact planned by a running campaign, for the contact policy of the next one.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedContact {
+    pub campaign_id: i64,
+    pub subscriber_id: i64,
+    pub channel: String,
+    pub offer_id: String,
+    pub due_date: String,
+    /// The callback found the subscriber and the offer was declined.
+    pub refused: bool,
+}

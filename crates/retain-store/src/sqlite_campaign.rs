@@ -1,0 +1,612 @@
+//! Campaigns on SQLite. State changes are conditional updates inside transactions, so two
+//! processes racing on one campaign cannot both win.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::campaign::{
+    Audit, AuditEvent, CallbackRecord, CampaignRecord, Launched, MemberRecord, NewCampaign,
+    NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, WorkOrderRecord,
+};
+use crate::error::{Error, Result};
+use crate::sqlite::{SqliteStore, now, parse_json};
+
+/// For crash tests: abort the process after inserting this many work orders of a launch,
+/// inside its transaction.
+const FAULT_ENV: &str = "RETAIN_FAULT_ABORT_LAUNCH_AFTER";
+
+async fn audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    entity: &str,
+    entity_id: &str,
+    a: &Audit<'_>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, entity, entity_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(now())
+    .bind(a.actor)
+    .bind(a.action)
+    .bind(entity)
+    .bind(entity_id)
+    .bind(a.detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn campaign(row: &SqliteRow) -> Result<CampaignRecord> {
+    let json = |name: &str| -> Result<Option<serde_json::Value>> {
+        row.try_get::<Option<String>, _>(name)?
+            .as_deref()
+            .map(parse_json)
+            .transpose()
+    };
+    Ok(CampaignRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        template: row.try_get("template")?,
+        template_version: row.try_get("template_version")?,
+        definition: parse_json(&row.try_get::<String, _>("definition")?)?,
+        budget: row.try_get("budget")?,
+        as_of: row.try_get("as_of")?,
+        seed: row.try_get("seed")?,
+        owner: row.try_get("owner")?,
+        status: row.try_get("status")?,
+        approval_level: row.try_get("approval_level")?,
+        rehearsal: json("rehearsal")?,
+        evaluation: json("evaluation")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn work_order(row: &SqliteRow) -> Result<WorkOrderRecord> {
+    Ok(WorkOrderRecord {
+        id: row.try_get("id")?,
+        campaign_id: row.try_get("campaign_id")?,
+        subscriber_id: row.try_get("subscriber_id")?,
+        channel: row.try_get("channel")?,
+        purpose: row.try_get("purpose")?,
+        offer_id: row.try_get("offer_id")?,
+        branch_id: row.try_get("branch_id")?,
+        manager_id: row.try_get("manager_id")?,
+        due_date: row.try_get("due_date")?,
+        status: row.try_get("status")?,
+        payload: parse_json(&row.try_get::<String, _>("payload")?)?,
+    })
+}
+
+async fn insert_work_order(
+    tx: &mut Transaction<'_, Sqlite>,
+    campaign_id: i64,
+    w: &NewWorkOrder,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO work_orders (campaign_id, subscriber_id, channel, purpose, offer_id, branch_id, \
+         manager_id, due_date, status, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?) \
+         ON CONFLICT (campaign_id, subscriber_id, channel, purpose) DO NOTHING",
+    )
+    .bind(campaign_id)
+    .bind(w.subscriber_id)
+    .bind(&w.channel)
+    .bind(&w.purpose)
+    .bind(&w.offer_id)
+    .bind(&w.branch_id)
+    .bind(&w.manager_id)
+    .bind(&w.due_date)
+    .bind(w.payload.to_string())
+    .bind(now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn count(tx: &mut Transaction<'_, Sqlite>, sql: &'static str, id: i64) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(n as u64)
+}
+
+impl SqliteStore {
+    pub(crate) async fn create_campaign(&self, c: &NewCampaign, actor: &str) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO campaigns (name, kind, template, template_version, definition, budget, as_of, \
+             seed, owner, status, approval_level, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING id",
+        )
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(&c.template)
+        .bind(c.template_version)
+        .bind(c.definition.to_string())
+        .bind(c.budget)
+        .bind(&c.as_of)
+        .bind(c.seed)
+        .bind(&c.owner)
+        .bind(c.approval_level)
+        .bind(&at)
+        .bind(&at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let detail = serde_json::json!({
+            "name": c.name, "template": c.template, "template_version": c.template_version,
+            "budget": c.budget, "as_of": c.as_of, "approval_level": c.approval_level,
+        });
+        audit(
+            &mut tx,
+            "campaign",
+            &id.to_string(),
+            &Audit {
+                actor,
+                action: "create",
+                detail,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub(crate) async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>> {
+        sqlx::query("SELECT * FROM campaigns WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(campaign)
+            .transpose()
+    }
+
+    pub(crate) async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
+        sqlx::query("SELECT * FROM campaigns ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(campaign)
+            .collect()
+    }
+
+    pub(crate) async fn transition(
+        &self,
+        id: i64,
+        from: &[&str],
+        to: &str,
+        column: Option<(&str, &serde_json::Value)>,
+        event: &Audit<'_>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM campaigns WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(status) = status else {
+            return Err(Error::NotFound(format!("campaign {id}")));
+        };
+        if !from.contains(&status.as_str()) {
+            return Err(Error::Conflict(format!(
+                "campaign {id} is {status}; {} needs it {}",
+                event.action,
+                from.join(" or ")
+            )));
+        }
+        let q = match column {
+            Some((name, value)) => {
+                let sql = match name {
+                    "rehearsal" => {
+                        "UPDATE campaigns SET status = ?, updated_at = ?, rehearsal = ? WHERE id = ?"
+                    }
+                    "evaluation" => {
+                        "UPDATE campaigns SET status = ?, updated_at = ?, evaluation = ? WHERE id = ?"
+                    }
+                    other => return Err(Error::Corrupt(format!("no campaign column {other}"))),
+                };
+                sqlx::query(sql)
+                    .bind(to)
+                    .bind(now())
+                    .bind(value.to_string())
+                    .bind(id)
+            }
+            None => sqlx::query("UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ?")
+                .bind(to)
+                .bind(now())
+                .bind(id),
+        };
+        q.execute(&mut *tx).await?;
+        audit(&mut tx, "campaign", &id.to_string(), event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn audit(&self, entity: &str, entity_id: &str, a: &Audit<'_>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        audit(&mut tx, entity, entity_id, a).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn audit_log(
+        &self,
+        entity: &str,
+        entity_id: Option<&str>,
+    ) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE entity = ? AND (? IS NULL OR entity_id = ?) ORDER BY id",
+        )
+        .bind(entity)
+        .bind(entity_id)
+        .bind(entity_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    entity: r.try_get("entity")?,
+                    entity_id: r.try_get("entity_id")?,
+                    detail: parse_json(&r.try_get::<String, _>("detail")?)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn launch(
+        &self,
+        id: i64,
+        members: &[MemberRecord],
+        orders: &[NewWorkOrder],
+        event: &Audit<'_>,
+    ) -> Result<Launched> {
+        let fault: Option<usize> = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse().ok());
+        // BEGIN IMMEDIATE: the write lock is taken before the status is read, so a second
+        // launcher waits and then sees `launched`.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM campaigns WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(status) = status else {
+            return Err(Error::NotFound(format!("campaign {id}")));
+        };
+        let counts = "SELECT COUNT(*) FROM work_orders WHERE campaign_id = ?";
+        let member_counts = "SELECT COUNT(*) FROM campaign_members WHERE campaign_id = ?";
+        match status.as_str() {
+            "approved" => {}
+            "launched" | "evaluated" => {
+                return Ok(Launched {
+                    created: false,
+                    work_orders: count(&mut tx, counts, id).await?,
+                    members: count(&mut tx, member_counts, id).await?,
+                });
+            }
+            other => {
+                return Err(Error::Conflict(format!(
+                    "campaign {id} is {other}; launch needs it approved"
+                )));
+            }
+        }
+        for m in members {
+            sqlx::query(
+                "INSERT INTO campaign_members (campaign_id, subscriber_id, arm, stratum, level, tier, \
+                 segment, reason, offer_id, offer_kind, channel, p_churn, clv, arpu, cost, \
+                 expected_cost, expected_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(m.subscriber_id)
+            .bind(&m.arm)
+            .bind(&m.stratum)
+            .bind(&m.level)
+            .bind(&m.tier)
+            .bind(&m.segment)
+            .bind(&m.reason)
+            .bind(&m.offer_id)
+            .bind(&m.offer_kind)
+            .bind(&m.channel)
+            .bind(m.p_churn)
+            .bind(m.clv)
+            .bind(m.arpu)
+            .bind(m.cost)
+            .bind(m.expected_cost)
+            .bind(m.expected_value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (i, w) in orders.iter().enumerate() {
+            if fault == Some(i) {
+                std::process::abort();
+            }
+            insert_work_order(&mut tx, id, w).await?;
+        }
+        sqlx::query("UPDATE campaigns SET status = 'launched', updated_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit(&mut tx, "campaign", &id.to_string(), event).await?;
+        let launched = Launched {
+            created: true,
+            work_orders: count(&mut tx, counts, id).await?,
+            members: count(&mut tx, member_counts, id).await?,
+        };
+        tx.commit().await?;
+        Ok(launched)
+    }
+
+    pub(crate) async fn add_work_orders(&self, id: i64, orders: &[NewWorkOrder]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for w in orders {
+            added += u64::from(insert_work_order(&mut tx, id, w).await?);
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    pub(crate) async fn work_orders(&self, id: i64) -> Result<Vec<WorkOrderRecord>> {
+        sqlx::query("SELECT * FROM work_orders WHERE campaign_id = ? ORDER BY id")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(work_order)
+            .collect()
+    }
+
+    pub(crate) async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
+        let rows = sqlx::query(
+            "SELECT w.campaign_id, w.subscriber_id, w.channel, w.offer_id, w.due_date, \
+             COALESCE(cb.reached = 1 AND cb.accepted = 0, 0) AS refused \
+             FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
+             LEFT JOIN callbacks cb ON cb.work_order_id = w.id \
+             WHERE c.status IN ('launched', 'evaluated') ORDER BY w.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PlannedContact {
+                    campaign_id: r.try_get("campaign_id")?,
+                    subscriber_id: r.try_get("subscriber_id")?,
+                    channel: r.try_get("channel")?,
+                    offer_id: r.try_get("offer_id")?,
+                    due_date: r.try_get("due_date")?,
+                    refused: r.try_get::<i64, _>("refused")? == 1,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn running_members(&self, except: i64) -> Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT m.campaign_id, m.subscriber_id FROM campaign_members m \
+             JOIN campaigns c ON c.id = m.campaign_id \
+             WHERE c.status = 'launched' AND c.id <> ?",
+        )
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn members(&self, id: i64) -> Result<Vec<MemberRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM campaign_members WHERE campaign_id = ? ORDER BY subscriber_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MemberRecord {
+                    subscriber_id: r.try_get("subscriber_id")?,
+                    arm: r.try_get("arm")?,
+                    stratum: r.try_get("stratum")?,
+                    level: r.try_get("level")?,
+                    tier: r.try_get("tier")?,
+                    segment: r.try_get("segment")?,
+                    reason: r.try_get("reason")?,
+                    offer_id: r.try_get("offer_id")?,
+                    offer_kind: r.try_get("offer_kind")?,
+                    channel: r.try_get("channel")?,
+                    p_churn: r.try_get("p_churn")?,
+                    clv: r.try_get("clv")?,
+                    arpu: r.try_get("arpu")?,
+                    cost: r.try_get("cost")?,
+                    expected_cost: r.try_get("expected_cost")?,
+                    expected_value: r.try_get("expected_value")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn record_callbacks(
+        &self,
+        id: i64,
+        callbacks: &[CallbackRecord],
+        event: &Audit<'_>,
+    ) -> Result<(u64, u64)> {
+        let mut tx = self.pool.begin().await?;
+        let (mut inserted, mut updated) = (0, 0);
+        for c in callbacks {
+            let owner: Option<i64> =
+                sqlx::query_scalar("SELECT campaign_id FROM work_orders WHERE id = ?")
+                    .bind(c.work_order_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if owner != Some(id) {
+                return Err(Error::Conflict(format!(
+                    "work order {} is not one of campaign {id}'s",
+                    c.work_order_id
+                )));
+            }
+            let existed: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM callbacks WHERE work_order_id = ?")
+                    .bind(c.work_order_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "INSERT INTO callbacks (work_order_id, reached, accepted, stated_reason, notes, \
+                 follow_up, source, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (work_order_id) DO UPDATE SET reached = excluded.reached, \
+                 accepted = excluded.accepted, stated_reason = excluded.stated_reason, \
+                 notes = excluded.notes, follow_up = excluded.follow_up, source = excluded.source, \
+                 recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
+            )
+            .bind(c.work_order_id)
+            .bind(i64::from(c.reached))
+            .bind(i64::from(c.accepted))
+            .bind(&c.stated_reason)
+            .bind(&c.notes)
+            .bind(&c.follow_up)
+            .bind(&c.source)
+            .bind(&c.recorded_by)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE work_orders SET status = 'done' WHERE id = ?")
+                .bind(c.work_order_id)
+                .execute(&mut *tx)
+                .await?;
+            if existed.is_some() {
+                updated += 1;
+            } else {
+                inserted += 1;
+            }
+        }
+        audit(&mut tx, "campaign", &id.to_string(), event).await?;
+        tx.commit().await?;
+        Ok((inserted, updated))
+    }
+
+    pub(crate) async fn callbacks(&self, id: i64) -> Result<Vec<CallbackRecord>> {
+        let rows = sqlx::query(
+            "SELECT cb.* FROM callbacks cb JOIN work_orders w ON w.id = cb.work_order_id \
+             WHERE w.campaign_id = ? ORDER BY cb.work_order_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallbackRecord {
+                    work_order_id: r.try_get("work_order_id")?,
+                    reached: r.try_get::<i64, _>("reached")? == 1,
+                    accepted: r.try_get::<i64, _>("accepted")? == 1,
+                    stated_reason: r.try_get("stated_reason")?,
+                    notes: r.try_get("notes")?,
+                    follow_up: r.try_get("follow_up")?,
+                    source: r.try_get("source")?,
+                    recorded_by: r.try_get("recorded_by")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for o in outcomes {
+            sqlx::query(
+                "INSERT INTO campaign_outcomes (campaign_id, subscriber_id, retained, arpu_after, \
+                 source, observed_at) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (campaign_id, subscriber_id) DO UPDATE SET retained = excluded.retained, \
+                 arpu_after = excluded.arpu_after, source = excluded.source, observed_at = excluded.observed_at",
+            )
+            .bind(id)
+            .bind(o.subscriber_id)
+            .bind(i64::from(o.retained))
+            .bind(o.arpu_after)
+            .bind(&o.source)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn outcomes(&self, id: i64) -> Result<Vec<OutcomeRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM campaign_outcomes WHERE campaign_id = ? ORDER BY subscriber_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutcomeRecord {
+                    subscriber_id: r.try_get("subscriber_id")?,
+                    retained: r.try_get::<i64, _>("retained")? == 1,
+                    arpu_after: r.try_get("arpu_after")?,
+                    source: r.try_get("source")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn save_template(
+        &self,
+        name: &str,
+        definition: &serde_json::Value,
+        actor: &str,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM plan_templates WHERE name = ?")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        let version = latest.unwrap_or(0) + 1;
+        sqlx::query(
+            "INSERT INTO plan_templates (name, version, definition, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(definition.to_string())
+        .bind(now())
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            "plan_template",
+            name,
+            &Audit {
+                actor,
+                action: "save",
+                detail: serde_json::json!({ "version": version }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    pub(crate) async fn templates(&self) -> Result<Vec<TemplateRecord>> {
+        let rows = sqlx::query("SELECT * FROM plan_templates ORDER BY name, version")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TemplateRecord {
+                    name: r.try_get("name")?,
+                    version: r.try_get("version")?,
+                    definition: parse_json(&r.try_get::<String, _>("definition")?)?,
+                    created_at: r.try_get("created_at")?,
+                    created_by: r.try_get("created_by")?,
+                })
+            })
+            .collect()
+    }
+}
