@@ -938,7 +938,8 @@ impl Campaigns {
                 e.detail
                     .get("true_uplift")
                     .and_then(serde_json::Value::as_f64)
-            }))
+            })
+            .map(|t| (t * 1e6).round() / 1e6))
     }
 
     /// Writes the campaign's rows in `campaign_history` form and loads them into the table.

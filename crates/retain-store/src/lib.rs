@@ -216,7 +216,8 @@ impl Store {
         }
     }
 
-    /// The contacts of launched and evaluated campaigns, with refusals their callbacks found.
+    /// The contacts of launched campaigns, with refusals their callbacks found. An evaluated
+    /// campaign's contacts are in `campaign_history` by then.
     pub async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
         match &self.backend {
             Backend::Sqlite(s) => s.planned_contacts().await,
@@ -566,6 +567,21 @@ mod tests {
         assert_eq!(store.planned_contacts().await.unwrap().len(), 1);
         assert!(store.running_members(id).await.unwrap().is_empty());
         assert_eq!(store.running_members(0).await.unwrap().len(), 2);
+        // An evaluated campaign runs no more; its contacts live in the campaign history.
+        store
+            .transition(
+                id,
+                &["launched"],
+                "evaluated",
+                Some(("evaluation", &serde_json::json!({"uplift": 0.1}))),
+                &event("evaluate"),
+            )
+            .await
+            .unwrap();
+        assert!(store.planned_contacts().await.unwrap().is_empty());
+        assert!(store.running_members(0).await.unwrap().is_empty());
+        let record = store.campaign(id).await.unwrap().unwrap();
+        assert_eq!(record.evaluation, Some(serde_json::json!({"uplift": 0.1})));
     }
 
     #[tokio::test]

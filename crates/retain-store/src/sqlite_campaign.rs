@@ -368,7 +368,7 @@ impl SqliteStore {
              COALESCE(cb.reached = 1 AND cb.accepted = 0, 0) AS refused \
              FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
              LEFT JOIN callbacks cb ON cb.work_order_id = w.id \
-             WHERE c.status IN ('launched', 'evaluated') ORDER BY w.id",
+             WHERE c.status = 'launched' ORDER BY w.id",
         )
         .fetch_all(&self.pool)
         .await?;
