@@ -5,6 +5,8 @@
 //! when a churn label (quantity or value) has its effective month in `[S, S + horizon)`. Hits
 //! and true positives are summed over snapshots; precision, recall and lift over the base rate
 //! follow, overall and per tenure cohort. This is the report an analyst re-tunes rules with.
+//! Subscribers a retention campaign treated inside the outcome window are left out: the
+//! campaign, not the rules, may have decided their outcome.
 
 use std::collections::BTreeMap;
 
@@ -126,6 +128,9 @@ pub async fn backtest(
         options.horizon_months + options.labels.suspension_gap_months,
     )
     .await?;
+    // Subscribers a retention campaign treated in the outcome window: the campaign may have
+    // changed their outcome, so they say nothing about the rules (their controls stay).
+    let treated = ctx.table_exist("campaign_history").unwrap_or(false);
     let n = rules.rules.len();
     // Per cohort: population, positives, then (hits, tp) for each rule, each level, potential.
     let mut sums: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -153,15 +158,25 @@ pub async fn backtest(
                      WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}'),
              left_already AS (SELECT DISTINCT subscriber_id FROM {labels}
                      WHERE churn_type = 'quantity' AND effective_month < DATE '{s}'),
+             treated AS ({treated}),
              j AS (SELECT scored.*, CASE WHEN lab.subscriber_id IS NULL THEN 0 ELSE 1 END AS pos
                    FROM scored
                    LEFT JOIN lab ON lab.subscriber_id = scored.subscriber_id
                    LEFT JOIN left_already x ON x.subscriber_id = scored.subscriber_id
-                   WHERE x.subscriber_id IS NULL)
+                   LEFT JOIN treated t ON t.subscriber_id = scored.subscriber_id
+                   WHERE x.subscriber_id IS NULL AND t.subscriber_id IS NULL)
              SELECT cohort, {aggs} FROM j GROUP BY cohort",
             ctes = query.ctes,
             select = query.select,
             labels = retain_features::LABELS_VIEW,
+            treated = if treated {
+                format!(
+                    "SELECT DISTINCT subscriber_id FROM campaign_history WHERE arm = 'treatment' \
+                     AND period >= DATE '{s}' AND period < DATE '{end}'"
+                )
+            } else {
+                "SELECT CAST(NULL AS BIGINT) AS subscriber_id WHERE false".to_owned()
+            },
             aggs = aggregates
                 .iter()
                 .enumerate()

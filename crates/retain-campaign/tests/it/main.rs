@@ -501,3 +501,23 @@ async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
         outcomes.len()
     );
 }
+
+#[tokio::test]
+async fn the_rule_backtest_leaves_out_subscribers_a_campaign_treated() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path(), 1500);
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let rules =
+        retain_warn::RuleSet::parse(retain_warn::DEFAULT_RULES, Path::new("rules.toml")).unwrap();
+    let options = retain_warn::BacktestOptions::default();
+    let with = retain_warn::backtest(&ctx, &rules, &options).await.unwrap();
+    ctx.deregister_table("campaign_history").unwrap();
+    let without = retain_warn::backtest(&ctx, &rules, &options).await.unwrap();
+    assert_eq!(with.snapshots, without.snapshots);
+    assert!(
+        with.overall.population < without.overall.population,
+        "{} vs {}",
+        with.overall.population,
+        without.overall.population
+    );
+}
