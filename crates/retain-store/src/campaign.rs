@@ -172,3 +172,18 @@ pub struct PlannedContact {
     /// The callback found the subscriber and the offer was declined.
     pub refused: bool,
 }
+
+/// A user as stored; the password hash never leaves the store but for verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserRecord {
+    pub name: String,
+    /// `admin`, `analyst`, `approver`, `manager` or `store`.
+    pub role: String,
+    /// The account manager this user is, whose subscribers they see.
+    pub manager_id: Option<String>,
+    pub approval_level: i64,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub created_at: String,
+    pub disabled: bool,
+}

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 pub use campaign::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, Launched, MemberRecord, NewCampaign,
-    NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, WorkOrderRecord,
+    NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, UserRecord, WorkOrderRecord,
 };
 pub use error::{Error, Result};
 
@@ -216,6 +216,14 @@ impl Store {
         }
     }
 
+    /// A subscriber's open work orders in launched campaigns, soonest due first: what the
+    /// counter or the phone should also do when the subscriber turns up.
+    pub async fn open_work_orders(&self, subscriber_id: i64) -> Result<Vec<WorkOrderRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.open_work_orders(subscriber_id).await,
+        }
+    }
+
     /// The contacts of launched campaigns, with refusals their callbacks found. An evaluated
     /// campaign's contacts are in `campaign_history` by then.
     pub async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
@@ -289,6 +297,25 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.templates().await,
         }
+    }
+
+    /// Adds a user (a name taken is a [`Error::Conflict`]) and audits it.
+    pub async fn add_user(&self, user: &UserRecord, actor: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.add_user(user, actor).await,
+        }
+    }
+
+    /// Every user, by name.
+    pub async fn users(&self) -> Result<Vec<UserRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.users().await,
+        }
+    }
+
+    /// One user.
+    pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        Ok(self.users().await?.into_iter().find(|u| u.name == name))
     }
 
     /// The most recent runs, newest first.
@@ -565,6 +592,8 @@ mod tests {
         );
         assert_eq!(store.templates().await.unwrap().len(), 2);
         assert_eq!(store.planned_contacts().await.unwrap().len(), 1);
+        // The callback closed the only work order.
+        assert!(store.open_work_orders(1).await.unwrap().is_empty());
         assert!(store.running_members(id).await.unwrap().is_empty());
         assert_eq!(store.running_members(0).await.unwrap().len(), 2);
         // An evaluated campaign runs no more; its contacts live in the campaign history.
@@ -582,6 +611,33 @@ mod tests {
         assert!(store.running_members(0).await.unwrap().is_empty());
         let record = store.campaign(id).await.unwrap().unwrap();
         assert_eq!(record.evaluation, Some(serde_json::json!({"uplift": 0.1})));
+
+        let user = UserRecord {
+            name: "li".into(),
+            role: "approver".into(),
+            manager_id: None,
+            approval_level: 2,
+            password_hash: "$argon2id$x".into(),
+            created_at: String::new(),
+            disabled: false,
+        };
+        store.add_user(&user, "admin").await.unwrap();
+        assert!(matches!(
+            store.add_user(&user, "admin").await,
+            Err(Error::Conflict(_))
+        ));
+        let bad = UserRecord {
+            name: "x".into(),
+            role: "boss".into(),
+            ..user.clone()
+        };
+        assert!(
+            store.add_user(&bad, "admin").await.is_err(),
+            "roles are checked by the schema"
+        );
+        let found = store.user("li").await.unwrap().unwrap();
+        assert_eq!((found.role.as_str(), found.approval_level), ("approver", 2));
+        assert_eq!(store.audit_log("user", Some("li")).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

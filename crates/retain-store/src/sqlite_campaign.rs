@@ -6,7 +6,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::campaign::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, Launched, MemberRecord, NewCampaign,
-    NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, WorkOrderRecord,
+    NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, UserRecord, WorkOrderRecord,
 };
 use crate::error::{Error, Result};
 use crate::sqlite::{SqliteStore, now, parse_json};
@@ -608,5 +608,79 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn add_user(&self, u: &UserRecord, actor: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE name = ?")
+            .bind(&u.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(Error::Conflict(format!("a user {:?} exists", u.name)));
+        }
+        sqlx::query(
+            "INSERT INTO users (name, role, manager_id, approval_level, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.name)
+        .bind(&u.role)
+        .bind(&u.manager_id)
+        .bind(u.approval_level)
+        .bind(&u.password_hash)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            "user",
+            &u.name,
+            &Audit {
+                actor,
+                action: "add",
+                detail: serde_json::json!({
+                    "role": u.role, "manager_id": u.manager_id, "approval_level": u.approval_level,
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn users(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserRecord {
+                    name: r.try_get("name")?,
+                    role: r.try_get("role")?,
+                    manager_id: r.try_get("manager_id")?,
+                    approval_level: r.try_get("approval_level")?,
+                    password_hash: r.try_get("password_hash")?,
+                    created_at: r.try_get("created_at")?,
+                    disabled: r.try_get::<i64, _>("disabled")? == 1,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn open_work_orders(
+        &self,
+        subscriber_id: i64,
+    ) -> Result<Vec<WorkOrderRecord>> {
+        sqlx::query(
+            "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
+             WHERE w.subscriber_id = ? AND w.status = 'open' AND c.status = 'launched' \
+             ORDER BY w.due_date, w.id",
+        )
+        .bind(subscriber_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(work_order)
+        .collect()
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod train;
 #[cfg(not(feature = "model"))]
 #[path = "commands/train_unavailable.rs"]
 pub(crate) mod train;
+pub(crate) mod user;
 pub(crate) mod warn;
 
 /// Parses an `--as-of` date.

@@ -57,6 +57,8 @@ enum Command {
     /// Campaigns (四步一库): create from the plan library, rehearse, approve, launch as work
     /// orders, record callbacks, evaluate against the control group.
     Campaign(commands::campaign::Args),
+    /// Users: `retain user add --name N --role R --password-stdin`, `retain user list`.
+    User(commands::user::Args),
     /// Select a target group by a tag expression.
     Target(commands::target::Args),
     /// Show a workspace: tables, recent runs and headline numbers.
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Target(args) => commands::target::run(&args),
         Command::Match(args) => commands::offers::run_match(&args),
         Command::Campaign(args) => commands::campaign::run(&args),
+        Command::User(args) => commands::user::run(&args),
         Command::Decide(args) => commands::offers::decide(&args),
         Command::Offers(args) => commands::offers::list(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),

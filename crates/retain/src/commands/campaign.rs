@@ -24,33 +24,32 @@ pub(crate) struct Common {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
-    /// Act as this person, recorded in the audit log (default: the local operator, an admin).
-    /// The command line trusts whoever can write the workspace; the server authenticates.
+    /// Act as this user (`retain user add`): their role and approval level apply, and the
+    /// audit log names them. Without it, the local operator acts as an admin: the command
+    /// line trusts whoever can write the workspace; the server authenticates.
     #[arg(long = "as", value_name = "NAME")]
     pub actor: Option<String>,
-    /// The role of `--as`: admin, analyst, approver, manager or store.
-    #[arg(long, default_value = "admin", requires = "actor")]
-    pub role: String,
-    /// The highest approval level `--as` signs (1–3).
-    #[arg(long, default_value_t = 3, requires = "actor")]
-    pub approval_level: i64,
 }
 
 impl Common {
-    fn actor(&self) -> anyhow::Result<Actor> {
+    async fn actor(&self, campaigns: &Campaigns) -> anyhow::Result<Actor> {
         let Some(name) = &self.actor else {
             return Ok(Actor::local());
         };
-        let role = Role::from_code(&self.role).with_context(|| {
-            format!(
-                "unknown role {:?}; roles are admin, analyst, approver, manager, store",
-                self.role
-            )
-        })?;
+        let user = campaigns
+            .store
+            .user(name)
+            .await?
+            .with_context(|| format!("no user {name:?} (retain user add)"))?;
+        if user.disabled {
+            anyhow::bail!("user {name:?} is disabled");
+        }
+        let role = Role::from_code(&user.role)
+            .with_context(|| format!("user {name:?} has an unknown role {:?}", user.role))?;
         Ok(Actor {
-            name: name.clone(),
+            name: user.name,
             role,
-            level: self.approval_level,
+            level: user.approval_level,
         })
     }
 }
@@ -198,7 +197,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
                 name: name.clone(),
                 seed: *seed,
             };
-            let r = c.create(&req, &common.actor()?).await?;
+            let r = c.create(&req, &common.actor(&c).await?).await?;
             let text = format!(
                 "campaign {} created from {} (v{}): budget {:.2}, approval level {}, as of {}",
                 r.id, r.template, r.template_version, r.budget, r.approval_level, r.as_of
@@ -207,7 +206,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
         }
         Sub::Rehearse { common, id } => {
             let c = Campaigns::open(&common.dir).await?;
-            let r = c.rehearse(*id, &common.actor()?).await?;
+            let r = c.rehearse(*id, &common.actor(&c).await?).await?;
             let p = &r.projected;
             let mut text = format!(
                 "campaign {id} rehearsed on {:.0}% of its target ({} of {}):\n  projected {} members ({} treated, {} control) by channel {:?}\n  reach {:.0}, cost {:.2} (expected {:.2}), expected saves {:.1}, saved value {:.2}, ROI {:.2}\n  in other running campaigns: {}; left out: {:?}; approval level {}",
@@ -240,13 +239,15 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             note,
         } => {
             let c = Campaigns::open(&common.dir).await?;
-            let r = c.approve(*id, &common.actor()?, *reject, note).await?;
+            let r = c
+                .approve(*id, &common.actor(&c).await?, *reject, note)
+                .await?;
             let text = format!("campaign {id} is {}", r.status);
             emit(common, &r, &text)
         }
         Sub::Launch { common, id } => {
             let c = Campaigns::open(&common.dir).await?;
-            let r = c.launch(*id, &common.actor()?).await?;
+            let r = c.launch(*id, &common.actor(&c).await?).await?;
             let mut text = format!(
                 "campaign {id} {}: {} work orders, {} members",
                 if r.created {
@@ -269,7 +270,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             file,
         } => {
             let c = Campaigns::open(&common.dir).await?;
-            let actor = common.actor()?;
+            let actor = common.actor(&c).await?;
             if *simulate {
                 let r = c.simulate_callbacks(*id, &actor).await?;
                 let text = format!(
@@ -297,7 +298,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
         }
         Sub::Evaluate { common, id } => {
             let c = Campaigns::open(&common.dir).await?;
-            let (e, history) = c.evaluate(*id, &common.actor()?).await?;
+            let (e, history) = c.evaluate(*id, &common.actor(&c).await?).await?;
             let o = &e.overall;
             let mut text = format!(
                 "campaign {id}: retention treated {:.4} ({}) vs control {:.4} ({}): uplift {:+.4} [{:+.4}, {:+.4}] (95%)\n  ARPU change {:+.2} vs {:+.2}; cost {:.2}; incremental saves {:.1}, saved value {:.2}, ROI {:.2}\n  stated reasons agree with the model's in {:.0}% of {} callbacks",
@@ -330,7 +331,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
         Sub::Care { common, as_of } => {
             let c = Campaigns::open(&common.dir).await?;
             let as_of = as_of.as_deref().map(super::parse_as_of).transpose()?;
-            let r = c.care(as_of, &common.actor()?).await?;
+            let r = c.care(as_of, &common.actor(&c).await?).await?;
             let text = format!(
                 "care {} (campaign {}): triggered {:?}; created {:?}; held back {:?}; {} work orders",
                 r.month, r.id, r.triggered, r.created, r.held_back, r.work_orders
@@ -415,7 +416,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
         }
         Sub::TemplateSave { common, file } => {
             let c = Campaigns::open(&common.dir).await?;
-            let (name, version) = c.save_template(file, &common.actor()?).await?;
+            let (name, version) = c.save_template(file, &common.actor(&c).await?).await?;
             emit(
                 common,
                 &serde_json::json!({ "name": name, "version": version }),
@@ -424,7 +425,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
         }
         Sub::TemplateClone { common, from, to } => {
             let c = Campaigns::open(&common.dir).await?;
-            let version = c.clone_template(from, to, &common.actor()?).await?;
+            let version = c.clone_template(from, to, &common.actor(&c).await?).await?;
             emit(
                 common,
                 &serde_json::json!({ "name": to, "version": version }),

@@ -236,10 +236,33 @@ pub(crate) fn decide(args: &DecideArgs) -> anyhow::Result<()> {
             args.key
         );
     };
+    // The counter pop-up: open work orders of launched campaigns for this subscriber, with
+    // their talking points (the number stays masked).
+    let orders = rt.block_on(async {
+        let store = Store::connect(&workspace.store_url()).await?;
+        anyhow::Ok(store.open_work_orders(decision.subscriber_id).await?)
+    })?;
+    let mut value = serde_json::to_value(&decision)?;
+    value["work_orders"] = serde_json::Value::Array(
+        orders
+            .into_iter()
+            .map(|w| {
+                let mut payload = w.payload;
+                if let Some(p) = payload.as_object_mut() {
+                    p.remove("msisdn");
+                }
+                serde_json::json!({
+                    "work_order_id": w.id, "campaign_id": w.campaign_id, "channel": w.channel,
+                    "purpose": w.purpose, "offer_id": w.offer_id, "due_date": w.due_date,
+                    "details": payload,
+                })
+            })
+            .collect(),
+    );
     if args.json {
-        output::print_json(&decision)
+        output::print_json(&value)
     } else {
-        output::print_text(&serde_json::to_string_pretty(&decision)?);
+        output::print_text(&serde_json::to_string_pretty(&value)?);
         Ok(())
     }
 }

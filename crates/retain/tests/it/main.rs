@@ -545,6 +545,33 @@ fn retain_warn_default() -> String {
     std::fs::read_to_string(manifest_dir().join("../retain-warn/rules/default.toml")).unwrap()
 }
 
+/// `retain user add ARGS --password-stdin` with `password` on standard input.
+fn user_add(args: &[&str], password: &str) -> (bool, serde_json::Value) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_retain"))
+        .args(["user", "add"])
+        .args(args)
+        .arg("--password-stdin")
+        .env("RETAIN_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.success(),
+        serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 fn id_of(json: &serde_json::Value) -> String {
     json["id"].as_i64().expect("an id").to_string()
 }
@@ -601,22 +628,45 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     assert!(ok, "{r}");
     assert!(r["projected"]["cost"].as_f64().unwrap() > 0.0, "{r}");
     // A level-1 approver may not sign a level-2 budget; the refusal is audited.
-    let out = retain(&[
-        "campaign",
-        "approve",
-        "--dir",
-        w,
-        "--id",
-        &id,
-        "--as",
-        "li",
-        "--role",
-        "approver",
-        "--approval-level",
-        "1",
-    ]);
+    let (ok, li) = user_add(
+        &[
+            "--dir",
+            w,
+            "--name",
+            "li",
+            "--role",
+            "approver",
+            "--approval-level",
+            "1",
+            "--json",
+        ],
+        "correct horse",
+    );
+    assert!(ok, "{li}");
+    assert!(li.get("password_hash").is_none(), "{li}");
+    let (ok, _) = user_add(
+        &["--dir", w, "--name", "li", "--role", "approver"],
+        "correct horse",
+    );
+    assert!(!ok, "a name is taken once");
+    let (ok, _) = user_add(&["--dir", w, "--name", "wu", "--role", "approver"], "short");
+    assert!(!ok, "passwords have at least 8 characters");
+    let out = retain(&["campaign", "approve", "--dir", w, "--id", &id, "--as", "li"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("level 2"));
+    let out = retain(&[
+        "campaign", "approve", "--dir", w, "--id", &id, "--as", "nobody",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user"));
+    let (_, shown) = retain_json(&["campaign", "show", "--dir", w, "--id", &id, "--json"]);
+    let refused: Vec<&serde_json::Value> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "approve_refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["actor"], "li");
     let (ok, a) = retain_json(&["campaign", "approve", "--dir", w, "--id", &id, "--json"]);
     assert!(ok && a["status"] == "approved", "{a}");
     let (ok, first) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
@@ -705,6 +755,24 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     );
     assert_eq!(shown["work_orders"], launched["work_orders"]);
     assert_eq!(shown["work_orders"], twice["work_orders"]);
+    // At the counter, the decision shows the subscriber's open work orders, number masked.
+    let file = launched["files"][0].as_str().unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(
+        text.lines().next().unwrap().split(',').nth(5),
+        Some("subscriber_id")
+    );
+    let (ok, decision) =
+        retain_json(&["decide", row[5], "--dir", w, "--channel", "store", "--json"]);
+    assert!(ok, "{decision}");
+    let open = decision["work_orders"].as_array().unwrap();
+    assert!(
+        open.iter()
+            .any(|o| o["campaign_id"].as_i64().map(|c| c.to_string()) == Some(id.clone())),
+        "{decision}"
+    );
+    assert!(open.iter().all(|o| o["details"].get("msisdn").is_none()));
     let (ok, list) = retain_json(&["campaign", "list", "--dir", w, "--json"]);
     assert!(ok);
     assert_eq!(list["count"], 3);

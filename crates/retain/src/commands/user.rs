@@ -1,0 +1,151 @@
+//! `retain user`: the people who use retain, their roles and passwords.
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+use retain_campaign::Role;
+use retain_data::Workspace;
+use retain_store::{Store, UserRecord};
+
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Sub {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// Workspace directory.
+        #[arg(long, env = "RETAIN_DIR")]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// admin, analyst, approver, manager or store.
+        #[arg(long)]
+        role: String,
+        /// The account manager this user is (a manager sees only their own subscribers).
+        #[arg(long)]
+        manager_id: Option<String>,
+        /// The highest approval level an approver signs (1–3; admins sign every level).
+        #[arg(long)]
+        approval_level: Option<i64>,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Print one JSON object instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every user, without passwords.
+    List {
+        #[arg(long, env = "RETAIN_DIR")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let rt = super::runtime()?;
+    match &args.command {
+        Sub::Add {
+            dir,
+            name,
+            role,
+            manager_id,
+            approval_level,
+            password_stdin: _,
+            json,
+        } => {
+            let role = Role::from_code(role).with_context(|| {
+                format!("unknown role {role:?}; roles are admin, analyst, approver, manager, store")
+            })?;
+            if name.trim().is_empty() || name.contains(':') {
+                anyhow::bail!("a user name is not empty and has no ':' (kept for local operators)");
+            }
+            if role == Role::Manager && manager_id.is_none() {
+                anyhow::bail!("a manager needs --manager-id: it scopes the subscribers they see");
+            }
+            let level = match (role, approval_level) {
+                (Role::Admin, _) => 3,
+                (Role::Approver, Some(l)) if (1..=3).contains(l) => *l,
+                (Role::Approver, Some(l)) => anyhow::bail!("--approval-level is 1–3, not {l}"),
+                (Role::Approver, None) => 1,
+                (_, Some(_)) => anyhow::bail!("only approvers have an approval level"),
+                (_, None) => 0,
+            };
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.chars().count() < 8 {
+                anyhow::bail!("the password needs at least 8 characters");
+            }
+            let salt = SaltString::generate(&mut OsRng);
+            let hash = argon2::Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
+                .to_string();
+            let workspace = Workspace::open(dir)?;
+            let user = UserRecord {
+                name: name.clone(),
+                role: role.code().to_owned(),
+                manager_id: manager_id.clone(),
+                approval_level: level,
+                password_hash: hash,
+                created_at: String::new(),
+                disabled: false,
+            };
+            rt.block_on(async {
+                let store = Store::connect(&workspace.store_url()).await?;
+                store
+                    .add_user(&user, &retain_campaign::Actor::local().name)
+                    .await?;
+                anyhow::Ok(())
+            })?;
+            if *json {
+                return output::print_json(&user);
+            }
+            output::print_text(&format!(
+                "user {name} added: {}, approval level {level}",
+                role.code()
+            ));
+            Ok(())
+        }
+        Sub::List { dir, json } => {
+            let workspace = Workspace::open(dir)?;
+            let users = rt.block_on(async {
+                let store = Store::connect(&workspace.store_url()).await?;
+                anyhow::Ok(store.users().await?)
+            })?;
+            if *json {
+                return output::print_json(&serde_json::json!({ "users": users }));
+            }
+            let mut text = String::new();
+            for u in &users {
+                let _ = writeln!(
+                    text,
+                    "{:16} {:9} level {} {}",
+                    u.name,
+                    u.role,
+                    u.approval_level,
+                    u.manager_id.as_deref().unwrap_or("")
+                );
+            }
+            output::print_text(if users.is_empty() {
+                "no users yet (retain user add)"
+            } else {
+                text.trim_end()
+            });
+            Ok(())
+        }
+    }
+}
