@@ -85,7 +85,7 @@ pub(crate) fn parse(path: &Path, orders: &[WorkOrderRecord], actor: &str) -> Res
         if col(name).is_none() {
             return Err(Error::BadRequest(format!(
                 "{file}:1:{}: the header has no column {name} (required: {})",
-                i + 1,
+                headers.len() + 1 + i,
                 required.join(", ")
             )));
         }

@@ -8,7 +8,7 @@ use chrono::{Datelike, Duration, Months, NaiveDate};
 use datafusion::execution::context::SessionContext;
 use retain_offers::frame::{ids, query, texts};
 use retain_offers::{Policy, read_dnd};
-use retain_store::{NewWorkOrder, PlannedContact};
+use retain_store::{NewWorkOrder, PlannedContact, WorkOrderRecord};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -27,6 +27,9 @@ pub struct CareReport {
     pub held_back: BTreeMap<&'static str, usize>,
     pub work_orders: u64,
 }
+
+/// What care work orders are for.
+const PURPOSES: [&str; 4] = ["welcome", "first_bill", "birthday", "contract_expiry"];
 
 /// One trigger's hit.
 #[derive(Debug, Clone)]
@@ -78,23 +81,24 @@ pub(crate) async fn triggers(ctx: &SessionContext, month: NaiveDate) -> Result<V
     .await?;
     let days = texts(&batches, "d")?;
     for (i, id) in ids(&batches, "subscriber_id")?.into_iter().enumerate() {
-        let day = NaiveDate::parse_from_str(&days[i], "%Y-%m-%d")
-            .map_or(1, |d| d.day())
-            .min(28);
+        let day = NaiveDate::parse_from_str(&days[i], "%Y-%m-%d").map_or(1, |d| d.day());
+        // A birthday on the 29th–31st of a shorter month falls on its last day.
+        let last = (next - Duration::days(1)).day();
         hits.push(Hit {
             subscriber_id: id,
             purpose: "birthday",
-            due: month.with_day(day).unwrap_or(month),
+            due: month.with_day(day.min(last)).unwrap_or(month),
         });
     }
-    // Contracts ending within two months: remind a month ahead (or now, when sooner).
+    // Contracts ending next month: reminded once, about a month ahead.
     let batches = query(
         ctx,
         &format!(
             "SELECT c.subscriber_id, CAST(MIN(c.end_date) AS VARCHAR) AS d FROM contracts c \
              JOIN subscribers s ON s.subscriber_id = c.subscriber_id \
-             WHERE s.{active} AND c.end_date >= {m0} AND c.end_date < {} \
+             WHERE s.{active} AND c.end_date >= {} AND c.end_date < {} \
              GROUP BY c.subscriber_id ORDER BY c.subscriber_id",
+            sql_date(next),
             sql_date(next + Months::new(1))
         ),
         "care triggers",
@@ -149,23 +153,48 @@ pub(crate) struct Reach<'a> {
     pub msisdn: &'a HashMap<String, i64>,
 }
 
+/// A contact the policy counts: when, for what (`""` when not this month's care), refused.
+type Contacts = HashMap<i64, Vec<(NaiveDate, &'static str, bool)>>;
+
 /// Turns hits into work orders under the contact policy: no one on the do-not-disturb list,
-/// at most `max_contacts_30d` contacts in the 30 days before each due date (planned contacts
-/// and care contacts of this run included), SMS sent after the quiet hours.
+/// none within the cool-off after a refusal, and at most `max_contacts_30d` contacts within 30
+/// days of each due date — contacts planned by other campaigns, past ones, this month's care
+/// orders from earlier runs and this run's included. SMS go out after the quiet hours.
+#[allow(clippy::too_many_arguments)] // the policy's inputs, each from its own source
 pub(crate) fn orders(
     hits: &[Hit],
     root: &std::path::Path,
     policy: &Policy,
     planned: &[PlannedContact],
-    history: &HashMap<i64, Vec<NaiveDate>>,
+    own: &[WorkOrderRecord],
+    history: &HashMap<i64, Vec<(NaiveDate, bool)>>,
     reach: &Reach<'_>,
     report: &mut CareReport,
 ) -> Result<Vec<NewWorkOrder>> {
     let dnd = read_dnd(&root.join(&policy.dnd_file), reach.msisdn)?;
-    let mut contacts: HashMap<i64, Vec<NaiveDate>> = history.clone();
+    let mut contacts: Contacts = HashMap::new();
+    for (id, cs) in history {
+        let e = contacts.entry(*id).or_default();
+        e.extend(cs.iter().map(|(d, refused)| (*d, "", *refused)));
+    }
+    let date = |t: &str| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok();
     for p in planned {
-        if let Ok(d) = NaiveDate::parse_from_str(&p.due_date, "%Y-%m-%d") {
-            contacts.entry(p.subscriber_id).or_default().push(d);
+        if let Some(d) = date(&p.due_date) {
+            contacts
+                .entry(p.subscriber_id)
+                .or_default()
+                .push((d, "", p.refused));
+        }
+    }
+    for w in own {
+        if let (Some(d), Some(&purpose)) = (
+            date(&w.due_date),
+            PURPOSES.iter().find(|p| **p == w.purpose),
+        ) {
+            contacts
+                .entry(w.subscriber_id)
+                .or_default()
+                .push((d, purpose, false));
         }
     }
     let mut out = Vec::new();
@@ -177,7 +206,7 @@ pub(crate) fn orders(
         _ => 3,
     };
     let mut sorted: Vec<&Hit> = hits.iter().collect();
-    sorted.sort_by_key(|h| (rank(h.purpose), h.subscriber_id));
+    sorted.sort_by_key(|h| (rank(h.purpose), h.due, h.subscriber_id));
     let send_at = policy
         .quiet_end
         .max(chrono::NaiveTime::from_hms_opt(10, 0, 0).unwrap_or_default());
@@ -187,12 +216,23 @@ pub(crate) fn orders(
             *report.held_back.entry("do_not_disturb").or_insert(0) += 1;
             continue;
         }
-        let recent = contacts.get(&h.subscriber_id).map_or(0, |ds| {
-            ds.iter()
-                .filter(|d| **d <= h.due && (h.due - **d).num_days() < 30)
-                .count()
-        });
-        if recent as u32 >= policy.max_contacts_30d {
+        let theirs = contacts
+            .get(&h.subscriber_id)
+            .map_or(&[][..], Vec::as_slice);
+        let cool_off = i64::from(policy.cool_off_days);
+        if theirs
+            .iter()
+            .any(|(d, _, refused)| *refused && *d <= h.due && (h.due - *d).num_days() < cool_off)
+        {
+            *report.held_back.entry("cool_off").or_insert(0) += 1;
+            continue;
+        }
+        // Any 30 days around the due date; this order's own earlier copy is not another contact.
+        let near = theirs
+            .iter()
+            .filter(|(d, purpose, _)| *purpose != h.purpose && (h.due - *d).num_days().abs() < 30)
+            .count();
+        if near as u32 >= policy.max_contacts_30d {
             *report.held_back.entry("contact_limit").or_insert(0) += 1;
             continue;
         }
@@ -200,7 +240,12 @@ pub(crate) fn orders(
             continue;
         };
         let (channel, zh, en) = contact(h.purpose, !profile.manager_id.is_empty());
-        contacts.entry(h.subscriber_id).or_default().push(h.due);
+        if !theirs.iter().any(|(_, p, _)| *p == h.purpose) {
+            contacts
+                .entry(h.subscriber_id)
+                .or_default()
+                .push((h.due, h.purpose, false));
+        }
         out.push(NewWorkOrder {
             subscriber_id: h.subscriber_id,
             channel: channel.into(),

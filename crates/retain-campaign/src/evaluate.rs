@@ -17,8 +17,8 @@ pub struct Comparison {
     pub control: usize,
     pub treated_retention: f64,
     pub control_retention: f64,
-    /// Treated minus control retention.
-    pub uplift: f64,
+    /// Treated minus control retention; none unless both arms have members.
+    pub uplift: Option<f64>,
     /// The 95% interval of the uplift (Wald; a group without a control has none).
     pub uplift_ci_low: Option<f64>,
     pub uplift_ci_high: Option<f64>,
@@ -47,8 +47,9 @@ pub fn compare(rows: impl Iterator<Item = (bool, bool)>) -> Comparison {
     }
     let rate = |r: usize, n: usize| if n == 0 { 0.0 } else { r as f64 / n as f64 };
     let (pt, pc) = (rate(rt, nt), rate(rc, nc));
+    let both = nt > 0 && nc > 0;
     let uplift = pt - pc;
-    let ci = (nt > 0 && nc > 0).then(|| {
+    let ci = both.then(|| {
         let se = (pt * (1.0 - pt) / nt as f64 + pc * (1.0 - pc) / nc as f64).sqrt();
         (uplift - Z95 * se, uplift + Z95 * se)
     });
@@ -57,7 +58,7 @@ pub fn compare(rows: impl Iterator<Item = (bool, bool)>) -> Comparison {
         control: nc,
         treated_retention: r6(pt),
         control_retention: r6(pc),
-        uplift: r6(uplift),
+        uplift: both.then(|| r6(uplift)),
         uplift_ci_low: ci.map(|c| r6(c.0)),
         uplift_ci_high: ci.map(|c| r6(c.1)),
     }
@@ -97,8 +98,8 @@ pub struct Evaluation {
     pub incremental_saves: f64,
     /// Incremental saves × the treated's mean lifetime value.
     pub saved_value: f64,
-    /// (saved value − cost) / cost.
-    pub roi: f64,
+    /// (saved value − cost) / cost; none without a control group to measure against.
+    pub roi: Option<f64>,
     pub by_offer: BTreeMap<String, Comparison>,
     pub by_level: BTreeMap<String, Comparison>,
     pub by_tier: BTreeMap<String, Comparison>,
@@ -148,7 +149,7 @@ pub fn evaluate(
         let v: Vec<f64> = observed
             .iter()
             .filter(|(m, _)| m.arm == arm)
-            .map(|(m, o)| o.arpu_after.unwrap_or(0.0) - m.arpu)
+            .filter_map(|(m, o)| Some(o.arpu_after? - m.arpu))
             .collect();
         if v.is_empty() {
             0.0
@@ -165,27 +166,28 @@ pub fn evaluate(
     let mut cost = 0.0;
     let mut reasons = ReasonCheck::default();
     let mut agree = 0;
+    // An offer is paid once per member, however many work orders (escalations) report it.
+    let mut paid = std::collections::HashSet::new();
     for w in orders {
         let contact = contact_cost(&w.channel);
         let offer_cost = member
             .get(&w.subscriber_id)
             .map_or(0.0, |m| (m.cost - contact_cost(&m.channel)).max(0.0));
-        match callback.get(&w.id) {
-            Some(c) => {
-                cost += contact + if c.accepted { offer_cost } else { 0.0 };
-                if let (Some(stated), Some(m)) = (&c.stated_reason, member.get(&w.subscriber_id)) {
-                    reasons.stated += 1;
-                    agree += usize::from(*stated == m.reason);
-                    *reasons
-                        .matrix
-                        .entry(m.reason.clone())
-                        .or_default()
-                        .entry(stated.clone())
-                        .or_insert(0) += 1;
-                }
-            }
-            // No result yet: count what was committed.
-            None => cost += contact + offer_cost,
+        let c = callback.get(&w.id);
+        // No result yet: count what was committed.
+        let pays = c.is_none_or(|c| c.accepted) && paid.insert(w.subscriber_id);
+        cost += contact + if pays { offer_cost } else { 0.0 };
+        if let Some(c) = c
+            && let (Some(stated), Some(m)) = (&c.stated_reason, member.get(&w.subscriber_id))
+        {
+            reasons.stated += 1;
+            agree += usize::from(*stated == m.reason);
+            *reasons
+                .matrix
+                .entry(m.reason.clone())
+                .or_default()
+                .entry(stated.clone())
+                .or_insert(0) += 1;
         }
     }
     if reasons.stated > 0 {
@@ -197,7 +199,7 @@ pub fn evaluate(
     } else {
         treated.iter().map(|m| m.clv).sum::<f64>() / treated.len() as f64
     };
-    let incremental = overall.uplift * overall.treated as f64;
+    let incremental = overall.uplift.unwrap_or(0.0) * overall.treated as f64;
     let saved_value = incremental * mean_clv;
     let source = outcomes
         .first()
@@ -216,11 +218,7 @@ pub fn evaluate(
         cost: r2(cost),
         incremental_saves: r2(incremental),
         saved_value: r2(saved_value),
-        roi: if cost > 0.0 {
-            r6((saved_value - cost) / cost)
-        } else {
-            0.0
-        },
+        roi: (overall.uplift.is_some() && cost > 0.0).then(|| r6((saved_value - cost) / cost)),
         by_offer: group(&|m| &m.offer_id),
         by_level: group(&|m| &m.level),
         by_tier: group(&|m| &m.tier),
@@ -243,11 +241,11 @@ mod tests {
             .map(|i| (true, i < 80))
             .chain((0..100).map(|i| (false, i < 60)));
         let c = compare(rows);
-        assert!((c.uplift - 0.2).abs() < 1e-9);
+        assert!((c.uplift.unwrap() - 0.2).abs() < 1e-9);
         let half = 1.959_963_985 * (0.004f64).sqrt();
         assert!((c.uplift_ci_low.unwrap() - (0.2 - half)).abs() < 1e-6);
         assert!((c.uplift_ci_high.unwrap() - (0.2 + half)).abs() < 1e-6);
         let none = compare([(true, true)].into_iter());
-        assert_eq!(none.uplift_ci_low, None);
+        assert_eq!((none.uplift, none.uplift_ci_low), (None, None));
     }
 }

@@ -377,7 +377,11 @@ impl Campaigns {
                     &Audit {
                         actor: &actor.name,
                         action: "approve_refused",
-                        detail: serde_json::json!({ "reason": e.to_string() }),
+                        detail: serde_json::json!({
+                            "reason": e.to_string(), "level": c.approval_level,
+                            "approver_level": actor.level, "role": actor.role.code(),
+                            "note": note,
+                        }),
                     },
                 )
                 .await?;
@@ -542,6 +546,10 @@ impl Campaigns {
         c: &CampaignRecord,
         callbacks: &[retain_store::CallbackRecord],
     ) -> Result<u64> {
+        // Care contacts have no flow to escalate along.
+        if c.kind == "care" || callbacks.iter().all(|cb| cb.reached) {
+            return Ok(0);
+        }
         let t = Template::from_json(&c.definition, &format!("campaign {}", c.id))?;
         let orders = self.store.work_orders(c.id).await?;
         let members = self.store.members(c.id).await?;
@@ -770,11 +778,15 @@ impl Campaigns {
                 Some(retain_store::OutcomeRecord {
                     subscriber_id: m.subscriber_id,
                     retained: kept,
-                    arpu_after: Some(if kept && fee[i].is_finite() {
-                        fee[i]
+                    // A member who stayed without a usage row has no known ARPU: left out of
+                    // the ARPU change rather than counted as a leaver.
+                    arpu_after: if !kept {
+                        Some(0.0)
+                    } else if fee[i].is_finite() {
+                        Some(fee[i])
                     } else {
-                        0.0
-                    }),
+                        None
+                    },
                     source: "observed".into(),
                 })
             })
@@ -805,6 +817,7 @@ impl Campaigns {
             .into_iter()
             .filter(|p| p.campaign_id != id)
             .collect();
+        let own = self.store.work_orders(id).await?;
         let history = self.contact_history().await?;
         let policy = Policy::for_workspace(self.root())?;
         let mut report = CareReport {
@@ -817,6 +830,7 @@ impl Campaigns {
             self.root(),
             &policy,
             &planned,
+            &own,
             &history,
             &crate::care::Reach {
                 profiles: &profiles,
@@ -858,10 +872,13 @@ impl Campaigns {
         let find = |all: Vec<CampaignRecord>| {
             all.into_iter()
                 .find(|c| c.kind == "care" && c.as_of == month.to_string())
-                .map(|c| c.id)
         };
-        if let Some(id) = find(self.list().await?) {
-            return Ok(id);
+        if let Some(c) = find(self.list().await?) {
+            // A run that died between creating and launching it left a draft: launch it now.
+            if c.status == "draft" {
+                self.launch_care(c.id, month, actor).await?;
+            }
+            return Ok(c.id);
         }
         let new = NewCampaign {
             name: format!("客户关怀 {}", month.format("%Y-%m")),
@@ -879,47 +896,63 @@ impl Campaigns {
         };
         match self.store.create_campaign(&new, &actor.name).await {
             Ok(id) => {
-                self.store
-                    .transition(
-                        id,
-                        &["draft"],
-                        "launched",
-                        None,
-                        &Audit {
-                            actor: &actor.name,
-                            action: "launch",
-                            detail: serde_json::json!({ "care": month.to_string() }),
-                        },
-                    )
-                    .await?;
+                self.launch_care(id, month, actor).await?;
                 Ok(id)
             }
             // Another run created it first: the unique index allows one per month.
-            Err(e) => find(self.list().await?).ok_or_else(|| e.into()),
+            Err(e) => find(self.list().await?)
+                .map(|c| c.id)
+                .ok_or_else(|| e.into()),
         }
     }
 
-    /// Past treatment contacts of `campaign_history` by subscriber.
-    async fn contact_history(&self) -> Result<std::collections::HashMap<i64, Vec<NaiveDate>>> {
-        let mut out: std::collections::HashMap<i64, Vec<NaiveDate>> =
+    async fn launch_care(&self, id: i64, month: NaiveDate, actor: &Actor) -> Result<()> {
+        let done = self
+            .store
+            .transition(
+                id,
+                &["draft"],
+                "launched",
+                None,
+                &Audit {
+                    actor: &actor.name,
+                    action: "launch",
+                    detail: serde_json::json!({ "care": month.to_string() }),
+                },
+            )
+            .await;
+        match done {
+            // A racing run launched it first.
+            Ok(()) | Err(retain_store::Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Past treatment contacts of `campaign_history` by subscriber: (date, refused).
+    async fn contact_history(
+        &self,
+    ) -> Result<std::collections::HashMap<i64, Vec<(NaiveDate, bool)>>> {
+        let mut out: std::collections::HashMap<i64, Vec<(NaiveDate, bool)>> =
             std::collections::HashMap::new();
         if !self.ctx.table_exist("campaign_history").unwrap_or(false) {
             return Ok(out);
         }
         let batches = retain_offers::frame::query(
             &self.ctx,
-            "SELECT subscriber_id, CAST(contact_date AS VARCHAR) AS d FROM campaign_history \
-             WHERE arm = 'treatment' AND contact_date IS NOT NULL",
+            "SELECT subscriber_id, CAST(contact_date AS VARCHAR) AS d,
+                    CAST(reached AND NOT accepted AS BOOLEAN) AS refused
+             FROM campaign_history WHERE arm = 'treatment' AND contact_date IS NOT NULL",
             "contact history",
         )
         .await?;
         let dates = retain_offers::frame::texts(&batches, "d")?;
+        let refused = retain_offers::frame::floats(&batches, "refused")?;
         for (i, id) in retain_offers::frame::ids(&batches, "subscriber_id")?
             .into_iter()
             .enumerate()
         {
             if let Ok(d) = NaiveDate::parse_from_str(&dates[i], "%Y-%m-%d") {
-                out.entry(id).or_default().push(d);
+                out.entry(id).or_default().push((d, refused[i] > 0.5));
             }
         }
         Ok(out)

@@ -212,8 +212,10 @@ impl Template {
             ))
         })?;
         template.validate().map_err(|(field, message)| {
+            // A key, or a table of that name.
             let at = text
                 .find(&format!("\n{field}"))
+                .or_else(|| text.find(&format!("\n[{field}")))
                 .map_or(0, |i| i + 1)
                 .min(text.len());
             let (line, column) = line_column(text, at);
@@ -246,8 +248,11 @@ impl Template {
         if !(self.budget.is_finite() && self.budget >= 0.0) {
             return Err(("budget", "a number of yuan ≥ 0".into()));
         }
-        if !(0.0..1.0).contains(&self.control_share) {
-            return Err(("control_share", "a share in [0, 1)".into()));
+        if !(self.control_share > 0.0 && self.control_share < 1.0) {
+            return Err((
+                "control_share",
+                "a share in (0, 1): every campaign keeps a control group".into(),
+            ));
         }
         if !(self.rehearsal_share > 0.0 && self.rehearsal_share <= 1.0) {
             return Err(("rehearsal_share", "a share in (0, 1]".into()));

@@ -505,6 +505,32 @@ mod tests {
                 .unwrap(),
             0
         );
+        // Another campaign planned on the same people before this one launched: refused whole.
+        let other = store.create_campaign(&new, "ana").await.unwrap();
+        store
+            .transition(other, &["draft"], "rehearsed", None, &event("rehearse"))
+            .await
+            .unwrap();
+        store
+            .transition(other, &["rehearsed"], "approved", None, &event("approve"))
+            .await
+            .unwrap();
+        let err = store
+            .launch(
+                other,
+                &members,
+                std::slice::from_ref(&order),
+                &event("launch"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert!(store.work_orders(other).await.unwrap().is_empty());
+        assert!(store.members(other).await.unwrap().is_empty());
+        assert_eq!(
+            store.campaign(other).await.unwrap().unwrap().status,
+            "approved"
+        );
         let orders = store.work_orders(id).await.unwrap();
         assert_eq!(orders.len(), 1);
         let mut callback = CallbackRecord {

@@ -180,7 +180,8 @@ impl SqliteStore {
         column: Option<(&str, &serde_json::Value)>,
         event: &Audit<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        // The write lock first: of two racing changes, the second sees the first's status.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM campaigns WHERE id = ?")
                 .bind(id)
@@ -320,6 +321,23 @@ impl SqliteStore {
             .bind(m.expected_value)
             .execute(&mut *tx)
             .await?;
+        }
+        // Planned outside the lock: a campaign launched meanwhile may have taken some of these
+        // members. Nobody is in two running experiments, so such a launch is refused whole.
+        let shared: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM campaign_members a \
+             JOIN campaign_members b ON b.subscriber_id = a.subscriber_id AND b.campaign_id <> a.campaign_id \
+             JOIN campaigns c ON c.id = b.campaign_id AND c.status = 'launched' \
+             WHERE a.campaign_id = ?",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if shared > 0 {
+            return Err(Error::Conflict(format!(
+                "{shared} members of campaign {id} joined another campaign launched meanwhile; \
+                 launch again to plan without them"
+            )));
         }
         for (i, w) in orders.iter().enumerate() {
             if fault == Some(i) {

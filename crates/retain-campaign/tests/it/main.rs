@@ -231,7 +231,7 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
         lo <= truth && truth <= hi,
         "the interval covers the truth: [{lo}, {hi}] vs {truth}"
     );
-    assert!(e.roi.is_finite() && e.cost > 0.0);
+    assert!(e.roi.unwrap().is_finite() && e.cost > 0.0);
     assert!(e.reasons.stated > 0);
     assert!(
         e.by_offer

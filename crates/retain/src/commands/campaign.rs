@@ -306,7 +306,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
                 o.treated,
                 o.control_retention,
                 o.control,
-                o.uplift,
+                o.uplift.unwrap_or(f64::NAN),
                 o.uplift_ci_low.unwrap_or(f64::NAN),
                 o.uplift_ci_high.unwrap_or(f64::NAN),
                 e.arpu_change_treated,
@@ -314,7 +314,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
                 e.cost,
                 e.incremental_saves,
                 e.saved_value,
-                e.roi,
+                e.roi.unwrap_or(f64::NAN),
                 e.reasons.agreement * 100.0,
                 e.reasons.stated
             );

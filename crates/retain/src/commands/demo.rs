@@ -434,10 +434,10 @@ fn describe(s: &DemoSummary) -> String {
             "; retention treated {:.3} vs control {:.3}, uplift {:+.3} [{:+.3}, {:+.3}], ROI {:.2}",
             arms.treated_retention,
             arms.control_retention,
-            arms.uplift,
+            arms.uplift.unwrap_or(f64::NAN),
             arms.uplift_ci_low.unwrap_or(f64::NAN),
             arms.uplift_ci_high.unwrap_or(f64::NAN),
-            e.roi
+            e.roi.unwrap_or(f64::NAN)
         );
         if let Some(t) = e.true_uplift {
             let _ = write!(text, "; true uplift {t:+.3}");
