@@ -199,10 +199,10 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
             .ends_with("reached,accepted,stated_reason,notes,follow_up")
     );
     assert_eq!(text.lines().count(), 1 + treated);
+    let xlsx = std::fs::read(c.dir(created.id).join("work_orders/outbound_call.xlsx")).unwrap();
     assert!(
-        c.dir(created.id)
-            .join("work_orders/outbound_call.xlsx")
-            .exists()
+        xlsx.starts_with(b"PK\x03\x04") && xlsx.len() > 1000,
+        "an xlsx is a zip"
     );
 
     // A second campaign on the same people: those of the running first are left out.
