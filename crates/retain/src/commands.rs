@@ -10,6 +10,7 @@ pub(crate) mod model_args;
 mod model_report;
 pub(crate) mod offers;
 pub(crate) mod segment;
+pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod synth;
 pub(crate) mod target;

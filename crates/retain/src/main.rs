@@ -57,6 +57,8 @@ enum Command {
     /// Campaigns (四步一库): create from the plan library, rehearse, approve, launch as work
     /// orders, record callbacks, evaluate against the control group.
     Campaign(commands::campaign::Args),
+    /// The HTTP API (login, decisions, health, metrics, OpenAPI) over a workspace.
+    Serve(commands::serve::Args),
     /// Users: `retain user add --name N --role R --password-stdin`, `retain user list`.
     User(commands::user::Args),
     /// Select a target group by a tag expression.
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Command::Match(args) => commands::offers::run_match(&args),
         Command::Campaign(args) => commands::campaign::run(&args),
         Command::User(args) => commands::user::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
         Command::Decide(args) => commands::offers::decide(&args),
         Command::Offers(args) => commands::offers::list(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),

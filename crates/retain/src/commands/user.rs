@@ -5,7 +5,6 @@ use std::io::Read as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use retain_campaign::Role;
 use retain_data::Workspace;
 use retain_store::{Store, UserRecord};
@@ -89,11 +88,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             if password.chars().count() < 8 {
                 anyhow::bail!("the password needs at least 8 characters");
             }
-            let salt = SaltString::generate(&mut OsRng);
-            let hash = argon2::Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
-                .to_string();
+            let hash = retain_server::hash_password(password)
+                .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
             let workspace = Workspace::open(dir)?;
             let user = UserRecord {
                 name: name.clone(),
