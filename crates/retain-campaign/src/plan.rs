@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
 use retain_offers::frame::{ids, query, texts};
-use retain_offers::{Channel, Contact, Level, Prepared, Strategy, arbitrate, prepare, select};
+use retain_offers::{Channel, Contact, Prepared, Strategy, arbitrate, prepare, select};
 use retain_store::{MemberRecord, NewWorkOrder, PlannedContact};
 use serde::Serialize;
 
@@ -395,9 +395,4 @@ pub async fn plan(ctx: &SessionContext, root: &Path, req: &PlanRequest<'_>) -> R
         projection,
         notes,
     })
-}
-
-/// The level a member's code names.
-pub(crate) fn level(code: &str) -> Option<Level> {
-    Level::from_code(code)
 }

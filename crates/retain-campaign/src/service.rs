@@ -190,17 +190,9 @@ impl Campaigns {
 
     /// The first day of the month after the last loaded one.
     pub async fn default_as_of(&self) -> Result<NaiveDate> {
-        let batches = retain_offers::frame::query(
-            &self.ctx,
-            "SELECT CAST(MAX(period) AS VARCHAR) AS p FROM usage_monthly",
-            "the data window",
-        )
-        .await?;
-        let last = retain_offers::frame::texts(&batches, "p")?
-            .first()
-            .and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
-            .ok_or_else(|| Error::BadRequest("no monthly usage is loaded".into()))?;
-        Ok(last + Months::new(1))
+        retain_warn::default_as_of(&self.ctx, retain_warn::Cadence::Monthly)
+            .await
+            .map_err(|e| Error::BadRequest(e.to_string()))
     }
 
     /// Creates a draft campaign from a template.
@@ -567,7 +559,7 @@ impl Campaigns {
             };
             let Some(lv) = level
                 .get(&w.subscriber_id)
-                .and_then(|l| crate::plan::level(l))
+                .and_then(|l| retain_offers::Level::from_code(l))
             else {
                 continue;
             };
