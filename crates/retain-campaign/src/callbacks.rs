@@ -73,7 +73,17 @@ pub(crate) fn parse(path: &Path, orders: &[WorkOrderRecord], actor: &str) -> Res
             e.utf8_error().valid_up_to()
         ))
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_text(path, &text, orders, actor)
+}
+
+/// [`parse`] over text already read; `path` names it in errors and sources.
+pub(crate) fn parse_text(
+    path: &Path,
+    text: &str,
+    orders: &[WorkOrderRecord],
+    actor: &str,
+) -> Result<Parsed> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(text.as_bytes());

@@ -22,6 +22,6 @@ pub use error::{Error, Result};
 pub use evaluate::{Comparison, Evaluation, ReasonCheck, compare, evaluate};
 pub use plan::{PlanRequest, Planned, Projection, plan};
 pub use service::{
-    Campaigns, CreateRequest, LaunchReport, Rehearsal, SimulationReport, TemplateInfo,
+    CallbackForm, Campaigns, CreateRequest, LaunchReport, Rehearsal, SimulationReport, TemplateInfo,
 };
 pub use template::{BUNDLED, Due, Flow, OfferFilter, Script, Sms, Target, Template, bundled};

@@ -12,7 +12,7 @@ use retain_store::{Audit, CampaignRecord, NewCampaign, Store};
 use serde::Serialize;
 
 use crate::approval::{Action, Actor, required_level};
-use crate::callbacks::{ImportReport, Parsed, parse, quarantine, simulate};
+use crate::callbacks::{ImportReport, Parsed, parse, parse_text, quarantine, simulate};
 use crate::care::CareReport;
 use crate::error::{Error, Result};
 use crate::evaluate::{Evaluation, evaluate};
@@ -85,6 +85,21 @@ pub struct SimulationReport {
     pub accepted: usize,
     pub outcomes: usize,
     pub true_uplift: f64,
+}
+
+/// One callback as a form gives it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct CallbackForm {
+    pub reached: bool,
+    pub accepted: bool,
+    /// A code or its Chinese name (see [`crate::stated_reasons`]).
+    #[serde(default)]
+    pub stated_reason: Option<String>,
+    #[serde(default)]
+    pub notes: String,
+    /// YYYY-MM-DD.
+    #[serde(default)]
+    pub follow_up: Option<String>,
 }
 
 /// The campaign loop of one workspace.
@@ -529,6 +544,83 @@ impl Campaigns {
             quarantine_file: qfile,
             errors: bad.iter().take(20).map(|(_, e)| e.clone()).collect(),
         })
+    }
+
+    /// Records one callback entered in a form (the manager's queue, the counter) with the
+    /// same checks as a result file. `scope` limits it to one account manager's work orders:
+    /// any other id answers as not found.
+    pub async fn record_callback(
+        &self,
+        work_order_id: i64,
+        form: &CallbackForm,
+        scope: Option<&str>,
+        actor: &Actor,
+    ) -> Result<retain_store::CallbackRecord> {
+        actor.may(Action::RecordCallbacks)?;
+        let not_found = || Error::NotFound(format!("work order {work_order_id}"));
+        let order = self
+            .store
+            .work_order(work_order_id)
+            .await?
+            .filter(|w| scope.is_none_or(|m| w.manager_id == m))
+            .ok_or_else(not_found)?;
+        let c = self.get(order.campaign_id).await?;
+        Self::require_launched(&c)?;
+        let mut text = csv::Writer::from_writer(Vec::new());
+        let fields = [
+            work_order_id.to_string(),
+            u8::from(form.reached).to_string(),
+            u8::from(form.accepted).to_string(),
+            form.stated_reason.clone().unwrap_or_default(),
+            form.notes.clone(),
+            form.follow_up.clone().unwrap_or_default(),
+        ];
+        text.write_record([
+            "work_order_id",
+            "reached",
+            "accepted",
+            "stated_reason",
+            "notes",
+            "follow_up",
+        ])
+        .and_then(|()| text.write_record(&fields))
+        .map_err(|e| Error::Internal(format!("writing the callback form: {e}")))?;
+        let text = String::from_utf8(
+            text.into_inner()
+                .map_err(|e| Error::Internal(format!("writing the callback form: {e}")))?,
+        )
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let Parsed { mut good, bad, .. } = parse_text(
+            Path::new("form"),
+            &text,
+            std::slice::from_ref(&order),
+            &actor.name,
+        )?;
+        if let Some((_, why)) = bad.into_iter().next() {
+            // The form has no file and lines to point at: name the work order instead.
+            let reason = why.splitn(4, ':').nth(3).unwrap_or(&why).trim();
+            return Err(Error::BadRequest(format!(
+                "work order {work_order_id}: {reason}"
+            )));
+        }
+        let mut callback = good.pop().ok_or_else(not_found)?;
+        callback.source = "manual".into();
+        self.store
+            .record_callbacks(
+                c.id,
+                std::slice::from_ref(&callback),
+                &Audit {
+                    actor: &actor.name,
+                    action: "callback",
+                    detail: serde_json::json!({
+                        "work_order_id": work_order_id, "reached": callback.reached,
+                        "accepted": callback.accepted,
+                    }),
+                },
+            )
+            .await?;
+        self.escalate(&c, std::slice::from_ref(&callback)).await?;
+        Ok(callback)
     }
 
     /// A work order that did not reach the subscriber escalates to the next channel of the

@@ -9,13 +9,68 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 /// How long a login lasts: a working day.
 pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_hours(8);
 
+/// Failed logins of one name within this window count towards the lockout.
+pub(crate) const LOCKOUT_WINDOW: Duration = Duration::from_mins(15);
+/// Failed logins within the window after which a name is locked out until it ends.
+pub(crate) const LOCKOUT_AFTER: u32 = 5;
+
 /// A logged-in user.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     pub name: String,
     pub role: String,
     pub manager_id: Option<String>,
+    pub approval_level: i64,
+    /// The dashboard sends it back in `X-CSRF-Token` with every change it asks for.
+    pub csrf: String,
     pub expires: Instant,
+}
+
+impl Session {
+    /// The account manager whose subscribers this session is limited to, if any.
+    pub(crate) fn scope(&self) -> Option<&str> {
+        if self.role == "manager" {
+            // A manager without an id sees nobody rather than everybody.
+            Some(self.manager_id.as_deref().unwrap_or("\u{0}"))
+        } else {
+            None
+        }
+    }
+
+    /// The session as the campaign loop knows an actor.
+    pub(crate) fn actor(&self) -> retain_campaign::Actor {
+        retain_campaign::Actor {
+            name: self.name.clone(),
+            role: retain_campaign::Role::from_code(&self.role)
+                .unwrap_or(retain_campaign::Role::Store),
+            level: self.approval_level,
+        }
+    }
+}
+
+/// Failed logins per name: (count, start of the window).
+#[derive(Debug, Default)]
+pub(crate) struct Lockout(std::collections::HashMap<String, (u32, Instant)>);
+
+impl Lockout {
+    /// How long `name` must still wait, if it is locked out.
+    pub(crate) fn wait(&self, name: &str, now: Instant) -> Option<Duration> {
+        let (n, since) = self.0.get(name)?;
+        let end = *since + LOCKOUT_WINDOW;
+        (*n >= LOCKOUT_AFTER && end > now).then(|| end - now)
+    }
+
+    pub(crate) fn failed(&mut self, name: &str, now: Instant) {
+        let entry = self.0.entry(name.to_owned()).or_insert((0, now));
+        if entry.1 + LOCKOUT_WINDOW <= now {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    pub(crate) fn succeeded(&mut self, name: &str) {
+        self.0.remove(name);
+    }
 }
 
 /// An Argon2id hash of `password` (PHC string).
@@ -37,6 +92,18 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// A fresh random password of 16 letters and digits, for generated accounts.
+#[must_use]
+pub fn new_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
 /// A fresh random token.
 pub(crate) fn token() -> String {
     let mut bytes = [0u8; 32];
@@ -45,4 +112,19 @@ pub(crate) fn token() -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// The dashboard's session cookie.
+pub(crate) const COOKIE: &str = "retain_session";
+
+/// The session token in the request's cookie, if any.
+pub(crate) fn cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
 }

@@ -1,19 +1,31 @@
-//! The HTTP API over a workspace: login with users of the operational store, bearer tokens,
-//! roles and per-manager data scoping, real-time decisions, health and metrics, and the
-//! OpenAPI document. Handlers call the domain crates; none of them knows HTTP.
+//! The HTTP API and the dashboard over a workspace: login with users of the operational store
+//! (bearer tokens for the API, an HttpOnly cookie with CSRF protection for the dashboard),
+//! roles and per-manager data scoping enforced in one table, warnings, customer 360,
+//! segments, model, offers, decisions, campaigns, work orders and callbacks, the audit log,
+//! health, metrics and the OpenAPI document. Handlers call the domain crates; none of those
+//! knows HTTP.
 
+mod api;
 mod auth;
+mod authz;
+mod error;
+mod openapi;
 mod routes;
+mod ui;
+mod warnings;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use retain_campaign::Campaigns;
 use retain_offers::DecisionIndex;
 use retain_store::Store;
 
-pub use auth::{hash_password, verify_password};
-pub use routes::{openapi, router};
+pub use auth::{hash_password, new_password, verify_password};
+pub use authz::RULES;
+pub use openapi::{openapi, undescribed};
+pub use routes::router;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +37,7 @@ pub enum Error {
     #[error(transparent)]
     Offers(#[from] retain_offers::Error),
     #[error(transparent)]
-    Features(#[from] retain_features::Error),
+    Campaign(#[from] retain_campaign::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -37,11 +49,19 @@ pub struct AppState(Arc<Inner>);
 pub(crate) struct Inner {
     pub root: PathBuf,
     pub store: Store,
+    /// The campaign loop; its query session serves every read of the data.
+    pub campaigns: Campaigns,
     pub sessions: Mutex<HashMap<String, auth::Session>>,
+    pub lockout: Mutex<auth::Lockout>,
     /// The latest match run's decisions, when there is one.
     pub decisions: Option<DecisionIndex>,
     /// subscriber → account manager, for data scoping.
     pub managers: HashMap<i64, String>,
+    /// subscriber → phone number, shown masked.
+    pub msisdn: HashMap<i64, String>,
+    pub warnings: warnings::Cache,
+    /// The overview, computed once: the data does not change while the server runs.
+    pub overview: tokio::sync::OnceCell<serde_json::Value>,
     /// (route, status) → requests served.
     pub requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -49,39 +69,49 @@ pub(crate) struct Inner {
 impl AppState {
     /// Opens a workspace: its store, the latest decisions and who manages whom.
     pub async fn open(root: &Path) -> Result<AppState, Error> {
-        let workspace = retain_data::Workspace::open(root)?;
-        let store = Store::connect(&workspace.store_url()).await?;
-        let ctx = retain_features::session(&workspace).await?;
+        let campaigns = Campaigns::open(root).await?;
+        let ctx = &campaigns.ctx;
         let batches = retain_offers::frame::query(
-            &ctx,
-            "SELECT subscriber_id, manager_id FROM subscribers",
+            ctx,
+            "SELECT subscriber_id, manager_id, msisdn FROM subscribers",
             "account managers",
         )
         .await?;
-        let managers = retain_offers::frame::ids(&batches, "subscriber_id")?
-            .into_iter()
+        let ids = retain_offers::frame::ids(&batches, "subscriber_id")?;
+        let managers = ids
+            .iter()
+            .copied()
             .zip(retain_offers::frame::texts(&batches, "manager_id")?)
             .filter(|(_, m)| !m.is_empty())
+            .collect();
+        let msisdn: HashMap<i64, String> = ids
+            .into_iter()
+            .zip(retain_offers::frame::texts(&batches, "msisdn")?)
             .collect();
         let decisions = match retain_offers::latest_run_dir(root) {
             Some(dir) => Some(DecisionIndex::load(
                 &dir,
-                retain_offers::msisdn_map(&ctx).await?,
+                msisdn.iter().map(|(id, m)| (m.clone(), *id)).collect(),
             )?),
             None => None,
         };
         Ok(AppState(Arc::new(Inner {
             root: root.to_path_buf(),
-            store,
+            store: campaigns.store.clone(),
+            campaigns,
             sessions: Mutex::new(HashMap::new()),
+            lockout: Mutex::new(auth::Lockout::default()),
             decisions,
             managers,
+            msisdn,
+            warnings: warnings::Cache::default(),
+            overview: tokio::sync::OnceCell::new(),
             requests: Mutex::new(BTreeMap::new()),
         })))
     }
 }
 
-/// Serves the API on `addr` until the process ends.
+/// Serves the API and the dashboard on `addr` until the process ends.
 pub async fn serve(state: AppState, addr: &str) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(

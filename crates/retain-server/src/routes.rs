@@ -1,34 +1,67 @@
-//! Routes, the role × endpoint rules and the OpenAPI document.
+//! The router: public routes (health, metrics, OpenAPI, login, the dashboard's files) and the
+//! authenticated API behind [`crate::authz::authorize`].
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use axum::Json;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::{Session, TOKEN_LIFETIME, token, verify_password};
+use crate::api;
+use crate::auth::{COOKIE, Session, TOKEN_LIFETIME, token, verify_password};
+use crate::error::{ApiError, ApiResult};
 
-/// The API.
+/// The API and the dashboard.
 pub fn router(state: AppState) -> axum::Router {
+    let protected = axum::Router::new()
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/overview", get(api::overview))
+        .route("/api/v1/warnings", get(api::warnings))
+        .route("/api/v1/customers/{id}", get(api::customer))
+        .route("/api/v1/decisions/{key}", get(api::decision))
+        .route("/api/v1/segments", get(api::segments))
+        .route("/api/v1/model", get(api::model))
+        .route("/api/v1/rules", get(api::rules))
+        .route("/api/v1/offers", get(api::offers))
+        .route("/api/v1/templates", get(api::templates))
+        .route(
+            "/api/v1/campaigns",
+            get(api::campaigns).post(api::create_campaign),
+        )
+        .route("/api/v1/campaigns/{id}", get(api::campaign))
+        .route("/api/v1/campaigns/{id}/rehearse", post(api::rehearse))
+        .route("/api/v1/campaigns/{id}/approve", post(api::approve))
+        .route("/api/v1/campaigns/{id}/reject", post(api::reject))
+        .route("/api/v1/campaigns/{id}/launch", post(api::launch))
+        .route("/api/v1/campaigns/{id}/simulate", post(api::simulate))
+        .route("/api/v1/campaigns/{id}/evaluate", post(api::evaluate))
+        .route("/api/v1/work-orders", get(api::work_orders))
+        .route("/api/v1/work-orders/{id}/callback", post(api::callback))
+        .route("/api/v1/audit", get(api::audit))
+        .route_layer(from_fn_with_state(state.clone(), crate::authz::authorize));
     axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/openapi.json", get(|| async { Json(openapi()) }))
+        .route(
+            "/api/openapi.json",
+            get(|| async { Json(crate::openapi::openapi()) }),
+        )
         .route("/api/v1/login", post(login))
-        .route("/api/v1/decisions/{key}", get(decision))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
+        .route("/api/v1/session", post(session_login))
+        .merge(protected)
+        .merge(crate::ui::routes())
+        .fallback(|| async { ApiError::not_found("no such page or endpoint") })
+        .layer(from_fn_with_state(state.clone(), count))
         .with_state(state)
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
 }
 
 /// Counts every response by route and status, for `/metrics`.
@@ -37,18 +70,23 @@ async fn count(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
     let response = next.run(req).await;
+    tracing::debug!(%method, %route, status = response.status().as_u16(), "request");
     if let Ok(mut m) = state.0.requests.lock() {
         *m.entry((route, response.status().as_u16())).or_insert(0) += 1;
     }
     response
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
-    match state.0.store.runs(1).await {
-        Ok(_) => Json(json!({ "status": "ok" })).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    }
+async fn healthz(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    state
+        .0
+        .store
+        .runs(1)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(Json(json!({ "status": "ok" })))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -72,16 +110,45 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 #[derive(Deserialize)]
-struct Login {
+pub(crate) struct Login {
     name: String,
     password: String,
 }
 
-async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Response {
-    let user = match state.0.store.user(&body.name).await {
-        Ok(u) => u,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
+/// Checks a login (rate-limited per name, every attempt audited) and opens a session.
+async fn open_session(state: &AppState, body: &Login) -> ApiResult<(String, Session)> {
+    let now = Instant::now();
+    let wait = state
+        .0
+        .lockout
+        .lock()
+        .ok()
+        .and_then(|l| l.wait(&body.name, now));
+    if let Some(wait) = wait {
+        state
+            .0
+            .store
+            .audit(
+                "user",
+                &body.name,
+                &retain_store::Audit {
+                    actor: &body.name,
+                    action: "login_locked",
+                    detail: json!({}),
+                },
+            )
+            .await?;
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "locked",
+            format!(
+                "too many failed logins for {}; try again in {} minutes",
+                body.name,
+                wait.as_secs().div_ceil(60)
+            ),
+        ));
+    }
+    let user = state.0.store.user(&body.name).await?;
     let ok = user
         .as_ref()
         .is_some_and(|u| !u.disabled && verify_password(&body.password, &u.password_hash));
@@ -90,141 +157,92 @@ async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Respon
         action: if ok { "login" } else { "login_failed" },
         detail: json!({}),
     };
-    if let Err(e) = state.0.store.audit("user", &body.name, &audit).await {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    state.0.store.audit("user", &body.name, &audit).await?;
+    if let Ok(mut l) = state.0.lockout.lock() {
+        if ok {
+            l.succeeded(&body.name);
+        } else {
+            l.failed(&body.name, now);
+        }
     }
     let Some(user) = user.filter(|_| ok) else {
         // The same answer for an unknown name and a wrong password.
-        return error(StatusCode::UNAUTHORIZED, "wrong name or password");
+        return Err(ApiError::unauthorized("wrong name or password"));
     };
     let t = token();
     let session = Session {
         name: user.name.clone(),
         role: user.role.clone(),
         manager_id: user.manager_id.clone(),
-        expires: Instant::now() + TOKEN_LIFETIME,
+        approval_level: user.approval_level,
+        csrf: token(),
+        expires: now + TOKEN_LIFETIME,
     };
     if let Ok(mut s) = state.0.sessions.lock() {
-        s.retain(|_, v| v.expires > Instant::now());
-        s.insert(t.clone(), session);
+        s.retain(|_, v| v.expires > now);
+        s.insert(t.clone(), session.clone());
     }
-    Json(json!({
-        "token": t, "name": user.name, "role": user.role,
-        "manager_id": user.manager_id, "expires_in": TOKEN_LIFETIME.as_secs(),
-    }))
-    .into_response()
+    Ok((t, session))
 }
 
-/// The session of a bearer token, or the status and message refusing the request.
-fn session(
-    state: &AppState,
-    headers: &HeaderMap,
-    roles: &[&str],
-) -> Result<Session, (StatusCode, String)> {
-    let unauthorized = |m: &str| (StatusCode::UNAUTHORIZED, m.to_owned());
-    let token = headers
+fn describe(s: &Session) -> serde_json::Value {
+    json!({
+        "name": s.name, "role": s.role, "manager_id": s.manager_id,
+        "approval_level": s.approval_level, "csrf": s.csrf,
+        "expires_in": s.expires.saturating_duration_since(Instant::now()).as_secs(),
+    })
+}
+
+/// API login: a bearer token.
+async fn login(
+    State(state): State<AppState>,
+    body: Result<Json<Login>, JsonRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Json(body) = body?;
+    let (t, s) = open_session(&state, &body).await?;
+    let mut out = describe(&s);
+    out["token"] = t.into();
+    Ok(Json(out))
+}
+
+/// Dashboard login: an HttpOnly, SameSite=Strict cookie; the page gets only the CSRF token.
+async fn session_login(
+    State(state): State<AppState>,
+    body: Result<Json<Login>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(body) = body?;
+    let (t, s) = open_session(&state, &body).await?;
+    let cookie = format!(
+        "{COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        TOKEN_LIFETIME.as_secs()
+    );
+    let mut res = Json(describe(&s)).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    Ok(res)
+}
+
+async fn me(Extension(s): Extension<Session>) -> Json<serde_json::Value> {
+    Json(describe(&s))
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("log in first: Authorization: Bearer TOKEN"))?;
-    let session = state
-        .0
-        .sessions
-        .lock()
-        .ok()
-        .and_then(|s| s.get(token).cloned())
-        .filter(|s| s.expires > Instant::now())
-        .ok_or_else(|| unauthorized("the token is unknown or expired"))?;
-    if !roles.contains(&session.role.as_str()) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            format!("role {} may not use this endpoint", session.role),
-        ));
-    }
-    Ok(session)
-}
-
-#[derive(Deserialize)]
-struct DecisionQuery {
-    channel: Option<String>,
-}
-
-/// Roles that may ask for a decision: everyone who talks to subscribers or plans for them.
-const DECISION_ROLES: [&str; 4] = ["admin", "analyst", "manager", "store"];
-
-async fn decision(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(key): Path<String>,
-    Query(q): Query<DecisionQuery>,
-) -> Response {
-    let session = match session(&state, &headers, &DECISION_ROLES) {
-        Ok(s) => s,
-        Err((status, message)) => return error(status, &message),
-    };
-    tracing::debug!(user = %session.name, key = %key, "decision");
-    let Some(index) = &state.0.decisions else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no match run yet: run retain match first",
-        );
-    };
-    let channel = match q.channel.as_deref() {
-        None => None,
-        Some(c) => match retain_offers::Channel::from_code(c) {
-            Some(c) => Some(c),
-            None => return error(StatusCode::BAD_REQUEST, &format!("unknown channel {c:?}")),
-        },
-    };
-    let now = chrono::Local::now().naive_local();
-    let Some(decision) = index.decide(&key, now, channel) else {
-        return error(StatusCode::NOT_FOUND, "no such subscriber");
-    };
-    // A manager sees only their own subscribers; others look as if they did not exist.
-    if session.role == "manager"
-        && state.0.managers.get(&decision.subscriber_id) != session.manager_id.as_ref()
+        .map(str::to_owned);
+    if let Some(t) = bearer.or_else(|| crate::auth::cookie(&headers))
+        && let Ok(mut s) = state.0.sessions.lock()
     {
-        return error(StatusCode::NOT_FOUND, "no such subscriber");
+        s.remove(&t);
     }
-    Json(decision).into_response()
-}
-
-/// The OpenAPI document of the routes above.
-#[must_use]
-pub fn openapi() -> serde_json::Value {
-    let error = json!({ "$ref": "#/components/schemas/Error" });
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": "retain", "version": env!("CARGO_PKG_VERSION") },
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Error": { "type": "object", "properties": { "error": { "type": "string" } } }
-            }
-        },
-        "paths": {
-            "/healthz": { "get": { "summary": "Liveness and store health", "responses": {
-                "200": { "description": "healthy" }, "503": { "description": "store unavailable" } } } },
-            "/metrics": { "get": { "summary": "Prometheus metrics", "responses": {
-                "200": { "description": "text exposition format" } } } },
-            "/api/v1/login": { "post": {
-                "summary": "Log in; returns a bearer token valid for 8 hours",
-                "requestBody": { "content": { "application/json": { "schema": {
-                    "type": "object", "required": ["name", "password"],
-                    "properties": { "name": { "type": "string" }, "password": { "type": "string" } } } } } },
-                "responses": { "200": { "description": "token, role, manager_id, expires_in" },
-                               "401": { "description": "wrong name or password", "content": { "application/json": { "schema": error } } } } } },
-            "/api/v1/decisions/{key}": { "get": {
-                "summary": "Ranked retention offers for one subscriber (id or msisdn), with the reason, talking points and contact-policy blocks; managers see only their own subscribers",
-                "security": [{ "bearer": [] }],
-                "parameters": [
-                    { "name": "key", "in": "path", "required": true, "schema": { "type": "string" } },
-                    { "name": "channel", "in": "query", "schema": { "type": "string",
-                      "enum": ["sms", "app", "outbound_call", "store", "manager_visit"] } } ],
-                "responses": { "200": { "description": "the decision" },
-                               "401": { "description": "no or expired token" },
-                               "403": { "description": "role not allowed (approver)" },
-                               "404": { "description": "no such subscriber (or not the manager's)" } } } }
-        }
-    })
+    let mut res = Json(json!({ "status": "logged out" })).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("retain_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    res
 }

@@ -185,6 +185,18 @@ impl Store {
         }
     }
 
+    /// The newest audit events first, optionally of one entity kind or one actor.
+    pub async fn audit_recent(
+        &self,
+        entity: Option<&str>,
+        actor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.audit_recent(entity, actor, limit).await,
+        }
+    }
+
     /// Launches an approved campaign: its members, its work orders and its new status in one
     /// transaction. A launched campaign is left as it is and its counts returned, so launching
     /// again, or after a crash (which rolls the transaction back), never duplicates or loses a
@@ -213,6 +225,26 @@ impl Store {
     pub async fn work_orders(&self, id: i64) -> Result<Vec<WorkOrderRecord>> {
         match &self.backend {
             Backend::Sqlite(s) => s.work_orders(id).await,
+        }
+    }
+
+    /// One work order.
+    pub async fn work_order(&self, id: i64) -> Result<Option<WorkOrderRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.work_order(id).await,
+        }
+    }
+
+    /// Work orders of launched campaigns, open ones first and soonest due first; only
+    /// `manager`'s when given, only those of `status` when given.
+    pub async fn work_queue(
+        &self,
+        manager: Option<&str>,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WorkOrderRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.work_queue(manager, status, limit).await,
         }
     }
 
@@ -296,6 +328,13 @@ impl Store {
     pub async fn templates(&self) -> Result<Vec<TemplateRecord>> {
         match &self.backend {
             Backend::Sqlite(s) => s.templates().await,
+        }
+    }
+
+    /// Replaces a user's password hash (an unknown name is [`Error::NotFound`]) and audits it.
+    pub async fn set_password(&self, name: &str, hash: &str, actor: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_password(name, hash, actor).await,
         }
     }
 

@@ -62,6 +62,18 @@ fn campaign(row: &SqliteRow) -> Result<CampaignRecord> {
     })
 }
 
+fn audit_event(r: &SqliteRow) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        entity: r.try_get("entity")?,
+        entity_id: r.try_get("entity_id")?,
+        detail: parse_json(&r.try_get::<String, _>("detail")?)?,
+    })
+}
+
 fn work_order(row: &SqliteRow) -> Result<WorkOrderRecord> {
     Ok(WorkOrderRecord {
         id: row.try_get("id")?,
@@ -245,19 +257,25 @@ impl SqliteStore {
         .bind(entity_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEvent {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    entity: r.try_get("entity")?,
-                    entity_id: r.try_get("entity_id")?,
-                    detail: parse_json(&r.try_get::<String, _>("detail")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_event).collect()
+    }
+
+    pub(crate) async fn audit_recent(
+        &self,
+        entity: Option<&str>,
+        actor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE (?1 IS NULL OR entity = ?1) \
+             AND (?2 IS NULL OR actor = ?2) ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(entity)
+        .bind(actor)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_event).collect()
     }
 
     pub(crate) async fn launch(
@@ -378,6 +396,38 @@ impl SqliteStore {
             .iter()
             .map(work_order)
             .collect()
+    }
+
+    pub(crate) async fn work_order(&self, id: i64) -> Result<Option<WorkOrderRecord>> {
+        sqlx::query("SELECT * FROM work_orders WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(work_order)
+            .transpose()
+    }
+
+    pub(crate) async fn work_queue(
+        &self,
+        manager: Option<&str>,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WorkOrderRecord>> {
+        sqlx::query(
+            "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
+             WHERE c.status = 'launched' AND (?1 IS NULL OR w.manager_id = ?1) \
+             AND (?2 IS NULL OR w.status = ?2) \
+             ORDER BY w.status = 'open' DESC, w.due_date, w.id LIMIT ?3",
+        )
+        .bind(manager)
+        .bind(status)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(work_order)
+        .collect()
     }
 
     pub(crate) async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
@@ -626,6 +676,32 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn set_password(&self, name: &str, hash: &str, actor: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
+            .bind(hash)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(Error::NotFound(format!("user {name:?}")));
+        }
+        audit(
+            &mut tx,
+            "user",
+            name,
+            &Audit {
+                actor,
+                action: "password",
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn add_user(&self, u: &UserRecord, actor: &str) -> Result<()> {

@@ -1,11 +1,12 @@
-//! The API on a small synthetic operator: login, the role × endpoint matrix, manager scoping,
-//! health, metrics and the OpenAPI document.
+//! The API on a small synthetic operator: login, lockout, the role × endpoint matrix derived
+//! from the authorization table, manager scoping, the dashboard's cookie and CSRF token, JSON
+//! errors, health, metrics and the OpenAPI document.
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use chrono::NaiveDate;
 use retain_data::{IngestOptions, Table, Workspace, ingest};
-use retain_server::{AppState, hash_password, router};
+use retain_server::{AppState, RULES, hash_password, router};
 use retain_store::{Store, UserRecord};
 use tower::ServiceExt as _;
 
@@ -61,6 +62,33 @@ async fn workspace(dir: &std::path::Path) -> Workspace {
     ws
 }
 
+async fn send(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b)),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = to_bytes(res.into_body(), 1 << 24).await.unwrap();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, headers, json)
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -68,79 +96,188 @@ async fn call(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    let json = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("authorization", a)])
+        .unwrap_or_default();
+    let (status, _, json) = send(app, method, uri, &headers, body.map(|b| b.to_string())).await;
     (status, json)
 }
 
-async fn login(app: &axum::Router, name: &str, password: &str) -> String {
+const PASSWORD: &str = "a long password";
+
+async fn login(app: &axum::Router, name: &str) -> String {
     let (status, body) = call(
         app,
         "POST",
         "/api/v1/login",
         None,
-        Some(serde_json::json!({ "name": name, "password": password })),
+        Some(serde_json::json!({ "name": name, "password": PASSWORD })),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["token"].as_str().unwrap().to_owned()
 }
 
+async fn add_user(store: &Store, name: &str, role: &str, manager_id: Option<&str>) {
+    let user = UserRecord {
+        name: name.into(),
+        role: role.into(),
+        manager_id: manager_id.map(str::to_owned),
+        approval_level: if matches!(role, "approver" | "admin") {
+            3
+        } else {
+            0
+        },
+        password_hash: hash_password(PASSWORD).unwrap(),
+        created_at: String::new(),
+        disabled: false,
+    };
+    store.add_user(&user, "test").await.unwrap();
+}
+
+fn subscribers(dir: &std::path::Path) -> Vec<(String, String)> {
+    let subs = std::fs::read_to_string(dir.join("in/subscribers.csv")).unwrap();
+    let header: Vec<&str> = subs.lines().next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    subs.lines()
+        .skip(1)
+        .map(|l| {
+            let r: Vec<&str> = l.split(',').collect();
+            (
+                r[col("subscriber_id")].to_owned(),
+                r[col("manager_id")].to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn roles_and_scoping_decide_who_sees_a_decision() {
+async fn every_endpoint_answers_each_role_as_the_table_says() {
     let dir = tempfile::tempdir().unwrap();
     let ws = workspace(dir.path()).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
-    // A subscriber with an account manager, and one of another manager.
-    let subs = std::fs::read_to_string(dir.path().join("in/subscribers.csv")).unwrap();
-    let header: Vec<&str> = subs.lines().next().unwrap().split(',').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
-    let rows: Vec<Vec<&str>> = subs
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
-    let managed: Vec<&Vec<&str>> = rows
-        .iter()
-        .filter(|r| !r[col("manager_id")].is_empty())
-        .collect();
-    let mine = managed[0];
-    let manager = mine[col("manager_id")];
-    let theirs = managed
-        .iter()
-        .find(|r| r[col("manager_id")] != manager)
-        .expect("two managers");
-    for (name, role, manager_id) in [
-        ("ana", "analyst", None),
-        ("li", "approver", None),
-        ("wang", "manager", Some(manager.to_owned())),
-        ("zhou", "store", None),
-    ] {
-        let user = UserRecord {
-            name: name.into(),
-            role: role.into(),
-            manager_id,
-            approval_level: i64::from(role == "approver"),
-            password_hash: hash_password("a long password").unwrap(),
-            created_at: String::new(),
-            disabled: false,
-        };
-        store.add_user(&user, "test").await.unwrap();
+    add_user(&store, "root", "admin", None).await;
+    add_user(&store, "ana", "analyst", None).await;
+    add_user(&store, "li", "approver", None).await;
+    add_user(&store, "zhou", "store", None).await;
+    let app = router(AppState::open(ws.root()).await.unwrap());
+
+    // A launched campaign, through the API, so work orders exist.
+    let root = login(&app, "root").await;
+    let (status, c) = call(
+        &app,
+        "POST",
+        "/api/v1/campaigns",
+        Some(&root),
+        Some(serde_json::json!({ "template": "level-flow", "budget": 5000 })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    let id = c["id"].as_i64().unwrap();
+    for step in ["rehearse", "approve", "launch"] {
+        let (status, body) = call(
+            &app,
+            "POST",
+            &format!("/api/v1/campaigns/{id}/{step}"),
+            Some(&root),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{step}: {body}");
     }
+    let (_, queue) = call(
+        &app,
+        "GET",
+        "/api/v1/work-orders?limit=5000",
+        Some(&root),
+        None,
+    )
+    .await;
+    let orders = queue["items"].as_array().unwrap();
+    assert!(!orders.is_empty(), "the launch made work orders");
+    let order = orders
+        .iter()
+        .find(|w| !w["manager_id"].as_str().unwrap().is_empty())
+        .expect("a work order with an account manager");
+    let manager = order["manager_id"].as_str().unwrap().to_owned();
+    let order_id = order["id"].as_i64().unwrap();
+    let customer = order["subscriber_id"].as_i64().unwrap();
+    add_user(&store, "wang", "manager", Some(&manager)).await;
+
+    let users = [
+        ("root", "admin"),
+        ("ana", "analyst"),
+        ("li", "approver"),
+        ("wang", "manager"),
+        ("zhou", "store"),
+    ];
+    let mut tokens = Vec::new();
+    for (name, role) in users {
+        tokens.push((name, role, login(&app, name).await));
+    }
+    let concrete = |path: &str| {
+        path.replace("/campaigns/{id}", &format!("/campaigns/{id}"))
+            .replace("/work-orders/{id}", &format!("/work-orders/{order_id}"))
+            .replace("{id}", &customer.to_string())
+            .replace("{key}", &customer.to_string())
+    };
+    // Logging out ends the session the rest of the matrix uses: it goes last.
+    let mut rules: Vec<_> = RULES.iter().collect();
+    rules.sort_by_key(|r| r.path == "/api/v1/logout");
+    for rule in rules {
+        let uri = concrete(rule.path);
+        let body = match rule.path {
+            "/api/v1/campaigns" => Some(serde_json::json!({ "template": "level-flow" })),
+            "/api/v1/work-orders/{id}/callback" => {
+                Some(serde_json::json!({ "reached": true, "accepted": false }))
+            }
+            "/api/v1/campaigns/{id}/reject" => Some(serde_json::json!({ "note": "no" })),
+            _ => None,
+        };
+        let (status, _) = call(&app, rule.method, &uri, None, body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{} {uri} without a token",
+            rule.method
+        );
+        for (name, role, token) in &tokens {
+            let (status, answer) = call(&app, rule.method, &uri, Some(token), body.clone()).await;
+            let what = format!("{name} ({role}) {} {uri}: {status} {answer}", rule.method);
+            if rule.roles.contains(role) {
+                let ok = status.is_success()
+                    // A step the campaign's state no longer allows: authorized all the same.
+                    || (status == StatusCode::CONFLICT && uri.contains("/campaigns/"))
+                    // Reports this test does not build (segments, model): authorized, not ready.
+                    || (status == StatusCode::SERVICE_UNAVAILABLE
+                        && answer["code"] == "not_ready");
+                assert!(ok, "{what}");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
+                assert_eq!(answer["code"], "forbidden", "{what}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn managers_see_only_their_own_subscribers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path()).await;
+    let store = Store::connect(&ws.store_url()).await.unwrap();
+    let subs = subscribers(dir.path());
+    let (mine, manager) = subs.iter().find(|(_, m)| !m.is_empty()).unwrap().clone();
+    let (theirs, _) = subs
+        .iter()
+        .find(|(_, m)| !m.is_empty() && *m != manager)
+        .expect("two managers")
+        .clone();
+    add_user(&store, "ana", "analyst", None).await;
+    add_user(&store, "li", "approver", None).await;
+    add_user(&store, "wang", "manager", Some(&manager)).await;
+    add_user(&store, "zhou", "store", None).await;
     let app = router(AppState::open(ws.root()).await.unwrap());
 
     let (status, body) = call(&app, "GET", "/healthz", None, None).await;
@@ -148,56 +285,68 @@ async fn roles_and_scoping_decide_who_sees_a_decision() {
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
-    let (status, _) = call(
-        &app,
-        "POST",
-        "/api/v1/login",
-        None,
-        Some(serde_json::json!({ "name": "ana", "password": "wrong password" })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = call(
-        &app,
-        "POST",
-        "/api/v1/login",
-        None,
-        Some(serde_json::json!({ "name": "nobody", "password": "a long password" })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-
-    let id = mine[col("subscriber_id")];
-    let uri = format!("/api/v1/decisions/{id}?channel=store");
-    let (status, _) = call(&app, "GET", &uri, None, None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = call(&app, "GET", &uri, Some("forged"), None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    // The role × endpoint matrix of decisions.
-    for (name, expected) in [
-        ("ana", StatusCode::OK),
-        ("li", StatusCode::FORBIDDEN),
-        ("wang", StatusCode::OK),
-        ("zhou", StatusCode::OK),
-    ] {
-        let token = login(&app, name, "a long password").await;
-        let (status, body) = call(&app, "GET", &uri, Some(&token), None).await;
-        assert_eq!(status, expected, "{name}: {body}");
-        if status == StatusCode::OK {
-            assert_eq!(body["subscriber_id"].to_string(), id);
-            assert!(
-                body["msisdn"].as_str().unwrap().contains('*'),
-                "masked: {body}"
-            );
-        }
+    for (name, password) in [("ana", "wrong password"), ("nobody", PASSWORD)] {
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(serde_json::json!({ "name": name, "password": password })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], "unauthorized");
     }
-    // A manager does not see another manager's subscriber.
-    let token = login(&app, "wang", "a long password").await;
-    let other = format!("/api/v1/decisions/{}", theirs[col("subscriber_id")]);
-    let (status, _) = call(&app, "GET", &other, Some(&token), None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(&app, "GET", &format!("{uri}x"), Some(&token), None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let wang = login(&app, "wang").await;
+    for uri in [
+        format!("/api/v1/customers/{mine}"),
+        format!("/api/v1/decisions/{mine}?channel=store"),
+    ] {
+        let (status, body) = call(&app, "GET", &uri, Some(&wang), None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        let number = body["msisdn"]
+            .as_str()
+            .or(body["profile"]["msisdn"].as_str())
+            .unwrap();
+        assert!(number.contains("****"), "masked: {number}");
+    }
+    for uri in [
+        format!("/api/v1/customers/{theirs}"),
+        format!("/api/v1/decisions/{theirs}"),
+    ] {
+        let (status, body) = call(&app, "GET", &uri, Some(&wang), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert_eq!(body["code"], "not_found");
+    }
+    let (status, list) = call(
+        &app,
+        "GET",
+        "/api/v1/warnings?limit=1000",
+        Some(&wang),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let items = list["items"].as_array().unwrap();
+    assert!(
+        items.iter().all(|w| w["manager_id"] == manager.as_str()),
+        "{list}"
+    );
+    let ana = login(&app, "ana").await;
+    let (_, all) = call(&app, "GET", "/api/v1/warnings?limit=1000", Some(&ana), None).await;
+    assert!(all["total"].as_u64() > list["total"].as_u64());
+
+    // Reads of customer data are in the audit log.
+    let log = store.audit_log("customer", Some(&mine)).await.unwrap();
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    assert_eq!(actions, [("wang", "read"), ("wang", "decision")]);
+    let log = store.audit_log("user", Some("ana")).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["add", "login_failed", "login"]);
 
     let (status, doc) = call(&app, "GET", "/api/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -206,11 +355,237 @@ async fn roles_and_scoping_decide_who_sees_a_decision() {
     let text = metrics.as_str().unwrap();
     assert!(
         text.contains(
-            "retain_http_requests_total{route=\"/api/v1/decisions/{key}\",status=\"403\"} 1"
+            "retain_http_requests_total{route=\"/api/v1/decisions/{key}\",status=\"404\"} 1"
         ),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_error_never_a_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path()).await;
+    let store = Store::connect(&ws.store_url()).await.unwrap();
+    add_user(&store, "ana", "analyst", None).await;
+    let app = router(AppState::open(ws.root()).await.unwrap());
+    let ana = login(&app, "ana").await;
+    let auth = format!("Bearer {ana}");
+    let h = [("authorization", auth.as_str())];
+    for (method, uri, body, code) in [
+        ("GET", "/api/v1/warnings?limit=abc", None, "bad_request"),
+        ("GET", "/api/v1/warnings?limit=0", None, "bad_request"),
+        ("GET", "/api/v1/warnings?level=purple", None, "bad_request"),
+        ("GET", "/api/v1/customers/abc", None, "bad_request"),
+        ("GET", "/api/v1/customers/1", None, "not_found"),
+        (
+            "GET",
+            "/api/v1/decisions/1x?channel=pigeon",
+            None,
+            "bad_request",
+        ),
+        ("GET", "/api/v1/campaigns/99", None, "not_found"),
+        (
+            "GET",
+            "/api/v1/work-orders?status=lost",
+            None,
+            "bad_request",
+        ),
+        ("POST", "/api/v1/campaigns", Some("{not json"), "bad_body"),
+        (
+            "POST",
+            "/api/v1/campaigns",
+            Some(r#"{"budget": 5}"#),
+            "bad_body",
+        ),
+        (
+            "POST",
+            "/api/v1/campaigns",
+            Some(r#"{"template": "nope"}"#),
+            "not_found",
+        ),
+        (
+            "POST",
+            "/api/v1/campaigns",
+            Some(r#"{"template": "level-flow", "budget": -1}"#),
+            "bad_request",
+        ),
+        ("POST", "/api/v1/campaigns/99/rehearse", None, "not_found"),
+        (
+            "POST",
+            "/api/v1/work-orders/99/callback",
+            Some(r#"{"reached": true}"#),
+            "bad_body",
+        ),
+        (
+            "POST",
+            "/api/v1/work-orders/99/callback",
+            Some(r#"{"reached": true, "accepted": true}"#),
+            "not_found",
+        ),
+        ("GET", "/api/v1/nothing-here", None, "not_found"),
+    ] {
+        let (status, _, answer) = send(&app, method, uri, &h, body.map(str::to_owned)).await;
+        assert!(
+            status.is_client_error(),
+            "{method} {uri}: {status} {answer}"
+        );
+        assert_eq!(answer["code"], code, "{method} {uri}: {status} {answer}");
+        assert!(!answer["message"].as_str().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_session_is_a_cookie_and_changes_need_the_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path()).await;
+    let store = Store::connect(&ws.store_url()).await.unwrap();
+    add_user(&store, "ana", "analyst", None).await;
+    let app = router(AppState::open(ws.root()).await.unwrap());
+
+    let (status, _, page) = send(&app, "GET", "/", &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("/assets/echarts.min.js"));
+    let (status, headers, _) = send(&app, "GET", "/assets/echarts.min.js", &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+
+    let login = serde_json::json!({ "name": "ana", "password": PASSWORD }).to_string();
+    let (status, headers, me) = send(&app, "POST", "/api/v1/session", &[], Some(login)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert!(
+        me.get("token").is_none(),
+        "the page never sees the session token"
+    );
+    let set = headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let csrf = me["csrf"].as_str().unwrap().to_owned();
+
+    let (status, _, body) = send(
+        &app,
+        "GET",
+        "/api/v1/campaigns",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let create = r#"{"template": "level-flow"}"#.to_owned();
+    let (status, _, body) = send(
+        &app,
+        "POST",
+        "/api/v1/campaigns",
+        &[("cookie", &cookie)],
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("csrf"))
+    );
+    let (status, _, body) = send(
+        &app,
+        "POST",
+        "/api/v1/campaigns",
+        &[("cookie", &cookie), ("x-csrf-token", "guessed")],
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _, body) = send(
+        &app,
+        "POST",
+        "/api/v1/campaigns",
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, _, _) = send(
+        &app,
+        "POST",
+        "/api/v1/logout",
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(&app, "GET", "/api/v1/me", &[("cookie", &cookie)], None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_lock_the_name_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path()).await;
+    let store = Store::connect(&ws.store_url()).await.unwrap();
+    add_user(&store, "ana", "analyst", None).await;
+    add_user(&store, "li", "approver", None).await;
+    let app = router(AppState::open(ws.root()).await.unwrap());
+    let attempt = |name: &'static str, password: &'static str| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                "POST",
+                "/api/v1/login",
+                None,
+                Some(serde_json::json!({ "name": name, "password": password })),
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("ana", "guess").await.0, StatusCode::UNAUTHORIZED);
+    }
+    // Locked: even the right password waits for the window to pass.
+    let (status, body) = attempt("ana", PASSWORD).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("locked"))
+    );
+    // Another name is not affected.
+    assert_eq!(attempt("li", PASSWORD).await.0, StatusCode::OK);
     let log = store.audit_log("user", Some("ana")).await.unwrap();
-    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["add", "login_failed", "login"]);
+    assert_eq!(log.last().unwrap().action, "login_locked");
+}
+
+#[test]
+fn the_openapi_document_covers_the_authorization_table() {
+    let doc = retain_server::openapi();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(
+        retain_server::undescribed().is_empty(),
+        "{:?}",
+        retain_server::undescribed()
+    );
+    for rule in RULES {
+        let op = &doc["paths"][rule.path][rule.method.to_ascii_lowercase()];
+        assert!(
+            op.is_object(),
+            "{} {} is in the document",
+            rule.method,
+            rule.path
+        );
+        assert!(op["description"].as_str().unwrap().contains(rule.roles[0]));
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| {
+            p.starts_with("/api/v1/") && !p.ends_with("/login") && !p.ends_with("/session")
+        })
+        .map(|(_, ops)| ops.as_object().unwrap().len())
+        .sum();
+    assert_eq!(documented, RULES.len(), "no operation without a rule");
 }

@@ -24,6 +24,9 @@ pub(crate) struct Args {
     /// Serve the dashboard afterwards.
     #[arg(long)]
     pub serve: bool,
+    /// Address the dashboard listens on with --serve.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -80,11 +83,21 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             } else {
                 output::print_text(&describe(&summary));
             }
+            let password = rt.block_on(demo_admin(&store))?;
+            // The password goes to the terminal only, never into the stored run summary.
+            eprintln!(
+                "\ndashboard: log in as admin with password {password}\n  (retain serve --dir {} --addr {}; retain user add for more users)",
+                args.dir.display(),
+                args.addr
+            );
             if args.serve {
-                tracing::warn!(
-                    "--serve: this build has no dashboard yet; the workspace is ready at {}",
-                    args.dir.display()
-                );
+                drop(store);
+                rt.block_on(async {
+                    let state = retain_server::AppState::open(&args.dir).await?;
+                    eprintln!("serving the dashboard on http://{}/", args.addr);
+                    retain_server::serve(state, &args.addr).await?;
+                    anyhow::Ok(())
+                })?;
             }
             Ok(())
         }
@@ -93,6 +106,35 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             Err(error)
         }
     }
+}
+
+/// Creates the demo's administrator, or gives it a new password when it exists. The password
+/// is `RETAIN_DEMO_PASSWORD` when set (for scripts), else generated.
+async fn demo_admin(store: &Store) -> anyhow::Result<String> {
+    let password = std::env::var("RETAIN_DEMO_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(retain_server::new_password);
+    let hash = retain_server::hash_password(&password).map_err(|e| anyhow::anyhow!(e))?;
+    if store.user("admin").await?.is_some() {
+        store.set_password("admin", &hash, "demo").await?;
+    } else {
+        store
+            .add_user(
+                &retain_store::UserRecord {
+                    name: "admin".into(),
+                    role: "admin".into(),
+                    manager_id: None,
+                    approval_level: 3,
+                    password_hash: hash,
+                    created_at: String::new(),
+                    disabled: false,
+                },
+                "demo",
+            )
+            .await?;
+    }
+    Ok(password)
 }
 
 fn demo(

@@ -1,0 +1,377 @@
+// The retain dashboard: hash-routed pages over the JSON API. The session is an HttpOnly
+// cookie; changes carry the CSRF token the server gave at login.
+'use strict';
+(() => {
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const view = () => $('#view');
+  let me = null;
+  let lang = localStorage.getItem('retain.lang') || 'zh-CN';
+  const charts = [];
+
+  const t = (k) => (I18N[lang] && I18N[lang][k]) || I18N.en[k] || k;
+  const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+  const num = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v)) ? '—' : Number(v).toLocaleString(lang, { maximumFractionDigits: d, minimumFractionDigits: d });
+  const pct = (v, d = 1) => (v === null || v === undefined) ? '—' : `${(v * 100).toFixed(d)}%`;
+  const zhEn = (o, base = 'name') => (o ? (lang === 'en' ? o[`${base}_en`] : o[`${base}_zh`]) ?? o[`${base}_en`] ?? '' : '');
+  const level = (l) => l ? `<span class="lv ${esc(l)}">${esc(t(l))}</span>` : '—';
+
+  class ApiError extends Error { constructor(status, code, message) { super(message); this.status = status; this.code = code; } }
+  // A page's reads that finish after the user moved on must not paint over the new page.
+  class Stale extends Error {}
+  let routeSeq = 0;
+
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (method !== 'GET' && me) headers['X-CSRF-Token'] = me.csrf;
+    const seq = routeSeq;
+    const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+    const data = await res.json().catch(() => ({}));
+    if (method === 'GET' && seq !== routeSeq) throw new Stale();
+    if (!res.ok) {
+      if (res.status === 401 && path !== '/api/v1/session') { me = null; renderLogin(); }
+      throw new ApiError(res.status, data.code, data.message || res.statusText);
+    }
+    return data;
+  }
+
+  function toast(text, bad = false) {
+    const el = $('#toast');
+    el.textContent = text; el.className = bad ? 'bad' : ''; el.hidden = false;
+    clearTimeout(toast.timer); toast.timer = setTimeout(() => { el.hidden = true; }, 6000);
+  }
+
+  function chart(el, option) {
+    if (!window.echarts || !el) return;
+    const c = echarts.init(el);
+    c.setOption(option);
+    charts.push(c);
+  }
+
+  // Pages each role sees, in menu order; the first is the role's home.
+  const PAGES = {
+    admin: ['overview', 'warnings', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'counter', 'audit'],
+    analyst: ['overview', 'warnings', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'counter'],
+    approver: ['overview', 'campaigns', 'segments', 'model', 'rules', 'offers'],
+    manager: ['queue', 'warnings', 'counter'],
+    store: ['counter'],
+  };
+
+  function applyStatic() {
+    document.documentElement.lang = lang;
+    document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    $('#lang').value = lang;
+  }
+
+  function renderNav(active) {
+    const pages = me ? PAGES[me.role] || [] : [];
+    $('#nav').innerHTML = pages.map((p) => `<a href="#/${p}" data-testid="nav-${p}" class="${p === active ? 'on' : ''}">${esc(t(`nav_${p}`))}</a>`).join('');
+    $('#who').textContent = me ? `${me.name} · ${me.role}` : '';
+    $('#logout').hidden = !me;
+  }
+
+  function renderLogin(message) {
+    renderNav();
+    view().innerHTML = `<form class="login" id="login-form" data-testid="login-form">
+      <h1>retain · ${esc(t('brand'))}</h1>
+      <label>${esc(t('name'))}<br><input name="name" autocomplete="username" required></label>
+      <label>${esc(t('password'))}<br><input name="password" type="password" autocomplete="current-password" required></label>
+      <button class="primary" type="submit">${esc(t('login'))}</button>
+      <div class="error" data-testid="login-error">${esc(message || '')}</div></form>`;
+    $('#login-form').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const f = new FormData(e.target);
+      try {
+        me = await api('POST', '/api/v1/session', { name: f.get('name'), password: f.get('password') });
+        const home = `#/${PAGES[me.role][0]}`;
+        if (location.hash === home) route(); else location.hash = home;
+      } catch (err) { renderLogin(`${t('login_failed')}: ${err.message}`); }
+    });
+  }
+
+  async function route() {
+    routeSeq += 1;
+    charts.splice(0).forEach((c) => c.dispose());
+    applyStatic();
+    if (!me) {
+      try { me = await api('GET', '/api/v1/me'); } catch (err) { if (!(err instanceof Stale)) renderLogin(); return; }
+    }
+    const [page, arg] = location.hash.replace(/^#\/?/, '').split('?')[0].split('/');
+    const allowed = PAGES[me.role] || [];
+    const target = page === 'customer' || page === 'campaign' ? page : (allowed.includes(page) ? page : allowed[0]);
+    renderNav(target === 'customer' ? 'warnings' : target === 'campaign' ? 'campaigns' : target);
+    view().innerHTML = `<p class="muted">${esc(t('loading'))}</p>`;
+    try {
+      await (RENDER[target] || RENDER[allowed[0]])(arg ? decodeURIComponent(arg) : undefined);
+    } catch (err) {
+      if (err instanceof Stale || (err instanceof ApiError && err.status === 401)) return;
+      view().innerHTML = `<p class="error" data-testid="page-error">${esc(err.status === 404 ? t('not_found') : err.status === 403 ? t('forbidden') : '')} ${esc(err.message)}</p>`;
+    }
+  }
+
+  function table(headers, rows, testid = '') {
+    return `<table data-testid="${esc(testid)}"><thead><tr>${headers.map((h) => `<th${h.num ? ' class="num"' : ''}>${esc(h.label ?? h)}</th>`).join('')}</tr></thead>
+      <tbody>${rows.join('') || `<tr><td colspan="${headers.length}" class="muted">${esc(t('none'))}</td></tr>`}</tbody></table>`;
+  }
+
+  const RENDER = {
+    async overview() {
+      const d = await api('GET', '/api/v1/overview');
+      const o = d.operator;
+      const w = d.warnings || {};
+      view().innerHTML = `<h1>${esc(t('nav_overview'))}</h1>
+        <div class="cards" data-testid="overview-cards">
+          ${[['subscribers', o.subscribers], ['active', o.active], ['suspended', o.suspended], ['cancelled', o.cancelled], ['red', w.red], ['yellow', w.yellow], ['blue', w.blue]]
+            .map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${num(v)}</div></div>`).join('')}
+        </div>
+        <div class="grid">
+          <div class="panel"><h2>${esc(t('warning_trend'))}</h2><div class="chart" id="c-trend"></div></div>
+          <div class="panel"><h2>${esc(t('churn_by_month'))}</h2><div class="chart" id="c-churn"></div></div>
+          <div class="panel"><h2>${esc(t('arpu_by_month'))}</h2><div class="chart" id="c-arpu"></div></div>
+          <div class="panel"><h2>${esc(t('campaign_retention'))}</h2><div class="chart" id="c-camp"></div></div>
+        </div>`;
+      const trend = d.warning_trend || [];
+      chart($('#c-trend'), { tooltip: { trigger: 'axis' }, legend: {}, xAxis: { type: 'category', data: trend.map((x) => x.as_of) }, yAxis: { type: 'value' },
+        series: ['red', 'yellow', 'blue'].map((l) => ({ name: t(l), type: 'bar', stack: 'w', data: trend.map((x) => x[l]), itemStyle: { color: { red: '#dc2626', yellow: '#d97706', blue: '#2563eb' }[l] } })) });
+      const months = o.months || [];
+      chart($('#c-churn'), { tooltip: { trigger: 'axis' }, xAxis: { type: 'category', data: months.map((m) => m.month) }, yAxis: { type: 'value' }, series: [{ type: 'bar', name: t('cancelled'), data: months.map((m) => m.cancellations), itemStyle: { color: '#b91c1c' } }] });
+      chart($('#c-arpu'), { tooltip: { trigger: 'axis' }, xAxis: { type: 'category', data: months.map((m) => m.month) }, yAxis: { type: 'value', scale: true }, series: [{ type: 'line', name: 'ARPU', data: months.map((m) => m.arpu) }] });
+      const camps = (d.campaigns || []).filter((c) => c.treated_retention !== null && c.treated_retention !== undefined);
+      chart($('#c-camp'), { tooltip: { trigger: 'axis' }, legend: {}, xAxis: { type: 'category', data: camps.map((c) => `#${c.id} ${c.name}`) }, yAxis: { type: 'value', min: (v) => Math.max(0, Math.floor((v.min - 0.05) * 10) / 10), max: 1 },
+        series: [{ name: t('treated'), type: 'bar', data: camps.map((c) => c.treated_retention) }, { name: t('control'), type: 'bar', data: camps.map((c) => c.control_retention) }] });
+    },
+
+    async warnings() {
+      const q = new URLSearchParams(location.hash.split('?')[1] || '');
+      const params = new URLSearchParams();
+      for (const k of ['level', 'branch', 'rule', 'cohort']) if (q.get(k)) params.set(k, q.get(k));
+      params.set('limit', '200');
+      const d = await api('GET', `/api/v1/warnings?${params}`);
+      view().innerHTML = `<h1>${esc(t('nav_warnings'))} <small class="muted">${esc(d.as_of)}</small></h1>
+        <form class="filters" id="wf">
+          <label>${esc(t('level'))}<select name="level"><option value="">${esc(t('all'))}</option>${['red', 'yellow', 'blue'].map((l) => `<option value="${l}" ${q.get('level') === l ? 'selected' : ''}>${esc(t(l))}</option>`).join('')}</select></label>
+          <label>${esc(t('branch'))}<input name="branch" size="8" value="${esc(q.get('branch') || '')}"></label>
+          <label>${esc(t('rule'))}<input name="rule" size="8" value="${esc(q.get('rule') || '')}" placeholder="EW001"></label>
+          <button type="submit">${esc(t('filter'))}</button>
+          <span class="muted" data-testid="warnings-total">${esc(t('total'))}: ${num(d.total)} · ${level('red')} ${num(d.by_level.red)} ${level('yellow')} ${num(d.by_level.yellow)} ${level('blue')} ${num(d.by_level.blue)}</span>
+        </form>
+        ${table([t('subscriber'), t('msisdn'), t('level'), { label: t('score'), num: true }, t('cohort'), t('branch'), t('manager'), t('reasons')],
+          d.items.map((w) => `<tr><td><a href="#/customer/${w.subscriber_id}" data-testid="customer-link">${w.subscriber_id}</a></td><td>${esc(w.msisdn)}</td><td>${level(w.level)}</td>
+            <td class="num">${w.score}</td><td>${esc(w.cohort)}</td><td>${esc(w.branch_id)}</td><td>${esc(w.manager_id)}</td>
+            <td>${esc(lang === 'en' ? w.reasons_en : w.reasons_zh)}</td></tr>`), 'warnings-table')}`;
+      $('#wf').addEventListener('submit', (e) => {
+        e.preventDefault();
+        const f = new URLSearchParams(new FormData(e.target));
+        for (const [k, v] of [...f]) if (!v) f.delete(k);
+        location.hash = `#/warnings?${f}`;
+      });
+    },
+
+    async customer(id) {
+      const d = await api('GET', `/api/v1/customers/${encodeURIComponent(id)}`);
+      const p = d.profile || {};
+      const w = d.warnings || {};
+      const c = d.churn || {};
+      const seg = d.segments || {};
+      const rec = d.recommendations || {};
+      view().innerHTML = `<h1 data-testid="customer-title">${esc(t('subscriber'))} ${esc(d.subscriber_id)} <small class="muted">${esc(p.msisdn)}</small> ${level(w.level)}</h1>
+        <div class="grid">
+          <div class="panel"><h2>${esc(t('profile'))}</h2><div class="kv">
+            <div>${esc(t('plan'))}</div><div>${esc(p.plan_name)} (${num(p.plan_fee)})</div>
+            <div>${esc(t('join_date'))}</div><div>${esc(p.join_date)}</div>
+            <div>${esc(t('status'))}</div><div>${esc(p.status)} ${esc(p.status_date || '')}</div>
+            <div>${esc(t('city'))}</div><div>${esc(p.city)} ${esc(p.county)}</div>
+            <div>${esc(t('branch'))}</div><div>${esc(p.branch_id)}</div>
+            <div>${esc(t('manager'))}</div><div>${esc(p.manager_id || '—')}</div>
+            <div>${esc(t('value'))}</div><div>${esc(d.value?.value_tier)} · ${esc(t('clv'))} ${num(d.value?.clv)}</div>
+            <div>${esc(t('segments'))}</div><div>${esc(zhEn(seg.cluster))} · ${esc(seg.lifecycle_stage)} · RFM ${esc(seg.rfm?.group)}</div>
+            <div>${esc(t('tags'))}</div><div>${(d.tags || []).map((x) => `<span class="pill">${esc(zhEn(x))}</span>`).join('')}</div>
+          </div></div>
+          <div class="panel"><h2>${esc(t('churn'))}</h2><div class="kv">
+            <div>${esc(t('churn'))}</div><div>${c.available ? pct(c.probability, 2) : esc(c.note || '—')}</div>
+            <div>${esc(t('decile'))}</div><div>${esc(c.decile ?? '—')}</div>
+            <div>${esc(t('model_reasons'))}</div><div>${(c.reasons || []).map((r) => `<span class="pill">${esc(r)}</span>`).join('')}</div>
+            <div>${esc(t('level'))}</div><div>${level(w.level)} ${esc(w.score ?? '')}</div>
+            <div>${esc(t('rule'))}</div><div>${(Array.isArray(w.rules) ? w.rules : []).map((r) => `<span class="pill">${esc(typeof r === 'string' ? r : (r.id || JSON.stringify(r)))}</span>`).join('')}</div>
+          </div></div>
+          <div class="panel"><h2>${esc(t('usage'))}</h2><div class="chart" id="c-usage"></div></div>
+          <div class="panel"><h2>${esc(t('recommendations'))}</h2>${rec.blocked ? `<p class="error">${esc(t('blocked'))}: ${esc(rec.blocked)}</p>` : ''}
+            ${table([t('offer'), t('channel'), { label: t('expected_value'), num: true }, t('talking_points')], (rec.offers || []).map((o) => `<tr><td>${esc(zhEn(o))}</td><td>${esc(o.channel)}</td><td class="num">${num(o.expected_value, 1)}</td><td>${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`), 'offers-table')}</div>
+          <div class="panel"><h2>${esc(t('work_orders'))}</h2>${table(['#', t('channel'), t('purpose'), t('offer'), t('due')], (d.work_orders || []).map((o) => `<tr><td>${o.id}</td><td>${esc(o.channel)}</td><td>${esc(o.purpose)}</td><td>${esc(o.offer_id)}</td><td>${esc(o.due_date)}</td></tr>`))}</div>
+          <div class="panel"><h2>${esc(t('events'))}</h2>${table([t('at'), t('action'), ''], (d.events || []).slice(-15).reverse().map((e) => `<tr><td>${esc(e.timestamp)}</td><td>${esc(e.kind)}</td><td>${esc(e.detail || e.competitor || e.category || '')}</td></tr>`))}</div>
+        </div>`;
+      const m = (d.usage?.monthly) || [];
+      chart($('#c-usage'), { tooltip: { trigger: 'axis' }, legend: {}, xAxis: { type: 'category', data: m.map((x) => String(x.period).slice(0, 7)) },
+        yAxis: [{ type: 'value', name: t('fee') }, { type: 'value', name: t('minutes') }],
+        series: [{ name: t('fee'), type: 'line', data: m.map((x) => x.fee) }, { name: t('minutes'), type: 'bar', yAxisIndex: 1, data: m.map((x) => x.voice_minutes) }] });
+    },
+
+    async segments() {
+      const d = await api('GET', '/api/v1/segments');
+      view().innerHTML = `<h1>${esc(t('nav_segments'))} <small class="muted">${esc(d.as_of)}</small></h1>
+        <h2>${esc(t('clusters'))}</h2>
+        ${table(['#', t('name'), { label: t('subscribers'), num: true }, { label: t('share'), num: true }, { label: 'ARPU', num: true }, { label: t('churn_rate'), num: true }, ''],
+          (d.clusters || []).map((c) => `<tr><td>${c.id}</td><td>${esc(zhEn(c))}</td><td class="num">${num(c.size)}</td><td class="num">${pct(c.share)}</td><td class="num">${num(c.arpu, 1)}</td><td class="num">${pct(c.churn_rate, 2)}</td><td class="muted">${esc((c.top_features || []).join(', '))}</td></tr>`), 'clusters-table')}
+        <div class="grid">
+          <div class="panel"><h2>${esc(t('rfm'))}</h2><div class="chart" id="c-rfm"></div></div>
+          <div class="panel"><h2>${esc(t('lifecycle'))}</h2><div class="chart" id="c-life"></div></div>
+          <div class="panel"><h2>${esc(t('retention_curve'))}</h2><div class="chart" id="c-ret"></div></div>
+          <div class="panel"><h2>${esc(t('value'))}</h2><div class="chart" id="c-value"></div></div>
+        </div>`;
+      const bars = (el, obj) => chart(el, { tooltip: {}, xAxis: { type: 'category', data: Object.keys(obj || {}), axisLabel: { rotate: 30 } }, yAxis: { type: 'value' }, series: [{ type: 'bar', data: Object.values(obj || {}) }] });
+      bars($('#c-rfm'), d.rfm_group);
+      bars($('#c-value'), d.value_tier);
+      const stages = ['onboarding', 'growth', 'mature', 'decline', 'churned'].filter((s) => d.lifecycle_stage && s in d.lifecycle_stage);
+      chart($('#c-life'), { tooltip: {}, series: [{ type: 'funnel', sort: 'none', data: stages.map((s) => ({ name: s, value: d.lifecycle_stage[s] })) }] });
+      const ret = (d.retention || []).slice(0, 8);
+      const ks = ['6m', '12m', '24m', '36m', '60m'];
+      chart($('#c-ret'), { tooltip: { trigger: 'axis' }, legend: { type: 'scroll' }, xAxis: { type: 'category', data: ks }, yAxis: { type: 'value', min: 0.5, max: 1 },
+        series: ret.map((r) => ({ name: r.segment, type: 'line', data: ks.map((k) => r.survival?.[k]) })) });
+    },
+
+    async model() {
+      const d = await api('GET', '/api/v1/model');
+      view().innerHTML = `<h1>${esc(t('nav_model'))} v${esc(d.version)}</h1>
+        <div class="cards">${[['auc', num(d.auc, 4)], ['lift', num(d.top_decile_lift, 2)], ['PR-AUC', num(d.pr_auc, 4)], ['Brier', num(d.brier, 4)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v" data-testid="model-${esc(k)}">${v}</div></div>`).join('')}</div>
+        <div class="grid">
+          <div class="panel"><h2>${esc(t('deciles'))}</h2><div class="chart" id="c-lift"></div></div>
+          <div class="panel"><h2>${esc(t('importance'))}</h2><div class="chart" id="c-imp"></div></div>
+          <div class="panel"><h2>${esc(t('calibration'))}</h2><div class="chart" id="c-cal"></div></div>
+          <div class="panel"><h2>${esc(t('drift'))} (PSI)</h2><div class="chart" id="c-drift"></div></div>
+        </div>`;
+      const dec = d.deciles || [];
+      chart($('#c-lift'), { tooltip: { trigger: 'axis' }, xAxis: { type: 'category', data: dec.map((x) => x.decile) }, yAxis: { type: 'value' }, series: [{ type: 'bar', name: t('churn_rate'), data: dec.map((x) => x.churn_rate) }] });
+      const imp = (d.importance || []).slice(0, 15).reverse();
+      chart($('#c-imp'), { grid: { left: 160 }, tooltip: {}, xAxis: { type: 'value' }, yAxis: { type: 'category', data: imp.map((x) => x[0]) }, series: [{ type: 'bar', data: imp.map((x) => Math.round(x[1])) }] });
+      const cal = d.calibration || [];
+      chart($('#c-cal'), { tooltip: { trigger: 'axis' }, legend: {}, xAxis: { type: 'value', max: 1 }, yAxis: { type: 'value', max: 1 },
+        series: [{ name: 'observed', type: 'line', data: cal.map((x) => [x.mean_predicted, x.observed_rate]) }, { name: 'ideal', type: 'line', data: [[0, 0], [1, 1]], lineStyle: { type: 'dashed' } }] });
+      const drift = (d.feature_drift || []).slice(0, 10).reverse();
+      chart($('#c-drift'), { grid: { left: 160 }, tooltip: {}, xAxis: { type: 'value' }, yAxis: { type: 'category', data: drift.map((x) => x.feature) }, series: [{ type: 'bar', data: drift.map((x) => x.psi) }] });
+    },
+
+    async rules() {
+      const d = await api('GET', '/api/v1/rules');
+      const bt = d.backtest || {};
+      const byRule = Object.fromEntries((bt.rules || []).map((r) => [r.id || r.rule, r]));
+      view().innerHTML = `<h1>${esc(t('rules_in_force'))} <small class="muted">${esc(d.source)}</small></h1>
+        ${bt.levels ? `<div class="cards">${['red', 'yellow', 'blue'].map((l) => `<div class="card"><div class="k">${level(l)} ${esc(t('precision'))} / ${esc(t('lift'))}</div><div class="v">${pct(bt.levels[l]?.precision)} / ${num(bt.levels[l]?.lift, 1)}</div></div>`).join('')}</div>` : ''}
+        ${table(['ID', t('name'), t('cohort'), { label: t('score'), num: true }, t('rule'), { label: t('precision'), num: true }, { label: t('lift'), num: true }],
+          (d.rules || []).map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(zhEn(r))}</td><td>${esc(r.category)}</td><td class="num">${r.points}</td><td><code>${esc(r.when)}</code></td><td class="num">${pct(byRule[r.id]?.precision)}</td><td class="num">${num(byRule[r.id]?.lift, 1)}</td></tr>`), 'rules-table')}`;
+    },
+
+    async offers() {
+      const d = await api('GET', '/api/v1/offers');
+      const m = d.matching || {};
+      view().innerHTML = `<h1>${esc(t('offers_library'))}</h1>
+        ${m.assigned !== undefined ? `<div class="cards">${[['assigned', num(m.assigned)], ['cost', num(m.cost)], ['expected_value', num(m.expected_net_value)], ['budget', num(m.budget)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>` : ''}
+        ${table(['ID', t('name'), t('kind'), t('channel'), t('reasons'), { label: t('save_rate'), num: true }, { label: t('assigned'), num: true }, t('talking_points')],
+          (d.library || []).map((o) => `<tr><td>${esc(o.id)}</td><td>${esc(zhEn(o))}</td><td>${esc(o.kind)}</td><td>${esc((o.channels || []).join(' '))}</td><td>${(o.reasons || []).map((r) => `<span class="pill">${esc(r)}</span>`).join('')}</td><td class="num">${pct(o.prior_save_rate)}</td><td class="num">${num(m.by_offer?.[o.id]?.count)}</td><td class="muted">${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`), 'offers-library')}`;
+    },
+
+    async campaigns() {
+      const [d, tp] = await Promise.all([api('GET', '/api/v1/campaigns'), api('GET', '/api/v1/templates').catch(() => ({ templates: [] }))]);
+      const canPlan = ['admin', 'analyst'].includes(me.role);
+      view().innerHTML = `<h1>${esc(t('campaigns'))}</h1>
+        ${canPlan ? `<form class="filters" id="cf" data-testid="campaign-form">
+          <label>${esc(t('template'))}<select name="template">${tp.templates.filter((x, i, a) => a.findIndex((y) => y.name === x.name) === i).map((x) => `<option value="${esc(x.name)}">${esc(x.name)} · ${esc(lang === 'en' ? x.name_en : x.name_zh)}</option>`).join('')}</select></label>
+          <label>${esc(t('budget'))}<input name="budget" type="number" min="1" step="1" size="8"></label>
+          <label>${esc(t('name'))}<input name="name" size="16"></label>
+          <button class="primary" type="submit">${esc(t('new_campaign'))}</button></form>` : ''}
+        ${table(['#', t('name'), t('template'), t('status'), { label: t('budget'), num: true }, t('owner'), { label: t('uplift'), num: true }],
+          d.campaigns.map((c) => `<tr><td><a href="#/campaign/${c.id}" data-testid="campaign-link">${c.id}</a></td><td>${esc(c.name)}</td><td>${esc(c.template)}</td><td>${esc(t(c.status))}</td><td class="num">${num(c.budget)}</td><td>${esc(c.owner)}</td><td class="num">${c.uplift === null || c.uplift === undefined ? '—' : pct(c.uplift)}</td></tr>`), 'campaigns-table')}`;
+      const f = $('#cf');
+      if (f) f.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        const v = new FormData(f);
+        const body = { template: v.get('template') };
+        if (v.get('budget')) body.budget = Number(v.get('budget'));
+        if (v.get('name')) body.name = v.get('name');
+        try { const c = await api('POST', '/api/v1/campaigns', body); location.hash = `#/campaign/${c.id}`; } catch (err) { toast(err.message, true); }
+      });
+    },
+
+    async campaign(id) {
+      const c = await api('GET', `/api/v1/campaigns/${encodeURIComponent(id)}`);
+      const steps = { draft: ['rehearse'], rehearsed: ['rehearse', 'approve', 'reject'], approved: ['launch'], launched: ['simulate', 'evaluate'], evaluated: ['evaluate'] }[c.status] || [];
+      const r = c.rehearsal;
+      const e = c.evaluation;
+      view().innerHTML = `<h1>#${c.id} ${esc(c.name)} <small class="muted" data-testid="campaign-status">${esc(t(c.status))}</small></h1>
+        <div class="kv"><div>${esc(t('template'))}</div><div>${esc(c.template)} v${c.template_version}</div>
+          <div>${esc(t('budget'))}</div><div>${num(c.budget)} · ${esc(t('approval_level'))} ${c.approval_level}</div>
+          <div>${esc(t('owner'))}</div><div>${esc(c.owner)}</div><div>as of</div><div>${esc(c.as_of)}</div>
+          <div>${esc(t('work_orders'))}</div><div>${num(c.work_orders.total)} ${c.work_orders.by_channel.map((x) => `<span class="pill">${esc(x.channel)} ${x.done}/${x.work_orders}</span>`).join('')}</div></div>
+        <p class="steps">${steps.map((s) => `<button data-step="${s}" data-testid="step-${s}" class="${s === 'launch' || s === 'approve' ? 'primary' : ''}">${esc(t(s))}</button>`).join('')}
+          ${steps.includes('approve') ? `<input id="note" placeholder="${esc(t('note'))}" size="24">` : ''}</p>
+        ${r ? `<h2>${esc(t('rehearsal'))}</h2><div class="cards">${[['members', r.projected?.members], ['reach', r.projected?.expected_reach], ['cost', r.projected?.cost], ['saves', r.projected?.expected_saves], ['expected_value', r.projected?.expected_saved_value], ['roi', r.projected?.expected_roi]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${num(v, k === 'roi' || k === 'saves' ? 1 : 0)}</div></div>`).join('')}</div>` : ''}
+        ${e ? `<h2>${esc(t('evaluation'))}</h2><div class="cards" data-testid="evaluation">${[['treated', pct(e.treated_retention)], ['control', pct(e.control_retention)], ['uplift', `${pct(e.uplift)} [${pct(e.uplift_ci_low)}, ${pct(e.uplift_ci_high)}]`], ['roi', num(e.roi, 2)], ['cost', num(e.cost)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>
+          <div class="panel"><div class="chart" id="c-eval"></div></div>` : ''}
+        <h2>${esc(t('history'))}</h2>
+        ${table([t('at'), t('actor'), t('action'), ''], (c.history || []).map((h) => `<tr><td>${esc(h.at)}</td><td>${esc(h.actor)}</td><td>${esc(h.action)}</td><td class="muted">${esc(h.detail?.note || h.detail?.reason || '')}</td></tr>`), 'campaign-history')}`;
+      document.querySelectorAll('[data-step]').forEach((b) => b.addEventListener('click', async () => {
+        const step = b.dataset.step;
+        document.querySelectorAll('[data-step]').forEach((x) => { x.disabled = true; });
+        const note = $('#note') ? $('#note').value : '';
+        try {
+          await api('POST', `/api/v1/campaigns/${c.id}/${step}`, step === 'approve' || step === 'reject' ? { note } : undefined);
+          toast(`${t(step)}: ${t('done')}`);
+        } catch (err) { toast(err.message, true); }
+        route();
+      }));
+      if (e) {
+        const groups = Object.entries(e.by_level || {});
+        chart($('#c-eval'), { tooltip: { trigger: 'axis' }, legend: {}, xAxis: { type: 'category', data: [t('total'), ...groups.map(([k]) => t(k))] }, yAxis: { type: 'value', min: (v) => Math.max(0, Math.floor((v.min - 0.05) * 10) / 10), max: 1 },
+          series: [{ name: t('treated'), type: 'bar', data: [e.treated_retention, ...groups.map(([, g]) => g.treated_retention)] }, { name: t('control'), type: 'bar', data: [e.control_retention, ...groups.map(([, g]) => g.control_retention)] }] });
+      }
+    },
+
+    async queue() {
+      const d = await api('GET', '/api/v1/work-orders?status=open&limit=200');
+      const reasons = d.stated_reasons || [];
+      view().innerHTML = `<h1>${esc(t('queue'))} <small class="muted">${num(d.items.length)}</small></h1>
+        ${table(['#', t('subscriber'), t('msisdn'), t('channel'), t('purpose'), t('offer'), t('due'), t('callback')],
+          d.items.map((w) => `<tr data-wo="${w.id}"><td>${w.id}</td><td>${['admin', 'analyst', 'manager'].includes(me.role) ? `<a href="#/customer/${w.subscriber_id}">${w.subscriber_id}</a>` : w.subscriber_id}</td><td>${esc(w.msisdn)}</td><td>${esc(w.channel)}</td><td>${esc(w.purpose)}</td><td>${esc(w.offer_id)}</td><td>${esc(w.due_date)}</td>
+            <td><form class="cb" data-testid="callback-form">
+              <label><input type="checkbox" name="reached"> ${esc(t('reached'))}</label>
+              <label><input type="checkbox" name="accepted"> ${esc(t('accepted'))}</label>
+              <select name="stated_reason"><option value="">${esc(t('stated_reason'))}</option>${reasons.map((r) => `<option value="${esc(r.code)}">${esc(lang === 'en' ? r.code : r.zh)}</option>`).join('')}</select>
+              <input name="notes" size="10" placeholder="${esc(t('notes'))}">
+              <button type="submit">${esc(t('save'))}</button></form></td></tr>`), 'queue-table')}`;
+      document.querySelectorAll('form.cb').forEach((f) => f.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        const id = f.closest('tr').dataset.wo;
+        const v = new FormData(f);
+        const body = { reached: v.get('reached') === 'on', accepted: v.get('accepted') === 'on', notes: v.get('notes') || '' };
+        if (v.get('stated_reason')) body.stated_reason = v.get('stated_reason');
+        try { await api('POST', `/api/v1/work-orders/${id}/callback`, body); toast(`${t('callback')} #${id}: ${t('saved')}`); f.closest('tr').remove(); } catch (err) { toast(err.message, true); }
+      }));
+    },
+
+    async counter(key) {
+      view().innerHTML = `<h1>${esc(t('nav_counter'))}</h1>
+        <form class="filters" id="lk"><label>${esc(t('counter_lookup'))}<input name="key" size="20" value="${esc(key || '')}" data-testid="lookup-input"></label>
+        <button class="primary" type="submit">${esc(t('lookup'))}</button></form><div id="decision"></div>`;
+      $('#lk').addEventListener('submit', (e) => { e.preventDefault(); location.hash = `#/counter/${encodeURIComponent(new FormData(e.target).get('key').trim())}`; });
+      if (!key) return;
+      const d = await api('GET', `/api/v1/decisions/${encodeURIComponent(key)}?channel=store`);
+      $('#decision').innerHTML = `<div class="panel" data-testid="decision"><h2>${esc(d.msisdn)} ${level(d.level)} <small class="muted">${esc(lang === 'en' ? d.reason : d.reason_zh) || ''}</small></h2>
+        ${d.blocked ? `<p class="error">${esc(t('blocked'))}: ${esc(d.blocked)}</p>` : ''}
+        ${table([t('offer'), t('channel'), t('talking_points')], (d.offers || []).map((o) => `<tr><td>${esc(zhEn(o))}</td><td>${esc(o.channel)}</td><td>${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`))}
+        ${(d.work_orders || []).length ? `<h2>${esc(t('work_orders'))}</h2>${table(['#', t('channel'), t('offer'), t('due')], d.work_orders.map((o) => `<tr><td>${o.id}</td><td>${esc(o.channel)}</td><td>${esc(o.offer_id)}</td><td>${esc(o.due_date)}</td></tr>`))}` : ''}</div>`;
+    },
+
+    async audit() {
+      const d = await api('GET', '/api/v1/audit?limit=300');
+      view().innerHTML = `<h1>${esc(t('audit'))}</h1>
+        ${table([t('at'), t('actor'), t('action'), t('entity'), ''], d.events.map((e) => `<tr><td>${esc(e.at)}</td><td>${esc(e.actor)}</td><td>${esc(e.action)}</td><td>${esc(e.entity)} ${esc(e.entity_id)}</td><td class="muted"><code>${esc(JSON.stringify(e.detail)).slice(0, 160)}</code></td></tr>`), 'audit-table')}`;
+    },
+  };
+
+  window.addEventListener('hashchange', route);
+  window.addEventListener('resize', () => charts.forEach((c) => c.resize()));
+  document.addEventListener('DOMContentLoaded', () => {
+    $('#lang').addEventListener('change', (e) => { lang = e.target.value; localStorage.setItem('retain.lang', lang); route(); });
+    $('#logout').addEventListener('click', async () => { try { await api('POST', '/api/v1/logout'); } catch { /* already out */ } me = null; location.hash = ''; renderLogin(); });
+    route();
+  });
+})();

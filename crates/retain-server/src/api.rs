@@ -1,0 +1,610 @@
+//! The data endpoints. Each handler gets the session the authorization layer admitted; the
+//! per-manager scope is applied here, where the rows are known.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Session;
+use crate::error::{ApiError, ApiResult};
+
+type Answer = ApiResult<Json<Value>>;
+
+fn id_of(text: &str, what: &str) -> ApiResult<i64> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("{what} {text:?} is not a number")))
+}
+
+impl AppState {
+    fn masked(&self, id: i64) -> String {
+        self.0
+            .msisdn
+            .get(&id)
+            .map_or_else(String::new, |m| retain_offers::mask(m))
+    }
+
+    /// Whether the session may see the subscriber: a manager only their own.
+    fn sees(&self, s: &Session, id: i64) -> bool {
+        s.scope()
+            .is_none_or(|m| self.0.managers.get(&id).map(String::as_str) == Some(m))
+    }
+
+    async fn audit(&self, s: &Session, entity: &str, id: &str, action: &str, detail: Value) {
+        let event = retain_store::Audit {
+            actor: &s.name,
+            action,
+            detail,
+        };
+        if let Err(e) = self.0.store.audit(entity, id, &event).await {
+            tracing::error!("audit {entity} {id} {action}: {e}");
+        }
+    }
+
+    fn report(&self, name: &str) -> ApiResult<Option<Value>> {
+        let path = self.0.root.join("reports").join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ApiError::internal(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ApiError::internal(format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
+/// Runs planning work on a blocking thread: it is CPU-bound, and with the churn model built
+/// in its future is not `Send` (the model's booster is not).
+async fn off_thread<T, F, Fut>(state: AppState, f: F) -> ApiResult<T>
+where
+    F: FnOnce(AppState) -> Fut + Send + 'static,
+    Fut: Future<Output = ApiResult<T>>,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(f(state)))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+fn engine(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e)
+}
+
+pub(crate) async fn overview(State(state): State<AppState>) -> Answer {
+    let base = state
+        .0
+        .overview
+        .get_or_try_init(|| async {
+            let o = retain_features::overview(&state.0.campaigns.ctx)
+                .await
+                .map_err(engine)?;
+            serde_json::to_value(o).map_err(engine)
+        })
+        .await?
+        .clone();
+    let list = state.0.warnings.latest(&state.0.root).map_err(engine)?;
+    let by_level = list.as_ref().map(|l| {
+        let count = |lv: &str| l.items.iter().filter(|w| w.level == lv).count();
+        json!({ "as_of": l.as_of, "red": count("red"), "yellow": count("yellow"), "blue": count("blue") })
+    });
+    let campaigns: Vec<Value> = state
+        .0
+        .store
+        .campaigns()
+        .await?
+        .into_iter()
+        .filter(|c| c.kind != "care")
+        .map(|c| {
+            let e = c.evaluation.as_ref();
+            json!({
+                "id": c.id, "name": c.name, "status": c.status,
+                "treated_retention": e.and_then(|e| e.get("treated_retention")),
+                "control_retention": e.and_then(|e| e.get("control_retention")),
+                "uplift": e.and_then(|e| e.get("uplift")),
+                "roi": e.and_then(|e| e.get("roi")),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "operator": base,
+        "warnings": by_level,
+        "warning_trend": crate::warnings::trend(&state.0.root),
+        "campaigns": campaigns,
+    })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct WarningQuery {
+    level: Option<String>,
+    branch: Option<String>,
+    manager: Option<String>,
+    rule: Option<String>,
+    cohort: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+pub(crate) async fn warnings(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    q: Result<Query<WarningQuery>, QueryRejection>,
+) -> Answer {
+    let Query(q) = q?;
+    if let Some(l) = q.level.as_deref().filter(|l| !l.is_empty())
+        && !["red", "yellow", "blue"].contains(&l)
+    {
+        return Err(ApiError::bad_request(format!(
+            "level {l:?} is not red, yellow or blue"
+        )));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("limit must be 1 to 1000"));
+    }
+    let Some(list) = state.0.warnings.latest(&state.0.root).map_err(engine)? else {
+        return Err(ApiError::unavailable(
+            "no warning list yet: run retain warn first",
+        ));
+    };
+    let given = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_owned);
+    let (level, branch, manager, rule, cohort) = (
+        given(&q.level),
+        given(&q.branch),
+        given(&q.manager),
+        given(&q.rule),
+        given(&q.cohort),
+    );
+    let matching: Vec<&crate::warnings::Warning> = list
+        .items
+        .iter()
+        .filter(|w| s.scope().is_none_or(|m| w.manager_id == m))
+        .filter(|w| level.as_ref().is_none_or(|l| &w.level == l))
+        .filter(|w| branch.as_ref().is_none_or(|b| &w.branch_id == b))
+        .filter(|w| manager.as_ref().is_none_or(|m| &w.manager_id == m))
+        .filter(|w| cohort.as_ref().is_none_or(|c| &w.cohort == c))
+        .filter(|w| rule.as_ref().is_none_or(|r| w.rules.contains(r)))
+        .collect();
+    let count = |lv: &str| matching.iter().filter(|w| w.level == lv).count();
+    let items: Vec<Value> = matching
+        .iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(limit)
+        .map(|w| {
+            let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
+            v["msisdn"] = state.masked(w.subscriber_id).into();
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "as_of": list.as_of,
+        "total": matching.len(),
+        "by_level": { "red": count("red"), "yellow": count("yellow"), "blue": count("blue") },
+        "items": items,
+    })))
+}
+
+pub(crate) async fn customer(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "customer id")?;
+    let not_found = || ApiError::not_found(format!("no subscriber {id}"));
+    if !state.sees(&s, id) {
+        return Err(not_found());
+    }
+    let mut view = retain_segment::customer_360(&state.0.campaigns.ctx, &state.0.root, id)
+        .await
+        .map_err(engine)?
+        .ok_or_else(not_found)?;
+    view["profile"]["msisdn"] = state.masked(id).into();
+    let now = chrono::Local::now().naive_local();
+    view["recommendations"] = match &state.0.decisions {
+        Some(index) => {
+            serde_json::to_value(index.decide(&id.to_string(), now, None)).map_err(engine)?
+        }
+        None => Value::Null,
+    };
+    view["work_orders"] =
+        serde_json::to_value(state.0.store.open_work_orders(id).await?).map_err(engine)?;
+    state
+        .audit(&s, "customer", &id.to_string(), "read", json!({}))
+        .await;
+    Ok(Json(view))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DecisionQuery {
+    channel: Option<String>,
+}
+
+pub(crate) async fn decision(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(key): Path<String>,
+    q: Result<Query<DecisionQuery>, QueryRejection>,
+) -> Answer {
+    let Query(q) = q?;
+    let Some(index) = &state.0.decisions else {
+        return Err(ApiError::unavailable(
+            "no match run yet: run retain match first",
+        ));
+    };
+    let channel = match q.channel.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            retain_offers::Channel::from_code(c)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown channel {c:?}")))?,
+        ),
+    };
+    let now = chrono::Local::now().naive_local();
+    let not_found = || ApiError::not_found("no such subscriber");
+    let decision = index.decide(&key, now, channel).ok_or_else(not_found)?;
+    // A manager sees only their own subscribers; others look as if they did not exist.
+    if !state.sees(&s, decision.subscriber_id) {
+        return Err(not_found());
+    }
+    let mut value = serde_json::to_value(&decision).map_err(engine)?;
+    value["work_orders"] = serde_json::to_value(
+        state
+            .0
+            .store
+            .open_work_orders(decision.subscriber_id)
+            .await?,
+    )
+    .map_err(engine)?;
+    state
+        .audit(
+            &s,
+            "customer",
+            &decision.subscriber_id.to_string(),
+            "decision",
+            json!({ "channel": q.channel }),
+        )
+        .await;
+    Ok(Json(value))
+}
+
+pub(crate) async fn segments(State(state): State<AppState>) -> Answer {
+    let mut report = state
+        .report("segments.json")?
+        .ok_or_else(|| ApiError::unavailable("no segmentation yet: run retain segment first"))?;
+    if let Some(o) = report.as_object_mut() {
+        // Paths of the server's disk are no business of the browser.
+        o.remove("segments_file");
+        o.remove("report_file");
+    }
+    Ok(Json(report))
+}
+
+pub(crate) async fn model(State(state): State<AppState>) -> Answer {
+    let mut report = state
+        .report("model.json")?
+        .ok_or_else(|| ApiError::unavailable("no churn model yet: run retain train first"))?;
+    if let Some(o) = report.as_object_mut() {
+        o.remove("model_dir");
+    }
+    Ok(Json(report))
+}
+
+pub(crate) async fn rules(State(state): State<AppState>) -> Answer {
+    let set =
+        retain_warn::RuleSet::for_workspace(&state.0.root, None).map_err(ApiError::internal)?;
+    let rules: Vec<Value> = set
+        .rules
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({
+        "source": set.source.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "scorecard": serde_json::to_value(&set.scorecard).map_err(engine)?,
+        "rules": rules,
+        "backtest": state.report("warn-backtest.json")?,
+    })))
+}
+
+pub(crate) async fn offers(State(state): State<AppState>) -> Answer {
+    let library = retain_offers::Library::for_workspace(&state.0.root).map_err(engine)?;
+    let mut matching = state.report("match.json")?;
+    if let Some(o) = matching.as_mut().and_then(Value::as_object_mut) {
+        for k in [
+            "assignment_file",
+            "skipped_file",
+            "decisions_dir",
+            "library",
+        ] {
+            o.remove(k);
+        }
+    }
+    Ok(Json(json!({
+        "source": library.source.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "library": library.offers,
+        "matching": matching,
+    })))
+}
+
+pub(crate) async fn templates(State(state): State<AppState>) -> Answer {
+    let t = state.0.campaigns.templates().await?;
+    Ok(Json(json!({ "templates": t })))
+}
+
+pub(crate) async fn campaigns(State(state): State<AppState>) -> Answer {
+    let list: Vec<Value> = state
+        .0
+        .campaigns
+        .list()
+        .await?
+        .into_iter()
+        .map(|c| {
+            json!({
+                "id": c.id, "name": c.name, "kind": c.kind, "template": c.template,
+                "status": c.status, "budget": c.budget, "as_of": c.as_of, "owner": c.owner,
+                "approval_level": c.approval_level, "updated_at": c.updated_at,
+                "uplift": c.evaluation.as_ref().and_then(|e| e.get("uplift")).cloned(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "campaigns": list })))
+}
+
+pub(crate) async fn campaign(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let c = state.0.campaigns.get(id).await?;
+    let history = state
+        .0
+        .store
+        .audit_log("campaign", Some(&id.to_string()))
+        .await?;
+    let orders = state.0.store.work_orders(id).await?;
+    let mut by_channel = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+    for w in &orders {
+        let e = by_channel.entry(&w.channel).or_default();
+        e.0 += 1;
+        e.1 += usize::from(w.status != "open");
+    }
+    let by_channel: Vec<Value> = by_channel
+        .into_iter()
+        .map(|(ch, (n, done))| json!({ "channel": ch, "work_orders": n, "done": done }))
+        .collect();
+    let mut out = serde_json::to_value(&c).map_err(engine)?;
+    out["history"] = serde_json::to_value(history).map_err(engine)?;
+    out["work_orders"] = json!({ "total": orders.len(), "by_channel": by_channel });
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateCampaign {
+    template: String,
+    budget: Option<f64>,
+    name: Option<String>,
+    /// YYYY-MM-DD.
+    as_of: Option<String>,
+    seed: Option<u64>,
+}
+
+pub(crate) async fn create_campaign(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    body: Result<Json<CreateCampaign>, JsonRejection>,
+) -> Answer {
+    let Json(b) = body?;
+    if b.budget.is_some_and(|x| !x.is_finite() || x <= 0.0) {
+        return Err(ApiError::bad_request("budget must be a positive amount"));
+    }
+    let as_of = match b.as_of.as_deref().filter(|d| !d.is_empty()) {
+        None => None,
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ApiError::bad_request(format!("as_of {d:?} is not YYYY-MM-DD")))?,
+        ),
+    };
+    let req = retain_campaign::CreateRequest {
+        template: b.template,
+        budget: b.budget,
+        as_of,
+        name: b.name.filter(|n| !n.trim().is_empty()),
+        seed: b.seed,
+    };
+    let c = state.0.campaigns.create(&req, &s.actor()).await?;
+    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+}
+
+#[derive(Deserialize, Default)]
+struct Note {
+    #[serde(default)]
+    note: String,
+}
+
+/// An optional JSON body `{"note": "..."}`.
+fn note(body: &Bytes) -> ApiResult<String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(String::new());
+    }
+    serde_json::from_slice::<Note>(body)
+        .map(|n| n.note)
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "bad_body",
+                e.to_string(),
+            )
+        })
+}
+
+pub(crate) async fn rehearse(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let actor = s.actor();
+    let r = off_thread(state, move |state| async move {
+        Ok(state.0.campaigns.rehearse(id, &actor).await?)
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(r).map_err(engine)?))
+}
+
+pub(crate) async fn approve(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let c = state
+        .0
+        .campaigns
+        .approve(id, &s.actor(), false, &note(&body)?)
+        .await?;
+    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+}
+
+pub(crate) async fn reject(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let note = note(&body)?;
+    if note.trim().is_empty() {
+        return Err(ApiError::bad_request("a rejection needs a note saying why"));
+    }
+    let c = state
+        .0
+        .campaigns
+        .approve(id, &s.actor(), true, &note)
+        .await?;
+    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+}
+
+pub(crate) async fn launch(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let actor = s.actor();
+    let r = off_thread(state, move |state| async move {
+        Ok(state.0.campaigns.launch(id, &actor).await?)
+    })
+    .await?;
+    let files: Vec<String> = r
+        .files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let mut out = serde_json::to_value(&r).map_err(engine)?;
+    out["files"] = files.into();
+    Ok(Json(out))
+}
+
+pub(crate) async fn simulate(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let r = state.0.campaigns.simulate_callbacks(id, &s.actor()).await?;
+    Ok(Json(serde_json::to_value(r).map_err(engine)?))
+}
+
+pub(crate) async fn evaluate(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let (e, _) = state.0.campaigns.evaluate(id, &s.actor()).await?;
+    Ok(Json(serde_json::to_value(e).map_err(engine)?))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct QueueQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(crate) async fn work_orders(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    q: Result<Query<QueueQuery>, QueryRejection>,
+) -> Answer {
+    let Query(q) = q?;
+    let status = q.status.as_deref().filter(|v| !v.is_empty() && *v != "all");
+    if let Some(v) = status
+        && !["open", "done"].contains(&v)
+    {
+        return Err(ApiError::bad_request(format!(
+            "status {v:?} is not open, done or all"
+        )));
+    }
+    let limit = q.limit.unwrap_or(200);
+    if limit == 0 || limit > 5000 {
+        return Err(ApiError::bad_request("limit must be 1 to 5000"));
+    }
+    let orders = state.0.store.work_queue(s.scope(), status, limit).await?;
+    let items: Vec<Value> = orders
+        .iter()
+        .map(|w| {
+            let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
+            v["msisdn"] = state.masked(w.subscriber_id).into();
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "items": items,
+        "stated_reasons": retain_campaign::stated_reasons()
+            .map(|(code, zh)| json!({ "code": code, "zh": zh }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+pub(crate) async fn callback(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+    body: Result<Json<retain_campaign::CallbackForm>, JsonRejection>,
+) -> Answer {
+    let id = id_of(&id, "work order id")?;
+    let Json(form) = body?;
+    let cb = state
+        .0
+        .campaigns
+        .record_callback(id, &form, s.scope(), &s.actor())
+        .await?;
+    Ok(Json(serde_json::to_value(cb).map_err(engine)?))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditQuery {
+    entity: Option<String>,
+    actor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Answer {
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(200);
+    if limit == 0 || limit > 5000 {
+        return Err(ApiError::bad_request("limit must be 1 to 5000"));
+    }
+    let events = state
+        .0
+        .store
+        .audit_recent(
+            q.entity.as_deref().filter(|v| !v.is_empty()),
+            q.actor.as_deref().filter(|v| !v.is_empty()),
+            limit,
+        )
+        .await?;
+    Ok(Json(json!({ "events": events })))
+}

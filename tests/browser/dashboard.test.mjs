@@ -1,0 +1,227 @@
+// The dashboard in headless Chromium, end to end: a small synthetic operator, the real binary,
+// the pages a retention department uses. Screenshots land in $ARTEFACTS (default ./artefacts).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const bin = process.env.RETAIN_BIN;
+assert.ok(bin && fs.existsSync(bin), 'RETAIN_BIN must name the retain binary');
+const artefacts = path.resolve(process.env.ARTEFACTS || 'artefacts');
+fs.mkdirSync(artefacts, { recursive: true });
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'retain-browser-'));
+const ws = path.join(work, 'ws');
+const PASSWORD = 'a long demo password';
+
+function retain(args, input) {
+  return execFileSync(bin, args, { input, env: { ...process.env, RETAIN_DEMO_PASSWORD: PASSWORD, RETAIN_LOG: 'warn' }, stdio: ['pipe', 'pipe', 'inherit'] }).toString();
+}
+
+const freePort = () => new Promise((resolve) => {
+  const s = net.createServer();
+  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+});
+
+// The operator: subscribers with their account managers.
+retain(['demo', '--dir', ws, '--subscribers', '3000', '--json']);
+const lines = fs.readFileSync(path.join(ws, 'incoming', 'subscribers.csv'), 'utf8').trim().split('\n');
+const header = lines[0].split(',');
+const col = (n) => header.indexOf(n);
+const rows = lines.slice(1).map((l) => l.split(','));
+const byManager = new Map();
+for (const r of rows) {
+  const m = r[col('manager_id')];
+  if (m) byManager.set(m, [...(byManager.get(m) || []), r[col('subscriber_id')]]);
+}
+const [[manager, mine], [, theirs]] = [...byManager.entries()].sort((a, b) => b[1].length - a[1].length);
+retain(['user', 'add', '--dir', ws, '--name', 'wang', '--role', 'manager', '--manager-id', manager, '--password-stdin'], `${PASSWORD}\n`);
+retain(['user', 'add', '--dir', ws, '--name', 'zhou', '--role', 'store', '--password-stdin'], `${PASSWORD}\n`);
+
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const server = spawn(bin, ['serve', '--dir', ws, '--addr', `127.0.0.1:${port}`], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, RETAIN_LOG: 'warn' } });
+const stop = () => { if (server.exitCode === null) server.kill('SIGTERM'); };
+process.on('exit', stop);
+for (let i = 0; ; i += 1) {
+  try { if ((await fetch(`${base}/healthz`)).ok) break; } catch { /* not up yet */ }
+  assert.ok(i < 300, 'the server did not come up within 60 s');
+  await new Promise((r) => setTimeout(r, 200));
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    // Playwright starts every launch with a new, empty profile directory of its own.
+    '--disable-component-update', '--disable-sync'],
+});
+let failed = false;
+let page;
+const shot = (name) => page.screenshot({ path: path.join(artefacts, `${name}.png`), fullPage: true });
+async function step(name, body) {
+  try {
+    await body();
+    await shot(name);
+    console.log(`ok   ${name}`);
+  } catch (err) {
+    failed = true;
+    console.log(`FAIL ${name}: ${err.message}`);
+    if (page) await shot(`${name}-failed`).catch(() => {});
+    throw err;
+  }
+}
+async function login(name) {
+  await page.goto(`${base}/`);
+  await page.fill('input[name=name]', name);
+  await page.fill('input[name=password]', PASSWORD);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#nav a');
+}
+
+try {
+  const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1400, height: 900 } });
+  page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+
+  await step('01-login-page-in-chinese', async () => {
+    await page.goto(`${base}/`);
+    assert.equal((await page.textContent('#login-form button')).trim(), '登录');
+    await page.fill('input[name=name]', 'admin');
+    await page.fill('input[name=password]', 'wrong password');
+    await page.click('#login-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=login-error]')?.textContent.includes('登录失败'));
+  });
+
+  await step('02-overview', async () => {
+    await login('admin');
+    await page.waitForSelector('[data-testid=overview-cards]');
+    await page.waitForSelector('#c-churn canvas');
+    const cards = await page.textContent('[data-testid=overview-cards]');
+    assert.match(cards, /用户数\s*3,000/);
+  });
+
+  let customerId;
+  await step('03-warning-list', async () => {
+    await page.click('[data-testid=nav-warnings]');
+    await page.waitForSelector('[data-testid=warnings-table] tbody tr td a');
+    const total = await page.textContent('[data-testid=warnings-total]');
+    assert.match(total, /合计/);
+    await page.selectOption('select[name=level]', 'red');
+    await page.click('#wf button[type=submit]');
+    await page.waitForFunction(() => location.hash.includes('level=red'));
+    await page.waitForSelector('[data-testid=warnings-table] tbody tr');
+    const levels = await page.$$eval('[data-testid=warnings-table] tbody .lv', (els) => els.map((e) => e.className));
+    assert.ok(levels.length > 0 && levels.every((c) => c.includes('red')), 'only red warnings after filtering');
+    const numbers = await page.$$eval('[data-testid=warnings-table] tbody tr td:nth-child(2)', (els) => els.map((e) => e.textContent));
+    assert.ok(numbers.every((n) => /^\d{3}\*{4}\d{4}$/.test(n)), `numbers are masked: ${numbers.slice(0, 3)}`);
+  });
+
+  await step('04-customer-360', async () => {
+    const link = page.locator('[data-testid=customer-link]').first();
+    customerId = (await link.textContent()).trim();
+    await link.click();
+    await page.waitForSelector('[data-testid=customer-title]');
+    const title = await page.textContent('[data-testid=customer-title]');
+    assert.ok(title.includes(customerId), title);
+    assert.match(title, /\d{3}\*{4}\d{4}/);
+    await page.waitForSelector('#c-usage canvas');
+  });
+
+  let campaignUrl;
+  await step('05-campaign-created', async () => {
+    await page.click('[data-testid=nav-campaigns]');
+    await page.waitForSelector('[data-testid=campaign-form]');
+    await page.selectOption('select[name=template]', 'level-flow');
+    await page.fill('input[name=budget]', '15000');
+    await page.fill('input[name=name]', '浏览器测试活动');
+    await page.click('[data-testid=campaign-form] button[type=submit]');
+    await page.waitForSelector('[data-testid=campaign-status]');
+    campaignUrl = page.url();
+    assert.equal((await page.textContent('[data-testid=campaign-status]')).trim(), '草稿');
+  });
+
+  for (const [button, status, name] of [['rehearse', '已预演', '06-rehearsed'], ['approve', '已审批', '07-approved'], ['launch', '执行中', '08-launched']]) {
+    await step(name, async () => {
+      await page.click(`[data-testid=step-${button}]`);
+      await page.waitForFunction((s) => document.querySelector('[data-testid=campaign-status]')?.textContent.trim() === s, status, { timeout: 120000 });
+    });
+  }
+  await step('09-campaign-history', async () => {
+    const history = await page.textContent('[data-testid=campaign-history]');
+    for (const action of ['create', 'rehearse', 'approve', 'launch']) assert.ok(history.includes(action), `history has ${action}`);
+  });
+
+  await step('10-callback-recorded', async () => {
+    await page.click('[data-testid=nav-queue]');
+    await page.waitForSelector('[data-testid=queue-table]');
+    const before = await page.locator('[data-testid=callback-form]').count();
+    assert.ok(before > 0, 'the launched campaign has open work orders');
+    const form = page.locator('[data-testid=callback-form]').first();
+    await form.locator('input[name=reached]').check();
+    await form.locator('input[name=accepted]').check();
+    await form.locator('button[type=submit]').click();
+    await page.waitForFunction(() => document.querySelector('#toast')?.textContent.includes('已保存'));
+    assert.equal(await page.locator('[data-testid=callback-form]').count(), before - 1);
+    // Accepted without reached is refused with the reason.
+    const next = page.locator('[data-testid=callback-form]').first();
+    await next.locator('input[name=accepted]').check();
+    await next.locator('button[type=submit]').click();
+    await page.waitForFunction(() => document.querySelector('#toast.bad')?.textContent.includes('accepted but not reached'));
+  });
+
+  await step('11-english', async () => {
+    await page.selectOption('[data-testid=lang]', 'en');
+    await page.waitForFunction(() => document.querySelector('[data-testid=nav-overview]')?.textContent === 'Overview');
+    await page.goto(campaignUrl);
+    await page.waitForFunction(() => document.querySelector('[data-testid=campaign-status]')?.textContent.trim() === 'Launched');
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+  });
+
+  await step('12-audit-log', async () => {
+    await page.click('[data-testid=nav-audit]');
+    await page.waitForSelector('[data-testid=audit-table] tbody tr');
+    const text = await page.textContent('[data-testid=audit-table]');
+    for (const action of ['login_failed', 'login', 'read', 'launch', 'callback']) assert.ok(text.includes(action), `audit has ${action}`);
+    await page.click('#logout');
+    await page.waitForSelector('[data-testid=login-form]');
+  });
+
+  await step('13-manager-scope', async () => {
+    await login('wang');
+    const nav = await page.$$eval('#nav a', (els) => els.map((e) => e.dataset.testid));
+    assert.deepEqual(nav, ['nav-queue', 'nav-warnings', 'nav-counter']);
+    await page.goto(`${base}/#/customer/${theirs[0]}`);
+    await page.waitForSelector('[data-testid=page-error]');
+    assert.match(await page.textContent('[data-testid=page-error]'), /Not found/);
+    await page.goto(`${base}/#/customer/${mine[0]}`);
+    await page.waitForSelector('[data-testid=customer-title]');
+    assert.ok((await page.textContent('[data-testid=customer-title]')).includes(mine[0]));
+  });
+
+  await step('14-store-counter', async () => {
+    await page.click('#logout');
+    await login('zhou');
+    const nav = await page.$$eval('#nav a', (els) => els.map((e) => e.dataset.testid));
+    assert.deepEqual(nav, ['nav-counter']);
+    await page.fill('[data-testid=lookup-input]', customerId);
+    await page.click('#lk button[type=submit]');
+    await page.waitForSelector('[data-testid=decision]');
+    assert.match(await page.textContent('[data-testid=decision] h2'), /\d{3}\*{4}\d{4}/);
+    // A customer page is not for store staff, even by address.
+    await page.goto(`${base}/#/customer/${customerId}`);
+    await page.waitForSelector('[data-testid=page-error]');
+  });
+
+  assert.deepEqual(errors, [], 'no script errors on any page');
+} catch (err) {
+  failed = true;
+  console.error(err);
+} finally {
+  await browser.close();
+  stop();
+}
+console.log(failed ? 'browser tests failed' : 'browser tests passed');
+process.exit(failed ? 1 : 0);
