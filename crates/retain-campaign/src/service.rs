@@ -115,8 +115,14 @@ fn ctx_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
 
 impl Campaigns {
     pub async fn open(root: &Path) -> Result<Campaigns> {
+        Self::open_with_store(root, None).await
+    }
+
+    /// Opens the workspace with another operational store than its `retain.toml` names.
+    pub async fn open_with_store(root: &Path, store_url: Option<&str>) -> Result<Campaigns> {
         let workspace = Workspace::open(root)?;
-        let store = Store::connect(&workspace.store_url()).await?;
+        let url = store_url.map_or_else(|| workspace.store_url(), str::to_owned);
+        let store = Store::connect(&url).await?;
         let ctx = retain_features::session(&workspace)
             .await
             .map_err(|e| Error::BadRequest(e.to_string()))?;

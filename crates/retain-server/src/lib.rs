@@ -69,7 +69,13 @@ pub(crate) struct Inner {
 impl AppState {
     /// Opens a workspace: its store, the latest decisions and who manages whom.
     pub async fn open(root: &Path) -> Result<AppState, Error> {
-        let campaigns = Campaigns::open(root).await?;
+        Self::open_with_store(root, None).await
+    }
+
+    /// Opens a workspace with another operational store than its `retain.toml` names
+    /// (`sqlite://…` or `postgres://…`).
+    pub async fn open_with_store(root: &Path, store_url: Option<&str>) -> Result<AppState, Error> {
+        let campaigns = Campaigns::open_with_store(root, store_url).await?;
         let ctx = &campaigns.ctx;
         let batches = retain_offers::frame::query(
             ctx,

@@ -2,7 +2,8 @@
 //! members, work orders, callbacks and outcomes, the plan library and the audit log.
 //!
 //! Only this crate knows SQL of the operational store. [`Store::connect`] picks the backend
-//! from the URL scheme; SQLite (`sqlite://path`) is the embedded default.
+//! from the URL scheme: SQLite (`sqlite://path`) is the embedded default, PostgreSQL
+//! (`postgres://user@host/db`) the production store.
 //!
 //! ```no_run
 //! # async fn f() -> retain_store::Result<()> {
@@ -14,8 +15,8 @@
 
 mod campaign;
 mod error;
-mod sqlite;
-mod sqlite_campaign;
+mod sql;
+mod sql_campaign;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -62,92 +63,96 @@ pub struct Store {
     backend: Backend,
 }
 
+/// One SQL implementation serves both databases; see `sql.rs`.
 #[derive(Debug, Clone)]
 enum Backend {
-    Sqlite(sqlite::SqliteStore),
+    Sql(sql::SqlStore),
 }
 
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Store> {
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite(sqlite::SqliteStore::connect(url).await?)
+        let dialect = if url.starts_with("sqlite:") {
+            sql::Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            sql::Dialect::Postgres
         } else {
             let scheme = url.split(':').next().unwrap_or(url);
             return Err(Error::UnsupportedUrl(format!(
-                "{scheme}: this build supports sqlite:// URLs"
+                "{scheme}: use sqlite://PATH or postgres://USER@HOST/DATABASE"
             )));
         };
+        let backend = Backend::Sql(sql::SqlStore::connect(url, dialect).await?);
         Ok(Store { backend })
     }
 
     /// Records the start of a run.
     pub async fn begin_run(&self, kind: &str, params: &serde_json::Value) -> Result<RunId> {
         match &self.backend {
-            Backend::Sqlite(s) => s.begin_run(kind, params).await,
+            Backend::Sql(s) => s.begin_run(kind, params).await,
         }
     }
 
     /// Marks a run succeeded with its summary.
     pub async fn finish_run(&self, run: RunId, summary: &serde_json::Value) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.end_run(run, "succeeded", Some(summary), None).await,
+            Backend::Sql(s) => s.end_run(run, "succeeded", Some(summary), None).await,
         }
     }
 
     /// Marks a run failed with the error a user saw.
     pub async fn fail_run(&self, run: RunId, error: &str) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.end_run(run, "failed", None, Some(error)).await,
+            Backend::Sql(s) => s.end_run(run, "failed", None, Some(error)).await,
         }
     }
 
     /// Records the files of a successful load, in one transaction.
     pub async fn record_ingest(&self, run: RunId, files: &[IngestFileRecord]) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.record_ingest(run, files).await,
+            Backend::Sql(s) => s.record_ingest(run, files).await,
         }
     }
 
     /// Whether a file with this content was loaded into `table` before.
     pub async fn loaded_before(&self, table: &str, sha256: &str) -> Result<bool> {
         match &self.backend {
-            Backend::Sqlite(s) => s.loaded_before(table, sha256).await,
+            Backend::Sql(s) => s.loaded_before(table, sha256).await,
         }
     }
 
     /// Replaces the stored offer library with `offers` (id, definition), in one transaction.
     pub async fn replace_offers(&self, offers: &[(String, serde_json::Value)]) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.replace_offers(offers).await,
+            Backend::Sql(s) => s.replace_offers(offers).await,
         }
     }
 
     /// The stored offer library, by id.
     pub async fn offers(&self) -> Result<Vec<(String, serde_json::Value)>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.offers().await,
+            Backend::Sql(s) => s.offers().await,
         }
     }
 
     /// Creates a draft campaign and audits it.
     pub async fn create_campaign(&self, c: &NewCampaign, actor: &str) -> Result<i64> {
         match &self.backend {
-            Backend::Sqlite(s) => s.create_campaign(c, actor).await,
+            Backend::Sql(s) => s.create_campaign(c, actor).await,
         }
     }
 
     /// One campaign.
     pub async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.campaign(id).await,
+            Backend::Sql(s) => s.campaign(id).await,
         }
     }
 
     /// Every campaign, oldest first.
     pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.campaigns().await,
+            Backend::Sql(s) => s.campaigns().await,
         }
     }
 
@@ -163,14 +168,14 @@ impl Store {
         event: &Audit<'_>,
     ) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.transition(id, from, to, column, event).await,
+            Backend::Sql(s) => s.transition(id, from, to, column, event).await,
         }
     }
 
     /// Appends to the audit log.
     pub async fn audit(&self, entity: &str, entity_id: &str, event: &Audit<'_>) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.audit(entity, entity_id, event).await,
+            Backend::Sql(s) => s.audit(entity, entity_id, event).await,
         }
     }
 
@@ -181,7 +186,7 @@ impl Store {
         entity_id: Option<&str>,
     ) -> Result<Vec<AuditEvent>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.audit_log(entity, entity_id).await,
+            Backend::Sql(s) => s.audit_log(entity, entity_id).await,
         }
     }
 
@@ -193,7 +198,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AuditEvent>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.audit_recent(entity, actor, limit).await,
+            Backend::Sql(s) => s.audit_recent(entity, actor, limit).await,
         }
     }
 
@@ -209,7 +214,7 @@ impl Store {
         event: &Audit<'_>,
     ) -> Result<Launched> {
         match &self.backend {
-            Backend::Sqlite(s) => s.launch(id, members, orders, event).await,
+            Backend::Sql(s) => s.launch(id, members, orders, event).await,
         }
     }
 
@@ -217,21 +222,21 @@ impl Store {
     /// how many were new.
     pub async fn add_work_orders(&self, id: i64, orders: &[NewWorkOrder]) -> Result<u64> {
         match &self.backend {
-            Backend::Sqlite(s) => s.add_work_orders(id, orders).await,
+            Backend::Sql(s) => s.add_work_orders(id, orders).await,
         }
     }
 
     /// A campaign's work orders.
     pub async fn work_orders(&self, id: i64) -> Result<Vec<WorkOrderRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.work_orders(id).await,
+            Backend::Sql(s) => s.work_orders(id).await,
         }
     }
 
     /// One work order.
     pub async fn work_order(&self, id: i64) -> Result<Option<WorkOrderRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.work_order(id).await,
+            Backend::Sql(s) => s.work_order(id).await,
         }
     }
 
@@ -244,7 +249,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<WorkOrderRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.work_queue(manager, status, limit).await,
+            Backend::Sql(s) => s.work_queue(manager, status, limit).await,
         }
     }
 
@@ -252,7 +257,7 @@ impl Store {
     /// counter or the phone should also do when the subscriber turns up.
     pub async fn open_work_orders(&self, subscriber_id: i64) -> Result<Vec<WorkOrderRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.open_work_orders(subscriber_id).await,
+            Backend::Sql(s) => s.open_work_orders(subscriber_id).await,
         }
     }
 
@@ -260,21 +265,21 @@ impl Store {
     /// campaign's contacts are in `campaign_history` by then.
     pub async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.planned_contacts().await,
+            Backend::Sql(s) => s.planned_contacts().await,
         }
     }
 
     /// (campaign, subscriber) of the members of launched campaigns other than `except`.
     pub async fn running_members(&self, except: i64) -> Result<Vec<(i64, i64)>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.running_members(except).await,
+            Backend::Sql(s) => s.running_members(except).await,
         }
     }
 
     /// A campaign's members.
     pub async fn members(&self, id: i64) -> Result<Vec<MemberRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.members(id).await,
+            Backend::Sql(s) => s.members(id).await,
         }
     }
 
@@ -287,28 +292,28 @@ impl Store {
         event: &Audit<'_>,
     ) -> Result<(u64, u64)> {
         match &self.backend {
-            Backend::Sqlite(s) => s.record_callbacks(id, callbacks, event).await,
+            Backend::Sql(s) => s.record_callbacks(id, callbacks, event).await,
         }
     }
 
     /// A campaign's callbacks.
     pub async fn callbacks(&self, id: i64) -> Result<Vec<CallbackRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.callbacks(id).await,
+            Backend::Sql(s) => s.callbacks(id).await,
         }
     }
 
     /// Records members' outcomes, replacing earlier ones, in one transaction.
     pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord]) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.record_outcomes(id, outcomes).await,
+            Backend::Sql(s) => s.record_outcomes(id, outcomes).await,
         }
     }
 
     /// A campaign's outcomes.
     pub async fn outcomes(&self, id: i64) -> Result<Vec<OutcomeRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.outcomes(id).await,
+            Backend::Sql(s) => s.outcomes(id).await,
         }
     }
 
@@ -320,35 +325,35 @@ impl Store {
         actor: &str,
     ) -> Result<i64> {
         match &self.backend {
-            Backend::Sqlite(s) => s.save_template(name, definition, actor).await,
+            Backend::Sql(s) => s.save_template(name, definition, actor).await,
         }
     }
 
     /// Every saved template version.
     pub async fn templates(&self) -> Result<Vec<TemplateRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.templates().await,
+            Backend::Sql(s) => s.templates().await,
         }
     }
 
     /// Replaces a user's password hash (an unknown name is [`Error::NotFound`]) and audits it.
     pub async fn set_password(&self, name: &str, hash: &str, actor: &str) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.set_password(name, hash, actor).await,
+            Backend::Sql(s) => s.set_password(name, hash, actor).await,
         }
     }
 
     /// Adds a user (a name taken is a [`Error::Conflict`]) and audits it.
     pub async fn add_user(&self, user: &UserRecord, actor: &str) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(s) => s.add_user(user, actor).await,
+            Backend::Sql(s) => s.add_user(user, actor).await,
         }
     }
 
     /// Every user, by name.
     pub async fn users(&self) -> Result<Vec<UserRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.users().await,
+            Backend::Sql(s) => s.users().await,
         }
     }
 
@@ -360,9 +365,46 @@ impl Store {
     /// The most recent runs, newest first.
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.runs(limit).await,
+            Backend::Sql(s) => s.runs(limit).await,
         }
     }
+}
+
+/// For test suites that run on both backends: a new, empty PostgreSQL database on the server
+/// `RETAIN_TEST_POSTGRES_URL` names, and its URL. Without the variable there is none (`None`),
+/// unless `RETAIN_REQUIRE_POSTGRES` is set, as CI sets it, and then that is an error.
+pub async fn scratch_postgres_database(label: &str) -> Result<Option<String>> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let Some(server) = std::env::var("RETAIN_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        if std::env::var_os("RETAIN_REQUIRE_POSTGRES").is_some() {
+            return Err(Error::UnsupportedUrl(
+                "RETAIN_REQUIRE_POSTGRES is set but RETAIN_TEST_POSTGRES_URL is not".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let name = format!(
+        "retain_{}_{}_{}_{}",
+        label
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        Utc::now().timestamp_micros() % 1_000_000
+    );
+    sqlx::any::install_default_drivers();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&server).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await?;
+    let (base, _) = server.rsplit_once('/').unwrap_or((&server, ""));
+    Ok(Some(format!("{base}/{name}")))
 }
 
 #[cfg(test)]
@@ -721,6 +763,42 @@ mod tests {
         // Reconnecting keeps the data and does not re-run migrations.
         let again = Store::connect(&url).await.unwrap();
         assert_eq!(again.runs(10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn postgres_store_story() {
+        let Some(url) = scratch_postgres_database("store").await.unwrap() else {
+            eprintln!("skipped: set RETAIN_TEST_POSTGRES_URL to run on PostgreSQL");
+            return;
+        };
+        let store = Store::connect(&url).await.unwrap();
+        story(&store).await;
+        let again = Store::connect(&url).await.unwrap();
+        assert_eq!(again.runs(10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn postgres_campaign_story() {
+        let Some(url) = scratch_postgres_database("campaign").await.unwrap() else {
+            eprintln!("skipped: set RETAIN_TEST_POSTGRES_URL to run on PostgreSQL");
+            return;
+        };
+        campaign_story(&Store::connect(&url).await.unwrap()).await;
+    }
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        use sql::Dialect;
+        let sql = "SELECT '?' FROM t WHERE a = ? AND (?2 IS NULL OR b = ?2) AND c = ?";
+        assert_eq!(
+            sql::Dialect::translate(Dialect::Postgres, "SELECT '?' FROM t WHERE a = ? AND c = ?"),
+            "SELECT '?' FROM t WHERE a = $1 AND c = $2"
+        );
+        assert_eq!(
+            sql::Dialect::translate(Dialect::Postgres, "WHERE (?1 IS NULL OR e = ?1) LIMIT ?3"),
+            "WHERE ($1 IS NULL OR e = $1) LIMIT $3"
+        );
+        assert_eq!(sql::Dialect::translate(Dialect::Sqlite, sql), sql);
     }
 
     #[tokio::test]

@@ -10,14 +10,38 @@ use retain_server::{AppState, RULES, hash_password, router};
 use retain_store::{Store, UserRecord};
 use tower::ServiceExt as _;
 
-async fn workspace(dir: &std::path::Path) -> Workspace {
+/// The operational store of a test: SQLite in the workspace, or a fresh PostgreSQL database
+/// (`None` when no PostgreSQL server is configured; the test is then skipped).
+async fn store_url(postgres: bool) -> Option<Option<String>> {
+    if !postgres {
+        return Some(None);
+    }
+    let url = retain_store::scratch_postgres_database("server")
+        .await
+        .unwrap();
+    if url.is_none() {
+        eprintln!("skipped: set RETAIN_TEST_POSTGRES_URL to run on PostgreSQL");
+        return None;
+    }
+    Some(url)
+}
+
+async fn workspace(dir: &std::path::Path, store: Option<String>) -> Workspace {
     let params = retain_synth::SynthParams {
         subscribers: 1200,
         months: 12,
         seed: 8,
         ..Default::default()
     };
-    let ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
+    let mut ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
+    if let Some(url) = store {
+        let config = ws.root().join("retain.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text.replace("url = \"sqlite://retain.db\"", &format!("url = \"{url}\""));
+        std::fs::write(&config, text).unwrap();
+        ws = Workspace::open(ws.root()).unwrap();
+        assert!(ws.store_url().starts_with("postgres://"));
+    }
     let summary =
         retain_synth::synthesize(&params, &dir.join("in"), &ws.root().join("truth")).unwrap();
     for (name, file) in &summary.files {
@@ -154,9 +178,21 @@ fn subscribers(dir: &std::path::Path) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn every_endpoint_answers_each_role_as_the_table_says() {
+async fn every_endpoint_answers_each_role_as_the_table_says_on_sqlite() {
+    role_matrix(false).await;
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_each_role_as_the_table_says_on_postgres() {
+    role_matrix(true).await;
+}
+
+async fn role_matrix(postgres: bool) {
+    let Some(url) = store_url(postgres).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let ws = workspace(dir.path()).await;
+    let ws = workspace(dir.path(), url).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     add_user(&store, "root", "admin", None).await;
     add_user(&store, "ana", "analyst", None).await;
@@ -263,9 +299,21 @@ async fn every_endpoint_answers_each_role_as_the_table_says() {
 }
 
 #[tokio::test]
-async fn managers_see_only_their_own_subscribers() {
+async fn managers_see_only_their_own_subscribers_on_sqlite() {
+    manager_scope(false).await;
+}
+
+#[tokio::test]
+async fn managers_see_only_their_own_subscribers_on_postgres() {
+    manager_scope(true).await;
+}
+
+async fn manager_scope(postgres: bool) {
+    let Some(url) = store_url(postgres).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let ws = workspace(dir.path()).await;
+    let ws = workspace(dir.path(), url).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     let subs = subscribers(dir.path());
     let (mine, manager) = subs.iter().find(|(_, m)| !m.is_empty()).unwrap().clone();
@@ -364,7 +412,7 @@ async fn managers_see_only_their_own_subscribers() {
 #[tokio::test]
 async fn bad_input_gets_a_json_error_never_a_500() {
     let dir = tempfile::tempdir().unwrap();
-    let ws = workspace(dir.path()).await;
+    let ws = workspace(dir.path(), None).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     add_user(&store, "ana", "analyst", None).await;
     let app = router(AppState::open(ws.root()).await.unwrap());
@@ -437,7 +485,7 @@ async fn bad_input_gets_a_json_error_never_a_500() {
 #[tokio::test]
 async fn the_dashboard_session_is_a_cookie_and_changes_need_the_csrf_token() {
     let dir = tempfile::tempdir().unwrap();
-    let ws = workspace(dir.path()).await;
+    let ws = workspace(dir.path(), None).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     add_user(&store, "ana", "analyst", None).await;
     let app = router(AppState::open(ws.root()).await.unwrap());
@@ -526,7 +574,7 @@ async fn the_dashboard_session_is_a_cookie_and_changes_need_the_csrf_token() {
 #[tokio::test]
 async fn repeated_failed_logins_lock_the_name_out() {
     let dir = tempfile::tempdir().unwrap();
-    let ws = workspace(dir.path()).await;
+    let ws = workspace(dir.path(), None).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     add_user(&store, "ana", "analyst", None).await;
     add_user(&store, "li", "approver", None).await;

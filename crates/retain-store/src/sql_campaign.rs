@@ -1,27 +1,28 @@
-//! Campaigns on SQLite. State changes are conditional updates inside transactions, so two
+//! Campaigns in the store. State changes are conditional updates inside transactions, so two
 //! processes racing on one campaign cannot both win.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use crate::campaign::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, Launched, MemberRecord, NewCampaign,
     NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, UserRecord, WorkOrderRecord,
 };
 use crate::error::{Error, Result};
-use crate::sqlite::{SqliteStore, now, parse_json};
+use crate::sql::{Dialect, SqlStore, now, parse_json, query, query_scalar};
 
 /// For crash tests: abort the process after inserting this many work orders of a launch,
 /// inside its transaction.
 const FAULT_ENV: &str = "RETAIN_FAULT_ABORT_LAUNCH_AFTER";
 
 async fn audit(
-    tx: &mut Transaction<'_, Sqlite>,
+    d: Dialect,
+    tx: &mut Transaction<'_, Any>,
     entity: &str,
     entity_id: &str,
     a: &Audit<'_>,
 ) -> Result<()> {
-    sqlx::query(
+    query(d,
         "INSERT INTO audit_log (at, actor, action, entity, entity_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(now())
@@ -35,7 +36,7 @@ async fn audit(
     Ok(())
 }
 
-fn campaign(row: &SqliteRow) -> Result<CampaignRecord> {
+fn campaign(row: &AnyRow) -> Result<CampaignRecord> {
     let json = |name: &str| -> Result<Option<serde_json::Value>> {
         row.try_get::<Option<String>, _>(name)?
             .as_deref()
@@ -62,7 +63,7 @@ fn campaign(row: &SqliteRow) -> Result<CampaignRecord> {
     })
 }
 
-fn audit_event(r: &SqliteRow) -> Result<AuditEvent> {
+fn audit_event(r: &AnyRow) -> Result<AuditEvent> {
     Ok(AuditEvent {
         id: r.try_get("id")?,
         at: r.try_get("at")?,
@@ -74,7 +75,7 @@ fn audit_event(r: &SqliteRow) -> Result<AuditEvent> {
     })
 }
 
-fn work_order(row: &SqliteRow) -> Result<WorkOrderRecord> {
+fn work_order(row: &AnyRow) -> Result<WorkOrderRecord> {
     Ok(WorkOrderRecord {
         id: row.try_get("id")?,
         campaign_id: row.try_get("campaign_id")?,
@@ -91,11 +92,12 @@ fn work_order(row: &SqliteRow) -> Result<WorkOrderRecord> {
 }
 
 async fn insert_work_order(
-    tx: &mut Transaction<'_, Sqlite>,
+    d: Dialect,
+    tx: &mut Transaction<'_, Any>,
     campaign_id: i64,
     w: &NewWorkOrder,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let done = query(d,
         "INSERT INTO work_orders (campaign_id, subscriber_id, channel, purpose, offer_id, branch_id, \
          manager_id, due_date, status, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?) \
          ON CONFLICT (campaign_id, subscriber_id, channel, purpose) DO NOTHING",
@@ -115,19 +117,21 @@ async fn insert_work_order(
     Ok(done.rows_affected() == 1)
 }
 
-async fn count(tx: &mut Transaction<'_, Sqlite>, sql: &'static str, id: i64) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(sql)
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
+async fn count(
+    d: Dialect,
+    tx: &mut Transaction<'_, Any>,
+    sql: &'static str,
+    id: i64,
+) -> Result<u64> {
+    let n: i64 = query_scalar(d, sql).bind(id).fetch_one(&mut **tx).await?;
     Ok(n as u64)
 }
 
-impl SqliteStore {
+impl SqlStore {
     pub(crate) async fn create_campaign(&self, c: &NewCampaign, actor: &str) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
         let at = now();
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = query_scalar(self.d,
             "INSERT INTO campaigns (name, kind, template, template_version, definition, budget, as_of, \
              seed, owner, status, approval_level, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING id",
@@ -151,6 +155,7 @@ impl SqliteStore {
             "budget": c.budget, "as_of": c.as_of, "approval_level": c.approval_level,
         });
         audit(
+            self.d,
             &mut tx,
             "campaign",
             &id.to_string(),
@@ -166,7 +171,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>> {
-        sqlx::query("SELECT * FROM campaigns WHERE id = ?")
+        query(self.d, "SELECT * FROM campaigns WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -176,7 +181,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
-        sqlx::query("SELECT * FROM campaigns ORDER BY id")
+        query(self.d, "SELECT * FROM campaigns ORDER BY id")
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -193,9 +198,9 @@ impl SqliteStore {
         event: &Audit<'_>,
     ) -> Result<()> {
         // The write lock first: of two racing changes, the second sees the first's status.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM campaigns WHERE id = ?")
+            query_scalar(self.d, "SELECT status FROM campaigns WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -220,26 +225,29 @@ impl SqliteStore {
                     }
                     other => return Err(Error::Corrupt(format!("no campaign column {other}"))),
                 };
-                sqlx::query(sql)
+                query(self.d, sql)
                     .bind(to)
                     .bind(now())
                     .bind(value.to_string())
                     .bind(id)
             }
-            None => sqlx::query("UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ?")
-                .bind(to)
-                .bind(now())
-                .bind(id),
+            None => query(
+                self.d,
+                "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(to)
+            .bind(now())
+            .bind(id),
         };
         q.execute(&mut *tx).await?;
-        audit(&mut tx, "campaign", &id.to_string(), event).await?;
+        audit(self.d, &mut tx, "campaign", &id.to_string(), event).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub(crate) async fn audit(&self, entity: &str, entity_id: &str, a: &Audit<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        audit(&mut tx, entity, entity_id, a).await?;
+        audit(self.d, &mut tx, entity, entity_id, a).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -249,7 +257,8 @@ impl SqliteStore {
         entity: &str,
         entity_id: Option<&str>,
     ) -> Result<Vec<AuditEvent>> {
-        let rows = sqlx::query(
+        let rows = query(
+            self.d,
             "SELECT * FROM audit_log WHERE entity = ? AND (? IS NULL OR entity_id = ?) ORDER BY id",
         )
         .bind(entity)
@@ -266,7 +275,8 @@ impl SqliteStore {
         actor: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEvent>> {
-        let rows = sqlx::query(
+        let rows = query(
+            self.d,
             "SELECT * FROM audit_log WHERE (?1 IS NULL OR entity = ?1) \
              AND (?2 IS NULL OR actor = ?2) ORDER BY id DESC LIMIT ?3",
         )
@@ -288,9 +298,9 @@ impl SqliteStore {
         let fault: Option<usize> = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse().ok());
         // BEGIN IMMEDIATE: the write lock is taken before the status is read, so a second
         // launcher waits and then sees `launched`.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM campaigns WHERE id = ?")
+            query_scalar(self.d, "SELECT status FROM campaigns WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -304,8 +314,8 @@ impl SqliteStore {
             "launched" | "evaluated" => {
                 return Ok(Launched {
                     created: false,
-                    work_orders: count(&mut tx, counts, id).await?,
-                    members: count(&mut tx, member_counts, id).await?,
+                    work_orders: count(self.d, &mut tx, counts, id).await?,
+                    members: count(self.d, &mut tx, member_counts, id).await?,
                 });
             }
             other => {
@@ -315,7 +325,7 @@ impl SqliteStore {
             }
         }
         for m in members {
-            sqlx::query(
+            query(self.d,
                 "INSERT INTO campaign_members (campaign_id, subscriber_id, arm, stratum, level, tier, \
                  segment, reason, offer_id, offer_kind, channel, p_churn, clv, arpu, cost, \
                  expected_cost, expected_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -342,7 +352,7 @@ impl SqliteStore {
         }
         // Planned outside the lock: a campaign launched meanwhile may have taken some of these
         // members. Nobody is in two running experiments, so such a launch is refused whole.
-        let shared: i64 = sqlx::query_scalar(
+        let shared: i64 = query_scalar(self.d,
             "SELECT COUNT(*) FROM campaign_members a \
              JOIN campaign_members b ON b.subscriber_id = a.subscriber_id AND b.campaign_id <> a.campaign_id \
              JOIN campaigns c ON c.id = b.campaign_id AND c.status = 'launched' \
@@ -361,18 +371,21 @@ impl SqliteStore {
             if fault == Some(i) {
                 std::process::abort();
             }
-            insert_work_order(&mut tx, id, w).await?;
+            insert_work_order(self.d, &mut tx, id, w).await?;
         }
-        sqlx::query("UPDATE campaigns SET status = 'launched', updated_at = ? WHERE id = ?")
-            .bind(now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit(&mut tx, "campaign", &id.to_string(), event).await?;
+        query(
+            self.d,
+            "UPDATE campaigns SET status = 'launched', updated_at = ? WHERE id = ?",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        audit(self.d, &mut tx, "campaign", &id.to_string(), event).await?;
         let launched = Launched {
             created: true,
-            work_orders: count(&mut tx, counts, id).await?,
-            members: count(&mut tx, member_counts, id).await?,
+            work_orders: count(self.d, &mut tx, counts, id).await?,
+            members: count(self.d, &mut tx, member_counts, id).await?,
         };
         tx.commit().await?;
         Ok(launched)
@@ -382,24 +395,27 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         let mut added = 0;
         for w in orders {
-            added += u64::from(insert_work_order(&mut tx, id, w).await?);
+            added += u64::from(insert_work_order(self.d, &mut tx, id, w).await?);
         }
         tx.commit().await?;
         Ok(added)
     }
 
     pub(crate) async fn work_orders(&self, id: i64) -> Result<Vec<WorkOrderRecord>> {
-        sqlx::query("SELECT * FROM work_orders WHERE campaign_id = ? ORDER BY id")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(work_order)
-            .collect()
+        query(
+            self.d,
+            "SELECT * FROM work_orders WHERE campaign_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(work_order)
+        .collect()
     }
 
     pub(crate) async fn work_order(&self, id: i64) -> Result<Option<WorkOrderRecord>> {
-        sqlx::query("SELECT * FROM work_orders WHERE id = ?")
+        query(self.d, "SELECT * FROM work_orders WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -414,7 +430,8 @@ impl SqliteStore {
         status: Option<&str>,
         limit: u32,
     ) -> Result<Vec<WorkOrderRecord>> {
-        sqlx::query(
+        query(
+            self.d,
             "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
              WHERE c.status = 'launched' AND (?1 IS NULL OR w.manager_id = ?1) \
              AND (?2 IS NULL OR w.status = ?2) \
@@ -431,9 +448,10 @@ impl SqliteStore {
     }
 
     pub(crate) async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
-        let rows = sqlx::query(
+        let rows = query(
+            self.d,
             "SELECT w.campaign_id, w.subscriber_id, w.channel, w.offer_id, w.due_date, \
-             COALESCE(cb.reached = 1 AND cb.accepted = 0, 0) AS refused \
+             CASE WHEN cb.reached = 1 AND cb.accepted = 0 THEN 1 ELSE 0 END AS refused \
              FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
              LEFT JOIN callbacks cb ON cb.work_order_id = w.id \
              WHERE c.status = 'launched' ORDER BY w.id",
@@ -455,7 +473,8 @@ impl SqliteStore {
     }
 
     pub(crate) async fn running_members(&self, except: i64) -> Result<Vec<(i64, i64)>> {
-        let rows = sqlx::query(
+        let rows = query(
+            self.d,
             "SELECT m.campaign_id, m.subscriber_id FROM campaign_members m \
              JOIN campaigns c ON c.id = m.campaign_id \
              WHERE c.status = 'launched' AND c.id <> ?",
@@ -469,7 +488,8 @@ impl SqliteStore {
     }
 
     pub(crate) async fn members(&self, id: i64) -> Result<Vec<MemberRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
+            self.d,
             "SELECT * FROM campaign_members WHERE campaign_id = ? ORDER BY subscriber_id",
         )
         .bind(id)
@@ -509,7 +529,7 @@ impl SqliteStore {
         let (mut inserted, mut updated) = (0, 0);
         for c in callbacks {
             let owner: Option<i64> =
-                sqlx::query_scalar("SELECT campaign_id FROM work_orders WHERE id = ?")
+                query_scalar(self.d, "SELECT campaign_id FROM work_orders WHERE id = ?")
                     .bind(c.work_order_id)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -520,11 +540,12 @@ impl SqliteStore {
                 )));
             }
             let existed: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM callbacks WHERE work_order_id = ?")
+                query_scalar(self.d, "SELECT 1 FROM callbacks WHERE work_order_id = ?")
                     .bind(c.work_order_id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            sqlx::query(
+            query(
+                self.d,
                 "INSERT INTO callbacks (work_order_id, reached, accepted, stated_reason, notes, \
                  follow_up, source, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (work_order_id) DO UPDATE SET reached = excluded.reached, \
@@ -543,23 +564,27 @@ impl SqliteStore {
             .bind(now())
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE work_orders SET status = 'done' WHERE id = ?")
-                .bind(c.work_order_id)
-                .execute(&mut *tx)
-                .await?;
+            query(
+                self.d,
+                "UPDATE work_orders SET status = 'done' WHERE id = ?",
+            )
+            .bind(c.work_order_id)
+            .execute(&mut *tx)
+            .await?;
             if existed.is_some() {
                 updated += 1;
             } else {
                 inserted += 1;
             }
         }
-        audit(&mut tx, "campaign", &id.to_string(), event).await?;
+        audit(self.d, &mut tx, "campaign", &id.to_string(), event).await?;
         tx.commit().await?;
         Ok((inserted, updated))
     }
 
     pub(crate) async fn callbacks(&self, id: i64) -> Result<Vec<CallbackRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
+            self.d,
             "SELECT cb.* FROM callbacks cb JOIN work_orders w ON w.id = cb.work_order_id \
              WHERE w.campaign_id = ? ORDER BY cb.work_order_id",
         )
@@ -585,7 +610,7 @@ impl SqliteStore {
     pub(crate) async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for o in outcomes {
-            sqlx::query(
+            query(self.d,
                 "INSERT INTO campaign_outcomes (campaign_id, subscriber_id, retained, arpu_after, \
                  source, observed_at) VALUES (?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (campaign_id, subscriber_id) DO UPDATE SET retained = excluded.retained, \
@@ -605,7 +630,8 @@ impl SqliteStore {
     }
 
     pub(crate) async fn outcomes(&self, id: i64) -> Result<Vec<OutcomeRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
+            self.d,
             "SELECT * FROM campaign_outcomes WHERE campaign_id = ? ORDER BY subscriber_id",
         )
         .bind(id)
@@ -629,14 +655,16 @@ impl SqliteStore {
         definition: &serde_json::Value,
         actor: &str,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let latest: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM plan_templates WHERE name = ?")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
+        let mut tx = self.begin_write().await?;
+        let latest: Option<i64> = query_scalar(
+            self.d,
+            "SELECT MAX(version) FROM plan_templates WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
         let version = latest.unwrap_or(0) + 1;
-        sqlx::query(
+        query(self.d,
             "INSERT INTO plan_templates (name, version, definition, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(name)
@@ -647,6 +675,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         audit(
+            self.d,
             &mut tx,
             "plan_template",
             name,
@@ -662,9 +691,12 @@ impl SqliteStore {
     }
 
     pub(crate) async fn templates(&self) -> Result<Vec<TemplateRecord>> {
-        let rows = sqlx::query("SELECT * FROM plan_templates ORDER BY name, version")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = query(
+            self.d,
+            "SELECT * FROM plan_templates ORDER BY name, version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(TemplateRecord {
@@ -680,7 +712,7 @@ impl SqliteStore {
 
     pub(crate) async fn set_password(&self, name: &str, hash: &str, actor: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
+        let changed = query(self.d, "UPDATE users SET password_hash = ? WHERE name = ?")
             .bind(hash)
             .bind(name)
             .execute(&mut *tx)
@@ -690,6 +722,7 @@ impl SqliteStore {
             return Err(Error::NotFound(format!("user {name:?}")));
         }
         audit(
+            self.d,
             &mut tx,
             "user",
             name,
@@ -706,14 +739,15 @@ impl SqliteStore {
 
     pub(crate) async fn add_user(&self, u: &UserRecord, actor: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE name = ?")
+        let exists: Option<i64> = query_scalar(self.d, "SELECT 1 FROM users WHERE name = ?")
             .bind(&u.name)
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_some() {
             return Err(Error::Conflict(format!("a user {:?} exists", u.name)));
         }
-        sqlx::query(
+        query(
+            self.d,
             "INSERT INTO users (name, role, manager_id, approval_level, password_hash, created_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -726,6 +760,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         audit(
+            self.d,
             &mut tx,
             "user",
             &u.name,
@@ -743,7 +778,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY name")
+        let rows = query(self.d, "SELECT * FROM users ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -765,7 +800,8 @@ impl SqliteStore {
         &self,
         subscriber_id: i64,
     ) -> Result<Vec<WorkOrderRecord>> {
-        sqlx::query(
+        query(
+            self.d,
             "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
              WHERE w.subscriber_id = ? AND w.status = 'open' AND c.status = 'launched' \
              ORDER BY w.due_date, w.id",
