@@ -180,7 +180,19 @@ try {
     assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
   });
 
-  await step('12-audit-log', async () => {
+  await step('12-rules-checked-and-backtested', async () => {
+    await page.click('[data-testid=nav-rules]');
+    await page.waitForSelector('[data-testid=rules-editor]');
+    const text = await page.inputValue('#src');
+    await page.fill('#src', text.replace('when = "', 'when = "fee >> '));
+    await page.click('[data-testid=rules-save]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=rules-result]')?.textContent.includes('rules.toml:'));
+    await page.fill('#src', text);
+    await page.click('[data-testid=rules-backtest]');
+    await page.waitForSelector('[data-testid=backtest-table]', { timeout: 120000 });
+  });
+
+  await step('13-audit-log', async () => {
     await page.click('[data-testid=nav-audit]');
     await page.waitForSelector('[data-testid=audit-table] tbody tr');
     const text = await page.textContent('[data-testid=audit-table]');
@@ -189,7 +201,7 @@ try {
     await page.waitForSelector('[data-testid=login-form]');
   });
 
-  await step('13-manager-scope', async () => {
+  await step('14-manager-scope', async () => {
     await login('wang');
     const nav = await page.$$eval('#nav a', (els) => els.map((e) => e.dataset.testid));
     assert.deepEqual(nav, ['nav-queue', 'nav-warnings', 'nav-counter']);
@@ -201,7 +213,7 @@ try {
     assert.ok((await page.textContent('[data-testid=customer-title]')).includes(mine[0]));
   });
 
-  await step('14-store-counter', async () => {
+  await step('15-store-counter', async () => {
     await page.click('#logout');
     await login('zhou');
     const nav = await page.$$eval('#nav a', (els) => els.map((e) => e.dataset.testid));

@@ -553,13 +553,13 @@ impl Campaigns {
     }
 
     /// Records one callback entered in a form (the manager's queue, the counter) with the
-    /// same checks as a result file. `scope` limits it to one account manager's work orders:
-    /// any other id answers as not found.
+    /// same checks as a result file. `scope` limits it to one account manager's or branch's
+    /// work orders: any other id answers as not found.
     pub async fn record_callback(
         &self,
         work_order_id: i64,
         form: &CallbackForm,
-        scope: Option<&str>,
+        scope: Option<&retain_store::Scope>,
         actor: &Actor,
     ) -> Result<retain_store::CallbackRecord> {
         actor.may(Action::RecordCallbacks)?;
@@ -568,7 +568,7 @@ impl Campaigns {
             .store
             .work_order(work_order_id)
             .await?
-            .filter(|w| scope.is_none_or(|m| w.manager_id == m))
+            .filter(|w| scope.is_none_or(|s| s.admits(&w.manager_id, &w.branch_id)))
             .ok_or_else(not_found)?;
         let c = self.get(order.campaign_id).await?;
         Self::require_launched(&c)?;

@@ -114,6 +114,41 @@
       <tbody>${rows.join('') || `<tr><td colspan="${headers.length}" class="muted">${esc(t('none'))}</td></tr>`}</tbody></table>`;
   }
 
+  // The TOML editor of rules and offers: checked by the server before it replaces the file.
+  function editor(kind, text, backtest) {
+    if (!['admin', 'analyst'].includes(me.role)) return '';
+    return `<h2>${esc(t('edit'))}</h2><div class="panel" data-testid="${kind}-editor">
+      <textarea id="src" rows="18" style="width:100%;font-family:monospace" spellcheck="false">${esc(text)}</textarea>
+      <p><input id="src-note" size="40" placeholder="${esc(t('note'))}">
+      <button class="primary" id="src-save" data-testid="${kind}-save">${esc(t('save'))}</button>
+      ${backtest ? `<button id="src-backtest" data-testid="rules-backtest">${esc(t('backtest'))}</button>` : ''}</p>
+      <div id="src-result" data-testid="${kind}-result"></div></div>`;
+  }
+
+  function bindEditor(kind, path) {
+    const save = $('#src-save');
+    if (!save) return;
+    const result = $('#src-result');
+    save.addEventListener('click', async () => {
+      try {
+        await api('PUT', path, { toml: $('#src').value, note: $('#src-note').value });
+        toast(t('saved'));
+        route();
+      } catch (err) { result.innerHTML = `<pre class="error">${esc(err.message)}</pre>`; }
+    });
+    const bt = $('#src-backtest');
+    if (bt) bt.addEventListener('click', async () => {
+      bt.disabled = true;
+      result.innerHTML = `<p class="muted">${esc(t('loading'))}</p>`;
+      try {
+        const r = await api('POST', '/api/v1/rules/backtest', { toml: $('#src').value });
+        result.innerHTML = table([t('level'), { label: t('precision'), num: true }, { label: t('recall'), num: true }, { label: t('rule_lift'), num: true }],
+          ['red', 'yellow', 'blue'].map((l) => `<tr><td>${level(l)}</td><td class="num">${pct(r.levels?.[l]?.precision)}</td><td class="num">${pct(r.levels?.[l]?.recall)}</td><td class="num">${num(r.levels?.[l]?.lift, 1)}</td></tr>`), 'backtest-table');
+      } catch (err) { result.innerHTML = `<pre class="error">${esc(err.message)}</pre>`; }
+      bt.disabled = false;
+    });
+  }
+
   const RENDER = {
     async overview() {
       const d = await api('GET', '/api/v1/overview');
@@ -153,6 +188,7 @@
           <label>${esc(t('branch'))}<input name="branch" size="8" value="${esc(q.get('branch') || '')}"></label>
           <label>${esc(t('rule'))}<input name="rule" size="8" value="${esc(q.get('rule') || '')}" placeholder="EW001"></label>
           <button type="submit">${esc(t('filter'))}</button>
+          <a href="/api/v1/warnings?${esc(new URLSearchParams([...params].filter(([k]) => k !== 'limit')).toString())}&format=csv" data-testid="warnings-export" download>${esc(t('export'))}</a>
           <span class="muted" data-testid="warnings-total">${esc(t('total'))}: ${num(d.total)} · ${level('red')} ${num(d.by_level.red)} ${level('yellow')} ${num(d.by_level.yellow)} ${level('blue')} ${num(d.by_level.blue)}</span>
         </form>
         ${table([t('subscriber'), t('msisdn'), t('level'), { label: t('score'), num: true }, t('cohort'), t('branch'), t('manager'), t('reasons')],
@@ -255,9 +291,11 @@
       const bt = d.backtest || {};
       const byRule = Object.fromEntries((bt.rules || []).map((r) => [r.id || r.rule, r]));
       view().innerHTML = `<h1>${esc(t('rules_in_force'))} <small class="muted">${esc(d.source)}</small></h1>
-        ${bt.levels ? `<div class="cards">${['red', 'yellow', 'blue'].map((l) => `<div class="card"><div class="k">${level(l)} ${esc(t('precision'))} / ${esc(t('lift'))}</div><div class="v">${pct(bt.levels[l]?.precision)} / ${num(bt.levels[l]?.lift, 1)}</div></div>`).join('')}</div>` : ''}
-        ${table(['ID', t('name'), t('cohort'), { label: t('score'), num: true }, t('rule'), { label: t('precision'), num: true }, { label: t('lift'), num: true }],
-          (d.rules || []).map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(zhEn(r))}</td><td>${esc(r.category)}</td><td class="num">${r.points}</td><td><code>${esc(r.when)}</code></td><td class="num">${pct(byRule[r.id]?.precision)}</td><td class="num">${num(byRule[r.id]?.lift, 1)}</td></tr>`), 'rules-table')}`;
+        ${bt.levels ? `<div class="cards">${['red', 'yellow', 'blue'].map((l) => `<div class="card"><div class="k">${level(l)} ${esc(t('precision'))} / ${esc(t('rule_lift'))}</div><div class="v">${pct(bt.levels[l]?.precision)} / ${num(bt.levels[l]?.lift, 1)}</div></div>`).join('')}</div>` : ''}
+        ${table(['ID', t('name'), t('category'), { label: t('score'), num: true }, t('rule'), { label: t('precision'), num: true }, { label: t('rule_lift'), num: true }],
+          (d.rules || []).map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(zhEn(r))}</td><td>${esc(r.category)}</td><td class="num">${r.points}</td><td><code>${esc(r.when)}</code></td><td class="num">${pct(byRule[r.id]?.precision)}</td><td class="num">${num(byRule[r.id]?.lift, 1)}</td></tr>`), 'rules-table')}
+        ${editor('rules', d.toml, true)}`;
+      bindEditor('rules', '/api/v1/rules');
     },
 
     async offers() {
@@ -266,7 +304,9 @@
       view().innerHTML = `<h1>${esc(t('offers_library'))}</h1>
         ${m.assigned !== undefined ? `<div class="cards">${[['assigned', num(m.assigned)], ['cost', num(m.cost)], ['expected_value', num(m.expected_net_value)], ['budget', num(m.budget)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>` : ''}
         ${table(['ID', t('name'), t('kind'), t('channel'), t('reasons'), { label: t('save_rate'), num: true }, { label: t('assigned'), num: true }, t('talking_points')],
-          (d.library || []).map((o) => `<tr><td>${esc(o.id)}</td><td>${esc(zhEn(o))}</td><td>${esc(o.kind)}</td><td>${esc((o.channels || []).join(' '))}</td><td>${(o.reasons || []).map((r) => `<span class="pill">${esc(r)}</span>`).join('')}</td><td class="num">${pct(o.prior_save_rate)}</td><td class="num">${num(m.by_offer?.[o.id]?.count)}</td><td class="muted">${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`), 'offers-library')}`;
+          (d.library || []).map((o) => `<tr><td>${esc(o.id)}</td><td>${esc(zhEn(o))}</td><td>${esc(o.kind)}</td><td>${esc((o.channels || []).join(' '))}</td><td>${(o.reasons || []).map((r) => `<span class="pill">${esc(r)}</span>`).join('')}</td><td class="num">${pct(o.prior_save_rate)}</td><td class="num">${num(m.by_offer?.[o.id]?.count)}</td><td class="muted">${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`), 'offers-library')}
+        ${editor('offers', d.toml, false)}`;
+      bindEditor('offers', '/api/v1/offers');
     },
 
     async campaigns() {

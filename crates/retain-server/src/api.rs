@@ -27,10 +27,16 @@ impl AppState {
             .map_or_else(String::new, |m| retain_offers::mask(m))
     }
 
-    /// Whether the session may see the subscriber: a manager only their own.
+    /// Whether the session may see the subscriber: a manager only their own (or their
+    /// branch's).
     fn sees(&self, s: &Session, id: i64) -> bool {
-        s.scope()
-            .is_none_or(|m| self.0.managers.get(&id).map(String::as_str) == Some(m))
+        let field = |m: &std::collections::HashMap<i64, String>| {
+            m.get(&id).map_or_else(String::new, Clone::clone)
+        };
+        s.scope().is_none_or(|scope| {
+            self.0.msisdn.contains_key(&id)
+                && scope.admits(&field(&self.0.managers), &field(&self.0.branches))
+        })
     }
 
     async fn audit(&self, s: &Session, entity: &str, id: &str, action: &str, detail: Value) {
@@ -126,14 +132,26 @@ pub(crate) struct WarningQuery {
     cohort: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+    /// `csv` exports the whole filtered list.
+    format: Option<String>,
 }
 
 pub(crate) async fn warnings(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     q: Result<Query<WarningQuery>, QueryRejection>,
-) -> Answer {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let Query(q) = q?;
+    let csv = match q.format.as_deref() {
+        None | Some("" | "json") => false,
+        Some("csv") => true,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "format {f:?} is not json or csv"
+            )));
+        }
+    };
     if let Some(l) = q.level.as_deref().filter(|l| !l.is_empty())
         && !["red", "yellow", "blue"].contains(&l)
     {
@@ -158,16 +176,26 @@ pub(crate) async fn warnings(
         given(&q.rule),
         given(&q.cohort),
     );
+    let scope = s.scope();
     let matching: Vec<&crate::warnings::Warning> = list
         .items
         .iter()
-        .filter(|w| s.scope().is_none_or(|m| w.manager_id == m))
+        .filter(|w| {
+            scope
+                .as_ref()
+                .is_none_or(|sc| sc.admits(&w.manager_id, &w.branch_id))
+        })
         .filter(|w| level.as_ref().is_none_or(|l| &w.level == l))
         .filter(|w| branch.as_ref().is_none_or(|b| &w.branch_id == b))
         .filter(|w| manager.as_ref().is_none_or(|m| &w.manager_id == m))
         .filter(|w| cohort.as_ref().is_none_or(|c| &w.cohort == c))
         .filter(|w| rule.as_ref().is_none_or(|r| w.rules.contains(r)))
         .collect();
+    if csv {
+        return export_warnings(&state, &s, &list.as_of, &matching)
+            .await
+            .map(IntoResponse::into_response);
+    }
     let count = |lv: &str| matching.iter().filter(|w| w.level == lv).count();
     let items: Vec<Value> = matching
         .iter()
@@ -184,7 +212,70 @@ pub(crate) async fn warnings(
         "total": matching.len(),
         "by_level": { "red": count("red"), "yellow": count("yellow"), "blue": count("blue") },
         "items": items,
-    })))
+    }))
+    .into_response())
+}
+
+/// The filtered warning list as a CSV download (UTF-8 with a byte-order mark, so spreadsheet
+/// programs read the Chinese right), numbers masked; every export is audited.
+async fn export_warnings(
+    state: &AppState,
+    s: &Session,
+    as_of: &str,
+    rows: &[&crate::warnings::Warning],
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    let header = [
+        "subscriber_id",
+        "msisdn",
+        "level",
+        "score",
+        "cohort",
+        "branch_id",
+        "manager_id",
+        "rules",
+        "reasons_zh",
+        "reasons_en",
+    ];
+    out.write_record(header).map_err(ApiError::internal)?;
+    for w in rows {
+        out.write_record([
+            w.subscriber_id.to_string(),
+            state.masked(w.subscriber_id),
+            w.level.clone(),
+            w.score.to_string(),
+            w.cohort.clone(),
+            w.branch_id.clone(),
+            w.manager_id.clone(),
+            w.rules.join(" "),
+            w.reasons_zh.clone(),
+            w.reasons_en.clone(),
+        ])
+        .map_err(ApiError::internal)?;
+    }
+    let bytes = out.into_inner().map_err(ApiError::internal)?;
+    state
+        .audit(
+            s,
+            "warnings",
+            as_of,
+            "export",
+            json!({ "rows": rows.len() }),
+        )
+        .await;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"warnings-{as_of}.csv\""),
+            ),
+        ],
+        bytes,
+    ))
 }
 
 pub(crate) async fn customer(
@@ -291,9 +382,44 @@ pub(crate) async fn model(State(state): State<AppState>) -> Answer {
     Ok(Json(report))
 }
 
+/// The text of a workspace's file, or the shipped default when the workspace has none.
+fn source_text(root: &std::path::Path, file: &str, default: &str) -> ApiResult<String> {
+    let path = root.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(default.to_owned()),
+        Err(e) => Err(ApiError::internal(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Replaces a workspace file whole: written beside it, then renamed over it.
+fn replace_file(root: &std::path::Path, file: &str, text: &str) -> ApiResult<()> {
+    let path = root.join(file);
+    let staged = root.join(format!(".{file}.new"));
+    std::fs::write(&staged, text)
+        .and_then(|()| std::fs::rename(&staged, &path))
+        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
+}
+
+/// A short fingerprint of a file's text, so the audit log tells versions apart.
+fn digest(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SourceEdit {
+    toml: String,
+    #[serde(default)]
+    note: String,
+}
+
 pub(crate) async fn rules(State(state): State<AppState>) -> Answer {
     let set =
         retain_warn::RuleSet::for_workspace(&state.0.root, None).map_err(ApiError::internal)?;
+    let text = source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?;
     let rules: Vec<Value> = set
         .rules
         .iter()
@@ -303,8 +429,92 @@ pub(crate) async fn rules(State(state): State<AppState>) -> Answer {
         "source": set.source.file_name().map(|n| n.to_string_lossy().into_owned()),
         "scorecard": serde_json::to_value(&set.scorecard).map_err(engine)?,
         "rules": rules,
+        "toml": text,
         "backtest": state.report("warn-backtest.json")?,
     })))
+}
+
+/// Replaces the warning rules after checking them; the next `retain warn` uses them.
+pub(crate) async fn put_rules(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    body: Result<Json<SourceEdit>, JsonRejection>,
+) -> Answer {
+    let Json(edit) = body?;
+    let set = retain_warn::RuleSet::parse(&edit.toml, std::path::Path::new("rules.toml"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let before = source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?;
+    replace_file(&state.0.root, "rules.toml", &edit.toml)?;
+    let detail = json!({
+        "note": edit.note, "rules": set.rules.len(),
+        "before": digest(&before), "after": digest(&edit.toml),
+    });
+    state
+        .audit(&s, "rules", "rules.toml", "change", detail)
+        .await;
+    Ok(Json(
+        json!({ "rules": set.rules.len(), "file": "rules.toml" }),
+    ))
+}
+
+/// Backtests rules (the posted text, or those in force) on the workspace's labelled history.
+pub(crate) async fn backtest_rules(State(state): State<AppState>, body: Bytes) -> Answer {
+    let text = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice::<SourceEdit>(&body)
+                .map_err(|e| {
+                    ApiError::new(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "bad_body",
+                        e.to_string(),
+                    )
+                })?
+                .toml,
+        )
+    };
+    let set = match &text {
+        Some(t) => retain_warn::RuleSet::parse(t, std::path::Path::new("rules.toml"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        None => {
+            retain_warn::RuleSet::for_workspace(&state.0.root, None).map_err(ApiError::internal)?
+        }
+    };
+    let report = off_thread(state, move |state| async move {
+        retain_warn::backtest(
+            &state.0.campaigns.ctx,
+            &set,
+            &retain_warn::BacktestOptions::default(),
+        )
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(report).map_err(engine)?))
+}
+
+/// Replaces the offer library after checking it; the next `retain match` uses it.
+pub(crate) async fn put_offers(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    body: Result<Json<SourceEdit>, JsonRejection>,
+) -> Answer {
+    let Json(edit) = body?;
+    let library = retain_offers::Library::parse(&edit.toml, std::path::Path::new("offers.toml"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let before = source_text(&state.0.root, "offers.toml", retain_offers::DEFAULT_OFFERS)?;
+    replace_file(&state.0.root, "offers.toml", &edit.toml)?;
+    let detail = json!({
+        "note": edit.note, "offers": library.offers.len(),
+        "before": digest(&before), "after": digest(&edit.toml),
+    });
+    state
+        .audit(&s, "offers", "offers.toml", "change", detail)
+        .await;
+    Ok(Json(
+        json!({ "offers": library.offers.len(), "file": "offers.toml" }),
+    ))
 }
 
 pub(crate) async fn offers(State(state): State<AppState>) -> Answer {
@@ -320,8 +530,10 @@ pub(crate) async fn offers(State(state): State<AppState>) -> Answer {
             o.remove(k);
         }
     }
+    let text = source_text(&state.0.root, "offers.toml", retain_offers::DEFAULT_OFFERS)?;
     Ok(Json(json!({
         "source": library.source.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "toml": text,
         "library": library.offers,
         "matching": matching,
     })))
@@ -548,7 +760,11 @@ pub(crate) async fn work_orders(
     if limit == 0 || limit > 5000 {
         return Err(ApiError::bad_request("limit must be 1 to 5000"));
     }
-    let orders = state.0.store.work_queue(s.scope(), status, limit).await?;
+    let orders = state
+        .0
+        .store
+        .work_queue(s.scope().as_ref(), status, limit)
+        .await?;
     let items: Vec<Value> = orders
         .iter()
         .map(|w| {
@@ -576,7 +792,7 @@ pub(crate) async fn callback(
     let cb = state
         .0
         .campaigns
-        .record_callback(id, &form, s.scope(), &s.actor())
+        .record_callback(id, &form, s.scope().as_ref(), &s.actor())
         .await?;
     Ok(Json(serde_json::to_value(cb).map_err(engine)?))
 }

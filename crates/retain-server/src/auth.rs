@@ -20,6 +20,7 @@ pub(crate) struct Session {
     pub name: String,
     pub role: String,
     pub manager_id: Option<String>,
+    pub branch_id: Option<String>,
     pub approval_level: i64,
     /// The dashboard sends it back in `X-CSRF-Token` with every change it asks for.
     pub csrf: String,
@@ -27,14 +28,17 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// The account manager whose subscribers this session is limited to, if any.
-    pub(crate) fn scope(&self) -> Option<&str> {
-        if self.role == "manager" {
-            // A manager without an id sees nobody rather than everybody.
-            Some(self.manager_id.as_deref().unwrap_or("\u{0}"))
-        } else {
-            None
+    /// The account manager's book or branch this session is limited to, if any.
+    pub(crate) fn scope(&self) -> Option<retain_store::Scope> {
+        if self.role != "manager" {
+            return None;
         }
+        Some(match (&self.manager_id, &self.branch_id) {
+            (Some(m), _) => retain_store::Scope::Manager(m.clone()),
+            (None, Some(b)) => retain_store::Scope::Branch(b.clone()),
+            // A manager without either sees nobody rather than everybody.
+            (None, None) => retain_store::Scope::Manager("\u{0}".into()),
+        })
     }
 
     /// The session as the campaign loop knows an actor.

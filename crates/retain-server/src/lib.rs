@@ -55,8 +55,9 @@ pub(crate) struct Inner {
     pub lockout: Mutex<auth::Lockout>,
     /// The latest match run's decisions, when there is one.
     pub decisions: Option<DecisionIndex>,
-    /// subscriber → account manager, for data scoping.
+    /// subscriber → account manager and branch, for data scoping.
     pub managers: HashMap<i64, String>,
+    pub branches: HashMap<i64, String>,
     /// subscriber → phone number, shown masked.
     pub msisdn: HashMap<i64, String>,
     pub warnings: warnings::Cache,
@@ -79,7 +80,7 @@ impl AppState {
         let ctx = &campaigns.ctx;
         let batches = retain_offers::frame::query(
             ctx,
-            "SELECT subscriber_id, manager_id, msisdn FROM subscribers",
+            "SELECT subscriber_id, manager_id, branch_id, msisdn FROM subscribers",
             "account managers",
         )
         .await?;
@@ -89,6 +90,11 @@ impl AppState {
             .copied()
             .zip(retain_offers::frame::texts(&batches, "manager_id")?)
             .filter(|(_, m)| !m.is_empty())
+            .collect();
+        let branches = ids
+            .iter()
+            .copied()
+            .zip(retain_offers::frame::texts(&batches, "branch_id")?)
             .collect();
         let msisdn: HashMap<i64, String> = ids
             .into_iter()
@@ -109,6 +115,7 @@ impl AppState {
             lockout: Mutex::new(auth::Lockout::default()),
             decisions,
             managers,
+            branches,
             msisdn,
             warnings: warnings::Cache::default(),
             overview: tokio::sync::OnceCell::new(),

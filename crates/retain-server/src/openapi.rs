@@ -17,9 +17,9 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
             None,
         ),
         ("GET", "/api/v1/warnings") => (
-            "The newest warning list with reasons; filters by level, branch, manager, rule and cohort; managers see their own subscribers",
+            "The newest warning list with reasons; filters by level, branch, manager, rule and cohort; managers see their own subscribers; format=csv exports the filtered list (audited)",
             &[
-                "level", "branch", "manager", "rule", "cohort", "limit", "offset",
+                "level", "branch", "manager", "rule", "cohort", "limit", "offset", "format",
             ],
             None,
         ),
@@ -47,6 +47,21 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
             "The warning rules and scorecard in force, with the latest backtest",
             &[],
             None,
+        ),
+        ("PUT", "/api/v1/rules") => (
+            "Replace the warning rules (TOML, checked first; errors name line and column); audited",
+            &[],
+            Some(source()),
+        ),
+        ("POST", "/api/v1/rules/backtest") => (
+            "Backtest the posted rules (or those in force) on the labelled history",
+            &[],
+            Some(source()),
+        ),
+        ("PUT", "/api/v1/offers") => (
+            "Replace the offer library (TOML, checked first); audited",
+            &[],
+            Some(source()),
         ),
         ("GET", "/api/v1/offers") => ("The offer library and the latest matching run", &[], None),
         ("GET", "/api/v1/templates") => (
@@ -122,6 +137,11 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
         ),
         _ => ("", &[], None),
     }
+}
+
+fn source() -> Value {
+    json!({ "type": "object", "required": ["toml"], "properties": {
+        "toml": { "type": "string" }, "note": { "type": "string" } } })
 }
 
 fn note() -> Value {

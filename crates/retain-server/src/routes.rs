@@ -30,8 +30,9 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/decisions/{key}", get(api::decision))
         .route("/api/v1/segments", get(api::segments))
         .route("/api/v1/model", get(api::model))
-        .route("/api/v1/rules", get(api::rules))
-        .route("/api/v1/offers", get(api::offers))
+        .route("/api/v1/rules", get(api::rules).put(api::put_rules))
+        .route("/api/v1/rules/backtest", post(api::backtest_rules))
+        .route("/api/v1/offers", get(api::offers).put(api::put_offers))
         .route("/api/v1/templates", get(api::templates))
         .route(
             "/api/v1/campaigns",
@@ -71,8 +72,15 @@ async fn count(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().clone();
+    let started = Instant::now();
     let response = next.run(req).await;
-    tracing::debug!(%method, %route, status = response.status().as_u16(), "request");
+    tracing::info!(
+        %method,
+        %route,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis(),
+        "request"
+    );
     if let Ok(mut m) = state.0.requests.lock() {
         *m.entry((route, response.status().as_u16())).or_insert(0) += 1;
     }
@@ -174,6 +182,7 @@ async fn open_session(state: &AppState, body: &Login) -> ApiResult<(String, Sess
         name: user.name.clone(),
         role: user.role.clone(),
         manager_id: user.manager_id.clone(),
+        branch_id: user.branch_id.clone(),
         approval_level: user.approval_level,
         csrf: token(),
         expires: now + TOKEN_LIFETIME,
@@ -187,7 +196,7 @@ async fn open_session(state: &AppState, body: &Login) -> ApiResult<(String, Sess
 
 fn describe(s: &Session) -> serde_json::Value {
     json!({
-        "name": s.name, "role": s.role, "manager_id": s.manager_id,
+        "name": s.name, "role": s.role, "manager_id": s.manager_id, "branch_id": s.branch_id,
         "approval_level": s.approval_level, "csrf": s.csrf,
         "expires_in": s.expires.saturating_duration_since(Instant::now()).as_secs(),
     })

@@ -181,9 +181,39 @@ pub struct UserRecord {
     pub role: String,
     /// The account manager this user is, whose subscribers they see.
     pub manager_id: Option<String>,
+    /// For a manager without a manager id: the branch whose subscribers they see.
+    pub branch_id: Option<String>,
     pub approval_level: i64,
     #[serde(skip)]
     pub password_hash: String,
     pub created_at: String,
     pub disabled: bool,
+}
+
+/// Whose subscribers a user may see and act on: one account manager's book, or a branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Manager(String),
+    Branch(String),
+}
+
+impl Scope {
+    /// Whether a subscriber (or work order) of this manager and branch is in scope.
+    #[must_use]
+    pub fn admits(&self, manager_id: &str, branch_id: &str) -> bool {
+        match self {
+            Scope::Manager(m) => m == manager_id,
+            Scope::Branch(b) => b == branch_id,
+        }
+    }
+
+    /// (manager id, branch id) to filter on, each `None` when not filtered.
+    #[must_use]
+    pub fn filters(scope: Option<&Scope>) -> (Option<&str>, Option<&str>) {
+        match scope {
+            None => (None, None),
+            Some(Scope::Manager(m)) => (Some(m), None),
+            Some(Scope::Branch(b)) => (None, Some(b)),
+        }
+    }
 }

@@ -23,7 +23,8 @@ use serde::Serialize;
 
 pub use campaign::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, Launched, MemberRecord, NewCampaign,
-    NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, UserRecord, WorkOrderRecord,
+    NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord, UserRecord,
+    WorkOrderRecord,
 };
 pub use error::{Error, Result};
 
@@ -240,16 +241,17 @@ impl Store {
         }
     }
 
-    /// Work orders of launched campaigns, open ones first and soonest due first; only
-    /// `manager`'s when given, only those of `status` when given.
+    /// Work orders of launched campaigns, open ones first and soonest due first; only those in
+    /// `scope` when given, only those of `status` when given.
     pub async fn work_queue(
         &self,
-        manager: Option<&str>,
+        scope: Option<&Scope>,
         status: Option<&str>,
         limit: u32,
     ) -> Result<Vec<WorkOrderRecord>> {
+        let (manager, branch) = Scope::filters(scope);
         match &self.backend {
-            Backend::Sql(s) => s.work_queue(manager, status, limit).await,
+            Backend::Sql(s) => s.work_queue(manager, branch, status, limit).await,
         }
     }
 
@@ -723,6 +725,7 @@ mod tests {
             name: "li".into(),
             role: "approver".into(),
             manager_id: None,
+            branch_id: None,
             approval_level: 2,
             password_hash: "$argon2id$x".into(),
             created_at: String::new(),
@@ -747,11 +750,26 @@ mod tests {
         assert_eq!(store.audit_log("user", Some("li")).await.unwrap().len(), 1);
     }
 
+    /// What was audited stays as it was: the store refuses updates and deletes.
+    async fn audit_is_append_only(store: &Store) {
+        let Backend::Sql(s) = &store.backend;
+        for sql in [
+            "UPDATE audit_log SET actor = 'someone else'",
+            "DELETE FROM audit_log",
+        ] {
+            let err = sqlx::query(sql).execute(&s.pool).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+        assert!(!store.audit_recent(None, None, 10).await.unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn sqlite_campaign_story() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("retain.db").display());
-        campaign_story(&Store::connect(&url).await.unwrap()).await;
+        let store = Store::connect(&url).await.unwrap();
+        campaign_story(&store).await;
+        audit_is_append_only(&store).await;
     }
 
     #[tokio::test]
@@ -783,7 +801,9 @@ mod tests {
             eprintln!("skipped: set RETAIN_TEST_POSTGRES_URL to run on PostgreSQL");
             return;
         };
-        campaign_story(&Store::connect(&url).await.unwrap()).await;
+        let store = Store::connect(&url).await.unwrap();
+        campaign_story(&store).await;
+        audit_is_append_only(&store).await;
     }
 
     #[test]

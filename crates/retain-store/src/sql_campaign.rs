@@ -427,6 +427,7 @@ impl SqlStore {
     pub(crate) async fn work_queue(
         &self,
         manager: Option<&str>,
+        branch: Option<&str>,
         status: Option<&str>,
         limit: u32,
     ) -> Result<Vec<WorkOrderRecord>> {
@@ -434,10 +435,11 @@ impl SqlStore {
             self.d,
             "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
              WHERE c.status = 'launched' AND (?1 IS NULL OR w.manager_id = ?1) \
-             AND (?2 IS NULL OR w.status = ?2) \
-             ORDER BY w.status = 'open' DESC, w.due_date, w.id LIMIT ?3",
+             AND (?2 IS NULL OR w.branch_id = ?2) AND (?3 IS NULL OR w.status = ?3) \
+             ORDER BY w.status = 'open' DESC, w.due_date, w.id LIMIT ?4",
         )
         .bind(manager)
+        .bind(branch)
         .bind(status)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -748,12 +750,13 @@ impl SqlStore {
         }
         query(
             self.d,
-            "INSERT INTO users (name, role, manager_id, approval_level, password_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (name, role, manager_id, branch_id, approval_level, password_hash, \
+             created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&u.name)
         .bind(&u.role)
         .bind(&u.manager_id)
+        .bind(&u.branch_id)
         .bind(u.approval_level)
         .bind(&u.password_hash)
         .bind(now())
@@ -768,7 +771,8 @@ impl SqlStore {
                 actor,
                 action: "add",
                 detail: serde_json::json!({
-                    "role": u.role, "manager_id": u.manager_id, "approval_level": u.approval_level,
+                    "role": u.role, "manager_id": u.manager_id, "branch_id": u.branch_id,
+                    "approval_level": u.approval_level,
                 }),
             },
         )
@@ -787,6 +791,7 @@ impl SqlStore {
                     name: r.try_get("name")?,
                     role: r.try_get("role")?,
                     manager_id: r.try_get("manager_id")?,
+                    branch_id: r.try_get("branch_id")?,
                     approval_level: r.try_get("approval_level")?,
                     password_hash: r.try_get("password_hash")?,
                     created_at: r.try_get("created_at")?,

@@ -57,7 +57,7 @@ enum Command {
     /// Campaigns (四步一库): create from the plan library, rehearse, approve, launch as work
     /// orders, record callbacks, evaluate against the control group.
     Campaign(commands::campaign::Args),
-    /// The HTTP API (login, decisions, health, metrics, OpenAPI) over a workspace.
+    /// The HTTP API and the dashboard over a workspace (docs/api.md).
     Serve(commands::serve::Args),
     /// Users: `retain user add --name N --role R --password-stdin`, `retain user list`.
     User(commands::user::Args),
@@ -70,14 +70,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RETAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RETAIN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .init();
+        .with_env_filter(filter)
+        .with_target(false);
+    // One JSON object per line for log collectors (RETAIN_LOG_FORMAT=json); text otherwise.
+    if std::env::var("RETAIN_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().flatten_event(true).init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(&args),

@@ -149,6 +149,7 @@ async fn add_user(store: &Store, name: &str, role: &str, manager_id: Option<&str
         name: name.into(),
         role: role.into(),
         manager_id: manager_id.map(str::to_owned),
+        branch_id: None,
         approval_level: if matches!(role, "approver" | "admin") {
             3
         } else {
@@ -161,7 +162,8 @@ async fn add_user(store: &Store, name: &str, role: &str, manager_id: Option<&str
     store.add_user(&user, "test").await.unwrap();
 }
 
-fn subscribers(dir: &std::path::Path) -> Vec<(String, String)> {
+/// (subscriber, manager, branch) of the synthetic operator.
+fn subscribers(dir: &std::path::Path) -> Vec<(String, String, String)> {
     let subs = std::fs::read_to_string(dir.join("in/subscribers.csv")).unwrap();
     let header: Vec<&str> = subs.lines().next().unwrap().split(',').collect();
     let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
@@ -172,6 +174,7 @@ fn subscribers(dir: &std::path::Path) -> Vec<(String, String)> {
             (
                 r[col("subscriber_id")].to_owned(),
                 r[col("manager_id")].to_owned(),
+                r[col("branch_id")].to_owned(),
             )
         })
         .collect()
@@ -264,12 +267,18 @@ async fn role_matrix(postgres: bool) {
     rules.sort_by_key(|r| r.path == "/api/v1/logout");
     for rule in rules {
         let uri = concrete(rule.path);
-        let body = match rule.path {
-            "/api/v1/campaigns" => Some(serde_json::json!({ "template": "level-flow" })),
-            "/api/v1/work-orders/{id}/callback" => {
+        let body = match (rule.method, rule.path) {
+            ("POST", "/api/v1/campaigns") => Some(serde_json::json!({ "template": "level-flow" })),
+            (_, "/api/v1/work-orders/{id}/callback") => {
                 Some(serde_json::json!({ "reached": true, "accepted": false }))
             }
-            "/api/v1/campaigns/{id}/reject" => Some(serde_json::json!({ "note": "no" })),
+            (_, "/api/v1/campaigns/{id}/reject") => Some(serde_json::json!({ "note": "no" })),
+            ("PUT", "/api/v1/rules") => {
+                Some(serde_json::json!({ "toml": retain_warn::DEFAULT_RULES }))
+            }
+            ("PUT", "/api/v1/offers") => {
+                Some(serde_json::json!({ "toml": retain_offers::DEFAULT_OFFERS }))
+            }
             _ => None,
         };
         let (status, _) = call(&app, rule.method, &uri, None, body.clone()).await;
@@ -316,17 +325,66 @@ async fn manager_scope(postgres: bool) {
     let ws = workspace(dir.path(), url).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     let subs = subscribers(dir.path());
-    let (mine, manager) = subs.iter().find(|(_, m)| !m.is_empty()).unwrap().clone();
-    let (theirs, _) = subs
+    let (mine, manager, branch) = subs.iter().find(|(_, m, _)| !m.is_empty()).unwrap().clone();
+    let (theirs, _, _) = subs
         .iter()
-        .find(|(_, m)| !m.is_empty() && *m != manager)
+        .find(|(_, m, _)| !m.is_empty() && *m != manager)
         .expect("two managers")
+        .clone();
+    let (elsewhere, _, _) = subs
+        .iter()
+        .find(|(_, _, b)| *b != branch)
+        .expect("two branches")
+        .clone();
+    let (unmanaged, _, _) = subs
+        .iter()
+        .find(|(_, m, b)| m.is_empty() && *b == branch)
+        .expect("a subscriber of the branch without an account manager")
         .clone();
     add_user(&store, "ana", "analyst", None).await;
     add_user(&store, "li", "approver", None).await;
     add_user(&store, "wang", "manager", Some(&manager)).await;
     add_user(&store, "zhou", "store", None).await;
+    let head = UserRecord {
+        name: "zhao".into(),
+        role: "manager".into(),
+        manager_id: None,
+        branch_id: Some(branch.clone()),
+        approval_level: 0,
+        password_hash: hash_password(PASSWORD).unwrap(),
+        created_at: String::new(),
+        disabled: false,
+    };
+    store.add_user(&head, "test").await.unwrap();
     let app = router(AppState::open(ws.root()).await.unwrap());
+
+    // A branch head (a manager scoped to a branch) sees the whole branch and nothing else.
+    let zhao = login(&app, "zhao").await;
+    for (id, expected) in [
+        (&mine, StatusCode::OK),
+        (&unmanaged, StatusCode::OK),
+        (&elsewhere, StatusCode::NOT_FOUND),
+    ] {
+        let uri = format!("/api/v1/customers/{id}");
+        let (status, body) = call(&app, "GET", &uri, Some(&zhao), None).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+    }
+    let (_, list) = call(
+        &app,
+        "GET",
+        "/api/v1/warnings?limit=1000",
+        Some(&zhao),
+        None,
+    )
+    .await;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["branch_id"] == branch.as_str()),
+        "{list}"
+    );
 
     let (status, body) = call(&app, "GET", "/healthz", None, None).await;
     assert_eq!(
@@ -391,7 +449,10 @@ async fn manager_scope(postgres: bool) {
         .iter()
         .map(|e| (e.actor.as_str(), e.action.as_str()))
         .collect();
-    assert_eq!(actions, [("wang", "read"), ("wang", "decision")]);
+    assert_eq!(
+        actions,
+        [("zhao", "read"), ("wang", "read"), ("wang", "decision")]
+    );
     let log = store.audit_log("user", Some("ana")).await.unwrap();
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["add", "login_failed", "login"]);
@@ -569,6 +630,110 @@ async fn the_dashboard_session_is_a_cookie_and_changes_need_the_csrf_token() {
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = send(&app, "GET", "/api/v1/me", &[("cookie", &cookie)], None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn rules_and_offers_are_checked_before_they_replace_the_files_and_changes_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path(), None).await;
+    let store = Store::connect(&ws.store_url()).await.unwrap();
+    add_user(&store, "ana", "analyst", None).await;
+    let app = router(AppState::open(ws.root()).await.unwrap());
+    let ana = login(&app, "ana").await;
+
+    let (_, current) = call(&app, "GET", "/api/v1/rules", Some(&ana), None).await;
+    let text = current["toml"].as_str().unwrap().to_owned();
+    let broken = text.replacen("when = \"", "when = \"no_such_feature > 1 and ", 1);
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/api/v1/rules",
+        Some(&ana),
+        Some(serde_json::json!({ "toml": broken })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("rules.toml:"),
+        "{body}"
+    );
+    assert!(!ws.root().join("rules.toml").exists(), "nothing written");
+
+    // The rules as they were are a valid change: saved, audited, and backtested on request.
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/api/v1/rules",
+        Some(&ana),
+        Some(serde_json::json!({ "toml": text, "note": "same rules, now a file" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        std::fs::read_to_string(ws.root().join("rules.toml")).unwrap(),
+        text
+    );
+    let (status, report) = call(&app, "POST", "/api/v1/rules/backtest", Some(&ana), None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(report["population"].as_u64().unwrap() > 0, "{report}");
+
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/api/v1/offers",
+        Some(&ana),
+        Some(serde_json::json!({ "toml": "[[offer]]\nid = 1" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/offers",
+        Some(&ana),
+        Some(serde_json::json!({ "toml": retain_offers::DEFAULT_OFFERS })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The export is the filtered list, numbers masked, and is audited.
+    let auth = format!("Bearer {ana}");
+    let (status, headers, body) = send(
+        &app,
+        "GET",
+        "/api/v1/warnings?level=red&format=csv",
+        &[("authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let text = body.as_str().unwrap();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert!(!lines.is_empty());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.split(',').nth(1).unwrap().contains("****"))
+    );
+    assert!(lines.iter().all(|l| l.split(',').nth(2) == Some("red")));
+
+    let changes: Vec<String> = store
+        .audit_recent(None, Some("ana"), 20)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e.entity, e.action))
+        .collect();
+    for expected in ["rules change", "offers change", "warnings export"] {
+        assert!(changes.iter().any(|c| c == expected), "{changes:?}");
+    }
+    assert_eq!(changes.iter().filter(|c| *c == "rules change").count(), 1);
 }
 
 #[tokio::test]

@@ -125,6 +125,7 @@ async fn demo_admin(store: &Store) -> anyhow::Result<String> {
                     name: "admin".into(),
                     role: "admin".into(),
                     manager_id: None,
+                    branch_id: None,
                     approval_level: 3,
                     password_hash: hash,
                     created_at: String::new(),

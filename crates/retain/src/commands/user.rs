@@ -32,6 +32,9 @@ pub(crate) enum Sub {
         /// The account manager this user is (a manager sees only their own subscribers).
         #[arg(long)]
         manager_id: Option<String>,
+        /// For a branch head with the manager role: the branch whose subscribers they see.
+        #[arg(long, conflicts_with = "manager_id")]
+        branch_id: Option<String>,
         /// The highest approval level an approver signs (1–3; admins sign every level).
         #[arg(long)]
         approval_level: Option<i64>,
@@ -59,6 +62,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             name,
             role,
             manager_id,
+            branch_id,
             approval_level,
             password_stdin: _,
             json,
@@ -69,8 +73,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             if name.trim().is_empty() || name.contains(':') {
                 anyhow::bail!("a user name is not empty and has no ':' (kept for local operators)");
             }
-            if role == Role::Manager && manager_id.is_none() {
-                anyhow::bail!("a manager needs --manager-id: it scopes the subscribers they see");
+            if role == Role::Manager && manager_id.is_none() && branch_id.is_none() {
+                anyhow::bail!(
+                    "a manager needs --manager-id (or --branch-id): it scopes the subscribers they see"
+                );
+            }
+            if role != Role::Manager && branch_id.is_some() {
+                anyhow::bail!("only managers are scoped to a branch");
             }
             let level = match (role, approval_level) {
                 (Role::Admin, _) => 3,
@@ -95,6 +104,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 name: name.clone(),
                 role: role.code().to_owned(),
                 manager_id: manager_id.clone(),
+                branch_id: branch_id.clone(),
                 approval_level: level,
                 password_hash: hash,
                 created_at: String::new(),
