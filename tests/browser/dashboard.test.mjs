@@ -51,6 +51,9 @@ for (let i = 0; ; i += 1) {
   await new Promise((r) => setTimeout(r, 200));
 }
 
+// The API's description, for .ci/run to check against the OpenAPI specification.
+fs.writeFileSync(path.join(artefacts, 'openapi.json'), await (await fetch(`${base}/api/openapi.json`)).text());
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -128,6 +131,19 @@ try {
     assert.ok(title.includes(customerId), title);
     assert.match(title, /\d{3}\*{4}\d{4}/);
     await page.waitForSelector('#c-usage canvas');
+  });
+
+  await step('04b-segments-and-target-selection', async () => {
+    await page.click('[data-testid=nav-segments]');
+    await page.waitForSelector('[data-testid=tags-table] tbody tr');
+    await page.waitForSelector('#c-life canvas');
+    await page.waitForSelector('[data-testid=rfm-grid] canvas');
+    await page.fill('[data-testid=target-input]', 'contract_expiring or declining_stage');
+    await page.click('#tgf button[type=submit]');
+    await page.waitForFunction(() => /\d/.test(document.querySelector('[data-testid=target-result]')?.textContent || ''));
+    await page.fill('[data-testid=target-input]', 'contract_expiring and');
+    await page.click('#tgf button[type=submit]');
+    await page.waitForSelector('[data-testid=target-result] .error');
   });
 
   let campaignUrl;

@@ -82,7 +82,7 @@
       e.preventDefault();
       const f = new FormData(e.target);
       try {
-        me = await api('POST', '/api/v1/session', { name: f.get('name'), password: f.get('password') });
+        me = await api('POST', '/api/v1/session', { name: f.get('title'), password: f.get('password') });
         const home = `#/${PAGES[me.role][0]}`;
         if (location.hash === home) route(); else location.hash = home;
       } catch (err) { renderLogin(`${t('login_failed')}: ${err.message}`); }
@@ -243,19 +243,41 @@
     },
 
     async segments() {
-      const d = await api('GET', '/api/v1/segments');
+      const [d, tg] = await Promise.all([api('GET', '/api/v1/segments'), api('GET', '/api/v1/tags')]);
       view().innerHTML = `<h1>${esc(t('nav_segments'))} <small class="muted">${esc(d.as_of)}</small></h1>
         <h2>${esc(t('clusters'))}</h2>
-        ${table(['#', t('name'), { label: t('subscribers'), num: true }, { label: t('share'), num: true }, { label: 'ARPU', num: true }, { label: t('churn_rate'), num: true }, ''],
+        ${table(['#', t('title'), { label: t('subscribers'), num: true }, { label: t('share'), num: true }, { label: 'ARPU', num: true }, { label: t('churn_rate'), num: true }, ''],
           (d.clusters || []).map((c) => `<tr><td>${c.id}</td><td>${esc(zhEn(c))}</td><td class="num">${num(c.size)}</td><td class="num">${pct(c.share)}</td><td class="num">${num(c.arpu, 1)}</td><td class="num">${pct(c.churn_rate, 2)}</td><td class="muted">${esc((c.top_features || []).join(', '))}</td></tr>`), 'clusters-table')}
         <div class="grid">
+          <div class="panel"><h2>${esc(t('rfm_grid'))}</h2><div class="chart" id="c-grid" data-testid="rfm-grid"></div></div>
           <div class="panel"><h2>${esc(t('rfm'))}</h2><div class="chart" id="c-rfm"></div></div>
           <div class="panel"><h2>${esc(t('lifecycle'))}</h2><div class="chart" id="c-life"></div></div>
           <div class="panel"><h2>${esc(t('retention_curve'))}</h2><div class="chart" id="c-ret"></div></div>
           <div class="panel"><h2>${esc(t('value'))}</h2><div class="chart" id="c-value"></div></div>
-        </div>`;
+        </div>
+        <h2>${esc(t('tags'))}</h2>
+        ${table(['ID', t('title'), t('rule'), { label: t('subscribers'), num: true }], tg.tags.map((x) => `<tr><td>${esc(x.id)}</td><td>${esc(zhEn(x))}</td><td><code>${esc(x.when)}</code></td><td class="num">${num(x.count)}</td></tr>`), 'tags-table')}
+        <form class="filters" id="tgf"><label>${esc(t('target_by_tags'))}<input name="tags" size="48" placeholder="contract_expiring and not enterprise_member" data-testid="target-input"></label>
+          <button type="submit">${esc(t('lookup'))}</button></form><div id="tg-result" data-testid="target-result"></div>`;
+      $('#tgf').addEventListener('submit', async (e) => {
+        e.preventDefault();
+        const expr = new FormData(e.target).get('tags');
+        try {
+          const r = await api('GET', `/api/v1/targets?tags=${encodeURIComponent(expr)}`);
+          $('#tg-result').innerHTML = `<p><b>${num(r.count)}</b> ${esc(t('subscribers'))}: ${r.sample.map((x) => `<span class="pill">${x.subscriber_id} ${esc(x.msisdn)}</span>`).join('')}</p>`;
+        } catch (err) { $('#tg-result').innerHTML = `<p class="error">${esc(err.message)}</p>`; }
+      });
       const bars = (el, obj) => chart(el, { tooltip: {}, xAxis: { type: 'category', data: Object.keys(obj || {}), axisLabel: { rotate: 30 } }, yAxis: { type: 'value' }, series: [{ type: 'bar', data: Object.values(obj || {}) }] });
       bars($('#c-rfm'), d.rfm_group);
+      const grid = d.rfm_grid || [];
+      const scores = ['1', '2', '3', '4', '5'];
+      chart($('#c-grid'), {
+        tooltip: { formatter: (p) => `R${p.value[0] + 1} F${p.value[1] + 1}: ${num(p.value[2])} (M ${num(p.value[3], 1)})` },
+        xAxis: { type: 'category', name: 'R', data: scores }, yAxis: { type: 'category', name: 'F', data: scores },
+        visualMap: { min: 0, max: Math.max(1, ...grid.map((c) => c.subscribers)), calculable: true, orient: 'horizontal', left: 'center', bottom: 0 },
+        grid: { bottom: 70 },
+        series: [{ type: 'heatmap', label: { show: true }, data: grid.map((c) => [c.r - 1, c.f - 1, c.subscribers, c.m]) }],
+      });
       bars($('#c-value'), d.value_tier);
       const stages = ['onboarding', 'growth', 'mature', 'decline', 'churned'].filter((s) => d.lifecycle_stage && s in d.lifecycle_stage);
       chart($('#c-life'), { tooltip: {}, series: [{ type: 'funnel', sort: 'none', data: stages.map((s) => ({ name: s, value: d.lifecycle_stage[s] })) }] });
@@ -292,7 +314,7 @@
       const byRule = Object.fromEntries((bt.rules || []).map((r) => [r.id || r.rule, r]));
       view().innerHTML = `<h1>${esc(t('rules_in_force'))} <small class="muted">${esc(d.source)}</small></h1>
         ${bt.levels ? `<div class="cards">${['red', 'yellow', 'blue'].map((l) => `<div class="card"><div class="k">${level(l)} ${esc(t('precision'))} / ${esc(t('rule_lift'))}</div><div class="v">${pct(bt.levels[l]?.precision)} / ${num(bt.levels[l]?.lift, 1)}</div></div>`).join('')}</div>` : ''}
-        ${table(['ID', t('name'), t('category'), { label: t('score'), num: true }, t('rule'), { label: t('precision'), num: true }, { label: t('rule_lift'), num: true }],
+        ${table(['ID', t('title'), t('category'), { label: t('score'), num: true }, t('rule'), { label: t('precision'), num: true }, { label: t('rule_lift'), num: true }],
           (d.rules || []).map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(zhEn(r))}</td><td>${esc(r.category)}</td><td class="num">${r.points}</td><td><code>${esc(r.when)}</code></td><td class="num">${pct(byRule[r.id]?.precision)}</td><td class="num">${num(byRule[r.id]?.lift, 1)}</td></tr>`), 'rules-table')}
         ${editor('rules', d.toml, true)}`;
       bindEditor('rules', '/api/v1/rules');
@@ -303,7 +325,7 @@
       const m = d.matching || {};
       view().innerHTML = `<h1>${esc(t('offers_library'))}</h1>
         ${m.assigned !== undefined ? `<div class="cards">${[['assigned', num(m.assigned)], ['cost', num(m.cost)], ['expected_value', num(m.expected_net_value)], ['budget', num(m.budget)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>` : ''}
-        ${table(['ID', t('name'), t('kind'), t('channel'), t('reasons'), { label: t('save_rate'), num: true }, { label: t('assigned'), num: true }, t('talking_points')],
+        ${table(['ID', t('title'), t('kind'), t('channel'), t('reasons'), { label: t('save_rate'), num: true }, { label: t('assigned'), num: true }, t('talking_points')],
           (d.library || []).map((o) => `<tr><td>${esc(o.id)}</td><td>${esc(zhEn(o))}</td><td>${esc(o.kind)}</td><td>${esc((o.channels || []).join(' '))}</td><td>${(o.reasons || []).map((r) => `<span class="pill">${esc(r)}</span>`).join('')}</td><td class="num">${pct(o.prior_save_rate)}</td><td class="num">${num(m.by_offer?.[o.id]?.count)}</td><td class="muted">${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`), 'offers-library')}
         ${editor('offers', d.toml, false)}`;
       bindEditor('offers', '/api/v1/offers');
@@ -316,9 +338,9 @@
         ${canPlan ? `<form class="filters" id="cf" data-testid="campaign-form">
           <label>${esc(t('template'))}<select name="template">${tp.templates.filter((x, i, a) => a.findIndex((y) => y.name === x.name) === i).map((x) => `<option value="${esc(x.name)}">${esc(x.name)} · ${esc(lang === 'en' ? x.name_en : x.name_zh)}</option>`).join('')}</select></label>
           <label>${esc(t('budget'))}<input name="budget" type="number" min="1" step="1" size="8"></label>
-          <label>${esc(t('name'))}<input name="name" size="16"></label>
+          <label>${esc(t('title'))}<input name="name" size="16"></label>
           <button class="primary" type="submit">${esc(t('new_campaign'))}</button></form>` : ''}
-        ${table(['#', t('name'), t('template'), t('status'), { label: t('budget'), num: true }, t('owner'), { label: t('uplift'), num: true }],
+        ${table(['#', t('title'), t('template'), t('status'), { label: t('budget'), num: true }, t('owner'), { label: t('uplift'), num: true }],
           d.campaigns.map((c) => `<tr><td><a href="#/campaign/${c.id}" data-testid="campaign-link">${c.id}</a></td><td>${esc(c.name)}</td><td>${esc(c.template)}</td><td>${esc(t(c.status))}</td><td class="num">${num(c.budget)}</td><td>${esc(c.owner)}</td><td class="num">${c.uplift === null || c.uplift === undefined ? '—' : pct(c.uplift)}</td></tr>`), 'campaigns-table')}`;
       const f = $('#cf');
       if (f) f.addEventListener('submit', async (e) => {
@@ -326,7 +348,7 @@
         const v = new FormData(f);
         const body = { template: v.get('template') };
         if (v.get('budget')) body.budget = Number(v.get('budget'));
-        if (v.get('name')) body.name = v.get('name');
+        if (v.get('title')) body.name = v.get('title');
         try { const c = await api('POST', '/api/v1/campaigns', body); location.hash = `#/campaign/${c.id}`; } catch (err) { toast(err.message, true); }
       });
     },

@@ -1,7 +1,7 @@
 // Interface strings. zh-CN is the default; English is selectable and remembered.
 window.I18N = {
   'zh-CN': {
-    brand: '精准维系', logout: '退出', login: '登录', name: '用户名', password: '密码',
+    brand: '精准维系', title: '名称', logout: '退出', login: '登录', name: '用户名', password: '密码',
     login_failed: '登录失败',
     nav_overview: '总览', nav_warnings: '预警清单', nav_segments: '客户细分', nav_model: '流失模型',
     nav_rules: '预警规则', nav_offers: '维系政策', nav_campaigns: '维系活动', nav_queue: '我的工单',
@@ -24,7 +24,7 @@ window.I18N = {
     auc: 'AUC', lift: '首十分位提升度', importance: '特征重要性', drift: '特征漂移',
     deciles: '分位流失率', calibration: '校准',
     rules_in_force: '生效规则', backtest: '回测', precision: '精确率', recall: '召回率',
-    edit: '编辑（TOML，保存前校验）', category: '类别', rule_lift: '提升度', export: '导出CSV', offers_library: '政策库', kind: '类型', save_rate: '先验挽留率', matching: '最近一次匹配', assigned: '已分配', cost: '成本',
+    target_by_tags: '按标签圈选目标客户（and / or / not）', rfm_grid: 'RFM 网格（近度 × 频度）', edit: '编辑（TOML，保存前校验）', category: '类别', rule_lift: '提升度', export: '导出CSV', offers_library: '政策库', kind: '类型', save_rate: '先验挽留率', matching: '最近一次匹配', assigned: '已分配', cost: '成本',
     campaigns: '维系活动', new_campaign: '新建活动', template: '模板', budget: '预算(元)',
     create: '创建', owner: '负责人', approval_level: '审批级别', uplift: '提升',
     rehearse: '预演', approve: '审批通过', reject: '驳回', launch: '执行', simulate: '模拟回访',
@@ -39,7 +39,7 @@ window.I18N = {
     launched: '执行中', evaluated: '已评估', rejected: '已驳回',
   },
   en: {
-    brand: 'precision retention', logout: 'Log out', login: 'Log in', name: 'Name', password: 'Password',
+    brand: 'precision retention', title: 'Name', logout: 'Log out', login: 'Log in', name: 'Name', password: 'Password',
     login_failed: 'Login failed',
     nav_overview: 'Overview', nav_warnings: 'Warnings', nav_segments: 'Segments', nav_model: 'Model',
     nav_rules: 'Rules', nav_offers: 'Offers', nav_campaigns: 'Campaigns', nav_queue: 'My work orders',
@@ -62,7 +62,7 @@ window.I18N = {
     auc: 'AUC', lift: 'Top-decile lift', importance: 'Feature importance', drift: 'Feature drift',
     deciles: 'Churn rate by decile', calibration: 'Calibration',
     rules_in_force: 'Rules in force', backtest: 'Backtest', precision: 'Precision', recall: 'Recall',
-    edit: 'Edit (TOML, checked before saving)', category: 'Category', rule_lift: 'Lift', export: 'Export CSV', offers_library: 'Offer library', kind: 'Kind', save_rate: 'Prior save rate', matching: 'Latest matching', assigned: 'Assigned', cost: 'Cost',
+    target_by_tags: 'Select a target group by tags (and / or / not)', rfm_grid: 'RFM grid (recency × frequency)', edit: 'Edit (TOML, checked before saving)', category: 'Category', rule_lift: 'Lift', export: 'Export CSV', offers_library: 'Offer library', kind: 'Kind', save_rate: 'Prior save rate', matching: 'Latest matching', assigned: 'Assigned', cost: 'Cost',
     campaigns: 'Campaigns', new_campaign: 'New campaign', template: 'Template', budget: 'Budget (yuan)',
     create: 'Create', owner: 'Owner', approval_level: 'Approval level', uplift: 'Uplift',
     rehearse: 'Rehearse', approve: 'Approve', reject: 'Reject', launch: 'Launch', simulate: 'Simulate callbacks',

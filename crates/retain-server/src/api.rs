@@ -369,7 +369,106 @@ pub(crate) async fn segments(State(state): State<AppState>) -> Answer {
         o.remove("segments_file");
         o.remove("report_file");
     }
+    report["rfm_grid"] = rfm_grid(&state).await?;
     Ok(Json(report))
+}
+
+/// Subscribers by recency × frequency score (1–5 each) with their mean monetary score: the
+/// RFM grid of the segment explorer.
+async fn rfm_grid(state: &AppState) -> ApiResult<Value> {
+    let file = state.0.root.join("segments").join("subscribers.parquet");
+    let ctx = &state.0.campaigns.ctx;
+    if !file.exists() {
+        return Ok(Value::Null);
+    }
+    if !ctx.table_exist("segments").unwrap_or(false) {
+        ctx.register_parquet(
+            "segments",
+            file.to_string_lossy().as_ref(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(engine)?;
+    }
+    let batches = retain_offers::frame::query(
+        ctx,
+        "SELECT rfm_r AS r, rfm_f AS f, COUNT(*) AS subscribers, AVG(rfm_m) AS m \
+         FROM segments WHERE rfm_r IS NOT NULL AND rfm_f IS NOT NULL \
+         GROUP BY rfm_r, rfm_f ORDER BY r, f",
+        "the RFM grid",
+    )
+    .await
+    .map_err(engine)?;
+    Ok(Value::Array(
+        retain_features::json_rows(&batches)
+            .into_iter()
+            .map(Value::Object)
+            .collect(),
+    ))
+}
+
+pub(crate) async fn tags(State(state): State<AppState>) -> Answer {
+    let library = retain_segment::TagLibrary::for_workspace(&state.0.root).map_err(engine)?;
+    let counts = state
+        .report("segments.json")?
+        .and_then(|r| r.get("tags").cloned())
+        .unwrap_or(Value::Null);
+    let tags: Vec<Value> = library
+        .tags
+        .iter()
+        .map(|t| {
+            let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+            v["count"] = counts.get(&t.id).cloned().unwrap_or(Value::Null);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "source": library.source.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "tags": tags,
+    })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TargetQuery {
+    tags: String,
+}
+
+pub(crate) async fn targets(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    q: Result<Query<TargetQuery>, QueryRejection>,
+) -> Answer {
+    let Query(q) = q?;
+    if !state.0.root.join("segments/tags.parquet").exists() {
+        return Err(ApiError::unavailable(
+            "no tags computed yet: run retain segment first",
+        ));
+    }
+    let library = retain_segment::TagLibrary::for_workspace(&state.0.root).map_err(engine)?;
+    let ids =
+        retain_segment::select_by_tags(&state.0.campaigns.ctx, &state.0.root, &library, &q.tags)
+            .await
+            .map_err(|e| match e {
+                retain_segment::Error::BadRequest(m) => ApiError::bad_request(m),
+                other => ApiError::internal(other),
+            })?;
+    let sample: Vec<Value> = ids
+        .iter()
+        .take(20)
+        .map(|id| json!({ "subscriber_id": id, "msisdn": state.masked(*id) }))
+        .collect();
+    state
+        .audit(
+            &s,
+            "target",
+            &q.tags,
+            "select",
+            json!({ "count": ids.len() }),
+        )
+        .await;
+    Ok(Json(
+        json!({ "expression": q.tags, "count": ids.len(), "sample": sample }),
+    ))
 }
 
 pub(crate) async fn model(State(state): State<AppState>) -> Answer {

@@ -38,6 +38,16 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
             &[],
             None,
         ),
+        ("GET", "/api/v1/tags") => (
+            "The tag library (标签库) with each tag's condition and how many subscribers carry it",
+            &[],
+            None,
+        ),
+        ("GET", "/api/v1/targets") => (
+            "Select a target group by a tag expression (e.g. contract_expiring and not enterprise_member): count and a masked sample",
+            &["tags"],
+            None,
+        ),
         ("GET", "/api/v1/model") => (
             "Churn model report: AUC, lift by decile, calibration, importance, drift",
             &[],

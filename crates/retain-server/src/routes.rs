@@ -29,6 +29,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/customers/{id}", get(api::customer))
         .route("/api/v1/decisions/{key}", get(api::decision))
         .route("/api/v1/segments", get(api::segments))
+        .route("/api/v1/tags", get(api::tags))
+        .route("/api/v1/targets", get(api::targets))
         .route("/api/v1/model", get(api::model))
         .route("/api/v1/rules", get(api::rules).put(api::put_rules))
         .route("/api/v1/rules/backtest", post(api::backtest_rules))

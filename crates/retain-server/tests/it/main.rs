@@ -257,6 +257,11 @@ async fn role_matrix(postgres: bool) {
         tokens.push((name, role, login(&app, name).await));
     }
     let concrete = |path: &str| {
+        let path = if path == "/api/v1/targets" {
+            "/api/v1/targets?tags=contract_expiring"
+        } else {
+            path
+        };
         path.replace("/campaigns/{id}", &format!("/campaigns/{id}"))
             .replace("/work-orders/{id}", &format!("/work-orders/{order_id}"))
             .replace("{id}", &customer.to_string())
