@@ -72,6 +72,12 @@
 
   function renderLogin(message) {
     renderNav();
+    // Keep a form already on screen (and what was typed into it): only the message changes.
+    const shown = $('#login-form');
+    if (shown) {
+      $('[data-testid=login-error]').textContent = message || '';
+      return;
+    }
     view().innerHTML = `<form class="login" id="login-form" data-testid="login-form">
       <h1>retain · ${esc(t('brand'))}</h1>
       <label>${esc(t('name'))}<br><input name="name" autocomplete="username" required></label>
@@ -82,7 +88,7 @@
       e.preventDefault();
       const f = new FormData(e.target);
       try {
-        me = await api('POST', '/api/v1/session', { name: f.get('title'), password: f.get('password') });
+        me = await api('POST', '/api/v1/session', { name: f.get('name'), password: f.get('password') });
         const home = `#/${PAGES[me.role][0]}`;
         if (location.hash === home) route(); else location.hash = home;
       } catch (err) { renderLogin(`${t('login_failed')}: ${err.message}`); }
@@ -348,7 +354,7 @@
         const v = new FormData(f);
         const body = { template: v.get('template') };
         if (v.get('budget')) body.budget = Number(v.get('budget'));
-        if (v.get('title')) body.name = v.get('title');
+        if (v.get('name')) body.name = v.get('name');
         try { const c = await api('POST', '/api/v1/campaigns', body); location.hash = `#/campaign/${c.id}`; } catch (err) { toast(err.message, true); }
       });
     },
@@ -432,7 +438,12 @@
   window.addEventListener('hashchange', route);
   window.addEventListener('resize', () => charts.forEach((c) => c.resize()));
   document.addEventListener('DOMContentLoaded', () => {
-    $('#lang').addEventListener('change', (e) => { lang = e.target.value; localStorage.setItem('retain.lang', lang); route(); });
+    $('#lang').addEventListener('change', (e) => {
+      lang = e.target.value;
+      localStorage.setItem('retain.lang', lang);
+      if (!me) view().innerHTML = ''; // the login form is drawn again in the new language
+      route();
+    });
     $('#logout').addEventListener('click', async () => { try { await api('POST', '/api/v1/logout'); } catch { /* already out */ } me = null; location.hash = ''; renderLogin(); });
     route();
   });

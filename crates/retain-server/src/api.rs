@@ -376,19 +376,12 @@ pub(crate) async fn segments(State(state): State<AppState>) -> Answer {
 /// Subscribers by recency × frequency score (1–5 each) with their mean monetary score: the
 /// RFM grid of the segment explorer.
 async fn rfm_grid(state: &AppState) -> ApiResult<Value> {
-    let file = state.0.root.join("segments").join("subscribers.parquet");
     let ctx = &state.0.campaigns.ctx;
-    if !file.exists() {
-        return Ok(Value::Null);
-    }
-    if !ctx.table_exist("segments").unwrap_or(false) {
-        ctx.register_parquet(
-            "segments",
-            file.to_string_lossy().as_ref(),
-            datafusion::prelude::ParquetReadOptions::default(),
-        )
+    if !retain_offers::register_segments(ctx, &state.0.root)
         .await
-        .map_err(engine)?;
+        .map_err(engine)?
+    {
+        return Ok(Value::Null);
     }
     let batches = retain_offers::frame::query(
         ctx,

@@ -143,7 +143,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                     u.name,
                     u.role,
                     u.approval_level,
-                    u.manager_id.as_deref().unwrap_or("")
+                    u.manager_id
+                        .as_deref()
+                        .map(|m| format!("manager {m}"))
+                        .or_else(|| u.branch_id.as_deref().map(|b| format!("branch {b}")))
+                        .unwrap_or_default()
                 );
             }
             output::print_text(if users.is_empty() {

@@ -651,6 +651,41 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     assert!(!ok, "a name is taken once");
     let (ok, _) = user_add(&["--dir", w, "--name", "wu", "--role", "approver"], "short");
     assert!(!ok, "passwords have at least 8 characters");
+    // A branch head is a manager scoped to a branch; a manager needs one scope or the other.
+    let (ok, zhao) = user_add(
+        &[
+            "--dir",
+            w,
+            "--name",
+            "zhao",
+            "--role",
+            "manager",
+            "--branch-id",
+            "NJ04",
+            "--json",
+        ],
+        "correct horse",
+    );
+    assert!(ok && zhao["branch_id"] == "NJ04", "{zhao}");
+    let (ok, _) = user_add(
+        &["--dir", w, "--name", "qian", "--role", "manager"],
+        "correct horse",
+    );
+    assert!(!ok, "a manager without a scope is refused");
+    let (ok, _) = user_add(
+        &[
+            "--dir",
+            w,
+            "--name",
+            "sun",
+            "--role",
+            "analyst",
+            "--branch-id",
+            "NJ04",
+        ],
+        "correct horse",
+    );
+    assert!(!ok, "only managers are scoped to a branch");
     let out = retain(&["campaign", "approve", "--dir", w, "--id", &id, "--as", "li"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("level 2"));
