@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The decision endpoint under load: `retain serve` on a workspace with a match run, and wrk on
+# loopback asking for random subscribers' decisions as the store counter does.
+#
+#   bash bench/decision-load.sh WORKSPACE [SECONDS] [CONNECTIONS]
+#
+# Needs wrk (Debian package `wrk`) and a release build (cargo build --release -p retain).
+# Prints wrk's report (throughput, latency percentiles) and writes it to
+# WORKSPACE/reports/decision-load.txt.
+set -euo pipefail
+ws="${1:?usage: decision-load.sh WORKSPACE [SECONDS] [CONNECTIONS]}"
+seconds="${2:-20}"
+connections="${3:-32}"
+bin="${RETAIN_BIN:-${CARGO_TARGET_DIR:-target}/release/retain}"
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+work="$(mktemp -d)"
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+
+# A store user for the run, and the subscribers to ask for.
+name="bench-$$"
+password="bench-password-$$"
+echo "$password" | "$bin" user add --dir "$ws" --name "$name" --role store --password-stdin >/dev/null
+cut -d, -f1 "$(ls "$ws"/offers/*/assignment.csv | sort | tail -n 1)" | tail -n +2 > "$work/ids"
+tail -n +2 "$ws/incoming/subscribers.csv" | cut -d, -f1 | shuf -n 20000 --random-source=<(yes) >> "$work/ids"
+
+RETAIN_LOG=warn "$bin" serve --dir "$ws" --addr "127.0.0.1:$port" &
+server=$!
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+token="$(curl -sf -X POST "http://127.0.0.1:$port/api/v1/login" -H 'content-type: application/json' \
+  -d "{\"name\":\"$name\",\"password\":\"$password\"}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"
+
+cat > "$work/decide.lua" <<'LUA'
+local ids = {}
+for line in io.lines(os.getenv("IDS")) do ids[#ids + 1] = line end
+local auth = "Bearer " .. os.getenv("TOKEN")
+math.randomseed(42)
+request = function()
+  local id = ids[math.random(#ids)]
+  return wrk.format("GET", "/api/v1/decisions/" .. id .. "?channel=store", { ["Authorization"] = auth })
+end
+LUA
+
+# Warm up, then measure.
+IDS="$work/ids" TOKEN="$token" wrk -t2 -c8 -d3s -s "$work/decide.lua" "http://127.0.0.1:$port" >/dev/null
+{
+  echo "decision endpoint, $(wc -l < "$work/ids") distinct keys, ${connections} connections, ${seconds}s, $(nproc) cores"
+  IDS="$work/ids" TOKEN="$token" wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/decide.lua" "http://127.0.0.1:$port"
+} | tee "$ws/reports/decision-load.txt"
