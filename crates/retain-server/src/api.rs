@@ -40,12 +40,22 @@ impl AppState {
     }
 
     async fn audit(&self, s: &Session, entity: &str, id: &str, action: &str, detail: Value) {
-        let event = retain_store::Audit {
-            actor: &s.name,
-            action,
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let pending = crate::audit::Pending {
+            actor: s.name.clone(),
+            action: action.to_owned(),
+            entity: entity.to_owned(),
+            entity_id: id.to_owned(),
             detail,
+            done,
         };
-        if let Err(e) = self.0.store.audit(entity, id, &event).await {
+        let result = match self.0.auditor.send(pending).await {
+            Ok(()) => committed
+                .await
+                .unwrap_or_else(|_| Err("the audit writer stopped".into())),
+            Err(_) => Err("the audit writer stopped".into()),
+        };
+        if let Err(e) = result {
             tracing::error!("audit {entity} {id} {action}: {e}");
         }
     }

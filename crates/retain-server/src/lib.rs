@@ -6,6 +6,7 @@
 //! knows HTTP.
 
 mod api;
+mod audit;
 mod auth;
 mod authz;
 mod error;
@@ -61,6 +62,8 @@ pub(crate) struct Inner {
     /// subscriber → phone number, shown masked.
     pub msisdn: HashMap<i64, String>,
     pub warnings: warnings::Cache,
+    /// The group-commit writer of audited reads.
+    pub auditor: tokio::sync::mpsc::Sender<audit::Pending>,
     /// The overview, computed once: the data does not change while the server runs.
     pub overview: tokio::sync::OnceCell<serde_json::Value>,
     /// (route, status) → requests served.
@@ -107,6 +110,7 @@ impl AppState {
             )?),
             None => None,
         };
+        let auditor = audit::writer(campaigns.store.clone());
         Ok(AppState(Arc::new(Inner {
             root: root.to_path_buf(),
             store: campaigns.store.clone(),
@@ -118,6 +122,7 @@ impl AppState {
             branches,
             msisdn,
             warnings: warnings::Cache::default(),
+            auditor,
             overview: tokio::sync::OnceCell::new(),
             requests: Mutex::new(BTreeMap::new()),
         })))

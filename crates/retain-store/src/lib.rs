@@ -180,6 +180,13 @@ impl Store {
         }
     }
 
+    /// Appends several events in one transaction, in order: all of them or none.
+    pub async fn audit_batch(&self, events: &[(&str, &str, &Audit<'_>)]) -> Result<()> {
+        match &self.backend {
+            Backend::Sql(s) => s.audit_batch(events).await,
+        }
+    }
+
     /// The audit log of an entity kind, or of one entity, in order.
     pub async fn audit_log(
         &self,

@@ -246,8 +246,14 @@ impl SqlStore {
     }
 
     pub(crate) async fn audit(&self, entity: &str, entity_id: &str, a: &Audit<'_>) -> Result<()> {
+        self.audit_batch(&[(entity, entity_id, a)]).await
+    }
+
+    pub(crate) async fn audit_batch(&self, events: &[(&str, &str, &Audit<'_>)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        audit(self.d, &mut tx, entity, entity_id, a).await?;
+        for (entity, entity_id, a) in events {
+            audit(self.d, &mut tx, entity, entity_id, a).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
