@@ -494,21 +494,52 @@ fn source_text(root: &std::path::Path, file: &str, default: &str) -> ApiResult<S
     }
 }
 
-/// Replaces a workspace file whole: written beside it, then renamed over it.
-fn replace_file(root: &std::path::Path, file: &str, text: &str) -> ApiResult<()> {
-    let path = root.join(file);
-    let staged = root.join(format!(".{file}.new"));
-    std::fs::write(&staged, text)
-        .and_then(|()| std::fs::rename(&staged, &path))
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
+/// A short, stable fingerprint of a file's text (the start of its SHA-256), so the audit log
+/// tells versions apart.
+fn digest(text: &str) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    sha2::Sha256::digest(text.as_bytes()).iter().take(8).fold(
+        String::with_capacity(16),
+        |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        },
+    )
 }
 
-/// A short fingerprint of a file's text, so the audit log tells versions apart.
-fn digest(text: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    format!("{:016x}", h.finish())
+/// A JSON body that may be absent (empty) or present and well-formed.
+fn optional_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<Option<T>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_body",
+            e.to_string(),
+        )
+    })
+}
+
+/// Replaces a checked workspace file (`rules.toml`, `offers.toml`) and audits the change with
+/// fingerprints of the text before and after.
+async fn replace_source(
+    state: &AppState,
+    s: &Session,
+    (file, default): (&str, &str),
+    (kind, count): (&str, usize),
+    edit: &SourceEdit,
+) -> Answer {
+    let before = source_text(&state.0.root, file, default)?;
+    retain_data::write_atomically(&state.0.root.join(file), edit.toml.as_bytes())
+        .map_err(ApiError::internal)?;
+    let detail = json!({
+        "note": edit.note, kind: count,
+        "before": digest(&before), "after": digest(&edit.toml),
+    });
+    state.audit(s, kind, file, "change", detail).await;
+    Ok(Json(json!({ kind: count, "file": file })))
 }
 
 #[derive(Deserialize)]
@@ -545,37 +576,19 @@ pub(crate) async fn put_rules(
     let Json(edit) = body?;
     let set = retain_warn::RuleSet::parse(&edit.toml, std::path::Path::new("rules.toml"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let before = source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?;
-    replace_file(&state.0.root, "rules.toml", &edit.toml)?;
-    let detail = json!({
-        "note": edit.note, "rules": set.rules.len(),
-        "before": digest(&before), "after": digest(&edit.toml),
-    });
-    state
-        .audit(&s, "rules", "rules.toml", "change", detail)
-        .await;
-    Ok(Json(
-        json!({ "rules": set.rules.len(), "file": "rules.toml" }),
-    ))
+    replace_source(
+        &state,
+        &s,
+        ("rules.toml", retain_warn::DEFAULT_RULES),
+        ("rules", set.rules.len()),
+        &edit,
+    )
+    .await
 }
 
 /// Backtests rules (the posted text, or those in force) on the workspace's labelled history.
 pub(crate) async fn backtest_rules(State(state): State<AppState>, body: Bytes) -> Answer {
-    let text = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        Some(
-            serde_json::from_slice::<SourceEdit>(&body)
-                .map_err(|e| {
-                    ApiError::new(
-                        axum::http::StatusCode::BAD_REQUEST,
-                        "bad_body",
-                        e.to_string(),
-                    )
-                })?
-                .toml,
-        )
-    };
+    let text = optional_body::<SourceEdit>(&body)?.map(|e| e.toml);
     let set = match &text {
         Some(t) => retain_warn::RuleSet::parse(t, std::path::Path::new("rules.toml"))
             .map_err(|e| ApiError::bad_request(e.to_string()))?,
@@ -605,18 +618,14 @@ pub(crate) async fn put_offers(
     let Json(edit) = body?;
     let library = retain_offers::Library::parse(&edit.toml, std::path::Path::new("offers.toml"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let before = source_text(&state.0.root, "offers.toml", retain_offers::DEFAULT_OFFERS)?;
-    replace_file(&state.0.root, "offers.toml", &edit.toml)?;
-    let detail = json!({
-        "note": edit.note, "offers": library.offers.len(),
-        "before": digest(&before), "after": digest(&edit.toml),
-    });
-    state
-        .audit(&s, "offers", "offers.toml", "change", detail)
-        .await;
-    Ok(Json(
-        json!({ "offers": library.offers.len(), "file": "offers.toml" }),
-    ))
+    replace_source(
+        &state,
+        &s,
+        ("offers.toml", retain_offers::DEFAULT_OFFERS),
+        ("offers", library.offers.len()),
+        &edit,
+    )
+    .await
 }
 
 pub(crate) async fn offers(State(state): State<AppState>) -> Answer {
@@ -727,7 +736,7 @@ pub(crate) async fn create_campaign(
     Ok(Json(serde_json::to_value(c).map_err(engine)?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct Note {
     #[serde(default)]
     note: String,
@@ -735,18 +744,9 @@ struct Note {
 
 /// An optional JSON body `{"note": "..."}`.
 fn note(body: &Bytes) -> ApiResult<String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(String::new());
-    }
-    serde_json::from_slice::<Note>(body)
+    Ok(optional_body::<Note>(body)?
         .map(|n| n.note)
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "bad_body",
-                e.to_string(),
-            )
-        })
+        .unwrap_or_default())
 }
 
 pub(crate) async fn rehearse(
