@@ -7,21 +7,24 @@
 //! the new rows are staged, merged with the existing table (a row whose key already exists
 //! replaces it, so loading the same file twice changes nothing) and put in place by a rename.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::mapping::{Encoding, Mapping};
 use crate::parse::{FieldFormat, Value, days_to_date, parse_field};
-use crate::schema::{Table, TableSpec};
+use crate::schema::{ColumnKind, Table, TableSpec};
 use crate::source::{Limits, RawRecord, SourceInfo, read_file};
-use crate::table::{
-    BATCH_ROWS, BatchBuilder, Key, KeyPart, TableWriter, column_values, read_batches,
-};
+use crate::stage::{self, Origin, Stager, route_stored};
+use crate::table::{Key, KeyPart, TableWriter, column_values, read_batches};
+
+/// Upper bound on staged partitions (open files while staging).
+const MAX_PARTITIONS: usize = 256;
 use crate::workspace::Workspace;
 
 /// Options of one load.
@@ -36,6 +39,9 @@ pub struct IngestOptions {
     pub max_line_bytes: usize,
     /// Names the quarantine file and staging area; unique per load.
     pub label: String,
+    /// Input bytes per staged partition. A load keeps one partition's keys in memory at a time
+    /// (about 100 bytes a row), so this bounds its memory whatever the size of the files.
+    pub partition_bytes: u64,
 }
 
 impl Default for IngestOptions {
@@ -46,6 +52,7 @@ impl Default for IngestOptions {
             max_bad_ratio: None,
             max_line_bytes: 1 << 20,
             label: chrono::Local::now().format("%Y%m%dT%H%M%S%.3f").to_string(),
+            partition_bytes: 256 << 20,
         }
     }
 }
@@ -86,7 +93,8 @@ pub struct IngestReport {
 
 /// One rejected row.
 struct Rejection {
-    file: PathBuf,
+    /// Index of the file in the load.
+    file: usize,
     line: u64,
     column: Option<String>,
     reason: String,
@@ -97,11 +105,14 @@ struct QuarantineWriter {
     writer: csv::Writer<std::fs::File>,
     tmp: PathBuf,
     path: PathBuf,
+    files: Vec<String>,
     by_column: BTreeMap<String, u64>,
+    /// Rejections found after the read (duplicates), merged into line order at the end.
+    late: Vec<Rejection>,
 }
 
 impl QuarantineWriter {
-    fn create(path: PathBuf) -> Result<Self> {
+    fn create(path: PathBuf, files: &[PathBuf]) -> Result<Self> {
         let tmp = path.with_extension("csv.tmp");
         let mut writer = csv::Writer::from_path(&tmp).map_err(|e| Error::Io {
             context: format!("creating {}", tmp.display()),
@@ -114,11 +125,13 @@ impl QuarantineWriter {
             writer,
             tmp,
             path,
+            files: files.iter().map(|f| f.display().to_string()).collect(),
             by_column: BTreeMap::new(),
+            late: Vec::new(),
         })
     }
 
-    fn write(&mut self, r: &Rejection) -> Result<()> {
+    fn count(&mut self, r: &Rejection) {
         let column = r.column.as_deref().unwrap_or("");
         *self
             .by_column
@@ -128,15 +141,16 @@ impl QuarantineWriter {
                 column.to_owned()
             })
             .or_default() += 1;
-        self.writer
-            .write_record([
-                r.file.display().to_string().as_str(),
-                r.line.to_string().as_str(),
-                column,
-                r.reason.as_str(),
-                r.raw.as_str(),
-            ])
-            .map_err(|e| Error::io("writing the quarantine file", e.into()))
+    }
+
+    fn write(&mut self, r: &Rejection) -> Result<()> {
+        self.count(r);
+        write_rejection(&mut self.writer, &self.files, r)
+    }
+
+    fn write_late(&mut self, r: Rejection) {
+        self.count(&r);
+        self.late.push(r);
     }
 
     fn discard(self) {
@@ -151,10 +165,71 @@ impl QuarantineWriter {
             .map_err(|e| Error::io("writing the quarantine file", e.into_error()))?;
         file.sync_all()
             .map_err(|e| Error::io("syncing the quarantine file", e))?;
-        std::fs::rename(&self.tmp, &self.path)
+        drop(file);
+        let written = if self.late.is_empty() {
+            self.tmp
+        } else {
+            let merged = merge_late(&self.tmp, self.late, &self.files)?;
+            let _ = std::fs::remove_file(&self.tmp);
+            merged
+        };
+        std::fs::rename(&written, &self.path)
             .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
         Ok((self.path, self.by_column))
     }
+}
+
+/// Writes the rejections of `tmp` with the late ones in their places, by file and line, to a
+/// new file; returns its path.
+fn merge_late(tmp: &Path, mut late: Vec<Rejection>, files: &[String]) -> Result<PathBuf> {
+    let quarantine_io = |e: csv::Error| Error::io("writing the quarantine file", e.into());
+    late.sort_by_key(|r| (r.file, r.line));
+    let merged_path = tmp.with_extension("merging");
+    let mut merged = csv::Writer::from_path(&merged_path).map_err(quarantine_io)?;
+    merged
+        .write_record(["file", "line", "column", "reason", "raw"])
+        .map_err(quarantine_io)?;
+    let mut reader = csv::Reader::from_path(tmp).map_err(quarantine_io)?;
+    let mut late = late.into_iter().peekable();
+    for record in reader.records() {
+        let record = record.map_err(quarantine_io)?;
+        let place = (
+            files
+                .iter()
+                .position(|f| f == &record[0])
+                .unwrap_or(usize::MAX),
+            record[1].parse::<u64>().unwrap_or(u64::MAX),
+        );
+        while let Some(r) = late.next_if(|r| (r.file, r.line) <= place) {
+            write_rejection(&mut merged, files, &r)?;
+        }
+        merged.write_record(&record).map_err(quarantine_io)?;
+    }
+    for r in late {
+        write_rejection(&mut merged, files, &r)?;
+    }
+    merged
+        .into_inner()
+        .map_err(|e| Error::io("writing the quarantine file", e.into_error()))?
+        .sync_all()
+        .map_err(|e| Error::io("syncing the quarantine file", e))?;
+    Ok(merged_path)
+}
+
+fn write_rejection(
+    writer: &mut csv::Writer<std::fs::File>,
+    files: &[String],
+    r: &Rejection,
+) -> Result<()> {
+    writer
+        .write_record([
+            files[r.file].as_str(),
+            r.line.to_string().as_str(),
+            r.column.as_deref().unwrap_or(""),
+            r.reason.as_str(),
+            r.raw.as_str(),
+        ])
+        .map_err(|e| Error::io("writing the quarantine file", e.into()))
 }
 
 /// Key sets of the tables a load refers to, by referencing column.
@@ -308,11 +383,10 @@ pub fn ingest(
     let quarantine_dir = workspace.quarantine_dir();
     std::fs::create_dir_all(&quarantine_dir)
         .map_err(|e| Error::io(format!("creating {}", quarantine_dir.display()), e))?;
-    let mut quarantine = QuarantineWriter::create(quarantine_dir.join(format!(
-        "{}-{}.csv",
-        options.label,
-        table.name()
-    )))?;
+    let mut quarantine = QuarantineWriter::create(
+        quarantine_dir.join(format!("{}-{}.csv", options.label, table.name())),
+        files,
+    )?;
     let staging = workspace.staging_dir(&options.label);
     std::fs::create_dir_all(&staging)
         .map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
@@ -370,25 +444,28 @@ fn stage_and_merge(
     staging: &Path,
     quarantine: &mut QuarantineWriter,
 ) -> Result<IngestReport> {
-    let schema = spec.arrow_schema();
-    let new_path = staging.join("new.parquet");
-    let mut writer = TableWriter::create(&new_path, schema.clone())?;
-    let mut builder = BatchBuilder::new(spec);
     let key_indexes: Vec<usize> = spec
         .key
         .iter()
         .map(|k| spec.column_index(k).expect("checked by schema tests"))
         .collect();
-    // Key → (file index, line) of the row that holds it in this load.
-    let mut seen: HashMap<Key, (usize, u64)> = HashMap::new();
+    let input_bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    let partitions = usize::try_from(input_bytes.div_ceil(options.partition_bytes.max(1)))
+        .unwrap_or(MAX_PARTITIONS)
+        .clamp(1, MAX_PARTITIONS);
+    let mut stager = Stager::create(staging, "new", spec, &key_indexes, partitions)?;
     let mut reports = Vec::with_capacity(files.len());
 
     for (file_index, file) in files.iter().enumerate() {
         let (mut read, mut loaded, mut quarantined) = (0u64, 0u64, 0u64);
         let mut sink = |record: RawRecord| -> Result<()> {
+            let ordinal = read;
             read += 1;
             let reject = |column: Option<String>, reason: String| Rejection {
-                file: file.clone(),
+                file: file_index,
                 line: record.line,
                 column,
                 reason,
@@ -398,23 +475,15 @@ fn stage_and_merge(
                 quarantined += 1;
                 return quarantine.write(&reject(column, reason));
             }
-            match validate(
-                spec,
-                &record,
-                format,
-                options,
-                references,
-                &key_indexes,
-                &mut seen,
-                files,
-                file_index,
-            ) {
+            match validate(spec, &record, format, options, references) {
                 Ok(row) => {
-                    builder.append(&row);
+                    let origin = Origin {
+                        file: file_index as i64,
+                        ordinal: ordinal as i64,
+                        line: record.line as i64,
+                    };
+                    stager.push(&row, origin)?;
                     loaded += 1;
-                    if builder.len() >= BATCH_ROWS {
-                        writer.write(&builder.finish()?)?;
-                    }
                     Ok(())
                 }
                 Err((column, reason)) => {
@@ -438,10 +507,19 @@ fn stage_and_merge(
             quarantined,
         });
     }
-    if builder.len() > 0 {
-        writer.write(&builder.finish()?)?;
+    let staged = stager.finish()?;
+
+    let duplicates = find_duplicates(spec, &key_indexes, &staged, files)?;
+    let mut all: Vec<&Duplicate> = duplicates.iter().flatten().collect();
+    all.sort_by_key(|d| d.origin);
+    for d in &all {
+        let report = &mut reports[usize::try_from(d.origin.file).expect("a file index")];
+        report.loaded -= 1;
+        report.quarantined += 1;
     }
-    writer.close()?;
+    for rejection in read_back(&all, files, spec, options, encoding, limits, &key_indexes)? {
+        quarantine.write_late(rejection);
+    }
 
     let read: u64 = reports.iter().map(|r| r.read).sum();
     let loaded: u64 = reports.iter().map(|r| r.loaded).sum();
@@ -468,30 +546,70 @@ fn stage_and_merge(
 
     let table = spec.table;
     let existing = workspace.table_file(table);
+    let stored = if !existing.exists() {
+        None
+    } else if partitions == 1 {
+        Some(vec![existing.clone()])
+    } else {
+        Some(route_stored(
+            &existing,
+            staging,
+            spec,
+            &key_indexes,
+            partitions,
+        )?)
+    };
     let merged_dir = staging.join(table.name());
     std::fs::create_dir_all(&merged_dir)
         .map_err(|e| Error::io(format!("creating {}", merged_dir.display()), e))?;
     let merged_path = merged_dir.join("data.parquet");
-    let mut merged = TableWriter::create(&merged_path, schema)?;
-    if existing.exists() {
-        for batch in read_batches(&existing)? {
-            let batch = batch.map_err(|e| Error::Arrow {
-                context: format!("reading {}", existing.display()),
-                source: e,
-            })?;
-            let (kept, replaced) = drop_keys(spec, &key_indexes, &batch, &seen)?;
-            report.replaced += replaced;
-            if kept.num_rows() > 0 {
-                merged.write(&kept)?;
+    let mut merged = TableWriter::create(&merged_path, spec.arrow_schema())?;
+    let columns: Vec<usize> = (0..spec.columns.len()).collect();
+    for (p, staged) in staged.iter().enumerate() {
+        if let Some(stored) = &stored {
+            let keys = staged_keys(spec, &key_indexes, staged)?;
+            for batch in read_batches(&stored[p])? {
+                let batch = batch.map_err(|e| Error::Arrow {
+                    context: format!("reading {}", existing.display()),
+                    source: e,
+                })?;
+                let (kept, replaced) = drop_keys(spec, &key_indexes, &batch, &keys)?;
+                report.replaced += replaced;
+                if kept.num_rows() > 0 {
+                    merged.write(&kept)?;
+                }
             }
         }
-    }
-    for batch in read_batches(&new_path)? {
-        let batch = batch.map_err(|e| Error::Arrow {
-            context: "reading staged rows".to_owned(),
-            source: e,
-        })?;
-        merged.write(&batch)?;
+        let skip: HashSet<(i64, i64)> = duplicates[p]
+            .iter()
+            .map(|d| (d.origin.file, d.origin.ordinal))
+            .collect();
+        for batch in read_batches(staged)? {
+            let batch = batch.map_err(|e| Error::Arrow {
+                context: "reading staged rows".to_owned(),
+                source: e,
+            })?;
+            let keep: Option<BooleanArray> = (!skip.is_empty()).then(|| {
+                (0..batch.num_rows())
+                    .map(|row| {
+                        let o = stage::origin(&batch, columns.len(), row);
+                        Some(!skip.contains(&(o.file, o.ordinal)))
+                    })
+                    .collect()
+            });
+            let rows = batch.project(&columns).map_err(|e| Error::Arrow {
+                context: "reading staged rows".to_owned(),
+                source: e,
+            })?;
+            let rows = match keep {
+                Some(keep) => filter_record_batch(&rows, &keep).map_err(|e| Error::Arrow {
+                    context: "dropping duplicate rows".to_owned(),
+                    source: e,
+                })?,
+                None => rows,
+            };
+            merged.write(&rows)?;
+        }
     }
     report.table_rows = merged.close()?;
     report.inserted = loaded - report.replaced;
@@ -500,6 +618,7 @@ fn stage_and_merge(
         read,
         loaded,
         quarantined,
+        partitions,
         rows = report.table_rows,
         "loaded {}",
         spec.name()
@@ -507,21 +626,176 @@ fn stage_and_merge(
     Ok(report)
 }
 
+/// A staged row whose key an earlier row of the same load already has.
+struct Duplicate {
+    origin: Origin,
+    reason: String,
+}
+
+/// The duplicates of each staged partition, in read order. Rows are staged in read order, so
+/// the first row of a key in its partition is the first one read.
+fn find_duplicates(
+    spec: &TableSpec,
+    key_indexes: &[usize],
+    staged: &[PathBuf],
+    files: &[PathBuf],
+) -> Result<Vec<Vec<Duplicate>>> {
+    let columns = spec.columns.len();
+    let mut out = Vec::with_capacity(staged.len());
+    for path in staged {
+        let mut first: HashMap<Key, Origin> = HashMap::new();
+        let mut duplicates = Vec::new();
+        each_staged_key(spec, key_indexes, path, |key, batch, row| {
+            let origin = stage::origin(batch, columns, row);
+            match first.entry(key) {
+                Entry::Occupied(seen) => duplicates.push(Duplicate {
+                    origin,
+                    reason: duplicate_reason(
+                        spec,
+                        key_indexes,
+                        seen.key(),
+                        *seen.get(),
+                        origin,
+                        files,
+                    ),
+                }),
+                Entry::Vacant(slot) => {
+                    slot.insert(origin);
+                }
+            }
+        })?;
+        out.push(duplicates);
+    }
+    Ok(out)
+}
+
+fn duplicate_reason(
+    spec: &TableSpec,
+    key_indexes: &[usize],
+    key: &[KeyPart],
+    first: Origin,
+    this: Origin,
+    files: &[PathBuf],
+) -> String {
+    let shown: Vec<String> = key_indexes
+        .iter()
+        .zip(key)
+        .map(|(&i, part)| {
+            let column = &spec.columns[i];
+            let value = match (column.kind, part) {
+                (ColumnKind::Month, KeyPart::Int(days)) => i32::try_from(*days).map_or_else(
+                    |_| part.to_string(),
+                    |d| days_to_date(d).format("%Y-%m").to_string(),
+                ),
+                (ColumnKind::Date | ColumnKind::Week, KeyPart::Int(days)) => i32::try_from(*days)
+                    .map_or_else(|_| part.to_string(), |d| days_to_date(d).to_string()),
+                _ => part.to_string(),
+            };
+            format!("{}={value}", column.name)
+        })
+        .collect();
+    let place = if first.file == this.file {
+        format!("line {}", first.line)
+    } else {
+        let file = usize::try_from(first.file).expect("a file index");
+        format!("{} line {}", files[file].display(), first.line)
+    };
+    format!("duplicate key {} (first seen on {place})", shown.join(", "))
+}
+
+/// Reads the duplicate records back from their files, for the quarantine file. Only files with
+/// duplicates are read again.
+fn read_back(
+    duplicates: &[&Duplicate],
+    files: &[PathBuf],
+    spec: &TableSpec,
+    options: &IngestOptions,
+    encoding: Encoding,
+    limits: Limits,
+    key_indexes: &[usize],
+) -> Result<Vec<Rejection>> {
+    let mut out = Vec::with_capacity(duplicates.len());
+    let mut by_file: BTreeMap<i64, BTreeMap<i64, &Duplicate>> = BTreeMap::new();
+    for d in duplicates {
+        by_file
+            .entry(d.origin.file)
+            .or_default()
+            .insert(d.origin.ordinal, d);
+    }
+    for (file_index, wanted) in by_file {
+        let index = usize::try_from(file_index).expect("a file index");
+        let mut ordinal = 0i64;
+        let mut sink = |record: RawRecord| -> Result<()> {
+            if let Some(d) = wanted.get(&ordinal) {
+                out.push(Rejection {
+                    file: index,
+                    line: record.line,
+                    column: Some(record.names[key_indexes[0]].clone()),
+                    reason: d.reason.clone(),
+                    raw: record.raw,
+                });
+            }
+            ordinal += 1;
+            Ok(())
+        };
+        read_file(
+            &files[index],
+            spec,
+            &options.mapping,
+            encoding,
+            limits,
+            &mut sink,
+        )?;
+    }
+    Ok(out)
+}
+
+/// Every key of a staged partition.
+fn staged_keys(spec: &TableSpec, key_indexes: &[usize], path: &Path) -> Result<HashSet<Key>> {
+    let mut keys = HashSet::new();
+    each_staged_key(spec, key_indexes, path, |key, _, _| {
+        keys.insert(key);
+    })?;
+    Ok(keys)
+}
+
+/// Calls `f` with the key of every row of a staged partition, in order, with its batch and row.
+fn each_staged_key(
+    spec: &TableSpec,
+    key_indexes: &[usize],
+    path: &Path,
+    mut f: impl FnMut(Key, &RecordBatch, usize),
+) -> Result<()> {
+    for batch in read_batches(path)? {
+        let batch = batch.map_err(|e| Error::Arrow {
+            context: "reading staged rows".to_owned(),
+            source: e,
+        })?;
+        for row in 0..batch.num_rows() {
+            f(key_of(spec, key_indexes, &batch, row), &batch, row);
+        }
+    }
+    Ok(())
+}
+
+fn key_of(spec: &TableSpec, key_indexes: &[usize], batch: &RecordBatch, row: usize) -> Key {
+    key_indexes
+        .iter()
+        .map(|&i| KeyPart::from_array(batch.column(i), spec.columns[i].kind, row))
+        .collect()
+}
+
 /// Keeps the rows of `batch` whose key is not in `replace`; returns them and how many were dropped.
 fn drop_keys(
     spec: &TableSpec,
     key_indexes: &[usize],
     batch: &RecordBatch,
-    replace: &HashMap<Key, (usize, u64)>,
+    replace: &HashSet<Key>,
 ) -> Result<(RecordBatch, u64)> {
     let mut keep = Vec::with_capacity(batch.num_rows());
     let mut dropped = 0;
     for row in 0..batch.num_rows() {
-        let key: Key = key_indexes
-            .iter()
-            .map(|&i| KeyPart::from_array(batch.column(i), spec.columns[i].kind, row))
-            .collect();
-        let hit = replace.contains_key(&key);
+        let hit = replace.contains(&key_of(spec, key_indexes, batch, row));
         dropped += u64::from(hit);
         keep.push(!hit);
     }
@@ -533,17 +807,13 @@ fn drop_keys(
 }
 
 /// Validates one record into a row, or names the column and reason it was rejected for.
-#[allow(clippy::too_many_arguments)]
+/// Duplicate keys are found later, over the staged rows.
 fn validate(
     spec: &TableSpec,
     record: &RawRecord,
     format: &FieldFormat,
     options: &IngestOptions,
     references: &ReferenceSets,
-    key_indexes: &[usize],
-    seen: &mut HashMap<Key, (usize, u64)>,
-    files: &[PathBuf],
-    file_index: usize,
 ) -> std::result::Result<Vec<Value>, (String, String)> {
     // Problems are reported under the record's names: canonical ones, or a wide export's own.
     let name = |i: usize| record.names[i].clone();
@@ -564,27 +834,6 @@ fn validate(
     if let Some((i, reason)) = references.check(spec, &row) {
         return Err((name(i), reason));
     }
-    let key: Key = key_indexes
-        .iter()
-        .map(|&i| KeyPart::from_value(&row[i]))
-        .collect();
-    if let Some((first_file, first_line)) = seen.get(&key) {
-        let shown: Vec<String> = key_indexes
-            .iter()
-            .zip(key.iter())
-            .map(|(&i, k)| format!("{}={k}", spec.columns[i].name))
-            .collect();
-        let place = if *first_file == file_index {
-            format!("line {first_line}")
-        } else {
-            format!("{} line {first_line}", files[*first_file].display())
-        };
-        return Err((
-            name(key_indexes[0]),
-            format!("duplicate key {} (first seen on {place})", shown.join(", ")),
-        ));
-    }
-    seen.insert(key, (file_index, record.line));
     Ok(row)
 }
 

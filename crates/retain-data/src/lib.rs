@@ -19,6 +19,7 @@ mod mapping;
 mod parse;
 mod schema;
 mod source;
+mod stage;
 mod table;
 mod workspace;
 

@@ -36,35 +36,79 @@ pub(crate) type Key = Box<[KeyPart]>;
 
 impl KeyPart {
     pub(crate) fn from_value(value: &Value) -> KeyPart {
-        match value {
-            Value::Int(v) | Value::Timestamp(v) => KeyPart::Int(*v),
-            Value::Date(v) => KeyPart::Int(i64::from(*v)),
-            Value::Text(v) => KeyPart::Text(v.as_str().into()),
-            Value::Bool(v) => KeyPart::Int(i64::from(*v)),
-            Value::Float(_) | Value::Null => KeyPart::Null,
-        }
+        KeyRef::from_value(value).to_owned()
     }
 
     /// The key part of row `row` of a stored column.
     pub(crate) fn from_array(array: &ArrayRef, kind: ColumnKind, row: usize) -> KeyPart {
-        if array.is_null(row) {
-            return KeyPart::Null;
-        }
-        match kind {
-            ColumnKind::Int { .. } => KeyPart::Int(array.as_primitive::<Int64Type>().value(row)),
-            ColumnKind::Date | ColumnKind::Month | ColumnKind::Week => {
-                KeyPart::Int(i64::from(array.as_primitive::<Date32Type>().value(row)))
-            }
-            ColumnKind::Timestamp => {
-                KeyPart::Int(array.as_primitive::<TimestampSecondType>().value(row))
-            }
-            ColumnKind::Text { .. } | ColumnKind::Msisdn | ColumnKind::Enum(_) => {
-                KeyPart::Text(array.as_string::<i32>().value(row).into())
-            }
-            ColumnKind::Bool => KeyPart::Int(i64::from(array.as_boolean().value(row))),
-            ColumnKind::Float { .. } => KeyPart::Null,
+        KeyRef::from_array(array, kind, row).to_owned()
+    }
+}
+
+/// A key part borrowed from a parsed value or a stored column. Both give the same hash, so a
+/// row is put in the same partition whether it is being loaded or already in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum KeyRef<'a> {
+    Int(i64),
+    Text(&'a str),
+    Null,
+}
+
+impl<'a> KeyRef<'a> {
+    pub(crate) fn from_value(value: &'a Value) -> Self {
+        match value {
+            Value::Int(v) | Value::Timestamp(v) => KeyRef::Int(*v),
+            Value::Date(v) => KeyRef::Int(i64::from(*v)),
+            Value::Text(v) => KeyRef::Text(v),
+            Value::Bool(v) => KeyRef::Int(i64::from(*v)),
+            Value::Float(_) | Value::Null => KeyRef::Null,
         }
     }
+
+    pub(crate) fn from_array(array: &'a ArrayRef, kind: ColumnKind, row: usize) -> Self {
+        if array.is_null(row) {
+            return KeyRef::Null;
+        }
+        match kind {
+            ColumnKind::Int { .. } => KeyRef::Int(array.as_primitive::<Int64Type>().value(row)),
+            ColumnKind::Date | ColumnKind::Month | ColumnKind::Week => {
+                KeyRef::Int(i64::from(array.as_primitive::<Date32Type>().value(row)))
+            }
+            ColumnKind::Timestamp => {
+                KeyRef::Int(array.as_primitive::<TimestampSecondType>().value(row))
+            }
+            ColumnKind::Text { .. } | ColumnKind::Msisdn | ColumnKind::Enum(_) => {
+                KeyRef::Text(array.as_string::<i32>().value(row))
+            }
+            ColumnKind::Bool => KeyRef::Int(i64::from(array.as_boolean().value(row))),
+            ColumnKind::Float { .. } => KeyRef::Null,
+        }
+    }
+
+    fn to_owned(self) -> KeyPart {
+        match self {
+            KeyRef::Int(v) => KeyPart::Int(v),
+            KeyRef::Text(v) => KeyPart::Text(v.into()),
+            KeyRef::Null => KeyPart::Null,
+        }
+    }
+}
+
+/// The partition (of `partitions`) a key belongs to. The hasher has fixed keys, so the answer
+/// is the same for every row of one load, loaded or stored.
+pub(crate) fn partition_of<'a>(
+    parts: impl Iterator<Item = KeyRef<'a>>,
+    partitions: usize,
+) -> usize {
+    use std::hash::{Hash, Hasher};
+    if partitions <= 1 {
+        return 0;
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    for part in parts {
+        part.hash(&mut hasher);
+    }
+    (hasher.finish() % partitions as u64) as usize
 }
 
 impl std::fmt::Display for KeyPart {
@@ -185,11 +229,20 @@ pub struct TableWriter {
 
 impl TableWriter {
     pub fn create(path: &Path, schema: SchemaRef) -> Result<TableWriter> {
+        Self::with_row_groups(path, schema, 1 << 20)
+    }
+
+    /// A writer whose row groups hold at most `rows` rows: what it buffers in memory.
+    pub(crate) fn with_row_groups(
+        path: &Path,
+        schema: SchemaRef,
+        rows: usize,
+    ) -> Result<TableWriter> {
         let file =
             File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(1 << 20))
+            .set_max_row_group_row_count(Some(rows))
             .build();
         let writer =
             ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::Parquet {

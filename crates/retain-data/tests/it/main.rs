@@ -1,6 +1,7 @@
 //! Ingest against the bad inputs operators actually send: each gives a clear error or
 //! quarantined rows, and `read = loaded + quarantined` always holds.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{AsArray, RecordBatch};
@@ -513,4 +514,105 @@ fn duplicates_across_files_of_one_load_name_the_first_file() {
     let rows = quarantine(&report);
     assert!(rows[0].2.contains("a.csv line 2"), "{}", rows[0].2);
     assert_eq!(report.files[1].quarantined, 1);
+}
+
+/// (subscriber_id, period in days, fee) of every stored usage row, sorted.
+fn usage_rows(ws: &Workspace) -> Vec<(i64, i32, String)> {
+    let mut rows: Vec<(i64, i32, String)> = table_batches(ws, Table::UsageMonthly)
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column(0).as_primitive::<Int64Type>().clone();
+            let periods = b
+                .column(1)
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .clone();
+            let fees = b
+                .column(2)
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .clone();
+            (0..b.num_rows()).map(move |i| {
+                (
+                    ids.value(i),
+                    periods.value(i),
+                    format!("{:.2}", fees.value(i)),
+                )
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| (r.0, r.1));
+    rows
+}
+
+#[test]
+fn a_load_staged_in_many_partitions_ends_as_one_staged_in_one() {
+    let header = "subscriber_id,period,fee,voice_minutes,calls_out,calls_in,data_mb,sms,bundled_services,vas_fee,recharge,arrears,suspended_days,active_days\n";
+    let run = |partition_bytes: u64| {
+        let s = with_subscribers();
+        let first = s.scratch.join("first.csv");
+        let mut text = header.to_owned();
+        for id in 1001..=1004 {
+            for month in 1..=3 {
+                writeln!(
+                    text,
+                    "{id},2025-0{month},{month}{id},1,1,1,1,1,1,0,10,0,0,20"
+                )
+                .unwrap();
+            }
+        }
+        std::fs::write(&first, text).unwrap();
+        // Replaces two stored rows, adds a month, repeats a key of its own (line 5) and has a
+        // bad row (line 6).
+        let second = s.scratch.join("second.csv");
+        std::fs::write(
+            &second,
+            format!(
+                "{header}1001,2025-02,99,1,1,1,1,1,1,0,10,0,0,20\n\
+                 1002,2025-03,98,1,1,1,1,1,1,0,10,0,0,20\n\
+                 1003,2025-04,97,1,1,1,1,1,1,0,10,0,0,20\n\
+                 1001,2025-02,96,1,1,1,1,1,1,0,10,0,0,20\n\
+                 1004,2025-04,-5,1,1,1,1,1,1,0,10,0,0,20\n\
+                 1004,2025-04,95,1,1,1,1,1,1,0,10,0,0,20\n"
+            ),
+        )
+        .unwrap();
+        let with = |label: &str| IngestOptions {
+            partition_bytes,
+            ..options(label)
+        };
+        let a = ingest(&s.ws, Table::UsageMonthly, &[first], &with("first")).unwrap();
+        let b = ingest(&s.ws, Table::UsageMonthly, &[second], &with("second")).unwrap();
+        let counts = |r: &IngestReport| {
+            (
+                r.read,
+                r.loaded,
+                r.quarantined,
+                r.inserted,
+                r.replaced,
+                r.table_rows,
+            )
+        };
+        (counts(&a), counts(&b), quarantine(&b), usage_rows(&s.ws))
+    };
+    let single = run(u64::MAX);
+    // 64 bytes a partition: the second file's 6 rows alone are spread over several.
+    let many = run(64);
+    assert_eq!(single, many);
+    let (first, second, rejected, rows) = many;
+    assert_eq!(first, (12, 12, 0, 12, 0, 12));
+    assert_eq!(second, (6, 4, 2, 2, 2, 14));
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0].0, 5);
+    assert_eq!(
+        rejected[0].2,
+        "duplicate key subscriber_id=1001, period=2025-02 (first seen on line 2)"
+    );
+    assert_eq!(rejected[1].0, 6);
+    // The first of the repeated rows won; the replaced rows carry the new fees.
+    assert!(rows.contains(&(1001, days("2025-02-01"), "99.00".to_owned())));
+    assert!(rows.contains(&(1002, days("2025-03-01"), "98.00".to_owned())));
+    assert!(rows.contains(&(1004, days("2025-04-01"), "95.00".to_owned())));
+}
+
+fn days(date: &str) -> i32 {
+    retain_data::date_to_days(date.parse().unwrap())
 }
