@@ -23,6 +23,8 @@ use crate::source::{Limits, RawRecord, SourceInfo, read_file};
 use crate::stage::{self, Origin, Stager, route_stored};
 use crate::table::{Key, KeyPart, TableWriter, column_values, read_batches};
 
+/// Records handed from the reading thread to the validating one at a time.
+const RECORD_CHUNK: usize = 4_096;
 /// Upper bound on staged partitions (open files while staging).
 const MAX_PARTITIONS: usize = 256;
 use crate::workspace::Workspace;
@@ -460,43 +462,76 @@ fn stage_and_merge(
     let mut reports = Vec::with_capacity(files.len());
 
     for (file_index, file) in files.iter().enumerate() {
-        let (mut read, mut loaded, mut quarantined) = (0u64, 0u64, 0u64);
-        let mut sink = |record: RawRecord| -> Result<()> {
-            let ordinal = read;
-            read += 1;
-            let reject = |column: Option<String>, reason: String| Rejection {
-                file: file_index,
-                line: record.line,
-                column,
-                reason,
-                raw: record.raw.clone(),
-            };
-            if let Some((column, reason)) = record.problem.clone() {
-                quarantined += 1;
-                return quarantine.write(&reject(column, reason));
-            }
-            match validate(spec, &record, format, options, references) {
-                Ok(row) => {
-                    let origin = Origin {
-                        file: file_index as i64,
-                        ordinal: ordinal as i64,
-                        line: record.line as i64,
-                    };
-                    stager.push(&row, origin)?;
-                    loaded += 1;
+        // Three threads per file: one reads and lines up records, one validates and stages
+        // them (in order, so the quarantine file stays in line order), one takes the file's
+        // SHA-256.
+        let (source, (read, loaded, quarantined), (sha256, bytes)) =
+            std::thread::scope(|scope| -> Result<_> {
+                let hashing = scope.spawn(|| digest(file));
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawRecord>>(8);
+                let stager = &mut stager;
+                let quarantine = &mut *quarantine;
+                let validating = scope.spawn(move || -> Result<(u64, u64, u64)> {
+                    let (mut read, mut loaded, mut quarantined) = (0u64, 0u64, 0u64);
+                    for record in rx.into_iter().flatten() {
+                        let ordinal = read;
+                        read += 1;
+                        let problem = match record.problem {
+                            Some(problem) => Some(problem),
+                            None => match validate(spec, &record, format, options, references) {
+                                Ok(row) => {
+                                    let origin = Origin {
+                                        file: file_index as i64,
+                                        ordinal: ordinal as i64,
+                                        line: record.line as i64,
+                                    };
+                                    stager.push(&row, origin)?;
+                                    loaded += 1;
+                                    None
+                                }
+                                Err((column, reason)) => Some((Some(column), reason)),
+                            },
+                        };
+                        if let Some((column, reason)) = problem {
+                            quarantined += 1;
+                            quarantine.write(&Rejection {
+                                file: file_index,
+                                line: record.line,
+                                column,
+                                reason,
+                                raw: record.raw,
+                            })?;
+                        }
+                    }
+                    Ok((read, loaded, quarantined))
+                });
+                let mut chunk = Vec::with_capacity(RECORD_CHUNK);
+                let mut sink = |record: RawRecord| -> Result<()> {
+                    chunk.push(record);
+                    if chunk.len() >= RECORD_CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(RECORD_CHUNK));
+                        // A closed channel means validation stopped on an error, reported below.
+                        tx.send(full).map_err(|_| {
+                            Error::io("validating rows", std::io::Error::other("stopped"))
+                        })?;
+                    }
                     Ok(())
+                };
+                let source = read_file(file, spec, &options.mapping, encoding, limits, &mut sink);
+                if source.is_ok() && !chunk.is_empty() {
+                    let _ = tx.send(chunk);
                 }
-                Err((column, reason)) => {
-                    quarantined += 1;
-                    quarantine.write(&reject(Some(column), reason))
-                }
-            }
-        };
-        let source = read_file(file, spec, &options.mapping, encoding, limits, &mut sink)?;
+                drop(tx);
+                let counts = validating
+                    .join()
+                    .expect("the validating thread does not panic")?;
+                let source = source?;
+                let digest = hashing.join().expect("the hashing thread does not panic")?;
+                Ok((source, counts, digest))
+            })?;
         if read == 0 {
             tracing::warn!(file = %file.display(), "the file has a header but no rows");
         }
-        let (sha256, bytes) = digest(file)?;
         reports.push(FileReport {
             file: file.clone(),
             sha256,

@@ -25,12 +25,15 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 use retain_data::{Table, Workspace};
 
+/// The batches features come in.
+pub use datafusion::arrow::array::RecordBatch;
 pub use error::{Error, Result};
 pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
 pub use rows::json_rows;
 pub use snapshot::{
-    DEFAULT_FEATURES, FeatureSet, campaign_set, features_as_of, observable_snapshots, training_set,
+    DEFAULT_FEATURES, FeatureSet, FeatureStream, campaign_set, features_as_of,
+    observable_snapshots, stream_features_as_of, training_set,
 };
 
 /// A DataFusion session with every loaded table of the workspace registered under its

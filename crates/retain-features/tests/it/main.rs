@@ -151,7 +151,7 @@ async fn training_sets_stack_snapshots_with_labels() {
         NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
         NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
     ];
-    let batches = training_set(&ctx, &set, &snapshots, 1, &LabelConfig::default())
+    let batches = training_set(&ctx, &set, &snapshots, 1, &LabelConfig::default(), None)
         .await
         .unwrap();
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();

@@ -331,6 +331,7 @@ fn churn_model(
         horizon: 1,
         gap: 3,
         backtest: 0,
+        max_subscribers: 300_000,
         json: false,
     };
     let train = super::train::execute(rt, store, workspace, &args)?;

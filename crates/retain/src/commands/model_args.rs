@@ -16,6 +16,10 @@ pub(crate) struct Args {
     /// Rolling time backtest: retrain as of each of the last N snapshots and test on it.
     #[arg(long, default_value_t = 0)]
     pub backtest: usize,
+    /// Train on a fixed hash sample of about this many subscribers when the operator has more
+    /// (every snapshot uses the same ones). Scoring always covers everyone.
+    #[arg(long, default_value_t = 300_000)]
+    pub max_subscribers: u64,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,

@@ -65,9 +65,15 @@ pub(crate) fn execute(
             let ctx = retain_features::session(workspace).await?;
             let snapshots =
                 retain_features::observable_snapshots(&ctx, 6, args.horizon + args.gap).await?;
-            let batches =
-                retain_features::training_set(&ctx, &set, &snapshots, args.horizon, &labels)
-                    .await?;
+            let batches = retain_features::training_set(
+                &ctx,
+                &set,
+                &snapshots,
+                args.horizon,
+                &labels,
+                Some(args.max_subscribers),
+            )
+            .await?;
             Ok::<_, anyhow::Error>((batches, snapshots))
         })?;
         let table = Table::from_batches(&batches)?;
@@ -271,8 +277,124 @@ pub(crate) fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Share of subscribers, riskiest first, whose scores carry reasons (deciles 1–3).
+/// Share of subscribers, riskiest first, whose scores carry reasons (deciles 1–3)...
 const REASONS_SHARE: f64 = 0.3;
+/// ...but at most this many: more than a retention department contacts in a cycle, and
+/// explaining is the slow part of scoring (TreeSHAP over every tree).
+const REASONS_MAX: usize = 100_000;
+/// Subscribers scored per step; features arrive as a stream, so memory follows this.
+const SCORE_CHUNK_ROWS: usize = 262_144;
+
+type ReasonsById = HashMap<i64, Vec<retain_model::Reason>>;
+
+/// A scored subscriber kept as a candidate for reasons, ordered by probability.
+struct Candidate {
+    probability: f64,
+    subscriber_id: i64,
+    x: Vec<f64>,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.probability
+            .total_cmp(&other.probability)
+            .then(other.subscriber_id.cmp(&self.subscriber_id))
+    }
+}
+
+/// Probabilities of every subscriber, computed a chunk at a time, and the feature rows of the
+/// riskiest `REASONS_MAX` (a min-heap), to be explained at the end.
+#[derive(Default)]
+struct Scoring {
+    features: Vec<String>,
+    ids: Vec<i64>,
+    probabilities: Vec<f64>,
+    riskiest: std::collections::BinaryHeap<std::cmp::Reverse<Candidate>>,
+}
+
+impl Scoring {
+    fn add(
+        &mut self,
+        model: &retain_model::ChurnModel,
+        batches: &[retain_features::RecordBatch],
+    ) -> anyhow::Result<()> {
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(());
+        }
+        let table = Table::from_batches(batches)?;
+        let d = table.features.len();
+        let p = model.probabilities(&table.x)?;
+        for (i, (&id, &probability)) in table.subscriber_id.iter().zip(&p).enumerate() {
+            let full = self.riskiest.len() >= REASONS_MAX;
+            if full
+                && self
+                    .riskiest
+                    .peek()
+                    .is_some_and(|least| least.0.probability >= probability)
+            {
+                continue;
+            }
+            if full {
+                self.riskiest.pop();
+            }
+            self.riskiest.push(std::cmp::Reverse(Candidate {
+                probability,
+                subscriber_id: id,
+                x: table.x[i * d..(i + 1) * d].to_vec(),
+            }));
+        }
+        self.ids.extend_from_slice(&table.subscriber_id);
+        self.probabilities.extend(p);
+        self.features = table.features;
+        Ok(())
+    }
+
+    /// Reasons of the riskiest `REASONS_SHARE` (at most `REASONS_MAX`), by subscriber.
+    fn reasons(
+        self,
+        model: &retain_model::ChurnModel,
+    ) -> anyhow::Result<(Vec<i64>, Vec<f64>, ReasonsById)> {
+        let n = self.ids.len();
+        let explained = ((n as f64 * REASONS_SHARE).ceil() as usize).min(REASONS_MAX);
+        let mut riskiest: Vec<Candidate> = self
+            .riskiest
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| c.0)
+            .take(explained)
+            .collect();
+        riskiest.sort_by_key(|c| c.subscriber_id);
+        let table = Table {
+            features: self.features,
+            subscriber_id: riskiest.iter().map(|c| c.subscriber_id).collect(),
+            snapshot: vec![0; riskiest.len()],
+            label: vec![false; riskiest.len()],
+            x: riskiest.iter().flat_map(|c| c.x.iter().copied()).collect(),
+            levels: Vec::new(),
+        };
+        let reasons = if table.is_empty() {
+            HashMap::new()
+        } else {
+            model
+                .score(&table, 1.0)?
+                .into_iter()
+                .map(|s| (s.subscriber_id, s.reasons))
+                .collect()
+        };
+        Ok((self.ids, self.probabilities, reasons))
+    }
+}
 
 /// Scores everyone with the newest model and writes `scores/<as-of>.csv`.
 pub(crate) fn score_execute(
@@ -283,30 +405,45 @@ pub(crate) fn score_execute(
     let Some((model, meta)) = retain_model::load_latest(workspace.root())? else {
         anyhow::bail!("no churn model in this workspace: run `retain train` first");
     };
-    let (batches, as_of) = rt.block_on(async {
+    let (scoring, as_of) = rt.block_on(async {
         let ctx = retain_features::session(workspace).await?;
         let as_of = match as_of {
             Some(text) => super::parse_as_of(text)?,
             None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
         };
         let set = FeatureSet::default_set();
-        Ok::<_, anyhow::Error>((
-            retain_features::features_as_of(&ctx, &set, as_of).await?,
-            as_of,
-        ))
+        let mut stream = retain_features::stream_features_as_of(&ctx, &set, as_of).await?;
+        let mut scoring = Scoring::default();
+        let mut chunk = Vec::new();
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            rows += batch.num_rows();
+            chunk.push(batch);
+            if rows >= SCORE_CHUNK_ROWS {
+                scoring.add(&model, &chunk)?;
+                chunk.clear();
+                rows = 0;
+            }
+        }
+        scoring.add(&model, &chunk)?;
+        Ok::<_, anyhow::Error>((scoring, as_of))
     })?;
-    let table = Table::from_batches(&batches)?;
-    let scores = model.score(&table, REASONS_SHARE)?;
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|a, b| scores[*b].probability.total_cmp(&scores[*a].probability));
-    let mut decile = vec![0usize; scores.len()];
+    let (ids, probabilities, reasons) = scoring.reasons(&model)?;
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    // Riskiest first; ties in id order, so the file is the same from run to run.
+    order.sort_by(|a, b| {
+        probabilities[*b]
+            .total_cmp(&probabilities[*a])
+            .then(ids[*a].cmp(&ids[*b]))
+    });
+    let mut decile = vec![0usize; ids.len()];
     for (rank, i) in order.iter().enumerate() {
-        decile[*i] = rank * 10 / scores.len().max(1) + 1;
+        decile[*i] = rank * 10 / ids.len().max(1) + 1;
     }
     let dir = workspace.root().join("scores");
     std::fs::create_dir_all(&dir)?;
     let file = dir.join(format!("{as_of}.csv"));
-    let probabilities: Vec<f64> = scores.iter().map(|s| s.probability).collect();
     let drift = previous_scores(&dir, &file).map(|(name, previous)| {
         serde_json::json!({ "against": name, "psi": retain_model::psi(&previous, &probabilities) })
     });
@@ -321,11 +458,11 @@ pub(crate) fn score_execute(
         "model_version",
     ])?;
     for &i in &order {
-        let s = &scores[i];
-        let reason = |k: usize| s.reasons.get(k).map_or("", |r| r.category);
+        let reasons = reasons.get(&ids[i]);
+        let reason = |k: usize| reasons.and_then(|r| r.get(k)).map_or("", |r| r.category);
         w.write_record([
-            s.subscriber_id.to_string().as_str(),
-            &format!("{:.6}", s.probability),
+            ids[i].to_string().as_str(),
+            &format!("{:.6}", probabilities[i]),
             &decile[i].to_string(),
             reason(0),
             reason(1),
@@ -337,8 +474,9 @@ pub(crate) fn score_execute(
     Ok(serde_json::json!({
         "as_of": as_of,
         "model_version": meta.version,
-        "scored": scores.len(),
-        "mean_probability": scores.iter().map(|s| s.probability).sum::<f64>() / scores.len().max(1) as f64,
+        "scored": ids.len(),
+        "explained": reasons.len(),
+        "mean_probability": probabilities.iter().sum::<f64>() / ids.len().max(1) as f64,
         "scores_file": file,
         "score_drift": drift,
     }))
