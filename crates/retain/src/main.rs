@@ -8,6 +8,11 @@ mod output;
 
 use std::process::ExitCode;
 
+/// Loads allocate and free millions of small values across threads, where glibc's allocator
+/// spent a third of the time; mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Precision retention for telecom operators (精准维系): find the subscribers about to leave,
