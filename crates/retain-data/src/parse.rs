@@ -65,7 +65,7 @@ fn in_supported_range(date: NaiveDate) -> bool {
 /// character: the Unicode-aware trim was a tenth of a load's time. Anything else (a full-width
 /// space U+3000 included) goes through `str::trim`.
 fn trim(text: &str) -> &str {
-    let visible = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_graphic());
+    let visible = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
     let bytes = text.as_bytes();
     if visible(bytes.first()) && visible(bytes.last()) {
         text
