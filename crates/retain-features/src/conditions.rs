@@ -203,8 +203,8 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
             FROM usage_monthly WHERE period < {month} AND plan_id IS NOT NULL
             GROUP BY subscriber_id
         ),
-        fam AS (SELECT family_id, COUNT(*) AS n FROM subscribers WHERE family_id IS NOT NULL GROUP BY family_id),
-        grp AS (SELECT group_id, COUNT(*) AS n FROM subscribers WHERE group_id IS NOT NULL GROUP BY group_id),
+        fam AS (SELECT family_id, COUNT(*) AS n FROM subscribers__all WHERE family_id IS NOT NULL GROUP BY family_id),
+        grp AS (SELECT group_id, COUNT(*) AS n FROM subscribers__all WHERE group_id IS NOT NULL GROUP BY group_id),
         p AS (
             SELECT s.subscriber_id, s.branch_id, s.manager_id,
                    {tenure} AS tenure_months,

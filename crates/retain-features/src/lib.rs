@@ -32,13 +32,25 @@ pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
 pub use rows::json_rows;
 pub use snapshot::{
-    DEFAULT_FEATURES, FeatureSet, FeatureStream, campaign_set, features_as_of,
-    observable_snapshots, stream_features_as_of, training_set,
+    DEFAULT_FEATURES, FeatureSet, FeatureStream, PartitionedFeatures, campaign_set, features_as_of,
+    observable_snapshots, stream_features_as_of, stream_features_partitioned, training_set,
 };
 
 /// A DataFusion session with every loaded table of the workspace registered under its
 /// canonical name.
 pub async fn session(workspace: &Workspace) -> Result<SessionContext> {
+    partition_session(workspace, 0, 1).await
+}
+
+/// A session in which every table keyed by subscriber holds only the subscribers of hash
+/// partition `part` of `parts` (`subscriber_id` modulo `parts`); other tables (plans) are whole.
+/// Per-subscriber plans run on it unchanged and see a `parts`-th of the operator: that is how
+/// their memory stays bounded at any size.
+pub async fn partition_session(
+    workspace: &Workspace,
+    part: u32,
+    parts: u32,
+) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from));
@@ -48,13 +60,32 @@ pub async fn session(workspace: &Workspace) -> Result<SessionContext> {
             continue;
         }
         let path = workspace.table_file(table);
-        ctx.register_parquet(
-            table.name(),
-            path.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .map_err(|e| Error::engine(format!("registering {table}"), e))?;
+        let partitioned = parts > 1 && table.spec().column_index("subscriber_id").is_some();
+        let all = format!("{}__all", table.name());
+        // Family and group sizes count across subscribers: `<table>__all` is the whole table in
+        // any session.
+        let mut names = vec![all.clone()];
+        if !partitioned {
+            names.push(table.name().to_owned());
+        }
+        for name in &names {
+            ctx.register_parquet(
+                name.as_str(),
+                path.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(|e| Error::engine(format!("registering {table}"), e))?;
+        }
+        if partitioned {
+            let view = format!(
+                "CREATE VIEW {table} AS SELECT * FROM {all} \
+                 WHERE ((subscriber_id % {parts}) + {parts}) % {parts} = {part}"
+            );
+            ctx.sql(&view)
+                .await
+                .map_err(|e| Error::engine(format!("partitioning {table}"), e))?;
+        }
     }
     Ok(ctx)
 }

@@ -201,6 +201,69 @@ pub async fn stream_features_as_of(
     Ok(FeatureStream { stream })
 }
 
+/// Features of every subscriber as of `as_of` like [`stream_features_as_of`], computed one hash
+/// partition of the subscribers at a time (`parts` of them) so that the engine's aggregation
+/// state holds a `parts`-th of the operator. Each partition reads the tables again: the price
+/// of bounded memory.
+#[must_use]
+pub fn stream_features_partitioned<'a>(
+    workspace: &'a retain_data::Workspace,
+    set: &'a FeatureSet,
+    as_of: NaiveDate,
+    parts: u32,
+) -> PartitionedFeatures<'a> {
+    PartitionedFeatures {
+        workspace,
+        set,
+        as_of,
+        parts: parts.max(1),
+        next_part: 0,
+        current: None,
+    }
+}
+
+/// Batches of features, partition after partition, see [`stream_features_partitioned`].
+pub struct PartitionedFeatures<'a> {
+    workspace: &'a retain_data::Workspace,
+    set: &'a FeatureSet,
+    as_of: NaiveDate,
+    parts: u32,
+    next_part: u32,
+    current: Option<FeatureStream>,
+}
+
+impl PartitionedFeatures<'_> {
+    /// The next batch, or `None` after the last partition.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        loop {
+            if let Some(stream) = &mut self.current {
+                if let Some(batch) = stream.next().await {
+                    return Some(batch);
+                }
+                self.current = None;
+            }
+            if self.next_part == self.parts {
+                return None;
+            }
+            let part = self.next_part;
+            self.next_part += 1;
+            tracing::debug!(
+                part,
+                parts = self.parts,
+                "features of a subscriber partition"
+            );
+            let ctx = match crate::partition_session(self.workspace, part, self.parts).await {
+                Ok(ctx) => ctx,
+                Err(e) => return Some(Err(e)),
+            };
+            match stream_features_as_of(&ctx, self.set, self.as_of).await {
+                Ok(stream) => self.current = Some(stream),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 /// Batches of features, see [`stream_features_as_of`].
 pub struct FeatureStream {
     stream: datafusion::physical_plan::SendableRecordBatchStream,

@@ -133,6 +133,44 @@ async fn features_do_not_see_anything_on_or_after_the_as_of_date() {
 }
 
 #[tokio::test]
+async fn features_computed_partition_by_partition_are_the_features_of_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = retain_synth::SynthParams {
+        subscribers: 500,
+        months: 12,
+        seed: 11,
+        ..Default::default()
+    };
+    let summary =
+        retain_synth::synthesize(&params, &dir.path().join("src"), &dir.path().join("truth"))
+            .unwrap();
+    let ws = load(&summary.files, dir.path(), &|_, l| Some(l.to_owned()));
+    let set = FeatureSet::default_set();
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let whole = sorted_values(&features_as_of(&ctx, &set, as_of()).await.unwrap());
+    let mut stream = retain_features::stream_features_partitioned(&ws, &set, as_of(), 3);
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        batches.push(batch.unwrap());
+    }
+    assert!(whole.len() > 400, "{}", whole.len());
+    // A stream comes in no particular order.
+    let mut parts = sorted_values(&batches);
+    parts.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
+    assert_eq!(parts.len(), whole.len());
+    for (a, b) in parts.iter().zip(&whole) {
+        for (j, (x, y)) in a.iter().zip(b).enumerate() {
+            let name = if j == 0 {
+                "subscriber_id"
+            } else {
+                &set.names[j - 1]
+            };
+            assert_eq!(x, y, "{name} of subscriber {:?}", a[0]);
+        }
+    }
+}
+
+#[tokio::test]
 async fn training_sets_stack_snapshots_with_labels() {
     let dir = tempfile::tempdir().unwrap();
     let params = retain_synth::SynthParams {
