@@ -51,6 +51,40 @@ pub async fn partition_session(
     part: u32,
     parts: u32,
 ) -> Result<SessionContext> {
+    let condition =
+        (parts > 1).then(|| format!("((subscriber_id % {parts}) + {parts}) % {parts} = {part}"));
+    filtered_session(workspace, condition.as_deref()).await
+}
+
+/// Buckets of the subscriber sample: ids are hashed (a multiplication modulo a prime, which
+/// spreads consecutive ids) into this many buckets and the first few are kept.
+const SAMPLE_BUCKETS: u64 = 65_521;
+
+/// A session that sees a fixed hash sample of about `max_subscribers` subscribers (all of them
+/// when there are fewer), filtered at the tables like [`partition_session`], so plans over it
+/// cost what the sample costs. Returns whether it samples.
+pub async fn sample_session(
+    workspace: &Workspace,
+    max_subscribers: u64,
+) -> Result<(SessionContext, bool)> {
+    let total = workspace.table_rows(Table::Subscribers)?;
+    if total <= max_subscribers {
+        return Ok((session(workspace).await?, false));
+    }
+    let keep =
+        (u128::from(SAMPLE_BUCKETS) * u128::from(max_subscribers)).div_ceil(u128::from(total));
+    tracing::info!(total, max_subscribers, "a hash sample of the subscribers");
+    let condition =
+        format!("(subscriber_id % {SAMPLE_BUCKETS}) * 40503 % {SAMPLE_BUCKETS} < {keep}");
+    Ok((filtered_session(workspace, Some(&condition)).await?, true))
+}
+
+/// A session in which every table keyed by subscriber holds the rows meeting `condition` (SQL
+/// on `subscriber_id`), or everything when there is none.
+async fn filtered_session(
+    workspace: &Workspace,
+    condition: Option<&str>,
+) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from));
@@ -60,7 +94,8 @@ pub async fn partition_session(
             continue;
         }
         let path = workspace.table_file(table);
-        let partitioned = parts > 1 && table.spec().column_index("subscriber_id").is_some();
+        let partitioned =
+            condition.is_some() && table.spec().column_index("subscriber_id").is_some();
         let all = format!("{}__all", table.name());
         // Family and group sizes count across subscribers: `<table>__all` is the whole table in
         // any session.
@@ -77,11 +112,8 @@ pub async fn partition_session(
             .await
             .map_err(|e| Error::engine(format!("registering {table}"), e))?;
         }
-        if partitioned {
-            let view = format!(
-                "CREATE VIEW {table} AS SELECT * FROM {all} \
-                 WHERE ((subscriber_id % {parts}) + {parts}) % {parts} = {part}"
-            );
+        if let Some(condition) = condition.filter(|_| partitioned) {
+            let view = format!("CREATE VIEW {table} AS SELECT * FROM {all} WHERE {condition}");
             ctx.sql(&view)
                 .await
                 .map_err(|e| Error::engine(format!("partitioning {table}"), e))?;

@@ -5,7 +5,7 @@
 //! only complete periods and events strictly before the as-of date.
 
 use chrono::{Months, NaiveDate};
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
 
 use crate::conditions::{feature_ctes, month_start};
@@ -283,23 +283,16 @@ impl FeatureStream {
 /// A training set stacked over monthly snapshots: for each snapshot S, the features as of S of
 /// everyone still a subscriber (quantity churn not yet in effect), `snapshot`, and `label` = 1
 /// when a churn label takes effect in `[S, S + horizon)`. Registers the label view.
-///
-/// With `max_subscribers`, a larger operator is sampled: the same fixed hash sample of
-/// subscriber ids in every snapshot, about `max_subscribers` of them. A model needs a few
-/// hundred thousand subscribers' histories, not ten million; scoring still covers everyone.
+/// On a [`crate::sample_session`], a larger operator's set holds the same sample of
+/// subscribers in every snapshot.
 pub async fn training_set(
     ctx: &SessionContext,
     set: &FeatureSet,
     snapshots: &[NaiveDate],
     horizon_months: u32,
     labels: &LabelConfig,
-    max_subscribers: Option<u64>,
 ) -> Result<Vec<RecordBatch>> {
     register_labels(ctx, labels).await?;
-    let sample = match max_subscribers {
-        Some(max) => sample_condition(ctx, max).await?,
-        None => "TRUE".to_owned(),
-    };
     let mut out = Vec::new();
     for &s in snapshots {
         let s = month_start(s);
@@ -316,7 +309,7 @@ pub async fn training_set(
              FROM f
              LEFT JOIN lab ON lab.subscriber_id = f.subscriber_id
              LEFT JOIN gone_already x ON x.subscriber_id = f.subscriber_id
-             WHERE x.subscriber_id IS NULL AND {sample}
+             WHERE x.subscriber_id IS NULL
              ORDER BY f.subscriber_id",
             ctes = feature_ctes(&set.compiler, s),
             select = set.select(),
@@ -324,34 +317,6 @@ pub async fn training_set(
         out.extend(run(ctx, &sql, "a training snapshot").await?);
     }
     Ok(out)
-}
-
-/// Buckets of the subscriber sample: ids are hashed (a multiplication modulo a prime, which
-/// spreads consecutive ids) into this many buckets and the first few are kept.
-const SAMPLE_BUCKETS: u64 = 65_521;
-
-/// The SQL condition on `f.subscriber_id` that keeps about `max` of the operator's subscribers.
-async fn sample_condition(ctx: &SessionContext, max: u64) -> Result<String> {
-    let batches = run(
-        ctx,
-        "SELECT count(*) AS n FROM subscribers",
-        "counting subscribers",
-    )
-    .await?;
-    let total = batches.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
-        b.column(0)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-            .value(0)
-    });
-    let total = u64::try_from(total).unwrap_or(0);
-    if total <= max {
-        return Ok("TRUE".to_owned());
-    }
-    let keep = (u128::from(SAMPLE_BUCKETS) * u128::from(max)).div_ceil(u128::from(total));
-    tracing::info!(total, max, "training on a hash sample of subscribers");
-    Ok(format!(
-        "(f.subscriber_id % {SAMPLE_BUCKETS}) * 40503 % {SAMPLE_BUCKETS} < {keep}"
-    ))
 }
 
 /// Past campaign contacts with their outcome, for uplift models: for each campaign period P in

@@ -171,6 +171,53 @@ async fn features_computed_partition_by_partition_are_the_features_of_everyone()
 }
 
 #[tokio::test]
+async fn a_sample_session_keeps_whole_subscribers_and_about_as_many_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = retain_synth::SynthParams {
+        subscribers: 1500,
+        months: 6,
+        seed: 3,
+        ..Default::default()
+    };
+    let summary =
+        retain_synth::synthesize(&params, &dir.path().join("src"), &dir.path().join("truth"))
+            .unwrap();
+    let ws = load(&summary.files, dir.path(), &|_, l| Some(l.to_owned()));
+    let count = |ctx: &datafusion::prelude::SessionContext, sql: &str| {
+        let sql = sql.to_owned();
+        let ctx = ctx.clone();
+        async move {
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            batches[0].column(0).as_primitive::<Int64Type>().value(0)
+        }
+    };
+    let (all, sampled) = retain_features::sample_session(&ws, 5_000).await.unwrap();
+    assert!(!sampled);
+    assert_eq!(count(&all, "SELECT count(*) FROM subscribers").await, 1500);
+
+    let (ctx, sampled) = retain_features::sample_session(&ws, 500).await.unwrap();
+    assert!(sampled);
+    let kept = count(&ctx, "SELECT count(*) FROM subscribers").await;
+    assert!((350..650).contains(&kept), "{kept}");
+    // Family and group sizes still see everyone.
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM subscribers__all").await,
+        1500
+    );
+    // A sampled subscriber keeps all their usage; the others keep none.
+    let usage_of_kept = count(
+        &ctx,
+        "SELECT count(*) FROM usage_monthly__all u JOIN subscribers s USING (subscriber_id)",
+    )
+    .await;
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM usage_monthly").await,
+        usage_of_kept
+    );
+    assert!(usage_of_kept > 0);
+}
+
+#[tokio::test]
 async fn training_sets_stack_snapshots_with_labels() {
     let dir = tempfile::tempdir().unwrap();
     let params = retain_synth::SynthParams {
@@ -189,7 +236,7 @@ async fn training_sets_stack_snapshots_with_labels() {
         NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
         NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
     ];
-    let batches = training_set(&ctx, &set, &snapshots, 1, &LabelConfig::default(), None)
+    let batches = training_set(&ctx, &set, &snapshots, 1, &LabelConfig::default())
         .await
         .unwrap();
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();

@@ -46,7 +46,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             let snapshots =
                 retain_features::observable_snapshots(&ctx, 6, args.horizon + args.gap).await?;
             let batches =
-                retain_features::training_set(&ctx, &set, &snapshots, args.horizon, &labels, None)
+                retain_features::training_set(&ctx, &set, &snapshots, args.horizon, &labels)
                     .await?;
             return Ok::<_, anyhow::Error>((batches, snapshots));
         }

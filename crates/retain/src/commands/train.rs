@@ -62,18 +62,13 @@ pub(crate) fn execute(
             ..LabelConfig::default()
         };
         let (batches, snapshots) = rt.block_on(async {
-            let ctx = retain_features::session(workspace).await?;
+            // The sample is taken at the tables, so the feature plans aggregate only it.
+            let (ctx, _) = retain_features::sample_session(workspace, args.max_subscribers).await?;
             let snapshots =
                 retain_features::observable_snapshots(&ctx, 6, args.horizon + args.gap).await?;
-            let batches = retain_features::training_set(
-                &ctx,
-                &set,
-                &snapshots,
-                args.horizon,
-                &labels,
-                Some(args.max_subscribers),
-            )
-            .await?;
+            let batches =
+                retain_features::training_set(&ctx, &set, &snapshots, args.horizon, &labels)
+                    .await?;
             Ok::<_, anyhow::Error>((batches, snapshots))
         })?;
         let table = Table::from_batches(&batches)?;
