@@ -132,19 +132,22 @@ async fn features_do_not_see_anything_on_or_after_the_as_of_date() {
     assert!(filled > before.len() / 2);
 }
 
+/// A synthetic operator loaded as it is into a workspace under `dir`.
+fn synthetic_workspace(dir: &Path, subscribers: u64, months: u32, seed: u64) -> Workspace {
+    let params = retain_synth::SynthParams {
+        subscribers,
+        months,
+        seed,
+        ..Default::default()
+    };
+    let summary = retain_synth::synthesize(&params, &dir.join("src"), &dir.join("truth")).unwrap();
+    load(&summary.files, dir, &|_, l| Some(l.to_owned()))
+}
+
 #[tokio::test]
 async fn features_computed_partition_by_partition_are_the_features_of_everyone() {
     let dir = tempfile::tempdir().unwrap();
-    let params = retain_synth::SynthParams {
-        subscribers: 500,
-        months: 12,
-        seed: 11,
-        ..Default::default()
-    };
-    let summary =
-        retain_synth::synthesize(&params, &dir.path().join("src"), &dir.path().join("truth"))
-            .unwrap();
-    let ws = load(&summary.files, dir.path(), &|_, l| Some(l.to_owned()));
+    let ws = synthetic_workspace(dir.path(), 500, 12, 11);
     let set = FeatureSet::default_set();
     let ctx = retain_features::session(&ws).await.unwrap();
     let whole = sorted_values(&features_as_of(&ctx, &set, as_of()).await.unwrap());
@@ -173,16 +176,7 @@ async fn features_computed_partition_by_partition_are_the_features_of_everyone()
 #[tokio::test]
 async fn a_sample_session_keeps_whole_subscribers_and_about_as_many_as_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let params = retain_synth::SynthParams {
-        subscribers: 1500,
-        months: 6,
-        seed: 3,
-        ..Default::default()
-    };
-    let summary =
-        retain_synth::synthesize(&params, &dir.path().join("src"), &dir.path().join("truth"))
-            .unwrap();
-    let ws = load(&summary.files, dir.path(), &|_, l| Some(l.to_owned()));
+    let ws = synthetic_workspace(dir.path(), 1500, 6, 3);
     let count = |ctx: &datafusion::prelude::SessionContext, sql: &str| {
         let sql = sql.to_owned();
         let ctx = ctx.clone();
@@ -220,16 +214,7 @@ async fn a_sample_session_keeps_whole_subscribers_and_about_as_many_as_asked() {
 #[tokio::test]
 async fn training_sets_stack_snapshots_with_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let params = retain_synth::SynthParams {
-        subscribers: 1500,
-        months: 12,
-        seed: 9,
-        ..Default::default()
-    };
-    let summary =
-        retain_synth::synthesize(&params, &dir.path().join("src"), &dir.path().join("truth"))
-            .unwrap();
-    let ws = load(&summary.files, dir.path(), &|_, l| Some(l.to_owned()));
+    let ws = synthetic_workspace(dir.path(), 1500, 12, 9);
     let ctx = retain_features::session(&ws).await.unwrap();
     let set = FeatureSet::default_set();
     let snapshots = [
