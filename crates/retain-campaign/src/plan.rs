@@ -172,7 +172,7 @@ pub async fn plan(ctx: &SessionContext, root: &Path, req: &PlanRequest<'_>) -> R
         mut inputs,
         uplift,
         choices,
-    } = prepare(ctx, root, req.as_of).await?;
+    } = prepare(ctx, root, req.as_of, None).await?;
     let mut notes = inputs.notes.clone();
     let selected = if t.target.condition.trim().is_empty() {
         None

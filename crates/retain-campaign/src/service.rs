@@ -708,7 +708,7 @@ impl Campaigns {
                     .into(),
             )
         })?;
-        let history = load_history(&self.ctx).await?;
+        let history = load_history(&self.ctx, self.root()).await?;
         let cells = Cells::fit(&history, |_| true);
         let library = Library::for_workspace(self.root())?;
         let members = self.store.members(id).await?;

@@ -7,8 +7,8 @@
 //! the new rows are staged, merged with the existing table (a row whose key already exists
 //! replaces it, so loading the same file twice changes nothing) and put in place by a rename.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use arrow::array::{BooleanArray, RecordBatch};
@@ -21,7 +21,10 @@ use crate::parse::{FieldFormat, Value, days_to_date, parse_field};
 use crate::schema::{ColumnKind, Table, TableSpec};
 use crate::source::{Limits, RawRecord, SourceInfo, read_file};
 use crate::stage::{self, Origin, Stager, route_stored};
-use crate::table::{Key, KeyPart, TableWriter, column_values, read_batches};
+use crate::table::{
+    FastMap, FastSet, Key, KeyPart, TableWriter, column_values, fast_map, fast_set, read_batches,
+    row_count,
+};
 
 /// Records handed from the reading thread to the validating one at a time.
 const RECORD_CHUNK: usize = 4_096;
@@ -236,7 +239,7 @@ fn write_rejection(
 
 /// Key sets of the tables a load refers to, by referencing column.
 struct ReferenceSets {
-    sets: Vec<(usize, Table, HashSet<KeyPart>)>,
+    sets: Vec<(usize, Table, FastSet<KeyPart>)>,
 }
 
 impl ReferenceSets {
@@ -615,10 +618,12 @@ fn stage_and_merge(
                 }
             }
         }
-        let skip: HashSet<(i64, i64)> = duplicates[p]
-            .iter()
-            .map(|d| (d.origin.file, d.origin.ordinal))
-            .collect();
+        let mut skip: FastSet<(i64, i64)> = fast_set(duplicates[p].len());
+        skip.extend(
+            duplicates[p]
+                .iter()
+                .map(|d| (d.origin.file, d.origin.ordinal)),
+        );
         for batch in read_batches(staged)? {
             let batch = batch.map_err(|e| Error::Arrow {
                 context: "reading staged rows".to_owned(),
@@ -678,7 +683,7 @@ fn find_duplicates(
     let columns = spec.columns.len();
     let mut out = Vec::with_capacity(staged.len());
     for path in staged {
-        let mut first: HashMap<Key, Origin> = HashMap::new();
+        let mut first: FastMap<Key, Origin> = fast_map(row_count(path)?);
         let mut duplicates = Vec::new();
         each_staged_key(spec, key_indexes, path, |key, batch, row| {
             let origin = stage::origin(batch, columns, row);
@@ -786,8 +791,8 @@ fn read_back(
 }
 
 /// Every key of a staged partition.
-fn staged_keys(spec: &TableSpec, key_indexes: &[usize], path: &Path) -> Result<HashSet<Key>> {
-    let mut keys = HashSet::new();
+fn staged_keys(spec: &TableSpec, key_indexes: &[usize], path: &Path) -> Result<FastSet<Key>> {
+    let mut keys = fast_set(row_count(path)?);
     each_staged_key(spec, key_indexes, path, |key, _, _| {
         keys.insert(key);
     })?;
@@ -825,7 +830,7 @@ fn drop_keys(
     spec: &TableSpec,
     key_indexes: &[usize],
     batch: &RecordBatch,
-    replace: &HashSet<Key>,
+    replace: &FastSet<Key>,
 ) -> Result<(RecordBatch, u64)> {
     let mut keep = Vec::with_capacity(batch.num_rows());
     let mut dropped = 0;

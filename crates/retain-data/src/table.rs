@@ -1,7 +1,7 @@
 //! Canonical tables in Arrow and Parquet: building record batches from validated values,
 //! writing and reading table files, and the row keys used for upserts and references.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -298,17 +298,36 @@ pub fn row_count(path: &Path) -> Result<u64> {
     Ok(reader.metadata().file_metadata().num_rows() as u64)
 }
 
+// Key sets run to millions of entries: a fast hash and a table sized once matter more
+// than resistance to crafted collisions (the input is the operator's own export).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+pub(crate) fn fast_map<K, V>(capacity: u64) -> FastMap<K, V> {
+    HashMap::with_capacity_and_hasher(
+        usize::try_from(capacity).unwrap_or(0),
+        foldhash::fast::RandomState::default(),
+    )
+}
+
+pub(crate) fn fast_set<K>(capacity: impl TryInto<usize>) -> FastSet<K> {
+    HashSet::with_capacity_and_hasher(
+        capacity.try_into().unwrap_or(0),
+        foldhash::fast::RandomState::default(),
+    )
+}
+
 /// The distinct values of one column of a stored table, as key parts.
 pub(crate) fn column_values(
     path: &Path,
     spec: &TableSpec,
     column: &str,
-) -> Result<HashSet<KeyPart>> {
+) -> Result<FastSet<KeyPart>> {
     let index = spec
         .column_index(column)
         .expect("references name real columns (checked by a unit test)");
     let kind = spec.columns[index].kind;
-    let mut values = HashSet::new();
+    let mut values = fast_set(row_count(path)?);
     for batch in read_batches(path)? {
         let batch = batch.map_err(|e| Error::Arrow {
             context: format!("reading {}", path.display()),

@@ -56,6 +56,17 @@ pub async fn partition_session(
     filtered_session(workspace, condition.as_deref()).await
 }
 
+/// Subscribers per feature partition: the engine's aggregation state for a million subscribers
+/// is about 3 GiB, so a larger operator's features are computed a million subscribers at a time.
+pub const SUBSCRIBERS_PER_PARTITION: u64 = 1_000_000;
+
+/// How many hash partitions of the subscribers keep a per-subscriber plan within
+/// [`SUBSCRIBERS_PER_PARTITION`] (1 for most operators).
+pub fn feature_partitions(workspace: &Workspace) -> Result<u32> {
+    let subscribers = workspace.table_rows(Table::Subscribers)?;
+    Ok(u32::try_from(subscribers.div_ceil(SUBSCRIBERS_PER_PARTITION).max(1)).unwrap_or(u32::MAX))
+}
+
 /// Buckets of the subscriber sample: ids are hashed (a multiplication modulo a prime, which
 /// spreads consecutive ids) into this many buckets and the first few are kept.
 const SAMPLE_BUCKETS: u64 = 65_521;
@@ -79,6 +90,13 @@ pub async fn sample_session(
     Ok((filtered_session(workspace, Some(&condition)).await?, true))
 }
 
+/// A session in which every table keyed by subscriber holds only the rows whose `subscriber_id`
+/// meets `condition` (SQL; it may query any table as `<table>__all`), for plans that concern a
+/// known few, such as the subscribers of one campaign.
+pub async fn subset_session(workspace: &Workspace, condition: &str) -> Result<SessionContext> {
+    filtered_session(workspace, Some(condition)).await
+}
+
 /// A session in which every table keyed by subscriber holds the rows meeting `condition` (SQL
 /// on `subscriber_id`), or everything when there is none.
 async fn filtered_session(
@@ -89,18 +107,18 @@ async fn filtered_session(
         .with_information_schema(true)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from));
     let ctx = SessionContext::new_with_config(config);
-    for table in Table::ALL {
-        if !workspace.has_table(table) {
-            continue;
-        }
-        let path = workspace.table_file(table);
-        let partitioned =
-            condition.is_some() && table.spec().column_index("subscriber_id").is_some();
-        let all = format!("{}__all", table.name());
+    let tables: Vec<Table> = Table::ALL
+        .into_iter()
+        .filter(|t| workspace.has_table(*t))
+        .collect();
+    let filtered =
+        |table: &Table| condition.is_some() && table.spec().column_index("subscriber_id").is_some();
+    for table in &tables {
+        let path = workspace.table_file(*table);
         // Family and group sizes count across subscribers: `<table>__all` is the whole table in
         // any session.
-        let mut names = vec![all.clone()];
-        if !partitioned {
+        let mut names = vec![format!("{}__all", table.name())];
+        if !filtered(table) {
             names.push(table.name().to_owned());
         }
         for name in &names {
@@ -112,7 +130,11 @@ async fn filtered_session(
             .await
             .map_err(|e| Error::engine(format!("registering {table}"), e))?;
         }
-        if let Some(condition) = condition.filter(|_| partitioned) {
+    }
+    // Views come after every table, as a condition may query any of them.
+    for table in tables.iter().filter(|t| filtered(t)) {
+        if let Some(condition) = condition {
+            let all = format!("{}__all", table.name());
             let view = format!("CREATE VIEW {table} AS SELECT * FROM {all} WHERE {condition}");
             ctx.sql(&view)
                 .await

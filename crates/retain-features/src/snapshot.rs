@@ -324,18 +324,29 @@ pub async fn training_set(
 /// `reached` and `accepted`, the subscriber's features as of P, and `label` = 1 when the
 /// subscriber left within `[P, P + horizon)`: a churn label took effect, or an exit began (a
 /// suspension, stop request, port-out or cancellation: the silent path's cancellation comes
-/// months later, often after the data ends). Registers the label view.
+/// months later, often after the data ends). Each period's plan runs on a session that holds only
+/// that period's contacts ([`crate::subset_session`]), so its cost follows the campaign, not the
+/// operator.
 pub async fn campaign_set(
-    ctx: &SessionContext,
+    workspace: &retain_data::Workspace,
     set: &FeatureSet,
     periods: &[NaiveDate],
     horizon_months: u32,
     labels: &LabelConfig,
 ) -> Result<Vec<RecordBatch>> {
-    register_labels(ctx, labels).await?;
     let mut out = Vec::new();
     for &p in periods {
         let p = month_start(p);
+        let ctx = crate::subset_session(
+            workspace,
+            &format!(
+                "subscriber_id IN (SELECT subscriber_id FROM campaign_history__all \
+                 WHERE period = DATE '{p}')"
+            ),
+        )
+        .await?;
+        let ctx = &ctx;
+        register_labels(ctx, labels).await?;
         let end = p + Months::new(horizon_months);
         let sql = format!(
             "WITH {ctes},

@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
 use retain_features::conditions::{feature_ctes, register_outputs};
-use retain_features::{FeatureSet, features_as_of};
+use retain_features::{FeatureSet, stream_features_as_of};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -34,6 +34,52 @@ impl Features {
     #[must_use]
     pub fn column(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
+    }
+
+    /// Appends the rows of `batch` (with `subscriber_id` and the named feature columns) whose
+    /// subscriber `keep` accepts.
+    fn extend(
+        &mut self,
+        batch: &datafusion::arrow::array::RecordBatch,
+        keep: impl Fn(i64) -> bool,
+    ) -> Result<()> {
+        let batches = std::slice::from_ref(batch);
+        let ids = ids(batches, "subscriber_id")?;
+        let rows: Vec<usize> = (0..ids.len()).filter(|&i| keep(ids[i])).collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let columns: Vec<Vec<f64>> = self
+            .names
+            .iter()
+            .map(|n| floats(batches, n))
+            .collect::<Result<_>>()?;
+        for i in rows {
+            self.ids.push(ids[i]);
+            self.x.extend(
+                columns
+                    .iter()
+                    .map(|c| c.get(i).copied().unwrap_or(f64::NAN)),
+            );
+        }
+        Ok(())
+    }
+
+    /// The same rows ordered by subscriber, so that a run does not depend on the order in
+    /// which the engine returned them.
+    fn sorted(self) -> Features {
+        let d = self.names.len();
+        let mut order: Vec<usize> = (0..self.ids.len()).collect();
+        order.sort_unstable_by_key(|&i| self.ids[i]);
+        let mut x = Vec::with_capacity(self.x.len());
+        for &i in &order {
+            x.extend_from_slice(&self.x[i * d..(i + 1) * d]);
+        }
+        Features {
+            ids: order.iter().map(|&i| self.ids[i]).collect(),
+            names: self.names,
+            x,
+        }
     }
 
     /// Reads batches with `subscriber_id` and the named feature columns.
@@ -187,43 +233,117 @@ pub async fn msisdn_map(ctx: &SessionContext) -> Result<HashMap<String, i64>> {
         .collect())
 }
 
-/// Reads the inputs of a match run as of `as_of`.
-pub async fn load(
+/// Features and offer eligibility of the subscribers at risk, and how many subscribers there are.
+struct AtRisk {
+    features: Features,
+    eligible: HashMap<i64, Vec<u16>>,
+    subscribers: usize,
+}
+
+/// Computes features and eligibility as of `as_of` for everyone and keeps those of the
+/// subscribers `at_risk` accepts. Above a million subscribers this runs one hash partition of
+/// them at a time (as scoring does), so memory follows the partition and the candidates, not
+/// the operator.
+async fn at_risk_features(
     ctx: &SessionContext,
     root: &Path,
     library: &Library,
-    policy: &Policy,
     as_of: NaiveDate,
-) -> Result<Inputs> {
-    let mut notes = Vec::new();
+    partitions: Option<u32>,
+    at_risk: impl Fn(i64) -> bool,
+) -> Result<AtRisk> {
     let set = FeatureSet::default_set();
-    let batches = features_as_of(ctx, &set, as_of).await?;
-    let features = Features::from_batches(&batches, &set.names)?;
-    let signals = Signals::new(&features.names);
-
-    register_outputs(ctx, root, &library.compiler).await?;
+    let workspace = retain_data::Workspace::open(root)?;
+    let parts = match partitions {
+        Some(p) => p.max(1),
+        None => retain_features::feature_partitions(&workspace)?,
+    };
     let columns: Vec<String> = library
         .offers
         .iter()
         .enumerate()
         .map(|(i, o)| format!("COALESCE({}, false) AS e{i}", o.sql))
         .collect();
-    let sql = format!(
+    let eligibility = format!(
         "WITH {} SELECT subscriber_id, {} FROM f",
         feature_ctes(&library.compiler, as_of),
         columns.join(", ")
     );
-    let batches = query(ctx, &sql, "offer eligibility").await?;
-    let mut eligible: HashMap<i64, Vec<u16>> = HashMap::new();
-    let eligible_ids = ids(&batches, "subscriber_id")?;
-    for (i, _) in library.offers.iter().enumerate() {
-        let flags = floats(&batches, &format!("e{i}"))?;
-        for (id, flag) in eligible_ids.iter().zip(flags) {
-            if flag > 0.5 {
-                eligible.entry(*id).or_default().push(i as u16);
+    let mut out = AtRisk {
+        features: Features {
+            names: set.names.clone(),
+            ..Features::default()
+        },
+        eligible: HashMap::new(),
+        subscribers: 0,
+    };
+    for part in 0..parts {
+        let partition;
+        let ctx = if parts == 1 {
+            ctx
+        } else {
+            partition = retain_features::partition_session(&workspace, part, parts).await?;
+            &partition
+        };
+        let mut stream = stream_features_as_of(ctx, &set, as_of).await?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            out.subscribers += batch.num_rows();
+            out.features.extend(&batch, &at_risk)?;
+        }
+        register_outputs(ctx, root, &library.compiler).await?;
+        let batches = query(ctx, &eligibility, "offer eligibility").await?;
+        let eligible_ids = ids(&batches, "subscriber_id")?;
+        for (i, _) in library.offers.iter().enumerate() {
+            let flags = floats(&batches, &format!("e{i}"))?;
+            for (id, flag) in eligible_ids.iter().zip(flags) {
+                if flag > 0.5 && at_risk(*id) {
+                    out.eligible.entry(*id).or_default().push(i as u16);
+                }
             }
         }
     }
+    out.features = out.features.sorted();
+    Ok(out)
+}
+
+/// Reads the inputs of a match run as of `as_of`, computing features in `partitions` hash
+/// partitions of the subscribers (`None`: one per million).
+pub async fn load(
+    ctx: &SessionContext,
+    root: &Path,
+    library: &Library,
+    policy: &Policy,
+    as_of: NaiveDate,
+    partitions: Option<u32>,
+) -> Result<Inputs> {
+    let mut notes = Vec::new();
+    let levels = warning_levels(root)?;
+    if levels.is_empty() {
+        notes.push("no warning list: levels come from churn probabilities only".into());
+    }
+    let scores = probabilities(root)?;
+    if scores.is_empty() {
+        notes.push(
+            "no churn scores: probabilities are the level priors of policy.toml (retain train, retain score)"
+                .into(),
+        );
+    }
+    let level_of = |id: i64| {
+        levels
+            .get(&id)
+            .copied()
+            .or_else(|| scores.get(&id).and_then(|p| policy.level_for(*p)))
+    };
+    let AtRisk {
+        features,
+        mut eligible,
+        subscribers,
+    } = at_risk_features(ctx, root, library, as_of, partitions, |id| {
+        level_of(id).is_some()
+    })
+    .await?;
+    let signals = Signals::new(&features.names);
 
     let batches = query(
         ctx,
@@ -243,22 +363,13 @@ pub async fn load(
             .and_then(|c| Channel::from_code(c))
             .unwrap_or(Channel::Sms);
         let manager = managers.get(i).is_some_and(|m| !m.is_empty());
-        profile.insert(*id, (i, preferred, manager));
+        if level_of(*id).is_some() {
+            profile.insert(*id, (i, preferred, manager));
+        }
         msisdn.insert(msisdns[i].clone(), *id);
     }
 
     let clv = segment_values(ctx, root, &mut notes).await?;
-    let levels = warning_levels(root)?;
-    if levels.is_empty() {
-        notes.push("no warning list: levels come from churn probabilities only".into());
-    }
-    let scores = probabilities(root)?;
-    if scores.is_empty() {
-        notes.push(
-            "no churn scores: probabilities are the level priors of policy.toml (retain train, retain score)"
-                .into(),
-        );
-    }
     let ledger = ledger(ctx, root, policy, &msisdn).await?;
 
     let arpu_col = features.column("fee_avg_3m");
@@ -266,8 +377,7 @@ pub async fn load(
     for (row, id) in features.ids.iter().enumerate() {
         let p = scores.get(id).copied();
         let warned = levels.get(id).copied();
-        let level = warned.or_else(|| p.and_then(|p| policy.level_for(p)));
-        let Some(level) = level else { continue };
+        let Some(level) = level_of(*id) else { continue };
         let Some(&(i, preferred, has_manager)) = profile.get(id) else {
             continue;
         };
@@ -306,7 +416,7 @@ pub async fn load(
     }
     Ok(Inputs {
         as_of,
-        subscribers: features.ids.len(),
+        subscribers,
         candidates,
         features,
         ledger,

@@ -27,6 +27,8 @@ pub struct MatchOptions {
     pub budget: f64,
     /// Seed of the random baseline.
     pub seed: u64,
+    /// Hash partitions of the subscribers to compute features in; `None`: one per million.
+    pub partitions: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -128,11 +130,17 @@ pub struct Prepared {
 
 /// Reads the workspace as of `as_of`, learns uplift from past campaigns and values every
 /// choice.
-pub async fn prepare(ctx: &SessionContext, root: &Path, as_of: NaiveDate) -> Result<Prepared> {
+/// `partitions` as in [`MatchOptions`].
+pub async fn prepare(
+    ctx: &SessionContext,
+    root: &Path,
+    as_of: NaiveDate,
+    partitions: Option<u32>,
+) -> Result<Prepared> {
     let library = Library::for_workspace(root)?;
     let policy = Policy::for_workspace(root)?;
-    let inputs = load(ctx, root, &library, &policy, as_of).await?;
-    let history = load_history(ctx).await?;
+    let inputs = load(ctx, root, &library, &policy, as_of, partitions).await?;
+    let history = load_history(ctx, root).await?;
     let uplift = Uplift::fit(&history, &policy)?;
     let rows: Vec<usize> = inputs.candidates.iter().map(|c| c.row).collect();
     let individual = uplift.individual(&inputs.features, &rows)?;
@@ -194,7 +202,7 @@ pub async fn run_match(
         inputs,
         uplift,
         choices,
-    } = prepare(ctx, root, options.as_of).await?;
+    } = prepare(ctx, root, options.as_of, options.partitions).await?;
     let plan = arbitrate(
         &inputs,
         &library,

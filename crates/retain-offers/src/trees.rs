@@ -8,10 +8,13 @@ use retain_model::{ChurnModel, Table, fit, stratified};
 use crate::error::{Error, Result};
 use crate::inputs::Features;
 use crate::library::Kind;
-use crate::uplift::{History, HistoryRow};
+use crate::uplift::{History, HistoryRow, systematic_sample};
 
 /// Below this control churn probability a ratio of two small numbers is noise.
 const MIN_BASELINE: f64 = 0.05;
+/// Contacts each of the two models fits on at most: a large operator's campaigns reach millions,
+/// and a systematic sample of this many estimates the same churn probabilities at a fixed cost.
+const MAX_FIT_ROWS: usize = 150_000;
 
 pub(crate) struct TwoModel {
     control: ChurnModel,
@@ -77,6 +80,8 @@ impl TwoModel {
         let mut tested: Vec<Kind> = treated.iter().filter_map(|r| r.kind).collect();
         tested.sort();
         tested.dedup();
+        let control = systematic_sample(control, MAX_FIT_ROWS);
+        let treated = systematic_sample(treated, MAX_FIT_ROWS);
         Ok(TwoModel {
             control: fit_table(&table(&history.features, &control, false))?,
             treated: fit_table(&table(&history.features, &treated, true))?,

@@ -44,7 +44,7 @@ pub struct History {
 }
 
 /// Reads every campaign whose `HORIZON_MONTHS` outcome window lies within the data.
-pub async fn load_history(ctx: &SessionContext) -> Result<History> {
+pub async fn load_history(ctx: &SessionContext, root: &std::path::Path) -> Result<History> {
     if !ctx.table_exist("campaign_history").unwrap_or(false) {
         return Ok(History::default());
     }
@@ -77,8 +77,15 @@ pub async fn load_history(ctx: &SessionContext) -> Result<History> {
         return Ok(History::default());
     }
     let set = FeatureSet::default_set();
-    let batches =
-        campaign_set(ctx, &set, &periods, HORIZON_MONTHS, &LabelConfig::default()).await?;
+    let workspace = retain_data::Workspace::open(root)?;
+    let batches = campaign_set(
+        &workspace,
+        &set,
+        &periods,
+        HORIZON_MONTHS,
+        &LabelConfig::default(),
+    )
+    .await?;
     let features = Features::from_batches(&batches, &set.names)?;
     let signals = Signals::new(&features.names);
     let snapshot = texts(&batches, "snapshot")?;
@@ -110,6 +117,16 @@ pub async fn load_history(ctx: &SessionContext) -> Result<History> {
         features,
         periods,
     })
+}
+
+/// Every `k`-th row, so that at most `max` remain (all of them when there are fewer). History
+/// rows are in period and subscriber order, so each period keeps its share.
+pub(crate) fn systematic_sample<T>(rows: Vec<T>, max: usize) -> Vec<T> {
+    if rows.len() <= max {
+        return rows;
+    }
+    let step = rows.len().div_ceil(max);
+    rows.into_iter().step_by(step).collect()
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -317,6 +334,20 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_systematic_sample_keeps_at_most_max_rows_spread_over_all() {
+        let rows: Vec<usize> = (0..1000).collect();
+        assert_eq!(systematic_sample(rows.clone(), 2000), rows);
+        let sample = systematic_sample(rows, 300);
+        assert!(
+            sample.len() <= 300 && sample.len() >= 250,
+            "{}",
+            sample.len()
+        );
+        assert_eq!(sample[0], 0);
+        assert!(*sample.last().unwrap() >= 990);
+    }
 
     #[test]
     fn qini_is_positive_for_a_ranking_that_finds_the_persuadable_and_zero_ish_for_noise() {

@@ -110,6 +110,7 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
             as_of: as_of(),
             budget,
             seed: 1,
+            partitions: None,
         },
     )
     .await
@@ -329,6 +330,7 @@ async fn decisions_rank_offers_and_honour_the_contact_policy() {
             as_of: as_of(),
             budget: 1000.0,
             seed: 1,
+            partitions: None,
         },
     )
     .await
@@ -420,4 +422,49 @@ async fn decisions_rank_offers_and_honour_the_contact_policy() {
     let d = index.decide(&calm.to_string(), noon, None).unwrap();
     assert!(!d.at_risk && d.offers.is_empty());
     assert!(index.decide("no-such-number", noon, None).is_none());
+}
+
+/// Above a million subscribers a match run computes features one hash partition at a time:
+/// the inputs and the plan are the same as when it computes them at once.
+#[tokio::test]
+async fn matching_in_subscriber_partitions_equals_matching_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path());
+    upstream(&ws).await;
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let mut runs = Vec::new();
+    for partitions in [None, Some(3)] {
+        let run = run_match(
+            &ctx,
+            ws.root(),
+            &MatchOptions {
+                as_of: as_of(),
+                budget: 2000.0,
+                seed: 1,
+                partitions,
+            },
+        )
+        .await
+        .unwrap();
+        runs.push(run);
+    }
+    let (whole, parted) = (&runs[0], &runs[1]);
+    assert!(whole.inputs.subscribers > 2000);
+    assert_eq!(parted.inputs.subscribers, whole.inputs.subscribers);
+    assert!(whole.inputs.candidates.len() > 100);
+    assert_eq!(parted.inputs.features.ids, whole.inputs.features.ids);
+    let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&parted.inputs.features.x),
+        bits(&whole.inputs.features.x)
+    );
+    assert_eq!(
+        json(&parted.inputs.candidates),
+        json(&whole.inputs.candidates)
+    );
+    assert_eq!(json(&parted.report), json(&whole.report));
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap()
 }

@@ -79,6 +79,7 @@ async fn workspace(dir: &std::path::Path, store: Option<String>) -> Workspace {
             as_of,
             budget: 5000.0,
             seed: 1,
+            partitions: None,
         },
     )
     .await

@@ -36,9 +36,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
     let set = FeatureSet::default_set();
     let rt = super::runtime()?;
-    let (batches, snapshots) = rt.block_on(async {
-        let ctx = retain_features::session(&workspace).await?;
+    let tmp = args.out.with_extension("parquet.tmp");
+    let (rows, snapshots) = rt.block_on(async {
         if args.training {
+            let ctx = retain_features::session(&workspace).await?;
             let labels = LabelConfig {
                 suspension_gap_months: args.gap,
                 ..LabelConfig::default()
@@ -48,26 +49,41 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             let batches =
                 retain_features::training_set(&ctx, &set, &snapshots, args.horizon, &labels)
                     .await?;
-            return Ok::<_, anyhow::Error>((batches, snapshots));
+            let Some(first) = batches.first() else {
+                anyhow::bail!("no snapshot with subscribers to compute features for");
+            };
+            let mut writer = retain_data::TableWriter::create(&tmp, first.schema())?;
+            for b in &batches {
+                writer.write(b)?;
+            }
+            return Ok::<_, anyhow::Error>((writer.close()?, snapshots));
         }
-        let as_of = match &args.as_of {
-            Some(text) => super::parse_as_of(text)?,
-            None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
+        let as_of = if let Some(text) = &args.as_of {
+            super::parse_as_of(text)?
+        } else {
+            let ctx = retain_features::session(&workspace).await?;
+            retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?
         };
-        Ok((
-            retain_features::features_as_of(&ctx, &set, as_of).await?,
-            vec![as_of],
-        ))
+        // Streamed one subscriber partition at a time and written as it comes: memory stays
+        // bounded at any operator size.
+        let parts = retain_features::feature_partitions(&workspace)?;
+        let mut stream =
+            retain_features::stream_features_partitioned(&workspace, &set, as_of, parts);
+        let mut writer = None;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if writer.is_none() {
+                writer = Some(retain_data::TableWriter::create(&tmp, batch.schema())?);
+            }
+            if let Some(w) = writer.as_mut() {
+                w.write(&batch)?;
+            }
+        }
+        let Some(writer) = writer else {
+            anyhow::bail!("no subscriber to compute features for");
+        };
+        Ok((writer.close()?, vec![as_of]))
     })?;
-    let Some(first) = batches.first() else {
-        anyhow::bail!("no subscriber to compute features for");
-    };
-    let tmp = args.out.with_extension("parquet.tmp");
-    let mut writer = retain_data::TableWriter::create(&tmp, first.schema())?;
-    for b in &batches {
-        writer.write(b)?;
-    }
-    let rows = writer.close()?;
     std::fs::rename(&tmp, &args.out)?;
     let summary = serde_json::json!({
         "file": args.out,

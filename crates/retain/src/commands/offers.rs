@@ -146,6 +146,7 @@ pub(crate) fn execute(
             as_of,
             budget,
             seed,
+            partitions: None,
         };
         Ok(retain_offers::run_match(&ctx, workspace.root(), &options).await?)
     })

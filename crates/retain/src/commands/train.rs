@@ -279,11 +279,6 @@ const REASONS_SHARE: f64 = 0.3;
 const REASONS_MAX: usize = 100_000;
 /// Subscribers scored per step; features arrive as a stream, so memory follows this.
 const SCORE_CHUNK_ROWS: usize = 262_144;
-/// Subscribers per feature partition: the engine's aggregation state for a million
-/// subscribers is about 3 GiB, so a larger operator's features are computed a million
-/// subscribers at a time.
-const SUBSCRIBERS_PER_PARTITION: u64 = 1_000_000;
-
 type ReasonsById = HashMap<i64, Vec<retain_model::Reason>>;
 
 /// A scored subscriber kept as a candidate for reasons, ordered by probability.
@@ -411,8 +406,7 @@ pub(crate) fn score_execute(
             None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
         };
         let set = FeatureSet::default_set();
-        let subscribers = workspace.table_rows(retain_data::Table::Subscribers)?;
-        let parts = u32::try_from(subscribers.div_ceil(SUBSCRIBERS_PER_PARTITION).max(1))?;
+        let parts = retain_features::feature_partitions(workspace)?;
         let mut stream =
             retain_features::stream_features_partitioned(workspace, &set, as_of, parts);
         let mut scoring = Scoring::default();
