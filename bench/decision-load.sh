@@ -5,6 +5,8 @@
 #   bash bench/decision-load.sh WORKSPACE [SECONDS] [CONNECTIONS]
 #
 # Needs wrk (Debian package `wrk`) and a release build (cargo build --release -p retain).
+# SUBSCRIBERS_CSV names the subscribers file to draw ids from when the workspace has no
+# incoming/subscribers.csv (a workspace loaded with `retain ingest`, as bench/scale.sh does).
 # Prints wrk's report (throughput, latency percentiles) and writes it to
 # WORKSPACE/reports/decision-load.txt.
 set -euo pipefail
@@ -23,7 +25,8 @@ name="bench-$$"
 password="bench-password-$$"
 echo "$password" | "$bin" user add --dir "$ws" --name "$name" --role store --password-stdin >/dev/null
 cut -d, -f1 "$(ls "$ws"/offers/*/assignment.csv | sort | tail -n 1)" | tail -n +2 > "$work/ids"
-tail -n +2 "$ws/incoming/subscribers.csv" | cut -d, -f1 | shuf -n 20000 --random-source=<(yes) >> "$work/ids"
+subscribers="${SUBSCRIBERS_CSV:-$ws/incoming/subscribers.csv}"
+tail -n +2 "$subscribers" | cut -d, -f1 | shuf -n 20000 --random-source=<(yes) >> "$work/ids"
 
 RETAIN_LOG=warn "$bin" serve --dir "$ws" --addr "127.0.0.1:$port" &
 server=$!

@@ -90,7 +90,9 @@ for size in "${sizes[@]}"; do
     measure "$size" retain segment "$bin" segment --dir "$dir/ws" || true
     measure "$size" retain match "$bin" match --dir "$dir/ws" --budget "$size" || true
   fi
-  rm -rf "$dir/ws" "$dir/features.parquet"
+  rm -f "$dir/features.parquet"
+  # KEEP=1 keeps the workspace too, e.g. for bench/decision-load.sh at this size.
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$dir/ws"
 
   if [ "$peer" = 1 ]; then
     for step in ingest features warn score segment match; do

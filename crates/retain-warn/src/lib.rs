@@ -30,5 +30,5 @@ pub use error::{Error, Result};
 pub use rules::{CATEGORIES, ChurnType, DEFAULT_RULES, Rule, RuleSet, Scorecard};
 pub use run::{
     COHORTS, Cadence, Changes, FiredRule, LEVELS, WarnSummary, Warning, default_as_of, evaluate,
-    run,
+    evaluate_partitioned, run,
 };

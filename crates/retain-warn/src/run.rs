@@ -273,13 +273,45 @@ pub async fn evaluate(
             });
         }
     }
-    // Sorted so the list reads red first, highest score first, and is stable across runs.
+    sort_warnings(&mut warnings);
+    Ok((scored, warnings, rule_hits, potential))
+}
+
+/// Sorted so the list reads red first, highest score first, and is stable across runs.
+fn sort_warnings(warnings: &mut [Warning]) {
     warnings.sort_by(|a, b| {
         rank(&b.level)
             .cmp(&rank(&a.level))
             .then(b.score.cmp(&a.score))
             .then(a.subscriber_id.cmp(&b.subscriber_id))
     });
+}
+
+/// [`evaluate`] one hash partition of the subscribers at a time (`parts` of them), each on its
+/// own session with the outputs that conditions read registered, merged into what one run over
+/// everyone returns. A ten-million-subscriber operator's scoring state does not fit in memory
+/// at once; a million's does.
+pub async fn evaluate_partitioned(
+    workspace: &retain_data::Workspace,
+    rules: &RuleSet,
+    as_of: NaiveDate,
+    parts: u32,
+) -> Result<(u64, Vec<Warning>, BTreeMap<String, u64>, u64)> {
+    let (mut scored, mut warnings, mut rule_hits, mut potential) =
+        (0, Vec::new(), BTreeMap::new(), 0);
+    for part in 0..parts.max(1) {
+        let ctx = retain_features::partition_session(workspace, part, parts.max(1)).await?;
+        retain_features::conditions::register_outputs(&ctx, workspace.root(), &rules.compiler)
+            .await?;
+        let (s, w, hits, p) = evaluate(&ctx, rules, as_of).await?;
+        scored += s;
+        potential += p;
+        warnings.extend(w);
+        for (rule, n) in hits {
+            *rule_hits.entry(rule).or_insert(0) += n;
+        }
+    }
+    sort_warnings(&mut warnings);
     Ok((scored, warnings, rule_hits, potential))
 }
 
@@ -291,8 +323,14 @@ pub async fn run(
     as_of: NaiveDate,
     cadence: Cadence,
 ) -> Result<(WarnSummary, Vec<Warning>)> {
-    retain_features::conditions::register_outputs(ctx, root, &rules.compiler).await?;
-    let (scored, warnings, rule_hits, potential) = evaluate(ctx, rules, as_of).await?;
+    let workspace = retain_data::Workspace::open(root)?;
+    let parts = retain_features::feature_partitions(&workspace)?;
+    let (scored, warnings, rule_hits, potential) = if parts > 1 {
+        evaluate_partitioned(&workspace, rules, as_of, parts).await?
+    } else {
+        retain_features::conditions::register_outputs(ctx, root, &rules.compiler).await?;
+        evaluate(ctx, rules, as_of).await?
+    };
     let dir = root.join("warnings");
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;

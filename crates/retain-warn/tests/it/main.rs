@@ -557,11 +557,23 @@ async fn every_default_rule_and_level_fires_for_its_story_and_nothing_else() {
     let ctx = retain_features::session(&ws).await.unwrap();
     let rules = RuleSet::default_rules();
     let as_of = NaiveDate::from_ymd_opt(2026, 6, 29).unwrap();
-    let (scored, warnings, hits, _) = retain_warn::evaluate(&ctx, &rules, as_of).await.unwrap();
+    let (scored, warnings, hits, potential) =
+        retain_warn::evaluate(&ctx, &rules, as_of).await.unwrap();
     assert_eq!(
         scored,
         stories.len() as u64,
         "the cancelled subscriber is not scored"
+    );
+
+    // A large operator is scored one hash partition of the subscribers at a time: the same list.
+    let (p_scored, p_warnings, p_hits, p_potential) =
+        retain_warn::evaluate_partitioned(&ws, &rules, as_of, 3)
+            .await
+            .unwrap();
+    assert_eq!((p_scored, &p_hits, p_potential), (scored, &hits, potential));
+    assert_eq!(
+        serde_json::to_string(&p_warnings).unwrap(),
+        serde_json::to_string(&warnings).unwrap()
     );
 
     // Every default rule is exercised by some story.
