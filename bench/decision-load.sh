@@ -30,7 +30,7 @@ tail -n +2 "$subscribers" | cut -d, -f1 | shuf -n 20000 --random-source=<(yes) >
 
 RETAIN_LOG=warn "$bin" serve --dir "$ws" --addr "127.0.0.1:$port" &
 server=$!
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 1 1500); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 token="$(curl -sf -X POST "http://127.0.0.1:$port/api/v1/login" -H 'content-type: application/json' \
   -d "{\"name\":\"$name\",\"password\":\"$password\"}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"
 
