@@ -22,14 +22,19 @@ use crate::schema::{ColumnKind, Table, TableSpec};
 use crate::source::{Limits, RawRecord, SourceInfo, read_file};
 use crate::stage::{self, Origin, Stager, route_stored};
 use crate::table::{
-    FastMap, FastSet, Key, KeyPart, TableWriter, column_values, fast_map, fast_set, read_batches,
-    row_count,
+    FastMap, FastSet, Key, KeyPart, Router, TableWriter, column_values, equal_cuts, fast_map,
+    fast_set, read_batches, row_count,
 };
 
 /// Records handed from the reading thread to the validating one at a time.
 const RECORD_CHUNK: usize = 4_096;
 /// Upper bound on staged partitions (open files while staging).
 const MAX_PARTITIONS: usize = 256;
+/// Subscribers per stored cluster. A subscriber-keyed load of a larger operator is staged in
+/// subscriber-id ranges of about this many subscribers, whatever its own size, so the stored
+/// table is clustered finely enough for a plan over one feature partition (a million
+/// subscribers) to skip nearly all of the other row groups.
+const CLUSTER_SUBSCRIBERS: u64 = 250_000;
 use crate::workspace::Workspace;
 
 /// Options of one load.
@@ -458,10 +463,12 @@ fn stage_and_merge(
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
-    let partitions = usize::try_from(input_bytes.div_ceil(options.partition_bytes.max(1)))
+    let by_size = usize::try_from(input_bytes.div_ceil(options.partition_bytes.max(1)))
         .unwrap_or(MAX_PARTITIONS)
         .clamp(1, MAX_PARTITIONS);
-    let mut stager = Stager::create(staging, "new", spec, &key_indexes, partitions)?;
+    let router = router(workspace, spec, by_size)?;
+    let partitions = router.partitions();
+    let mut stager = Stager::create(staging, "new", spec, &key_indexes, router.clone())?;
     let mut reports = Vec::with_capacity(files.len());
 
     for (file_index, file) in files.iter().enumerate() {
@@ -594,7 +601,7 @@ fn stage_and_merge(
             staging,
             spec,
             &key_indexes,
-            partitions,
+            &router,
         )?)
     };
     let merged_dir = staging.join(table.name());
@@ -650,6 +657,10 @@ fn stage_and_merge(
             };
             merged.write(&rows)?;
         }
+        if matches!(router, Router::Ranges { .. }) {
+            // A row group never straddles two ranges, so its statistics bound one range.
+            merged.end_row_group()?;
+        }
     }
     report.table_rows = merged.close()?;
     report.inserted = loaded - report.replaced;
@@ -664,6 +675,28 @@ fn stage_and_merge(
         spec.name()
     );
     Ok(report)
+}
+
+/// How a load is staged: a subscriber-keyed table in ranges of subscriber ids (at least one per
+/// [`CLUSTER_SUBSCRIBERS`] stored subscribers, so the table comes out clustered), anything else,
+/// or any table before subscribers are stored, by a hash of its key; `by_size` partitions at
+/// least, to bound the keys held in memory at once.
+fn router(workspace: &Workspace, spec: &TableSpec, by_size: usize) -> Result<Router> {
+    let Some(at) = spec.key.iter().position(|k| *k == "subscriber_id") else {
+        return Ok(Router::Hash(by_size));
+    };
+    let ids = workspace.subscriber_ids()?;
+    let by_subscribers =
+        usize::try_from((ids.len() as u64).div_ceil(CLUSTER_SUBSCRIBERS)).unwrap_or(MAX_PARTITIONS);
+    let partitions = by_size.max(by_subscribers).min(MAX_PARTITIONS);
+    Ok(if partitions > 1 && !ids.is_empty() {
+        Router::Ranges {
+            at,
+            cuts: equal_cuts(&ids, partitions),
+        }
+    } else {
+        Router::Hash(by_size)
+    })
 }
 
 /// A staged row whose key an earlier row of the same load already has.

@@ -16,7 +16,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use crate::error::{Error, Result};
 use crate::parse::Value;
 use crate::schema::TableSpec;
-use crate::table::{BatchBuilder, KeyRef, TableWriter, partition_of};
+use crate::table::{BatchBuilder, KeyRef, Router, TableWriter};
 
 /// Staged rows buffered per partition before a batch is written. Small, because every
 /// partition has its own buffer.
@@ -70,6 +70,7 @@ struct Partition {
 pub(crate) struct Stager {
     schema: SchemaRef,
     key_indexes: Vec<usize>,
+    router: Router,
     partitions: Vec<Partition>,
     batch_rows: usize,
 }
@@ -80,10 +81,10 @@ impl Stager {
         prefix: &str,
         spec: &TableSpec,
         key_indexes: &[usize],
-        partitions: usize,
+        router: Router,
     ) -> Result<Self> {
         let schema = staged_schema(spec);
-        let partitions = (0..partitions.max(1))
+        let partitions = (0..router.partitions())
             .map(|p| {
                 let path = dir.join(format!("{prefix}-{p:04}.parquet"));
                 Ok(Partition {
@@ -106,18 +107,17 @@ impl Stager {
         Ok(Self {
             schema,
             key_indexes: key_indexes.to_vec(),
+            router,
             partitions,
             batch_rows,
         })
     }
 
     pub(crate) fn push(&mut self, row: &[Value], origin: Origin) -> Result<()> {
-        let count = self.partitions.len();
-        let p = partition_of(
+        let p = self.router.route(
             self.key_indexes
                 .iter()
                 .map(|&i| KeyRef::from_value(&row[i])),
-            count,
         );
         let partition = &mut self.partitions[p];
         partition.builder.append(row);
@@ -162,15 +162,16 @@ fn flush(schema: &SchemaRef, partition: &mut Partition) -> Result<()> {
     partition.writer.write(&staged)
 }
 
-/// Routes the rows of a stored table file into `partitions` files by the same hash, so each
-/// can be merged with the staged partition of the same number.
+/// Routes the rows of a stored table file into partition files the way the staged rows were,
+/// so each can be merged with the staged partition of the same number.
 pub(crate) fn route_stored(
     file: &Path,
     dir: &Path,
     spec: &TableSpec,
     key_indexes: &[usize],
-    partitions: usize,
+    router: &Router,
 ) -> Result<Vec<PathBuf>> {
+    let partitions = router.partitions();
     let schema = spec.arrow_schema();
     let mut writers = (0..partitions)
         .map(|p| {
@@ -186,11 +187,10 @@ pub(crate) fn route_stored(
         })?;
         let mut rows: Vec<Vec<u32>> = vec![Vec::new(); partitions];
         for row in 0..batch.num_rows() {
-            let p = partition_of(
+            let p = router.route(
                 key_indexes
                     .iter()
                     .map(|&i| KeyRef::from_array(batch.column(i), spec.columns[i].kind, row)),
-                partitions,
             );
             rows[p].push(u32::try_from(row).expect("batches are small"));
         }

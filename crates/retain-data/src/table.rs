@@ -111,6 +111,85 @@ pub(crate) fn partition_of<'a>(
     (hasher.finish() % partitions as u64) as usize
 }
 
+/// How the rows of a load are spread over its staged partitions. Either way a partition is a
+/// function of the key, so duplicates and replaced rows always meet in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Router {
+    /// By a hash of the whole key.
+    Hash(usize),
+    /// By ranges of the subscriber id, key part `at`: partition `i` holds the ids from
+    /// `cuts[i - 1]` up to but excluding `cuts[i]`. Partitions are merged in order, so the stored
+    /// table comes out clustered by subscriber and a plan over a range of subscribers skips
+    /// every other row group.
+    Ranges { at: usize, cuts: Vec<i64> },
+}
+
+impl Router {
+    pub(crate) fn partitions(&self) -> usize {
+        match self {
+            Router::Hash(partitions) => (*partitions).max(1),
+            Router::Ranges { cuts, .. } => cuts.len() + 1,
+        }
+    }
+
+    /// The partition of a key, given its parts in key order.
+    pub(crate) fn route<'a>(&self, mut parts: impl Iterator<Item = KeyRef<'a>>) -> usize {
+        match self {
+            Router::Hash(partitions) => partition_of(parts, *partitions),
+            Router::Ranges { at, cuts } => match parts.nth(*at) {
+                Some(KeyRef::Int(id)) => range_of(cuts, id),
+                _ => 0,
+            },
+        }
+    }
+}
+
+/// The range of `id` among the ranges `cuts` splits the ids into.
+pub(crate) fn range_of(cuts: &[i64], id: i64) -> usize {
+    cuts.partition_point(|&cut| cut <= id)
+}
+
+/// `parts - 1` cut points that split sorted `ids` into `parts` ranges of (nearly) equal size;
+/// with fewer ids than parts some ranges are empty.
+pub(crate) fn equal_cuts(ids: &[i64], parts: usize) -> Vec<i64> {
+    let parts = parts.max(1);
+    (1..parts)
+        .map(|i| ids.get(i * ids.len() / parts).copied().unwrap_or(i64::MAX))
+        .collect()
+}
+
+/// Every value of an integer column of a table file, sorted.
+pub(crate) fn sorted_int_column(path: &Path, spec: &TableSpec, column: &str) -> Result<Vec<i64>> {
+    let index = spec
+        .column_index(column)
+        .expect("callers name real columns");
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::Parquet {
+        context: format!("reading {}", path.display()),
+        source: e,
+    })?;
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| Error::Parquet {
+            context: format!("reading {}", path.display()),
+            source: e,
+        })?;
+    let mut values = Vec::with_capacity(rows);
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::Arrow {
+            context: format!("reading {}", path.display()),
+            source: e,
+        })?;
+        values.extend(batch.column(0).as_primitive::<Int64Type>().iter().flatten());
+    }
+    values.sort_unstable();
+    Ok(values)
+}
+
 impl std::fmt::Display for KeyPart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -259,6 +338,14 @@ impl TableWriter {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         self.writer.write(batch).map_err(|e| Error::Parquet {
+            context: format!("writing {}", self.path.display()),
+            source: e,
+        })
+    }
+
+    /// Closes the row group being written, so the rows written next start a new one.
+    pub(crate) fn end_row_group(&mut self) -> Result<()> {
+        self.writer.flush().map_err(|e| Error::Parquet {
             context: format!("writing {}", self.path.display()),
             source: e,
         })

@@ -160,6 +160,24 @@ impl Workspace {
         crate::table::row_count(&path)
     }
 
+    /// `parts - 1` subscriber ids that split the stored subscribers into `parts` ranges of
+    /// equal size: range `i` runs from cut `i - 1` up to but excluding cut `i`. Ingest clusters
+    /// subscriber-keyed tables by such ranges, so a plan restricted to one range reads only its
+    /// row groups. Without subscribers every cut is `i64::MAX` (the first range holds all).
+    pub fn subscriber_cuts(&self, parts: usize) -> Result<Vec<i64>> {
+        let ids = self.subscriber_ids()?;
+        Ok(crate::table::equal_cuts(&ids, parts))
+    }
+
+    /// The stored subscriber ids, sorted (empty before the subscribers table is loaded).
+    pub(crate) fn subscriber_ids(&self) -> Result<Vec<i64>> {
+        let path = self.table_file(Table::Subscribers);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        crate::table::sorted_int_column(&path, Table::Subscribers.spec(), "subscriber_id")
+    }
+
     #[must_use]
     pub fn quarantine_dir(&self) -> PathBuf {
         self.root.join("quarantine")

@@ -42,18 +42,64 @@ pub async fn session(workspace: &Workspace) -> Result<SessionContext> {
     partition_session(workspace, 0, 1).await
 }
 
-/// A session in which every table keyed by subscriber holds only the subscribers of hash
-/// partition `part` of `parts` (`subscriber_id` modulo `parts`); other tables (plans) are whole.
-/// Per-subscriber plans run on it unchanged and see a `parts`-th of the operator: that is how
-/// their memory stays bounded at any size.
+/// A session in which every table keyed by subscriber holds only the subscribers of partition
+/// `part` of `parts`: the `part`-th of `parts` equal ranges of subscriber ids
+/// ([`Workspace::subscriber_cuts`]); other tables (plans) are whole. Per-subscriber plans run
+/// on it unchanged and see a `parts`-th of the operator: that is how their memory stays bounded
+/// at any size. Ingest stores subscriber-keyed tables clustered by id range, so the engine
+/// reads only the row groups of the partition's range.
 pub async fn partition_session(
     workspace: &Workspace,
     part: u32,
     parts: u32,
 ) -> Result<SessionContext> {
-    let condition =
-        (parts > 1).then(|| format!("((subscriber_id % {parts}) + {parts}) % {parts} = {part}"));
+    let condition = if parts > 1 {
+        let cuts = subscriber_cuts(workspace, parts)?;
+        let part = usize::try_from(part).expect("a partition number fits");
+        let lower = part.checked_sub(1).and_then(|i| cuts.get(i));
+        let upper = cuts.get(part);
+        Some(match (lower, upper) {
+            (Some(lower), Some(upper)) => {
+                format!("subscriber_id >= {lower} AND subscriber_id < {upper}")
+            }
+            (Some(lower), None) => format!("subscriber_id >= {lower}"),
+            (None, Some(upper)) => format!("subscriber_id < {upper}"),
+            (None, None) => "TRUE".to_owned(),
+        })
+    } else {
+        None
+    };
     filtered_session(workspace, condition.as_deref()).await
+}
+
+/// [`Workspace::subscriber_cuts`], remembered for the stored subscribers file as it is now:
+/// a partitioned pass asks once per partition, and the answer costs a read and a sort of
+/// every subscriber id.
+fn subscriber_cuts(workspace: &Workspace, parts: u32) -> Result<std::sync::Arc<[i64]>> {
+    type Cached = (
+        std::path::PathBuf,
+        Option<std::time::SystemTime>,
+        u32,
+        std::sync::Arc<[i64]>,
+    );
+    static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+    let path = workspace.table_file(Table::Subscribers);
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((p, m, n, cuts)) = cache.as_ref()
+        && *p == path
+        && *m == modified
+        && *n == parts
+    {
+        return Ok(cuts.clone());
+    }
+    let cuts: std::sync::Arc<[i64]> = workspace
+        .subscriber_cuts(usize::try_from(parts).expect("a partition count fits"))?
+        .into();
+    *cache = Some((path, modified, parts, cuts.clone()));
+    Ok(cuts)
 }
 
 /// Subscribers per feature partition: the engine's aggregation state for a million subscribers

@@ -613,6 +613,60 @@ fn a_load_staged_in_many_partitions_ends_as_one_staged_in_one() {
     assert!(rows.contains(&(1004, days("2025-04-01"), "95.00".to_owned())));
 }
 
+/// The (min, max) subscriber id of each row group of a stored table, from the Parquet footer.
+fn row_group_id_ranges(ws: &Workspace, table: Table) -> Vec<(i64, i64)> {
+    use parquet::file::reader::FileReader;
+    use parquet::file::statistics::Statistics;
+    let file = std::fs::File::open(ws.table_file(table)).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|rg| match rg.column(0).statistics() {
+            Some(Statistics::Int64(s)) => (*s.min_opt().unwrap(), *s.max_opt().unwrap()),
+            other => panic!("no subscriber id statistics: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_load_in_many_partitions_stores_rows_clustered_by_subscriber() {
+    let header = "subscriber_id,period,fee,voice_minutes,calls_out,calls_in,data_mb,sms,bundled_services,vas_fee,recharge,arrears,suspended_days,active_days\n";
+    let s = with_subscribers();
+    // Month by month, as operators export usage: read order mixes every subscriber.
+    let mut text = header.to_owned();
+    for month in 1..=6 {
+        for id in [1003, 1001, 1004, 1002] {
+            writeln!(text, "{id},2025-0{month},10,1,1,1,1,1,1,0,10,0,0,20").unwrap();
+        }
+    }
+    let path = s.scratch.join("usage.csv");
+    std::fs::write(&path, text).unwrap();
+    let cut = |label: &str| IngestOptions {
+        partition_bytes: 64,
+        ..options(label)
+    };
+    ingest(
+        &s.ws,
+        Table::UsageMonthly,
+        std::slice::from_ref(&path),
+        &cut("first"),
+    )
+    .unwrap();
+    // Each subscriber's rows form row groups of their own, in id order, so a plan over a
+    // range of subscribers can skip the rest by the row groups' statistics.
+    let expected: Vec<(i64, i64)> = (1001..=1004).map(|id| (id, id)).collect();
+    assert_eq!(row_group_id_ranges(&s.ws, Table::UsageMonthly), expected);
+    // A second load merges into the stored ranges and keeps the order.
+    ingest(&s.ws, Table::UsageMonthly, &[path], &cut("again")).unwrap();
+    assert_eq!(row_group_id_ranges(&s.ws, Table::UsageMonthly), expected);
+    assert_eq!(s.ws.table_rows(Table::UsageMonthly).unwrap(), 24);
+    // The cuts split the stored subscribers into equal ranges.
+    assert_eq!(s.ws.subscriber_cuts(2).unwrap(), vec![1003]);
+    assert_eq!(s.ws.subscriber_cuts(4).unwrap(), vec![1002, 1003, 1004]);
+}
+
 fn days(date: &str) -> i32 {
     retain_data::date_to_days(date.parse().unwrap())
 }

@@ -17,6 +17,16 @@ fn load(
     dir: &Path,
     edit: &dyn Fn(&str, &str) -> Option<String>,
 ) -> Workspace {
+    load_staged(files, dir, edit, IngestOptions::default().partition_bytes)
+}
+
+/// [`load`], staging each load in partitions of `partition_bytes` of input.
+fn load_staged(
+    files: &[(String, std::path::PathBuf)],
+    dir: &Path,
+    edit: &dyn Fn(&str, &str) -> Option<String>,
+    partition_bytes: u64,
+) -> Workspace {
     let ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
     let input = dir.join("in");
     std::fs::create_dir_all(&input).unwrap();
@@ -39,6 +49,7 @@ fn load(
             &[path],
             &IngestOptions {
                 label: name.clone(),
+                partition_bytes,
                 ..IngestOptions::default()
             },
         )
@@ -171,6 +182,78 @@ async fn features_computed_partition_by_partition_are_the_features_of_everyone()
             assert_eq!(x, y, "{name} of subscriber {:?}", a[0]);
         }
     }
+}
+
+#[tokio::test]
+async fn a_partition_session_reads_only_the_row_groups_of_its_subscribers() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = retain_synth::SynthParams {
+        subscribers: 400,
+        months: 6,
+        seed: 5,
+        ..Default::default()
+    };
+    let summary =
+        retain_synth::synthesize(&params, &dir.path().join("src"), &dir.path().join("truth"))
+            .unwrap();
+    // Small staged partitions, as a large operator's loads have: the tables come out
+    // clustered by subscriber range.
+    let ws = load_staged(
+        &summary.files,
+        dir.path(),
+        &|_, l| Some(l.to_owned()),
+        16 << 10,
+    );
+    let distinct = "SELECT count(DISTINCT subscriber_id) AS n FROM usage_monthly";
+    let count =
+        |batches: Vec<RecordBatch>| batches[0].column(0).as_primitive::<Int64Type>().value(0);
+    let everyone = retain_features::session(&ws).await.unwrap();
+    let all = count(
+        everyone
+            .sql(distinct)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap(),
+    );
+    assert!(all > 300, "{all}");
+    let mut seen = 0;
+    for part in 0..4 {
+        let ctx = retain_features::partition_session(&ws, part, 4)
+            .await
+            .unwrap();
+        seen += count(ctx.sql(distinct).await.unwrap().collect().await.unwrap());
+        let explained = ctx
+            .sql(&format!("EXPLAIN ANALYZE {distinct}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&explained)
+            .unwrap()
+            .to_string();
+        // "row_groups_pruned_statistics=11 total → 4 matched"
+        let metric = text
+            .split("row_groups_pruned_statistics=")
+            .nth(1)
+            .expect("the scan reports row-group pruning");
+        let numbers: Vec<u64> = metric
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .take(2)
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let (total, matched) = (numbers[0], numbers[1]);
+        assert!(total >= 8, "{total} row groups");
+        assert!(
+            matched * 2 <= total,
+            "partition {part} read {matched} of {total} row groups"
+        );
+    }
+    // The partitions split the subscribers: everyone once.
+    assert_eq!(seen, all);
 }
 
 #[tokio::test]
