@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The decision endpoint under load: `retain serve` on a workspace with a match run, and wrk on
-# loopback asking for random subscribers' decisions as the store counter does.
+# The decision endpoint under load: `retain serve` on a workspace with a match run, asked for
+# random subscribers' decisions on loopback as the store counter does.
 #
 #   bash bench/decision-load.sh WORKSPACE [SECONDS] [CONNECTIONS]
+#   RATE=5000 bash bench/decision-load.sh WORKSPACE [SECONDS] [CONNECTIONS]
 #
-# Needs wrk (Debian package `wrk`) and a release build (cargo build --release -p retain).
+# Without RATE, wrk drives the server as fast as it answers (closed loop: throughput at
+# saturation). With RATE, the open-loop generator crates/retain-server/examples/decision_load.rs
+# sends RATE requests a second on a fixed schedule and times each from when it was due (the
+# latency a store counter sees at that load). Needs wrk (Debian package `wrk`) for the first,
+# and a release build (cargo build --release -p retain) for both.
 # SUBSCRIBERS_CSV names the subscribers file to draw ids from when the workspace has no
 # incoming/subscribers.csv (a workspace loaded with `retain ingest`, as bench/scale.sh does).
 # Prints wrk's report (throughput, latency percentiles) and writes it to
@@ -14,7 +19,14 @@ ws="${1:?usage: decision-load.sh WORKSPACE [SECONDS] [CONNECTIONS]}"
 seconds="${2:-20}"
 connections="${3:-32}"
 bin="${RETAIN_BIN:-${CARGO_TARGET_DIR:-target}/release/retain}"
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+rate="${RATE:-}"
+if [ -n "$rate" ]; then
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+  cargo build --release --quiet -p retain-server --example decision_load
+  generator="$CARGO_TARGET_DIR/release/examples/decision_load"
+else
+  command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+fi
 
 work="$(mktemp -d)"
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -45,6 +57,15 @@ request = function()
 end
 LUA
 
+if [ -n "$rate" ]; then
+  # Warm up at the same rate, then measure.
+  "$generator" "127.0.0.1:$port" "$token" "$work/ids" "$rate" 3 "$connections" >/dev/null
+  {
+    echo "decision endpoint, open loop at $rate requests/s, $(wc -l < "$work/ids") distinct keys, ${connections} connections, ${seconds}s, $(nproc) cores"
+    "$generator" "127.0.0.1:$port" "$token" "$work/ids" "$rate" "$seconds" "$connections"
+  } | tee "$ws/reports/decision-load.txt"
+  exit 0
+fi
 # Warm up, then measure.
 IDS="$work/ids" TOKEN="$token" wrk -t2 -c8 -d3s -s "$work/decide.lua" "http://127.0.0.1:$port" >/dev/null
 {

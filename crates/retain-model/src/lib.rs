@@ -6,6 +6,7 @@
 
 mod error;
 mod eval;
+mod forest;
 mod frame;
 mod logistic;
 mod metrics;
@@ -17,6 +18,7 @@ mod train;
 
 pub use error::{Error, Result};
 pub use eval::{EvalOptions, EvalReport, evaluate_files};
+pub use forest::Forest;
 pub use frame::{Frame, read_frame};
 pub use logistic::Logistic;
 pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};

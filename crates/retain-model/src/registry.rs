@@ -104,6 +104,7 @@ pub fn load_latest(root: &Path) -> Result<Option<(ChurnModel, ModelMeta)>> {
         .map_err(|e| Error::Model(e.to_string()))?;
     Ok(Some((
         ChurnModel {
+            forest: crate::forest::Forest::of(&booster)?,
             booster,
             features: meta.features.clone(),
             platt: meta.platt,

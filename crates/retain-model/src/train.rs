@@ -8,6 +8,7 @@ use lightgbm3::{Booster, Dataset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::forest::Forest;
 use crate::logistic::{Logistic, softplus};
 use crate::metrics::{Metrics, auc, evaluate, round};
 use crate::reasons::{Reason, top_reasons};
@@ -144,6 +145,8 @@ pub struct FitReport {
 /// A trained, calibrated churn model.
 pub struct ChurnModel {
     pub booster: Booster,
+    /// The booster's trees, evaluated in Rust: what scoring uses ([`Forest`]).
+    pub forest: Forest,
     pub features: Vec<String>,
     /// Per categorical feature, the trees' code of each level (see [`target_order`]).
     pub level_order: Vec<Option<Vec<f64>>>,
@@ -297,7 +300,8 @@ pub fn fit(
     let train_seconds = started.elapsed().as_secs_f64();
 
     let labels: Vec<bool> = valid_rows.iter().map(|i| table.label[*i]).collect();
-    let raw = booster.raw_scores(&xv, di, true).map_err(lgbm)?;
+    let forest = Forest::of(&booster)?;
+    let raw = forest.raw_scores(&xv, d)?;
     // Without calibration data, undo the class weight: what calibration would mostly do.
     let platt = Platt::fit_or(
         &raw,
@@ -322,6 +326,7 @@ pub fn fit(
     Ok((
         ChurnModel {
             booster,
+            forest,
             features: table.features.clone(),
             level_order,
             platt,
@@ -463,9 +468,8 @@ impl ChurnModel {
             vec![0.0; x.len() / d.max(1)]
         };
         let trees = if w > 0.0 {
-            self.booster
-                .raw_scores(&for_trees(x, d, &self.level_order), self.width()?, true)
-                .map_err(|e| Error::Model(e.to_string()))?
+            self.forest
+                .raw_scores(&for_trees(x, d, &self.level_order), d)?
         } else {
             vec![0.0; linear.len()]
         };
