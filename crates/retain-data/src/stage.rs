@@ -1,4 +1,4 @@
-//! The staging area of a load: validated rows spread over hash partitions of their key.
+//! The staging area of a load: validated rows spread over partitions of their key.
 //!
 //! Duplicate detection and the merge with the stored table need the keys of a load in memory.
 //! Held all at once, ten million subscribers' weekly usage would need tens of gigabytes, so the

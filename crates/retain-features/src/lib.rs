@@ -106,7 +106,7 @@ fn subscriber_cuts(workspace: &Workspace, parts: u32) -> Result<std::sync::Arc<[
 /// is about 3 GiB, so a larger operator's features are computed a million subscribers at a time.
 pub const SUBSCRIBERS_PER_PARTITION: u64 = 1_000_000;
 
-/// How many hash partitions of the subscribers keep a per-subscriber plan within
+/// How many partitions of the subscribers keep a per-subscriber plan within
 /// [`SUBSCRIBERS_PER_PARTITION`] (1 for most operators).
 pub fn feature_partitions(workspace: &Workspace) -> Result<u32> {
     let subscribers = workspace.table_rows(Table::Subscribers)?;

@@ -201,10 +201,10 @@ pub async fn stream_features_as_of(
     Ok(FeatureStream { stream })
 }
 
-/// Features of every subscriber as of `as_of` like [`stream_features_as_of`], computed one hash
+/// Features of every subscriber as of `as_of` like [`stream_features_as_of`], computed one
 /// partition of the subscribers at a time (`parts` of them) so that the engine's aggregation
-/// state holds a `parts`-th of the operator. Each partition reads the tables again: the price
-/// of bounded memory.
+/// state holds a `parts`-th of the operator. Each partition reads the row groups of its own
+/// subscriber range (`crate::partition_session`).
 #[must_use]
 pub fn stream_features_partitioned<'a>(
     workspace: &'a retain_data::Workspace,

@@ -241,7 +241,7 @@ struct AtRisk {
 }
 
 /// Computes features and eligibility as of `as_of` for everyone and keeps those of the
-/// subscribers `at_risk` accepts. Above a million subscribers this runs one hash partition of
+/// subscribers `at_risk` accepts. Above a million subscribers this runs one partition of
 /// them at a time (as scoring does), so memory follows the partition and the candidates, not
 /// the operator.
 async fn at_risk_features(
@@ -307,7 +307,7 @@ async fn at_risk_features(
     Ok(out)
 }
 
-/// Reads the inputs of a match run as of `as_of`, computing features in `partitions` hash
+/// Reads the inputs of a match run as of `as_of`, computing features in `partitions`
 /// partitions of the subscribers (`None`: one per million).
 pub async fn load(
     ctx: &SessionContext,

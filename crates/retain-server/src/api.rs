@@ -40,24 +40,47 @@ impl AppState {
     }
 
     async fn audit(&self, s: &Session, entity: &str, id: &str, action: &str, detail: Value) {
-        let (done, committed) = tokio::sync::oneshot::channel();
+        let _ = self
+            .audit_reading(s, entity, id, action, detail, None)
+            .await;
+    }
+
+    /// Audits a read and, in the same round with the store, reads the open work orders of
+    /// `work_orders_of` (see `audit.rs`).
+    async fn audit_reading(
+        &self,
+        s: &Session,
+        entity: &str,
+        id: &str,
+        action: &str,
+        detail: Value,
+        work_orders_of: Option<i64>,
+    ) -> ApiResult<Vec<retain_store::WorkOrderRecord>> {
+        let stopped = || "the audit writer stopped".to_owned();
+        let (done, answer) = tokio::sync::oneshot::channel();
         let pending = crate::audit::Pending {
             actor: s.name.clone(),
             action: action.to_owned(),
             entity: entity.to_owned(),
             entity_id: id.to_owned(),
             detail,
+            work_orders_of,
             done,
         };
-        let result = match self.0.auditor.send(pending).await {
-            Ok(()) => committed
-                .await
-                .unwrap_or_else(|_| Err("the audit writer stopped".into())),
-            Err(_) => Err("the audit writer stopped".into()),
+        let done = match self.0.auditor.send(pending).await {
+            Ok(()) => answer.await.unwrap_or_else(|_| crate::audit::Done {
+                committed: Err(stopped()),
+                work_orders: Err(stopped()),
+            }),
+            Err(_) => crate::audit::Done {
+                committed: Err(stopped()),
+                work_orders: Err(stopped()),
+            },
         };
-        if let Err(e) = result {
+        if let Err(e) = done.committed {
             tracing::error!("audit {entity} {id} {action}: {e}");
         }
+        done.work_orders.map_err(ApiError::internal)
     }
 
     fn report(&self, name: &str) -> ApiResult<Option<Value>> {
@@ -350,23 +373,17 @@ pub(crate) async fn decision(
         return Err(not_found());
     }
     let mut value = serde_json::to_value(&decision).map_err(engine)?;
-    value["work_orders"] = serde_json::to_value(
-        state
-            .0
-            .store
-            .open_work_orders(decision.subscriber_id)
-            .await?,
-    )
-    .map_err(engine)?;
-    state
-        .audit(
+    let work_orders = state
+        .audit_reading(
             &s,
             "customer",
             &decision.subscriber_id.to_string(),
             "decision",
             json!({ "channel": q.channel }),
+            Some(decision.subscriber_id),
         )
-        .await;
+        .await?;
+    value["work_orders"] = serde_json::to_value(work_orders).map_err(engine)?;
     Ok(Json(value))
 }
 

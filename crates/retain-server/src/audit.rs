@@ -2,7 +2,15 @@
 //! answered, but one insert and commit per request would make all requests queue for the
 //! store's write lock. One task writes instead: each request hands over its event and waits for
 //! the commit of the group it joined, so nothing answered is missing from the log after a crash.
+//!
+//! A decision also needs the subscriber's open work orders. The writer reads those for the
+//! whole group in one query before it commits, so a decision costs the store no statement of
+//! its own: every statement is a round trip (a thread hand-off on SQLite), and at thousands of
+//! decisions a second the round trips, not the queries, were the cost.
 
+use std::collections::HashMap;
+
+use retain_store::WorkOrderRecord;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -13,7 +21,16 @@ pub(crate) struct Pending {
     pub entity: String,
     pub entity_id: String,
     pub detail: Value,
-    pub done: oneshot::Sender<Result<(), String>>,
+    /// A subscriber whose open work orders the request needs.
+    pub work_orders_of: Option<i64>,
+    pub done: oneshot::Sender<Done>,
+}
+
+/// The answer to a pending event.
+pub(crate) struct Done {
+    pub committed: Result<(), String>,
+    /// The open work orders of `work_orders_of` (empty when none was asked for).
+    pub work_orders: Result<Vec<WorkOrderRecord>, String>,
 }
 
 /// Events written in one transaction at most.
@@ -25,6 +42,24 @@ pub(crate) fn writer(store: retain_store::Store) -> mpsc::Sender<Pending> {
     tokio::spawn(async move {
         let mut group = Vec::with_capacity(GROUP);
         while rx.recv_many(&mut group, GROUP).await > 0 {
+            let mut ids: Vec<i64> = group.iter().filter_map(|p| p.work_orders_of).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let orders: Result<HashMap<i64, Vec<WorkOrderRecord>>, String> = if ids.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                store
+                    .open_work_orders_of(&ids)
+                    .await
+                    .map(|orders| {
+                        let mut by: HashMap<i64, Vec<WorkOrderRecord>> = HashMap::new();
+                        for order in orders {
+                            by.entry(order.subscriber_id).or_default().push(order);
+                        }
+                        by
+                    })
+                    .map_err(|e| e.to_string())
+            };
             let audits: Vec<retain_store::Audit<'_>> = group
                 .iter()
                 .map(|p| retain_store::Audit {
@@ -42,8 +77,16 @@ pub(crate) fn writer(store: retain_store::Store) -> mpsc::Sender<Pending> {
             drop(events);
             drop(audits);
             for p in group.drain(..) {
+                let work_orders = match (&orders, p.work_orders_of) {
+                    (_, None) => Ok(Vec::new()),
+                    (Ok(by), Some(id)) => Ok(by.get(&id).cloned().unwrap_or_default()),
+                    (Err(e), Some(_)) => Err(e.clone()),
+                };
                 // A caller that gave up waiting needs no answer.
-                let _ = p.done.send(result.clone());
+                let _ = p.done.send(Done {
+                    committed: result.clone(),
+                    work_orders,
+                });
             }
         }
     });

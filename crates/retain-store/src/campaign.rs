@@ -101,7 +101,7 @@ pub struct NewWorkOrder {
 }
 
 /// A stored work order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkOrderRecord {
     pub id: i64,
     pub campaign_id: i64,

@@ -270,6 +270,18 @@ impl Store {
         }
     }
 
+    /// The open work orders in launched campaigns of several subscribers at once, each
+    /// subscriber's soonest due first: one query for a group of requests, as the server's
+    /// audit writer asks.
+    pub async fn open_work_orders_of(
+        &self,
+        subscriber_ids: &[i64],
+    ) -> Result<Vec<WorkOrderRecord>> {
+        match &self.backend {
+            Backend::Sql(s) => s.open_work_orders_of(subscriber_ids).await,
+        }
+    }
+
     /// The contacts of launched campaigns, with refusals their callbacks found. An evaluated
     /// campaign's contacts are in `campaign_history` by then.
     pub async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
@@ -576,6 +588,11 @@ mod tests {
                 members: 2
             }
         );
+        // Several subscribers' open work orders in one query: what asking one by one gives.
+        let one = store.open_work_orders(1).await.unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(store.open_work_orders_of(&[2, 1, 99]).await.unwrap(), one);
+        assert!(store.open_work_orders_of(&[]).await.unwrap().is_empty());
         let again = store
             .launch(id, &members, std::slice::from_ref(&order), &event("launch"))
             .await
@@ -770,6 +787,32 @@ mod tests {
         assert!(!store.audit_recent(None, None, 10).await.unwrap().is_empty());
     }
 
+    /// A group larger than one insert statement is written whole and in order.
+    async fn audit_batches_keep_every_event(store: &Store) {
+        let details: Vec<Audit<'_>> = (0..600)
+            .map(|n| Audit {
+                actor: if n % 2 == 0 { "store-1" } else { "store-2" },
+                action: "decision",
+                detail: serde_json::json!({ "n": n }),
+            })
+            .collect();
+        let ids: Vec<String> = (0..600).map(|n| n.to_string()).collect();
+        let events: Vec<(&str, &str, &Audit<'_>)> = ids
+            .iter()
+            .zip(&details)
+            .map(|(id, a)| ("probe", id.as_str(), a))
+            .collect();
+        store.audit_batch(&events).await.unwrap();
+        let log = store.audit_log("probe", None).await.unwrap();
+        assert_eq!(log.len(), 600);
+        for (n, event) in log.iter().enumerate() {
+            assert_eq!(event.entity_id, n.to_string());
+            assert_eq!(event.detail["n"], n);
+            assert_eq!(event.actor, if n % 2 == 0 { "store-1" } else { "store-2" });
+            assert_eq!(event.action, "decision");
+        }
+    }
+
     #[tokio::test]
     async fn sqlite_campaign_story() {
         let dir = tempfile::tempdir().unwrap();
@@ -777,6 +820,7 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         campaign_story(&store).await;
         audit_is_append_only(&store).await;
+        audit_batches_keep_every_event(&store).await;
     }
 
     #[tokio::test]
@@ -811,6 +855,7 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         campaign_story(&store).await;
         audit_is_append_only(&store).await;
+        audit_batches_keep_every_event(&store).await;
     }
 
     #[test]

@@ -36,6 +36,37 @@ async fn audit(
     Ok(())
 }
 
+/// Audit events per insert statement: six parameters each, well inside both databases' limits.
+const AUDIT_ROWS_PER_INSERT: usize = 256;
+
+/// `INSERT INTO audit_log ... VALUES (...), (...)` for `rows` events, in the dialect's
+/// placeholders.
+fn audit_insert(d: Dialect, rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_log (at, actor, action, entity, entity_id, detail) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..6 {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            match d {
+                Dialect::Sqlite => sql.push('?'),
+                Dialect::Postgres => {
+                    use std::fmt::Write as _;
+                    let _ = write!(sql, "${}", row * 6 + column + 1);
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn campaign(row: &AnyRow) -> Result<CampaignRecord> {
     let json = |name: &str| -> Result<Option<serde_json::Value>> {
         row.try_get::<Option<String>, _>(name)?
@@ -249,10 +280,25 @@ impl SqlStore {
         self.audit_batch(&[(entity, entity_id, a)]).await
     }
 
+    /// Events in one transaction, written by multi-row inserts: one statement per
+    /// [`AUDIT_ROWS_PER_INSERT`] events rather than one each, since every statement is a round
+    /// trip to the database (a thread hand-off on SQLite) and a busy server audits thousands of
+    /// reads a second.
     pub(crate) async fn audit_batch(&self, events: &[(&str, &str, &Audit<'_>)]) -> Result<()> {
+        let at = now();
         let mut tx = self.pool.begin().await?;
-        for (entity, entity_id, a) in events {
-            audit(self.d, &mut tx, entity, entity_id, a).await?;
+        for chunk in events.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(audit_insert(self.d, chunk.len())));
+            for (entity, entity_id, a) in chunk {
+                insert = insert
+                    .bind(at.clone())
+                    .bind(a.actor)
+                    .bind(a.action)
+                    .bind(*entity)
+                    .bind(*entity_id)
+                    .bind(a.detail.to_string());
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -805,6 +851,35 @@ impl SqlStore {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn open_work_orders_of(
+        &self,
+        subscriber_ids: &[i64],
+    ) -> Result<Vec<WorkOrderRecord>> {
+        let mut out = Vec::new();
+        for chunk in subscriber_ids.chunks(AUDIT_ROWS_PER_INSERT) {
+            let list: Vec<String> = (1..=chunk.len())
+                .map(|i| match self.d {
+                    Dialect::Sqlite => "?".to_owned(),
+                    Dialect::Postgres => format!("${i}"),
+                })
+                .collect();
+            let sql = format!(
+                "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
+                 WHERE w.subscriber_id IN ({}) AND w.status = 'open' AND c.status = 'launched' \
+                 ORDER BY w.subscriber_id, w.due_date, w.id",
+                list.join(", ")
+            );
+            let mut select = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                select = select.bind(*id);
+            }
+            for row in select.fetch_all(&self.pool).await? {
+                out.push(work_order(&row)?);
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) async fn open_work_orders(

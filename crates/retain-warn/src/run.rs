@@ -287,7 +287,7 @@ fn sort_warnings(warnings: &mut [Warning]) {
     });
 }
 
-/// [`evaluate`] one hash partition of the subscribers at a time (`parts` of them), each on its
+/// [`evaluate`] one partition of the subscribers at a time (`parts` of them), each on its
 /// own session with the outputs that conditions read registered, merged into what one run over
 /// everyone returns. A ten-million-subscriber operator's scoring state does not fit in memory
 /// at once; a million's does.
@@ -297,10 +297,11 @@ pub async fn evaluate_partitioned(
     as_of: NaiveDate,
     parts: u32,
 ) -> Result<(u64, Vec<Warning>, BTreeMap<String, u64>, u64)> {
+    let parts = parts.max(1);
     let (mut scored, mut warnings, mut rule_hits, mut potential) =
         (0, Vec::new(), BTreeMap::new(), 0);
-    for part in 0..parts.max(1) {
-        let ctx = retain_features::partition_session(workspace, part, parts.max(1)).await?;
+    for part in 0..parts {
+        let ctx = retain_features::partition_session(workspace, part, parts).await?;
         retain_features::conditions::register_outputs(&ctx, workspace.root(), &rules.compiler)
             .await?;
         let (s, w, hits, p) = evaluate(&ctx, rules, as_of).await?;

@@ -424,7 +424,7 @@ async fn decisions_rank_offers_and_honour_the_contact_policy() {
     assert!(index.decide("no-such-number", noon, None).is_none());
 }
 
-/// Above a million subscribers a match run computes features one hash partition at a time:
+/// Above a million subscribers a match run computes features one partition at a time:
 /// the inputs and the plan are the same as when it computes them at once.
 #[tokio::test]
 async fn matching_in_subscriber_partitions_equals_matching_at_once() {

@@ -246,6 +246,42 @@ async fn role_matrix(postgres: bool) {
     let customer = order["subscriber_id"].as_i64().unwrap();
     add_user(&store, "wang", "manager", Some(&manager)).await;
 
+    // The counter's decision shows the subscriber's open work orders (read by the audit
+    // writer with its group) and is audited.
+    let zhou = login(&app, "zhou").await;
+    let (status, decision) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/decisions/{customer}?channel=store"),
+        Some(&zhou),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{decision}");
+    let open: Vec<i64> = decision["work_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_i64().unwrap())
+        .collect();
+    assert!(open.contains(&order_id), "{decision}");
+    assert!(
+        open.iter().all(|id| orders
+            .iter()
+            .any(|w| w["id"] == *id && w["subscriber_id"] == customer)),
+        "{decision}"
+    );
+    let audited = store
+        .audit_log("customer", Some(&customer.to_string()))
+        .await
+        .unwrap();
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.actor == "zhou" && e.action == "decision"),
+        "{audited:?}"
+    );
+
     let users = [
         ("root", "admin"),
         ("ana", "analyst"),

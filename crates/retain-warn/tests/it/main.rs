@@ -565,7 +565,7 @@ async fn every_default_rule_and_level_fires_for_its_story_and_nothing_else() {
         "the cancelled subscriber is not scored"
     );
 
-    // A large operator is scored one hash partition of the subscribers at a time: the same list.
+    // A large operator is scored one partition of the subscribers at a time: the same list.
     let (p_scored, p_warnings, p_hits, p_potential) =
         retain_warn::evaluate_partitioned(&ws, &rules, as_of, 3)
             .await
