@@ -29,6 +29,29 @@ struct Node {
     right: i32,
 }
 
+/// A node of the lock-step layout: a leaf is a node whose children are itself (and whose
+/// threshold lets every value through), so a walk of a tree's full depth ends on the leaf
+/// whichever path it took, without a branch on where each row stopped.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    threshold: f64,
+    feature: u32,
+    left: u32,
+    right: u32,
+    nan_left: bool,
+}
+
+/// A tree in the lock-step layout.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    root: u32,
+    depth: u32,
+}
+
+/// Rows walked through a tree side by side: independent walks overlap in the processor where
+/// one walk would wait on each load.
+const LANES: usize = 8;
+
 /// A forest of numerical-split regression trees whose raw score is the sum of one leaf per tree.
 #[derive(Debug, Clone)]
 pub struct Forest {
@@ -37,6 +60,11 @@ pub struct Forest {
     /// Per tree, its root: `>= 0` a node, `< 0` a single leaf.
     roots: Vec<i32>,
     features: usize,
+    /// The same trees for lock-step walks, when no split treats zero as missing (LightGBM's
+    /// default); otherwise rows take the node-by-node walk.
+    steps: Vec<Step>,
+    step_values: Vec<f64>,
+    walks: Option<Vec<Walk>>,
 }
 
 impl Forest {
@@ -49,6 +77,9 @@ impl Forest {
             leaves: Vec::new(),
             roots: Vec::new(),
             features: 0,
+            steps: Vec::new(),
+            step_values: Vec::new(),
+            walks: None,
         };
         let mut lines = text.lines().peekable();
         while let Some(line) = lines.next() {
@@ -80,6 +111,7 @@ impl Forest {
         if forest.roots.is_empty() {
             return Err(bad("no trees".to_owned()));
         }
+        forest.lay_out_walks();
         Ok(forest)
     }
 
@@ -199,7 +231,8 @@ impl Forest {
         let mut out = vec![0.0; rows];
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
-            .min(rows.div_ceil(4 * BLOCK))
+            // A thread is worth starting for some thousands of rows, not for a few.
+            .min(rows.div_ceil(64 * BLOCK))
             .max(1);
         let per = rows.div_ceil(threads).div_ceil(BLOCK) * BLOCK;
         if threads == 1 {
@@ -215,12 +248,92 @@ impl Forest {
         Ok(out)
     }
 
+    /// Builds the lock-step layout of every tree, unless a split treats zero as missing.
+    fn lay_out_walks(&mut self) {
+        if self.nodes.iter().any(|n| n.zero_missing) {
+            return;
+        }
+        let mut walks = Vec::with_capacity(self.roots.len());
+        for &root in &self.roots.clone() {
+            let (at, depth) = self.lay_out(root);
+            walks.push(Walk { root: at, depth });
+        }
+        self.walks = Some(walks);
+    }
+
+    /// Lays out the subtree at `child` (a node or a leaf); returns its step and depth.
+    fn lay_out(&mut self, child: i32) -> (u32, u32) {
+        let at = u32::try_from(self.steps.len()).expect("fewer than 4 billion nodes");
+        if child < 0 {
+            self.steps.push(Step {
+                threshold: f64::INFINITY,
+                feature: 0,
+                left: at,
+                right: at,
+                nan_left: true,
+            });
+            self.step_values.push(self.leaves[!child as usize]);
+            return (at, 0);
+        }
+        let node = self.nodes[child as usize];
+        self.steps.push(Step {
+            threshold: node.threshold,
+            feature: node.feature,
+            left: 0,
+            right: 0,
+            nan_left: node.nan_left,
+        });
+        self.step_values.push(0.0);
+        let (left, left_depth) = self.lay_out(node.left);
+        let (right, right_depth) = self.lay_out(node.right);
+        let step = &mut self.steps[at as usize];
+        step.left = left;
+        step.right = right;
+        (at, 1 + left_depth.max(right_depth))
+    }
+
     fn score_rows(&self, x: &[f64], d: usize, out: &mut [f64]) {
         for (b, scores) in out.chunks_mut(BLOCK).enumerate() {
             let rows = &x[b * BLOCK * d..(b * BLOCK + scores.len()) * d];
-            for &root in &self.roots {
-                for (score, row) in scores.iter_mut().zip(rows.chunks_exact(d)) {
-                    *score += self.leaves[self.leaf(root, row)];
+            let Some(walks) = &self.walks else {
+                for &root in &self.roots {
+                    for (score, row) in scores.iter_mut().zip(rows.chunks_exact(d)) {
+                        *score += self.leaves[self.leaf(root, row)];
+                    }
+                }
+                continue;
+            };
+            let lanes = scores.len() / LANES * LANES;
+            for walk in walks {
+                for (group, rows) in scores[..lanes]
+                    .chunks_exact_mut(LANES)
+                    .zip(rows.chunks_exact(d * LANES))
+                {
+                    let mut at = [walk.root; LANES];
+                    for _ in 0..walk.depth {
+                        for (lane, at) in at.iter_mut().enumerate() {
+                            let step = &self.steps[*at as usize];
+                            let v = rows[lane * d + step.feature as usize];
+                            let left = (v <= step.threshold) | (v.is_nan() & step.nan_left);
+                            *at = if left { step.left } else { step.right };
+                        }
+                    }
+                    for (score, at) in group.iter_mut().zip(at) {
+                        *score += self.step_values[at as usize];
+                    }
+                }
+                for (score, row) in scores[lanes..]
+                    .iter_mut()
+                    .zip(rows[lanes * d..].chunks_exact(d))
+                {
+                    let mut at = walk.root;
+                    for _ in 0..walk.depth {
+                        let step = &self.steps[at as usize];
+                        let v = row[step.feature as usize];
+                        let left = (v <= step.threshold) | (v.is_nan() & step.nan_left);
+                        at = if left { step.left } else { step.right };
+                    }
+                    *score += self.step_values[at as usize];
                 }
             }
         }
