@@ -312,10 +312,7 @@ impl Forest {
                     let mut at = [walk.root; LANES];
                     for _ in 0..walk.depth {
                         for (lane, at) in at.iter_mut().enumerate() {
-                            let step = &self.steps[*at as usize];
-                            let v = rows[lane * d + step.feature as usize];
-                            let left = (v <= step.threshold) | (v.is_nan() & step.nan_left);
-                            *at = if left { step.left } else { step.right };
+                            *at = self.step(*at, &rows[lane * d..]);
                         }
                     }
                     for (score, at) in group.iter_mut().zip(at) {
@@ -328,15 +325,21 @@ impl Forest {
                 {
                     let mut at = walk.root;
                     for _ in 0..walk.depth {
-                        let step = &self.steps[at as usize];
-                        let v = row[step.feature as usize];
-                        let left = (v <= step.threshold) | (v.is_nan() & step.nan_left);
-                        at = if left { step.left } else { step.right };
+                        at = self.step(at, row);
                     }
                     *score += self.step_values[at as usize];
                 }
             }
         }
+    }
+
+    /// Where `row` goes from step `at` of the lock-step layout, without a branch.
+    #[inline]
+    fn step(&self, at: u32, row: &[f64]) -> u32 {
+        let step = &self.steps[at as usize];
+        let v = row[step.feature as usize];
+        let left = (v <= step.threshold) | (v.is_nan() & step.nan_left);
+        if left { step.left } else { step.right }
     }
 
     /// The leaf (index into `leaves`) that `row` reaches from `root`.

@@ -68,15 +68,13 @@ impl AppState {
             done,
         };
         let done = match self.0.auditor.send(pending).await {
-            Ok(()) => answer.await.unwrap_or_else(|_| crate::audit::Done {
-                committed: Err(stopped()),
-                work_orders: Err(stopped()),
-            }),
-            Err(_) => crate::audit::Done {
-                committed: Err(stopped()),
-                work_orders: Err(stopped()),
-            },
-        };
+            Ok(()) => answer.await.ok(),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| crate::audit::Done {
+            committed: Err(stopped()),
+            work_orders: Err(stopped()),
+        });
         if let Err(e) = done.committed {
             tracing::error!("audit {entity} {id} {action}: {e}");
         }

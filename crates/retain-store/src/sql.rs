@@ -22,9 +22,10 @@ pub(crate) enum Dialect {
 
 impl Dialect {
     /// The statement with `?` and `?N` placeholders as this dialect writes them.
-    pub(crate) fn translate(self, sql: &'static str) -> Cow<'static, str> {
+    pub(crate) fn translate(self, sql: impl Into<Cow<'static, str>>) -> Cow<'static, str> {
+        let sql = sql.into();
         if self == Dialect::Sqlite {
-            return Cow::Borrowed(sql);
+            return sql;
         }
         let mut out = String::with_capacity(sql.len() + 8);
         let mut next = 0;

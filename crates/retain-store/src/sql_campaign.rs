@@ -36,35 +36,13 @@ async fn audit(
     Ok(())
 }
 
-/// Audit events per insert statement: six parameters each, well inside both databases' limits.
-const AUDIT_ROWS_PER_INSERT: usize = 256;
+/// Rows written or keys looked up per statement: at most six parameters a row, well inside
+/// both databases' limits.
+const ROWS_PER_STATEMENT: usize = 256;
 
-/// `INSERT INTO audit_log ... VALUES (...), (...)` for `rows` events, in the dialect's
-/// placeholders.
-fn audit_insert(d: Dialect, rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO audit_log (at, actor, action, entity, entity_id, detail) VALUES ",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..6 {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            match d {
-                Dialect::Sqlite => sql.push('?'),
-                Dialect::Postgres => {
-                    use std::fmt::Write as _;
-                    let _ = write!(sql, "${}", row * 6 + column + 1);
-                }
-            }
-        }
-        sql.push(')');
-    }
-    sql
+/// `count` copies of `item` separated by commas, for statements built for a number of rows.
+fn repeated(item: &str, count: usize) -> String {
+    vec![item; count].join(", ")
 }
 
 fn campaign(row: &AnyRow) -> Result<CampaignRecord> {
@@ -281,14 +259,18 @@ impl SqlStore {
     }
 
     /// Events in one transaction, written by multi-row inserts: one statement per
-    /// [`AUDIT_ROWS_PER_INSERT`] events rather than one each, since every statement is a round
+    /// [`ROWS_PER_STATEMENT`] events rather than one each, since every statement is a round
     /// trip to the database (a thread hand-off on SQLite) and a busy server audits thousands of
     /// reads a second.
     pub(crate) async fn audit_batch(&self, events: &[(&str, &str, &Audit<'_>)]) -> Result<()> {
         let at = now();
         let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(AUDIT_ROWS_PER_INSERT) {
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(audit_insert(self.d, chunk.len())));
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO audit_log (at, actor, action, entity, entity_id, detail) VALUES {}",
+                repeated("(?, ?, ?, ?, ?, ?)", chunk.len())
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(self.d.translate(sql)));
             for (entity, entity_id, a) in chunk {
                 insert = insert
                     .bind(at.clone())
@@ -858,20 +840,14 @@ impl SqlStore {
         subscriber_ids: &[i64],
     ) -> Result<Vec<WorkOrderRecord>> {
         let mut out = Vec::new();
-        for chunk in subscriber_ids.chunks(AUDIT_ROWS_PER_INSERT) {
-            let list: Vec<String> = (1..=chunk.len())
-                .map(|i| match self.d {
-                    Dialect::Sqlite => "?".to_owned(),
-                    Dialect::Postgres => format!("${i}"),
-                })
-                .collect();
+        for chunk in subscriber_ids.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
                  WHERE w.subscriber_id IN ({}) AND w.status = 'open' AND c.status = 'launched' \
                  ORDER BY w.subscriber_id, w.due_date, w.id",
-                list.join(", ")
+                repeated("?", chunk.len())
             );
-            let mut select = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut select = sqlx::query(sqlx::AssertSqlSafe(self.d.translate(sql)));
             for id in chunk {
                 select = select.bind(*id);
             }
@@ -886,17 +862,6 @@ impl SqlStore {
         &self,
         subscriber_id: i64,
     ) -> Result<Vec<WorkOrderRecord>> {
-        query(
-            self.d,
-            "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
-             WHERE w.subscriber_id = ? AND w.status = 'open' AND c.status = 'launched' \
-             ORDER BY w.due_date, w.id",
-        )
-        .bind(subscriber_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(work_order)
-        .collect()
+        self.open_work_orders_of(&[subscriber_id]).await
     }
 }
