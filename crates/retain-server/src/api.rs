@@ -45,8 +45,8 @@ impl AppState {
             .await;
     }
 
-    /// Audits a read and, in the same round with the store, reads the open work orders of
-    /// `work_orders_of` (see `audit.rs`).
+    /// Audits a read (see `audit.rs`) and reads the open work orders of `work_orders_of`
+    /// meanwhile.
     async fn audit_reading(
         &self,
         s: &Session,
@@ -56,29 +56,34 @@ impl AppState {
         detail: Value,
         work_orders_of: Option<i64>,
     ) -> ApiResult<Vec<retain_store::WorkOrderRecord>> {
-        let stopped = || "the audit writer stopped".to_owned();
-        let (done, answer) = tokio::sync::oneshot::channel();
-        let pending = crate::audit::Pending {
+        let journal = &self.0.journal;
+        let event = retain_store::JournaledAudit {
+            key: journal.key(),
+            at: chrono::Utc::now().to_rfc3339(),
             actor: s.name.clone(),
             action: action.to_owned(),
             entity: entity.to_owned(),
             entity_id: id.to_owned(),
             detail,
-            work_orders_of,
-            done,
         };
-        let done = match self.0.auditor.send(pending).await {
-            Ok(()) => answer.await.ok(),
-            Err(_) => None,
-        }
-        .unwrap_or_else(|| crate::audit::Done {
-            committed: Err(stopped()),
-            work_orders: Err(stopped()),
-        });
-        if let Err(e) = done.committed {
+        let orders = async {
+            let Some(subscriber) = work_orders_of else {
+                return Ok(Vec::new());
+            };
+            let (done, answer) = tokio::sync::oneshot::channel();
+            let wanted = crate::audit::OrdersWanted { subscriber, done };
+            match self.0.orders.send(wanted).await {
+                Ok(()) => answer
+                    .await
+                    .unwrap_or_else(|_| Err("the work order reader stopped".into())),
+                Err(_) => Err("the work order reader stopped".into()),
+            }
+        };
+        let (journaled, orders) = tokio::join!(journal.append(event), orders);
+        if let Err(e) = journaled {
             tracing::error!("audit {entity} {id} {action}: {e}");
         }
-        done.work_orders.map_err(ApiError::internal)
+        orders.map_err(ApiError::internal)
     }
 
     fn report(&self, name: &str) -> ApiResult<Option<Value>> {
@@ -692,6 +697,7 @@ pub(crate) async fn campaigns(State(state): State<AppState>) -> Answer {
 pub(crate) async fn campaign(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
     let id = id_of(&id, "campaign id")?;
     let c = state.0.campaigns.get(id).await?;
+    state.flush_audit().await;
     let history = state
         .0
         .store
@@ -930,6 +936,7 @@ pub(crate) async fn audit(
     if limit == 0 || limit > 5000 {
         return Err(ApiError::bad_request("limit must be 1 to 5000"));
     }
+    state.flush_audit().await;
     let events = state
         .0
         .store

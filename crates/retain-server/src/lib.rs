@@ -62,8 +62,10 @@ pub(crate) struct Inner {
     /// subscriber → phone number, shown masked.
     pub msisdn: HashMap<i64, String>,
     pub warnings: warnings::Cache,
-    /// The group-commit writer of audited reads.
-    pub auditor: tokio::sync::mpsc::Sender<audit::Pending>,
+    /// Audited reads, journaled before they are answered.
+    pub journal: audit::Journal,
+    /// Open work orders, read for many requests at once.
+    pub orders: tokio::sync::mpsc::Sender<audit::OrdersWanted>,
     /// The overview, computed once: the data does not change while the server runs.
     pub overview: tokio::sync::OnceCell<serde_json::Value>,
     /// (route, status) → requests served.
@@ -110,7 +112,8 @@ impl AppState {
             )?),
             None => None,
         };
-        let auditor = audit::writer(campaigns.store.clone());
+        let journal = audit::Journal::open(&root.join(audit::DIR), campaigns.store.clone()).await?;
+        let orders = audit::order_reader(campaigns.store.clone());
         Ok(AppState(Arc::new(Inner {
             root: root.to_path_buf(),
             store: campaigns.store.clone(),
@@ -122,10 +125,19 @@ impl AppState {
             branches,
             msisdn,
             warnings: warnings::Cache::default(),
-            auditor,
+            journal,
+            orders,
             overview: tokio::sync::OnceCell::new(),
             requests: Mutex::new(BTreeMap::new()),
         })))
+    }
+}
+
+impl AppState {
+    /// Waits until every audited read so far is in the store's audit log (reads are journaled
+    /// first and appended to the store a few times a second).
+    pub async fn flush_audit(&self) {
+        self.0.journal.flush().await;
     }
 }
 

@@ -61,6 +61,19 @@ pub struct Audit<'a> {
     pub detail: serde_json::Value,
 }
 
+/// An audit event journaled before it is appended: it carries the time it happened and a key
+/// unique to it, so appending it again (a journal replayed after a crash) keeps one row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournaledAudit {
+    pub key: String,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub detail: serde_json::Value,
+}
+
 /// A campaign member: treated or held out as control.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRecord {

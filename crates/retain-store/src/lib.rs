@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use campaign::{
-    Audit, AuditEvent, CallbackRecord, CampaignRecord, Launched, MemberRecord, NewCampaign,
-    NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord, UserRecord,
+    Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MemberRecord,
+    NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord, UserRecord,
     WorkOrderRecord,
 };
 pub use error::{Error, Result};
@@ -180,10 +180,11 @@ impl Store {
         }
     }
 
-    /// Appends several events in one transaction, in order: all of them or none.
-    pub async fn audit_batch(&self, events: &[(&str, &str, &Audit<'_>)]) -> Result<()> {
+    /// Appends journaled events in one transaction, in order: all of them or none. An event
+    /// whose key is already in the log is skipped; returns how many were new.
+    pub async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {
         match &self.backend {
-            Backend::Sql(s) => s.audit_batch(events).await,
+            Backend::Sql(s) => s.append_journaled(events).await,
         }
     }
 
@@ -787,27 +788,29 @@ mod tests {
         assert!(!store.audit_recent(None, None, 10).await.unwrap().is_empty());
     }
 
-    /// A group larger than one insert statement is written whole and in order.
-    async fn audit_batches_keep_every_event(store: &Store) {
-        let details: Vec<Audit<'_>> = (0..600)
-            .map(|n| Audit {
-                actor: if n % 2 == 0 { "store-1" } else { "store-2" },
-                action: "decision",
+    /// A group larger than one insert statement is written whole and in order, and a replay
+    /// of the same journal appends nothing twice.
+    async fn journaled_events_are_appended_once(store: &Store) {
+        let events: Vec<JournaledAudit> = (0..600)
+            .map(|n| JournaledAudit {
+                key: format!("boot-{n}"),
+                at: format!("2026-11-25T10:00:{:02}+00:00", n % 60),
+                actor: if n % 2 == 0 { "store-1" } else { "store-2" }.to_owned(),
+                action: "decision".to_owned(),
+                entity: "probe".to_owned(),
+                entity_id: n.to_string(),
                 detail: serde_json::json!({ "n": n }),
             })
             .collect();
-        let ids: Vec<String> = (0..600).map(|n| n.to_string()).collect();
-        let events: Vec<(&str, &str, &Audit<'_>)> = ids
-            .iter()
-            .zip(&details)
-            .map(|(id, a)| ("probe", id.as_str(), a))
-            .collect();
-        store.audit_batch(&events).await.unwrap();
+        assert_eq!(store.append_journaled(&events[..400]).await.unwrap(), 400);
+        // A replay overlaps what was appended before the crash.
+        assert_eq!(store.append_journaled(&events).await.unwrap(), 200);
         let log = store.audit_log("probe", None).await.unwrap();
         assert_eq!(log.len(), 600);
         for (n, event) in log.iter().enumerate() {
             assert_eq!(event.entity_id, n.to_string());
             assert_eq!(event.detail["n"], n);
+            assert_eq!(event.at, events[n].at);
             assert_eq!(event.actor, if n % 2 == 0 { "store-1" } else { "store-2" });
             assert_eq!(event.action, "decision");
         }
@@ -820,7 +823,7 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         campaign_story(&store).await;
         audit_is_append_only(&store).await;
-        audit_batches_keep_every_event(&store).await;
+        journaled_events_are_appended_once(&store).await;
     }
 
     #[tokio::test]
@@ -855,7 +858,7 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         campaign_story(&store).await;
         audit_is_append_only(&store).await;
-        audit_batches_keep_every_event(&store).await;
+        journaled_events_are_appended_once(&store).await;
     }
 
     #[test]

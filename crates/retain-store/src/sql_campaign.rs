@@ -5,8 +5,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::campaign::{
-    Audit, AuditEvent, CallbackRecord, CampaignRecord, Launched, MemberRecord, NewCampaign,
-    NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, UserRecord, WorkOrderRecord,
+    Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MemberRecord,
+    NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, UserRecord,
+    WorkOrderRecord,
 };
 use crate::error::{Error, Result};
 use crate::sql::{Dialect, SqlStore, now, parse_json, query, query_scalar};
@@ -255,35 +256,38 @@ impl SqlStore {
     }
 
     pub(crate) async fn audit(&self, entity: &str, entity_id: &str, a: &Audit<'_>) -> Result<()> {
-        self.audit_batch(&[(entity, entity_id, a)]).await
-    }
-
-    /// Events in one transaction, written by multi-row inserts: one statement per
-    /// [`ROWS_PER_STATEMENT`] events rather than one each, since every statement is a round
-    /// trip to the database (a thread hand-off on SQLite) and a busy server audits thousands of
-    /// reads a second.
-    pub(crate) async fn audit_batch(&self, events: &[(&str, &str, &Audit<'_>)]) -> Result<()> {
-        let at = now();
         let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO audit_log (at, actor, action, entity, entity_id, detail) VALUES {}",
-                repeated("(?, ?, ?, ?, ?, ?)", chunk.len())
-            );
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(self.d.translate(sql)));
-            for (entity, entity_id, a) in chunk {
-                insert = insert
-                    .bind(at.clone())
-                    .bind(a.actor)
-                    .bind(a.action)
-                    .bind(*entity)
-                    .bind(*entity_id)
-                    .bind(a.detail.to_string());
-            }
-            insert.execute(&mut *tx).await?;
-        }
+        audit(self.d, &mut tx, entity, entity_id, a).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Journaled events in one transaction, by multi-row inserts that skip keys already
+    /// present.
+    pub(crate) async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut appended = 0;
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO audit_log (journal_key, at, actor, action, entity, entity_id, detail) \
+                 VALUES {} ON CONFLICT (journal_key) DO NOTHING",
+                repeated("(?, ?, ?, ?, ?, ?, ?)", chunk.len())
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(self.d.translate(sql)));
+            for e in chunk {
+                insert = insert
+                    .bind(&e.key)
+                    .bind(&e.at)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.entity)
+                    .bind(&e.entity_id)
+                    .bind(e.detail.to_string());
+            }
+            appended += insert.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(appended)
     }
 
     pub(crate) async fn audit_log(

@@ -202,7 +202,8 @@ async fn role_matrix(postgres: bool) {
     add_user(&store, "ana", "analyst", None).await;
     add_user(&store, "li", "approver", None).await;
     add_user(&store, "zhou", "store", None).await;
-    let app = router(AppState::open(ws.root()).await.unwrap());
+    let state = AppState::open(ws.root()).await.unwrap();
+    let app = router(state.clone());
 
     // A launched campaign, through the API, so work orders exist.
     let root = login(&app, "root").await;
@@ -271,6 +272,7 @@ async fn role_matrix(postgres: bool) {
             .any(|w| w["id"] == *id && w["subscriber_id"] == customer)),
         "{decision}"
     );
+    state.flush_audit().await;
     let audited = store
         .audit_log("customer", Some(&customer.to_string()))
         .await
@@ -398,7 +400,8 @@ async fn manager_scope(postgres: bool) {
         disabled: false,
     };
     store.add_user(&head, "test").await.unwrap();
-    let app = router(AppState::open(ws.root()).await.unwrap());
+    let state = AppState::open(ws.root()).await.unwrap();
+    let app = router(state.clone());
 
     // A branch head (a manager scoped to a branch) sees the whole branch and nothing else.
     let zhao = login(&app, "zhao").await;
@@ -485,6 +488,7 @@ async fn manager_scope(postgres: bool) {
     let (_, all) = call(&app, "GET", "/api/v1/warnings?limit=1000", Some(&ana), None).await;
     assert!(all["total"].as_u64() > list["total"].as_u64());
 
+    state.flush_audit().await;
     // Reads of customer data are in the audit log.
     let log = store.audit_log("customer", Some(&mine)).await.unwrap();
     let actions: Vec<(&str, &str)> = log
@@ -495,6 +499,7 @@ async fn manager_scope(postgres: bool) {
         actions,
         [("zhao", "read"), ("wang", "read"), ("wang", "decision")]
     );
+    state.flush_audit().await;
     let log = store.audit_log("user", Some("ana")).await.unwrap();
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["add", "login_failed", "login"]);
@@ -518,7 +523,8 @@ async fn bad_input_gets_a_json_error_never_a_500() {
     let ws = workspace(dir.path(), None).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     add_user(&store, "ana", "analyst", None).await;
-    let app = router(AppState::open(ws.root()).await.unwrap());
+    let state = AppState::open(ws.root()).await.unwrap();
+    let app = router(state.clone());
     let ana = login(&app, "ana").await;
     let auth = format!("Bearer {ana}");
     let h = [("authorization", auth.as_str())];
@@ -591,7 +597,8 @@ async fn the_dashboard_session_is_a_cookie_and_changes_need_the_csrf_token() {
     let ws = workspace(dir.path(), None).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     add_user(&store, "ana", "analyst", None).await;
-    let app = router(AppState::open(ws.root()).await.unwrap());
+    let state = AppState::open(ws.root()).await.unwrap();
+    let app = router(state.clone());
 
     let (status, _, page) = send(&app, "GET", "/", &[], None).await;
     assert_eq!(status, StatusCode::OK);
@@ -680,7 +687,8 @@ async fn rules_and_offers_are_checked_before_they_replace_the_files_and_changes_
     let ws = workspace(dir.path(), None).await;
     let store = Store::connect(&ws.store_url()).await.unwrap();
     add_user(&store, "ana", "analyst", None).await;
-    let app = router(AppState::open(ws.root()).await.unwrap());
+    let state = AppState::open(ws.root()).await.unwrap();
+    let app = router(state.clone());
     let ana = login(&app, "ana").await;
 
     let (_, current) = call(&app, "GET", "/api/v1/rules", Some(&ana), None).await;
@@ -765,6 +773,7 @@ async fn rules_and_offers_are_checked_before_they_replace_the_files_and_changes_
     );
     assert!(lines.iter().all(|l| l.split(',').nth(2) == Some("red")));
 
+    state.flush_audit().await;
     let changes: Vec<String> = store
         .audit_recent(None, Some("ana"), 20)
         .await
@@ -785,7 +794,8 @@ async fn repeated_failed_logins_lock_the_name_out() {
     let store = Store::connect(&ws.store_url()).await.unwrap();
     add_user(&store, "ana", "analyst", None).await;
     add_user(&store, "li", "approver", None).await;
-    let app = router(AppState::open(ws.root()).await.unwrap());
+    let state = AppState::open(ws.root()).await.unwrap();
+    let app = router(state.clone());
     let attempt = |name: &'static str, password: &'static str| {
         let app = app.clone();
         async move {
@@ -810,6 +820,7 @@ async fn repeated_failed_logins_lock_the_name_out() {
     );
     // Another name is not affected.
     assert_eq!(attempt("li", PASSWORD).await.0, StatusCode::OK);
+    state.flush_audit().await;
     let log = store.audit_log("user", Some("ana")).await.unwrap();
     assert_eq!(log.last().unwrap().action, "login_locked");
 }
