@@ -705,41 +705,75 @@ struct Duplicate {
     reason: String,
 }
 
+/// A duplicate search's partitions, by index.
+type Found = Vec<(usize, Vec<Duplicate>)>;
+
 /// The duplicates of each staged partition, in read order. Rows are staged in read order, so
-/// the first row of a key in its partition is the first one read.
+/// the first row of a key in its partition is the first one read. Partitions hold disjoint keys,
+/// so they are searched side by side, one per core.
 fn find_duplicates(
     spec: &TableSpec,
     key_indexes: &[usize],
     staged: &[PathBuf],
     files: &[PathBuf],
 ) -> Result<Vec<Vec<Duplicate>>> {
-    let columns = spec.columns.len();
-    let mut out = Vec::with_capacity(staged.len());
-    for path in staged {
-        let mut first: FastMap<Key, Origin> = fast_map(row_count(path)?);
-        let mut duplicates = Vec::new();
-        each_staged_key(spec, key_indexes, path, |key, batch, row| {
-            let origin = stage::origin(batch, columns, row);
-            match first.entry(key) {
-                Entry::Occupied(seen) => duplicates.push(Duplicate {
-                    origin,
-                    reason: duplicate_reason(
-                        spec,
-                        key_indexes,
-                        seen.key(),
-                        *seen.get(),
-                        origin,
-                        files,
-                    ),
-                }),
-                Entry::Vacant(slot) => {
-                    slot.insert(origin);
-                }
-            }
-        })?;
-        out.push(duplicates);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(staged.len())
+        .max(1);
+    let found: Vec<Result<Found>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<Found> {
+                    let mut mine = Vec::new();
+                    loop {
+                        let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = staged.get(p) else {
+                            return Ok(mine);
+                        };
+                        mine.push((p, partition_duplicates(spec, key_indexes, path, files)?));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a duplicate search does not panic"))
+            .collect()
+    });
+    let mut out: Vec<Vec<Duplicate>> = (0..staged.len()).map(|_| Vec::new()).collect();
+    for worker in found {
+        for (p, duplicates) in worker? {
+            out[p] = duplicates;
+        }
     }
     Ok(out)
+}
+
+/// The duplicates of one staged partition, in read order.
+fn partition_duplicates(
+    spec: &TableSpec,
+    key_indexes: &[usize],
+    path: &Path,
+    files: &[PathBuf],
+) -> Result<Vec<Duplicate>> {
+    let columns = spec.columns.len();
+    let mut first: FastMap<Key, Origin> = fast_map(row_count(path)?);
+    let mut duplicates = Vec::new();
+    each_staged_key(spec, key_indexes, path, |key, batch, row| {
+        let origin = stage::origin(batch, columns, row);
+        match first.entry(key) {
+            Entry::Occupied(seen) => duplicates.push(Duplicate {
+                origin,
+                reason: duplicate_reason(spec, key_indexes, seen.key(), *seen.get(), origin, files),
+            }),
+            Entry::Vacant(slot) => {
+                slot.insert(origin);
+            }
+        }
+    })?;
+    Ok(duplicates)
 }
 
 fn duplicate_reason(
