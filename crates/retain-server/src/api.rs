@@ -697,7 +697,6 @@ pub(crate) async fn campaigns(State(state): State<AppState>) -> Answer {
 pub(crate) async fn campaign(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
     let id = id_of(&id, "campaign id")?;
     let c = state.0.campaigns.get(id).await?;
-    state.flush_audit().await;
     let history = state
         .0
         .store

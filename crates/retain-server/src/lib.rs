@@ -131,9 +131,7 @@ impl AppState {
             requests: Mutex::new(BTreeMap::new()),
         })))
     }
-}
 
-impl AppState {
     /// Waits until every audited read so far is in the store's audit log (reads are journaled
     /// first and appended to the store a few times a second).
     pub async fn flush_audit(&self) {

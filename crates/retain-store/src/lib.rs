@@ -273,7 +273,7 @@ impl Store {
 
     /// The open work orders in launched campaigns of several subscribers at once, each
     /// subscriber's soonest due first: one query for a group of requests, as the server's
-    /// audit writer asks.
+    /// work order reader asks.
     pub async fn open_work_orders_of(
         &self,
         subscriber_ids: &[i64],

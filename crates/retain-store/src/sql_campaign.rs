@@ -37,7 +37,7 @@ async fn audit(
     Ok(())
 }
 
-/// Rows written or keys looked up per statement: at most six parameters a row, well inside
+/// Rows written or keys looked up per statement: at most seven parameters a row, well inside
 /// both databases' limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
