@@ -16,17 +16,17 @@ const ZERO: f64 = 1e-35_f32 as f64;
 const BLOCK: usize = 128;
 
 #[derive(Debug, Clone, Copy)]
-struct Node {
+pub(crate) struct Node {
     threshold: f64,
-    feature: u32,
+    pub(crate) feature: u32,
     /// Where a missing value (NaN) goes.
     nan_left: bool,
     /// Whether a zero is missing too (LightGBM's missing type `Zero`), going `default_left`.
     zero_missing: bool,
     default_left: bool,
     /// Children: `>= 0` a node of this forest, `< 0` the leaf `!child` of this forest.
-    left: i32,
-    right: i32,
+    pub(crate) left: i32,
+    pub(crate) right: i32,
 }
 
 /// A node of the lock-step layout: a leaf is a node whose children are itself (and whose
@@ -59,6 +59,12 @@ pub struct Forest {
     leaves: Vec<f64>,
     /// Per tree, its root: `>= 0` a node, `< 0` a single leaf.
     roots: Vec<i32>,
+    /// Per tree, how many nodes it has (they follow its root).
+    sizes: Vec<u32>,
+    /// Training rows that reached each node and each leaf, when the model file has them
+    /// (explaining needs them, scoring does not).
+    node_counts: Vec<f64>,
+    leaf_counts: Vec<f64>,
     features: usize,
     /// The same trees for lock-step walks, when no split treats zero as missing (LightGBM's
     /// default); otherwise rows take the node-by-node walk.
@@ -76,6 +82,9 @@ impl Forest {
             nodes: Vec::new(),
             leaves: Vec::new(),
             roots: Vec::new(),
+            sizes: Vec::new(),
+            node_counts: Vec::new(),
+            leaf_counts: Vec::new(),
             features: 0,
             steps: Vec::new(),
             step_values: Vec::new(),
@@ -111,6 +120,12 @@ impl Forest {
         if forest.roots.is_empty() {
             return Err(bad("no trees".to_owned()));
         }
+        if forest.node_counts.len() != forest.nodes.len()
+            || forest.leaf_counts.len() != forest.leaves.len()
+        {
+            forest.node_counts.clear();
+            forest.leaf_counts.clear();
+        }
         forest.lay_out_walks();
         Ok(forest)
     }
@@ -140,9 +155,18 @@ impl Forest {
         let leaf_base = i32::try_from(self.leaves.len()).map_err(|e| e.to_string())?;
         let node_base = i32::try_from(self.nodes.len()).map_err(|e| e.to_string())?;
         self.leaves.extend(&leaves);
+        if let Some(counts) = fields.get("leaf_count") {
+            self.leaf_counts
+                .extend(list::<f64>(name, "leaf_count", counts)?);
+        }
         if num_leaves == 1 {
             self.roots.push(!leaf_base);
+            self.sizes.push(0);
             return Ok(());
+        }
+        if let Some(counts) = fields.get("internal_count") {
+            self.node_counts
+                .extend(list::<f64>(name, "internal_count", counts)?);
         }
         let features: Vec<u32> = list(name, "split_feature", get("split_feature")?)?;
         let thresholds: Vec<f64> = list(name, "threshold", get("threshold")?)?;
@@ -201,6 +225,7 @@ impl Forest {
             });
         }
         self.roots.push(node_base);
+        self.sizes.push(internal as u32);
         Ok(())
     }
 
@@ -348,17 +373,50 @@ impl Forest {
         let mut at = root;
         while at >= 0 {
             let node = &self.nodes[at as usize];
-            let v = row[node.feature as usize];
-            let left = if v.is_nan() {
-                node.nan_left
-            } else if node.zero_missing && v.abs() <= ZERO {
-                node.default_left
+            at = if self.goes_left(at as usize, row) {
+                node.left
             } else {
-                v <= node.threshold
+                node.right
             };
-            at = if left { node.left } else { node.right };
         }
         !at as usize
+    }
+
+    /// LightGBM's decision at node `at` for `row`, missing values included.
+    #[inline]
+    pub(crate) fn goes_left(&self, at: usize, row: &[f64]) -> bool {
+        let node = &self.nodes[at];
+        let v = row[node.feature as usize];
+        if v.is_nan() {
+            node.nan_left
+        } else if node.zero_missing && v.abs() <= ZERO {
+            node.default_left
+        } else {
+            v <= node.threshold
+        }
+    }
+
+    pub(crate) fn node(&self, at: usize) -> &Node {
+        &self.nodes[at]
+    }
+
+    /// Tree `t`'s root (`< 0`: a single leaf) and how many nodes it has.
+    pub(crate) fn tree_nodes(&self, t: usize) -> (i32, usize) {
+        (self.roots[t], self.sizes[t] as usize)
+    }
+
+    pub(crate) fn leaf_values(&self) -> &[f64] {
+        &self.leaves
+    }
+
+    /// Training rows through each node and each leaf, when the model file has them.
+    pub(crate) fn counts(&self) -> Option<(&[f64], &[f64])> {
+        (!self.leaf_counts.is_empty()).then_some((&self.node_counts[..], &self.leaf_counts[..]))
+    }
+
+    /// Columns the trees read.
+    pub(crate) fn features(&self) -> usize {
+        self.features
     }
 }
 
@@ -373,7 +431,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// One tree by hand: feature 0 split at 1.5 with missing type `typ` and default direction.
@@ -411,11 +469,10 @@ mod tests {
         assert!(error.contains("categorical"), "{error}");
     }
 
-    #[test]
-    fn a_trained_forest_scores_exactly_as_lightgbm() {
-        // Rows with missing values, zeros and a signal spread over interacting features.
-        let (rows, width) = (6_000, 6);
-        let mut state = 7_u64;
+    /// Rows with missing values, zeros and a signal spread over interacting features, and
+    /// labels from it with noise.
+    pub(crate) fn rows(rows: usize, width: usize, seed: u64) -> (Vec<f64>, Vec<f32>) {
+        let mut state = seed;
         let mut uniform = || {
             state = state
                 .wrapping_mul(6_364_136_223_846_793_005)
@@ -440,10 +497,18 @@ mod tests {
             } else {
                 row[0].clamp(-1.0, 3.0)
             };
-            let signal = first * 0.8 + row[2] * row[3] * 0.1 - row[1] * 0.3;
+            let signal = first * 0.8 + row[2] * row[3] * 0.1 - row[1] * 0.3
+                + row.iter().skip(4).map(|v| v.sin()).sum::<f64>() * 0.3;
             y.push(f32::from(u8::from(signal + uniform() * 2.0 - 1.0 > 0.5)));
             x.extend(row);
         }
+        (x, y)
+    }
+
+    #[test]
+    fn a_trained_forest_scores_exactly_as_lightgbm() {
+        let (rows, width) = (6_000, 6);
+        let (x, y) = self::rows(rows, width, 7);
         let di = i32::try_from(width).unwrap();
         let dataset = lightgbm3::Dataset::from_slice(&x, &y, di, true).unwrap();
         let params = serde_json::json!({

@@ -12,6 +12,7 @@ mod logistic;
 mod metrics;
 mod reasons;
 mod registry;
+mod shap;
 mod split;
 mod table;
 mod train;
@@ -24,6 +25,7 @@ pub use logistic::Logistic;
 pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};
 pub use reasons::{CATEGORIES, Reason, category, top_reasons};
 pub use registry::{ModelMeta, load_latest, save};
+pub use shap::Explainer;
 pub use split::{sample, stratified};
 pub use table::Table;
 pub use train::{

@@ -460,10 +460,6 @@ pub struct Score {
 }
 
 impl ChurnModel {
-    fn width(&self) -> Result<i32> {
-        i32::try_from(self.features.len()).map_err(|_| Error::Data("too many features".into()))
-    }
-
     /// Blended log-odds before the final calibration, from row-major `x`.
     fn blended(&self, x: &[f64]) -> Result<Vec<f64>> {
         let d = self.features.len();
@@ -516,9 +512,8 @@ impl ChurnModel {
             .collect();
         let w = self.blend.gbdt_weight;
         let contrib = if w > 0.0 && !order.is_empty() {
-            self.booster
-                .predict_contrib(&for_trees(&x, d, &self.level_order), self.width()?, true)
-                .map_err(|e| Error::Model(e.to_string()))?
+            crate::shap::Explainer::new(&self.forest)?
+                .contributions(&for_trees(&x, d, &self.level_order), d)?
         } else {
             Vec::new()
         };
