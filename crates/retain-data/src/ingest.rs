@@ -101,6 +101,12 @@ pub struct IngestReport {
     pub files: Vec<FileReport>,
 }
 
+/// A record read and validated: its row, or the column, reason and line it is rejected with.
+struct Checked {
+    line: u64,
+    outcome: std::result::Result<Vec<Value>, (Option<String>, String, String)>,
+}
+
 /// One rejected row.
 struct Rejection {
     /// Index of the file in the load.
@@ -472,57 +478,60 @@ fn stage_and_merge(
     let mut reports = Vec::with_capacity(files.len());
 
     for (file_index, file) in files.iter().enumerate() {
-        // Three threads per file: one reads and lines up records, one validates and stages
-        // them (in order, so the quarantine file stays in line order), one takes the file's
-        // SHA-256.
+        // Three threads per file: one reads, lines up and validates records, one stages the
+        // rows and writes the rejections (in order, so the quarantine file stays in line
+        // order), one takes the file's SHA-256.
         let (source, (read, loaded, quarantined), (sha256, bytes)) =
             std::thread::scope(|scope| -> Result<_> {
                 let hashing = scope.spawn(|| digest(file));
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawRecord>>(8);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Checked>>(8);
                 let stager = &mut stager;
                 let quarantine = &mut *quarantine;
-                let validating = scope.spawn(move || -> Result<(u64, u64, u64)> {
+                let staging = scope.spawn(move || -> Result<(u64, u64, u64)> {
                     let (mut read, mut loaded, mut quarantined) = (0u64, 0u64, 0u64);
-                    for record in rx.into_iter().flatten() {
+                    for checked in rx.into_iter().flatten() {
                         let ordinal = read;
                         read += 1;
-                        let problem = match record.problem {
-                            Some(problem) => Some(problem),
-                            None => match validate(spec, &record, format, options, references) {
-                                Ok(row) => {
-                                    let origin = Origin {
-                                        file: file_index as i64,
-                                        ordinal: ordinal as i64,
-                                        line: record.line as i64,
-                                    };
-                                    stager.push(&row, origin)?;
-                                    loaded += 1;
-                                    None
-                                }
-                                Err((column, reason)) => Some((Some(column), reason)),
-                            },
-                        };
-                        if let Some((column, reason)) = problem {
-                            quarantined += 1;
-                            quarantine.write(&Rejection {
-                                file: file_index,
-                                line: record.line,
-                                column,
-                                reason,
-                                raw: record.raw,
-                            })?;
+                        match checked.outcome {
+                            Ok(row) => {
+                                let origin = Origin {
+                                    file: file_index as i64,
+                                    ordinal: ordinal as i64,
+                                    line: checked.line as i64,
+                                };
+                                stager.push(&row, origin)?;
+                                loaded += 1;
+                            }
+                            Err((column, reason, raw)) => {
+                                quarantined += 1;
+                                quarantine.write(&Rejection {
+                                    file: file_index,
+                                    line: checked.line,
+                                    column,
+                                    reason,
+                                    raw,
+                                })?;
+                            }
                         }
                     }
                     Ok((read, loaded, quarantined))
                 });
                 let mut chunk = Vec::with_capacity(RECORD_CHUNK);
-                let mut sink = |record: RawRecord| -> Result<()> {
-                    chunk.push(record);
+                let mut sink = |mut record: RawRecord| -> Result<()> {
+                    let outcome = match record.problem.take() {
+                        Some((column, reason)) => Err((column, reason, record.raw())),
+                        None => validate(spec, &record, format, options, references)
+                            .map_err(|(column, reason)| (Some(column), reason, record.raw())),
+                    };
+                    chunk.push(Checked {
+                        line: record.line,
+                        outcome,
+                    });
                     if chunk.len() >= RECORD_CHUNK {
                         let full = std::mem::replace(&mut chunk, Vec::with_capacity(RECORD_CHUNK));
-                        // A closed channel means validation stopped on an error, reported below.
+                        // A closed channel means staging stopped on an error, reported below.
                         tx.send(full).map_err(|_| {
-                            Error::io("validating rows", std::io::Error::other("stopped"))
+                            Error::io("staging rows", std::io::Error::other("stopped"))
                         })?;
                     }
                     Ok(())
@@ -532,9 +541,7 @@ fn stage_and_merge(
                     let _ = tx.send(chunk);
                 }
                 drop(tx);
-                let counts = validating
-                    .join()
-                    .expect("the validating thread does not panic")?;
+                let counts = staging.join().expect("the staging thread does not panic")?;
                 let source = source?;
                 let digest = hashing.join().expect("the hashing thread does not panic")?;
                 Ok((source, counts, digest))
@@ -839,7 +846,7 @@ fn read_back(
                     line: record.line,
                     column: Some(record.names[key_indexes[0]].clone()),
                     reason: d.reason.clone(),
-                    raw: record.raw,
+                    raw: record.raw(),
                 });
             }
             ordinal += 1;
@@ -925,9 +932,9 @@ fn validate(
     // Problems are reported under the record's names: canonical ones, or a wide export's own.
     let name = |i: usize| record.names[i].clone();
     let mut row = Vec::with_capacity(spec.columns.len());
-    for (i, (column, field)) in spec.columns.iter().zip(&record.fields).enumerate() {
-        let text = field
-            .as_deref()
+    for (i, column) in spec.columns.iter().enumerate() {
+        let text = record
+            .field(i)
             .map_or("", |f| options.mapping.translate(column.name, f));
         let value = parse_field(text, column.kind, format).map_err(|reason| (name(i), reason))?;
         if value == Value::Null && column.required {

@@ -9,6 +9,7 @@
 //! A wide export (a mapping with `[wide]`) holds several months per line: each line yields one
 //! record per month, in calendar order, all with the line's number.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -48,7 +49,7 @@ struct ComputedSource {
 /// per month.
 #[derive(Debug)]
 struct Layout {
-    fields: Vec<FieldSource>,
+    fields: Arc<[FieldSource]>,
     /// The name problems with each canonical column are reported under.
     names: Arc<[String]>,
     /// The month of a wide layout, `YYYY-MM`.
@@ -59,10 +60,74 @@ struct Layout {
 #[derive(Debug)]
 struct Resolved {
     layouts: Vec<Layout>,
+    delimiter: char,
     ignored: Vec<String>,
     /// Whether problems name the export's columns (wide: `arpu_7` says which month) rather than
     /// the canonical ones.
     source_names: bool,
+}
+
+/// The fields of one source line, decoded: one buffer and where each field ends, so a line
+/// costs a few allocations instead of one per field.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    text: String,
+    ends: Vec<usize>,
+    /// The line as read, when it is not what the fields spell (bytes that did not decode).
+    raw: Option<String>,
+}
+
+impl Fields {
+    fn push(&mut self, field: &str) {
+        self.text.push_str(field);
+        self.ends.push(self.text.len());
+    }
+
+    /// Field `i`; `""` past the end (a short line is a problem of its own).
+    fn get(&self, i: usize) -> &str {
+        match self.ends.get(i) {
+            Some(&end) => &self.text[if i == 0 { 0 } else { self.ends[i - 1] }..end],
+            None => "",
+        }
+    }
+
+    #[cfg(test)]
+    fn of(values: &[&str]) -> Fields {
+        let mut fields = Fields::default();
+        for v in values {
+            fields.push(v);
+        }
+        fields
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.ends.len()).map(|i| self.get(i))
+    }
+
+    /// The line as text, re-quoted where needed.
+    fn line(&self, delimiter: char) -> String {
+        if let Some(raw) = &self.raw {
+            return raw.clone();
+        }
+        let mut out = String::with_capacity(self.text.len() + self.ends.len());
+        for (i, field) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(delimiter);
+            }
+            push_quoted(&mut out, field, delimiter);
+        }
+        out
+    }
+}
+
+fn push_quoted(out: &mut String, field: &str, delimiter: char) {
+    if field.contains([delimiter, '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&field.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(field);
+    }
 }
 
 /// One record of an input file, lined up with the table's canonical columns.
@@ -71,15 +136,35 @@ pub(crate) struct RawRecord {
     /// 1-based line (CSV) or row (Parquet, counting the header as line 1 so the numbers look
     /// alike) where the record starts.
     pub line: u64,
-    /// One entry per canonical column; `None` when the source has no such column.
-    pub fields: Vec<Option<String>>,
+    /// The source line, shared by the records of a wide line.
+    source: Arc<Fields>,
+    /// Where each canonical column comes from.
+    layout: Arc<[FieldSource]>,
+    /// Values of the computed columns, by canonical column; empty when there are none.
+    computed: Vec<Option<String>>,
+    delimiter: char,
     /// The name a problem with each canonical column is reported under: the canonical name, or
     /// in a wide export the export's own column (`arpu_7`).
     pub names: Arc<[String]>,
-    /// The record as it was read, for the quarantine file.
-    pub raw: String,
     /// A problem with the record as a whole: (column, reason).
     pub problem: Option<(Option<String>, String)>,
+}
+
+impl RawRecord {
+    /// Canonical column `i`'s text; `None` when the source has no such column.
+    pub(crate) fn field(&self, i: usize) -> Option<&str> {
+        match &self.layout[i] {
+            FieldSource::Index(j) => Some(self.source.get(*j)),
+            FieldSource::Constant(value) => Some(value),
+            FieldSource::Computed(_) => self.computed.get(i).and_then(Option::as_deref),
+            FieldSource::Absent => None,
+        }
+    }
+
+    /// The record as it was read, for the quarantine file.
+    pub(crate) fn raw(&self) -> String {
+        self.source.line(self.delimiter)
+    }
 }
 
 /// What was learned about a file while reading it.
@@ -176,14 +261,13 @@ fn sniff_encoding(sample: &[u8]) -> Encoding {
     }
 }
 
-fn decode(bytes: &[u8], encoding: Encoding) -> std::result::Result<String, String> {
+fn decode(bytes: &[u8], encoding: Encoding) -> std::result::Result<Cow<'_, str>, String> {
     match encoding {
         Encoding::Gbk | Encoding::Gb18030 => encoding_rs::GB18030
             .decode_without_bom_handling_and_without_replacement(bytes)
-            .map(std::borrow::Cow::into_owned)
             .ok_or_else(|| "bytes that are not valid GBK/GB18030 text".to_owned()),
         Encoding::Utf8 | Encoding::Auto => std::str::from_utf8(bytes)
-            .map(str::to_owned)
+            .map(Cow::Borrowed)
             .map_err(|e| {
                 format!(
                     "invalid UTF-8 at byte {} of the field (if the file is GBK, say --encoding gbk)",
@@ -258,6 +342,7 @@ fn resolve_columns(
         .collect();
     Ok(Resolved {
         layouts,
+        delimiter: mapping.delimiter.unwrap_or(','),
         ignored,
         source_names: mapping.wide.is_some(),
     })
@@ -389,7 +474,7 @@ fn resolve_layout(
         names.push(column.name.to_owned());
     }
     Ok(Layout {
-        fields,
+        fields: fields.into(),
         names: names.into(),
         month: wide.map(|(_, month)| month.month.clone()),
     })
@@ -424,19 +509,19 @@ fn field_source(
     }
 }
 
-/// Lines up one source record with the canonical columns, once per layout, and hands the
+/// Lines up one source line with the canonical columns, once per layout, and hands the
 /// records to `sink`. A problem with the line as a whole rejects the record of every layout, so
 /// the counts of a wide load stay in rows.
 fn emit(
     resolved: &Resolved,
     line: u64,
-    values: &[Option<&str>],
-    raw: &str,
+    source: Fields,
     problem: Option<&(Option<String>, String)>,
     sink: &mut dyn FnMut(RawRecord) -> Result<()>,
 ) -> Result<()> {
+    let source = Arc::new(source);
     for layout in &resolved.layouts {
-        let (fields, problem) = match problem {
+        let (computed, problem) = match problem {
             Some((column, reason)) => {
                 let reason = match &layout.month {
                     Some(month) => format!("{reason} (the {month} row)"),
@@ -444,16 +529,18 @@ fn emit(
                 };
                 (Vec::new(), Some((column.clone(), reason)))
             }
-            None => match line_up(layout, values, resolved.source_names) {
-                Ok(fields) => (fields, None),
+            None => match computed(layout, &source, resolved.source_names) {
+                Ok(computed) => (computed, None),
                 Err(problem) => (Vec::new(), Some(problem)),
             },
         };
         sink(RawRecord {
             line,
-            fields,
+            source: Arc::clone(&source),
+            layout: Arc::clone(&layout.fields),
+            computed,
+            delimiter: resolved.delimiter,
             names: Arc::clone(&layout.names),
-            raw: raw.to_owned(),
             problem,
         })?;
     }
@@ -462,21 +549,26 @@ fn emit(
 
 type Problem = (Option<String>, String);
 
-fn line_up(
+/// The values of a layout's computed columns, by canonical column (empty when it has none).
+fn computed(
     layout: &Layout,
-    values: &[Option<&str>],
+    source: &Fields,
     source_names: bool,
 ) -> std::result::Result<Vec<Option<String>>, Problem> {
+    if !layout
+        .fields
+        .iter()
+        .any(|f| matches!(f, FieldSource::Computed(_)))
+    {
+        return Ok(Vec::new());
+    }
     layout
         .fields
         .iter()
         .enumerate()
-        .map(|(i, source)| match source {
-            FieldSource::Index(index) => Ok(values[*index].map(str::to_owned)),
-            FieldSource::Constant(value) => Ok(Some(value.clone())),
-            FieldSource::Absent => Ok(None),
+        .map(|(i, field)| match field {
             FieldSource::Computed(computed) => {
-                compute(computed, values).map_err(|(part, reason)| {
+                compute(computed, source).map_err(|(part, reason)| {
                     let part = &computed.parts[part];
                     if source_names {
                         (Some(part.clone()), reason)
@@ -485,6 +577,7 @@ fn line_up(
                     }
                 })
             }
+            _ => Ok(None),
         })
         .collect()
 }
@@ -503,12 +596,12 @@ fn decimals(text: &str) -> Option<usize> {
 /// Computes a value the mapping asks for; on a bad input, returns which part and why.
 fn compute(
     computed: &ComputedSource,
-    values: &[Option<&str>],
+    source: &Fields,
 ) -> std::result::Result<Option<String>, (usize, String)> {
     let texts: Vec<&str> = computed
         .indexes
         .iter()
-        .map(|&i| values[i].unwrap_or("").trim())
+        .map(|&i| source.get(i).trim())
         .collect();
     let empty = texts.iter().filter(|t| t.is_empty()).count();
     if empty == texts.len() {
@@ -607,11 +700,10 @@ fn read_csv(
         let name = decode(field, encoding).map_err(|reason| {
             Error::bad_file(path, 1, None, format!("the header line has {reason}"))
         })?;
-        header.push(name);
+        header.push(name.into_owned());
     }
     let resolved = resolve_columns(path, spec, mapping, &header)?;
 
-    let delimiter = mapping.delimiter.unwrap_or(',');
     let mut lines = 0;
     while reader.read_byte_record(&mut record).map_err(csv_error)? {
         lines += 1;
@@ -636,21 +728,8 @@ fn read_csv(
                 ),
             ));
         }
-        let mut decoded: Vec<Option<String>> = Vec::with_capacity(record.len());
-        for (i, field) in record.iter().enumerate() {
-            match decode(field, encoding) {
-                Ok(text) => decoded.push(Some(text)),
-                Err(reason) => {
-                    if problem.is_none() {
-                        problem = Some((header.get(i).cloned(), reason));
-                    }
-                    decoded.push(None);
-                }
-            }
-        }
-        let raw = raw_line(&record, delimiter);
-        let values: Vec<Option<&str>> = decoded.iter().map(Option::as_deref).collect();
-        emit(&resolved, line, &values, &raw, problem.as_ref(), sink)?;
+        let fields = fields_of(&record, encoding, resolved.delimiter, &header, &mut problem);
+        emit(&resolved, line, fields, problem.as_ref(), sink)?;
     }
     Ok(SourceInfo {
         format: "csv",
@@ -660,23 +739,50 @@ fn read_csv(
     })
 }
 
-/// The record as text, re-quoted where needed; undecodable bytes are shown as U+FFFD.
-fn raw_line(record: &csv::ByteRecord, delimiter: char) -> String {
-    let mut out = String::new();
-    for (i, field) in record.iter().enumerate() {
-        if i > 0 {
-            out.push(delimiter);
+/// The fields of a CSV record, decoded. A field that does not decode sets `problem` (unless
+/// the line has one already) and the line is kept as read, undecodable bytes shown as U+FFFD.
+fn fields_of(
+    record: &csv::ByteRecord,
+    encoding: Encoding,
+    delimiter: char,
+    header: &[String],
+    problem: &mut Option<Problem>,
+) -> Fields {
+    let mut fields = Fields {
+        text: String::with_capacity(record.as_slice().len()),
+        ends: Vec::with_capacity(record.len()),
+        raw: None,
+    };
+    // The usual case: the whole UTF-8 line checked at once.
+    if matches!(encoding, Encoding::Utf8 | Encoding::Auto)
+        && std::str::from_utf8(record.as_slice()).is_ok()
+    {
+        for field in record {
+            fields.push(std::str::from_utf8(field).expect("checked as a whole"));
         }
-        let text = String::from_utf8_lossy(field);
-        if text.contains([delimiter, '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&text.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(&text);
+        return fields;
+    }
+    let mut undecodable = false;
+    for (i, field) in record.iter().enumerate() {
+        match decode(field, encoding) {
+            Ok(text) => fields.push(&text),
+            Err(reason) => {
+                undecodable = true;
+                if problem.is_none() {
+                    *problem = Some((header.get(i).cloned(), reason));
+                }
+                fields.push("");
+            }
         }
     }
-    out
+    if undecodable {
+        let mut raw = Fields::default();
+        for field in record {
+            raw.push(&String::from_utf8_lossy(field));
+        }
+        fields.raw = Some(raw.line(delimiter));
+    }
+    fields
 }
 
 fn read_parquet(
@@ -726,19 +832,12 @@ fn read_parquet(
         }
         for r in 0..batch.num_rows() {
             row += 1;
-            let values: Vec<Option<&str>> = columns
-                .iter()
-                .map(|c| {
-                    let c = c.as_string::<i32>();
-                    (!c.is_null(r)).then(|| c.value(r))
-                })
-                .collect();
-            let raw = values
-                .iter()
-                .map(|v| v.unwrap_or(""))
-                .collect::<Vec<_>>()
-                .join(",");
-            emit(&resolved, row, &values, &raw, None, sink)?;
+            let mut fields = Fields::default();
+            for c in &columns {
+                let c = c.as_string::<i32>();
+                fields.push(if c.is_null(r) { "" } else { c.value(r) });
+            }
+            emit(&resolved, row, fields, None, sink)?;
         }
     }
     Ok(SourceInfo {
@@ -777,7 +876,7 @@ mod tests {
 
     #[test]
     fn sums_keep_the_parts_precision_and_round_only_as_asked() {
-        let run = |c: &ComputedSource, a: &str, b: &str| compute(c, &[Some(a), Some(b)]);
+        let run = |c: &ComputedSource, a: &str, b: &str| compute(c, &Fields::of(&[a, b]));
         let some = |s: &str| Ok(Some(s.to_owned()));
         assert_eq!(run(&sum(None), "40.31", "26.83"), some("67.14"));
         assert_eq!(run(&sum(None), "1e2", "1"), some("101"));
@@ -809,7 +908,7 @@ mod tests {
             round: None,
             days_before: chrono::NaiveDate::from_ymd_opt(2014, 9, 30),
         };
-        let run = |days: &str| compute(&aon, &[Some(days)]);
+        let run = |days: &str| compute(&aon, &Fields::of(&[days]));
         assert_eq!(run("400"), Ok(Some("2013-08-26".to_owned())));
         assert_eq!(run("400.0"), Ok(Some("2013-08-26".to_owned())));
         assert_eq!(run(""), Ok(None));
@@ -848,7 +947,30 @@ mod tests {
 
     #[test]
     fn raw_lines_are_requoted() {
-        let record = csv::ByteRecord::from(vec!["1", "a,b", "say \"hi\""]);
-        assert_eq!(raw_line(&record, ','), "1,\"a,b\",\"say \"\"hi\"\"\"");
+        let fields = Fields::of(&["1", "a,b", "say \"hi\"", ""]);
+        assert_eq!(fields.line(','), "1,\"a,b\",\"say \"\"hi\"\"\",");
+        assert_eq!(fields.get(1), "a,b");
+        assert_eq!(fields.get(3), "");
+        assert_eq!(fields.get(4), "");
+    }
+
+    #[test]
+    fn undecodable_fields_are_a_problem_and_the_line_is_kept_as_read() {
+        let header = vec!["a".to_owned(), "b".to_owned()];
+        let record = csv::ByteRecord::from(vec![&b"x;y"[..], &b"\xff1"[..]]);
+        let mut problem = None;
+        let fields = fields_of(&record, Encoding::Utf8, ';', &header, &mut problem);
+        let (column, reason) = problem.unwrap();
+        assert_eq!(column.as_deref(), Some("b"));
+        assert!(reason.contains("invalid UTF-8 at byte 0"), "{reason}");
+        assert_eq!(fields.line(';'), "\"x;y\";\u{fffd}1");
+        // GBK text decodes whole.
+        let (gbk, _, _) = encoding_rs::GBK.encode("南京");
+        let record = csv::ByteRecord::from(vec![&b"1"[..], &gbk[..]]);
+        let mut problem = None;
+        let fields = fields_of(&record, Encoding::Gbk, ',', &header, &mut problem);
+        assert!(problem.is_none());
+        assert_eq!(fields.get(1), "南京");
+        assert_eq!(fields.line(','), "1,南京");
     }
 }
