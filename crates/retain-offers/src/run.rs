@@ -139,12 +139,25 @@ pub async fn prepare(
 ) -> Result<Prepared> {
     let library = Library::for_workspace(root)?;
     let policy = Policy::for_workspace(root)?;
+    // Where a run's time goes, for operators sizing a cycle.
+    let mut clock = std::time::Instant::now();
+    let mut lap = |stage: &str| {
+        tracing::info!(
+            seconds = format!("{:.1}", clock.elapsed().as_secs_f64()),
+            "match: {stage}"
+        );
+        clock = std::time::Instant::now();
+    };
     let inputs = load(ctx, root, &library, &policy, as_of, partitions).await?;
+    lap("features, eligibility, levels and contacts read");
     let history = load_history(ctx, root).await?;
+    lap("past campaigns' snapshots computed");
     let uplift = Uplift::fit(&history, &policy)?;
+    lap("uplift fitted");
     let rows: Vec<usize> = inputs.candidates.iter().map(|c| c.row).collect();
     let individual = uplift.individual(&inputs.features, &rows)?;
     let choices = choices(&inputs, &library, &policy, &uplift, individual.as_deref());
+    lap("choices valued");
     Ok(Prepared {
         library,
         policy,

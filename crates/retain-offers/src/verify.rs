@@ -1,14 +1,15 @@
 //! The verifier: rechecks a plan against every constraint from the inputs alone, trusting
 //! nothing the arbitration computed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 
 use serde::Serialize;
 
 use crate::assign::{Plan, subscriber_block};
 use crate::inputs::Inputs;
 use crate::library::{Channel, Library};
-use crate::policy::Policy;
+use crate::policy::{Level, Policy};
 
 /// A broken constraint.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -178,19 +179,26 @@ pub fn verify(
         }
     }
     // Red before yellow before blue: a more urgent subscriber turned away for budget or
-    // capacity while a less urgent one got what would have served them.
+    // capacity while a less urgent one got what would have served them. What each level got
+    // is summed once, so the check costs a pass over the plan, not one per turned-away
+    // subscriber.
+    let mut by_level: BTreeMap<Level, (f64, BTreeSet<Channel>)> = BTreeMap::new();
+    for a in &plan.assignments {
+        let (cost, channels) = by_level.entry(a.level).or_default();
+        *cost += a.cost;
+        channels.insert(a.channel);
+    }
     let leftover = budget - total;
     for s in &plan.skipped {
-        let lower: Vec<_> = plan
-            .assignments
-            .iter()
-            .filter(|a| a.level > s.level)
+        let lower: Vec<&(f64, BTreeSet<Channel>)> = by_level
+            .range((Bound::Excluded(s.level), Bound::Unbounded))
+            .map(|(_, got)| got)
             .collect();
         if lower.is_empty() {
             continue;
         }
         if let Some(need) = s.blocked_by_budget {
-            let freed: f64 = lower.iter().map(|a| a.cost).sum();
+            let freed: f64 = lower.iter().map(|(cost, _)| cost).sum();
             if need <= leftover + freed + 1e-6 && freed > 0.0 {
                 bad(
                     Some(s.subscriber_id),
@@ -203,7 +211,7 @@ pub fn verify(
             }
         }
         for ch in &s.blocked_channels {
-            if lower.iter().any(|a| a.channel == *ch) {
+            if lower.iter().any(|(_, channels)| channels.contains(ch)) {
                 bad(
                     Some(s.subscriber_id),
                     "priority",

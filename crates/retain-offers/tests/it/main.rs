@@ -213,19 +213,31 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
     p.assignments[0].offer_id = offer.id.clone();
     p.assignments[0].channel = Channel::Sms;
     caught(&run, &p, budget * 2.0, "channel");
-    // A red turned away for budget while a blue got money is a priority break.
+    // A red turned away for budget while a blue got money is a priority break (the plan is
+    // edited: the verifier trusts nothing the arbitration did).
     let mut p = base.clone();
-    if let Some(blue) = p.assignments.iter().position(|a| a.level == Level::Blue) {
-        p.skipped.push(retain_offers::Skipped {
-            subscriber_id: 1,
-            level: Level::Red,
-            constraint: "budget",
-            detail: String::new(),
-            blocked_by_budget: Some(p.assignments[blue].cost),
-            blocked_channels: Vec::new(),
-        });
-        caught(&run, &p, budget, "priority");
-    }
+    p.assignments[0].level = Level::Blue;
+    p.skipped.push(retain_offers::Skipped {
+        subscriber_id: 1,
+        level: Level::Red,
+        constraint: "budget",
+        detail: String::new(),
+        blocked_by_budget: Some(p.assignments[0].cost),
+        blocked_channels: Vec::new(),
+    });
+    caught(&run, &p, budget, "priority");
+    // So is a red turned away for a channel that a less urgent subscriber was given.
+    let mut p = base.clone();
+    p.assignments[0].level = Level::Yellow;
+    p.skipped.push(retain_offers::Skipped {
+        subscriber_id: 1,
+        level: Level::Red,
+        constraint: "channel_capacity",
+        detail: String::new(),
+        blocked_by_budget: None,
+        blocked_channels: vec![p.assignments[0].channel],
+    });
+    caught(&run, &p, budget * 100.0, "priority");
 
     // A per-offer budget binds the arbitration, and the verifier checks it.
     let busiest = r
