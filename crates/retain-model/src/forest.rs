@@ -246,31 +246,24 @@ impl Forest {
     /// Raw scores (log-odds before any calibration) of row-major `x` with `d` columns, on every
     /// core.
     pub fn raw_scores(&self, x: &[f64], d: usize) -> Result<Vec<f64>> {
+        self.check_width(d)?;
+        let mut out = vec![0.0; x.len() / d.max(1)];
+        // A thread is worth starting for some thousands of rows, not for a few.
+        on_cores(x, d, &mut out, 1, 64 * BLOCK, BLOCK, |x, out| {
+            self.score_rows(x, d, out);
+        });
+        Ok(out)
+    }
+
+    /// An error unless rows of `d` columns hold every feature the trees read.
+    pub(crate) fn check_width(&self, d: usize) -> Result<()> {
         if d < self.features {
             return Err(Error::Model(format!(
                 "the trees read {} features, the rows have {d}",
                 self.features
             )));
         }
-        let rows = x.len() / d.max(1);
-        let mut out = vec![0.0; rows];
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            // A thread is worth starting for some thousands of rows, not for a few.
-            .min(rows.div_ceil(64 * BLOCK))
-            .max(1);
-        let per = rows.div_ceil(threads).div_ceil(BLOCK) * BLOCK;
-        if threads == 1 {
-            self.score_rows(x, d, &mut out);
-            return Ok(out);
-        }
-        std::thread::scope(|scope| {
-            for (k, chunk) in out.chunks_mut(per.max(1)).enumerate() {
-                let x = &x[k * per * d..(k * per + chunk.len()) * d];
-                scope.spawn(move || self.score_rows(x, d, chunk));
-            }
-        });
-        Ok(out)
+        Ok(())
     }
 
     /// Builds the lock-step layout of every tree, unless a split treats zero as missing.
@@ -413,11 +406,37 @@ impl Forest {
     pub(crate) fn counts(&self) -> Option<(&[f64], &[f64])> {
         (!self.leaf_counts.is_empty()).then_some((&self.node_counts[..], &self.leaf_counts[..]))
     }
+}
 
-    /// Columns the trees read.
-    pub(crate) fn features(&self) -> usize {
-        self.features
+/// Runs `work` over the rows of row-major `x` (`d` columns) on every core: each thread takes a
+/// run of rows, at least `min_rows` and a multiple of `align`, and their `width` outputs a row
+/// in `out`. With one thread's worth of rows, `work` runs here.
+pub(crate) fn on_cores(
+    x: &[f64],
+    d: usize,
+    out: &mut [f64],
+    width: usize,
+    min_rows: usize,
+    align: usize,
+    work: impl Fn(&[f64], &mut [f64]) + Sync,
+) {
+    let rows = x.len() / d.max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(rows.div_ceil(min_rows.max(1)))
+        .max(1);
+    if threads == 1 {
+        work(x, out);
+        return;
     }
+    let per = rows.div_ceil(threads).div_ceil(align) * align;
+    let work = &work;
+    std::thread::scope(|scope| {
+        for (k, chunk) in out.chunks_mut(per * width).enumerate() {
+            let x = &x[k * per * d..(k * per + chunk.len() / width) * d];
+            scope.spawn(move || work(x, chunk));
+        }
+    });
 }
 
 /// A field of a tree: values separated by spaces.

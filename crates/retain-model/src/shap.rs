@@ -11,7 +11,7 @@
 //! cache.
 
 use crate::error::{Error, Result};
-use crate::forest::Forest;
+use crate::forest::{Forest, on_cores};
 
 /// Paths with at most this many distinct features may get a table (2ⁿ × n values).
 const TABLE_DEPTH: usize = 12;
@@ -282,24 +282,10 @@ impl<'a> Explainer<'a> {
     /// Contributions of row-major `x` with `d` columns: per row, one per column, then the
     /// expected value (LightGBM's `predict_contrib` layout, `d + 1` per row), on every core.
     pub fn contributions(&self, x: &[f64], d: usize) -> Result<Vec<f64>> {
-        if d < self.forest.features() {
-            return Err(Error::Model(format!(
-                "the trees read {} features, the rows have {d}",
-                self.forest.features()
-            )));
-        }
-        let rows = x.len() / d.max(1);
-        let mut out = vec![0.0; rows * (d + 1)];
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(rows.div_ceil(4 * BLOCK))
-            .max(1);
-        let per = rows.div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            for (k, chunk) in out.chunks_mut(per * (d + 1)).enumerate() {
-                let x = &x[k * per * d..(k * per + chunk.len() / (d + 1)) * d];
-                scope.spawn(move || self.explain_rows(x, d, chunk));
-            }
+        self.forest.check_width(d)?;
+        let mut out = vec![0.0; x.len() / d.max(1) * (d + 1)];
+        on_cores(x, d, &mut out, d + 1, 4 * BLOCK, 1, |x, out| {
+            self.explain_rows(x, d, out);
         });
         Ok(out)
     }
