@@ -83,14 +83,14 @@ for size in "${sizes[@]}"; do
       "$dir/in/$table.csv" || ok=0
   done
   if [ $ok = 1 ]; then
-    measure "$size" retain features "$bin" features --dir "$dir/ws" --out "$dir/features.parquet" || true
+    # Computed once into the workspace; scoring and matching read the snapshot.
+    measure "$size" retain features "$bin" features --dir "$dir/ws" || true
     measure "$size" retain warn "$bin" warn --dir "$dir/ws" || true
     measure "$size" retain train "$bin" train --dir "$dir/ws" || true
     measure "$size" retain score "$bin" score --dir "$dir/ws" || true
     measure "$size" retain segment "$bin" segment --dir "$dir/ws" || true
     measure "$size" retain match "$bin" match --dir "$dir/ws" --budget "$size" || true
   fi
-  rm -f "$dir/features.parquet"
   # KEEP=1 keeps the workspace too, e.g. for bench/decision-load.sh at this size.
   [ "${KEEP:-0}" = 1 ] || rm -rf "$dir/ws"
 

@@ -10,6 +10,12 @@ pub enum Error {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A feature definition does not compile.
     #[error("{0}")]
     BadFeature(String),

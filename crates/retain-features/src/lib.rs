@@ -20,6 +20,7 @@ mod labels;
 mod overview;
 mod rows;
 mod snapshot;
+pub mod stored;
 
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};

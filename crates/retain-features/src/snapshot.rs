@@ -145,6 +145,11 @@ impl FeatureSet {
         Self::compile(DEFAULT_FEATURES).expect("the default features compile (tested)")
     }
 
+    /// Each feature's name and compiled SQL, in order.
+    pub(crate) fn definitions(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.names.iter().zip(&self.sqls)
+    }
+
     fn select(&self) -> String {
         self.names
             .iter()
@@ -270,6 +275,10 @@ pub struct FeatureStream {
 }
 
 impl FeatureStream {
+    pub(crate) fn new(stream: datafusion::physical_plan::SendableRecordBatchStream) -> Self {
+        FeatureStream { stream }
+    }
+
     /// The next batch, or `None` at the end.
     pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
         use futures::StreamExt;

@@ -7,6 +7,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
 use retain_features::conditions::{feature_ctes, register_outputs};
+use retain_features::stored::Origin;
 use retain_features::{FeatureSet, stream_features_as_of};
 use serde::Serialize;
 
@@ -217,6 +218,8 @@ pub struct Inputs {
     pub msisdn: HashMap<String, i64>,
     /// What was missing and how it was replaced.
     pub notes: Vec<String>,
+    /// Whether the features were read from the stored snapshot or computed.
+    pub features_origin: Origin,
 }
 
 /// Every subscriber's msisdn → id.
@@ -238,12 +241,15 @@ struct AtRisk {
     features: Features,
     eligible: HashMap<i64, Vec<u16>>,
     subscribers: usize,
+    origin: Origin,
 }
 
 /// Computes features and eligibility as of `as_of` for everyone and keeps those of the
 /// subscribers `at_risk` accepts. Above a million subscribers this runs one partition of
 /// them at a time (as scoring does), so memory follows the partition and the candidates, not
-/// the operator.
+/// the operator. The features come from the workspace's stored snapshot when it is fresh
+/// (`retain features`); eligibility is always computed, as offers' conditions are the
+/// library's own.
 async fn at_risk_features(
     ctx: &SessionContext,
     root: &Path,
@@ -276,7 +282,17 @@ async fn at_risk_features(
         },
         eligible: HashMap::new(),
         subscribers: 0,
+        origin: Origin::Computed,
     };
+    if retain_features::stored::fresh(&workspace, &set, as_of)?.is_some() {
+        let mut stored = retain_features::stored::features(&workspace, &set, as_of, parts).await?;
+        out.origin = stored.origin();
+        while let Some(batch) = stored.next().await {
+            let batch = batch?;
+            out.subscribers += batch.num_rows();
+            out.features.extend(&batch, &at_risk)?;
+        }
+    }
     for part in 0..parts {
         let partition;
         let ctx = if parts == 1 {
@@ -285,11 +301,13 @@ async fn at_risk_features(
             partition = retain_features::partition_session(&workspace, part, parts).await?;
             &partition
         };
-        let mut stream = stream_features_as_of(ctx, &set, as_of).await?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            out.subscribers += batch.num_rows();
-            out.features.extend(&batch, &at_risk)?;
+        if out.origin == Origin::Computed {
+            let mut stream = stream_features_as_of(ctx, &set, as_of).await?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                out.subscribers += batch.num_rows();
+                out.features.extend(&batch, &at_risk)?;
+            }
         }
         register_outputs(ctx, root, &library.compiler).await?;
         let batches = query(ctx, &eligibility, "offer eligibility").await?;
@@ -339,6 +357,7 @@ pub async fn load(
         features,
         mut eligible,
         subscribers,
+        origin,
     } = at_risk_features(ctx, root, library, as_of, partitions, |id| {
         level_of(id).is_some()
     })
@@ -422,6 +441,7 @@ pub async fn load(
         ledger,
         msisdn,
         notes,
+        features_origin: origin,
     })
 }
 

@@ -84,6 +84,8 @@ pub struct MatchReport {
     pub library: PathBuf,
     pub offers: usize,
     pub notes: Vec<String>,
+    /// Whether the features were read from the stored snapshot (`retain features`) or computed.
+    pub features: retain_features::stored::Origin,
     pub assignment_file: PathBuf,
     pub skipped_file: PathBuf,
     pub decisions_dir: PathBuf,
@@ -297,6 +299,7 @@ pub async fn run_match(
         library: library.source.clone(),
         offers: library.offers.len(),
         notes: inputs.notes.clone(),
+        features: inputs.features_origin,
         assignment_file,
         skipped_file,
         decisions_dir: dir,

@@ -184,6 +184,103 @@ async fn features_computed_partition_by_partition_are_the_features_of_everyone()
     }
 }
 
+async fn drain(mut features: retain_features::stored::Features<'_>) -> Vec<RecordBatch> {
+    let mut batches = Vec::new();
+    while let Some(batch) = features.next().await {
+        batches.push(batch.unwrap());
+    }
+    batches
+}
+
+#[tokio::test]
+async fn a_stored_snapshot_is_read_while_nothing_it_came_from_changed() {
+    use retain_features::stored::{self, Origin};
+    let dir = tempfile::tempdir().unwrap();
+    let ws = synthetic_workspace(dir.path(), 400, 12, 13);
+    let set = FeatureSet::default_set();
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let computed = sorted_values(&features_as_of(&ctx, &set, as_of()).await.unwrap());
+
+    // Nothing stored yet: computed.
+    let first = stored::features(&ws, &set, as_of(), 2).await.unwrap();
+    assert_eq!(first.origin(), Origin::Computed);
+    assert!(stored::fresh(&ws, &set, as_of()).unwrap().is_none());
+
+    let manifest = stored::write(&ws, &set, as_of(), 2).await.unwrap();
+    assert_eq!(manifest.rows as usize, computed.len());
+    assert_eq!(manifest.features, set.names);
+    let read = stored::features(&ws, &set, as_of(), 2).await.unwrap();
+    assert_eq!(read.origin(), Origin::Stored);
+    let mut rows = sorted_values(&drain(read).await);
+    rows.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
+    assert_eq!(
+        rows, computed,
+        "the stored snapshot holds exactly the computed features"
+    );
+
+    // Another date, or another feature set, is not served by this snapshot.
+    let next_month = NaiveDate::from_ymd_opt(2026, 8, 1).unwrap();
+    assert!(stored::fresh(&ws, &set, next_month).unwrap().is_none());
+    let fewer = FeatureSet::compile(&retain_features::DEFAULT_FEATURES[..10]).unwrap();
+    assert!(stored::fresh(&ws, &fewer, as_of()).unwrap().is_none());
+
+    // A new load of any table makes it stale: the next run computes again.
+    let events = ws.table_file(Table::Events);
+    let csv = dir.path().join("in/events.csv");
+    let report = ingest(
+        &ws,
+        Table::Events,
+        &[csv],
+        &IngestOptions {
+            label: "again".into(),
+            ..IngestOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(report.loaded > 0 && events.exists());
+    assert!(stored::fresh(&ws, &set, as_of()).unwrap().is_none());
+    let again = stored::features(&ws, &set, as_of(), 2).await.unwrap();
+    assert_eq!(again.origin(), Origin::Computed);
+
+    // A snapshot file replaced behind its manifest is not trusted either.
+    stored::write(&ws, &set, as_of(), 1).await.unwrap();
+    let file = ws
+        .root()
+        .join("features")
+        .join(format!("{}.parquet", as_of()));
+    std::fs::write(&file, b"not parquet").unwrap();
+    assert!(stored::fresh(&ws, &set, as_of()).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn only_the_newest_snapshots_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = synthetic_workspace(dir.path(), 150, 12, 17);
+    let set = FeatureSet::compile(&retain_features::DEFAULT_FEATURES[..5]).unwrap();
+    for month in 3..=7 {
+        let day = NaiveDate::from_ymd_opt(2026, month, 1).unwrap();
+        retain_features::stored::write(&ws, &set, day, 1)
+            .await
+            .unwrap();
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(ws.root().join("features"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "2026-05-01.json",
+            "2026-05-01.parquet",
+            "2026-06-01.json",
+            "2026-06-01.parquet",
+            "2026-07-01.json",
+            "2026-07-01.parquet"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_partition_session_reads_only_the_row_groups_of_its_subscribers() {
     let dir = tempfile::tempdir().unwrap();

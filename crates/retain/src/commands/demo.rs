@@ -52,6 +52,8 @@ struct DemoSummary {
     warnings: retain_warn::WarnSummary,
     /// Absent when the window is too short to backtest (under 10 months).
     warn_backtest: Option<retain_warn::BacktestReport>,
+    /// The feature snapshot computed once and read by scoring and matching.
+    features: retain_features::stored::Manifest,
     /// The churn model's training and scoring summaries (builds with the `model` feature, and
     /// windows of 12 months or more).
     model: Option<serde_json::Value>,
@@ -217,6 +219,8 @@ fn demo(
         tracing::warn!("the window is under 10 months: skipping the rule backtest");
         None
     };
+    // Computed once here; scoring and matching read the snapshot instead of the tables.
+    let features = super::features::write_snapshot(rt, workspace, None)?;
     let model = churn_model(rt, store, workspace, params.months)?;
     let segments = super::segment::execute(rt, store, workspace, None)?;
     let dnd = demo_dnd(rt, workspace)?;
@@ -240,6 +244,7 @@ fn demo(
         overview,
         warnings,
         warn_backtest,
+        features,
         model,
         segments,
         matching,

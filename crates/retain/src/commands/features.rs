@@ -24,9 +24,11 @@ pub(crate) struct Args {
     /// Months of suspension before a cancellation (倒追 gap).
     #[arg(long, default_value_t = 3)]
     pub gap: u32,
-    /// Parquet file to write.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Parquet file to write. Without it (one snapshot, not a training set) the snapshot is
+    /// stored in the workspace (`features/<as-of>.parquet`), where scoring and offer matching
+    /// read it instead of computing the same features again.
+    #[arg(long, required_if_eq("training", "true"))]
+    pub out: Option<PathBuf>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -34,9 +36,12 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
-    let set = FeatureSet::default_set();
     let rt = super::runtime()?;
-    let tmp = args.out.with_extension("parquet.tmp");
+    let Some(out) = &args.out else {
+        return store(&rt, &workspace, args);
+    };
+    let set = FeatureSet::default_set();
+    let tmp = out.with_extension("parquet.tmp");
     let (rows, snapshots) = rt.block_on(async {
         if args.training {
             let ctx = retain_features::session(&workspace).await?;
@@ -58,35 +63,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             }
             return Ok::<_, anyhow::Error>((writer.close()?, snapshots));
         }
-        let as_of = if let Some(text) = &args.as_of {
-            super::parse_as_of(text)?
-        } else {
-            let ctx = retain_features::session(&workspace).await?;
-            retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?
-        };
-        // Streamed one subscriber partition at a time and written as it comes: memory stays
-        // bounded at any operator size.
+        let as_of = as_of_or_default(&workspace, args.as_of.as_deref()).await?;
         let parts = retain_features::feature_partitions(&workspace)?;
-        let mut stream =
-            retain_features::stream_features_partitioned(&workspace, &set, as_of, parts);
-        let mut writer = None;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if writer.is_none() {
-                writer = Some(retain_data::TableWriter::create(&tmp, batch.schema())?);
-            }
-            if let Some(w) = writer.as_mut() {
-                w.write(&batch)?;
-            }
-        }
-        let Some(writer) = writer else {
-            anyhow::bail!("no subscriber to compute features for");
-        };
-        Ok((writer.close()?, vec![as_of]))
+        let rows =
+            retain_features::stored::compute_into(&workspace, &set, as_of, parts, &tmp).await?;
+        Ok((rows, vec![as_of]))
     })?;
-    std::fs::rename(&tmp, &args.out)?;
+    std::fs::rename(&tmp, out)?;
     let summary = serde_json::json!({
-        "file": args.out,
+        "file": out,
         "rows": rows,
         "features": set.names.len(),
         "snapshots": snapshots,
@@ -98,7 +83,61 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         "{rows} rows × {} features over {} snapshot(s) → {}",
         set.names.len(),
         snapshots.len(),
-        args.out.display()
+        out.display()
+    ));
+    Ok(())
+}
+
+/// Computes the default features as of `as_of` (default: the month after the last loaded one)
+/// into the workspace's snapshot, for the steps after this one to read.
+pub(crate) fn write_snapshot(
+    rt: &tokio::runtime::Runtime,
+    workspace: &Workspace,
+    as_of: Option<&str>,
+) -> anyhow::Result<retain_features::stored::Manifest> {
+    let set = FeatureSet::default_set();
+    rt.block_on(async {
+        let as_of = as_of_or_default(workspace, as_of).await?;
+        let parts = retain_features::feature_partitions(workspace)?;
+        Ok(retain_features::stored::write(workspace, &set, as_of, parts).await?)
+    })
+}
+
+/// The date given, or the month after the last loaded one.
+async fn as_of_or_default(
+    workspace: &Workspace,
+    as_of: Option<&str>,
+) -> anyhow::Result<chrono::NaiveDate> {
+    if let Some(text) = as_of {
+        return super::parse_as_of(text);
+    }
+    let ctx = retain_features::session(workspace).await?;
+    Ok(retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?)
+}
+
+/// `retain features` without `--out`: the workspace's snapshot.
+fn store(rt: &tokio::runtime::Runtime, workspace: &Workspace, args: &Args) -> anyhow::Result<()> {
+    let manifest = write_snapshot(rt, workspace, args.as_of.as_deref())?;
+    let file = workspace
+        .root()
+        .join(retain_features::stored::SNAPSHOT_DIR)
+        .join(format!("{}.parquet", manifest.as_of));
+    let summary = serde_json::json!({
+        "file": file,
+        "rows": manifest.rows,
+        "features": manifest.features.len(),
+        "snapshots": [manifest.as_of],
+        "stored": true,
+    });
+    if args.json {
+        return output::print_json(&summary);
+    }
+    output::print_text(&format!(
+        "{} rows × {} features as of {} → {} (read by retain score and retain match until a table changes)",
+        manifest.rows,
+        manifest.features.len(),
+        manifest.as_of,
+        file.display()
     ));
     Ok(())
 }

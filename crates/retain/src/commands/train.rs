@@ -399,7 +399,7 @@ pub(crate) fn score_execute(
     let Some((model, meta)) = retain_model::load_latest(workspace.root())? else {
         anyhow::bail!("no churn model in this workspace: run `retain train` first");
     };
-    let (scoring, as_of) = rt.block_on(async {
+    let (scoring, as_of, origin) = rt.block_on(async {
         let ctx = retain_features::session(workspace).await?;
         let as_of = match as_of {
             Some(text) => super::parse_as_of(text)?,
@@ -407,8 +407,8 @@ pub(crate) fn score_execute(
         };
         let set = FeatureSet::default_set();
         let parts = retain_features::feature_partitions(workspace)?;
-        let mut stream =
-            retain_features::stream_features_partitioned(workspace, &set, as_of, parts);
+        let mut stream = retain_features::stored::features(workspace, &set, as_of, parts).await?;
+        let origin = stream.origin();
         let mut scoring = Scoring::default();
         let mut chunk = Vec::new();
         let mut rows = 0;
@@ -423,7 +423,7 @@ pub(crate) fn score_execute(
             }
         }
         scoring.add(&model, &chunk)?;
-        Ok::<_, anyhow::Error>((scoring, as_of))
+        Ok::<_, anyhow::Error>((scoring, as_of, origin))
     })?;
     let (ids, probabilities, reasons) = scoring.reasons(&model)?;
     let mut order: Vec<usize> = (0..ids.len()).collect();
@@ -472,6 +472,7 @@ pub(crate) fn score_execute(
         "model_version": meta.version,
         "scored": ids.len(),
         "explained": reasons.len(),
+        "features": origin,
         "mean_probability": probabilities.iter().sum::<f64>() / ids.len().max(1) as f64,
         "scores_file": file,
         "score_drift": drift,

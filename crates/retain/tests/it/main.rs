@@ -194,8 +194,23 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     assert!(t["rows"].as_u64().unwrap() > 1000 && train.exists());
     assert_eq!(t["features"], 55);
 
+    // The demo computed the features once; matching read them rather than the tables.
+    assert_eq!(json["features"]["as_of"], json["matching"]["as_of"]);
+    assert_eq!(
+        json["matching"]["features"], "stored",
+        "{}",
+        json["matching"]
+    );
+    // The snapshot scoring and matching read: written again, it is read until a table changes.
+    let (ok, stored) = retain_json(&["features", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{stored}");
+    assert_eq!(stored["stored"], true);
+    assert_eq!(stored["features"], 55);
+    assert!(Path::new(stored["file"].as_str().unwrap()).exists());
+
     // The churn model: train on the snapshots, then score everyone.
     if cfg!(feature = "model") {
+        assert_eq!(json["model"]["score"]["features"], "stored");
         let (ok, model) = retain_json(&["train", "--dir", s(&ws), "--json"]);
         assert!(ok, "{model}");
         for key in [
@@ -218,6 +233,20 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         let (ok, scored) = retain_json(&["score", "--dir", s(&ws), "--json"]);
         assert!(ok, "{scored}");
         assert!(scored["scored"].as_u64().unwrap() > 1000);
+        assert_eq!(scored["features"], "stored", "{scored}");
+        // Scores from the snapshot are the scores from the tables, to the last digit.
+        let file = scored["scores_file"].as_str().unwrap().to_owned();
+        let from_snapshot = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_dir_all(ws.join("features")).unwrap();
+        let (ok, again) = retain_json(&["score", "--dir", s(&ws), "--json"]);
+        assert!(ok, "{again}");
+        assert_eq!(again["features"], "computed", "{again}");
+        assert!(
+            std::fs::read_to_string(&file).unwrap() == from_snapshot,
+            "scores differ between stored and computed features"
+        );
+        let (ok, _) = retain_json(&["features", "--dir", s(&ws), "--json"]);
+        assert!(ok);
         // The customer view and lifetime values read the scores.
         let (ok, customer) = retain_json(&["customer", "100000001", "--dir", s(&ws), "--json"]);
         assert!(ok);
@@ -246,6 +275,7 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     );
     let (ok, matched) = retain_json(&["match", "--dir", s(&ws), "--budget", "800", "--json"]);
     assert!(ok, "{matched}");
+    assert_eq!(matched["features"], "stored", "{matched}");
     assert_eq!(matched["constraint_violations"], 0, "{matched}");
     assert!(matched["assigned"].as_u64().unwrap() > 0, "{matched}");
     assert!(matched["cost"].as_f64().unwrap() <= 800.0);
