@@ -508,7 +508,7 @@ pub(crate) fn model(args: &ModelArgs) -> anyhow::Result<()> {
                 report.empc,
                 report.numeric.len(),
                 report.categorical.len(),
-                report.fit.best_iteration,
+                report.fit.trees,
                 report.fit.gbdt_weight,
                 report.train_seconds,
                 report.score_seconds,
