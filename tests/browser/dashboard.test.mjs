@@ -118,7 +118,7 @@ try {
     // The hash changes before the page re-renders: wait for the page rendered from the filter
     // (its option carries the attribute; a user's pick does not), or the unfiltered table still
     // on screen is what gets read.
-    await page.waitForSelector('#wf option[value=red][selected]');
+    await page.waitForSelector('#wf option[value=red][selected]', { state: 'attached' });
     await page.waitForSelector('[data-testid=warnings-table] tbody tr');
     const levels = await page.$$eval('[data-testid=warnings-table] tbody .lv', (els) => els.map((e) => e.className));
     assert.ok(levels.length > 0 && levels.every((c) => c.includes('red')), 'only red warnings after filtering');
