@@ -23,7 +23,7 @@ use crate::snapshot::{
 };
 
 /// Where snapshots live in a workspace.
-pub const SNAPSHOT_DIR: &str = "features";
+const SNAPSHOT_DIR: &str = "features";
 /// Snapshots kept: the newest as-of dates; a monthly cycle needs one, a re-run of last month
 /// another.
 const KEEP: usize = 3;
@@ -40,7 +40,9 @@ pub struct Manifest {
     pub bytes: u64,
 }
 
-fn snapshot_file(workspace: &Workspace, as_of: NaiveDate) -> PathBuf {
+/// The snapshot file as of `as_of` (present or not).
+#[must_use]
+pub fn snapshot_file(workspace: &Workspace, as_of: NaiveDate) -> PathBuf {
     workspace
         .root()
         .join(SNAPSHOT_DIR)
@@ -53,6 +55,16 @@ fn manifest_file(workspace: &Workspace, as_of: NaiveDate) -> PathBuf {
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
+}
+
+/// Removes `path`; one already gone is fine.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io(format!("removing {}", path.display()))(e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The fingerprint of the features `set` would compute as of `as_of` from the tables as they
@@ -133,11 +145,7 @@ pub async fn write(
     let manifest_path = manifest_file(workspace, as_of);
     let tmp = file.with_extension("parquet.tmp");
     let rows = compute_into(workspace, set, as_of, parts, &tmp).await?;
-    match std::fs::remove_file(&manifest_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(format!("removing {}", manifest_path.display()))(e)),
-    }
+    remove_if_present(&manifest_path)?;
     std::fs::rename(&tmp, &file).map_err(io(format!("writing {}", file.display())))?;
     let bytes = std::fs::metadata(&file)
         .map_err(io(format!("reading {}", file.display())))?
@@ -197,12 +205,7 @@ fn prune(dir: &Path) -> Result<()> {
     dates.sort_unstable_by(|a, b| b.cmp(a));
     for old in dates.into_iter().skip(KEEP) {
         for ext in ["json", "parquet"] {
-            let path = dir.join(format!("{old}.{ext}"));
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(format!("removing {}", path.display()))(e)),
-            }
+            remove_if_present(&dir.join(format!("{old}.{ext}")))?;
         }
     }
     Ok(())

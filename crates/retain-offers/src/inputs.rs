@@ -284,9 +284,11 @@ async fn at_risk_features(
         subscribers: 0,
         origin: Origin::Computed,
     };
-    if retain_features::stored::fresh(&workspace, &set, as_of)?.is_some() {
-        let mut stored = retain_features::stored::features(&workspace, &set, as_of, parts).await?;
-        out.origin = stored.origin();
+    // Computed features are not drawn from here: each partition computes its own below, on
+    // the session its eligibility query shares.
+    let mut stored = retain_features::stored::features(&workspace, &set, as_of, parts).await?;
+    out.origin = stored.origin();
+    if out.origin == Origin::Stored {
         while let Some(batch) = stored.next().await {
             let batch = batch?;
             out.subscribers += batch.num_rows();

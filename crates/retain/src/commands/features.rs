@@ -118,10 +118,7 @@ async fn as_of_or_default(
 /// `retain features` without `--out`: the workspace's snapshot.
 fn store(rt: &tokio::runtime::Runtime, workspace: &Workspace, args: &Args) -> anyhow::Result<()> {
     let manifest = write_snapshot(rt, workspace, args.as_of.as_deref())?;
-    let file = workspace
-        .root()
-        .join(retain_features::stored::SNAPSHOT_DIR)
-        .join(format!("{}.parquet", manifest.as_of));
+    let file = retain_features::stored::snapshot_file(workspace, manifest.as_of);
     let summary = serde_json::json!({
         "file": file,
         "rows": manifest.rows,
