@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
+use arrow::datatypes::Int64Type;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -22,8 +23,8 @@ use crate::schema::{ColumnKind, Table, TableSpec};
 use crate::source::{Limits, RawRecord, SourceInfo, read_file};
 use crate::stage::{self, Origin, Stager, route_stored};
 use crate::table::{
-    FastMap, FastSet, Key, KeyPart, Router, TableWriter, column_values, equal_cuts, fast_map,
-    fast_set, read_batches, row_count,
+    FastMap, FastSet, Key, KeyColumns, KeyPart, Router, TableWriter, column_values, equal_cuts,
+    fast_map, fast_set, read_batches, read_columns, row_count,
 };
 
 /// Records handed from the reading thread to the validating one at a time.
@@ -472,6 +473,7 @@ fn stage_and_merge(
     let by_size = usize::try_from(input_bytes.div_ceil(options.partition_bytes.max(1)))
         .unwrap_or(MAX_PARTITIONS)
         .clamp(1, MAX_PARTITIONS);
+    let started = std::time::Instant::now();
     let router = router(workspace, spec, by_size)?;
     let partitions = router.partitions();
     let mut stager = Stager::create(staging, "new", spec, &key_indexes, router.clone())?;
@@ -559,9 +561,11 @@ fn stage_and_merge(
             quarantined,
         });
     }
-    let staged = stager.finish()?;
+    let (staged, ordered) = stager.finish()?;
+    let staged_at = started.elapsed();
 
-    let duplicates = find_duplicates(spec, &key_indexes, &staged, files)?;
+    let duplicates = find_duplicates(spec, &key_indexes, &staged, &ordered, files)?;
+    let searched_at = started.elapsed();
     let mut all: Vec<&Duplicate> = duplicates.iter().flatten().collect();
     all.sort_by_key(|d| d.origin);
     for d in &all {
@@ -616,19 +620,91 @@ fn stage_and_merge(
         .map_err(|e| Error::io(format!("creating {}", merged_dir.display()), e))?;
     let merged_path = merged_dir.join("data.parquet");
     let mut merged = TableWriter::create(&merged_path, spec.arrow_schema())?;
+    let ranges = matches!(router, Router::Ranges { .. });
+    // One thread reads and filters the partitions while this one encodes the table file:
+    // the two halves of the merge take about as long as each other.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Merged>(4);
+    let replaced = std::thread::scope(|scope| -> Result<u64> {
+        let (key_indexes, staged, duplicates) = (&key_indexes, &staged, &duplicates);
+        let (stored, existing) = (stored.as_deref(), &existing);
+        // The sender moves into the reader, so the channel closes when it is done.
+        let reading = scope.spawn(move || {
+            merge_batches(spec, key_indexes, staged, stored, duplicates, existing, &tx)
+        });
+        let mut writing = Ok(());
+        for message in rx {
+            writing = match message {
+                Merged::Rows(rows) => merged.write(&rows),
+                // A row group never straddles two ranges, so its statistics bound one range.
+                Merged::PartitionEnd if ranges => merged.end_row_group(),
+                Merged::PartitionEnd => Ok(()),
+            };
+            if writing.is_err() {
+                break;
+            }
+        }
+        let replaced = reading.join().expect("the merge's reader does not panic")?;
+        writing.map(|()| replaced)
+    })?;
+    report.replaced = replaced;
+    report.table_rows = merged.close()?;
+    tracing::debug!(
+        read_and_staged_s = staged_at.as_secs_f64(),
+        duplicates_s = searched_at.saturating_sub(staged_at).as_secs_f64(),
+        merged_s = started.elapsed().saturating_sub(searched_at).as_secs_f64(),
+        "ingest phases of {}",
+        spec.name()
+    );
+    report.inserted = loaded - report.replaced;
+    workspace.swap_table(table, &merged_dir)?;
+    tracing::info!(
+        read,
+        loaded,
+        quarantined,
+        partitions,
+        rows = report.table_rows,
+        "loaded {}",
+        spec.name()
+    );
+    Ok(report)
+}
+
+/// What the merge's reader hands to its writer.
+enum Merged {
+    Rows(RecordBatch),
+    PartitionEnd,
+}
+
+/// Sends the merged table's rows partition by partition: the stored rows whose key the load
+/// does not replace, then the staged rows that are not duplicates. Returns how many stored
+/// rows were replaced. Stops early, without error, if the writer stopped.
+fn merge_batches(
+    spec: &TableSpec,
+    key_indexes: &[usize],
+    staged: &[PathBuf],
+    stored: Option<&[PathBuf]>,
+    duplicates: &[Vec<Duplicate>],
+    existing: &Path,
+    tx: &std::sync::mpsc::SyncSender<Merged>,
+) -> Result<u64> {
     let columns: Vec<usize> = (0..spec.columns.len()).collect();
+    let mut replaced = 0;
     for (p, staged) in staged.iter().enumerate() {
-        if let Some(stored) = &stored {
-            let keys = staged_keys(spec, &key_indexes, staged)?;
+        let mut out = Vec::new();
+        if let Some(stored) = stored {
+            let keys = staged_keys(spec, key_indexes, staged)?;
             for batch in read_batches(&stored[p])? {
                 let batch = batch.map_err(|e| Error::Arrow {
                     context: format!("reading {}", existing.display()),
                     source: e,
                 })?;
-                let (kept, replaced) = drop_keys(spec, &key_indexes, &batch, &keys)?;
-                report.replaced += replaced;
+                let (kept, dropped) = drop_keys(spec, key_indexes, &batch, &keys)?;
+                replaced += dropped;
                 if kept.num_rows() > 0 {
-                    merged.write(&kept)?;
+                    out.push(kept);
+                }
+                if !send(tx, &mut out) {
+                    return Ok(replaced);
                 }
             }
         }
@@ -662,26 +738,22 @@ fn stage_and_merge(
                 })?,
                 None => rows,
             };
-            merged.write(&rows)?;
+            out.push(rows);
+            if !send(tx, &mut out) {
+                return Ok(replaced);
+            }
         }
-        if matches!(router, Router::Ranges { .. }) {
-            // A row group never straddles two ranges, so its statistics bound one range.
-            merged.end_row_group()?;
+        if tx.send(Merged::PartitionEnd).is_err() {
+            return Ok(replaced);
         }
     }
-    report.table_rows = merged.close()?;
-    report.inserted = loaded - report.replaced;
-    workspace.swap_table(table, &merged_dir)?;
-    tracing::info!(
-        read,
-        loaded,
-        quarantined,
-        partitions,
-        rows = report.table_rows,
-        "loaded {}",
-        spec.name()
-    );
-    Ok(report)
+    Ok(replaced)
+}
+
+/// Sends the batches in `out`; false if the writer has stopped.
+fn send(tx: &std::sync::mpsc::SyncSender<Merged>, out: &mut Vec<RecordBatch>) -> bool {
+    out.drain(..)
+        .all(|rows| tx.send(Merged::Rows(rows)).is_ok())
 }
 
 /// How a load is staged: a subscriber-keyed table in ranges of subscriber ids (at least one per
@@ -717,11 +789,13 @@ type Found = Vec<(usize, Vec<Duplicate>)>;
 
 /// The duplicates of each staged partition, in read order. Rows are staged in read order, so
 /// the first row of a key in its partition is the first one read. Partitions hold disjoint keys,
-/// so they are searched side by side, one per core.
+/// so they are searched side by side, one per core. A partition whose keys strictly increased
+/// while it was staged (`ordered`) has none and is not read.
 fn find_duplicates(
     spec: &TableSpec,
     key_indexes: &[usize],
     staged: &[PathBuf],
+    ordered: &[bool],
     files: &[PathBuf],
 ) -> Result<Vec<Vec<Duplicate>>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -734,12 +808,18 @@ fn find_duplicates(
             .map(|_| {
                 scope.spawn(|| -> Result<Found> {
                     let mut mine = Vec::new();
+                    let mut first = fast_map(0);
                     loop {
                         let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(path) = staged.get(p) else {
                             return Ok(mine);
                         };
-                        mine.push((p, partition_duplicates(spec, key_indexes, path, files)?));
+                        if ordered[p] {
+                            continue;
+                        }
+                        let found =
+                            partition_duplicates(spec, key_indexes, path, files, &mut first)?;
+                        mine.push((p, found));
                     }
                 })
             })
@@ -758,22 +838,30 @@ fn find_duplicates(
     Ok(out)
 }
 
-/// The duplicates of one staged partition, in read order.
+/// The duplicates of one staged partition. `first` is the caller's map, kept from partition to
+/// partition: a fresh map of millions of keys for each one spent its time faulting pages in.
 fn partition_duplicates(
     spec: &TableSpec,
     key_indexes: &[usize],
     path: &Path,
     files: &[PathBuf],
+    first: &mut FastMap<Key, Origin>,
 ) -> Result<Vec<Duplicate>> {
-    let columns = spec.columns.len();
-    let mut first: FastMap<Key, Origin> = fast_map(row_count(path)?);
+    first.clear();
+    first.reserve(usize::try_from(row_count(path)?).unwrap_or(0));
     let mut duplicates = Vec::new();
-    each_staged_key(spec, key_indexes, path, |key, batch, row| {
-        let origin = stage::origin(batch, columns, row);
+    each_staged_key(spec, key_indexes, path, |key, origin| {
         match first.entry(key) {
             Entry::Occupied(seen) => duplicates.push(Duplicate {
                 origin,
-                reason: duplicate_reason(spec, key_indexes, seen.key(), *seen.get(), origin, files),
+                reason: duplicate_reason(
+                    spec,
+                    key_indexes,
+                    &seen.key().parts(),
+                    *seen.get(),
+                    origin,
+                    files,
+                ),
             }),
             Entry::Vacant(slot) => {
                 slot.insert(origin);
@@ -867,36 +955,51 @@ fn read_back(
 /// Every key of a staged partition.
 fn staged_keys(spec: &TableSpec, key_indexes: &[usize], path: &Path) -> Result<FastSet<Key>> {
     let mut keys = fast_set(row_count(path)?);
-    each_staged_key(spec, key_indexes, path, |key, _, _| {
+    each_staged_key(spec, key_indexes, path, |key, _| {
         keys.insert(key);
     })?;
     Ok(keys)
 }
 
-/// Calls `f` with the key of every row of a staged partition, in order, with its batch and row.
+/// Calls `f` with the key and origin of every row of a staged partition, in order.
 fn each_staged_key(
     spec: &TableSpec,
     key_indexes: &[usize],
     path: &Path,
-    mut f: impl FnMut(Key, &RecordBatch, usize),
+    mut f: impl FnMut(Key, Origin),
 ) -> Result<()> {
-    for batch in read_batches(path)? {
+    // Only the key and the origin are read: decoding every column was most of the search.
+    let columns = spec.columns.len();
+    let mut projection: Vec<usize> = key_indexes.to_vec();
+    projection.sort_unstable();
+    projection.dedup();
+    let keys_at: Vec<(usize, ColumnKind)> = key_indexes
+        .iter()
+        .map(|k| {
+            let at = projection.binary_search(k).expect("a projected key column");
+            (at, spec.columns[*k].kind)
+        })
+        .collect();
+    let origin_at = projection.len();
+    projection.extend(columns..columns + 3);
+    for batch in read_columns(path, Some(&projection))? {
         let batch = batch.map_err(|e| Error::Arrow {
             context: "reading staged rows".to_owned(),
             source: e,
         })?;
+        let keys = KeyColumns::at(&batch, keys_at.iter().copied());
+        let origin = |i: usize| batch.column(origin_at + i).as_primitive::<Int64Type>();
+        let (file, ordinal, line) = (origin(0), origin(1), origin(2));
         for row in 0..batch.num_rows() {
-            f(key_of(spec, key_indexes, &batch, row), &batch, row);
+            let origin = Origin {
+                file: file.value(row),
+                ordinal: ordinal.value(row),
+                line: line.value(row),
+            };
+            f(keys.key(row), origin);
         }
     }
     Ok(())
-}
-
-fn key_of(spec: &TableSpec, key_indexes: &[usize], batch: &RecordBatch, row: usize) -> Key {
-    key_indexes
-        .iter()
-        .map(|&i| KeyPart::from_array(batch.column(i), spec.columns[i].kind, row))
-        .collect()
 }
 
 /// Keeps the rows of `batch` whose key is not in `replace`; returns them and how many were dropped.
@@ -908,8 +1011,9 @@ fn drop_keys(
 ) -> Result<(RecordBatch, u64)> {
     let mut keep = Vec::with_capacity(batch.num_rows());
     let mut dropped = 0;
+    let keys = KeyColumns::new(spec, key_indexes, batch);
     for row in 0..batch.num_rows() {
-        let hit = replace.contains(&key_of(spec, key_indexes, batch, row));
+        let hit = replace.contains(&keys.key(row));
         dropped += u64::from(hit);
         keep.push(!hit);
     }

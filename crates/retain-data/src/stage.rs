@@ -16,7 +16,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use crate::error::{Error, Result};
 use crate::parse::Value;
 use crate::schema::TableSpec;
-use crate::table::{BatchBuilder, KeyRef, Router, TableWriter};
+use crate::table::{BatchBuilder, Key, KeyRef, ORIGIN_COLUMNS, Router, TableWriter};
 
 /// Staged rows buffered per partition before a batch is written. Small, because every
 /// partition has its own buffer.
@@ -38,7 +38,7 @@ pub(crate) struct Origin {
 /// The staged schema: the table's columns, then the origin of each row.
 pub(crate) fn staged_schema(spec: &TableSpec) -> SchemaRef {
     let mut fields: Vec<Arc<Field>> = spec.arrow_schema().fields().iter().cloned().collect();
-    for name in ["_file", "_ordinal", "_line"] {
+    for name in ORIGIN_COLUMNS {
         fields.push(Arc::new(Field::new(name, DataType::Int64, false)));
     }
     Arc::new(Schema::new(fields))
@@ -64,6 +64,39 @@ struct Partition {
     writer: TableWriter,
     builder: BatchBuilder,
     origins: Vec<Origin>,
+    order: KeyOrder,
+}
+
+/// Whether the keys staged in a partition so far strictly increase, comparing their parts first
+/// to last or last to first. Exports come sorted by key (subscriber, then period) or by period,
+/// then subscriber; a partition whose keys strictly increase either way holds no duplicate,
+/// and the search for duplicates, a hash table of every key, is skipped for it.
+struct KeyOrder {
+    last: Option<Key>,
+    forward: bool,
+    backward: bool,
+}
+
+impl KeyOrder {
+    fn new() -> Self {
+        Self {
+            last: None,
+            forward: true,
+            backward: true,
+        }
+    }
+
+    fn push(&mut self, key: Key) {
+        if let Some(last) = &self.last {
+            self.forward &= key.cmp_parts(last, false).is_gt();
+            self.backward &= key.cmp_parts(last, true).is_gt();
+        }
+        self.last = Some(key);
+    }
+
+    fn strict(&self) -> bool {
+        self.forward || self.backward
+    }
 }
 
 /// Writers of the staged partitions.
@@ -96,6 +129,7 @@ impl Stager {
                     path,
                     builder: BatchBuilder::new(spec),
                     origins: Vec::new(),
+                    order: KeyOrder::new(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -114,12 +148,15 @@ impl Stager {
     }
 
     pub(crate) fn push(&mut self, row: &[Value], origin: Origin) -> Result<()> {
-        let p = self.router.route(
-            self.key_indexes
-                .iter()
-                .map(|&i| KeyRef::from_value(&row[i])),
-        );
+        let key = self
+            .key_indexes
+            .iter()
+            .map(|&i| KeyRef::from_value(&row[i]));
+        let p = self.router.route(key.clone());
         let partition = &mut self.partitions[p];
+        if partition.order.strict() {
+            partition.order.push(Key::new(key));
+        }
         partition.builder.append(row);
         partition.origins.push(origin);
         if partition.builder.len() >= self.batch_rows {
@@ -128,17 +165,20 @@ impl Stager {
         Ok(())
     }
 
-    /// Writes what is buffered and closes every partition; returns their files in order.
-    pub(crate) fn finish(mut self) -> Result<Vec<PathBuf>> {
+    /// Writes what is buffered and closes every partition; returns their files in order, and
+    /// for each whether its keys strictly increased in staging order (so none is repeated).
+    pub(crate) fn finish(mut self) -> Result<(Vec<PathBuf>, Vec<bool>)> {
         let mut paths = Vec::with_capacity(self.partitions.len());
+        let mut ordered = Vec::with_capacity(self.partitions.len());
         for mut partition in self.partitions.drain(..) {
             if partition.builder.len() > 0 {
                 flush(&self.schema, &mut partition)?;
             }
             partition.writer.close()?;
             paths.push(partition.path);
+            ordered.push(partition.order.strict());
         }
-        Ok(paths)
+        Ok((paths, ordered))
     }
 }
 

@@ -10,29 +10,97 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
     RecordBatch, StringBuilder, TimestampSecondBuilder,
 };
-use arrow::datatypes::{Date32Type, Int64Type, SchemaRef, TimestampSecondType};
-use parquet::arrow::ArrowWriter;
+use arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef, TimestampSecondType};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::basic::Compression;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::parse::Value;
 use crate::schema::{ColumnKind, TableSpec};
 
+/// The columns a staged row carries after the table's own: where it was read.
+pub(crate) const ORIGIN_COLUMNS: [&str; 3] = ["_file", "_ordinal", "_line"];
+
 /// Rows per record batch while building and reading tables.
 pub(crate) const BATCH_ROWS: usize = 65_536;
 
 /// One part of a row key. Keys never contain floats.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum KeyPart {
     Int(i64),
     Text(Box<str>),
     Null,
 }
 
-pub(crate) type Key = Box<[KeyPart]>;
+/// A row key. Keys of one or two integers (every subscriber-keyed usage table's) are held
+/// inline: a load hashes hundreds of millions of them, and allocating each one was most of
+/// the duplicate search. A key has one form only, so equal keys compare equal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    Ints { parts: [i64; 2], len: u8 },
+    Parts(Box<[KeyPart]>),
+}
+
+impl Key {
+    pub(crate) fn new<'a>(parts: impl Iterator<Item = KeyRef<'a>> + Clone) -> Key {
+        let mut ints = [0i64; 2];
+        let mut len = 0u8;
+        for part in parts.clone() {
+            match part {
+                KeyRef::Int(v) if usize::from(len) < ints.len() => {
+                    ints[usize::from(len)] = v;
+                    len += 1;
+                }
+                _ => return Key::Parts(parts.map(KeyRef::to_owned).collect()),
+            }
+        }
+        Key::Ints { parts: ints, len }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Key::Ints { len, .. } => usize::from(*len),
+            Key::Parts(parts) => parts.len(),
+        }
+    }
+
+    fn part(&self, i: usize) -> KeyRef<'_> {
+        match self {
+            Key::Ints { parts, .. } => KeyRef::Int(parts[i]),
+            Key::Parts(parts) => match &parts[i] {
+                KeyPart::Int(v) => KeyRef::Int(*v),
+                KeyPart::Text(v) => KeyRef::Text(v),
+                KeyPart::Null => KeyRef::Null,
+            },
+        }
+    }
+
+    /// Orders two keys of one table part by part, first to last, or last to first when
+    /// `reversed` (an export sorted by period, then subscriber).
+    pub(crate) fn cmp_parts(&self, other: &Key, reversed: bool) -> std::cmp::Ordering {
+        let n = self.len().min(other.len());
+        let at = |i: usize| if reversed { n - 1 - i } else { i };
+        (0..n)
+            .map(|i| self.part(at(i)).cmp(&other.part(at(i))))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| self.len().cmp(&other.len()))
+    }
+
+    /// The key's parts, in key column order.
+    pub(crate) fn parts(&self) -> Vec<KeyPart> {
+        match self {
+            Key::Ints { parts, len } => parts[..usize::from(*len)]
+                .iter()
+                .map(|&v| KeyPart::Int(v))
+                .collect(),
+            Key::Parts(parts) => parts.to_vec(),
+        }
+    }
+}
 
 impl KeyPart {
     pub(crate) fn from_value(value: &Value) -> KeyPart {
@@ -47,7 +115,7 @@ impl KeyPart {
 
 /// A key part borrowed from a parsed value or a stored column. Both give the same hash, so a
 /// row is put in the same partition whether it is being loaded or already in the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum KeyRef<'a> {
     Int(i64),
     Text(&'a str),
@@ -91,6 +159,67 @@ impl<'a> KeyRef<'a> {
             KeyRef::Text(v) => KeyPart::Text(v.into()),
             KeyRef::Null => KeyPart::Null,
         }
+    }
+}
+
+/// The key columns of one batch, cast to their types once: casting per row was a visible share
+/// of a load's duplicate search.
+pub(crate) struct KeyColumns<'a>(Vec<KeyColumn<'a>>);
+
+enum KeyColumn<'a> {
+    Int(&'a arrow::array::Int64Array),
+    Date(&'a arrow::array::Date32Array),
+    Timestamp(&'a arrow::array::TimestampSecondArray),
+    Text(&'a arrow::array::StringArray),
+    Bool(&'a arrow::array::BooleanArray),
+    Null,
+}
+
+impl<'a> KeyColumns<'a> {
+    pub(crate) fn new(spec: &TableSpec, key_indexes: &[usize], batch: &'a RecordBatch) -> Self {
+        Self::at(
+            batch,
+            key_indexes.iter().map(|&i| (i, spec.columns[i].kind)),
+        )
+    }
+
+    /// The key columns at these positions of `batch`, of these kinds: for a batch that holds
+    /// only some of the table's columns.
+    pub(crate) fn at(
+        batch: &'a RecordBatch,
+        columns: impl Iterator<Item = (usize, ColumnKind)>,
+    ) -> Self {
+        let column = |(i, kind): (usize, ColumnKind)| {
+            let array = batch.column(i);
+            match kind {
+                ColumnKind::Int { .. } => KeyColumn::Int(array.as_primitive()),
+                ColumnKind::Date | ColumnKind::Month | ColumnKind::Week => {
+                    KeyColumn::Date(array.as_primitive())
+                }
+                ColumnKind::Timestamp => KeyColumn::Timestamp(array.as_primitive()),
+                ColumnKind::Text { .. } | ColumnKind::Msisdn | ColumnKind::Enum(_) => {
+                    KeyColumn::Text(array.as_string())
+                }
+                ColumnKind::Bool => KeyColumn::Bool(array.as_boolean()),
+                ColumnKind::Float { .. } => KeyColumn::Null,
+            }
+        };
+        KeyColumns(columns.map(column).collect())
+    }
+
+    /// The key of row `row`; the same as [`KeyRef::from_array`] gives column by column.
+    pub(crate) fn key(&self, row: usize) -> Key {
+        Key::new(self.0.iter().map(|column| {
+            let valid = |array: &dyn Array| array.is_valid(row);
+            match column {
+                KeyColumn::Int(a) if valid(*a) => KeyRef::Int(a.value(row)),
+                KeyColumn::Date(a) if valid(*a) => KeyRef::Int(i64::from(a.value(row))),
+                KeyColumn::Timestamp(a) if valid(*a) => KeyRef::Int(a.value(row)),
+                KeyColumn::Text(a) if valid(*a) => KeyRef::Text(a.value(row)),
+                KeyColumn::Bool(a) if valid(*a) => KeyRef::Int(i64::from(a.value(row))),
+                _ => KeyRef::Null,
+            }
+        }))
     }
 }
 
@@ -319,10 +448,23 @@ impl TableWriter {
     ) -> Result<TableWriter> {
         let file =
             File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(rows))
-            .build();
+            .set_max_row_group_row_count(Some(rows));
+        for field in schema.fields() {
+            let column = ColumnPath::from(field.name().as_str());
+            // Measures (fees, megabytes) are nearly all distinct: a dictionary fills up and is
+            // thrown away in every row group, and building it was a tenth of a load. A staged
+            // row's origin counts up, which delta encoding stores in a few bits.
+            if field.data_type() == &DataType::Float64 {
+                props = props.set_column_dictionary_enabled(column, false);
+            } else if ORIGIN_COLUMNS.contains(&field.name().as_str()) {
+                props = props
+                    .set_column_dictionary_enabled(column.clone(), false)
+                    .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+            }
+        }
+        let props = props.build();
         let writer =
             ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::Parquet {
                 context: format!("creating {}", path.display()),
@@ -366,9 +508,26 @@ impl TableWriter {
 
 /// Opens a table file for reading in batches.
 pub fn read_batches(path: &Path) -> Result<ParquetRecordBatchReader> {
+    read_columns(path, None)
+}
+
+/// Opens a table file for reading the columns at `columns` (ascending; all if `None`).
+pub(crate) fn read_columns(
+    path: &Path,
+    columns: Option<&[usize]>,
+) -> Result<ParquetRecordBatchReader> {
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+        .and_then(|b| {
+            let b = match columns {
+                Some(columns) => {
+                    let mask = ProjectionMask::roots(b.parquet_schema(), columns.iter().copied());
+                    b.with_projection(mask)
+                }
+                None => b,
+            };
+            b.with_batch_size(BATCH_ROWS).build()
+        })
         .map_err(|e| Error::Parquet {
             context: format!("reading {}", path.display()),
             source: e,
@@ -426,4 +585,42 @@ pub(crate) fn column_values(
         }
     }
     Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::{Greater, Less};
+
+    #[test]
+    fn keys_have_one_form() {
+        let ints = Key::new([KeyRef::Int(7), KeyRef::Int(-3)].into_iter());
+        assert!(matches!(ints, Key::Ints { len: 2, .. }));
+        assert_eq!(ints.parts(), vec![KeyPart::Int(7), KeyPart::Int(-3)]);
+        assert_ne!(ints, Key::new([KeyRef::Int(7)].into_iter()));
+        assert_ne!(
+            ints,
+            Key::new([KeyRef::Int(7), KeyRef::Int(-3), KeyRef::Int(0)].into_iter())
+        );
+        let mixed = Key::new([KeyRef::Int(7), KeyRef::Text("a")].into_iter());
+        assert_eq!(
+            mixed.parts(),
+            vec![KeyPart::Int(7), KeyPart::Text("a".into())]
+        );
+        assert_eq!(
+            mixed,
+            Key::new([KeyRef::Int(7), KeyRef::Text("a")].into_iter())
+        );
+        let null = Key::new([KeyRef::Int(0), KeyRef::Null].into_iter());
+        assert_ne!(null, Key::new([KeyRef::Int(0), KeyRef::Int(0)].into_iter()));
+        assert_eq!(Key::new(std::iter::empty()).parts(), Vec::<KeyPart>::new());
+        let a = Key::new([KeyRef::Int(1), KeyRef::Int(9)].into_iter());
+        let b = Key::new([KeyRef::Int(2), KeyRef::Int(3)].into_iter());
+        assert_eq!(b.cmp_parts(&a, false), Greater);
+        assert_eq!(b.cmp_parts(&a, true), Less);
+        let t = Key::new([KeyRef::Int(1), KeyRef::Text("b")].into_iter());
+        let u = Key::new([KeyRef::Int(1), KeyRef::Text("a")].into_iter());
+        assert_eq!(t.cmp_parts(&u, false), Greater);
+        assert!(t.cmp_parts(&t, true).is_eq());
+    }
 }

@@ -613,6 +613,76 @@ fn a_load_staged_in_many_partitions_ends_as_one_staged_in_one() {
     assert!(rows.contains(&(1004, days("2025-04-01"), "95.00".to_owned())));
 }
 
+#[test]
+fn duplicates_are_found_in_sorted_and_unsorted_exports_alike() {
+    // A partition whose keys strictly increase skips the duplicate search, so a repeated key
+    // must break the order whichever way the export is sorted.
+    let header = "subscriber_id,period,fee,voice_minutes,calls_out,calls_in,data_mb,sms,bundled_services,vas_fee,recharge,arrears,suspended_days,active_days\n";
+    let row = |id: u32, month: u32, fee: u32| {
+        format!("{id},2025-0{month},{fee},1,1,1,1,1,1,0,10,0,0,20\n")
+    };
+    let by_key: Vec<(u32, u32)> = (1001..=1003)
+        .flat_map(|id| (1..=3).map(move |m| (id, m)))
+        .collect();
+    let by_period: Vec<(u32, u32)> = (1..=3)
+        .flat_map(|m| (1001..=1003).map(move |id| (id, m)))
+        .collect();
+    let mut shuffled = by_key.clone();
+    shuffled.swap(0, 7);
+    shuffled.swap(2, 4);
+    for (order, keys) in [
+        ("key", by_key),
+        ("period", by_period),
+        ("shuffled", shuffled),
+    ] {
+        for repeat in [None, Some(4)] {
+            let s = with_subscribers();
+            let mut text = header.to_owned();
+            for (i, &(id, month)) in keys.iter().enumerate() {
+                text.push_str(&row(id, month, 10 + u32::try_from(i).unwrap()));
+                // The repeat follows its first row, the way a doubled export line does.
+                if repeat == Some(i) {
+                    text.push_str(&row(id, month, 99));
+                }
+            }
+            let file = s.scratch.join(format!("{order}.csv"));
+            std::fs::write(&file, text).unwrap();
+            for partition_bytes in [u64::MAX, 64] {
+                let options = IngestOptions {
+                    partition_bytes,
+                    ..options(order)
+                };
+                let s2 = with_subscribers();
+                let report = ingest(
+                    &s2.ws,
+                    Table::UsageMonthly,
+                    std::slice::from_ref(&file),
+                    &options,
+                )
+                .unwrap();
+                let label = format!("{order} order, repeat {repeat:?}, {partition_bytes} bytes");
+                assert_eq!(report.read, report.loaded + report.quarantined, "{label}");
+                assert_eq!(report.table_rows, 9, "{label}");
+                let rejected = quarantine(&report);
+                match repeat {
+                    None => assert!(rejected.is_empty(), "{label}: {rejected:?}"),
+                    Some(i) => {
+                        assert_eq!(rejected.len(), 1, "{label}");
+                        let line = u64::try_from(i).unwrap() + 3;
+                        assert_eq!(rejected[0].0, line, "{label}");
+                        assert!(rejected[0].2.starts_with("duplicate key"), "{label}");
+                        // The first row read wins.
+                        assert!(
+                            !usage_rows(&s2.ws).iter().any(|r| r.2 == "99.00"),
+                            "{label}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The (min, max) subscriber id of each row group of a stored table, from the Parquet footer.
 fn row_group_id_ranges(ws: &Workspace, table: Table) -> Vec<(i64, i64)> {
     use parquet::file::reader::FileReader;
