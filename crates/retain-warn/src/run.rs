@@ -11,6 +11,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use datafusion::execution::context::SessionContext;
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -195,35 +196,26 @@ pub async fn evaluate(
     as_of: NaiveDate,
 ) -> Result<(u64, Vec<Warning>, BTreeMap<String, u64>, u64)> {
     let query = scoring_query(rules, as_of);
+    // One pass over everyone gives the counts and the list: a second query for the counts
+    // computed every condition's features again, half of a warning run.
     let sql = format!(
-        "WITH {}, scored AS ({}) SELECT * FROM scored WHERE level IS NOT NULL OR score >= {}",
-        query.ctes, query.select, rules.scorecard.threshold
+        "WITH {}, scored AS ({}) SELECT * FROM scored",
+        query.ctes, query.select
     );
-    let counts_sql = format!(
-        "WITH {}, scored AS ({}) SELECT COUNT(*) AS n, {} FROM scored",
-        query.ctes,
-        query.select,
-        (0..rules.rules.len())
-            .map(|i| format!("SUM(CASE WHEN r{i} THEN 1 ELSE 0 END) AS h{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let counts = collect(ctx, &counts_sql, "rule counts").await?;
+    let mut stream = ctx
+        .sql(&sql)
+        .await
+        .map_err(|e| Error::engine("planning the warning run", e))?
+        .execute_stream()
+        .await
+        .map_err(|e| Error::engine("running the warning run", e))?;
     let mut scored = 0;
-    let mut rule_hits = BTreeMap::new();
-    if let Some(b) = counts.iter().find(|b| b.num_rows() > 0) {
-        scored = b.column(0).as_primitive::<Int64Type>().value(0) as u64;
-        for (i, rule) in rules.rules.iter().enumerate() {
-            let a = column(b, &format!("h{i}"))?.as_primitive::<Int64Type>();
-            rule_hits.insert(
-                rule.id.clone(),
-                if a.is_null(0) { 0 } else { a.value(0) as u64 },
-            );
-        }
-    }
+    let mut hit_counts = vec![0u64; rules.rules.len()];
     let mut warnings = Vec::new();
     let mut potential = 0;
-    for batch in collect(ctx, &sql, "the warning run").await? {
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| Error::engine("running the warning run", e))?;
+        scored += batch.num_rows() as u64;
         let ids = column(&batch, "subscriber_id")?
             .as_primitive::<Int64Type>()
             .clone();
@@ -235,6 +227,9 @@ pub async fn evaluate(
         let hits: Vec<BooleanArray> = (0..rules.rules.len())
             .map(|i| column(&batch, &format!("r{i}")).map(|a| a.as_boolean().clone()))
             .collect::<Result<_>>()?;
+        for (count, hit) in hit_counts.iter_mut().zip(&hits) {
+            *count += hit.true_count() as u64;
+        }
         for row in 0..batch.num_rows() {
             let score = scores.value(row);
             if score >= rules.scorecard.threshold {
@@ -273,6 +268,12 @@ pub async fn evaluate(
             });
         }
     }
+    let rule_hits = rules
+        .rules
+        .iter()
+        .zip(hit_counts)
+        .map(|(rule, n)| (rule.id.clone(), n))
+        .collect();
     sort_warnings(&mut warnings);
     Ok((scored, warnings, rule_hits, potential))
 }
