@@ -22,6 +22,9 @@ mod rows;
 mod snapshot;
 pub mod stored;
 
+use std::sync::Arc;
+
+use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 use retain_data::{Table, Workspace};
@@ -33,8 +36,9 @@ pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
 pub use rows::json_rows;
 pub use snapshot::{
-    DEFAULT_FEATURES, FeatureSet, FeatureStream, PartitionedFeatures, campaign_set, features_as_of,
-    observable_snapshots, stream_features_as_of, stream_features_partitioned, training_set,
+    DEFAULT_FEATURES, FeatureSet, FeatureStream, MAX_CAMPAIGN_CONTACTS, PartitionedFeatures,
+    campaign_set, features_as_of, observable_snapshots, stream_features_as_of,
+    stream_features_partitioned, training_set,
 };
 
 /// A DataFusion session with every loaded table of the workspace registered under its
@@ -70,18 +74,18 @@ pub async fn partition_session(
     } else {
         None
     };
-    filtered_session(workspace, condition.as_deref()).await
+    filtered_session(workspace, condition.as_deref(), None).await
 }
 
 /// [`Workspace::subscriber_cuts`], remembered for the stored subscribers file as it is now:
 /// a partitioned pass asks once per partition, and the answer costs a read and a sort of
 /// every subscriber id.
-fn subscriber_cuts(workspace: &Workspace, parts: u32) -> Result<std::sync::Arc<[i64]>> {
+fn subscriber_cuts(workspace: &Workspace, parts: u32) -> Result<Arc<[i64]>> {
     type Cached = (
         std::path::PathBuf,
         Option<std::time::SystemTime>,
         u32,
-        std::sync::Arc<[i64]>,
+        Arc<[i64]>,
     );
     static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
     let path = workspace.table_file(Table::Subscribers);
@@ -96,7 +100,7 @@ fn subscriber_cuts(workspace: &Workspace, parts: u32) -> Result<std::sync::Arc<[
     {
         return Ok(cuts.clone());
     }
-    let cuts: std::sync::Arc<[i64]> = workspace
+    let cuts: Arc<[i64]> = workspace
         .subscriber_cuts(usize::try_from(parts).expect("a partition count fits"))?
         .into();
     *cache = Some((path, modified, parts, cuts.clone()));
@@ -129,37 +133,99 @@ pub async fn sample_session(
     if total <= max_subscribers {
         return Ok((session(workspace).await?, false));
     }
-    let keep =
-        (u128::from(SAMPLE_BUCKETS) * u128::from(max_subscribers)).div_ceil(u128::from(total));
     tracing::info!(total, max_subscribers, "a hash sample of the subscribers");
-    let condition =
-        format!("(subscriber_id % {SAMPLE_BUCKETS}) * 40503 % {SAMPLE_BUCKETS} < {keep}");
-    Ok((filtered_session(workspace, Some(&condition)).await?, true))
+    let condition = hash_sample(max_subscribers, total);
+    Ok((
+        filtered_session(workspace, Some(&condition), None).await?,
+        true,
+    ))
+}
+
+/// A condition on `subscriber_id` that keeps a fixed hash sample of about `keep` in `of`.
+pub(crate) fn hash_sample(keep: u64, of: u64) -> String {
+    let buckets = (u128::from(SAMPLE_BUCKETS) * u128::from(keep)).div_ceil(u128::from(of.max(1)));
+    format!("(subscriber_id % {SAMPLE_BUCKETS}) * 40503 % {SAMPLE_BUCKETS} < {buckets}")
 }
 
 /// A session in which every table keyed by subscriber holds only the rows whose `subscriber_id`
 /// meets `condition` (SQL; it may query any table as `<table>__all`), for plans that concern a
 /// known few, such as the subscribers of one campaign.
 pub async fn subset_session(workspace: &Workspace, condition: &str) -> Result<SessionContext> {
-    filtered_session(workspace, Some(condition)).await
+    filtered_session(workspace, Some(condition), None).await
+}
+
+/// The rows of every table keyed by subscriber whose `subscriber_id` meets a condition, read
+/// from the workspace once and held in memory: several plans over the same few subscribers
+/// (one per past campaign) then cost what the few cost, instead of a scan of every table each.
+pub struct Subset {
+    tables: Vec<(Table, Arc<MemTable>)>,
+}
+
+impl Subset {
+    /// Reads the rows meeting `condition` (SQL on `subscriber_id`; it may query any table as
+    /// `<table>__all`).
+    pub async fn read(workspace: &Workspace, condition: &str) -> Result<Subset> {
+        let ctx = filtered_session(workspace, Some(condition), None).await?;
+        let parts = ctx.copied_config().target_partitions().max(1);
+        let mut tables = Vec::new();
+        for table in Table::ALL {
+            if !workspace.has_table(table) || !keyed_by_subscriber(table) {
+                continue;
+            }
+            let frame = ctx
+                .table(table.name())
+                .await
+                .map_err(|e| Error::engine(format!("reading a subset of {table}"), e))?;
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame
+                .collect()
+                .await
+                .map_err(|e| Error::engine(format!("reading a subset of {table}"), e))?;
+            // Dealt round-robin so that a scan of the subset runs on every core.
+            let mut partitions = vec![Vec::new(); parts];
+            for (i, batch) in batches.into_iter().enumerate() {
+                partitions[i % parts].push(batch);
+            }
+            let memory = MemTable::try_new(schema, partitions)
+                .map_err(|e| Error::engine(format!("holding a subset of {table}"), e))?;
+            tables.push((table, Arc::new(memory)));
+        }
+        Ok(Subset { tables })
+    }
+
+    /// A session like [`subset_session`] whose subscriber-keyed tables hold the rows of this
+    /// subset meeting `condition`.
+    pub async fn session(&self, workspace: &Workspace, condition: &str) -> Result<SessionContext> {
+        filtered_session(workspace, Some(condition), Some(self)).await
+    }
+}
+
+fn keyed_by_subscriber(table: Table) -> bool {
+    table.spec().column_index("subscriber_id").is_some()
 }
 
 /// A session in which every table keyed by subscriber holds the rows meeting `condition` (SQL
-/// on `subscriber_id`), or everything when there is none.
+/// on `subscriber_id`), or everything when there is none; read from `subset` when given.
 async fn filtered_session(
     workspace: &Workspace,
     condition: Option<&str>,
+    subset: Option<&Subset>,
 ) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from));
     let ctx = SessionContext::new_with_config(config);
+    if let Some(subset) = subset {
+        for (table, memory) in &subset.tables {
+            ctx.register_table(format!("{}__subset", table.name()), memory.clone())
+                .map_err(|e| Error::engine(format!("registering a subset of {table}"), e))?;
+        }
+    }
     let tables: Vec<Table> = Table::ALL
         .into_iter()
         .filter(|t| workspace.has_table(*t))
         .collect();
-    let filtered =
-        |table: &Table| condition.is_some() && table.spec().column_index("subscriber_id").is_some();
+    let filtered = |table: &Table| condition.is_some() && keyed_by_subscriber(*table);
     for table in &tables {
         let path = workspace.table_file(*table);
         // Family and group sizes count across subscribers: `<table>__all` is the whole table in
@@ -181,7 +247,12 @@ async fn filtered_session(
     // Views come after every table, as a condition may query any of them.
     for table in tables.iter().filter(|t| filtered(t)) {
         if let Some(condition) = condition {
-            let all = format!("{}__all", table.name());
+            let held = subset.is_some_and(|s| s.tables.iter().any(|(t, _)| t == table));
+            let all = if held {
+                format!("{}__subset", table.name())
+            } else {
+                format!("{}__all", table.name())
+            };
             let view = format!("CREATE VIEW {table} AS SELECT * FROM {all} WHERE {condition}");
             ctx.sql(&view)
                 .await

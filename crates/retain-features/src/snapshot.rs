@@ -5,7 +5,8 @@
 //! only complete periods and events strictly before the as-of date.
 
 use chrono::{Months, NaiveDate};
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
 
 use crate::conditions::{feature_ctes, month_start};
@@ -328,32 +329,87 @@ pub async fn training_set(
     Ok(out)
 }
 
+/// Past campaign contacts whose features [`campaign_set`] computes at most, beyond which it
+/// takes a hash sample of the contacted subscribers. Uplift trees fit on 150,000 contacts per
+/// arm and are compared on 200,000; the reason × offer cells are as steady on half a million
+/// contacts as on millions, and the features of millions would each be a pass over the tables.
+pub const MAX_CAMPAIGN_CONTACTS: u64 = 500_000;
+
 /// Past campaign contacts with their outcome, for uplift models: for each campaign period P in
 /// `periods`, every `campaign_history` row of P with `arm`, `offer_id`, `offer_kind`, `channel`,
 /// `reached` and `accepted`, the subscriber's features as of P, and `label` = 1 when the
 /// subscriber left within `[P, P + horizon)`: a churn label took effect, or an exit began (a
 /// suspension, stop request, port-out or cancellation: the silent path's cancellation comes
-/// months later, often after the data ends). Each period's plan runs on a session that holds only
-/// that period's contacts ([`crate::subset_session`]), so its cost follows the campaign, not the
-/// operator.
+/// months later, often after the data ends). The contacted subscribers' rows are read once
+/// ([`crate::Subset`]) and each period's plan runs on a session that holds only that period's
+/// contacts, so the cost follows the campaigns, not the operator. Beyond
+/// `max_contacts` contacts in all (uplift uses [`MAX_CAMPAIGN_CONTACTS`]), a fixed hash sample
+/// of the contacted subscribers is taken.
 pub async fn campaign_set(
     workspace: &retain_data::Workspace,
     set: &FeatureSet,
     periods: &[NaiveDate],
     horizon_months: u32,
     labels: &LabelConfig,
+    max_contacts: u64,
 ) -> Result<Vec<RecordBatch>> {
+    if periods.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = periods
+        .iter()
+        .map(|p| format!("DATE '{}'", month_start(*p)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let contacts = {
+        let ctx = crate::session(workspace).await?;
+        let counted = run(
+            &ctx,
+            &format!("SELECT COUNT(*) AS n FROM campaign_history WHERE period IN ({list})"),
+            "counting campaign contacts",
+        )
+        .await?;
+        counted
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0))
+    };
+    let contacts = u64::try_from(contacts).unwrap_or(0);
+    let sampled = if contacts > max_contacts {
+        tracing::info!(
+            contacts,
+            max_contacts,
+            "a hash sample of the campaign contacts"
+        );
+        format!(" AND {}", crate::hash_sample(max_contacts, contacts))
+    } else {
+        String::new()
+    };
+    let started = std::time::Instant::now();
+    let subset = crate::Subset::read(
+        workspace,
+        &format!(
+            "subscriber_id IN (SELECT subscriber_id FROM campaign_history__all \
+             WHERE period IN ({list})){sampled}"
+        ),
+    )
+    .await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "the contacted subscribers' rows read"
+    );
     let mut out = Vec::new();
     for &p in periods {
         let p = month_start(p);
-        let ctx = crate::subset_session(
-            workspace,
-            &format!(
-                "subscriber_id IN (SELECT subscriber_id FROM campaign_history__all \
-                 WHERE period = DATE '{p}')"
-            ),
-        )
-        .await?;
+        let ctx = subset
+            .session(
+                workspace,
+                &format!(
+                    "subscriber_id IN (SELECT subscriber_id FROM campaign_history__all \
+                     WHERE period = DATE '{p}')"
+                ),
+            )
+            .await?;
         let ctx = &ctx;
         register_labels(ctx, labels).await?;
         let end = p + Months::new(horizon_months);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate};
 use datafusion::execution::context::SessionContext;
-use retain_features::{FeatureSet, LabelConfig, campaign_set};
+use retain_features::{FeatureSet, LabelConfig, MAX_CAMPAIGN_CONTACTS, campaign_set};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -84,6 +84,7 @@ pub async fn load_history(ctx: &SessionContext, root: &std::path::Path) -> Resul
         &periods,
         HORIZON_MONTHS,
         &LabelConfig::default(),
+        MAX_CAMPAIGN_CONTACTS,
     )
     .await?;
     let features = Features::from_batches(&batches, &set.names)?;

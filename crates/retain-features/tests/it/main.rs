@@ -428,3 +428,104 @@ fn a_bad_feature_names_itself() {
     let err = FeatureSet::compile(&[("x", "avg(fee, 3m) +")]).unwrap_err();
     assert!(err.to_string().contains("feature x"), "{err}");
 }
+
+/// Feature rows of a campaign set by (subscriber, snapshot day), rounded like `sorted_values`.
+fn campaign_rows(
+    batches: &[RecordBatch],
+    set: &FeatureSet,
+) -> std::collections::BTreeMap<(i64, i32), Vec<Option<f64>>> {
+    let mut rows = std::collections::BTreeMap::new();
+    for b in batches {
+        let ids = b
+            .column_by_name("subscriber_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let days = b
+            .column_by_name("snapshot")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        for r in 0..b.num_rows() {
+            let values = set
+                .names
+                .iter()
+                .map(|name| {
+                    let a = b
+                        .column_by_name(name)
+                        .unwrap()
+                        .as_primitive::<Float64Type>();
+                    (!a.is_null(r)).then(|| (a.value(r) * 1e6).round() / 1e6)
+                })
+                .collect();
+            let previous = rows.insert((ids.value(r), days.value(r)), values);
+            assert!(previous.is_none(), "one row per contact and period");
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_campaign_set_holds_each_contacts_features_as_of_its_campaign_and_samples_beyond_its_cap()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let ws = synthetic_workspace(dir.path(), 1500, 12, 17);
+    let set = FeatureSet::default_set();
+    let labels = LabelConfig::default();
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let periods: Vec<NaiveDate> = ctx
+        .sql("SELECT DISTINCT period FROM campaign_history ORDER BY period")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|b| {
+            let a = b
+                .column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+            (0..b.num_rows())
+                .map(|r| retain_data::days_to_date(a.value(r)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let periods = &periods[..periods.len().min(3)];
+    assert!(periods.len() >= 2, "{periods:?}");
+
+    let all = retain_features::campaign_set(&ws, &set, periods, 4, &labels, u64::MAX)
+        .await
+        .unwrap();
+    let all = campaign_rows(&all, &set);
+    assert!(all.len() > 100, "{}", all.len());
+    // Each contact's features are its features as of the campaign computed on everyone.
+    for &p in periods {
+        let whole = features_as_of(&ctx, &set, p).await.unwrap();
+        let whole: std::collections::BTreeMap<i64, Vec<Option<f64>>> = sorted_values(&whole)
+            .into_iter()
+            .map(|row| (row[0].unwrap() as i64, row[1..].to_vec()))
+            .collect();
+        let day = NaiveDate::signed_duration_since(p, NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days() as i32;
+        let contacts: Vec<_> = all.iter().filter(|((_, d), _)| *d == day).collect();
+        assert!(!contacts.is_empty(), "contacts in {p}");
+        for ((id, _), values) in contacts {
+            assert_eq!(Some(values), whole.get(id), "subscriber {id} as of {p}");
+        }
+    }
+
+    // Beyond the cap, a sample of the same rows in every period.
+    let cap = (all.len() / 4) as u64;
+    let sampled = retain_features::campaign_set(&ws, &set, periods, 4, &labels, cap)
+        .await
+        .unwrap();
+    let sampled = campaign_rows(&sampled, &set);
+    assert!(
+        sampled.len() as u64 > cap / 2 && (sampled.len() as u64) < cap * 2,
+        "{} rows for a cap of {cap}",
+        sampled.len()
+    );
+    for (key, values) in &sampled {
+        assert_eq!(Some(values), all.get(key), "{key:?}");
+    }
+    let days: std::collections::BTreeSet<i32> = sampled.keys().map(|(_, d)| *d).collect();
+    assert_eq!(days.len(), periods.len(), "every period is sampled");
+}
