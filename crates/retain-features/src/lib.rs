@@ -247,8 +247,8 @@ async fn filtered_session(
     // Views come after every table, as a condition may query any of them.
     for table in tables.iter().filter(|t| filtered(t)) {
         if let Some(condition) = condition {
-            let held = subset.is_some_and(|s| s.tables.iter().any(|(t, _)| t == table));
-            let all = if held {
+            // A subset holds every subscriber-keyed table: it was read through such a session.
+            let all = if subset.is_some() {
                 format!("{}__subset", table.name())
             } else {
                 format!("{}__all", table.name())

@@ -503,8 +503,7 @@ async fn a_campaign_set_holds_each_contacts_features_as_of_its_campaign_and_samp
             .into_iter()
             .map(|row| (row[0].unwrap() as i64, row[1..].to_vec()))
             .collect();
-        let day = NaiveDate::signed_duration_since(p, NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
-            .num_days() as i32;
+        let day = retain_data::date_to_days(p);
         let contacts: Vec<_> = all.iter().filter(|((_, d), _)| *d == day).collect();
         assert!(!contacts.is_empty(), "contacts in {p}");
         for ((id, _), values) in contacts {
