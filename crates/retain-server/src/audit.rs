@@ -53,6 +53,8 @@ pub(crate) struct Journal {
     drained: watch::Receiver<u64>,
     /// Wakes the drainer early.
     hurry: Arc<Notify>,
+    /// The drainer, awaited when the journal closes.
+    drainer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -145,20 +147,22 @@ impl Journal {
                 .name("audit-journal".into())
                 .spawn(move || write_loop(&shared, &dir, &boot, segment, &to_store))?;
         }
-        tokio::spawn(drain_loop(store, from_writer, drained_tx, hurry.clone()));
+        let drainer = tokio::spawn(drain_loop(store, from_writer, drained_tx, hurry.clone()));
         Ok(Journal {
             shared,
             boot,
             next: AtomicU64::new(0),
             drained,
             hurry,
+            drainer: Mutex::new(Some(drainer)),
         })
     }
 
-    /// A key for the next event, unique to it.
+    /// A key for the next event, unique to it. The counter is zero-padded so that keys sort
+    /// in the order they were given and the store's unique index on them grows at its end.
     pub(crate) fn key(&self) -> String {
         format!(
-            "{}-{}",
+            "{}-{:012}",
             self.boot,
             self.next.fetch_add(1, Ordering::Relaxed)
         )
@@ -207,14 +211,38 @@ impl Journal {
     }
 }
 
-impl Drop for Journal {
-    fn drop(&mut self) {
+impl Journal {
+    /// Stops taking events and waits until every event journaled so far is in the store and
+    /// every segment deleted: a server that stops this way leaves nothing to replay.
+    pub(crate) async fn close(&self) {
+        self.stop_taking();
+        self.hurry.notify_one();
+        let drainer = self
+            .drainer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(drainer) = drainer
+            && let Err(e) = drainer.await
+        {
+            tracing::error!("audit journal: the drainer stopped: {e}");
+        }
+    }
+
+    /// Refuses further events; the writer writes what is queued and ends.
+    fn stop_taking(&self) {
         self.shared
             .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .closed = true;
         self.shared.ready.notify_one();
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.stop_taking();
     }
 }
 
@@ -315,6 +343,10 @@ async fn drain_loop(
         total += events.len() as u64;
         events.clear();
         drained.send_replace(total);
+        // A closed journal's last events go to the store without a pause.
+        if from_writer.is_closed() {
+            continue;
+        }
         tokio::select! {
             () = tokio::time::sleep(DRAIN_PAUSE) => {}
             () = hurry.notified() => {}
@@ -508,14 +540,16 @@ mod tests {
         assert_eq!(left, [live]);
     }
 
-    /// An append is answered once its line is on disk; flushing puts it in the store; a
-    /// closed journal leaves nothing behind.
+    /// An append is answered once its line is on disk; flushing puts it in the store; closing
+    /// puts the rest there and leaves no segment behind.
     #[tokio::test]
     async fn appended_events_are_on_disk_when_answered_and_in_the_store_after_a_flush() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
         let path = dir.path().join(DIR);
         let journal = Journal::open(&path, store.clone()).await.unwrap();
+        let keys: Vec<String> = (0..12).map(|_| journal.key()).collect();
+        assert!(keys.windows(2).all(|k| k[0] < k[1]), "{keys:?}");
         let appends = (0..50).map(|n| {
             let mut e = event(n);
             e.key = journal.key();
@@ -564,13 +598,26 @@ mod tests {
             "{names:?}"
         );
 
-        drop(journal);
-        for _ in 0..100 {
-            if std::fs::read_dir(&path).unwrap().next().is_none() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        // Closing waits for the last events to reach the store and deletes every segment.
+        let last: Vec<_> = (0..20)
+            .map(|n| {
+                let mut e = event(9000 + n);
+                e.key = journal.key();
+                journal.append(e)
+            })
+            .collect();
+        for result in futures::future::join_all(last).await {
+            result.unwrap();
         }
-        panic!("the closed journal's segment is still there");
+        journal.close().await;
+        let left: Vec<_> = std::fs::read_dir(&path).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(store.audit_log("customer", None).await.unwrap().len(), 2070);
+        let mut late = event(99_999);
+        late.key = journal.key();
+        assert!(
+            journal.append(late).await.is_err(),
+            "a closed journal takes no events"
+        );
     }
 }

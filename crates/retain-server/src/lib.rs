@@ -137,16 +137,73 @@ impl AppState {
     pub async fn flush_audit(&self) {
         self.0.journal.flush().await;
     }
+
+    /// Stops the server's background work: every journaled audit event is appended to the
+    /// store and its segment deleted, and the store is closed (SQLite folds its write-ahead
+    /// log back into the database). Requests after this fail.
+    pub async fn close(&self) {
+        self.0.journal.close().await;
+        self.0.store.close().await;
+    }
 }
 
-/// Serves the API and the dashboard on `addr` until the process ends.
+/// How long requests in flight may take to finish once the server is asked to stop.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the API and the dashboard on `addr` until the process is asked to stop (SIGTERM, as
+/// a service manager stops it, or Ctrl-C).
 pub async fn serve(state: AppState, addr: &str) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(state, listener, stop_requested()).await
+}
+
+/// Serves on `listener` until `stop` completes, then stops accepting, lets the requests in
+/// flight finish (for at most [`GRACE`]) and closes the state ([`AppState::close`]): a server
+/// stopped this way leaves no audit journal to replay.
+pub async fn serve_on(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     tracing::info!(
         "serving {} on http://{}",
         state.0.root.display(),
         listener.local_addr()?
     );
-    axum::serve(listener, router(state)).await?;
-    Ok(())
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    });
+    let deadline = async move {
+        stop.await;
+        tracing::info!("stopping: finishing the requests in flight");
+        let _ = stopping.send(true);
+        tokio::time::sleep(GRACE).await;
+    };
+    let served = tokio::select! {
+        served = served => served,
+        () = deadline => {
+            tracing::warn!("stopping: requests still open after {GRACE:?} are dropped");
+            Ok(())
+        }
+    };
+    state.close().await;
+    tracing::info!("stopped: the audit journal is in the store");
+    Ok(served?)
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn stop_requested() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

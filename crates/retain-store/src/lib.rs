@@ -180,6 +180,14 @@ impl Store {
         }
     }
 
+    /// Closes every connection once it is returned; later calls fail. On SQLite the last
+    /// connection to close folds the write-ahead log back into the database file.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sql(s) => s.pool.close().await,
+        }
+    }
+
     /// Appends journaled events in one transaction, in order: all of them or none. An event
     /// whose key is already in the log is skipped; returns how many were new.
     pub async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {

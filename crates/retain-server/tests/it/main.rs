@@ -855,3 +855,91 @@ fn the_openapi_document_covers_the_authorization_table() {
         .sum();
     assert_eq!(documented, RULES.len(), "no operation without a rule");
 }
+
+/// One request over a real connection: (status, JSON body).
+async fn over_tcp(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n{auth}\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+/// A server asked to stop stops accepting, and its audited reads are in the store with no
+/// journal segment left to replay and the SQLite write-ahead log folded into the database.
+#[tokio::test]
+async fn a_server_asked_to_stop_leaves_its_audit_in_the_store_and_nothing_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path(), None).await;
+    let store = Store::connect(&ws.store_url()).await.unwrap();
+    add_user(&store, "ana", "analyst", None).await;
+    store.close().await;
+    let state = AppState::open(ws.root()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(retain_server::serve_on(state, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let login = serde_json::json!({ "name": "ana", "password": PASSWORD }).to_string();
+    let (status, body) = over_tcp(addr, "POST", "/api/v1/login", None, Some(&login)).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let read: Vec<String> = subscribers(dir.path())
+        .into_iter()
+        .take(25)
+        .map(|(id, _, _)| id)
+        .collect();
+    for id in &read {
+        let path = format!("/api/v1/customers/{id}");
+        let (status, body) = over_tcp(addr, "GET", &path, Some(&token), None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "a stopped server accepts no connection"
+    );
+    let journal: Vec<_> = std::fs::read_dir(ws.root().join("audit-journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(journal.is_empty(), "{journal:?}");
+    let wal = ws.root().join("retain.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the write-ahead log is folded back"
+    );
+    let store = Store::connect(&ws.store_url()).await.unwrap();
+    let log = store.audit_log("customer", None).await.unwrap();
+    let mut audited: Vec<&str> = log
+        .iter()
+        .filter(|e| e.actor == "ana" && e.action == "read")
+        .map(|e| e.entity_id.as_str())
+        .collect();
+    audited.sort_unstable();
+    let mut expected: Vec<&str> = read.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(audited, expected);
+}
