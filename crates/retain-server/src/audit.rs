@@ -20,6 +20,11 @@
 //!
 //! Reading the audit log first waits until every event journaled so far is in the store
 //! ([`Journal::flush`]).
+//!
+//! A third task indexes the appended events by entity in bulk ([`Store::index_audit`]), once
+//! enough have gathered that each pass touches each page of the index a few times, sorted and
+//! in paced chunks: indexed one by one on their random subscriber ids, every event dirtied a
+//! page of its own and the journal's syncs waited behind those writes.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read as _, Write as _};
@@ -28,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use retain_store::{JournaledAudit, Store};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -43,6 +48,17 @@ const DRAIN_GROUP: usize = 8192;
 /// the log: the store sees a few large transactions a second, not one per group.
 const DRAIN_PAUSE: Duration = Duration::from_millis(200);
 
+/// Events wait for the bulk index until there are at least this many, and at least an eighth
+/// of those indexed before (so passes grow with the log and each touches every page of the
+/// index a few times at most) but at most `INDEX_MAX`, which bounds a pass's memory and the
+/// end of the log a query scans.
+const INDEX_MIN: u64 = if cfg!(test) { 100 } else { 50_000 };
+const INDEX_MAX: u64 = 1_000_000;
+/// Events indexed in one transaction, and the least pause after each, so that a pass's writes
+/// spread over seconds instead of stalling the disk for the answers' syncs.
+const INDEX_CHUNK: usize = 4096;
+const INDEX_PAUSE: Duration = Duration::from_millis(50);
+
 /// The journal of a running server.
 pub(crate) struct Journal {
     shared: Arc<Shared>,
@@ -55,6 +71,9 @@ pub(crate) struct Journal {
     hurry: Arc<Notify>,
     /// The drainer, awaited when the journal closes.
     drainer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The indexer, told to stop and awaited when the journal closes.
+    indexer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop_indexing: watch::Sender<bool>,
 }
 
 struct Shared {
@@ -147,6 +166,8 @@ impl Journal {
                 .name("audit-journal".into())
                 .spawn(move || write_loop(&shared, &dir, &boot, segment, &to_store))?;
         }
+        let (stop_indexing, stop) = watch::channel(false);
+        let indexer = tokio::spawn(index_loop(store.clone(), drained.clone(), stop));
         let drainer = tokio::spawn(drain_loop(store, from_writer, drained_tx, hurry.clone()));
         Ok(Journal {
             shared,
@@ -155,6 +176,8 @@ impl Journal {
             drained,
             hurry,
             drainer: Mutex::new(Some(drainer)),
+            indexer: Mutex::new(Some(indexer)),
+            stop_indexing,
         })
     }
 
@@ -217,15 +240,15 @@ impl Journal {
     pub(crate) async fn close(&self) {
         self.stop_taking();
         self.hurry.notify_one();
-        let drainer = self
-            .drainer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(drainer) = drainer
-            && let Err(e) = drainer.await
-        {
-            tracing::error!("audit journal: the drainer stopped: {e}");
+        // What is not indexed now is indexed after the next start.
+        self.stop_indexing.send_replace(true);
+        for (name, task) in [("drainer", &self.drainer), ("indexer", &self.indexer)] {
+            let task = task.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(task) = task
+                && let Err(e) = task.await
+            {
+                tracing::error!("audit journal: the {name} stopped: {e}");
+            }
         }
     }
 
@@ -350,6 +373,59 @@ async fn drain_loop(
         tokio::select! {
             () = tokio::time::sleep(DRAIN_PAUSE) => {}
             () = hurry.notified() => {}
+        }
+    }
+}
+
+/// Indexes appended events in bulk whenever enough have gathered, until told to stop.
+async fn index_loop(store: Store, mut drained: watch::Receiver<u64>, stop: watch::Receiver<bool>) {
+    let mut seen = *drained.borrow_and_update();
+    let mut stopped = stop.clone();
+    loop {
+        let (lag, upto) = match store.audit_index_lag().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!("audit index: {e}");
+                (0, 0)
+            }
+        };
+        let batch = (u64::try_from(upto).unwrap_or(0) / 8).clamp(INDEX_MIN, INDEX_MAX);
+        let mut waiting = lag;
+        while waiting < batch {
+            tokio::select! {
+                changed = drained.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = *drained.borrow_and_update();
+                    waiting += now - seen;
+                    seen = now;
+                }
+                _ = stopped.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+        // After each chunk, a pause of at least three times what it took: the pass keeps to a
+        // quarter of the store's time, whatever the disk.
+        let mut resumed = Instant::now();
+        let pace = || {
+            let pause = INDEX_PAUSE.max(resumed.elapsed() * 3);
+            resumed = Instant::now() + pause;
+            let stop = stop.clone();
+            async move {
+                tokio::time::sleep(pause).await;
+                !*stop.borrow()
+            }
+        };
+        let batch = usize::try_from(batch).unwrap_or(usize::MAX);
+        if let Err(e) = store.index_audit(batch, INDEX_CHUNK, pace).await {
+            tracing::error!("audit index: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if *stop.borrow() {
+            return;
         }
     }
 }
@@ -597,6 +673,22 @@ mod tests {
             names.iter().all(|n| !n.ends_with("-000000.jsonl")),
             "{names:?}"
         );
+
+        // The indexer takes them into the bulk index in passes, each at least an eighth of
+        // what it indexed before, and a subscriber's events are found either way.
+        let mut waited = 0;
+        while store.audit_index_lag().await.unwrap().0 >= 300 {
+            assert!(waited < 3000, "the indexer did not catch up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        let (lag, upto) = store.audit_index_lag().await.unwrap();
+        assert!(upto > 1700, "indexed up to {upto}, {lag} waiting");
+        for id in ["7", "1003", "4499"] {
+            let one = store.audit_log("customer", Some(id)).await.unwrap();
+            assert_eq!(one.len(), 1, "{id}");
+            assert_eq!(one[0].entity_id, id);
+        }
 
         // Closing waits for the last events to reach the store and deletes every segment.
         let last: Vec<_> = (0..20)

@@ -196,6 +196,32 @@ impl Store {
         }
     }
 
+    /// Moves journaled events into the audit log's bulk index (see the migration
+    /// `0007_audit_bulk_index.sql`): up to `max_rows` of them, sorted, `chunk_rows` to a
+    /// transaction, awaiting `between` after each chunk and stopping early when it answers
+    /// false. Returns how many events were indexed. Queries are right whether or not this has
+    /// run; it only keeps them fast.
+    pub async fn index_audit<F>(
+        &self,
+        max_rows: usize,
+        chunk_rows: usize,
+        between: impl FnMut() -> F,
+    ) -> Result<usize>
+    where
+        F: Future<Output = bool>,
+    {
+        match &self.backend {
+            Backend::Sql(s) => s.index_audit(max_rows, chunk_rows, between).await,
+        }
+    }
+
+    /// Journaled events not yet in the bulk index, and the highest event id indexed.
+    pub async fn audit_index_lag(&self) -> Result<(u64, i64)> {
+        match &self.backend {
+            Backend::Sql(s) => s.audit_index_lag().await,
+        }
+    }
+
     /// The audit log of an entity kind, or of one entity, in order.
     pub async fn audit_log(
         &self,
@@ -824,6 +850,100 @@ mod tests {
         }
     }
 
+    /// The first `events` journaled events of kind `bulk` appended, in order, for two
+    /// subscribers and for all, and the store's own event on subscriber 3 beside them.
+    async fn bulk_log_is_whole(store: &Store, events: usize) {
+        for id in [Some("3"), Some("5"), None] {
+            let log = store.audit_log("bulk", id).await.unwrap();
+            let want: Vec<String> = (0..events)
+                .map(|n| ((n * 7) % 13).to_string())
+                .filter(|e| id.is_none_or(|id| id == e))
+                .collect();
+            let (direct, journaled): (Vec<_>, Vec<_>) =
+                log.iter().partition(|e| e.detail.get("direct").is_some());
+            let journaled: Vec<String> = journaled.iter().map(|e| e.entity_id.clone()).collect();
+            assert_eq!(journaled, want, "{id:?} after {events} events");
+            assert_eq!(direct.len(), usize::from(id != Some("5")), "{id:?}");
+            assert!(log.windows(2).all(|w| w[0].id < w[1].id), "in order");
+        }
+    }
+
+    /// Journaled events are found by entity whether they are in a listed run, after the last
+    /// one, or in a pass that stopped halfway; the store's own events beside them.
+    async fn journaled_events_are_found_through_the_bulk_index(store: &Store) {
+        let journaled = |from: usize, to: usize| -> Vec<JournaledAudit> {
+            (from..to)
+                .map(|n| JournaledAudit {
+                    key: format!("bulk-{n:06}"),
+                    at: "2026-11-25T10:00:00+00:00".to_owned(),
+                    actor: "store-1".to_owned(),
+                    action: "decision".to_owned(),
+                    entity: "bulk".to_owned(),
+                    // Out of order, so sorting them for the index matters.
+                    entity_id: ((n * 7) % 13).to_string(),
+                    detail: serde_json::json!({ "n": n }),
+                })
+                .collect()
+        };
+        let direct = Audit {
+            actor: "admin",
+            action: "note",
+            detail: serde_json::json!({ "direct": true }),
+        };
+        let (lag, _) = store.audit_index_lag().await.unwrap();
+        store.append_journaled(&journaled(0, 300)).await.unwrap();
+        store.audit("bulk", "3", &direct).await.unwrap();
+        store.append_journaled(&journaled(300, 500)).await.unwrap();
+        assert_eq!(store.audit_index_lag().await.unwrap().0, lag + 500);
+        bulk_log_is_whole(store, 500).await;
+
+        // A pass asked to stop two steps into appending to the index (after one step per 64
+        // ids of the log to sort them) leaves entries of a run it does not list.
+        let last = store.audit_recent(None, None, 1).await.unwrap()[0].id;
+        let sorting = (last + 63) / 64;
+        let mut steps = 0;
+        let stopped = store
+            .index_audit(usize::MAX, 64, || {
+                steps += 1;
+                std::future::ready(steps < sorting + 2)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stopped, 0);
+        let Backend::Sql(s) = &store.backend;
+        let unlisted: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_journal_index \
+             WHERE run NOT IN (SELECT run FROM audit_journal_runs)",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(unlisted, 128);
+        assert_eq!(store.audit_index_lag().await.unwrap().0, lag + 500);
+        bulk_log_is_whole(store, 500).await;
+
+        // Part of the way (over the stopped pass's entries), then the rest, with more events
+        // arriving between.
+        let go_on = || std::future::ready(true);
+        let first = store
+            .index_audit(lag as usize + 200, 64, go_on)
+            .await
+            .unwrap();
+        assert_eq!(first, lag as usize + 200);
+        assert_eq!(store.audit_index_lag().await.unwrap().0, 300);
+        bulk_log_is_whole(store, 500).await;
+        store.append_journaled(&journaled(500, 520)).await.unwrap();
+        assert_eq!(
+            store.index_audit(usize::MAX, 1000, go_on).await.unwrap(),
+            320
+        );
+        let (lag, upto) = store.audit_index_lag().await.unwrap();
+        assert_eq!(lag, 0);
+        assert_eq!(upto, store.audit_recent(None, None, 1).await.unwrap()[0].id);
+        bulk_log_is_whole(store, 520).await;
+        assert_eq!(store.index_audit(usize::MAX, 64, go_on).await.unwrap(), 0);
+    }
+
     #[tokio::test]
     async fn sqlite_campaign_story() {
         let dir = tempfile::tempdir().unwrap();
@@ -832,6 +952,7 @@ mod tests {
         campaign_story(&store).await;
         audit_is_append_only(&store).await;
         journaled_events_are_appended_once(&store).await;
+        journaled_events_are_found_through_the_bulk_index(&store).await;
     }
 
     #[tokio::test]
@@ -867,6 +988,7 @@ mod tests {
         campaign_story(&store).await;
         audit_is_append_only(&store).await;
         journaled_events_are_appended_once(&store).await;
+        journaled_events_are_found_through_the_bulk_index(&store).await;
     }
 
     #[test]

@@ -266,6 +266,13 @@ impl SqlStore {
     /// present.
     pub(crate) async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
+        if self.d == Dialect::Postgres {
+            // PostgreSQL hands out ids before commit, so one in flight can be below one already
+            // visible; the indexer locks this out and so waits for appends in flight.
+            sqlx::query("LOCK TABLE audit_journal_runs IN ROW SHARE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut appended = 0;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -295,16 +302,195 @@ impl SqlStore {
         entity: &str,
         entity_id: Option<&str>,
     ) -> Result<Vec<AuditEvent>> {
-        let rows = query(
-            self.d,
-            "SELECT * FROM audit_log WHERE entity = ? AND (? IS NULL OR entity_id = ?) ORDER BY id",
-        )
-        .bind(entity)
-        .bind(entity_id)
-        .bind(entity_id)
-        .fetch_all(&self.pool)
-        .await?;
+        // Three parts, none overlapping: the store's own events, by their index; journaled
+        // events up to the last run's end, by the runs (an event in two runs is one event);
+        // and journaled events after it, by a scan of the end of the log.
+        let one = if entity_id.is_some() {
+            " AND entity_id = ?2"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT * FROM audit_log WHERE journal_key IS NULL AND entity = ?1{one} \
+             UNION ALL \
+             SELECT * FROM audit_log WHERE id IN (SELECT id FROM audit_journal_index \
+                 WHERE run IN (SELECT run FROM audit_journal_runs) AND entity = ?1{one}) \
+             AND id <= (SELECT coalesce(max(upto), 0) FROM audit_journal_runs) \
+             UNION ALL \
+             SELECT * FROM audit_log \
+             WHERE id > (SELECT coalesce(max(upto), 0) FROM audit_journal_runs) \
+             AND journal_key IS NOT NULL AND entity = ?1{one} \
+             ORDER BY id"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.d.translate(sql))).bind(entity);
+        if let Some(id) = entity_id {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(audit_event).collect()
+    }
+
+    pub(crate) async fn audit_index_lag(&self) -> Result<(u64, i64)> {
+        let upto: i64 = query_scalar(
+            self.d,
+            "SELECT coalesce(max(upto), 0) FROM audit_journal_runs",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let lag: i64 = query_scalar(
+            self.d,
+            "SELECT count(*) FROM audit_log WHERE id > ? AND journal_key IS NOT NULL",
+        )
+        .bind(upto)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((u64::try_from(lag).unwrap_or(0), upto))
+    }
+
+    /// Indexes up to `max_rows` journaled events past the last run as a new run: sorts them
+    /// into a temporary table and appends them from it to the index in key order, `chunk_rows`
+    /// at a time, each step a transaction of its own, awaiting `between` after each; stops
+    /// early, leaving the run unlisted, when it answers false. The rows never leave the
+    /// database. Returns how many events the new run holds.
+    pub(crate) async fn index_audit<F>(
+        &self,
+        max_rows: usize,
+        chunk_rows: usize,
+        mut between: impl FnMut() -> F,
+    ) -> Result<usize>
+    where
+        F: Future<Output = bool>,
+    {
+        let chunk = i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX);
+        // Temporary tables belong to a connection: the pass keeps one.
+        let mut conn = self.pool.acquire().await?;
+        let batch_table = match self.d {
+            Dialect::Sqlite => {
+                sqlx::query("PRAGMA temp_store = MEMORY")
+                    .execute(&mut *conn)
+                    .await?;
+                "CREATE TEMP TABLE audit_batch (entity TEXT NOT NULL, entity_id TEXT NOT NULL, \
+                 id INTEGER NOT NULL, PRIMARY KEY (entity, entity_id, id)) WITHOUT ROWID"
+            }
+            Dialect::Postgres => {
+                "CREATE TEMP TABLE audit_batch (entity TEXT NOT NULL, entity_id TEXT NOT NULL, \
+                 id BIGINT NOT NULL, PRIMARY KEY (entity, entity_id, id))"
+            }
+        };
+        sqlx::query("DROP TABLE IF EXISTS audit_batch")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(batch_table).execute(&mut *conn).await?;
+
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        if self.d == Dialect::Postgres {
+            sqlx::query("LOCK TABLE audit_journal_runs IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (upto, run): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(max(upto), 0), coalesce(max(run), -1) + 1 FROM audit_journal_runs",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let to: Option<i64> = query_scalar(
+            self.d,
+            "SELECT max(id) FROM (SELECT id FROM audit_log \
+             WHERE id > ? AND journal_key IS NOT NULL ORDER BY id LIMIT ?) b",
+        )
+        .bind(upto)
+        .bind(i64::try_from(max_rows).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(to) = to else {
+            return Ok(0);
+        };
+
+        // Sorted in the temporary table, a slice of the log at a time.
+        let mut from = upto;
+        while from < to {
+            query(
+                self.d,
+                "INSERT INTO audit_batch (entity, entity_id, id) \
+                 SELECT entity, entity_id, id FROM audit_log \
+                 WHERE id > ? AND id <= ? AND journal_key IS NOT NULL",
+            )
+            .bind(from)
+            .bind(to.min(from.saturating_add(chunk)))
+            .execute(&mut *conn)
+            .await?;
+            from = from.saturating_add(chunk);
+            if !between().await {
+                return Ok(0);
+            }
+        }
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_batch")
+            .fetch_one(&mut *conn)
+            .await?;
+        // Appended to the index in key order, each step up to the key `chunk` rows on.
+        let mut last = (String::new(), String::new(), -1_i64);
+        loop {
+            let bound: Option<(String, String, i64)> = query(
+                self.d,
+                "SELECT entity, entity_id, id FROM audit_batch WHERE (entity, entity_id, id) > (?, ?, ?) \
+                 ORDER BY entity, entity_id, id LIMIT 1 OFFSET ?",
+            )
+            .bind(&last.0)
+            .bind(&last.1)
+            .bind(last.2)
+            .bind(chunk - 1)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| Ok::<_, Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .transpose()?;
+            let (upper, next) = match &bound {
+                Some(b) => (" AND (entity, entity_id, id) <= (?, ?, ?)", b.clone()),
+                None => ("", last.clone()),
+            };
+            let sql = format!(
+                "INSERT INTO audit_journal_index (run, entity, entity_id, id) \
+                 SELECT ?, entity, entity_id, id FROM audit_batch \
+                 WHERE (entity, entity_id, id) > (?, ?, ?){upper} \
+                 ORDER BY entity, entity_id, id ON CONFLICT DO NOTHING"
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(self.d.translate(sql)))
+                .bind(run)
+                .bind(&last.0)
+                .bind(&last.1)
+                .bind(last.2);
+            if bound.is_some() {
+                insert = insert.bind(&next.0).bind(&next.1).bind(next.2);
+            }
+            insert.execute(&mut *conn).await?;
+            let Some(b) = bound else { break };
+            last = b;
+            if !between().await {
+                return Ok(0);
+            }
+        }
+        sqlx::query("DROP TABLE audit_batch")
+            .execute(&mut *conn)
+            .await?;
+        // Listed only if no other pass listed a run since this one began.
+        let listed = query(
+            self.d,
+            "INSERT INTO audit_journal_runs (run, upto, events) SELECT ?, ?, ? \
+             WHERE (SELECT coalesce(max(upto), 0) FROM audit_journal_runs) = ? \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(run)
+        .bind(to)
+        .bind(events)
+        .bind(upto)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(if listed == 1 {
+            usize::try_from(events).unwrap_or(usize::MAX)
+        } else {
+            0
+        })
     }
 
     pub(crate) async fn audit_recent(
