@@ -13,7 +13,12 @@
 # SUBSCRIBERS_CSV names the subscribers file to draw ids from when the workspace has no
 # incoming/subscribers.csv (a workspace loaded with `retain ingest`, as bench/scale.sh does).
 # Prints wrk's report (throughput, latency percentiles) and writes it to
-# WORKSPACE/reports/decision-load.txt.
+# WORKSPACE/reports/decision-load.txt. With RATE, RUNS=N measures N runs on one server start
+# (each appends its audit events to the store, as a day at the counter does), and each run
+# also writes WORKSPACE/reports/decision-load-timeline-K.csv (per 100 ms: answers, answers over
+# 5 ms, slowest) beside the server's log of audit drains and index passes
+# (decision-load-server.log), to place a slow stretch against what the server was doing.
+# GENERATOR names an already built decision_load to skip building it.
 set -euo pipefail
 ws="${1:?usage: decision-load.sh WORKSPACE [SECONDS] [CONNECTIONS]}"
 seconds="${2:-20}"
@@ -21,9 +26,12 @@ connections="${3:-32}"
 bin="${RETAIN_BIN:-${CARGO_TARGET_DIR:-target}/release/retain}"
 rate="${RATE:-}"
 if [ -n "$rate" ]; then
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-  cargo build --release --quiet -p retain-server --example decision_load
-  generator="$CARGO_TARGET_DIR/release/examples/decision_load"
+  generator="${GENERATOR:-}"
+  if [ -z "$generator" ]; then
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+    cargo build --release --quiet -p retain-server --example decision_load
+    generator="$CARGO_TARGET_DIR/release/examples/decision_load"
+  fi
 else
   command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 fi
@@ -40,7 +48,9 @@ cut -d, -f1 "$(ls "$ws"/offers/*/assignment.csv | sort | tail -n 1)" | tail -n +
 subscribers="${SUBSCRIBERS_CSV:-$ws/incoming/subscribers.csv}"
 tail -n +2 "$subscribers" | cut -d, -f1 | shuf -n 20000 --random-source=<(yes) >> "$work/ids"
 
-RETAIN_LOG=warn "$bin" serve --dir "$ws" --addr "127.0.0.1:$port" &
+mkdir -p "$ws/reports"
+RETAIN_LOG=warn,retain_server::audit=info "$bin" serve --dir "$ws" --addr "127.0.0.1:$port" \
+  2> "$ws/reports/decision-load-server.log" &
 server=$!
 for _ in $(seq 1 1500); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 token="$(curl -sf -X POST "http://127.0.0.1:$port/api/v1/login" -H 'content-type: application/json' \
@@ -62,8 +72,14 @@ if [ -n "$rate" ]; then
   "$generator" "127.0.0.1:$port" "$token" "$work/ids" "$rate" 3 "$connections" >/dev/null
   {
     echo "decision endpoint, open loop at $rate requests/s, $(wc -l < "$work/ids") distinct keys, ${connections} connections, ${seconds}s, $(nproc) cores"
-    "$generator" "127.0.0.1:$port" "$token" "$work/ids" "$rate" "$seconds" "$connections"
+    for run in $(seq 1 "${RUNS:-1}"); do
+      DECISION_LOAD_TIMELINE="$ws/reports/decision-load-timeline-$run.csv" \
+        "$generator" "127.0.0.1:$port" "$token" "$work/ids" "$rate" "$seconds" "$connections"
+    done
   } | tee "$ws/reports/decision-load.txt"
+  # A clean stop empties the audit journal into the store.
+  kill -TERM "$server"
+  wait "$server" || true
   exit 0
 fi
 # Warm up, then measure.

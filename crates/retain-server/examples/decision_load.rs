@@ -14,7 +14,12 @@
 //! Asks `GET /api/v1/decisions/{id}?channel=CHANNEL` for random ids of `IDS_FILE` (one per
 //! line) and prints one JSON object: requests, answers by status, the achieved rate and the
 //! latency percentiles in milliseconds. Used by `bench/decision-load.sh`.
+//!
+//! With `DECISION_LOAD_TIMELINE=FILE` it also writes, per 100 ms of due times, the wall-clock
+//! time, the answers, those slower than 5 ms and the slowest: to place a tail against what the
+//! server was doing then (its log).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +39,8 @@ struct Plan {
 struct Tally {
     /// Latencies in microseconds of the answers with status 200.
     latencies: Vec<u64>,
+    /// When each of those was due, in microseconds after the start.
+    due: Vec<u64>,
     /// Answers with another status.
     other: u64,
     /// Requests that got no answer (the connection failed).
@@ -70,6 +77,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    let wall = std::time::SystemTime::now() + Duration::from_millis(50);
     let (tallies, elapsed) = runtime.block_on(async {
         let start = Instant::now() + Duration::from_millis(50);
         let end = start + Duration::from_secs_f64(seconds);
@@ -83,6 +91,9 @@ fn main() {
         (tallies, start.elapsed())
     });
 
+    if let Ok(path) = std::env::var("DECISION_LOAD_TIMELINE") {
+        write_timeline(&path, wall, &tallies);
+    }
     let mut latencies: Vec<u64> = tallies.iter().flat_map(|t| t.latencies.clone()).collect();
     latencies.sort_unstable();
     let other: u64 = tallies.iter().map(|t| t.other).sum();
@@ -108,6 +119,31 @@ fn main() {
         ms(0.999),
         ms(1.0),
     );
+}
+
+/// Per 100 ms of due times: the time of day (UTC, as the server logs it), answers, answers over 5 ms and
+/// the slowest in milliseconds, as CSV.
+fn write_timeline(path: &str, wall: std::time::SystemTime, tallies: &[Tally]) {
+    let mut windows = std::collections::BTreeMap::<u64, (u64, u64, u64)>::new();
+    for t in tallies {
+        for (due, latency) in t.due.iter().zip(&t.latencies) {
+            let w = windows.entry(due / 100_000).or_default();
+            w.0 += 1;
+            w.1 += u64::from(*latency > 5_000);
+            w.2 = w.2.max(*latency);
+        }
+    }
+    let mut out = String::from("at,answers,over_5ms,max_ms\n");
+    for (window, (answers, slow, max)) in windows {
+        let at = chrono::DateTime::<chrono::Utc>::from(wall + Duration::from_millis(window * 100));
+        let _ = writeln!(
+            out,
+            "{},{answers},{slow},{:.3}",
+            at.format("%H:%M:%S%.3f"),
+            max as f64 / 1000.0
+        );
+    }
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("writing {path}: {e}"));
 }
 
 /// Connection `k` of `of`: its requests are due every `of / rate` seconds from
@@ -152,6 +188,9 @@ async fn connection(plan: Arc<Plan>, k: usize, of: usize, start: Instant, end: I
             tally
                 .latencies
                 .push(u64::try_from((answered - from).as_micros()).unwrap_or(u64::MAX));
+            tally
+                .due
+                .push(u64::try_from((due - start).as_micros()).unwrap_or(u64::MAX));
         } else {
             tally.other += 1;
         }

@@ -40,13 +40,17 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 /// The journal's directory in a workspace.
 pub(crate) const DIR: &str = "audit-journal";
-/// The size of a segment file, about 30,000 events (small in tests, to see them rotate).
-const SEGMENT_BYTES: u64 = if cfg!(test) { 64 << 10 } else { 8 << 20 };
+/// The size of a segment file, about 3,500 events (small in tests, to see them rotate). Each
+/// is written full of zeros and synced before use; a small one keeps that burst on the disk
+/// short for the answers' syncs that wait behind it.
+const SEGMENT_BYTES: u64 = if cfg!(test) { 64 << 10 } else { 1 << 20 };
 /// Events appended to the store in one transaction at most.
 const DRAIN_GROUP: usize = 8192;
 /// How long synced events gather before they are appended to the store, unless someone reads
 /// the log: the store sees a few large transactions a second, not one per group.
 const DRAIN_PAUSE: Duration = Duration::from_millis(200);
+/// A drain slower than this is logged (at info), to place a slow answer against it.
+const SLOW_DRAIN: Duration = Duration::from_millis(50);
 
 /// Events wait for the bulk index until there are at least this many, and at least an eighth
 /// of those indexed before (so passes grow with the log and each touches every page of the
@@ -351,6 +355,7 @@ async fn drain_loop(
                 ToStore::Sealed(path) => sealed.push(path),
             }
         }
+        let began = Instant::now();
         for chunk in events.chunks(DRAIN_GROUP) {
             while let Err(e) = store.append_journaled(chunk).await {
                 // The events stay in the journal; try again rather than lose them.
@@ -362,6 +367,13 @@ async fn drain_loop(
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::error!("audit journal: removing {}: {e}", path.display());
             }
+        }
+        if began.elapsed() > SLOW_DRAIN {
+            tracing::info!(
+                "audit journal: {} events took {:.0} ms to append to the store",
+                events.len(),
+                began.elapsed().as_secs_f64() * 1000.0
+            );
         }
         total += events.len() as u64;
         events.clear();
@@ -419,10 +431,24 @@ async fn index_loop(store: Store, mut drained: watch::Receiver<u64>, stop: watch
                 !*stop.borrow()
             }
         };
-        let batch = usize::try_from(batch).unwrap_or(usize::MAX);
-        if let Err(e) = store.index_audit(batch, INDEX_CHUNK, pace).await {
-            tracing::error!("audit index: {e}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        let began = Instant::now();
+        tracing::info!("audit index: a pass over {waiting} events after id {upto} begins");
+        match store
+            .index_audit(
+                usize::try_from(batch).unwrap_or(usize::MAX),
+                INDEX_CHUNK,
+                pace,
+            )
+            .await
+        {
+            Ok(n) => tracing::info!(
+                "audit index: {n} events indexed in {:.1} s",
+                began.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                tracing::error!("audit index: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
         if *stop.borrow() {
             return;
