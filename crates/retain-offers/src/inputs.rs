@@ -286,6 +286,7 @@ async fn at_risk_features(
     };
     // Computed features are not drawn from here: each partition computes its own below, on
     // the session its eligibility query shares.
+    let mut clock = std::time::Instant::now();
     let mut stored = retain_features::stored::features(&workspace, &set, as_of, parts).await?;
     out.origin = stored.origin();
     if out.origin == Origin::Stored {
@@ -311,19 +312,41 @@ async fn at_risk_features(
                 out.features.extend(&batch, &at_risk)?;
             }
         }
+        tracing::debug!(
+            seconds = clock.elapsed().as_secs_f64(),
+            "match inputs: features of partition {part}"
+        );
+        clock = std::time::Instant::now();
         register_outputs(ctx, root, &library.compiler).await?;
         let batches = query(ctx, &eligibility, "offer eligibility").await?;
+        tracing::debug!(
+            seconds = clock.elapsed().as_secs_f64(),
+            "match inputs: eligibility of partition {part}"
+        );
+        clock = std::time::Instant::now();
         let eligible_ids = ids(&batches, "subscriber_id")?;
+        // Asked once a subscriber, not once an offer: a million subscribers and twenty offers
+        // made twenty million lookups.
+        let risky: Vec<usize> = (0..eligible_ids.len())
+            .filter(|r| at_risk(eligible_ids[*r]))
+            .collect();
         for (i, _) in library.offers.iter().enumerate() {
             let flags = floats(&batches, &format!("e{i}"))?;
-            for (id, flag) in eligible_ids.iter().zip(flags) {
-                if flag > 0.5 && at_risk(*id) {
-                    out.eligible.entry(*id).or_default().push(i as u16);
+            for &r in &risky {
+                if flags.get(r).is_some_and(|f| *f > 0.5) {
+                    out.eligible
+                        .entry(eligible_ids[r])
+                        .or_default()
+                        .push(i as u16);
                 }
             }
         }
     }
     out.features = out.features.sorted();
+    tracing::debug!(
+        seconds = clock.elapsed().as_secs_f64(),
+        "match inputs: eligibility gathered, features sorted"
+    );
     Ok(out)
 }
 
@@ -338,11 +361,21 @@ pub async fn load(
     partitions: Option<u32>,
 ) -> Result<Inputs> {
     let mut notes = Vec::new();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |step: &str| {
+        tracing::debug!(
+            seconds = clock.elapsed().as_secs_f64(),
+            "match inputs: {step}"
+        );
+        clock = std::time::Instant::now();
+    };
     let levels = warning_levels(root)?;
+    lap("warning levels");
     if levels.is_empty() {
         notes.push("no warning list: levels come from churn probabilities only".into());
     }
     let scores = probabilities(root)?;
+    lap("churn scores");
     if scores.is_empty() {
         notes.push(
             "no churn scores: probabilities are the level priors of policy.toml (retain train, retain score)"
@@ -364,6 +397,7 @@ pub async fn load(
         level_of(id).is_some()
     })
     .await?;
+    lap("at-risk features and eligibility");
     let signals = Signals::new(&features.names);
 
     let batches = query(
@@ -390,8 +424,11 @@ pub async fn load(
         msisdn.insert(msisdns[i].clone(), *id);
     }
 
+    lap("subscribers");
     let clv = segment_values(ctx, root, &mut notes).await?;
+    lap("segment values");
     let ledger = ledger(ctx, root, policy, &msisdn).await?;
+    lap("contact ledger");
 
     let arpu_col = features.column("fee_avg_3m");
     let mut candidates = Vec::new();

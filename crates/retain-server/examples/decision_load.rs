@@ -121,8 +121,8 @@ fn main() {
     );
 }
 
-/// Per 100 ms of due times: the time of day (UTC, as the server logs it), answers, answers over 5 ms and
-/// the slowest in milliseconds, as CSV.
+/// Per 100 ms of due times: the time of day (UTC, as the server logs it), answers, answers
+/// over 5 ms and the slowest in milliseconds, as CSV.
 fn write_timeline(path: &str, wall: std::time::SystemTime, tallies: &[Tally]) {
     let mut windows = std::collections::BTreeMap::<u64, (u64, u64, u64)>::new();
     for t in tallies {

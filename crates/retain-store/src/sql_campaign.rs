@@ -433,7 +433,8 @@ impl SqlStore {
         loop {
             let bound: Option<(String, String, i64)> = query(
                 self.d,
-                "SELECT entity, entity_id, id FROM audit_batch WHERE (entity, entity_id, id) > (?, ?, ?) \
+                "SELECT entity, entity_id, id FROM audit_batch \
+                 WHERE (entity, entity_id, id) > (?, ?, ?) \
                  ORDER BY entity, entity_id, id LIMIT 1 OFFSET ?",
             )
             .bind(&last.0)
