@@ -441,6 +441,11 @@ async fn index_loop(store: Store, mut drained: watch::Receiver<u64>, stop: watch
             )
             .await
         {
+            Ok(_) if *stop.borrow() => {
+                tracing::info!(
+                    "audit index: the pass stopped with the server; the next resumes it"
+                );
+            }
             Ok(n) => tracing::info!(
                 "audit index: {n} events indexed in {:.1} s",
                 began.elapsed().as_secs_f64()
