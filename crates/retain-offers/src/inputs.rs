@@ -287,6 +287,13 @@ async fn at_risk_features(
     // Computed features are not drawn from here: each partition computes its own below, on
     // the session its eligibility query shares.
     let mut clock = std::time::Instant::now();
+    let mut lap = |step: &str| {
+        tracing::debug!(
+            seconds = clock.elapsed().as_secs_f64(),
+            "match inputs: {step}"
+        );
+        clock = std::time::Instant::now();
+    };
     let mut stored = retain_features::stored::features(&workspace, &set, as_of, parts).await?;
     out.origin = stored.origin();
     if out.origin == Origin::Stored {
@@ -312,18 +319,10 @@ async fn at_risk_features(
                 out.features.extend(&batch, &at_risk)?;
             }
         }
-        tracing::debug!(
-            seconds = clock.elapsed().as_secs_f64(),
-            "match inputs: features of partition {part}"
-        );
-        clock = std::time::Instant::now();
+        lap(&format!("features of partition {part}"));
         register_outputs(ctx, root, &library.compiler).await?;
         let batches = query(ctx, &eligibility, "offer eligibility").await?;
-        tracing::debug!(
-            seconds = clock.elapsed().as_secs_f64(),
-            "match inputs: eligibility of partition {part}"
-        );
-        clock = std::time::Instant::now();
+        lap(&format!("eligibility of partition {part}"));
         let eligible_ids = ids(&batches, "subscriber_id")?;
         // Asked once a subscriber, not once an offer: a million subscribers and twenty offers
         // made twenty million lookups.
@@ -343,10 +342,7 @@ async fn at_risk_features(
         }
     }
     out.features = out.features.sorted();
-    tracing::debug!(
-        seconds = clock.elapsed().as_secs_f64(),
-        "match inputs: eligibility gathered, features sorted"
-    );
+    lap("eligibility gathered, features sorted");
     Ok(out)
 }
 

@@ -390,9 +390,12 @@ async fn drain_loop(
 }
 
 /// Indexes appended events in bulk whenever enough have gathered, until told to stop.
-async fn index_loop(store: Store, mut drained: watch::Receiver<u64>, stop: watch::Receiver<bool>) {
+async fn index_loop(
+    store: Store,
+    mut drained: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut seen = *drained.borrow_and_update();
-    let mut stopped = stop.clone();
     loop {
         let (lag, upto) = match store.audit_index_lag().await {
             Ok(v) => v,
@@ -413,10 +416,7 @@ async fn index_loop(store: Store, mut drained: watch::Receiver<u64>, stop: watch
                     waiting += now - seen;
                     seen = now;
                 }
-                _ = stopped.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
+                _ = stop.changed() => return,
             }
         }
         // After each chunk, a pause of at least three times what it took: the pass keeps to a

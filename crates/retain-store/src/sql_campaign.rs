@@ -445,9 +445,10 @@ impl SqlStore {
             .await?
             .map(|r| Ok::<_, Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
             .transpose()?;
-            let (upper, next) = match &bound {
-                Some(b) => (" AND (entity, entity_id, id) <= (?, ?, ?)", b.clone()),
-                None => ("", last.clone()),
+            let upper = if bound.is_some() {
+                " AND (entity, entity_id, id) <= (?, ?, ?)"
+            } else {
+                ""
             };
             let sql = format!(
                 "INSERT INTO audit_journal_index (run, entity, entity_id, id) \
@@ -460,8 +461,8 @@ impl SqlStore {
                 .bind(&last.0)
                 .bind(&last.1)
                 .bind(last.2);
-            if bound.is_some() {
-                insert = insert.bind(&next.0).bind(&next.1).bind(next.2);
+            if let Some(b) = &bound {
+                insert = insert.bind(&b.0).bind(&b.1).bind(b.2);
             }
             insert.execute(&mut *conn).await?;
             let Some(b) = bound else { break };
