@@ -23,8 +23,8 @@ use crate::schema::{ColumnKind, Table, TableSpec};
 use crate::source::{Limits, RawRecord, SourceInfo, read_file};
 use crate::stage::{self, Origin, Stager, route_stored};
 use crate::table::{
-    FastMap, FastSet, Key, KeyColumns, KeyPart, Router, TableWriter, column_values, equal_cuts,
-    fast_map, fast_set, read_batches, read_columns, row_count,
+    FastMap, FastSet, Key, KeyColumns, KeyPart, Router, TableAssembler, TableWriter, column_values,
+    equal_cuts, fast_map, fast_set, read_batches, read_columns, row_count,
 };
 
 /// Records handed from the reading thread to the validating one at a time.
@@ -618,11 +618,11 @@ fn stage_and_merge(
     let merged_dir = staging.join(table.name());
     std::fs::create_dir_all(&merged_dir)
         .map_err(|e| Error::io(format!("creating {}", merged_dir.display()), e))?;
-    let merged_path = merged_dir.join("data.parquet");
-    let mut merged = TableWriter::create(&merged_path, spec.arrow_schema())?;
-    let ranges = matches!(router, Router::Ranges { .. });
-    // One thread reads and filters the partitions while this one encodes the table file:
-    // the two halves of the merge take about as long as each other.
+    let mut merged = TableAssembler::create(&merged_dir.join("data.parquet"), spec.arrow_schema())?;
+    // One thread reads and filters the partitions while this one encodes them and assembles
+    // the table file: the two halves of the merge take about as long as each other. A
+    // partition with nothing to drop or merge (a first load without duplicates) is copied as
+    // it was staged, without being decoded.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Merged>(4);
     let replaced = std::thread::scope(|scope| -> Result<u64> {
         let (key_indexes, staged, duplicates) = (&key_indexes, &staged, &duplicates);
@@ -631,13 +631,34 @@ fn stage_and_merge(
         let reading = scope.spawn(move || {
             merge_batches(spec, key_indexes, staged, stored, duplicates, existing, &tx)
         });
+        let mut encoding: Option<(PathBuf, TableWriter)> = None;
+        let mut scratch = 0usize;
         let mut writing = Ok(());
         for message in rx {
             writing = match message {
-                Merged::Rows(rows) => merged.write(&rows),
-                // A row group never straddles two ranges, so its statistics bound one range.
-                Merged::PartitionEnd if ranges => merged.end_row_group(),
-                Merged::PartitionEnd => Ok(()),
+                Merged::Rows(rows) => {
+                    let writer = if let Some((_, writer)) = &mut encoding {
+                        Ok(writer)
+                    } else {
+                        let path = staging.join(format!("merged-{scratch:04}.parquet"));
+                        scratch += 1;
+                        TableWriter::create(&path, spec.arrow_schema())
+                            .map(|writer| &mut encoding.insert((path, writer)).1)
+                    };
+                    writer.and_then(|writer| writer.write(&rows))
+                }
+                // A row group never straddles two partitions, so with ranges its statistics
+                // bound one range.
+                Merged::PartitionEnd => match encoding.take() {
+                    Some((path, writer)) => writer
+                        .close_scratch()
+                        .and_then(|_| merged.append_file(&path))
+                        .map(|_| {
+                            let _ = std::fs::remove_file(&path);
+                        }),
+                    None => Ok(()),
+                },
+                Merged::Copy(p) => merged.append_file(&staged[p]).map(|_| ()),
             };
             if writing.is_err() {
                 break;
@@ -671,8 +692,12 @@ fn stage_and_merge(
 
 /// What the merge's reader hands to its writer.
 enum Merged {
+    /// Rows of the partition being merged.
     Rows(RecordBatch),
+    /// The partition's rows are all sent.
     PartitionEnd,
+    /// The staged partition, as it is, is the table's rows for it.
+    Copy(usize),
 }
 
 /// Sends the merged table's rows partition by partition: the stored rows whose key the load
@@ -690,6 +715,12 @@ fn merge_batches(
     let columns: Vec<usize> = (0..spec.columns.len()).collect();
     let mut replaced = 0;
     for (p, staged) in staged.iter().enumerate() {
+        if stored.is_none() && duplicates[p].is_empty() {
+            if tx.send(Merged::Copy(p)).is_err() {
+                return Ok(replaced);
+            }
+            continue;
+        }
         let mut out = Vec::new();
         if let Some(stored) = stored {
             let keys = staged_keys(spec, key_indexes, staged)?;

@@ -333,6 +333,9 @@ impl Mapping {
     /// Translates a source value through `[values]`, if the column has a translation for it.
     #[must_use]
     pub fn translate<'a>(&'a self, canonical: &str, value: &'a str) -> &'a str {
+        if self.values.is_empty() {
+            return value;
+        }
         self.values
             .get(canonical)
             .and_then(|m| m.get(value.trim()))

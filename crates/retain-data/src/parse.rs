@@ -285,12 +285,8 @@ pub fn parse_month(text: &str, format: &FieldFormat) -> Result<NaiveDate, String
 /// silently moved, because a weekly export keyed by Sunday would otherwise shift by a week.
 pub fn parse_week(text: &str, format: &FieldFormat) -> Result<NaiveDate, String> {
     // Most weeks are dates: only a text with a W is copied to be read as an ISO week.
-    let upper = if text.bytes().any(|b| b.eq_ignore_ascii_case(&b'w')) {
-        text.to_ascii_uppercase()
-    } else {
-        String::new()
-    };
-    if let Some((year, week)) = upper.split_once("-W")
+    if text.bytes().any(|b| b.eq_ignore_ascii_case(&b'w'))
+        && let Some((year, week)) = text.to_ascii_uppercase().split_once("-W")
         && let (Ok(y), Ok(w)) = (year.parse::<i32>(), week.parse::<u32>())
     {
         return NaiveDate::from_isoywd_opt(y, w, Weekday::Mon)

@@ -755,12 +755,20 @@ fn fields_of(
     };
     // The usual case: the whole UTF-8 line checked at once.
     if matches!(encoding, Encoding::Utf8 | Encoding::Auto)
-        && std::str::from_utf8(record.as_slice()).is_ok()
+        && let Ok(text) = std::str::from_utf8(record.as_slice())
     {
-        for field in record {
-            fields.push(std::str::from_utf8(field).expect("checked as a whole"));
+        // The record's bytes are its fields end to end, so its text is the fields' text and
+        // each field ends where the record says, unless a field ends inside a character (a
+        // delimiter between the bytes of one): then each field is decoded on its own below.
+        fields.ends.extend(record.iter().scan(0, |end, field| {
+            *end += field.len();
+            Some(*end)
+        }));
+        if fields.ends.iter().all(|&end| text.is_char_boundary(end)) {
+            fields.text.push_str(text);
+            return fields;
         }
-        return fields;
+        fields.ends.clear();
     }
     let mut undecodable = false;
     for (i, field) in record.iter().enumerate() {
@@ -972,5 +980,29 @@ mod tests {
         assert!(problem.is_none());
         assert_eq!(fields.get(1), "南京");
         assert_eq!(fields.line(','), "1,南京");
+    }
+
+    #[test]
+    fn a_character_split_by_a_delimiter_is_a_problem_not_a_panic() {
+        // "中" is E4 B8 AD: split over two fields, each field is invalid although the fields
+        // end to end are valid UTF-8.
+        let header = vec!["a".to_owned(), "b".to_owned()];
+        let record = csv::ByteRecord::from(vec![&b"\xe4\xb8"[..], &b"\xad"[..]]);
+        let mut problem = None;
+        let fields = fields_of(&record, Encoding::Utf8, ',', &header, &mut problem);
+        let (column, reason) = problem.unwrap();
+        assert_eq!(column.as_deref(), Some("a"));
+        assert!(reason.contains("invalid UTF-8"), "{reason}");
+        assert_eq!(fields.get(0), "");
+        // Whole fields still take the fast way.
+        let record = csv::ByteRecord::from(vec![&b"1"[..], "中".as_bytes(), &b""[..]]);
+        let mut problem = None;
+        let fields = fields_of(&record, Encoding::Utf8, ',', &header, &mut problem);
+        assert!(problem.is_none());
+        assert_eq!(
+            (fields.get(0), fields.get(1), fields.get(2)),
+            ("1", "中", "")
+        );
+        assert_eq!(fields.get(3), "");
     }
 }

@@ -174,7 +174,7 @@ impl Stager {
             if partition.builder.len() > 0 {
                 flush(&self.schema, &mut partition)?;
             }
-            partition.writer.close()?;
+            partition.writer.close_scratch()?;
             paths.push(partition.path);
             ordered.push(partition.order.strict());
         }
@@ -249,6 +249,6 @@ pub(crate) fn route_stored(
     }
     writers
         .into_iter()
-        .map(|(path, writer)| writer.close().map(|_| path))
+        .map(|(path, writer)| writer.close_scratch().map(|_| path))
         .collect()
 }

@@ -14,8 +14,11 @@ use arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef, TimestampSeco
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
@@ -448,23 +451,7 @@ impl TableWriter {
     ) -> Result<TableWriter> {
         let file =
             File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(rows));
-        for field in schema.fields() {
-            let column = ColumnPath::from(field.name().as_str());
-            // Measures (fees, megabytes) are nearly all distinct: a dictionary fills up and is
-            // thrown away in every row group, and building it was a tenth of a load. A staged
-            // row's origin counts up, which delta encoding stores in a few bits.
-            if field.data_type() == &DataType::Float64 {
-                props = props.set_column_dictionary_enabled(column, false);
-            } else if ORIGIN_COLUMNS.contains(&field.name().as_str()) {
-                props = props
-                    .set_column_dictionary_enabled(column.clone(), false)
-                    .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
-            }
-        }
-        let props = props.build();
+        let props = writer_properties(&schema, rows);
         let writer =
             ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::Parquet {
                 context: format!("creating {}", path.display()),
@@ -485,14 +472,6 @@ impl TableWriter {
         })
     }
 
-    /// Closes the row group being written, so the rows written next start a new one.
-    pub(crate) fn end_row_group(&mut self) -> Result<()> {
-        self.writer.flush().map_err(|e| Error::Parquet {
-            context: format!("writing {}", self.path.display()),
-            source: e,
-        })
-    }
-
     /// Finishes the file and flushes it to disk; returns the rows written.
     pub fn close(self) -> Result<u64> {
         let path = self.path;
@@ -501,6 +480,126 @@ impl TableWriter {
             source: e,
         })?;
         file.sync_all()
+            .map_err(|e| Error::io(format!("syncing {}", path.display()), e))?;
+        Ok(self.rows)
+    }
+}
+
+impl TableWriter {
+    /// Finishes a scratch file (staged rows, or a partition's rows before they are copied into
+    /// the table) without flushing it to disk: a load that fails, crash included, discards them.
+    pub(crate) fn close_scratch(self) -> Result<u64> {
+        self.writer.close().map_err(|e| Error::Parquet {
+            context: format!("finishing {}", self.path.display()),
+            source: e,
+        })?;
+        Ok(self.rows)
+    }
+}
+
+/// How every table and staged file is written.
+fn writer_properties(schema: &SchemaRef, rows: usize) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(rows));
+    for field in schema.fields() {
+        let column = ColumnPath::from(field.name().as_str());
+        // Measures (fees, megabytes) are nearly all distinct: a dictionary fills up and is
+        // thrown away in every row group, and building it was a tenth of a load. A staged
+        // row's origin counts up, which delta encoding stores in a few bits.
+        if field.data_type() == &DataType::Float64 {
+            props = props.set_column_dictionary_enabled(column, false);
+        } else if ORIGIN_COLUMNS.contains(&field.name().as_str()) {
+            props = props
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    props.build()
+}
+
+/// Writes a table file from row groups already encoded in other Parquet files, copying their
+/// column chunks byte for byte instead of decoding and encoding the rows again. A source may
+/// carry more columns after the table's own (a staged file's origin); they are left out.
+pub(crate) struct TableAssembler {
+    writer: SerializedFileWriter<File>,
+    path: std::path::PathBuf,
+    columns: usize,
+    rows: u64,
+}
+
+impl TableAssembler {
+    pub(crate) fn create(path: &Path, schema: SchemaRef) -> Result<TableAssembler> {
+        let file =
+            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let parquet = |e| Error::Parquet {
+            context: format!("creating {}", path.display()),
+            source: e,
+        };
+        let columns = schema.fields().len();
+        // Made through the Arrow writer so the file carries the Arrow schema as every table
+        // file does.
+        let props = writer_properties(&schema, 1 << 20);
+        let (writer, _) = ArrowWriter::try_new(file, schema, Some(props))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(parquet)?;
+        Ok(TableAssembler {
+            writer,
+            path: path.to_path_buf(),
+            columns,
+            rows: 0,
+        })
+    }
+
+    /// Appends every row group of `source`, whose first columns must be the table's, as
+    /// encoded there; returns the rows appended.
+    pub(crate) fn append_file(&mut self, source: &Path) -> Result<u64> {
+        let parquet = |e| Error::Parquet {
+            context: format!("copying {} into {}", source.display(), self.path.display()),
+            source: e,
+        };
+        let file = File::open(source)
+            .map_err(|e| Error::io(format!("opening {}", source.display()), e))?;
+        let metadata = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Optional)
+            .parse_and_finish(&file)
+            .map_err(parquet)?;
+        let mut appended = 0u64;
+        for (g, group) in metadata.row_groups().iter().enumerate() {
+            let rows = u64::try_from(group.num_rows()).unwrap_or(0);
+            let mut out = self.writer.next_row_group().map_err(parquet)?;
+            for (c, chunk) in group.columns().iter().take(self.columns).enumerate() {
+                let close = ColumnCloseResult {
+                    bytes_written: u64::try_from(chunk.compressed_size()).unwrap_or(0),
+                    rows_written: rows,
+                    metadata: chunk.clone(),
+                    bloom_filter: None,
+                    column_index: metadata
+                        .column_index()
+                        .and_then(|index| index.get(g)?.get(c).cloned()),
+                    offset_index: metadata
+                        .offset_index()
+                        .and_then(|index| index.get(g)?.get(c).cloned()),
+                };
+                out.append_column(&file, close).map_err(parquet)?;
+            }
+            out.close().map_err(parquet)?;
+            appended += rows;
+        }
+        self.rows += appended;
+        Ok(appended)
+    }
+
+    /// Finishes the file and flushes it to disk; returns the rows written.
+    pub(crate) fn close(mut self) -> Result<u64> {
+        let path = self.path;
+        self.writer.finish().map_err(|e| Error::Parquet {
+            context: format!("finishing {}", path.display()),
+            source: e,
+        })?;
+        self.writer
+            .inner()
+            .sync_all()
             .map_err(|e| Error::io(format!("syncing {}", path.display()), e))?;
         Ok(self.rows)
     }

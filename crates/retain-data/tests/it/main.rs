@@ -700,6 +700,40 @@ fn row_group_id_ranges(ws: &Workspace, table: Table) -> Vec<(i64, i64)> {
         .collect()
 }
 
+/// Every column chunk of a stored table has its page index (plans skip pages by it), whether
+/// the load copied its staged row groups or encoded merged rows.
+fn assert_page_indexes(ws: &Workspace, table: Table) {
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+    let file = std::fs::File::open(ws.table_file(table)).unwrap();
+    let metadata = ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Required)
+        .parse_and_finish(&file)
+        .unwrap();
+    let columns = table.spec().columns.len();
+    let groups = metadata.num_row_groups();
+    assert!(groups > 0);
+    assert_eq!(
+        metadata.file_metadata().schema_descr().num_columns(),
+        columns
+    );
+    let offsets = metadata.offset_index().expect("an offset index");
+    let column_indexes = metadata.column_index().expect("a column index");
+    assert_eq!(offsets.len(), groups);
+    assert_eq!(column_indexes.len(), groups);
+    for (g, group) in offsets.iter().enumerate() {
+        assert_eq!(group.len(), columns);
+        for (c, index) in group.iter().enumerate() {
+            // The first page starts where the chunk's metadata says its data starts.
+            let chunk = metadata.row_group(g).column(c);
+            let start = chunk
+                .dictionary_page_offset()
+                .unwrap_or_else(|| chunk.data_page_offset());
+            let first = index.page_locations()[0].offset;
+            assert!(first >= start && first < start + chunk.compressed_size());
+        }
+    }
+}
+
 #[test]
 fn a_load_in_many_partitions_stores_rows_clustered_by_subscriber() {
     let header = "subscriber_id,period,fee,voice_minutes,calls_out,calls_in,data_mb,sms,bundled_services,vas_fee,recharge,arrears,suspended_days,active_days\n";
@@ -728,9 +762,11 @@ fn a_load_in_many_partitions_stores_rows_clustered_by_subscriber() {
     // range of subscribers can skip the rest by the row groups' statistics.
     let expected: Vec<(i64, i64)> = (1001..=1004).map(|id| (id, id)).collect();
     assert_eq!(row_group_id_ranges(&s.ws, Table::UsageMonthly), expected);
+    assert_page_indexes(&s.ws, Table::UsageMonthly);
     // A second load merges into the stored ranges and keeps the order.
     ingest(&s.ws, Table::UsageMonthly, &[path], &cut("again")).unwrap();
     assert_eq!(row_group_id_ranges(&s.ws, Table::UsageMonthly), expected);
+    assert_page_indexes(&s.ws, Table::UsageMonthly);
     assert_eq!(s.ws.table_rows(Table::UsageMonthly).unwrap(), 24);
     // The cuts split the stored subscribers into equal ranges.
     assert_eq!(s.ws.subscriber_cuts(2).unwrap(), vec![1003]);
