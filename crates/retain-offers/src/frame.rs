@@ -78,6 +78,42 @@ pub fn ids(batches: &[RecordBatch], name: &str) -> Result<Vec<i64>> {
     Ok(out)
 }
 
+/// Calls `f` with each row's id (`id_column`, 0 for null) and its `columns` as text (`""` for
+/// null), read where they are: no string is copied.
+pub fn for_each_text_row(
+    batches: &[RecordBatch],
+    id_column: &str,
+    columns: &[&str],
+    mut f: impl FnMut(i64, &[&str]),
+) -> Result<()> {
+    let column = |b: &RecordBatch, name: &str, to: &DataType| {
+        let column = b
+            .column_by_name(name)
+            .ok_or_else(|| Error::Internal(format!("no {name} column")))?;
+        cast(column, to).map_err(arrow)
+    };
+    for b in batches {
+        let ids = column(b, id_column, &DataType::Int64)?;
+        let ids = ids.as_primitive::<Int64Type>();
+        let texts = columns
+            .iter()
+            .map(|name| column(b, name, &DataType::Utf8))
+            .collect::<Result<Vec<_>>>()?;
+        let texts: Vec<_> = texts.iter().map(|a| a.as_string::<i32>()).collect();
+        let mut row = Vec::with_capacity(texts.len());
+        for r in 0..b.num_rows() {
+            row.clear();
+            row.extend(
+                texts
+                    .iter()
+                    .map(|a| if a.is_null(r) { "" } else { a.value(r) }),
+            );
+            f(if ids.is_null(r) { 0 } else { ids.value(r) }, &row);
+        }
+    }
+    Ok(())
+}
+
 #[allow(clippy::needless_pass_by_value)] // the shape `map_err` passes
 fn arrow(e: datafusion::arrow::error::ArrowError) -> Error {
     Error::Internal(format!("converting a column: {e}"))

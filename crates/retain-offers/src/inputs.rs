@@ -12,7 +12,7 @@ use retain_features::{FeatureSet, stream_features_as_of};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::frame::{floats, ids, query, texts};
+use crate::frame::{floats, for_each_text_row, ids, query, texts};
 use crate::library::{Channel, Library};
 use crate::policy::{Level, Policy};
 use crate::reason::Signals;
@@ -402,23 +402,26 @@ pub async fn load(
         "subscribers",
     )
     .await?;
-    let sub_ids = ids(&batches, "subscriber_id")?;
-    let msisdns = texts(&batches, "msisdn")?;
-    let channels = texts(&batches, "channel_preference")?;
-    let managers = texts(&batches, "manager_id")?;
-    let mut profile: HashMap<i64, (usize, Channel, bool)> = HashMap::new();
-    let mut msisdn = HashMap::new();
-    for (i, id) in sub_ids.iter().enumerate() {
-        let preferred = channels
-            .get(i)
-            .and_then(|c| Channel::from_code(c))
-            .unwrap_or(Channel::Sms);
-        let manager = managers.get(i).is_some_and(|m| !m.is_empty());
-        if level_of(*id).is_some() {
-            profile.insert(*id, (i, preferred, manager));
-        }
-        msisdn.insert(msisdns[i].clone(), *id);
-    }
+    let rows = batches
+        .iter()
+        .map(datafusion::arrow::array::RecordBatch::num_rows)
+        .sum();
+    let mut profile: HashMap<i64, (String, Channel, bool)> = HashMap::new();
+    let mut msisdn = HashMap::with_capacity(rows);
+    // Read in place: a string per field of ten million subscribers was most of this step.
+    for_each_text_row(
+        &batches,
+        "subscriber_id",
+        &["msisdn", "channel_preference", "manager_id"],
+        |id, row| {
+            let (number, channel, manager) = (row[0], row[1], row[2]);
+            if level_of(id).is_some() {
+                let preferred = Channel::from_code(channel).unwrap_or(Channel::Sms);
+                profile.insert(id, (number.to_owned(), preferred, !manager.is_empty()));
+            }
+            msisdn.insert(number.to_owned(), id);
+        },
+    )?;
 
     lap("subscribers");
     let clv = segment_values(ctx, root, &mut notes).await?;
@@ -432,9 +435,10 @@ pub async fn load(
         let p = scores.get(id).copied();
         let warned = levels.get(id).copied();
         let Some(level) = level_of(*id) else { continue };
-        let Some(&(i, preferred, has_manager)) = profile.get(id) else {
+        let Some((number, preferred, has_manager)) = profile.get(id) else {
             continue;
         };
+        let (preferred, has_manager) = (*preferred, *has_manager);
         let arpu = arpu_col
             .map(|j| features.row(row)[j])
             .filter(|v| v.is_finite())
@@ -445,7 +449,7 @@ pub async fn load(
         };
         candidates.push(Candidate {
             subscriber_id: *id,
-            msisdn: msisdns[i].clone(),
+            msisdn: number.clone(),
             level,
             warned: warned.is_some(),
             p_churn,

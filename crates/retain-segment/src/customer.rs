@@ -55,25 +55,39 @@ pub(crate) fn latest_scores_file(root: &Path) -> Option<std::path::PathBuf> {
 }
 
 /// Every subscriber's churn probability from the newest scores file.
-pub(crate) fn latest_probabilities(
-    root: &Path,
-) -> Result<Option<std::collections::HashMap<i64, f64>>> {
+pub(crate) fn latest_probabilities(root: &Path) -> Result<Option<Probabilities>> {
     let Some(file) = latest_scores_file(root) else {
         return Ok(None);
     };
-    let mut reader = csv::Reader::from_path(&file)
-        .map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
-    let mut map = std::collections::HashMap::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
-        if let (Some(id), Some(p)) = (
-            record.get(0).and_then(|v| v.parse().ok()),
-            record.get(1).and_then(|v| v.parse().ok()),
-        ) {
-            map.insert(id, p);
+    let bad = |e: csv::Error| Error::Internal(format!("{}: {e}", file.display()));
+    let mut reader = csv::Reader::from_path(&file).map_err(bad)?;
+    let mut record = csv::ByteRecord::new();
+    let mut scores = Vec::new();
+    // Only the first two fields are read, as bytes: a scores file has a line per subscriber.
+    fn text(field: Option<&[u8]>) -> Option<&str> {
+        std::str::from_utf8(field?).ok()
+    }
+    while reader.read_byte_record(&mut record).map_err(bad)? {
+        let id = text(record.get(0)).and_then(|t| t.parse::<i64>().ok());
+        let p = text(record.get(1)).and_then(|t| t.parse::<f64>().ok());
+        if let (Some(id), Some(p)) = (id, p) {
+            scores.push((id, p));
         }
     }
-    Ok(Some(map))
+    scores.sort_unstable_by_key(|&(id, _)| id);
+    Ok(Some(Probabilities(scores)))
+}
+
+/// Churn probabilities by subscriber id, sorted by id.
+pub(crate) struct Probabilities(Vec<(i64, f64)>);
+
+impl Probabilities {
+    pub(crate) fn get(&self, id: i64) -> Option<f64> {
+        self.0
+            .binary_search_by_key(&id, |&(id, _)| id)
+            .ok()
+            .map(|at| self.0[at].1)
+    }
 }
 
 /// The subscriber's line of the newest scores file.

@@ -181,17 +181,37 @@ fn cluster_row(b: &Behaviour) -> Vec<f64> {
 /// Scores 1–5 by quintile of the mid-rank (values below plus half the ties), so ties share a
 /// score and a tie at the top scores high.
 fn quintiles(values: &[f64]) -> Vec<u8> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len().max(1) as f64;
-    values
-        .iter()
-        .map(|v| {
-            let below = sorted.partition_point(|x| x < v) as f64;
-            let ties = sorted.partition_point(|x| x <= v) as f64 - below;
-            1 + (((below + ties / 2.0) / n) * 5.0).floor().min(4.0) as u8
-        })
-        .collect()
+    let n = values.len().max(1) as f64;
+    let mut out = vec![0; values.len()];
+    for_each_tie(values, |indexes, below| {
+        let ties = indexes.len() as f64;
+        let score = 1 + (((below as f64 + ties / 2.0) / n) * 5.0).floor().min(4.0) as u8;
+        for &i in indexes {
+            out[i as usize] = score;
+        }
+    });
+    out
+}
+
+/// Calls `f` with each run of equal values (their indexes) in ascending order, and how many
+/// values are below the run: ranks for millions of values from one sort.
+fn for_each_tie(values: &[f64], mut f: impl FnMut(&[u32], usize)) {
+    let mut sorted: Vec<(f64, u32)> = values.iter().zip(0..).map(|(&v, i)| (v, i)).collect();
+    sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut indexes = Vec::new();
+    let mut start = 0;
+    while start < sorted.len() {
+        let value = sorted[start].0;
+        indexes.clear();
+        indexes.extend(
+            sorted[start..]
+                .iter()
+                .take_while(|(v, _)| *v == value)
+                .map(|(_, i)| *i),
+        );
+        f(&indexes, start);
+        start += indexes.len().max(1);
+    }
 }
 
 /// Recency is naturally discrete in monthly billing: consumed last month scores 5, the month
@@ -207,12 +227,12 @@ fn recency_score(months_since: f64) -> u8 {
 }
 
 fn percentile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
+    if values.is_empty() {
         return 0.0;
     }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    let mut values = values.to_vec();
+    let at = ((values.len() - 1) as f64 * q).round() as usize;
+    *values.select_nth_unstable_by(at, f64::total_cmp).1
 }
 
 /// The first month the usage table covers.
@@ -251,7 +271,13 @@ pub async fn segment(
     root: &Path,
     as_of: NaiveDate,
 ) -> Result<(SegmentReport, Vec<Placement>)> {
+    let mut clock = std::time::Instant::now();
+    let mut lap = |step: &str| {
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "segment: {step}");
+        clock = std::time::Instant::now();
+    };
     let people = behaviour(ctx, as_of).await?;
+    lap("behaviour");
     if people.iter().all(|b| !b.alive) {
         return Err(Error::BadRequest(format!(
             "no active subscribers as of {as_of}"
@@ -319,11 +345,13 @@ pub async fn segment(
     let clv: Vec<f64> = alive
         .iter()
         .map(|b| {
-            if let Some(p) = probabilities.as_ref().and_then(|m| m.get(&b.subscriber_id)) {
-                let stay = (1.0 - p).clamp(0.0, 1.0);
-                let months: f64 = (1..=vc.horizon_months as i32)
-                    .map(|k| stay.powi(k) / (1.0 + vc.monthly_discount_rate).powi(k))
-                    .sum();
+            if let Some(p) = probabilities.as_ref().and_then(|m| m.get(b.subscriber_id)) {
+                // Σ qᵏ for k = 1..horizon, q the discounted chance of staying a month.
+                let q = (1.0 - p).clamp(0.0, 1.0) / (1.0 + vc.monthly_discount_rate);
+                let (months, _) = (0..vc.horizon_months)
+                    .fold((0.0, 1.0), |(sum, term): (f64, f64), _| {
+                        (sum + term * q, term * q)
+                    });
                 return (vc.margin_rate * b.arpu_3m * months * 100.0).round() / 100.0;
             }
             let curve = curves
@@ -344,9 +372,11 @@ pub async fn segment(
     });
 
     // Clusters on the active base, named from their centroids.
+    lap("RFM, retention curves and lifetime value");
     let rows: Vec<Vec<f64>> = alive.iter().map(|b| cluster_row(b)).collect();
     let (clustering, labels) = cluster::fit(rows, &config.clusters);
     let names = cluster_names(&clustering, root)?;
+    lap("clusters");
 
     // Churn rate of look-alikes: subscribers alive three months earlier, placed with the same
     // centroids, and whether they left since.
@@ -365,6 +395,7 @@ pub async fn segment(
         lookalikes[c].1 += u64::from(left_now.contains(&b.subscriber_id));
     }
 
+    lap("look-alikes' behaviour three months earlier");
     let voice_median = percentile(&alive.iter().map(|b| b.voice_3m).collect::<Vec<_>>(), 0.5);
     let data_median = percentile(&alive.iter().map(|b| b.data_3m).collect::<Vec<_>>(), 0.5);
     let data_p75 = percentile(&alive.iter().map(|b| b.data_3m).collect::<Vec<_>>(), 0.75);
@@ -551,14 +582,17 @@ pub async fn segment(
         *churn_by_contract_end.entry(band.to_owned()).or_default() += 1;
     }
 
+    lap("placements and summaries");
     let segments_file = root.join("segments").join("subscribers.parquet");
     write_placements(&segments_file, &placements, &names)?;
+    lap("segments file");
     // Tags read this run's segments and the newest warning list.
     let _ = ctx.deregister_table("segments");
     let _ = ctx.deregister_table("latest_warnings");
     let tags = crate::tags::TagLibrary::for_workspace(root)?
         .compute(ctx, root, as_of)
         .await?;
+    lap("tags");
     let report_file = root.join("reports").join("segments.json");
     let report = SegmentReport {
         as_of,
@@ -604,13 +638,14 @@ fn round4(x: f64) -> f64 {
 
 /// Each value's rank as a share of values strictly below it (0 = lowest).
 fn quintile_rank(values: &[f64]) -> Vec<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len().max(1) as f64;
-    values
-        .iter()
-        .map(|v| sorted.partition_point(|x| x < v) as f64 / n)
-        .collect()
+    let n = values.len().max(1) as f64;
+    let mut out = vec![0.0; values.len()];
+    for_each_tie(values, |indexes, below| {
+        for &i in indexes {
+            out[i as usize] = below as f64 / n;
+        }
+    });
+    out
 }
 
 fn retention_summary(segment: &str, curve: &Curve) -> Retention {
@@ -813,4 +848,61 @@ fn cluster_markdown(report: &SegmentReport) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Values with many ties, a few distinct ones and both zeros.
+    fn values(seed: u64, n: usize) -> Vec<f64> {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        (0..n)
+            .map(|i| match i % 7 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f64::from(rng.random_range(0..5u8)),
+                _ => rng.random_range(-50.0..200.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ranks_from_one_sort_equal_ranks_counted_value_by_value() {
+        for (seed, n) in [(1, 0), (2, 1), (3, 2), (4, 37), (5, 1000)] {
+            let values = values(seed, n);
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let total = n.max(1) as f64;
+            let below = |v: f64| sorted.partition_point(|x| *x < v) as f64;
+            let ties = |v: f64| sorted.partition_point(|x| *x <= v) as f64 - below(v);
+            let scores: Vec<u8> = values
+                .iter()
+                .map(|&v| {
+                    1 + (((below(v) + ties(v) / 2.0) / total) * 5.0)
+                        .floor()
+                        .min(4.0) as u8
+                })
+                .collect();
+            assert_eq!(quintiles(&values), scores, "n = {n}");
+            let ranks: Vec<f64> = values.iter().map(|&v| below(v) / total).collect();
+            assert_eq!(quintile_rank(&values), ranks, "n = {n}");
+            for q in [0.0, 0.25, 0.5, 0.75, 1.0] {
+                let expected = if n == 0 {
+                    0.0
+                } else {
+                    sorted[((n - 1) as f64 * q).round() as usize]
+                };
+                assert_eq!(
+                    percentile(&values, q).to_bits(),
+                    expected.to_bits(),
+                    "n = {n}"
+                );
+            }
+        }
+        // Every score is used, and a tie spanning the top quintile scores 5.
+        assert_eq!(quintiles(&[1.0, 2.0, 3.0, 4.0, 5.0]), vec![1, 2, 3, 4, 5]);
+        assert_eq!(quintiles(&[1.0, 9.0, 9.0, 9.0, 9.0]), vec![1, 4, 4, 4, 4]);
+    }
 }

@@ -90,14 +90,18 @@ impl Curve {
             1.0
         };
         let mut total = 0.0;
+        let mut discounted = 1.0;
+        let mut tail = 1.0;
         for k in 1..=horizon as usize {
             let t = t0 + k;
+            discounted /= 1.0 + discount;
             let s = if t <= last {
                 self.survival[t]
             } else {
-                self.survival[last] * tail_ratio.powi((t - last) as i32)
+                tail *= tail_ratio;
+                self.survival[last] * tail
             };
-            total += (s / base) / (1.0 + discount).powi(k as i32);
+            total += (s / base) * discounted;
         }
         total
     }
@@ -173,5 +177,31 @@ mod tests {
         );
         let months = curve.expected_months(100.0, 12, 0.0);
         assert!((months - 12.0).abs() < 1e-9, "{months}");
+    }
+
+    #[test]
+    fn expected_months_discount_each_month_and_extend_the_tail_geometrically() {
+        let curve = Curve {
+            survival: vec![1.0, 0.9, 0.8, 0.6],
+            ..kaplan_meier(&[], 3)
+        };
+        let (rate, ratio): (f64, f64) = (0.01, 0.6 / 0.8);
+        // From tenure 1 (survival 0.9) over 5 months: two on the curve, three past its end.
+        let expected: f64 = [
+            0.8,
+            0.6,
+            0.6 * ratio,
+            0.6 * ratio * ratio,
+            0.6 * ratio.powi(3),
+        ]
+        .iter()
+        .zip(1..)
+        .map(|(s, k)| s / 0.9 / (1.0 + rate).powi(k))
+        .sum();
+        let months = curve.expected_months(1.0, 5, rate);
+        assert!(
+            (months - expected).abs() < 1e-12,
+            "{months} against {expected}"
+        );
     }
 }

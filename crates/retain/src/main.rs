@@ -74,6 +74,55 @@ enum Command {
     Schema,
 }
 
+impl Command {
+    /// Whether the command is a batch step over the whole operator: one process that runs a
+    /// while and ends, rather than one that serves or answers quickly.
+    fn is_batch(&self) -> bool {
+        matches!(
+            self,
+            Command::Synth(_)
+                | Command::Ingest(_)
+                | Command::Warn(_)
+                | Command::Features(_)
+                | Command::Train(_)
+                | Command::Score(_)
+                | Command::Model(_)
+                | Command::Segment(_)
+                | Command::Match(_)
+        )
+    }
+}
+
+/// The variable that sets how long mimalloc waits before it gives freed memory back to the OS.
+const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
+
+/// Runs this process again with mimalloc told to keep the memory it frees (unless the variable
+/// is set already). By default mimalloc returns memory unused for a second, and a batch step's
+/// engine frees and allocates large buffers all the time: at ten million subscribers the
+/// kernel then spent a third of `retain features` zeroing pages handed back and taken again
+/// (198 s; 138 s keeping them). mimalloc reads its options before `main`, so only a new
+/// process can change them. A batch step ends soon after its peak, so keeping what it freed
+/// costs no memory it did not already use; `retain serve` keeps the default.
+#[cfg(unix)]
+fn keep_freed_memory() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(PURGE_DELAY).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(PURGE_DELAY, "-1")
+        .exec();
+    // `exec` returns only when it failed; the step runs here with the default instead.
+    tracing::debug!(%error, "could not run again with {PURGE_DELAY}=-1");
+}
+
+#[cfg(not(unix))]
+fn keep_freed_memory() {}
+
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RETAIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -88,6 +137,9 @@ fn main() -> ExitCode {
         logs.init();
     }
     let cli = Cli::parse();
+    if cli.command.is_batch() {
+        keep_freed_memory();
+    }
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(&args),
         Command::Synth(args) => commands::synth::run(&args),

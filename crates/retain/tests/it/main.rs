@@ -842,3 +842,51 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     assert!(ok);
     assert_eq!(list["count"], 3);
 }
+
+/// The purge delay mimalloc reports using at start-up, from its verbose option listing, in
+/// the last process that started.
+fn purge_delay_in_use(args: &[&str], preset: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_retain"));
+    command
+        .args(args)
+        .env("RETAIN_LOG", "warn")
+        .env("MIMALLOC_VERBOSE", "1");
+    match preset {
+        Some(value) => command.env("MIMALLOC_PURGE_DELAY", value),
+        None => command.env_remove("MIMALLOC_PURGE_DELAY"),
+    };
+    let out = command.output().expect("the retain binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("option 'purge_delay': "))
+        .last()
+        .expect("mimalloc lists its options when verbose")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn batch_steps_keep_freed_memory_and_other_commands_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synth");
+    let synth = [
+        "synth",
+        "--subscribers",
+        "50",
+        "--months",
+        "6",
+        "--out",
+        s(&out),
+    ];
+    assert_eq!(purge_delay_in_use(&synth, None), "-1");
+    // A delay the operator chose is kept.
+    assert_eq!(purge_delay_in_use(&synth, Some("250")), "250");
+    // Quick commands and the server keep mimalloc's default.
+    assert_ne!(purge_delay_in_use(&["schema"], None), "-1");
+}
