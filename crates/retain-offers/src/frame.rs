@@ -99,7 +99,7 @@ pub fn for_each_text_row(
             .iter()
             .map(|name| column(b, name, &DataType::Utf8))
             .collect::<Result<Vec<_>>>()?;
-        let texts: Vec<_> = texts.iter().map(|a| a.as_string::<i32>()).collect();
+        let texts: Vec<_> = texts.iter().map(AsArray::as_string::<i32>).collect();
         let mut row = Vec::with_capacity(texts.len());
         for r in 0..b.num_rows() {
             row.clear();

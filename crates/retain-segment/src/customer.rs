@@ -54,6 +54,10 @@ pub(crate) fn latest_scores_file(root: &Path) -> Option<std::path::PathBuf> {
     retain_data::newest_file(&root.join("scores"), "csv")
 }
 
+fn text(field: Option<&[u8]>) -> Option<&str> {
+    std::str::from_utf8(field?).ok()
+}
+
 /// Every subscriber's churn probability from the newest scores file.
 pub(crate) fn latest_probabilities(root: &Path) -> Result<Option<Probabilities>> {
     let Some(file) = latest_scores_file(root) else {
@@ -64,9 +68,6 @@ pub(crate) fn latest_probabilities(root: &Path) -> Result<Option<Probabilities>>
     let mut record = csv::ByteRecord::new();
     let mut scores = Vec::new();
     // Only the first two fields are read, as bytes: a scores file has a line per subscriber.
-    fn text(field: Option<&[u8]>) -> Option<&str> {
-        std::str::from_utf8(field?).ok()
-    }
     while reader.read_byte_record(&mut record).map_err(bad)? {
         let id = text(record.get(0)).and_then(|t| t.parse::<i64>().ok());
         let p = text(record.get(1)).and_then(|t| t.parse::<f64>().ok());

@@ -206,7 +206,7 @@ fn for_each_tie(values: &[f64], mut f: impl FnMut(&[u32], usize)) {
         indexes.extend(
             sorted[start..]
                 .iter()
-                .take_while(|(v, _)| *v == value)
+                .take_while(|(v, _)| v.total_cmp(&value).is_eq())
                 .map(|(_, i)| *i),
         );
         f(&indexes, start);

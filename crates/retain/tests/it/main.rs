@@ -864,8 +864,8 @@ fn purge_delay_in_use(args: &[&str], preset: Option<&str>) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     stderr
         .lines()
-        .filter_map(|line| line.strip_prefix("option 'purge_delay': "))
-        .last()
+        .rev()
+        .find_map(|line| line.strip_prefix("option 'purge_delay': "))
         .expect("mimalloc lists its options when verbose")
         .trim()
         .to_owned()
