@@ -195,6 +195,7 @@ fn quintiles(values: &[f64]) -> Vec<u8> {
 
 /// Calls `f` with each run of equal values (their indexes) in ascending order, and how many
 /// values are below the run: ranks for millions of values from one sort.
+#[allow(clippy::float_cmp)] // a tie is exactly equal values, 0.0 and -0.0 among them
 fn for_each_tie(values: &[f64], mut f: impl FnMut(&[u32], usize)) {
     let mut sorted: Vec<(f64, u32)> = values.iter().zip(0..).map(|(&v, i)| (v, i)).collect();
     sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
@@ -206,7 +207,7 @@ fn for_each_tie(values: &[f64], mut f: impl FnMut(&[u32], usize)) {
         indexes.extend(
             sorted[start..]
                 .iter()
-                .take_while(|(v, _)| v.total_cmp(&value).is_eq())
+                .take_while(|(v, _)| *v == value)
                 .map(|(_, i)| *i),
         );
         f(&indexes, start);
