@@ -211,9 +211,15 @@ async fn filtered_session(
     condition: Option<&str>,
     subset: Option<&Subset>,
 ) -> Result<SessionContext> {
-    let config = SessionConfig::new()
-        .with_information_schema(true)
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from));
+    // The engine's options can be set for a run with `DATAFUSION_*` variables, as in
+    // DataFusion's own tools (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`): tuning without a build.
+    let mut config = SessionConfig::from_env()
+        .map_err(|e| Error::engine("reading the DATAFUSION_* settings", e))?
+        .with_information_schema(true);
+    if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_none() {
+        config = config
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from));
+    }
     let ctx = SessionContext::new_with_config(config);
     if let Some(subset) = subset {
         for (table, memory) in &subset.tables {

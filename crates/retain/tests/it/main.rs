@@ -569,6 +569,28 @@ fn a_broken_rules_file_names_the_rule_and_position_and_writes_nothing() {
     assert!(stderr.contains(&format!("rules.toml:{line}:")), "{stderr}");
     assert!(stderr.contains("rule EW011"), "{stderr}");
     assert!(!ws.join("warnings").exists(), "nothing written");
+
+    // The engine's options come from DATAFUSION_* variables; a bad one stops the step.
+    let warn = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_retain"))
+            .args(["warn", "--dir", s(&ws)])
+            .env("RETAIN_LOG", "warn")
+            .env("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS", value)
+            .output()
+            .expect("the retain binary runs")
+    };
+    let out = warn("sometimes");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DATAFUSION_"), "{stderr}");
+    assert!(!ws.join("warnings").exists(), "nothing written");
+    let out = warn("true");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ws.join("warnings").exists());
 }
 
 fn retain_warn_default() -> String {
