@@ -302,10 +302,22 @@ pub async fn evaluate_partitioned(
     let (mut scored, mut warnings, mut rule_hits, mut potential) =
         (0, Vec::new(), BTreeMap::new(), 0);
     for part in 0..parts {
+        let started = std::time::Instant::now();
         let ctx = retain_features::partition_session(workspace, part, parts).await?;
         retain_features::conditions::register_outputs(&ctx, workspace.root(), &rules.compiler)
             .await?;
+        let ready = started.elapsed();
         let (s, w, hits, p) = evaluate(&ctx, rules, as_of).await?;
+        // Where a large operator's warning run spends its time, partition by partition.
+        tracing::debug!(
+            part,
+            parts,
+            scored = s,
+            warned = w.len(),
+            session_s = ready.as_secs_f64(),
+            scoring_s = (started.elapsed() - ready).as_secs_f64(),
+            "warning partition"
+        );
         scored += s;
         potential += p;
         warnings.extend(w);
