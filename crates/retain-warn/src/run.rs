@@ -315,7 +315,7 @@ pub async fn evaluate_partitioned(
             scored = s,
             warned = w.len(),
             session_s = ready.as_secs_f64(),
-            scoring_s = (started.elapsed() - ready).as_secs_f64(),
+            scoring_s = started.elapsed().saturating_sub(ready).as_secs_f64(),
             "warning partition"
         );
         scored += s;
