@@ -304,7 +304,7 @@ pub async fn register_outputs(
     {
         let file = root.join("segments").join("subscribers.parquet");
         if file.exists() {
-            register_parquet(ctx, "segments", &file).await?;
+            register_output(ctx, "segments", &file).await?;
         } else {
             register_empty(
                 ctx,
@@ -321,7 +321,7 @@ pub async fn register_outputs(
         && !ctx.table_exist("latest_warnings").unwrap_or(false)
     {
         match retain_data::newest_file(&root.join("warnings"), "parquet") {
-            Some(file) => register_parquet(ctx, "latest_warnings", &file).await?,
+            Some(file) => register_output(ctx, "latest_warnings", &file).await?,
             None => {
                 register_empty(
                     ctx,
@@ -353,7 +353,7 @@ pub async fn register_outputs(
                     tags[0]
                 )));
             }
-            register_parquet(ctx, "tags", &file).await?;
+            register_output(ctx, "tags", &file).await?;
         }
         let table = ctx
             .table("tags")
@@ -367,6 +367,30 @@ pub async fn register_outputs(
             }
         }
     }
+    Ok(())
+}
+
+/// Registers another stage's output, keyed by subscriber, as `name`: whole in a whole session,
+/// and in a filtered one (a partition, a sample) only the rows of its subscribers, as the
+/// tables are.
+async fn register_output(ctx: &SessionContext, name: &str, file: &Path) -> Result<()> {
+    let filter = ctx
+        .state()
+        .config()
+        .get_extension::<crate::SubscriberFilter>();
+    let Some(filter) = filter else {
+        return register_parquet(ctx, name, file).await;
+    };
+    let all = format!("{name}__all");
+    // A stage that rewrote the output drops the view; the whole file is registered afresh.
+    let _ = ctx.deregister_table(all.as_str());
+    register_parquet(ctx, &all, file).await?;
+    ctx.sql(&format!(
+        "CREATE VIEW {name} AS SELECT * FROM {all} WHERE {}",
+        filter.0
+    ))
+    .await
+    .map_err(|e| Error::engine(format!("partitioning {name}"), e))?;
     Ok(())
 }
 

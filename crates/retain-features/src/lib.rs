@@ -18,6 +18,7 @@ mod error;
 pub mod expr;
 mod labels;
 mod overview;
+mod ranged;
 mod rows;
 mod snapshot;
 pub mod stored;
@@ -58,23 +59,22 @@ pub async fn partition_session(
     part: u32,
     parts: u32,
 ) -> Result<SessionContext> {
-    let condition = if parts > 1 {
-        let cuts = subscriber_cuts(workspace, parts)?;
-        let part = usize::try_from(part).expect("a partition number fits");
-        let lower = part.checked_sub(1).and_then(|i| cuts.get(i));
-        let upper = cuts.get(part);
-        Some(match (lower, upper) {
-            (Some(lower), Some(upper)) => {
-                format!("subscriber_id >= {lower} AND subscriber_id < {upper}")
-            }
-            (Some(lower), None) => format!("subscriber_id >= {lower}"),
-            (None, Some(upper)) => format!("subscriber_id < {upper}"),
-            (None, None) => "TRUE".to_owned(),
-        })
-    } else {
-        None
+    if parts <= 1 {
+        return filtered_session(workspace, None, None, None).await;
+    }
+    let cuts = subscriber_cuts(workspace, parts)?;
+    let part = usize::try_from(part).expect("a partition number fits");
+    let lower = part.checked_sub(1).and_then(|i| cuts.get(i)).copied();
+    let upper = cuts.get(part).copied();
+    let condition = match (lower, upper) {
+        (Some(lower), Some(upper)) => {
+            format!("subscriber_id >= {lower} AND subscriber_id < {upper}")
+        }
+        (Some(lower), None) => format!("subscriber_id >= {lower}"),
+        (None, Some(upper)) => format!("subscriber_id < {upper}"),
+        (None, None) => "TRUE".to_owned(),
     };
-    filtered_session(workspace, condition.as_deref(), None).await
+    filtered_session(workspace, Some(&condition), None, Some((lower, upper))).await
 }
 
 /// [`Workspace::subscriber_cuts`], remembered for the stored subscribers file as it is now:
@@ -136,7 +136,7 @@ pub async fn sample_session(
     tracing::info!(total, max_subscribers, "a hash sample of the subscribers");
     let condition = hash_sample(max_subscribers, total);
     Ok((
-        filtered_session(workspace, Some(&condition), None).await?,
+        filtered_session(workspace, Some(&condition), None, None).await?,
         true,
     ))
 }
@@ -151,7 +151,7 @@ pub(crate) fn hash_sample(keep: u64, of: u64) -> String {
 /// meets `condition` (SQL; it may query any table as `<table>__all`), for plans that concern a
 /// known few, such as the subscribers of one campaign.
 pub async fn subset_session(workspace: &Workspace, condition: &str) -> Result<SessionContext> {
-    filtered_session(workspace, Some(condition), None).await
+    filtered_session(workspace, Some(condition), None, None).await
 }
 
 /// The rows of every table keyed by subscriber whose `subscriber_id` meets a condition, read
@@ -165,7 +165,7 @@ impl Subset {
     /// Reads the rows meeting `condition` (SQL on `subscriber_id`; it may query any table as
     /// `<table>__all`).
     pub async fn read(workspace: &Workspace, condition: &str) -> Result<Subset> {
-        let ctx = filtered_session(workspace, Some(condition), None).await?;
+        let ctx = filtered_session(workspace, Some(condition), None, None).await?;
         let parts = ctx.copied_config().target_partitions().max(1);
         let mut tables = Vec::new();
         for table in Table::ALL {
@@ -196,7 +196,7 @@ impl Subset {
     /// A session like [`subset_session`] whose subscriber-keyed tables hold the rows of this
     /// subset meeting `condition`.
     pub async fn session(&self, workspace: &Workspace, condition: &str) -> Result<SessionContext> {
-        filtered_session(workspace, Some(condition), Some(self)).await
+        filtered_session(workspace, Some(condition), Some(self), None).await
     }
 }
 
@@ -206,19 +206,36 @@ fn keyed_by_subscriber(table: Table) -> bool {
 
 /// A session in which every table keyed by subscriber holds the rows meeting `condition` (SQL
 /// on `subscriber_id`), or everything when there is none; read from `subset` when given.
+/// The condition on `subscriber_id` that a filtered session's subscriber-keyed tables meet,
+/// kept with the session so that outputs registered into it later (segments, warnings, tags)
+/// meet it too: a partition then reads its own subscribers' rows of them, not everyone's.
+#[derive(Debug)]
+pub(crate) struct SubscriberFilter(pub(crate) String);
+
+/// `range`: the bounds of a partition's subscriber ids, when `condition` is such a range; each
+/// of its tables is then read over the bytes of the range's row groups only
+/// ([`ranged::RangedTable`]).
 async fn filtered_session(
     workspace: &Workspace,
     condition: Option<&str>,
     subset: Option<&Subset>,
+    range: Option<(Option<i64>, Option<i64>)>,
 ) -> Result<SessionContext> {
     // The engine's options can be set for a run with `DATAFUSION_*` variables, as in
     // DataFusion's own tools (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`): tuning without a build.
     let mut config = SessionConfig::from_env()
         .map_err(|e| Error::engine("reading the DATAFUSION_* settings", e))?
         .with_information_schema(true);
+    if let Some(condition) = condition {
+        config = config.with_extension(Arc::new(SubscriberFilter(condition.to_owned())));
+    }
     if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_none() {
-        config = config
-            .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from));
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        // A partition's plan with twice as many streams as cores: at 10M subscribers warning
+        // took 87 s in ten partitions with one stream a core and 36 s with two, features 149 s
+        // and 59 s. A whole operator's plan gains nothing from it (docs/scaling.md).
+        let streams = if range.is_some() { 2 * cores } else { cores };
+        config = config.with_target_partitions(streams);
     }
     let ctx = SessionContext::new_with_config(config);
     if let Some(subset) = subset {
@@ -256,6 +273,21 @@ async fn filtered_session(
             // A subset holds every subscriber-keyed table: it was read through such a session.
             let all = if subset.is_some() {
                 format!("{}__subset", table.name())
+            } else if let Some((lower, upper)) = range
+                && let Some(bytes) =
+                    ranged::row_group_bytes(&workspace.table_file(*table), lower, upper)?
+            {
+                let name = format!("{}__range", table.name());
+                let whole = ctx
+                    .table_provider(format!("{}__all", table.name()))
+                    .await
+                    .map_err(|e| Error::engine(format!("registering {table}"), e))?;
+                ctx.register_table(
+                    name.as_str(),
+                    Arc::new(ranged::RangedTable::new(whole, bytes)),
+                )
+                .map_err(|e| Error::engine(format!("registering {table}"), e))?;
+                name
             } else {
                 format!("{}__all", table.name())
             };
