@@ -118,14 +118,28 @@ impl TagLibrary {
     }
 
     /// Recomputes every tag's members as of `as_of` and writes `<root>/segments/tags.parquet`
-    /// (one boolean column per tag). Returns the member count of each tag.
+    /// (one boolean column per tag). Returns the member count of each tag. A large operator's
+    /// tags are computed one subscriber partition at a time, as its features are.
     pub async fn compute(
         &self,
         ctx: &SessionContext,
         root: &Path,
         as_of: NaiveDate,
     ) -> Result<BTreeMap<String, u64>> {
-        register_outputs(ctx, root, &self.compiler).await?;
+        let workspace = retain_data::Workspace::open(root)?;
+        let parts = retain_features::feature_partitions(&workspace)?;
+        self.compute_in_partitions(ctx, root, as_of, parts).await
+    }
+
+    /// [`TagLibrary::compute`] in `parts` subscriber partitions.
+    pub async fn compute_in_partitions(
+        &self,
+        ctx: &SessionContext,
+        root: &Path,
+        as_of: NaiveDate,
+        parts: u32,
+    ) -> Result<BTreeMap<String, u64>> {
+        let parts = parts.max(1);
         let columns: Vec<String> = self
             .tags
             .iter()
@@ -136,35 +150,50 @@ impl TagLibrary {
             feature_ctes(&self.compiler, as_of),
             columns.join(", ")
         );
-        let df = ctx
-            .sql(&sql)
-            .await
-            .map_err(|e| Error::engine("planning the tags", e))?;
         let dir = root.join("segments");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let batches = df
-            .collect()
-            .await
-            .map_err(|e| Error::engine("computing the tags", e))?;
         let file = dir.join("tags.parquet");
         let tmp = dir.join("tags.parquet.tmp");
-        if let Some(first) = batches.first() {
-            let mut writer = retain_data::TableWriter::create(&tmp, first.schema())?;
+        let workspace = retain_data::Workspace::open(root)?;
+        let mut counts: BTreeMap<String, u64> =
+            self.tags.iter().map(|t| (t.id.clone(), 0)).collect();
+        let mut writer = None;
+        for part in 0..parts {
+            let partition;
+            let session = if parts == 1 {
+                ctx
+            } else {
+                partition = retain_features::partition_session(&workspace, part, parts).await?;
+                &partition
+            };
+            register_outputs(session, root, &self.compiler).await?;
+            let batches = session
+                .sql(&sql)
+                .await
+                .map_err(|e| Error::engine("planning the tags", e))?
+                .collect()
+                .await
+                .map_err(|e| Error::engine("computing the tags", e))?;
+            // Partitions come in subscriber order, so the file is sorted as one query's was.
             for b in &batches {
-                writer.write(b)?;
+                if writer.is_none() {
+                    writer = Some(retain_data::TableWriter::create(&tmp, b.schema())?);
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.write(b)?;
+                }
+                for (i, t) in self.tags.iter().enumerate() {
+                    let column = b.column(i + 1).as_boolean();
+                    *counts.get_mut(&t.id).expect("every tag counted") +=
+                        column.true_count() as u64;
+                }
             }
+        }
+        if let Some(writer) = writer {
             writer.close()?;
             std::fs::rename(&tmp, &file)
                 .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-        }
-        let mut counts: BTreeMap<String, u64> =
-            self.tags.iter().map(|t| (t.id.clone(), 0)).collect();
-        for b in &batches {
-            for (i, t) in self.tags.iter().enumerate() {
-                let column = b.column(i + 1).as_boolean();
-                *counts.get_mut(&t.id).expect("every tag counted") += column.true_count() as u64;
-            }
         }
         // A later query in this session must see the new memberships.
         let _ = ctx.deregister_table("tags");

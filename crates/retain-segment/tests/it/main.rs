@@ -185,6 +185,39 @@ async fn every_active_subscriber_gets_a_named_place() {
         hits > 0 && hits <= report.tags["enterprise_member"],
         "{hits}"
     );
+    // In subscriber partitions, each reads its own subscribers' tags and segments.
+    let (_, _, parted_hits, _) = retain_warn::evaluate_partitioned(&ws, &rules, as_of, 3)
+        .await
+        .unwrap();
+    assert_eq!(parted_hits["EW006"], hits);
+
+    // Tags computed partition by partition are the tags computed at once.
+    let tags_file = ws.root().join("segments").join("tags.parquet");
+    let read_tags = || {
+        let file = std::fs::File::open(&tags_file).unwrap();
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 8192)
+                .unwrap();
+        reader.map(Result::unwrap).collect::<Vec<_>>()
+    };
+    // Recomputed at once first, in a session that has not read the outputs yet: the warning
+    // run above changed what `midhigh_warned` reads.
+    let fresh = retain_features::session(&ws).await.unwrap();
+    let at_once = library
+        .compute_in_partitions(&fresh, ws.root(), as_of, 1)
+        .await
+        .unwrap();
+    assert!(at_once["midhigh_warned"] > 0, "{at_once:?}");
+    let whole = read_tags();
+    let counts = library
+        .compute_in_partitions(&fresh, ws.root(), as_of, 3)
+        .await
+        .unwrap();
+    assert_eq!(counts, at_once);
+    let concat = |batches: &[datafusion::arrow::array::RecordBatch]| {
+        datafusion::arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap()
+    };
+    assert_eq!(concat(&read_tags()), concat(&whole));
 
     // The customer view has every section.
     let id = active[0].subscriber_id;
