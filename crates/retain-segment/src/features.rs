@@ -66,8 +66,8 @@ fn sql(as_of: NaiveDate) -> String {
             WHERE kind IN ('cancel', 'port_out') AND \"timestamp\" < TIMESTAMP '{as_of}T00:00:00'
             GROUP BY subscriber_id
         ),
-        fam AS (SELECT family_id, COUNT(*) AS n FROM subscribers WHERE family_id IS NOT NULL GROUP BY family_id),
-        grp AS (SELECT group_id, COUNT(*) AS n FROM subscribers WHERE group_id IS NOT NULL GROUP BY group_id),
+        fam AS (SELECT family_id, COUNT(*) AS n FROM subscribers__all WHERE family_id IS NOT NULL GROUP BY family_id),
+        grp AS (SELECT group_id, COUNT(*) AS n FROM subscribers__all WHERE group_id IS NOT NULL GROUP BY group_id),
         u AS (
             SELECT subscriber_id,
                    AVG(CASE WHEN period >= {m3} THEN fee END) AS arpu_3m,
@@ -154,8 +154,38 @@ fn numbers(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
         .map_err(|e| Error::Internal(format!("reading {name}: {e}")))
 }
 
-/// Computes everyone's behaviour as of `as_of` (the first day of a month).
+/// Computes everyone's behaviour as of `as_of` (the first day of a month), in subscriber order.
 pub async fn behaviour(ctx: &SessionContext, as_of: NaiveDate) -> Result<Vec<Behaviour>> {
+    let mut out = Vec::new();
+    push_behaviour(ctx, as_of, &mut out).await?;
+    Ok(out)
+}
+
+/// [`behaviour`] computed one subscriber partition of `parts` at a time (`ctx` when `parts` is
+/// 1), as a large operator's features are; the same rows in the same order.
+pub async fn behaviour_in_partitions(
+    ctx: &SessionContext,
+    workspace: &retain_data::Workspace,
+    as_of: NaiveDate,
+    parts: u32,
+) -> Result<Vec<Behaviour>> {
+    let mut out = Vec::new();
+    if parts <= 1 {
+        push_behaviour(ctx, as_of, &mut out).await?;
+    } else {
+        for part in 0..parts {
+            let partition = retain_features::partition_session(workspace, part, parts).await?;
+            push_behaviour(&partition, as_of, &mut out).await?;
+        }
+    }
+    Ok(out)
+}
+
+async fn push_behaviour(
+    ctx: &SessionContext,
+    as_of: NaiveDate,
+    out: &mut Vec<Behaviour>,
+) -> Result<()> {
     let df = ctx
         .sql(&sql(as_of))
         .await
@@ -164,7 +194,6 @@ pub async fn behaviour(ctx: &SessionContext, as_of: NaiveDate) -> Result<Vec<Beh
         .collect()
         .await
         .map_err(|e| Error::engine("computing segment features", e))?;
-    let mut out = Vec::new();
     for batch in &batches {
         let get = |name: &str| numbers(batch, name);
         let ids = batch
@@ -240,5 +269,5 @@ pub async fn behaviour(ctx: &SessionContext, as_of: NaiveDate) -> Result<Vec<Beh
             });
         }
     }
-    Ok(out)
+    Ok(())
 }

@@ -39,7 +39,7 @@ mod tags;
 pub use config::{ClusterConfig, LifecycleConfig, RfmConfig, SegmentConfig, ValueConfig};
 pub use customer::customer_360;
 pub use error::{Error, Result};
-pub use features::{Behaviour, behaviour};
+pub use features::{Behaviour, behaviour, behaviour_in_partitions};
 pub use segment::{
     ClusterName, ClusterNames, ClusterProfile, LIFECYCLE_STAGES, Placement, RFM_GROUPS, Retention,
     SCENARIOS, SegmentReport, VALUE_TIERS, segment,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::{self, Clustering};
 use crate::config::SegmentConfig;
 use crate::error::{Error, Result};
-use crate::features::{Behaviour, behaviour};
+use crate::features::{Behaviour, behaviour_in_partitions};
 use crate::survival::{Curve, Subject, kaplan_meier};
 
 /// RFM groups: code, 中文.
@@ -277,7 +277,10 @@ pub async fn segment(
         tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "segment: {step}");
         clock = std::time::Instant::now();
     };
-    let people = behaviour(ctx, as_of).await?;
+    // Above a million subscribers, a subscriber partition at a time, as the features are.
+    let workspace = retain_data::Workspace::open(root)?;
+    let parts = retain_features::feature_partitions(&workspace)?;
+    let people = behaviour_in_partitions(ctx, &workspace, as_of, parts).await?;
     lap("behaviour");
     if people.iter().all(|b| !b.alive) {
         return Err(Error::BadRequest(format!(
@@ -390,7 +393,11 @@ pub async fn segment(
         .map(|b| b.subscriber_id)
         .collect();
     let mut lookalikes = vec![(0u64, 0u64); clustering.k];
-    for b in behaviour(ctx, earlier).await?.iter().filter(|b| b.alive) {
+    for b in behaviour_in_partitions(ctx, &workspace, earlier, parts)
+        .await?
+        .iter()
+        .filter(|b| b.alive)
+    {
         let c = clustering.assign(&cluster_row(b));
         lookalikes[c].0 += 1;
         lookalikes[c].1 += u64::from(left_now.contains(&b.subscriber_id));

@@ -200,6 +200,14 @@ async fn every_active_subscriber_gets_a_named_place() {
                 .unwrap();
         reader.map(Result::unwrap).collect::<Vec<_>>()
     };
+    // Behaviour computed partition by partition is everyone's, in the same order.
+    let at_once = retain_segment::behaviour(&ctx, as_of).await.unwrap();
+    let parted = retain_segment::behaviour_in_partitions(&ctx, &ws, as_of, 3)
+        .await
+        .unwrap();
+    assert!(at_once.iter().any(|b| b.family_size > 1.0));
+    assert_eq!(format!("{parted:?}"), format!("{at_once:?}"));
+
     // Recomputed at once first, in a session that has not read the outputs yet: the warning
     // run above changed what `midhigh_warned` reads.
     let fresh = retain_features::session(&ws).await.unwrap();
