@@ -204,14 +204,14 @@ fn keyed_by_subscriber(table: Table) -> bool {
     table.spec().column_index("subscriber_id").is_some()
 }
 
-/// A session in which every table keyed by subscriber holds the rows meeting `condition` (SQL
-/// on `subscriber_id`), or everything when there is none; read from `subset` when given.
 /// The condition on `subscriber_id` that a filtered session's subscriber-keyed tables meet,
 /// kept with the session so that outputs registered into it later (segments, warnings, tags)
 /// meet it too: a partition then reads its own subscribers' rows of them, not everyone's.
 #[derive(Debug)]
 pub(crate) struct SubscriberFilter(pub(crate) String);
 
+/// A session in which every table keyed by subscriber holds the rows meeting `condition` (SQL
+/// on `subscriber_id`), or everything when there is none; read from `subset` when given.
 /// `range`: the bounds of a partition's subscriber ids, when `condition` is such a range; each
 /// of its tables is then read over the bytes of the range's row groups only
 /// ([`ranged::RangedTable`]).

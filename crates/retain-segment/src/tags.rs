@@ -128,17 +128,19 @@ impl TagLibrary {
     ) -> Result<BTreeMap<String, u64>> {
         let workspace = retain_data::Workspace::open(root)?;
         let parts = retain_features::feature_partitions(&workspace)?;
-        self.compute_in_partitions(ctx, root, as_of, parts).await
+        self.compute_in_partitions(ctx, &workspace, as_of, parts)
+            .await
     }
 
-    /// [`TagLibrary::compute`] in `parts` subscriber partitions.
+    /// [`TagLibrary::compute`] in `parts` subscriber partitions (`ctx` when `parts` is 1).
     pub async fn compute_in_partitions(
         &self,
         ctx: &SessionContext,
-        root: &Path,
+        workspace: &retain_data::Workspace,
         as_of: NaiveDate,
         parts: u32,
     ) -> Result<BTreeMap<String, u64>> {
+        let root = workspace.root();
         let parts = parts.max(1);
         let columns: Vec<String> = self
             .tags
@@ -155,7 +157,6 @@ impl TagLibrary {
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let file = dir.join("tags.parquet");
         let tmp = dir.join("tags.parquet.tmp");
-        let workspace = retain_data::Workspace::open(root)?;
         let mut counts: BTreeMap<String, u64> =
             self.tags.iter().map(|t| (t.id.clone(), 0)).collect();
         let mut writer = None;
@@ -164,7 +165,7 @@ impl TagLibrary {
             let session = if parts == 1 {
                 ctx
             } else {
-                partition = retain_features::partition_session(&workspace, part, parts).await?;
+                partition = retain_features::partition_session(workspace, part, parts).await?;
                 &partition
             };
             register_outputs(session, root, &self.compiler).await?;
@@ -177,12 +178,11 @@ impl TagLibrary {
                 .map_err(|e| Error::engine("computing the tags", e))?;
             // Partitions come in subscriber order, so the file is sorted as one query's was.
             for b in &batches {
-                if writer.is_none() {
-                    writer = Some(retain_data::TableWriter::create(&tmp, b.schema())?);
-                }
-                if let Some(w) = writer.as_mut() {
-                    w.write(b)?;
-                }
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => writer.insert(retain_data::TableWriter::create(&tmp, b.schema())?),
+                };
+                w.write(b)?;
                 for (i, t) in self.tags.iter().enumerate() {
                     let column = b.column(i + 1).as_boolean();
                     *counts.get_mut(&t.id).expect("every tag counted") +=

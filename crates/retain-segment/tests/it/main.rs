@@ -212,13 +212,13 @@ async fn every_active_subscriber_gets_a_named_place() {
     // run above changed what `midhigh_warned` reads.
     let fresh = retain_features::session(&ws).await.unwrap();
     let at_once = library
-        .compute_in_partitions(&fresh, ws.root(), as_of, 1)
+        .compute_in_partitions(&fresh, &ws, as_of, 1)
         .await
         .unwrap();
     assert!(at_once["midhigh_warned"] > 0, "{at_once:?}");
     let whole = read_tags();
     let counts = library
-        .compute_in_partitions(&fresh, ws.root(), as_of, 3)
+        .compute_in_partitions(&fresh, &ws, as_of, 3)
         .await
         .unwrap();
     assert_eq!(counts, at_once);
