@@ -8,6 +8,7 @@
 //! included, so the raw scores are LightGBM's (a test checks they agree on every row).
 
 use crate::error::{Error, Result};
+use crate::masks::Masks;
 
 /// LightGBM's `kZeroThreshold`: a value this close to zero counts as zero.
 const ZERO: f64 = 1e-35_f32 as f64;
@@ -17,12 +18,12 @@ const BLOCK: usize = 128;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Node {
-    threshold: f64,
+    pub(crate) threshold: f64,
     pub(crate) feature: u32,
     /// Where a missing value (NaN) goes.
-    nan_left: bool,
+    pub(crate) nan_left: bool,
     /// Whether a zero is missing too (LightGBM's missing type `Zero`), going `default_left`.
-    zero_missing: bool,
+    pub(crate) zero_missing: bool,
     default_left: bool,
     /// Children: `>= 0` a node of this forest, `< 0` the leaf `!child` of this forest.
     pub(crate) left: i32,
@@ -71,6 +72,9 @@ pub struct Forest {
     steps: Vec<Step>,
     step_values: Vec<f64>,
     walks: Option<Vec<Walk>>,
+    /// The same trees for scoring by leaf masks, when they fit them (`masks.rs`); the fastest
+    /// layout, so scoring takes it when it is there.
+    masks: Option<Masks>,
 }
 
 impl Forest {
@@ -89,6 +93,7 @@ impl Forest {
             steps: Vec::new(),
             step_values: Vec::new(),
             walks: None,
+            masks: None,
         };
         let mut lines = text.lines().peekable();
         while let Some(line) = lines.next() {
@@ -127,6 +132,7 @@ impl Forest {
             forest.leaf_counts.clear();
         }
         forest.lay_out_walks();
+        forest.masks = Masks::build(&forest.nodes, &forest.leaves, &forest.roots);
         Ok(forest)
     }
 
@@ -255,6 +261,30 @@ impl Forest {
         Ok(out)
     }
 
+    /// Raw scores as `raw_scores`, on this thread alone: for measuring a core's throughput.
+    pub fn raw_scores_here(&self, x: &[f64], d: usize) -> Result<Vec<f64>> {
+        self.check_width(d)?;
+        let mut out = vec![0.0; x.len() / d.max(1)];
+        self.score_rows(x, d, &mut out);
+        Ok(out)
+    }
+
+    /// The same forest scored by walking its trees instead of by leaf masks: the layout for
+    /// forests the masks do not fit, kept reachable to compare the two.
+    #[must_use]
+    pub fn walking(&self) -> Forest {
+        Forest {
+            masks: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether scoring takes the leaf masks.
+    #[must_use]
+    pub fn scores_by_masks(&self) -> bool {
+        self.masks.is_some()
+    }
+
     /// An error unless rows of `d` columns hold every feature the trees read.
     pub(crate) fn check_width(&self, d: usize) -> Result<()> {
         if d < self.features {
@@ -311,6 +341,10 @@ impl Forest {
     }
 
     fn score_rows(&self, x: &[f64], d: usize, out: &mut [f64]) {
+        if let Some(masks) = &self.masks {
+            masks.score(x, d, out);
+            return;
+        }
         for (b, scores) in out.chunks_mut(BLOCK).enumerate() {
             let rows = &x[b * BLOCK * d..(b * BLOCK + scores.len()) * d];
             let Some(walks) = &self.walks else {
@@ -481,6 +515,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn missing_values_take_the_leaf_masks_unless_zero_is_missing() {
+        assert!(stump(0).scores_by_masks() && stump(8).scores_by_masks());
+        assert!(stump(10).scores_by_masks() && !stump(4).scores_by_masks());
+    }
+
+    #[test]
+    fn the_baseline_build_of_the_masks_scores_as_the_dispatched_one() {
+        let (booster, x) = trained(31, 1_000);
+        let forest = Forest::of(&booster).unwrap();
+        let mut here = vec![0.0; 1_000];
+        forest.masks.as_ref().unwrap().score_here(&x, 6, &mut here);
+        assert_eq!(here, forest.raw_scores(&x, 6).unwrap());
+    }
+
+    #[test]
     fn categorical_splits_are_refused() {
         let text = "max_feature_idx=0\n\nTree=0\nnum_leaves=2\nsplit_feature=0\nthreshold=0\n\
                     decision_type=1\nleft_child=-1\nright_child=-2\nleaf_value=0 1\n\nend of trees\n";
@@ -524,28 +573,49 @@ pub(crate) mod tests {
         (x, y)
     }
 
-    #[test]
-    fn a_trained_forest_scores_exactly_as_lightgbm() {
-        let (rows, width) = (6_000, 6);
-        let (x, y) = self::rows(rows, width, 7);
-        let di = i32::try_from(width).unwrap();
-        let dataset = lightgbm3::Dataset::from_slice(&x, &y, di, true).unwrap();
+    /// A forest trained on `rows` with trees of `leaves` leaves, and the rows (6 columns).
+    pub(crate) fn trained(leaves: usize, rows: usize) -> (lightgbm3::Booster, Vec<f64>) {
+        let (x, y) = self::rows(rows, 6, 7);
+        let dataset = lightgbm3::Dataset::from_slice(&x, &y, 6, true).unwrap();
         let params = serde_json::json!({
-            "objective": "binary", "num_iterations": 60, "num_leaves": 15,
+            "objective": "binary", "num_iterations": 60, "num_leaves": leaves,
             "min_data_in_leaf": 20, "verbose": -1, "seed": 1, "deterministic": true,
         });
-        let booster = lightgbm3::Booster::train(dataset, &params).unwrap();
-        let forest = Forest::of(&booster).unwrap();
-        assert_eq!(forest.trees(), 60);
-        let expected = booster.raw_scores(&x, di, true).unwrap();
-        let got = forest.raw_scores(&x, width).unwrap();
-        assert_eq!(got.len(), expected.len());
-        for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
-                "row {i}: {a} vs {b}"
+        (lightgbm3::Booster::train(dataset, &params).unwrap(), x)
+    }
+
+    #[test]
+    fn a_trained_forest_scores_exactly_as_lightgbm() {
+        // 15 leaves take 32-bit leaf masks, 48 take 64-bit ones; 6,001 rows end in a part block.
+        for leaves in [15, 48] {
+            let (booster, x) = trained(leaves, 6_001);
+            let forest = Forest::of(&booster).unwrap();
+            assert_eq!(forest.trees(), 60);
+            assert!(forest.scores_by_masks());
+            let walking = forest.walking();
+            assert!(!walking.scores_by_masks());
+            let expected = booster.raw_scores(&x, 6, true).unwrap();
+            for got in [
+                forest.raw_scores(&x, 6).unwrap(),
+                forest.raw_scores_here(&x[..6 * 100], 6).unwrap(),
+                walking.raw_scores(&x, 6).unwrap(),
+            ] {
+                assert!(got.len() == expected.len() || got.len() == 100);
+                for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                        "{leaves} leaves, row {i}: {a} vs {b}"
+                    );
+                }
+            }
+            assert_eq!(
+                forest.raw_scores(&x, 6).unwrap(),
+                walking.raw_scores(&x, 6).unwrap(),
+                "the same leaves summed in the same order"
             );
         }
+        let (booster, x) = trained(15, 6_000);
+        let expected = booster.raw_scores(&x, 6, true).unwrap();
         // The scores are not all alike: the comparison means something.
         let spread = expected.iter().copied().fold(f64::NEG_INFINITY, f64::max)
             - expected.iter().copied().fold(f64::INFINITY, f64::min);

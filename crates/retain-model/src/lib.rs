@@ -9,6 +9,7 @@ mod eval;
 mod forest;
 mod frame;
 mod logistic;
+mod masks;
 mod metrics;
 mod reasons;
 mod registry;
