@@ -1,6 +1,8 @@
 //! Tree scoring throughput on one core: rows a second through a forest shaped like the
 //! operator model's (`TREES` trees of 31 leaves over `FEATURES` columns, defaults 500 and 55),
-//! by leaf masks (the default) and by walking the trees, and LightGBM's own prediction on every
+//! by leaf masks (the default: the AVX-512 build where the processor has it, and the AVX2 and baseline
+//! builds) and
+//! by walking the trees, and LightGBM's own prediction on every
 //! core. `cargo bench -p retain-model --bench scoring`.
 
 use std::time::Instant;
@@ -29,6 +31,8 @@ fn main() {
     );
     assert!(forest.scores_by_masks(), "the forest fits the leaf masks");
     let walking = forest.walking();
+    let avx2 = forest.limited_to(retain_model::Isa::Avx2);
+    let baseline = forest.limited_to(retain_model::Isa::Baseline);
     let expected = forest.raw_scores_here(&x, width).expect("scores");
     let time = |what: &str, threads: usize, score: &dyn Fn() -> Vec<f64>| {
         let mut best = f64::INFINITY;
@@ -45,6 +49,12 @@ fn main() {
     let masks = time("leaf masks", 1, &|| {
         forest.raw_scores_here(&x, width).expect("scores")
     });
+    let two = time("leaf masks, AVX2 build", 1, &|| {
+        avx2.raw_scores_here(&x, width).expect("scores")
+    });
+    let base = time("leaf masks, baseline build", 1, &|| {
+        baseline.raw_scores_here(&x, width).expect("scores")
+    });
     let walk = time("walking the trees", 1, &|| {
         walking.raw_scores_here(&x, width).expect("scores")
     });
@@ -53,8 +63,11 @@ fn main() {
         booster.raw_scores(&x, width as i32, true).expect("scores")
     });
     println!(
-        "leaf masks / walking {:.2}x, leaf masks / LightGBM {:.2}x (per core)",
+        "leaf masks / walking {:.2}x (AVX2 {:.2}x, baseline {:.2}x), leaf masks / LightGBM {:.2}x \
+         (per core)",
         masks / walk,
+        two / walk,
+        base / walk,
         masks / lightgbm
     );
 }

@@ -23,6 +23,7 @@ pub use eval::{EvalOptions, EvalReport, evaluate_files};
 pub use forest::Forest;
 pub use frame::{Frame, read_frame};
 pub use logistic::Logistic;
+pub use masks::Isa;
 pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};
 pub use reasons::{CATEGORIES, Reason, category, top_reasons};
 pub use registry::{ModelMeta, load_latest, save};

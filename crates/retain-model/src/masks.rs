@@ -19,6 +19,15 @@
 
 use crate::forest::Node;
 
+/// Instruction sets the scorer is compiled for, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// The target's baseline (SSE2 on x86-64).
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
 /// Rows coded and scored together: one byte comparison covers them all.
 const ROWS: usize = 64;
 /// The code of a missing value; the rank of a number is at most 254.
@@ -103,6 +112,8 @@ pub(crate) struct Masks {
     tree_leaves: Vec<usize>,
     /// Leaf values, each tree's left to right.
     leaves: Vec<f64>,
+    /// The widest instructions to use where the processor has them (narrower only to measure).
+    pub(crate) widest: Isa,
 }
 
 impl Masks {
@@ -159,6 +170,7 @@ impl Masks {
             tree_splits: vec![0],
             tree_leaves: vec![0],
             leaves: Vec::new(),
+            widest: Isa::Avx512,
         };
         for &root in roots {
             let mut tree = Tree {
@@ -186,28 +198,42 @@ impl Masks {
     /// Adds the raw score of each row of row-major `x` (`d` columns) to `out`.
     pub(crate) fn score(&self, x: &[f64], d: usize, out: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512bw") {
-            // SAFETY: the processor has just been found to have every feature the function is
-            // compiled for (AVX-512 BW implies F).
+        {
+            let avx512 =
+                self.widest >= Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512bw");
+            let avx2 = self.widest >= Isa::Avx2 && std::arch::is_x86_feature_detected!("avx2");
+            // SAFETY: each copy runs only where the processor has just been found to have the
+            // features it is compiled for (AVX-512 BW implies F; AVX2 implies AVX).
             #[allow(unsafe_code)]
             unsafe {
-                self.score_avx512(x, d, out);
+                if avx512 {
+                    return self.score_avx512(x, d, out);
+                }
+                if avx2 {
+                    return self.score_avx2(x, d, out);
+                }
             }
-            return;
         }
         self.score_here(x, d, out);
     }
 
-    /// `score` compiled for AVX-512: the byte comparison and the mask updates of 64 rows take
-    /// one instruction each, where the baseline's 16-byte vectors take four to sixteen.
+    /// `score` compiled for AVX-512: the byte comparison of 64 rows is one instruction and so
+    /// is each update of 16 rows' leaves, where 16-byte vectors take four and sixteen.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,bmi1,popcnt")]
     fn score_avx512(&self, x: &[f64], d: usize, out: &mut [f64]) {
         self.score_here(x, d, out);
     }
 
+    /// `score` compiled for AVX2, which nearly every x86 processor since 2015 has.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,popcnt")]
+    fn score_avx2(&self, x: &[f64], d: usize, out: &mut [f64]) {
+        self.score_here(x, d, out);
+    }
+
     #[inline(always)]
-    pub(crate) fn score_here(&self, x: &[f64], d: usize, out: &mut [f64]) {
+    fn score_here(&self, x: &[f64], d: usize, out: &mut [f64]) {
         let mut codes = vec![0u8; self.columns.len() * ROWS];
         let mut block = [0.0; ROWS];
         for (rows, out) in x.chunks(ROWS * d).zip(out.chunks_mut(ROWS)) {

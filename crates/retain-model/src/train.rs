@@ -732,7 +732,11 @@ mod tests {
     #[test]
     fn small_tables_grow_trees_on_one_thread_large_ones_on_every_core() {
         assert_eq!(params(1.0, 4_000, true, None)["num_threads"], 1);
-        assert!(params(1.0, 400_000, false, None).get("num_threads").is_none());
+        assert!(
+            params(1.0, 400_000, false, None)
+                .get("num_threads")
+                .is_none()
+        );
     }
 
     #[test]
