@@ -531,6 +531,59 @@ pub(crate) mod tests {
         assert!(stump(10).scores_by_masks() && !stump(4).scores_by_masks());
     }
 
+    /// Stumps on feature 0, one per threshold, with leaves `-(i + 1)` and `i + 1`, NaN left
+    /// on every other one.
+    fn stumps(thresholds: &[&str]) -> Forest {
+        use std::fmt::Write as _;
+        let mut text = String::from("tree\nversion=v4\nmax_feature_idx=1\n\n");
+        for (i, t) in thresholds.iter().enumerate() {
+            let decision = if i % 2 == 0 { 8 } else { 10 };
+            let leaf = i + 1;
+            writeln!(
+                text,
+                "Tree={i}\nnum_leaves=2\nnum_cat=0\nsplit_feature=0\nthreshold={t}\n\
+                 decision_type={decision}\nleft_child=-1\nright_child=-2\n\
+                 leaf_value=-{leaf} {leaf}\nis_linear=0\nshrinkage=1\n"
+            )
+            .unwrap();
+        }
+        text.push_str("end of trees\n");
+        Forest::from_lightgbm(&text).unwrap()
+    }
+
+    #[test]
+    fn the_masks_tell_signed_zeros_infinities_and_missing_values_as_the_walk_does() {
+        let forest = stumps(&["0", "-0", "1e-300", "-1e300", "inf", "-inf", "1.5"]);
+        assert!(forest.scores_by_masks());
+        let values = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -0.0,
+            0.0,
+            1e-300,
+            1.5,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        let got = scores(&forest, &values);
+        assert_eq!(got, scores(&forest.walking(), &values));
+        // NaN goes right at the even stumps (+1, +3, ...) and left at the odd ones (-2, ...).
+        assert!((got[9] - (1.0 - 2.0 + 3.0 - 4.0 + 5.0 - 6.0 + 7.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_feature_with_more_thresholds_than_a_byte_codes_is_walked() {
+        let thresholds: Vec<String> = (0..255).map(|i| format!("{i}.5")).collect();
+        let names: Vec<&str> = thresholds.iter().map(String::as_str).collect();
+        let values: Vec<f64> = (0..600).map(|i| f64::from(i) * 0.5 - 10.0).collect();
+        let fits = stumps(&names[..254]);
+        assert!(fits.scores_by_masks());
+        assert_eq!(scores(&fits, &values), scores(&fits.walking(), &values));
+        assert!(!stumps(&names).scores_by_masks());
+    }
+
     #[test]
     fn every_build_of_the_masks_scores_alike() {
         let (booster, x) = trained(31, 1_000);
