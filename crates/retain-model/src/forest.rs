@@ -176,6 +176,9 @@ impl Forest {
         }
         let features: Vec<u32> = list(name, "split_feature", get("split_feature")?)?;
         let thresholds: Vec<f64> = list(name, "threshold", get("threshold")?)?;
+        if thresholds.iter().any(|t| t.is_nan()) {
+            return Err(format!("{name} has a threshold that is not a number"));
+        }
         let decisions: Vec<u8> = list(name, "decision_type", get("decision_type")?)?;
         let lefts: Vec<i32> = list(name, "left_child", get("left_child")?)?;
         let rights: Vec<i32> = list(name, "right_child", get("right_child")?)?;
@@ -336,7 +339,7 @@ impl Forest {
         }
         let node = self.nodes[child as usize];
         self.steps.push(Step {
-            threshold: node.threshold,
+            threshold: as_compared(node.threshold),
             feature: node.feature,
             left: 0,
             right: 0,
@@ -424,7 +427,7 @@ impl Forest {
     #[inline]
     pub(crate) fn goes_left(&self, at: usize, row: &[f64]) -> bool {
         let node = &self.nodes[at];
-        let v = row[node.feature as usize];
+        let v = as_read(row[node.feature as usize]);
         if v.is_nan() {
             node.nan_left
         } else if node.zero_missing && v.abs() <= ZERO {
@@ -450,6 +453,27 @@ impl Forest {
     /// Training rows through each node and each leaf, when the model file has them.
     pub(crate) fn counts(&self) -> Option<(&[f64], &[f64])> {
         (!self.leaf_counts.is_empty()).then_some((&self.node_counts[..], &self.leaf_counts[..]))
+    }
+}
+
+/// A value as LightGBM's prediction reads it: a dense row keeps only values farther from zero
+/// than its zero threshold (and NaN), so anything nearer is zero.
+#[inline]
+pub(crate) fn as_read(v: f64) -> f64 {
+    if v.abs() <= ZERO { 0.0 } else { v }
+}
+
+/// The threshold that sends values as LightGBM does when compared with them as they are,
+/// not as it reads them ([`as_read`]): only a threshold within the zero band sees the
+/// difference, and it moves to the band's edge on its side. The hot layouts compare raw
+/// values against these, at no cost a row.
+pub(crate) fn as_compared(threshold: f64) -> f64 {
+    if (0.0..ZERO).contains(&threshold) {
+        ZERO
+    } else if (-ZERO..0.0).contains(&threshold) {
+        (-ZERO).next_down()
+    } else {
+        threshold
     }
 }
 
@@ -569,6 +593,23 @@ pub(crate) mod tests {
         ];
         let got = scores(&forest, &values);
         assert_eq!(got, scores(&forest.walking(), &values));
+        // LightGBM reads a value within 1e-35 of zero as zero: right of -1e-36.
+        let zero = ZERO;
+        let near = [-5e-36, -zero, (-zero).next_down(), zero, 0.0];
+        for t in ["-1e-36", "1e-36", "-0"] {
+            let tiny = stumps(&[t]);
+            let t: f64 = t.parse().unwrap();
+            let lightgbm: Vec<f64> = near
+                .iter()
+                .map(|v| if as_read(*v) <= t { -1.0 } else { 1.0 })
+                .collect();
+            assert_eq!(scores(&tiny, &near), lightgbm, "{t}");
+            assert_eq!(scores(&tiny.walking(), &near), lightgbm, "{t}");
+        }
+        assert_eq!(
+            scores(&stumps(&["-1e-36"]), &near),
+            [1.0, 1.0, -1.0, 1.0, 1.0]
+        );
         // NaN goes right at the even stumps (+1, +3, ...) and left at the odd ones (-2, ...).
         assert!((got[9] - (1.0 - 2.0 + 3.0 - 4.0 + 5.0 - 6.0 + 7.0)).abs() < 1e-12);
     }
@@ -592,6 +633,14 @@ pub(crate) mod tests {
         for widest in [Isa::Baseline, Isa::Avx2] {
             assert_eq!(forest.limited_to(widest).raw_scores(&x, 6).unwrap(), scores);
         }
+    }
+
+    #[test]
+    fn a_threshold_that_is_not_a_number_is_refused() {
+        let text = "max_feature_idx=0\n\nTree=0\nnum_leaves=2\nsplit_feature=0\nthreshold=nan\n\
+                    decision_type=8\nleft_child=-1\nright_child=-2\nleaf_value=0 1\n\nend of trees\n";
+        let error = Forest::from_lightgbm(text).unwrap_err().to_string();
+        assert!(error.contains("not a number"), "{error}");
     }
 
     #[test]

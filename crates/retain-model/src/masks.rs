@@ -17,7 +17,7 @@
 // its instructions, not as calls to a baseline build.
 #![allow(clippy::inline_always)]
 
-use crate::forest::Node;
+use crate::forest::{Node, as_compared};
 
 /// Instruction sets the scorer is compiled for, narrowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -131,7 +131,7 @@ impl Masks {
             .unwrap_or(0);
         let mut thresholds: Vec<Vec<f64>> = vec![Vec::new(); width];
         for node in nodes {
-            thresholds[node.feature as usize].push(node.threshold);
+            thresholds[node.feature as usize].push(as_compared(node.threshold));
         }
         let mut columns = Vec::new();
         let mut code_of = vec![u16::MAX; width];
@@ -199,11 +199,13 @@ impl Masks {
     pub(crate) fn score(&self, x: &[f64], d: usize, out: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
         {
-            let avx512 =
-                self.widest >= Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512bw");
+            let avx512 = self.widest >= Isa::Avx512
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl");
             let avx2 = self.widest >= Isa::Avx2 && std::arch::is_x86_feature_detected!("avx2");
-            // SAFETY: each copy runs only where the processor has just been found to have the
-            // features it is compiled for (AVX-512 BW implies F; AVX2 implies AVX).
+            // SAFETY: each copy runs only where the processor has just been found to have every
+            // feature its `target_feature` names.
             #[allow(unsafe_code)]
             unsafe {
                 if avx512 {
@@ -220,14 +222,14 @@ impl Masks {
     /// `score` compiled for AVX-512: the byte comparison of 64 rows is one instruction and so
     /// is each update of 16 rows' leaves, where 16-byte vectors take four and sixteen.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,bmi1,popcnt")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     fn score_avx512(&self, x: &[f64], d: usize, out: &mut [f64]) {
         self.score_here(x, d, out);
     }
 
     /// `score` compiled for AVX2, which nearly every x86 processor since 2015 has.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,bmi1,popcnt")]
+    #[target_feature(enable = "avx2")]
     fn score_avx2(&self, x: &[f64], d: usize, out: &mut [f64]) {
         self.score_here(x, d, out);
     }
@@ -349,7 +351,8 @@ impl Tree<'_> {
         self.visit(node.right);
         let feature = node.feature as usize;
         // `v <= threshold` exactly when fewer than `rank + 1` thresholds are below `v`.
-        let rank = self.thresholds[feature].partition_point(|t| *t < node.threshold);
+        let threshold = as_compared(node.threshold);
+        let rank = self.thresholds[feature].partition_point(|t| *t < threshold);
         let shift = u8::from(node.nan_left);
         self.splits.push(Split {
             clear: u64::without(first, middle),
