@@ -700,12 +700,15 @@ pub(crate) mod tests {
 
     #[test]
     fn a_trained_forest_scores_exactly_as_lightgbm() {
-        // 15 leaves take 32-bit leaf masks, 48 take 64-bit ones; 6,001 rows end in a part block.
-        for leaves in [15, 48] {
+        // Up to 32 leaves take 32-bit leaf masks, more take 64-bit ones (the widths' edges
+        // included); 6,001 rows end in a part block.
+        for leaves in [15, 32, 33, 48, 64] {
             let (booster, x) = trained(leaves, 6_001);
             let forest = Forest::of(&booster).unwrap();
             assert_eq!(forest.trees(), 60);
             assert!(forest.scores_by_masks());
+            let most = (0..60).map(|t| forest.tree_nodes(t).1 + 1).max();
+            assert_eq!(most, Some(leaves), "some tree has every leaf it may");
             let walking = forest.walking();
             assert!(!walking.scores_by_masks());
             let expected = booster.raw_scores(&x, 6, true).unwrap();
