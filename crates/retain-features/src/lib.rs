@@ -48,6 +48,22 @@ pub async fn session(workspace: &Workspace) -> Result<SessionContext> {
     partition_session(workspace, 0, 1).await
 }
 
+/// The session for partition `part` of `parts`: `whole` itself, as the caller set it up, when
+/// there is one partition; else a [`partition_session`].
+pub async fn session_for<'a>(
+    whole: &'a SessionContext,
+    workspace: &Workspace,
+    part: u32,
+    parts: u32,
+) -> Result<std::borrow::Cow<'a, SessionContext>> {
+    if parts <= 1 {
+        return Ok(std::borrow::Cow::Borrowed(whole));
+    }
+    Ok(std::borrow::Cow::Owned(
+        partition_session(workspace, part, parts).await?,
+    ))
+}
+
 /// A session in which every table keyed by subscriber holds only the subscribers of partition
 /// `part` of `parts`: the `part`-th of `parts` equal ranges of subscriber ids
 /// ([`Workspace::subscriber_cuts`]); other tables (plans) are whole. Per-subscriber plans run

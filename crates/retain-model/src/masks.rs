@@ -154,10 +154,15 @@ impl Masks {
             table[..t.len()].copy_from_slice(t);
             cuts.push(table);
         }
-        let wide = roots.iter().any(|&r| r >= 0 && leaves_under(nodes, r) > 32);
-        if roots.iter().any(|&r| r >= 0 && leaves_under(nodes, r) > 64) {
+        let most = roots
+            .iter()
+            .map(|&r| leaves_under(nodes, r))
+            .max()
+            .unwrap_or(1);
+        if most > 64 {
             return None;
         }
+        let wide = most > 32;
         let mut masks = Masks {
             columns,
             cuts,

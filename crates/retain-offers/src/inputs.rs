@@ -304,13 +304,8 @@ async fn at_risk_features(
         }
     }
     for part in 0..parts {
-        let partition;
-        let ctx = if parts == 1 {
-            ctx
-        } else {
-            partition = retain_features::partition_session(&workspace, part, parts).await?;
-            &partition
-        };
+        let session = retain_features::session_for(ctx, &workspace, part, parts).await?;
+        let ctx: &SessionContext = &session;
         if out.origin == Origin::Computed {
             let mut stream = stream_features_as_of(ctx, &set, as_of).await?;
             while let Some(batch) = stream.next().await {

@@ -170,13 +170,9 @@ pub async fn behaviour_in_partitions(
     parts: u32,
 ) -> Result<Vec<Behaviour>> {
     let mut out = Vec::new();
-    if parts <= 1 {
-        push_behaviour(ctx, as_of, &mut out).await?;
-    } else {
-        for part in 0..parts {
-            let partition = retain_features::partition_session(workspace, part, parts).await?;
-            push_behaviour(&partition, as_of, &mut out).await?;
-        }
+    for part in 0..parts.max(1) {
+        let session = retain_features::session_for(ctx, workspace, part, parts).await?;
+        push_behaviour(&session, as_of, &mut out).await?;
     }
     Ok(out)
 }

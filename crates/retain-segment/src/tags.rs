@@ -161,14 +161,8 @@ impl TagLibrary {
             self.tags.iter().map(|t| (t.id.clone(), 0)).collect();
         let mut writer = None;
         for part in 0..parts {
-            let partition;
-            let session = if parts == 1 {
-                ctx
-            } else {
-                partition = retain_features::partition_session(workspace, part, parts).await?;
-                &partition
-            };
-            register_outputs(session, root, &self.compiler).await?;
+            let session = retain_features::session_for(ctx, workspace, part, parts).await?;
+            register_outputs(&session, root, &self.compiler).await?;
             let batches = session
                 .sql(&sql)
                 .await
