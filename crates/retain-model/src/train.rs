@@ -10,7 +10,7 @@ use lightgbm3::{Booster, Dataset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::forest::Forest;
+use crate::forest::{Forest, on_cores};
 use crate::logistic::{Logistic, softplus};
 use crate::metrics::{Metrics, auc, evaluate, round};
 use crate::reasons::{Reason, top_reasons};
@@ -290,49 +290,37 @@ fn choose_blend(trees: &[f64], linear: &[f64], labels: &[bool]) -> (f64, f64, Bl
             .collect()
     };
     let identity = Platt { a: -1.0, b: 0.0 };
-    let try_weight = |w: f64| -> (f64, f64, Platt) {
-        let mixed = mix(w);
-        let calibration = Platt::fit_or(&mixed, labels, identity);
-        let loss: f64 = mixed
-            .iter()
-            .zip(labels)
-            .map(|(s, y)| {
-                let z = calibration.logit(*s);
-                if *y { softplus(-z) } else { softplus(z) }
-            })
-            .sum();
-        (w, loss, calibration)
-    };
     // From trees-only down, so a tie keeps the trees. The eleven calibrations are independent;
     // on an operator's validation rows they take half a second and share the cores, on a small
     // table a few milliseconds, less than starting threads.
     let weights: Vec<f64> = (0..=10).rev().map(|step| f64::from(step) / 10.0).collect();
-    let threads = if labels.len() < REFIT_BELOW {
+    let per_thread = if labels.len() < REFIT_BELOW {
+        weights.len()
+    } else {
         1
-    } else {
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     };
-    let tried: Vec<(f64, f64, Platt)> = if threads == 1 {
-        weights.iter().map(|w| try_weight(*w)).collect()
-    } else {
-        std::thread::scope(|scope| {
-            let try_weight = &try_weight;
-            let handles: Vec<_> = weights
-                .chunks(weights.len().div_ceil(threads))
-                .map(|chunk| {
-                    scope.spawn(move || chunk.iter().map(|w| try_weight(*w)).collect::<Vec<_>>())
+    // Per weight: the log loss and the calibration's `a` and `b`.
+    let mut tried = vec![0.0; weights.len() * 3];
+    on_cores(&weights, 1, &mut tried, 3, per_thread, 1, |weights, out| {
+        for (w, out) in weights.iter().zip(out.chunks_exact_mut(3)) {
+            let mixed = mix(*w);
+            let calibration = Platt::fit_or(&mixed, labels, identity);
+            let loss: f64 = mixed
+                .iter()
+                .zip(labels)
+                .map(|(s, y)| {
+                    let z = calibration.logit(*s);
+                    if *y { softplus(-z) } else { softplus(z) }
                 })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a calibration does not panic"))
-                .collect()
-        })
-    };
+                .sum();
+            out.copy_from_slice(&[loss, calibration.a, calibration.b]);
+        }
+    });
     let mut best: Option<(f64, f64, Platt)> = None;
-    for (w, loss, calibration) in tried {
+    for (w, t) in weights.iter().zip(tried.chunks_exact(3)) {
+        let (loss, calibration) = (t[0], Platt { a: t[1], b: t[2] });
         if best.is_none_or(|(_, lowest, _)| loss < lowest - 1e-9) {
-            best = Some((w, loss, calibration));
+            best = Some((*w, loss, calibration));
         }
     }
     let (w, _, calibration) = best.expect("eleven weights were tried");
