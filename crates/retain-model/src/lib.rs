@@ -8,6 +8,7 @@ mod error;
 mod eval;
 mod forest;
 mod frame;
+mod lgbm;
 mod logistic;
 mod masks;
 mod metrics;

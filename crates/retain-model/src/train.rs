@@ -6,13 +6,14 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use lightgbm3::{Booster, Dataset};
+use lightgbm3::Booster;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::forest::{Forest, on_cores};
+use crate::lgbm::{self, Data, Trainer};
 use crate::logistic::{Logistic, softplus};
-use crate::metrics::{Metrics, auc, evaluate, round};
+use crate::metrics::{Metrics, auc, auc_by_radix, evaluate, round};
 use crate::reasons::{Reason, top_reasons};
 use crate::table::Table;
 
@@ -175,51 +176,59 @@ fn min_data_in_leaf(rows: usize) -> usize {
     (rows / 200).clamp(20, 50)
 }
 
+/// Rounds a booster may grow before early stopping has said when to stop.
+const MAX_ROUNDS: i32 = 1000;
+
 /// LightGBM parameters: fixed defaults, the same for every data set, chosen by the table's size.
 ///
-/// With `rounds: None` the booster grows up to 1,000 rounds and stops early on the validation
-/// AUC, or on a small table ([`REFIT_BELOW`]) on the validation log loss: smoother than the AUC
-/// of a few hundred rows, which stopped Orange/BigML's trees after twenty rounds. On an
-/// operator's hundreds of thousands of rows the log loss kept improving to the 1,000th round,
-/// doubling training and tripling scoring for no better ranking, so large tables keep the AUC.
+/// The booster grows up to [`MAX_ROUNDS`] and stops early on the validation AUC, or on a small
+/// table ([`REFIT_BELOW`]) on the validation log loss: smoother than the AUC of a few hundred
+/// rows, which stopped Orange/BigML's trees after twenty rounds. On an operator's hundreds of
+/// thousands of rows the log loss kept improving to the 1,000th round, doubling training and
+/// tripling scoring for no better ranking, so large tables keep the AUC ([`patience`]).
 ///
-/// Small tables learn at 0.1 with patience 20, large ones at 0.05 with patience 50: over twelve
-/// splits of each small public table the faster rate ranked as well (mean AUC within a
-/// thousandth, top-decile lift within two hundredths) in half the rounds, where every round
-/// costs the same fixed overhead; 0.15 and 0.2 lost lift. Large tables grow without bagging: drawing the rows each round cost more than the
-/// smaller histograms saved (31 against 34 ms a round on the synthetic operator).
+/// Small tables learn at 0.1, large ones at 0.05: over twelve splits of each small public
+/// table the faster rate ranked as well (mean AUC within a thousandth, top-decile lift within
+/// two hundredths) in half the rounds, where every round costs the same fixed overhead; 0.15
+/// and 0.2 lost lift. Large tables grow without bagging: drawing the rows each round cost more
+/// than the smaller histograms saved (31 against 34 ms a round on the synthetic operator).
 ///
 /// Churners are not weighed up: weighing them by √(non-churners / churners) ranked no better
 /// on any data set measured and worse on the operator's (docs/model.md). The imbalance is
 /// handled by the stratified validation rows, by stopping on AUC or log loss rather than
 /// accuracy, and by calibrating the scores afterwards.
-fn params(rows: usize, small: bool, rounds: Option<i32>) -> serde_json::Value {
-    let (learning_rate, patience) = if small { (0.1, 20) } else { (0.05, 50) };
+fn params(rows: usize, small: bool) -> serde_json::Value {
     let mut params = serde_json::json!({
         "objective": "binary",
         "metric": if small { "binary_logloss" } else { "auc" },
-        "learning_rate": learning_rate,
+        "learning_rate": if small { 0.1 } else { 0.05 },
         "num_leaves": 31,
         "min_data_in_leaf": min_data_in_leaf(rows),
         "feature_fraction": 0.8,
         "lambda_l2": 1.0,
-        "num_iterations": rounds.unwrap_or(1000),
         "seed": 42,
         "deterministic": true,
         "verbose": -1,
     });
-    if rounds.is_none() {
-        params["early_stopping_rounds"] = patience.into();
-    }
     if small {
         params["bagging_fraction"] = 0.8.into();
         params["bagging_freq"] = 1.into();
         // One thread: a round over a few thousand rows is too short to share, and LightGBM's
-        // threads spin waiting for each other while the regression fits beside them (Telco
-        // 0.25 -> 0.18 s, Orange/BigML 0.33 -> 0.23 s on two cores).
+        // threads spin waiting for each other while the regression or the refit grows beside
+        // them (Telco 0.25 -> 0.18 s, Orange/BigML 0.33 -> 0.23 s on two cores).
         params["num_threads"] = 1.into();
     }
     params
+}
+
+/// What early stopping watches and how many rounds without improvement it waits: the log
+/// loss for 20 rounds at a small table's faster rate, the AUC for 50 on a large one.
+fn patience(small: bool) -> (i32, Watch) {
+    if small {
+        (20, Watch::LogLoss)
+    } else {
+        (50, Watch::Auc)
+    }
 }
 
 /// The trees see a categorical column as its levels ranked by their smoothed churn rate on the
@@ -341,6 +350,10 @@ fn lightgbm_names(features: &[String]) -> Vec<String> {
 
 /// Fits the recipe on `train_rows`, stopping early, blending and calibrating on `valid_rows`;
 /// below [`REFIT_BELOW`] rows, fits the trees and the regression again on both.
+///
+/// The refit grows on a thread of its own beside the early-stopped fit, which tells it how many
+/// rounds to keep when it stops ([`Pace`]): the same trees as growing it afterwards, in about
+/// the time of the first fit alone.
 pub fn fit(
     table: &Table,
     train_rows: &[usize],
@@ -350,21 +363,127 @@ pub fn fit(
         return Err(Error::Data("no rows to train or validate on".into()));
     }
     let started = std::time::Instant::now();
+    let small = train_rows.len() + valid_rows.len() < REFIT_BELOW;
+    let pace = &Pace::new();
+    let (first, refit) = std::thread::scope(|scope| {
+        let (regression, first_regression) = std::sync::mpsc::channel();
+        let refit = small.then(|| {
+            scope.spawn(move || {
+                // Both regressions fit here, the first fit's first: that fit grows its patience
+                // in rounds the refit will not keep, so this thread has the time, and its
+                // trees still finish about when the first fit's do.
+                let _sent = regression.send(Logistic::fit(table, train_rows));
+                let mut all: Vec<usize> = train_rows.iter().chain(valid_rows).copied().collect();
+                all.sort_unstable();
+                let logistic = Logistic::fit(table, &all);
+                let level_order = target_order(table, &all);
+                let model = grow(
+                    table,
+                    &all,
+                    &level_order,
+                    None,
+                    &params(all.len(), true),
+                    &Rounds::Following(pace),
+                )?;
+                Ok::<_, Error>((model, level_order, logistic))
+            })
+        });
+        let first = {
+            // Whatever happens here, the refit hears that the first fit is over.
+            let _over = pace.failed_unless_kept();
+            let received = small.then_some(first_regression);
+            first_fit(
+                table,
+                train_rows,
+                valid_rows,
+                small,
+                small.then_some(pace),
+                received,
+            )
+        };
+        let refit = refit.map(|r| r.join().expect("the refit does not panic"));
+        (first, refit)
+    });
+    let mut first = first?;
+    let refit = refit.transpose()?;
+    // The refit keeps the calibrations and the blend fitted on the first model's validation
+    // scores: its rankings are what matter, and no rows are left to fit them on.
+    if let Some((model, level_order, logistic)) = refit {
+        first.model.booster = booster(&model)?;
+        first.model.forest = Forest::from_lightgbm(&model)?;
+        first.model.level_order = level_order;
+        first.model.logistic = logistic;
+    }
+    let mut report = first.report;
+    report.trees = first.model.booster.num_iterations();
+    report.refit = small;
+    report.train_seconds = started.elapsed().as_secs_f64();
+    Ok((first.model, report))
+}
+
+/// A model and how it scored on the validation rows.
+struct Fitted {
+    model: ChurnModel,
+    report: FitReport,
+}
+
+/// The early-stopped trees and the regression on `train_rows`, blended and calibrated on
+/// `valid_rows`. The regression is fitted beside the trees, or on a small table received from
+/// the refit's thread (`regression`), which has a core to itself before its trees may grow.
+fn first_fit(
+    table: &Table,
+    train_rows: &[usize],
+    valid_rows: &[usize],
+    small: bool,
+    pace: Option<&Pace>,
+    regression: Option<std::sync::mpsc::Receiver<Logistic>>,
+) -> Result<Fitted> {
     let d = table.features.len();
     let level_order = target_order(table, train_rows);
     let (xv_raw, yv) = table.rows(valid_rows);
     let xv = for_trees(&xv_raw, d, &level_order);
-    let small = train_rows.len() + valid_rows.len() < REFIT_BELOW;
-    let (booster, logistic) = grow(
-        table,
-        train_rows,
-        &level_order,
-        Some((&xv, &yv)),
-        &params(train_rows.len(), small, None),
-    )?;
+    let (patience, watch) = patience(small);
+    let rounds = Rounds::EarlyStopped {
+        patience,
+        watch,
+        pace,
+    };
+    let params = params(train_rows.len(), small);
+    let grow = || {
+        grow(
+            table,
+            train_rows,
+            &level_order,
+            Some((&xv, &yv)),
+            &params,
+            &rounds,
+        )
+    };
+    let (model, logistic) = match regression {
+        Some(regression) => {
+            let model = grow();
+            let logistic = regression
+                .recv()
+                .map_err(|_| Error::Model("the regression was not fitted".into()))?;
+            (model, logistic)
+        }
+        // The regression starts first, beside the copy of the rows and LightGBM's binning of
+        // them, rather than beside the trees: LightGBM's threads wait for each other at every
+        // step, so a core taken from them for half a second costs them more than that.
+        None => std::thread::scope(|scope| {
+            let logistic = scope.spawn(|| Logistic::fit(table, train_rows));
+            let model = grow();
+            (
+                model,
+                logistic.join().expect("the regression fit does not panic"),
+            )
+        }),
+    };
+    let model = model?;
+    let booster = booster(&model)?;
+    let forest = Forest::from_lightgbm(&model)?;
 
     let labels: Vec<bool> = valid_rows.iter().map(|i| table.label[*i]).collect();
-    let forest = Forest::of(&booster)?;
     let raw = forest.raw_scores(&xv, d)?;
     // The unweighted trees' raw scores are log-odds already: the fallback keeps them.
     let platt = Platt::fit_or(&raw, &labels, Platt { a: -1.0, b: 0.0 });
@@ -372,90 +491,263 @@ pub fn fit(
     let linear = logistic.logits(&xv_raw, d);
     let (gbdt_weight, valid_auc_blend, blend) = choose_blend(&trees, &linear, &labels);
     let best_iteration = booster.num_iterations();
-    let valid_auc_gbdt = round(auc(&trees, &labels));
-    let valid_auc_logistic = round(auc(&linear, &labels));
-
-    // The refit keeps the calibrations and the blend fitted on the first model's validation
-    // scores: its rankings are what matter, and no rows are left to fit them on.
-    let (booster, forest, level_order, logistic) = if small {
-        let mut all: Vec<usize> = train_rows.iter().chain(valid_rows).copied().collect();
-        all.sort_unstable();
-        let level_order = target_order(table, &all);
-        let rounds = ((f64::from(best_iteration) * REFIT_ROUNDS).round() as i32).max(1);
-        let params = params(all.len(), true, Some(rounds));
-        let (booster, logistic) = grow(table, &all, &level_order, None, &params)?;
-        let forest = Forest::of(&booster)?;
-        (booster, forest, level_order, logistic)
-    } else {
-        (booster, forest, level_order, logistic)
-    };
     let report = FitReport {
         best_iteration,
-        trees: booster.num_iterations(),
-        refit: small,
-        train_seconds: started.elapsed().as_secs_f64(),
+        trees: best_iteration,
+        refit: false,
+        train_seconds: 0.0,
         gbdt_weight,
-        valid_auc_gbdt,
-        valid_auc_logistic,
+        valid_auc_gbdt: round(auc(&trees, &labels)),
+        valid_auc_logistic: round(auc(&linear, &labels)),
         valid_auc_blend,
     };
-    Ok((
-        ChurnModel {
-            booster,
-            forest,
-            features: table.features.clone(),
-            level_order,
-            platt,
-            logistic,
-            blend,
-        },
-        report,
-    ))
+    let model = ChurnModel {
+        booster,
+        forest,
+        features: table.features.clone(),
+        level_order,
+        platt,
+        logistic,
+        blend,
+    };
+    Ok(Fitted { model, report })
 }
 
-/// Grows the trees on `rows` (in the trees' encoding, `level_order`), stopping early on
-/// `valid` when given, and fits the regression on the same rows on a thread of its own.
-///
-/// The regression starts first, beside the single-threaded copy of the rows and LightGBM's
-/// binning of them, rather than beside the trees: on a large table LightGBM's threads wait
-/// for each other at every step, so a core taken from them for half a second costs them more
-/// than that. The rows' copy is dropped once LightGBM has binned it.
+/// LightGBM's booster of a model text, for its feature importance and the registry's file.
+fn booster(model: &str) -> Result<Booster> {
+    Booster::from_string(model).map_err(|e| Error::Model(e.to_string()))
+}
+
+/// How a booster decides when to stop growing.
+enum Rounds<'a> {
+    /// Up to [`MAX_ROUNDS`], stopping once the validation rows' `watch` has not improved for
+    /// `patience` rounds and dropping those; `pace` tells a refit growing beside it.
+    EarlyStopped {
+        patience: i32,
+        watch: Watch,
+        pace: Option<&'a Pace>,
+    },
+    /// [`REFIT_ROUNDS`] times the rounds an early-stopped fit kept, grown beside it.
+    Following(&'a Pace),
+}
+
+/// What early stopping watches on the validation rows.
+#[derive(Clone, Copy)]
+enum Watch {
+    /// LightGBM's own log loss, lower is better.
+    LogLoss,
+    /// The AUC of the validation probabilities ([`auc_by_radix`]), higher is better.
+    Auc,
+}
+
+/// How far an early-stopped fit has grown, for a refit growing beside it: the refit may run
+/// ahead to [`refit_rounds`] of the rounds grown so far (it will keep no more than that), and
+/// drops what it grew beyond the rounds finally kept.
+struct Pace {
+    state: std::sync::Mutex<Progress>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Clone, Copy)]
+enum Progress {
+    Grown(i32),
+    Kept(i32),
+    /// The early-stopped fit failed; the refit stops too.
+    Failed,
+}
+
+impl Pace {
+    fn new() -> Pace {
+        Pace {
+            state: std::sync::Mutex::new(Progress::Grown(0)),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Tells the refit the first fit failed when dropped before [`Progress::Kept`] was told.
+    fn failed_unless_kept(&self) -> impl Drop + '_ {
+        struct Over<'a>(&'a Pace);
+        impl Drop for Over<'_> {
+            fn drop(&mut self) {
+                let mut state = self
+                    .0
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if matches!(*state, Progress::Grown(_)) {
+                    *state = Progress::Failed;
+                    self.0.changed.notify_all();
+                }
+            }
+        }
+        Over(self)
+    }
+
+    fn tell(&self, progress: Progress) {
+        *self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = progress;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the refit, at `grown` rounds, may grow another, or knows what to keep.
+    fn next(&self, grown: i32) -> Progress {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = self
+            .changed
+            .wait_while(state, |p| match *p {
+                Progress::Grown(rounds) => grown >= refit_rounds(rounds),
+                Progress::Kept(_) | Progress::Failed => false,
+            })
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *state
+    }
+}
+
+/// Rounds of a refit on every row for `kept` rounds of the early-stopped fit.
+fn refit_rounds(kept: i32) -> i32 {
+    ((f64::from(kept) * REFIT_ROUNDS).round() as i32).max(1)
+}
+
+/// Grows the trees on `rows` (in the trees' encoding, `level_order`), evaluated on `valid`
+/// when given; returns them in LightGBM's text format. The rows' copy is dropped once LightGBM
+/// has binned it.
 fn grow(
     table: &Table,
     rows: &[usize],
     level_order: &[Option<Vec<f64>>],
     valid: Option<(&[f64], &[f32])>,
     params: &serde_json::Value,
-) -> Result<(Booster, Logistic)> {
-    let lgbm = |e: lightgbm3::Error| Error::Model(e.to_string());
+    rounds: &Rounds<'_>,
+) -> Result<String> {
     let d = table.features.len();
-    let di = i32::try_from(d).map_err(|_| Error::Data("too many features".into()))?;
-    let trees = || -> Result<Booster> {
-        let (train_set, valid_set) = {
-            let (x, y) = table.rows(rows);
-            let x = for_trees(&x, d, level_order);
-            let mut train_set = Dataset::from_slice(&x, &y, di, true).map_err(lgbm)?;
-            train_set
-                .set_feature_names(&lightgbm_names(&table.features))
-                .map_err(lgbm)?;
-            let valid_set = match valid {
-                Some((xv, yv)) => Some(
-                    Dataset::from_slice_with_reference(xv, yv, di, true, Some(&train_set))
-                        .map_err(lgbm)?,
-                ),
-                None => None,
-            };
-            (train_set, valid_set)
-        };
-        Booster::train_with_valid(train_set, valid_set, params).map_err(lgbm)
+    let names = lightgbm_names(&table.features);
+    // Binning takes the booster's threads: a small table's two fits bin on a core each, where
+    // LightGBM's default of every core had their threads wait on each other (6 against 25 ms
+    // for IBM Telco's rows).
+    let binning = match params.get("num_threads") {
+        Some(n) => format!("num_threads={n}"),
+        None => String::new(),
     };
-    let (booster, logistic) = std::thread::scope(|scope| {
-        let logistic = scope.spawn(|| Logistic::fit(table, rows));
-        let booster = trees();
-        let logistic = logistic.join().expect("the regression fit does not panic");
-        (booster, logistic)
-    });
-    Ok((booster?, logistic))
+    let (train_set, valid_set) = {
+        let (x, y) = table.rows(rows);
+        let x = for_trees(&x, d, level_order);
+        let train_set = Data::new(&x, &y, d, &names, &binning, None)?;
+        let valid_set = match valid {
+            Some((xv, yv)) => Some(Data::new(xv, yv, d, &names, &binning, Some(&train_set))?),
+            None => None,
+        };
+        (train_set, valid_set)
+    };
+    let mut trainer = Trainer::new(train_set, valid_set, &lgbm::parameters(params))?;
+    match rounds {
+        Rounds::EarlyStopped {
+            patience,
+            watch,
+            pace,
+        } => {
+            let labels: Vec<bool> =
+                valid.map_or_else(Vec::new, |(_, yv)| yv.iter().map(|y| *y > 0.5).collect());
+            let kept = stop_early(&mut trainer, *patience, *watch, &labels, *pace);
+            if let Some(pace) = pace {
+                pace.tell(
+                    kept.as_ref()
+                        .map_or(Progress::Failed, |k| Progress::Kept(*k)),
+                );
+            }
+            kept?;
+        }
+        Rounds::Following(pace) => follow(&mut trainer, pace)?,
+    }
+    trainer.model()
+}
+
+/// Grows up to [`MAX_ROUNDS`], stopping once `watch` on the validation rows (`labels`) has
+/// not improved for `patience` rounds and dropping those; returns the rounds kept.
+fn stop_early(
+    trainer: &mut Trainer,
+    patience: i32,
+    watch: Watch,
+    labels: &[bool],
+    pace: Option<&Pace>,
+) -> Result<i32> {
+    let mut scores = vec![0.0; labels.len()];
+    let mut best: Option<f64> = None;
+    let mut since_best = 0;
+    for _ in 0..MAX_ROUNDS {
+        if !trainer.step()? {
+            break;
+        }
+        let grown = trainer.rounds()?;
+        if let Some(pace) = pace {
+            pace.tell(Progress::Grown(grown));
+        }
+        let (metric, higher_is_better) = match watch {
+            Watch::LogLoss => (trainer.validation_metric()?, false),
+            Watch::Auc => {
+                trainer.validation_scores(&mut scores)?;
+                (auc_by_radix(&scores, labels), true)
+            }
+        };
+        let improved = best.is_none_or(|b| {
+            if higher_is_better {
+                metric > b
+            } else {
+                metric < b
+            }
+        });
+        if improved {
+            best = Some(metric);
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= patience {
+                for _ in 0..since_best {
+                    trainer.rollback()?;
+                }
+                break;
+            }
+        }
+    }
+    trainer.rounds()
+}
+
+/// Grows in step with an early-stopped fit, then keeps [`refit_rounds`] of its rounds.
+fn follow(trainer: &mut Trainer, pace: &Pace) -> Result<()> {
+    let mut split = true;
+    loop {
+        let grown = trainer.rounds()?;
+        match pace.next(grown) {
+            Progress::Kept(kept) => {
+                let target = refit_rounds(kept);
+                while trainer.rounds()? > target {
+                    trainer.rollback()?;
+                }
+                while split && trainer.rounds()? < target {
+                    split = trainer.step()?;
+                }
+                return Ok(());
+            }
+            Progress::Failed => return Err(Error::Model("the early-stopped fit failed".into())),
+            Progress::Grown(_) if split => split = trainer.step()?,
+            // No tree can split any more; only the rounds to keep are left to hear.
+            Progress::Grown(_) => {
+                let state = pace
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                drop(
+                    pace.changed
+                        .wait_while(state, |p| matches!(p, Progress::Grown(_)))
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+            }
+        }
+    }
 }
 
 /// What training on snapshots produced.
@@ -719,6 +1011,87 @@ mod tests {
         let test = table(2_000, 5);
         let p = model.probabilities(&test.x).unwrap();
         assert!(auc(&p, &test.label) > 0.75, "{}", auc(&p, &test.label));
+
+        // Grown beside the first fit, the refit has the trees of one grown after it.
+        let told = Pace::new();
+        told.tell(Progress::Kept(report.best_iteration));
+        let order = target_order(&t, &rows);
+        let after = grow(
+            &t,
+            &rows,
+            &order,
+            None,
+            &params(rows.len(), true),
+            &Rounds::Following(&told),
+        )
+        .unwrap();
+        let after = Forest::from_lightgbm(&after).unwrap();
+        assert_eq!(after.trees() as i32, report.trees);
+        let codes = for_trees(&test.x, 3, &order);
+        assert_eq!(
+            after.raw_scores(&codes, 3).unwrap(),
+            model.forest.raw_scores(&codes, 3).unwrap()
+        );
+    }
+
+    #[test]
+    fn rounds_rolled_back_leave_the_trees_of_a_shorter_fit() {
+        let t = table(2_000, 9);
+        let rows: Vec<usize> = (0..t.len()).collect();
+        let names = lightgbm_names(&t.features);
+        let params = lgbm::parameters(&params(rows.len(), true));
+        let grown = |rounds: usize, back: usize| {
+            let (x, y) = t.rows(&rows);
+            let data = Data::new(&x, &y, 3, &names, "num_threads=1", None).unwrap();
+            let mut trainer = Trainer::new(data, None, &params).unwrap();
+            for _ in 0..rounds {
+                assert!(trainer.step().unwrap());
+            }
+            for _ in 0..back {
+                trainer.rollback().unwrap();
+            }
+            assert_eq!(trainer.rounds().unwrap() as usize, rounds - back);
+            Forest::from_lightgbm(&trainer.model().unwrap()).unwrap()
+        };
+        let (short, long) = (grown(12, 0), grown(30, 18));
+        assert_eq!(short.trees(), 12);
+        assert_eq!(
+            short.raw_scores(&t.x, 3).unwrap(),
+            long.raw_scores(&t.x, 3).unwrap()
+        );
+        assert_ne!(
+            short.raw_scores(&t.x, 3).unwrap(),
+            grown(13, 0).raw_scores(&t.x, 3).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_refit_stops_when_the_first_fit_fails() {
+        let t = table(2_000, 10);
+        let rows: Vec<usize> = (0..t.len()).collect();
+        let order = target_order(&t, &rows);
+        let pace = Pace::new();
+        let error = std::thread::scope(|scope| {
+            let refit = scope.spawn(|| {
+                grow(
+                    &t,
+                    &rows,
+                    &order,
+                    None,
+                    &params(rows.len(), true),
+                    &Rounds::Following(&pace),
+                )
+            });
+            // The first fit gives up having told of two rounds, without a count to keep.
+            let over = pace.failed_unless_kept();
+            pace.tell(Progress::Grown(2));
+            drop(over);
+            refit.join().unwrap().unwrap_err()
+        });
+        assert!(
+            error.to_string().contains("early-stopped fit failed"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -742,8 +1115,8 @@ mod tests {
 
     #[test]
     fn small_tables_grow_trees_on_one_thread_large_ones_on_every_core() {
-        assert_eq!(params(4_000, true, None)["num_threads"], 1);
-        assert!(params(400_000, false, None).get("num_threads").is_none());
+        assert_eq!(params(4_000, true)["num_threads"], 1);
+        assert!(params(400_000, false).get("num_threads").is_none());
     }
 
     #[test]
