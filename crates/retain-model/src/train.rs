@@ -372,10 +372,11 @@ pub fn fit(
                 // Both regressions fit here, the first fit's first: that fit grows its patience
                 // in rounds the refit will not keep, so this thread has the time, and its
                 // trees still finish about when the first fit's do.
-                let _sent = regression.send(Logistic::fit(table, train_rows));
+                let first = Logistic::fit(table, train_rows);
+                let _sent = regression.send(first.clone());
                 let mut all: Vec<usize> = train_rows.iter().chain(valid_rows).copied().collect();
                 all.sort_unstable();
-                let logistic = Logistic::fit(table, &all);
+                let logistic = Logistic::fit_from(table, &all, Some(&first));
                 let level_order = target_order(table, &all);
                 let model = grow(
                     table,
@@ -408,22 +409,37 @@ pub fn fit(
     let refit = refit.transpose()?;
     // The refit keeps the calibrations and the blend fitted on the first model's validation
     // scores: its rankings are what matter, and no rows are left to fit them on.
-    if let Some((model, level_order, logistic)) = refit {
-        first.model.booster = booster(&model)?;
-        first.model.forest = Forest::from_lightgbm(&model)?;
-        first.model.level_order = level_order;
-        first.model.logistic = logistic;
+    if let Some((text, level_order, logistic)) = refit {
+        first.forest = Forest::from_lightgbm(&text)?;
+        first.text = text;
+        first.level_order = level_order;
+        first.logistic = logistic;
     }
     let mut report = first.report;
-    report.trees = first.model.booster.num_iterations();
     report.refit = small;
+    let model = ChurnModel {
+        booster: booster(&first.text)?,
+        forest: first.forest,
+        features: table.features.clone(),
+        level_order: first.level_order,
+        platt: first.platt,
+        logistic: first.logistic,
+        blend: first.blend,
+    };
+    report.trees = model.booster.num_iterations();
     report.train_seconds = started.elapsed().as_secs_f64();
-    Ok((first.model, report))
+    Ok((model, report))
 }
 
-/// A model and how it scored on the validation rows.
+/// A model's parts and how it scored on the validation rows; LightGBM's booster is read from
+/// `text` once the refit, if any, has replaced the trees.
 struct Fitted {
-    model: ChurnModel,
+    text: String,
+    forest: Forest,
+    level_order: Vec<Option<Vec<f64>>>,
+    platt: Platt,
+    logistic: Logistic,
+    blend: Blend,
     report: FitReport,
 }
 
@@ -479,9 +495,8 @@ fn first_fit(
             )
         }),
     };
-    let model = model?;
-    let booster = booster(&model)?;
-    let forest = Forest::from_lightgbm(&model)?;
+    let text = model?;
+    let forest = Forest::from_lightgbm(&text)?;
 
     let labels: Vec<bool> = valid_rows.iter().map(|i| table.label[*i]).collect();
     let raw = forest.raw_scores(&xv, d)?;
@@ -490,7 +505,7 @@ fn first_fit(
     let trees: Vec<f64> = raw.iter().map(|s| platt.logit(*s)).collect();
     let linear = logistic.logits(&xv_raw, d);
     let (gbdt_weight, valid_auc_blend, blend) = choose_blend(&trees, &linear, &labels);
-    let best_iteration = booster.num_iterations();
+    let best_iteration = forest.trees() as i32;
     let report = FitReport {
         best_iteration,
         trees: best_iteration,
@@ -501,16 +516,15 @@ fn first_fit(
         valid_auc_logistic: round(auc(&linear, &labels)),
         valid_auc_blend,
     };
-    let model = ChurnModel {
-        booster,
+    Ok(Fitted {
+        text,
         forest,
-        features: table.features.clone(),
         level_order,
         platt,
         logistic,
         blend,
-    };
-    Ok(Fitted { model, report })
+        report,
+    })
 }
 
 /// LightGBM's booster of a model text, for its feature importance and the registry's file.
