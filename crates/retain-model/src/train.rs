@@ -372,11 +372,11 @@ pub fn fit(
                 // Both regressions fit here, the first fit's first: that fit grows its patience
                 // in rounds the refit will not keep, so this thread has the time, and its
                 // trees still finish about when the first fit's do.
-                let first = Logistic::fit(table, train_rows);
-                let _sent = regression.send(first.clone());
+                let _sent = regression.send(Logistic::fit(table, train_rows));
                 let mut all: Vec<usize> = train_rows.iter().chain(valid_rows).copied().collect();
                 all.sort_unstable();
-                let logistic = Logistic::fit_from(table, &all, Some(&first));
+                let logistic = Logistic::fit(table, &all);
+                tracing::debug!("regressions fitted");
                 let level_order = target_order(table, &all);
                 let model = grow(
                     table,
@@ -497,6 +497,7 @@ fn first_fit(
     };
     let text = model?;
     let forest = Forest::from_lightgbm(&text)?;
+    tracing::debug!("first fit's trees read");
 
     let labels: Vec<bool> = valid_rows.iter().map(|i| table.label[*i]).collect();
     let raw = forest.raw_scores(&xv, d)?;
@@ -505,6 +506,7 @@ fn first_fit(
     let trees: Vec<f64> = raw.iter().map(|s| platt.logit(*s)).collect();
     let linear = logistic.logits(&xv_raw, d);
     let (gbdt_weight, valid_auc_blend, blend) = choose_blend(&trees, &linear, &labels);
+    tracing::debug!(gbdt_weight, "blend chosen");
     let best_iteration = forest.trees() as i32;
     let report = FitReport {
         best_iteration,
@@ -658,6 +660,8 @@ fn grow(
         (train_set, valid_set)
     };
     let mut trainer = Trainer::new(train_set, valid_set, &lgbm::parameters(params))?;
+    let fit = if valid.is_some() { "first" } else { "refit" };
+    tracing::debug!(fit, rows = rows.len(), "rows binned for the trees");
     match rounds {
         Rounds::EarlyStopped {
             patience,
@@ -677,6 +681,7 @@ fn grow(
         }
         Rounds::Following(pace) => follow(&mut trainer, pace)?,
     }
+    tracing::debug!(fit, rounds = trainer.rounds()?, "trees grown");
     trainer.model()
 }
 
