@@ -739,7 +739,8 @@ fn stop_early(
 fn follow(trainer: &mut Trainer, pace: &Pace) -> Result<()> {
     let mut split = true;
     loop {
-        let grown = trainer.rounds()?;
+        // Once no tree can split, only the rounds to keep are left to hear.
+        let grown = if split { trainer.rounds()? } else { i32::MAX };
         match pace.next(grown) {
             Progress::Kept(kept) => {
                 let target = refit_rounds(kept);
@@ -752,19 +753,7 @@ fn follow(trainer: &mut Trainer, pace: &Pace) -> Result<()> {
                 return Ok(());
             }
             Progress::Failed => return Err(Error::Model("the early-stopped fit failed".into())),
-            Progress::Grown(_) if split => split = trainer.step()?,
-            // No tree can split any more; only the rounds to keep are left to hear.
-            Progress::Grown(_) => {
-                let state = pace
-                    .state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                drop(
-                    pace.changed
-                        .wait_while(state, |p| matches!(p, Progress::Grown(_)))
-                        .unwrap_or_else(std::sync::PoisonError::into_inner),
-                );
-            }
+            Progress::Grown(_) => split = trainer.step()?,
         }
     }
 }
@@ -1016,6 +1005,13 @@ mod tests {
         }
     }
 
+    /// A refit on `rows` following `pace`.
+    fn refit(t: &Table, rows: &[usize], pace: &Pace) -> Result<String> {
+        let order = target_order(t, rows);
+        let params = params(rows.len(), true);
+        grow(t, rows, &order, None, &params, &Rounds::Following(pace))
+    }
+
     #[test]
     fn a_small_table_is_fitted_again_on_every_training_row() {
         let t = table(3_000, 4);
@@ -1035,16 +1031,7 @@ mod tests {
         let told = Pace::new();
         told.tell(Progress::Kept(report.best_iteration));
         let order = target_order(&t, &rows);
-        let after = grow(
-            &t,
-            &rows,
-            &order,
-            None,
-            &params(rows.len(), true),
-            &Rounds::Following(&told),
-        )
-        .unwrap();
-        let after = Forest::from_lightgbm(&after).unwrap();
+        let after = Forest::from_lightgbm(&refit(&t, &rows, &told).unwrap()).unwrap();
         assert_eq!(after.trees() as i32, report.trees);
         let codes = for_trees(&test.x, 3, &order);
         assert_eq!(
@@ -1088,19 +1075,9 @@ mod tests {
     fn a_refit_stops_when_the_first_fit_fails() {
         let t = table(2_000, 10);
         let rows: Vec<usize> = (0..t.len()).collect();
-        let order = target_order(&t, &rows);
         let pace = Pace::new();
         let error = std::thread::scope(|scope| {
-            let refit = scope.spawn(|| {
-                grow(
-                    &t,
-                    &rows,
-                    &order,
-                    None,
-                    &params(rows.len(), true),
-                    &Rounds::Following(&pace),
-                )
-            });
+            let refit = scope.spawn(|| refit(&t, &rows, &pace));
             // The first fit gives up having told of two rounds, without a count to keep.
             let over = pace.failed_unless_kept();
             pace.tell(Progress::Grown(2));
