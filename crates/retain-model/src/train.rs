@@ -35,25 +35,18 @@ impl Platt {
         let hi = (pos + 1.0) / (pos + 2.0);
         let lo = 1.0 / (neg + 2.0);
         let targets: Vec<f64> = labels.iter().map(|l| if *l { hi } else { lo }).collect();
-        // Negative log likelihood; with u = a·s + b, P = 1 / (1 + e^u).
-        let nll = |a: f64, b: f64| -> f64 {
-            scores
-                .iter()
-                .zip(&targets)
-                .map(|(s, t)| {
-                    let u = a * s + b;
-                    // −[t·ln P + (1 − t)·ln(1 − P)] = t·softplus(u) + (1 − t)·softplus(−u)
-                    t * softplus(u) + (1.0 - t) * softplus(-u)
-                })
-                .sum()
-        };
-        let (mut a, mut b) = (-1.0, ((neg + 1.0) / (pos + 1.0)).ln());
-        let mut current = nll(a, b);
-        for _ in 0..100 {
-            let (mut g_a, mut g_b, mut h_aa, mut h_ab, mut h_bb) = (0.0, 0.0, 1e-12, 0.0, 1e-12);
+        // The negative log likelihood at (a, b) with its gradient and Hessian, in one pass:
+        // with u = a·s + b and P = 1 / (1 + e^u), −[t·ln P + (1 − t)·ln(1 − P)] is
+        // softplus(u) − (1 − t)·u, and its derivative in u is t − P.
+        let at = |a: f64, b: f64| -> [f64; 6] {
+            let [mut nll, mut g_a, mut g_b, mut h_aa, mut h_ab, mut h_bb] =
+                [0.0, 0.0, 0.0, 1e-12, 0.0, 1e-12];
             for (s, t) in scores.iter().zip(&targets) {
-                let p = 1.0 / (1.0 + (a * s + b).exp());
-                let d = t - p; // derivative of the negative log likelihood w.r.t. u
+                let u = a * s + b;
+                let e = u.exp();
+                nll += if u > 30.0 { u } else { e.ln_1p() } - (1.0 - t) * u;
+                let p = 1.0 / (1.0 + e);
+                let d = t - p;
                 g_a += d * s;
                 g_b += d;
                 let w = p * (1.0 - p);
@@ -61,6 +54,12 @@ impl Platt {
                 h_ab += w * s;
                 h_bb += w;
             }
+            [nll, g_a, g_b, h_aa, h_ab, h_bb]
+        };
+        let (mut a, mut b) = (-1.0, ((neg + 1.0) / (pos + 1.0)).ln());
+        let mut current = at(a, b);
+        for _ in 0..100 {
+            let [value, g_a, g_b, h_aa, h_ab, h_bb] = current;
             let det = h_aa * h_bb - h_ab * h_ab;
             if det.abs() < 1e-18 {
                 break;
@@ -70,20 +69,20 @@ impl Platt {
             let mut step = 1.0;
             let improved = loop {
                 let (na, nb) = (a - step * da, b - step * db);
-                let value = nll(na, nb);
-                if value.is_finite() && value <= current {
-                    break Some((na, nb, value));
+                let next = at(na, nb);
+                if next[0].is_finite() && next[0] <= value {
+                    break Some((na, nb, next));
                 }
                 step /= 2.0;
                 if step < 1e-10 {
                     break None;
                 }
             };
-            let Some((na, nb, value)) = improved else {
+            let Some((na, nb, next)) = improved else {
                 break;
             };
-            let done = (current - value).abs() < 1e-10 * (1.0 + current.abs());
-            (a, b, current) = (na, nb, value);
+            let done = (value - next[0]).abs() < 1e-10 * (1.0 + value.abs());
+            (a, b, current) = (na, nb, next);
             if done {
                 break;
             }
@@ -217,15 +216,21 @@ fn params(rows: usize, small: bool) -> serde_json::Value {
         // threads spin waiting for each other while the regression or the refit grows beside
         // them (Telco 0.25 -> 0.18 s, Orange/BigML 0.33 -> 0.23 s on two cores).
         params["num_threads"] = 1.into();
+        // Row-wise histograms: LightGBM otherwise times both layouts on every booster it
+        // creates and keeps the faster, a choice that moves with the machine's load; row-wise
+        // won on small tables (0.55 against 0.66 ms a round for IBM Telco's rows).
+        params["force_row_wise"] = true.into();
     }
     params
 }
 
 /// What early stopping watches and how many rounds without improvement it waits: the log
-/// loss for 20 rounds at a small table's faster rate, the AUC for 50 on a large one.
+/// loss for 10 rounds at a small table's faster rate, the AUC for 50 on a large one. Over
+/// twelve splits of each small public table, 10 rounds ranked as well as 20 (mean AUC and
+/// top-decile lift equal or higher on all three) and stopped ten rounds sooner.
 fn patience(small: bool) -> (i32, Watch) {
     if small {
-        (20, Watch::LogLoss)
+        (10, Watch::LogLoss)
     } else {
         (50, Watch::Auc)
     }
@@ -364,6 +369,7 @@ pub fn fit(
     }
     let started = std::time::Instant::now();
     let small = train_rows.len() + valid_rows.len() < REFIT_BELOW;
+    tracing::debug!(small, "fit started");
     let pace = &Pace::new();
     let (first, refit) = std::thread::scope(|scope| {
         let (regression, first_regression) = std::sync::mpsc::channel();
@@ -373,6 +379,7 @@ pub fn fit(
                 // in rounds the refit will not keep, so this thread has the time, and its
                 // trees still finish about when the first fit's do.
                 let _sent = regression.send(Logistic::fit(table, train_rows));
+                tracing::debug!("first regression fitted");
                 let mut all: Vec<usize> = train_rows.iter().chain(valid_rows).copied().collect();
                 all.sort_unstable();
                 let logistic = Logistic::fit(table, &all);
@@ -428,6 +435,7 @@ pub fn fit(
     };
     report.trees = model.booster.num_iterations();
     report.train_seconds = started.elapsed().as_secs_f64();
+    tracing::debug!(seconds = report.train_seconds, "model assembled");
     Ok((model, report))
 }
 

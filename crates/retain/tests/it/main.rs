@@ -865,17 +865,21 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     assert_eq!(list["count"], 3);
 }
 
-/// The purge delay mimalloc reports using at start-up, from its verbose option listing, in
-/// the last process that started.
-fn purge_delay_in_use(args: &[&str], preset: Option<&str>) -> String {
+/// The purge delay and the transparent huge pages setting mimalloc reports using at start-up,
+/// from its verbose option listing, in the last process that started; `preset` sets both.
+fn allocator_in_use(args: &[&str], preset: Option<(&str, &str)>) -> (String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_retain"));
     command
         .args(args)
         .env("RETAIN_LOG", "warn")
         .env("MIMALLOC_VERBOSE", "1");
     match preset {
-        Some(value) => command.env("MIMALLOC_PURGE_DELAY", value),
-        None => command.env_remove("MIMALLOC_PURGE_DELAY"),
+        Some((delay, thp)) => command
+            .env("MIMALLOC_PURGE_DELAY", delay)
+            .env("MIMALLOC_ALLOW_THP", thp),
+        None => command
+            .env_remove("MIMALLOC_PURGE_DELAY")
+            .env_remove("MIMALLOC_ALLOW_THP"),
     };
     let out = command.output().expect("the retain binary runs");
     assert!(
@@ -884,17 +888,21 @@ fn purge_delay_in_use(args: &[&str], preset: Option<&str>) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr
-        .lines()
-        .rev()
-        .find_map(|line| line.strip_prefix("option 'purge_delay': "))
-        .expect("mimalloc lists its options when verbose")
-        .trim()
-        .to_owned()
+    let option = |name: &str| {
+        let prefix = format!("option '{name}': ");
+        stderr
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .expect("mimalloc lists its options when verbose")
+            .trim()
+            .to_owned()
+    };
+    (option("purge_delay"), option("allow_thp"))
 }
 
 #[test]
-fn batch_steps_keep_freed_memory_and_other_commands_do_not() {
+fn batch_steps_keep_freed_memory_in_small_pages_and_other_commands_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("synth");
     let synth = [
@@ -906,9 +914,15 @@ fn batch_steps_keep_freed_memory_and_other_commands_do_not() {
         "--out",
         s(&out),
     ];
-    assert_eq!(purge_delay_in_use(&synth, None), "-1");
-    // A delay the operator chose is kept.
-    assert_eq!(purge_delay_in_use(&synth, Some("250")), "250");
-    // Quick commands and the server keep mimalloc's default.
-    assert_ne!(purge_delay_in_use(&["schema"], None), "-1");
+    let tuned = ("-1".to_owned(), "0".to_owned());
+    assert_eq!(allocator_in_use(&synth, None), tuned);
+    // Options the operator chose are kept.
+    assert_eq!(
+        allocator_in_use(&synth, Some(("250", "1"))),
+        ("250".to_owned(), "1".to_owned())
+    );
+    // Quick commands and the server keep mimalloc's defaults.
+    let (delay, thp) = allocator_in_use(&["schema"], None);
+    assert_ne!(delay, "-1");
+    assert_eq!(thp, "1");
 }
