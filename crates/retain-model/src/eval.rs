@@ -12,7 +12,7 @@ use crate::frame::{Column, Frame, read_frame};
 use crate::metrics::{Metrics, evaluate};
 use crate::split::stratified;
 use crate::table::Table;
-use crate::train::{FitReport, fit};
+use crate::train::{FitReport, REFIT_BELOW, fit};
 
 /// A text column with more distinct values than this share of rows (and more than
 /// [`MAX_LEVELS`]) names rows rather than describing them, like a customer id: it is dropped.
@@ -306,12 +306,30 @@ pub fn evaluate_files(options: &EvalOptions) -> Result<EvalReport> {
     if features.is_empty() {
         return Err(Error::Data("no usable feature column".into()));
     }
-    let train = encode(&train_frame, &features, &train_rows, &train_labels)?;
+    // The validation rows are drawn before encoding, so that a large table can be laid out
+    // with its fitting rows first and its validation rows after, each in file order: LightGBM
+    // then bins both where they lie, where copying them out took a second on the synthetic
+    // operator's 700,000 rows. A small table keeps the file's order, which its refit's row
+    // sampling follows; its copies cost nothing.
+    let positions: Vec<usize> = (0..train_rows.len()).collect();
+    let (fit_at, valid_at) = stratified(&positions, &train_labels, VALIDATION_SHARE, options.seed);
+    let (order, fit_rows, valid_rows) = if train_rows.len() < REFIT_BELOW {
+        (positions, fit_at, valid_at)
+    } else {
+        let fitting = fit_at.len();
+        let order = fit_at.into_iter().chain(valid_at).collect();
+        (
+            order,
+            (0..fitting).collect(),
+            (fitting..train_rows.len()).collect(),
+        )
+    };
+    let rows: Vec<usize> = order.iter().map(|k| train_rows[*k]).collect();
+    let labels: Vec<bool> = order.iter().map(|k| train_labels[*k]).collect();
+    let train = encode(&train_frame, &features, &rows, &labels)?;
     let test_source = test_frame.as_ref().unwrap_or(&train_frame);
     let test = encode(test_source, &features, &test_rows, &test_labels)?;
 
-    let all: Vec<usize> = (0..train.len()).collect();
-    let (fit_rows, valid_rows) = stratified(&all, &train.label, VALIDATION_SHARE, options.seed);
     let (model, fit_report) = fit(&train, &fit_rows, &valid_rows)?;
     let started = Instant::now();
     let p = model.probabilities(&test.x)?;

@@ -86,38 +86,43 @@ pub fn auc(scores: &[f64], labels: &[bool]) -> f64 {
 /// indices by comparison as LightGBM's metric does (on 140,000 validation rows, a round of
 /// 29.8 ms with it took 28.4 ms with this). Scores one unit in the last place apart count as
 /// tied.
+///
+/// Only the keys' high 32 bits are radix-sorted, a byte a pass, all four bytes counted in one
+/// pass before; keys sharing them (scores within a millionth of each other) are then sorted
+/// whole where they lie, a few at a time. On 140,000 probabilities that took 1.6 ms where
+/// sorting all eight bytes took 2.6.
 pub(crate) fn auc_by_radix(scores: &[f64], labels: &[bool]) -> f64 {
-    let mut keys: Vec<u64> = scores
-        .iter()
-        .zip(labels)
-        .map(|(s, l)| {
-            // The float's order as unsigned integers: negatives flipped, positives above them.
-            let bits = s.to_bits();
-            let ordered = if bits >> 63 == 1 {
-                !bits
-            } else {
-                bits | 1 << 63
-            };
-            (ordered & !1) | u64::from(*l)
-        })
-        .collect();
-    let mut spare = vec![0u64; keys.len()];
-    for shift in (0..64).step_by(8) {
-        let mut counts = [0usize; 256];
-        for k in &keys {
-            counts[(k >> shift) as usize & 0xff] += 1;
+    let mut counts = [[0u32; 256]; 4];
+    let mut keys: Vec<u64> = Vec::with_capacity(scores.len());
+    for (s, l) in scores.iter().zip(labels) {
+        // The float's order as unsigned integers: negatives flipped, positives above them.
+        let bits = s.to_bits();
+        let ordered = if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits | 1 << 63
+        };
+        let key = (ordered & !1) | u64::from(*l);
+        for (byte, c) in counts.iter_mut().enumerate() {
+            c[(key >> (32 + 8 * byte)) as usize & 0xff] += 1;
         }
+        keys.push(key);
+    }
+    let n = u32::try_from(keys.len()).expect("fewer than 2^32 validation rows");
+    let mut spare = vec![0u64; keys.len()];
+    for (byte, c) in counts.iter_mut().enumerate() {
         // A byte every key shares leaves the order as it is.
-        if counts.contains(&keys.len()) {
+        if c.contains(&n) {
             continue;
         }
         let mut start = 0;
-        for c in &mut counts {
+        for c in c.iter_mut() {
             (*c, start) = (start, start + *c);
         }
+        let shift = 32 + 8 * byte;
         for k in &keys {
-            let slot = &mut counts[(k >> shift) as usize & 0xff];
-            spare[*slot] = *k;
+            let slot = &mut c[(k >> shift) as usize & 0xff];
+            spare[*slot as usize] = *k;
             *slot += 1;
         }
         std::mem::swap(&mut keys, &mut spare);
@@ -126,19 +131,30 @@ pub(crate) fn auc_by_radix(scores: &[f64], labels: &[bool]) -> f64 {
     let (mut pairs, mut negatives, mut positives) = (0.0, 0.0, 0.0);
     let mut i = 0;
     while i < keys.len() {
-        let group = keys[i] >> 1;
-        let (mut neg, mut pos) = (0.0, 0.0);
-        while i < keys.len() && keys[i] >> 1 == group {
-            if keys[i] & 1 == 1 {
-                pos += 1.0;
-            } else {
-                neg += 1.0;
-            }
-            i += 1;
+        let high = keys[i] >> 32;
+        let mut end = i + 1;
+        while end < keys.len() && keys[end] >> 32 == high {
+            end += 1;
         }
-        pairs += pos * (negatives + 0.5 * neg);
-        negatives += neg;
-        positives += pos;
+        let run = &mut keys[i..end];
+        if run.len() > 1 {
+            run.sort_unstable();
+        }
+        let mut r = 0;
+        while r < run.len() {
+            let group = run[r] >> 1;
+            let (mut neg, mut pos) = (0.0, 0.0);
+            while r < run.len() && run[r] >> 1 == group {
+                let positive = (run[r] & 1) as f64;
+                pos += positive;
+                neg += 1.0 - positive;
+                r += 1;
+            }
+            pairs += pos * (negatives + 0.5 * neg);
+            negatives += neg;
+            positives += pos;
+        }
+        i = end;
     }
     if positives == 0.0 || negatives == 0.0 {
         return 0.5;
@@ -402,8 +418,23 @@ mod tests {
             labels.push(next() < 0.2 + 0.5 * f64::from(u8::from(s > 0.0)));
             scores.push(s);
         }
+        // Scores sharing their high 32 bits (two units in the last place apart: one apart
+        // counts as tied), in a shuffled order, with ties among them.
+        for i in 0..3_000_u64 {
+            let offset = (i * 7_919) % 1_000;
+            let s = f64::from_bits(0.3_f64.to_bits() + 2 * offset);
+            labels.push(next() < 0.2 + 0.6 * f64::from(u8::from(offset > 500)));
+            scores.push(s);
+        }
         let (radix, rank) = (auc_by_radix(&scores, &labels), auc(&scores, &labels));
         assert!((radix - rank).abs() < 1e-12, "{radix} against {rank}");
+        let near = scores.len() - 3_000;
+        let (radix, rank) = (
+            auc_by_radix(&scores[near..], &labels[near..]),
+            auc(&scores[near..], &labels[near..]),
+        );
+        assert!((radix - rank).abs() < 1e-12, "{radix} against {rank}");
+        assert!(radix > 0.7, "{radix}");
         assert!(radix > 0.6, "{radix}");
         assert!((auc_by_radix(&scores, &vec![true; scores.len()]) - 0.5).abs() < 1e-12);
     }

@@ -1,5 +1,7 @@
 //! A labelled table as dense matrices: the common input of training, scoring and evaluation.
 
+use std::borrow::Cow;
+
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type};
 
@@ -110,6 +112,25 @@ impl Table {
         self.label.is_empty()
     }
 
+    /// The feature matrix of the rows `keep`: borrowed where they are consecutive rows, as a
+    /// large table's fitting and validation rows are laid out (`eval`), copied otherwise.
+    pub(crate) fn matrix(&self, keep: &[usize]) -> Cow<'_, [f64]> {
+        let d = self.features.len();
+        match (keep.first(), keep.last()) {
+            (Some(&first), Some(&last)) if keep.windows(2).all(|w| w[1] == w[0] + 1) => {
+                Cow::Borrowed(&self.x[first * d..(last + 1) * d])
+            }
+            _ => Cow::Owned(self.rows(keep).0),
+        }
+    }
+
+    /// The 0/1 labels of the rows `keep`, as LightGBM takes them.
+    pub(crate) fn labels(&self, keep: &[usize]) -> Vec<f32> {
+        keep.iter()
+            .map(|i| if self.label[*i] { 1.0 } else { 0.0 })
+            .collect()
+    }
+
     /// The feature matrix and 0/1 labels of the rows `keep`.
     pub(crate) fn rows(&self, keep: &[usize]) -> (Vec<f64>, Vec<f32>) {
         let d = self.features.len();
@@ -120,5 +141,32 @@ impl Table {
             y.push(if self.label[i] { 1.0 } else { 0.0 });
         }
         (x, y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_rows_are_borrowed_and_others_copied() {
+        let t = Table {
+            features: vec!["a".into(), "b".into()],
+            label: vec![false, true, true, false],
+            x: vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            ..Table::default()
+        };
+        for (keep, borrowed) in [
+            (&[1, 2, 3][..], true),
+            (&[2][..], true),
+            (&[0, 2, 3][..], false),
+            (&[2, 1][..], false),
+            (&[][..], false),
+        ] {
+            let m = t.matrix(keep);
+            assert_eq!(matches!(m, Cow::Borrowed(_)), borrowed, "{keep:?}");
+            assert_eq!(*m, *t.rows(keep).0, "{keep:?}");
+            assert_eq!(t.labels(keep), t.rows(keep).1);
+        }
     }
 }

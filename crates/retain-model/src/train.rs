@@ -165,7 +165,7 @@ pub struct ChurnModel {
 /// Below this many training rows (fit and validation together), the trees and the regression
 /// are fitted again on all of them once early stopping has said how many rounds to grow: on a
 /// small table the validation fifth is data the model cannot otherwise afford to leave out.
-const REFIT_BELOW: usize = 20_000;
+pub(crate) const REFIT_BELOW: usize = 20_000;
 /// Rounds of that refit per round kept by early stopping: a quarter more rows bear more rounds.
 const REFIT_ROUNDS: f64 = 1.25;
 
@@ -464,7 +464,7 @@ fn first_fit(
 ) -> Result<Fitted> {
     let d = table.features.len();
     let level_order = target_order(table, train_rows);
-    let (xv_raw, yv) = table.rows(valid_rows);
+    let (xv_raw, yv) = (table.matrix(valid_rows), table.labels(valid_rows));
     let xv = for_trees(&xv_raw, d, &level_order);
     let (patience, watch) = patience(small);
     let rounds = Rounds::EarlyStopped {
@@ -638,8 +638,8 @@ fn refit_rounds(kept: i32) -> i32 {
 }
 
 /// Grows the trees on `rows` (in the trees' encoding, `level_order`), evaluated on `valid`
-/// when given; returns them in LightGBM's text format. The rows' copy is dropped once LightGBM
-/// has binned it.
+/// when given; returns them in LightGBM's text format. The rows' copy, if they needed one, is
+/// dropped once LightGBM has binned it.
 fn grow(
     table: &Table,
     rows: &[usize],
@@ -658,7 +658,7 @@ fn grow(
         None => String::new(),
     };
     let (train_set, valid_set) = {
-        let (x, y) = table.rows(rows);
+        let (x, y) = (table.matrix(rows), table.labels(rows));
         let x = for_trees(&x, d, level_order);
         let train_set = Data::new(&x, &y, d, &names, &binning, None)?;
         let valid_set = match valid {
