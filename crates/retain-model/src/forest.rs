@@ -255,13 +255,26 @@ impl Forest {
     /// Raw scores (log-odds before any calibration) of row-major `x` with `d` columns, on every
     /// core.
     pub fn raw_scores(&self, x: &[f64], d: usize) -> Result<Vec<f64>> {
-        self.check_width(d)?;
         let mut out = vec![0.0; x.len() / d.max(1)];
+        self.add_raw_scores(x, d, &mut out)?;
+        Ok(out)
+    }
+
+    /// Adds the raw scores of row-major `x` to `out`, one per row, on every core.
+    pub(crate) fn add_raw_scores(&self, x: &[f64], d: usize, out: &mut [f64]) -> Result<()> {
+        self.check_width(d)?;
+        if out.len() * d != x.len() {
+            return Err(Error::Data(format!(
+                "{} scores for {} values of {d} columns",
+                out.len(),
+                x.len()
+            )));
+        }
         // A thread is worth starting for some thousands of rows, not for a few.
-        on_cores(x, d, &mut out, 1, 64 * BLOCK, BLOCK, |x, out| {
+        on_cores(x, d, out, 1, 64 * BLOCK, BLOCK, |x, out| {
             self.score_rows(x, d, out);
         });
-        Ok(out)
+        Ok(())
     }
 
     /// Raw scores as `raw_scores`, on this thread alone: for measuring a core's throughput.

@@ -190,30 +190,26 @@ impl Trainer {
             .ok_or_else(|| Error::Model("the validation rows were not evaluated".into()))
     }
 
-    /// The current probabilities of the validation rows into `out`, one per row.
-    pub(crate) fn validation_scores(&self, out: &mut [f64]) -> Result<()> {
-        let mut rows: i64 = 0;
-        // SAFETY: the handle is live; data index 1 is the first validation set.
-        check(unsafe { sys::LGBM_BoosterGetNumPredict(self.handle, 1, &raw mut rows) })?;
-        if usize::try_from(rows).ok() != Some(out.len()) {
-            return Err(Error::Model(format!(
-                "{rows} validation scores for {} rows",
-                out.len()
-            )));
-        }
-        let mut written: i64 = 0;
-        // SAFETY: `out` has room for the `rows` scores just counted.
-        check(unsafe {
-            sys::LGBM_BoosterGetPredict(self.handle, 1, &raw mut written, out.as_mut_ptr())
-        })
-    }
-
     /// The model in LightGBM's text format.
     pub(crate) fn model(&self) -> Result<String> {
+        self.saved(0, -1)
+    }
+
+    /// `count` rounds from round `first` (from 0), in LightGBM's text format.
+    pub(crate) fn trees(&self, first: i32, count: i32) -> Result<String> {
+        self.saved(first, count)
+    }
+
+    /// `rounds` rounds from `first` (-1: all the rest) in LightGBM's text format.
+    fn saved(&self, first: c_int, rounds: c_int) -> Result<String> {
         // LightGBM writes the whole text to learn its size, so one call with room enough
         // halves the cost; a tree of 31 leaves takes about 3 KB.
-        let rounds = usize::try_from(self.rounds()?).unwrap_or(0);
-        let mut buffer = vec![0u8; 64 * 1024 + rounds * 8 * 1024];
+        let trees = if rounds < 0 {
+            usize::try_from(self.rounds()? - first).unwrap_or(0)
+        } else {
+            usize::try_from(rounds).unwrap_or(0)
+        };
+        let mut buffer = vec![0u8; 64 * 1024 + trees * 8 * 1024];
         for _ in 0..2 {
             let mut size: i64 = 0;
             // SAFETY: `buffer` holds `buffer.len()` bytes; LightGBM writes at most that many
@@ -221,8 +217,8 @@ impl Trainer {
             check(unsafe {
                 sys::LGBM_BoosterSaveModelToString(
                     self.handle,
-                    0,
-                    -1,
+                    first,
+                    rounds,
                     0,
                     i64::try_from(buffer.len()).unwrap_or(i64::MAX),
                     &raw mut size,

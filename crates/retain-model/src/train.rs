@@ -657,13 +657,24 @@ fn grow(
         Some(n) => format!("num_threads={n}"),
         None => String::new(),
     };
+    // LightGBM scores the validation rows itself only for the log loss it computes; the AUC
+    // is watched on retain's own scores of them (`stop_early`).
+    let by_lightgbm = matches!(
+        rounds,
+        Rounds::EarlyStopped {
+            watch: Watch::LogLoss,
+            ..
+        }
+    );
     let (train_set, valid_set) = {
         let (x, y) = (table.matrix(rows), table.labels(rows));
         let x = for_trees(&x, d, level_order);
         let train_set = Data::new(&x, &y, d, &names, &binning, None)?;
         let valid_set = match valid {
-            Some((xv, yv)) => Some(Data::new(xv, yv, d, &names, &binning, Some(&train_set))?),
-            None => None,
+            Some((xv, yv)) if by_lightgbm => {
+                Some(Data::new(xv, yv, d, &names, &binning, Some(&train_set))?)
+            }
+            _ => None,
         };
         (train_set, valid_set)
     };
@@ -676,9 +687,9 @@ fn grow(
             watch,
             pace,
         } => {
-            let labels: Vec<bool> =
-                valid.map_or_else(Vec::new, |(_, yv)| yv.iter().map(|y| *y > 0.5).collect());
-            let kept = stop_early(&mut trainer, *patience, *watch, &labels, *pace);
+            let (xv, yv) = valid.unwrap_or_default();
+            let labels: Vec<bool> = yv.iter().map(|y| *y > 0.5).collect();
+            let kept = stop_early(&mut trainer, *patience, *watch, (xv, d), &labels, *pace);
             if let Some(pace) = pace {
                 pace.tell(
                     kept.as_ref()
@@ -693,19 +704,35 @@ fn grow(
     trainer.model()
 }
 
-/// Grows up to [`MAX_ROUNDS`], stopping once `watch` on the validation rows (`labels`) has
-/// not improved for `patience` rounds and dropping those; returns the rounds kept.
+/// Grows up to [`MAX_ROUNDS`], stopping once `watch` on the validation rows (`valid`, `d`
+/// columns in the trees' encoding, labelled `labels`) has not improved for `patience` rounds
+/// and dropping those; returns the rounds kept.
+///
+/// The log loss is LightGBM's, every round. The AUC is watched every [`AUC_EVERY`] rounds on
+/// retain's own scores of the validation rows: the trees grown since the last look are read
+/// back from LightGBM and scored by leaf masks ([`Forest`]), in one pass over the rows for all
+/// of them. LightGBM's own update of a validation set walks its bins row by row every round:
+/// on the synthetic operator's 140,000 validation rows it cost 4.5 ms of a 37 ms round, its
+/// probabilities another millisecond and the AUC 2.3 ms.
 fn stop_early(
     trainer: &mut Trainer,
     patience: i32,
     watch: Watch,
+    (valid, d): (&[f64], usize),
     labels: &[bool],
     pace: Option<&Pace>,
 ) -> Result<i32> {
+    let every = match watch {
+        Watch::LogLoss => 1,
+        Watch::Auc => AUC_EVERY,
+    };
+    // The raw scores of the validation rows by the first `scored` rounds (the AUC only):
+    // log-odds, ranked as the probabilities are.
     let mut scores = vec![0.0; labels.len()];
-    let mut best: Option<f64> = None;
-    let mut since_best = 0;
-    for _ in 0..MAX_ROUNDS {
+    let mut scored = 0;
+    // The best value seen and the rounds grown when it was.
+    let mut best: Option<(f64, i32)> = None;
+    while trainer.rounds()? < MAX_ROUNDS {
         if !trainer.step()? {
             break;
         }
@@ -713,35 +740,42 @@ fn stop_early(
         if let Some(pace) = pace {
             pace.tell(Progress::Grown(grown));
         }
+        if grown % every != 0 {
+            continue;
+        }
         let (metric, higher_is_better) = match watch {
             Watch::LogLoss => (trainer.validation_metric()?, false),
             Watch::Auc => {
-                trainer.validation_scores(&mut scores)?;
+                let trees = Forest::from_lightgbm(&trainer.trees(scored, grown - scored)?)?;
+                trees.add_raw_scores(valid, d, &mut scores)?;
+                scored = grown;
                 (auc_by_radix(&scores, labels), true)
             }
         };
-        let improved = best.is_none_or(|b| {
+        let improved = best.is_none_or(|(value, _)| {
             if higher_is_better {
-                metric > b
+                metric > value
             } else {
-                metric < b
+                metric < value
             }
         });
-        if improved {
-            best = Some(metric);
-            since_best = 0;
-        } else {
-            since_best += 1;
-            if since_best >= patience {
-                for _ in 0..since_best {
+        match best {
+            _ if improved => best = Some((metric, grown)),
+            Some((_, at)) if grown - at >= patience => {
+                for _ in at..grown {
                     trainer.rollback()?;
                 }
                 break;
             }
+            _ => {}
         }
     }
     trainer.rounds()
 }
+
+/// Rounds between looks at a large table's validation AUC: scoring the rows for five trees at
+/// once reads them once, where every round read them five times.
+const AUC_EVERY: i32 = 5;
 
 /// Grows in step with an early-stopped fit, then keeps [`refit_rounds`] of its rounds.
 fn follow(trainer: &mut Trainer, pace: &Pace) -> Result<()> {
@@ -1096,6 +1130,35 @@ mod tests {
             error.to_string().contains("early-stopped fit failed"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn trees_read_back_a_round_at_a_time_add_up_to_the_model() {
+        // How a large table's validation rows are scored while its trees grow.
+        let t = table(3_000, 12);
+        let rows: Vec<usize> = (0..t.len()).collect();
+        let names = lightgbm_names(&t.features);
+        let params = lgbm::parameters(&params(rows.len(), false));
+        let (x, y) = t.rows(&rows);
+        let data = Data::new(&x, &y, 3, &names, "", None).unwrap();
+        let mut trainer = Trainer::new(data, None, &params).unwrap();
+        let mut scores = vec![0.0; t.len()];
+        // Rounds read back one, then four, then twenty at a time.
+        for (first, count) in [(0, 1), (1, 4), (5, 20)] {
+            for _ in 0..count {
+                assert!(trainer.step().unwrap());
+            }
+            let trees = Forest::from_lightgbm(&trainer.trees(first, count).unwrap()).unwrap();
+            assert_eq!(trees.trees() as i32, count);
+            trees.add_raw_scores(&t.x, 3, &mut scores).unwrap();
+        }
+        let whole = Forest::from_lightgbm(&trainer.model().unwrap()).unwrap();
+        assert_eq!(whole.trees(), 25);
+        let expected = whole.raw_scores(&t.x, 3).unwrap();
+        for (a, b) in scores.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-9, "{a} against {b}");
+        }
+        assert!(auc(&scores, &t.label) > 0.75);
     }
 
     #[test]
