@@ -1,6 +1,7 @@
 //! LightGBM's C API, a round at a time. `lightgbm3` grows a booster in one call; the recipe
 //! needs each round: to grow the small tables' refit on its own core beside the early-stopped
-//! fit, which alone says how many rounds the refit keeps.
+//! fit, which alone says how many rounds the refit keeps, and to read a large table's trees
+//! back as they grow, to score its validation rows itself.
 //!
 //! Every handle here is owned by one value and freed on drop, boosters before the data they
 //! were grown on.

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use lightgbm3::Booster;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -63,10 +62,8 @@ pub fn save(
     let target = dir.join(format!("v{version}"));
     let tmp = dir.join(format!(".v{version}.tmp"));
     std::fs::create_dir_all(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
-    model
-        .booster
-        .save_file(&tmp.join("model.txt").to_string_lossy())
-        .map_err(|e| Error::Model(e.to_string()))?;
+    std::fs::write(tmp.join("model.txt"), &model.text)
+        .map_err(|e| io("writing model.txt".into(), e))?;
     let meta = ModelMeta {
         version,
         features: model.features.clone(),
@@ -100,12 +97,12 @@ pub fn load_latest(root: &Path) -> Result<Option<(ChurnModel, ModelMeta)>> {
         .map_err(|e| io(format!("reading {}", path.display()), e))?;
     let meta: ModelMeta =
         serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
-    let booster = Booster::from_file(&path.join("model.txt").to_string_lossy())
-        .map_err(|e| Error::Model(e.to_string()))?;
+    let trees = std::fs::read_to_string(path.join("model.txt"))
+        .map_err(|e| io(format!("reading {}", path.join("model.txt").display()), e))?;
     Ok(Some((
         ChurnModel {
-            forest: crate::forest::Forest::of(&booster)?,
-            booster,
+            forest: crate::forest::Forest::from_lightgbm(&trees)?,
+            text: trees,
             features: meta.features.clone(),
             platt: meta.platt,
             logistic: meta.logistic.clone(),

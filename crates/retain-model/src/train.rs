@@ -151,8 +151,9 @@ pub struct FitReport {
 
 /// A trained, calibrated churn model.
 pub struct ChurnModel {
-    pub booster: Booster,
-    /// The booster's trees, evaluated in Rust: what scoring uses ([`Forest`]).
+    /// The trees in LightGBM's text format, as the registry saves them.
+    pub text: String,
+    /// The trees, evaluated in Rust: what scoring uses ([`Forest`]).
     pub forest: Forest,
     pub features: Vec<String>,
     /// Per categorical feature, the trees' code of each level (see [`target_order`]).
@@ -425,7 +426,7 @@ pub fn fit(
     let mut report = first.report;
     report.refit = small;
     let model = ChurnModel {
-        booster: booster(&first.text)?,
+        text: first.text,
         forest: first.forest,
         features: table.features.clone(),
         level_order: first.level_order,
@@ -433,7 +434,7 @@ pub fn fit(
         logistic: first.logistic,
         blend: first.blend,
     };
-    report.trees = model.booster.num_iterations();
+    report.trees = model.forest.trees() as i32;
     report.train_seconds = started.elapsed().as_secs_f64();
     tracing::debug!(seconds = report.train_seconds, "model assembled");
     Ok((model, report))
@@ -537,9 +538,12 @@ fn first_fit(
     })
 }
 
-/// LightGBM's booster of a model text, for its feature importance and the registry's file.
-fn booster(model: &str) -> Result<Booster> {
-    Booster::from_string(model).map_err(|e| Error::Model(e.to_string()))
+impl ChurnModel {
+    /// LightGBM's booster of the trees, for its feature importance: read when asked for, as
+    /// scoring and evaluation need only the [`Forest`].
+    pub fn booster(&self) -> Result<Booster> {
+        Booster::from_string(&self.text).map_err(|e| Error::Model(e.to_string()))
+    }
 }
 
 /// How a booster decides when to stop growing.
@@ -851,7 +855,7 @@ pub fn train(table: &Table) -> Result<(ChurnModel, TrainReport)> {
         .cloned()
         .zip(
             model
-                .booster
+                .booster()?
                 .feature_importance(lightgbm3::ImportanceType::Gain)
                 .map_err(|e| Error::Model(e.to_string()))?,
         )
