@@ -238,76 +238,52 @@ impl Design {
 
 /// Newton's method on the penalized log likelihood over `design`, the intercept (column 0)
 /// unpenalized; returns the `design.width` coefficients.
+///
+/// The Hessian is most of a step's cost, and near the optimum it barely changes: after
+/// [`FRESH_STEPS`] full steps, the last Hessian's factor is kept for as long as each step
+/// lowers the loss, and summing a row's gradient alone costs a fraction of its Hessian. Those
+/// steps converge linearly rather than quadratically, so they stop only once negligible.
 fn newton(design: &Design, y: &[f64]) -> Vec<f64> {
     let w = design.width;
-    // The accumulators have the spare column too; only `w` are solved for, and the spare
-    // coefficient stays zero.
-    let s = w + 1;
-    let mut beta = vec![0.0; s];
+    let mut beta = vec![0.0; w + 1];
+    // The factor of the Hessian last summed, and the loss at the previous coefficients.
+    let mut factor: Option<Vec<f64>> = None;
     let mut previous = f64::INFINITY;
-    for _ in 0..30 {
-        let mut grad = vec![0.0; s];
-        // Each unordered pair of a row's columns lands once, at (a, b) or (b, a); the two are
-        // summed below.
-        let mut pairs = vec![0.0; s * s];
-        let mut loss = 0.0;
-        for ((on, values), t) in design.rows().zip(y) {
-            let z: f64 = on.iter().map(|c| beta[*c]).sum::<f64>()
-                + design
-                    .numeric
-                    .iter()
-                    .zip(values)
-                    .map(|(c, v)| beta[*c] * v)
-                    .sum::<f64>();
-            let p = 1.0 / (1.0 + (-z).exp());
-            loss += if *t > 0.5 { softplus(-z) } else { softplus(z) };
-            let g = p - t;
-            let h = (p * (1.0 - p)).max(1e-12);
-            for (k, &a) in on.iter().enumerate() {
-                grad[a] += g;
-                let row = &mut pairs[a * s..(a + 1) * s];
-                row[a] += h;
-                for &b in &on[k + 1..] {
-                    row[b] += h;
-                }
-            }
-            for (k, (&a, &v)) in design.numeric.iter().zip(values).enumerate() {
-                grad[a] += g * v;
-                let hv = h * v;
-                let row = &mut pairs[a * s..(a + 1) * s];
-                for &b in on {
-                    row[b] += hv;
-                }
-                for (&b, &u) in design.numeric[k..].iter().zip(&values[k..]) {
-                    row[b] += hv * u;
-                }
-            }
+    let mut fresh = 0;
+    for _ in 0..100 {
+        let stale = fresh >= FRESH_STEPS;
+        let (loss, grad, hess) = derivatives(design, y, &beta, factor.is_none() || !stale);
+        if stale && loss >= previous {
+            // The kept factor no longer leads downhill: a full step from here.
+            factor = None;
+            fresh = 0;
         }
-        let mut hess = vec![0.0; w * w];
-        for a in 0..w {
-            hess[a * w + a] = pairs[a * s + a];
-            for b in a + 1..w {
-                let sum = pairs[a * s + b] + pairs[b * s + a];
-                hess[a * w + b] = sum;
-                hess[b * w + a] = sum;
-            }
-        }
-        for a in 1..w {
-            loss += 0.5 * L2 * beta[a] * beta[a];
-            grad[a] += L2 * beta[a];
-            hess[a * w + a] += L2;
-        }
-        hess[0] += 1e-9;
-        let Some(step) = cholesky_solve(&mut hess, &grad[..w], w) else {
-            break;
+        let hess = match hess {
+            Some(h) => Some(h),
+            None if factor.is_none() => derivatives(design, y, &beta, true).2,
+            None => None,
         };
+        if let Some(mut h) = hess {
+            if !cholesky(&mut h, w) {
+                break;
+            }
+            factor = Some(h);
+            fresh += 1;
+        }
+        let step = solve(
+            factor.as_deref().expect("a factor was just made"),
+            &grad[..w],
+            w,
+        );
         for (b, s) in beta.iter_mut().zip(&step) {
             *b -= s;
         }
-        // Converged when the step is negligible or the loss stops falling; rounding in a sum
-        // over many rows leaves relative noise near 1e-12, so the thresholds stay above it.
+        // Converged when the step is negligible or, after a full step, the loss stops
+        // falling; rounding in a sum over many rows leaves relative noise near 1e-12, so the
+        // thresholds stay above it.
         let largest = step.iter().fold(0.0_f64, |m, s| m.max(s.abs()));
-        if largest < 1e-6 || (previous - loss).abs() < 1e-8 * (1.0 + loss.abs()) {
+        let full = fresh <= FRESH_STEPS && !stale;
+        if largest < 1e-6 || (full && (previous - loss).abs() < 1e-8 * (1.0 + loss.abs())) {
             break;
         }
         previous = loss;
@@ -316,20 +292,107 @@ fn newton(design: &Design, y: &[f64]) -> Vec<f64> {
     beta
 }
 
+/// Full Newton steps before the Hessian may be kept ([`newton`]).
+const FRESH_STEPS: usize = 3;
+
+/// The penalized loss at `beta` (with the spare column), its gradient, and with `hessian`
+/// its Hessian (`design.width` square).
+fn derivatives(
+    design: &Design,
+    y: &[f64],
+    beta: &[f64],
+    hessian: bool,
+) -> (f64, Vec<f64>, Option<Vec<f64>>) {
+    let w = design.width;
+    // The accumulators have the spare column too; only `w` are solved for, and the spare
+    // coefficient stays zero.
+    let s = w + 1;
+    let mut grad = vec![0.0; s];
+    // Each unordered pair of a row's columns lands once, at (a, b) or (b, a); the two are
+    // summed below.
+    let mut pairs = if hessian {
+        vec![0.0; s * s]
+    } else {
+        Vec::new()
+    };
+    let mut loss = 0.0;
+    for ((on, values), t) in design.rows().zip(y) {
+        let z: f64 = on.iter().map(|c| beta[*c]).sum::<f64>()
+            + design
+                .numeric
+                .iter()
+                .zip(values)
+                .map(|(c, v)| beta[*c] * v)
+                .sum::<f64>();
+        let e = (-z).exp();
+        let p = 1.0 / (1.0 + e);
+        // softplus(−z) = ln(1 + e^−z) and softplus(z) = softplus(−z) + z, from the one `exp`
+        // (a plain logarithm: `ln_1p`'s precision near zero is lost in a sum over rows).
+        let tail = if z < -30.0 { -z } else { (1.0 + e).ln() };
+        loss += tail + (1.0 - t) * z;
+        let g = p - t;
+        for &a in on {
+            grad[a] += g;
+        }
+        for (&a, &v) in design.numeric.iter().zip(values) {
+            grad[a] += g * v;
+        }
+        if !hessian {
+            continue;
+        }
+        let h = (p * (1.0 - p)).max(1e-12);
+        for (k, &a) in on.iter().enumerate() {
+            let row = &mut pairs[a * s..(a + 1) * s];
+            row[a] += h;
+            for &b in &on[k + 1..] {
+                row[b] += h;
+            }
+        }
+        for (k, (&a, &v)) in design.numeric.iter().zip(values).enumerate() {
+            let hv = h * v;
+            let row = &mut pairs[a * s..(a + 1) * s];
+            for &b in on {
+                row[b] += hv;
+            }
+            for (&b, &u) in design.numeric[k..].iter().zip(&values[k..]) {
+                row[b] += hv * u;
+            }
+        }
+    }
+    for a in 1..w {
+        loss += 0.5 * L2 * beta[a] * beta[a];
+        grad[a] += L2 * beta[a];
+    }
+    let hess = hessian.then(|| {
+        let mut hess = vec![0.0; w * w];
+        for a in 0..w {
+            hess[a * w + a] = pairs[a * s + a] + if a > 0 { L2 } else { 1e-9 };
+            for b in a + 1..w {
+                let sum = pairs[a * s + b] + pairs[b * s + a];
+                hess[a * w + b] = sum;
+                hess[b * w + a] = sum;
+            }
+        }
+        hess
+    });
+    (loss, grad, hess)
+}
+
 /// log(1 + e^z) without overflow.
 pub(crate) fn softplus(z: f64) -> f64 {
     if z > 30.0 { z } else { z.exp().ln_1p() }
 }
 
-/// Solves `a · s = b` for a symmetric positive definite `a` (overwritten by its factor).
-fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
+/// Overwrites the symmetric `a` (`n` square) with its Cholesky factor (lower triangle);
+/// false when it is not positive definite.
+fn cholesky(a: &mut [f64], n: usize) -> bool {
     for j in 0..n {
         let mut d = a[j * n + j];
         for k in 0..j {
             d -= a[j * n + k] * a[j * n + k];
         }
         if d <= 0.0 || !d.is_finite() {
-            return None;
+            return false;
         }
         let d = d.sqrt();
         a[j * n + j] = d;
@@ -341,23 +404,28 @@ fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
             a[i * n + j] = s / d;
         }
     }
+    true
+}
+
+/// Solves `L·Lᵀ · s = b` for the factor `l` of [`cholesky`].
+fn solve(l: &[f64], b: &[f64], n: usize) -> Vec<f64> {
     let mut z = vec![0.0; n];
     for i in 0..n {
         let mut s = b[i];
         for k in 0..i {
-            s -= a[i * n + k] * z[k];
+            s -= l[i * n + k] * z[k];
         }
-        z[i] = s / a[i * n + i];
+        z[i] = s / l[i * n + i];
     }
     let mut s = vec![0.0; n];
     for i in (0..n).rev() {
         let mut t = z[i];
         for k in i + 1..n {
-            t -= a[k * n + i] * s[k];
+            t -= l[k * n + i] * s[k];
         }
-        s[i] = t / a[i * n + i];
+        s[i] = t / l[i * n + i];
     }
-    Some(s)
+    s
 }
 
 #[cfg(test)]
@@ -431,7 +499,8 @@ mod tests {
                 hess[a * w + a] += L2;
             }
             hess[0] += 1e-9;
-            let step = cholesky_solve(&mut hess, &grad, w).expect("positive definite");
+            assert!(cholesky(&mut hess, w), "positive definite");
+            let step = solve(&hess, &grad, w);
             for (b, s) in beta.iter_mut().zip(&step) {
                 *b -= s;
             }

@@ -44,7 +44,7 @@ impl Platt {
             for (s, t) in scores.iter().zip(&targets) {
                 let u = a * s + b;
                 let e = u.exp();
-                nll += if u > 30.0 { u } else { e.ln_1p() } - (1.0 - t) * u;
+                nll += if u > 30.0 { u } else { (1.0 + e).ln() } - (1.0 - t) * u;
                 let p = 1.0 / (1.0 + e);
                 let d = t - p;
                 g_a += d * s;
