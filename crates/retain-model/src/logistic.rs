@@ -239,42 +239,36 @@ impl Design {
 /// Newton's method on the penalized log likelihood over `design`, the intercept (column 0)
 /// unpenalized; returns the `design.width` coefficients.
 ///
-/// The Hessian is most of a step's cost, and near the optimum it barely changes: after
-/// [`FRESH_STEPS`] full steps, the last Hessian's factor is kept for as long as each step
-/// lowers the loss, and summing a row's gradient alone costs a fraction of its Hessian. Those
-/// steps converge linearly rather than quadratically, so they stop only once negligible.
+/// The Hessian is most of a step's cost, and near the optimum it barely changes: once a step
+/// moves no coefficient by [`KEEP_BELOW`], the last Hessian's factor is kept for as long as
+/// each step lowers the loss, and those steps sum a row's gradient alone. They converge
+/// linearly, if fast from there, so they stop only once negligible.
 fn newton(design: &Design, y: &[f64]) -> Vec<f64> {
     let w = design.width;
     let mut beta = vec![0.0; w + 1];
-    // The factor of the Hessian last summed, and the loss at the previous coefficients.
+    // The factor of the Hessian last summed, the loss at the previous coefficients and the
+    // largest move of the last step.
     let mut factor: Option<Vec<f64>> = None;
     let mut previous = f64::INFINITY;
-    let mut fresh = 0;
+    let mut last = f64::INFINITY;
+    let (mut steps, mut full_steps) = (0, 0);
     for _ in 0..100 {
-        let stale = fresh >= FRESH_STEPS;
-        let (loss, grad, hess) = derivatives(design, y, &beta, factor.is_none() || !stale);
-        if stale && loss >= previous {
+        steps += 1;
+        let keep = factor.is_some() && last < KEEP_BELOW;
+        let (loss, grad, mut hess) = derivatives(design, y, &beta, !keep);
+        if keep && loss >= previous {
             // The kept factor no longer leads downhill: a full step from here.
-            factor = None;
-            fresh = 0;
+            hess = derivatives(design, y, &beta, true).2;
         }
-        let hess = match hess {
-            Some(h) => Some(h),
-            None if factor.is_none() => derivatives(design, y, &beta, true).2,
-            None => None,
-        };
+        let full = hess.is_some();
+        full_steps += usize::from(full);
         if let Some(mut h) = hess {
             if !cholesky(&mut h, w) {
                 break;
             }
             factor = Some(h);
-            fresh += 1;
         }
-        let step = solve(
-            factor.as_deref().expect("a factor was just made"),
-            &grad[..w],
-            w,
-        );
+        let step = solve(factor.as_deref().expect("a factor was made"), &grad[..w], w);
         for (b, s) in beta.iter_mut().zip(&step) {
             *b -= s;
         }
@@ -282,18 +276,24 @@ fn newton(design: &Design, y: &[f64]) -> Vec<f64> {
         // falling; rounding in a sum over many rows leaves relative noise near 1e-12, so the
         // thresholds stay above it.
         let largest = step.iter().fold(0.0_f64, |m, s| m.max(s.abs()));
-        let full = fresh <= FRESH_STEPS && !stale;
         if largest < 1e-6 || (full && (previous - loss).abs() < 1e-8 * (1.0 + loss.abs())) {
             break;
         }
-        previous = loss;
+        (previous, last) = (loss, largest);
     }
+    tracing::debug!(
+        steps,
+        full_steps,
+        rows = y.len(),
+        width = w,
+        "regression fitted"
+    );
     beta.truncate(w);
     beta
 }
 
-/// Full Newton steps before the Hessian may be kept ([`newton`]).
-const FRESH_STEPS: usize = 3;
+/// The largest move of a full Newton step below which the next steps keep its Hessian.
+const KEEP_BELOW: f64 = 1e-2;
 
 /// The penalized loss at `beta` (with the spare column), its gradient, and with `hessian`
 /// its Hessian (`design.width` square).
