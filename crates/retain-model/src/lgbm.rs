@@ -193,16 +193,12 @@ impl Trainer {
 
     /// The model in LightGBM's text format.
     pub(crate) fn model(&self) -> Result<String> {
-        self.saved(0, -1)
+        self.trees(0, -1)
     }
 
-    /// `count` rounds from round `first` (from 0), in LightGBM's text format.
-    pub(crate) fn trees(&self, first: i32, count: i32) -> Result<String> {
-        self.saved(first, count)
-    }
-
-    /// `rounds` rounds from `first` (-1: all the rest) in LightGBM's text format.
-    fn saved(&self, first: c_int, rounds: c_int) -> Result<String> {
+    /// `rounds` rounds from round `first` (from 0; -1 rounds: all the rest), in LightGBM's
+    /// text format.
+    pub(crate) fn trees(&self, first: c_int, rounds: c_int) -> Result<String> {
         // LightGBM writes the whole text to learn its size, so one call with room enough
         // halves the cost; a tree of 31 leaves takes about 3 KB.
         let trees = if rounds < 0 {

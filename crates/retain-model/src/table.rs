@@ -120,7 +120,7 @@ impl Table {
             (Some(&first), Some(&last)) if keep.windows(2).all(|w| w[1] == w[0] + 1) => {
                 Cow::Borrowed(&self.x[first * d..(last + 1) * d])
             }
-            _ => Cow::Owned(self.rows(keep).0),
+            _ => Cow::Owned(self.copied(keep)),
         }
     }
 
@@ -131,16 +131,14 @@ impl Table {
             .collect()
     }
 
-    /// The feature matrix and 0/1 labels of the rows `keep`.
-    pub(crate) fn rows(&self, keep: &[usize]) -> (Vec<f64>, Vec<f32>) {
+    /// The feature matrix of the rows `keep`, copied.
+    fn copied(&self, keep: &[usize]) -> Vec<f64> {
         let d = self.features.len();
         let mut x = Vec::with_capacity(keep.len() * d);
-        let mut y = Vec::with_capacity(keep.len());
         for &i in keep {
             x.extend_from_slice(&self.x[i * d..(i + 1) * d]);
-            y.push(if self.label[i] { 1.0 } else { 0.0 });
         }
-        (x, y)
+        x
     }
 }
 
@@ -165,8 +163,10 @@ mod tests {
         ] {
             let m = t.matrix(keep);
             assert_eq!(matches!(m, Cow::Borrowed(_)), borrowed, "{keep:?}");
-            assert_eq!(*m, *t.rows(keep).0, "{keep:?}");
-            assert_eq!(t.labels(keep), t.rows(keep).1);
+            assert_eq!(*m, *t.copied(keep), "{keep:?}");
         }
+        assert_eq!(*t.matrix(&[0, 2, 3]), [0.0, 1.0, 4.0, 5.0, 6.0, 7.0]);
+        assert_eq!(*t.matrix(&[2, 1]), [4.0, 5.0, 2.0, 3.0]);
+        assert_eq!(t.labels(&[3, 1, 2]), [0.0, 1.0, 1.0]);
     }
 }

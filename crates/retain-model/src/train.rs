@@ -1093,7 +1093,7 @@ mod tests {
         let names = lightgbm_names(&t.features);
         let params = lgbm::parameters(&params(rows.len(), true));
         let grown = |rounds: usize, back: usize| {
-            let (x, y) = t.rows(&rows);
+            let (x, y) = (t.matrix(&rows), t.labels(&rows));
             let data = Data::new(&x, &y, 3, &names, "num_threads=1", None).unwrap();
             let mut trainer = Trainer::new(data, None, &params).unwrap();
             for _ in 0..rounds {
@@ -1143,7 +1143,7 @@ mod tests {
         let rows: Vec<usize> = (0..t.len()).collect();
         let names = lightgbm_names(&t.features);
         let params = lgbm::parameters(&params(rows.len(), false));
-        let (x, y) = t.rows(&rows);
+        let (x, y) = (t.matrix(&rows), t.labels(&rows));
         let data = Data::new(&x, &y, 3, &names, "", None).unwrap();
         let mut trainer = Trainer::new(data, None, &params).unwrap();
         let mut scores = vec![0.0; t.len()];
