@@ -277,6 +277,13 @@ impl Forest {
         Ok(())
     }
 
+    /// Adds the raw scores of row-major `x` (`d` columns, checked by the caller with
+    /// [`Forest::check_width`]) to `out` on this thread: for a caller that shares the rows
+    /// out among the cores itself.
+    pub(crate) fn add_raw_scores_here(&self, x: &[f64], d: usize, out: &mut [f64]) {
+        self.score_rows(x, d, out);
+    }
+
     /// Raw scores as `raw_scores`, on this thread alone: for measuring a core's throughput.
     pub fn raw_scores_here(&self, x: &[f64], d: usize) -> Result<Vec<f64>> {
         self.check_width(d)?;
@@ -640,11 +647,14 @@ pub(crate) mod tests {
 
     #[test]
     fn every_build_of_the_masks_scores_alike() {
-        let (booster, x) = trained(31, 1_000);
-        let forest = Forest::of(&booster).unwrap();
-        let scores = forest.raw_scores(&x, 6).unwrap();
-        for widest in [Isa::Baseline, Isa::Avx2] {
-            assert_eq!(forest.limited_to(widest).raw_scores(&x, 6).unwrap(), scores);
+        // 31 leaves compare words, 48 bytes.
+        for leaves in [31, 48] {
+            let (booster, x) = trained(leaves, 1_000);
+            let forest = Forest::of(&booster).unwrap();
+            let scores = forest.raw_scores(&x, 6).unwrap();
+            for widest in [Isa::Baseline, Isa::Avx2] {
+                assert_eq!(forest.limited_to(widest).raw_scores(&x, 6).unwrap(), scores);
+            }
         }
     }
 

@@ -114,18 +114,37 @@ impl Logistic {
     /// Log-odds of churn of every row.
     #[must_use]
     pub fn logits(&self, x: &[f64], d: usize) -> Vec<f64> {
-        let mut buf = vec![0.0; self.width()];
-        x.chunks_exact(d)
-            .map(|row| {
-                Self::encode(&self.encodings, row, &mut buf);
-                self.intercept
-                    + buf
-                        .iter()
-                        .zip(&self.coefficients)
-                        .map(|(a, b)| a * b)
-                        .sum::<f64>()
-            })
-            .collect()
+        x.chunks_exact(d).map(|row| self.logit(row)).collect()
+    }
+
+    /// Log-odds of churn of one row: the design's dot product without writing the design, so
+    /// a one-hot column costs one lookup, not a pass over its levels. The terms are summed in
+    /// the design's order and the intercept added last, as the design's dot product did.
+    #[must_use]
+    pub fn logit(&self, row: &[f64]) -> f64 {
+        let mut z = 0.0;
+        let mut k = 0;
+        for (e, v) in self.encodings.iter().zip(row) {
+            match *e {
+                Encoding::Numeric { mean, sd, flag } => {
+                    if v.is_nan() {
+                        if flag {
+                            z += self.coefficients[k + 1];
+                        }
+                    } else {
+                        z += (v - mean) / sd * self.coefficients[k];
+                    }
+                    k += 1 + usize::from(flag);
+                }
+                Encoding::Categorical { levels } => {
+                    if let Some(level) = level(*v, levels) {
+                        z += self.coefficients[k + level];
+                    }
+                    k += levels;
+                }
+            }
+        }
+        self.intercept + z
     }
 
     /// Each input column's share of one row's log-odds (away from the training mean).
@@ -475,6 +494,20 @@ mod tests {
         assert!((gap - 1.5).abs() < 0.15, "{m:?}");
         let p = m.logits(&t.x, 3);
         assert!(crate::metrics::auc(&p, &t.label) > 0.7);
+        // Each log-odds is the design's dot product to the bit, missing values, unseen and
+        // out-of-range levels included.
+        let mut design = vec![0.0; m.width()];
+        let odd = [0.5, f64::NAN, 1.0, 2.0, 7.0, -1.0, f64::NAN, 0.3, f64::NAN];
+        for row in t.x[..3_000].chunks_exact(3).chain(odd.chunks_exact(3)) {
+            Logistic::encode(&m.encodings, row, &mut design);
+            let dot = m.intercept
+                + design
+                    .iter()
+                    .zip(&m.coefficients)
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>();
+            assert_eq!(m.logit(row).to_bits(), dot.to_bits(), "{row:?}");
+        }
         let c = m.contributions(&t.x[0..3]);
         assert_eq!(c.len(), 3);
     }

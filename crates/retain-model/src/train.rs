@@ -278,7 +278,13 @@ fn for_trees<'a>(x: &'a [f64], d: usize, order: &[Option<Vec<f64>>]) -> Cow<'a, 
         return Cow::Borrowed(x);
     }
     let mut out = x.to_vec();
-    for row in out.chunks_exact_mut(d) {
+    recode_for_trees(&mut out, d, order);
+    Cow::Owned(out)
+}
+
+/// Rewrites the categorical codes of row-major `x` into the trees' ranks, in place.
+fn recode_for_trees(x: &mut [f64], d: usize, order: &[Option<Vec<f64>>]) {
+    for row in x.chunks_exact_mut(d) {
         for (v, o) in row.iter_mut().zip(order) {
             if let Some(rank) = o {
                 *v = if v.is_finite() && (*v as usize) < rank.len() {
@@ -289,8 +295,13 @@ fn for_trees<'a>(x: &'a [f64], d: usize, order: &[Option<Vec<f64>>]) -> Cow<'a, 
             }
         }
     }
-    Cow::Owned(out)
 }
+
+/// Rows scored together by [`ChurnModel::probabilities`]: their copy in the trees' encoding
+/// stays in cache.
+const CHUNK: usize = 1024;
+/// Rows worth a thread of their own when scoring.
+const SCORED_PER_THREAD: usize = 8 * CHUNK;
 
 /// The weight of the trees (in tenths) whose calibrated blend has the lowest log loss on
 /// `labels`, the blend's AUC, and its calibration. Log loss, not AUC: the AUC of a few hundred
@@ -921,35 +932,64 @@ pub struct Score {
 }
 
 impl ChurnModel {
-    /// Blended log-odds before the final calibration, from row-major `x`.
-    fn blended(&self, x: &[f64]) -> Result<Vec<f64>> {
-        let d = self.features.len();
-        let w = self.blend.gbdt_weight;
-        let linear = if w < 1.0 {
-            self.logistic.logits(x, d)
-        } else {
-            vec![0.0; x.len() / d.max(1)]
-        };
-        let trees = if w > 0.0 {
-            self.forest
-                .raw_scores(&for_trees(x, d, &self.level_order), d)?
-        } else {
-            vec![0.0; linear.len()]
-        };
-        Ok(trees
-            .iter()
-            .zip(&linear)
-            .map(|(t, l)| w * self.platt.logit(*t) + (1.0 - w) * l)
-            .collect())
+    /// Calibrated churn probabilities of row-major `x` (the model's features, in order).
+    ///
+    /// One pass over the rows on every core: per chunk, the trees' raw scores (on a copy in
+    /// the trees' encoding when there are categorical columns), the regression's log-odds, the
+    /// blend and its calibration. Done as whole-table passes, the copy, the regression and
+    /// the calibration ran on one core beside the trees' two and wrote and read vectors of
+    /// every row in between.
+    pub fn probabilities(&self, x: &[f64]) -> Result<Vec<f64>> {
+        self.probabilities_on(x, SCORED_PER_THREAD)
     }
 
-    /// Calibrated churn probabilities of row-major `x` (the model's features, in order).
-    pub fn probabilities(&self, x: &[f64]) -> Result<Vec<f64>> {
-        Ok(self
-            .blended(x)?
-            .into_iter()
-            .map(|z| self.blend.calibration.apply(z))
-            .collect())
+    /// [`ChurnModel::probabilities`] on this thread alone: a core's throughput, as the
+    /// scoring goal counts it.
+    pub fn probabilities_on_one_core(&self, x: &[f64]) -> Result<Vec<f64>> {
+        self.probabilities_on(x, usize::MAX)
+    }
+
+    /// Probabilities, with a thread for every `per_thread` rows up to one per core.
+    fn probabilities_on(&self, x: &[f64], per_thread: usize) -> Result<Vec<f64>> {
+        let d = self.features.len();
+        let w = self.blend.gbdt_weight;
+        if w > 0.0 {
+            self.forest.check_width(d)?;
+        }
+        if d == 0 || !x.len().is_multiple_of(d) {
+            return Err(Error::Data(format!(
+                "{} values do not make rows of {d} columns",
+                x.len()
+            )));
+        }
+        let recode = self.level_order.iter().any(Option::is_some);
+        let mut out = vec![0.0; x.len() / d];
+        on_cores(x, d, &mut out, 1, per_thread, CHUNK, |x, out| {
+            let mut coded = Vec::new();
+            for (rows, out) in x.chunks(CHUNK * d).zip(out.chunks_mut(CHUNK)) {
+                if w > 0.0 {
+                    let rows = if recode {
+                        coded.clear();
+                        coded.extend_from_slice(rows);
+                        recode_for_trees(&mut coded, d, &self.level_order);
+                        &coded
+                    } else {
+                        rows
+                    };
+                    self.forest.add_raw_scores_here(rows, d, out);
+                }
+                for (z, row) in out.iter_mut().zip(rows.chunks_exact(d)) {
+                    let trees = if w > 0.0 { self.platt.logit(*z) } else { 0.0 };
+                    let linear = if w < 1.0 {
+                        self.logistic.logit(row)
+                    } else {
+                        0.0
+                    };
+                    *z = self.blend.calibration.apply(w * trees + (1.0 - w) * linear);
+                }
+            }
+        });
+        Ok(out)
     }
 
     /// Calibrated probabilities of every row of `table`, and top reasons for the riskiest
@@ -1084,6 +1124,51 @@ mod tests {
             after.raw_scores(&codes, 3).unwrap(),
             model.forest.raw_scores(&codes, 3).unwrap()
         );
+    }
+
+    #[test]
+    fn probabilities_in_chunks_on_every_core_are_each_rows_own() {
+        // A categorical column (level 3 churns, level 1 missing from the training rows) and a
+        // missing number, so the trees' recoding and the regression's flags are both taken.
+        let mut t = table(3_000, 21);
+        let mut next = draws(22);
+        let mut x = Vec::with_capacity(t.len() * 4);
+        for (i, row) in t.x.chunks_exact(3).enumerate() {
+            let level = [0, 2, 3][(next() * 3.0) as usize];
+            if level == 3 && next() < 0.5 {
+                t.label[i] = true;
+            }
+            let a = if next() < 0.1 { f64::NAN } else { row[0] };
+            x.extend([a, row[1], row[2], f64::from(level)]);
+        }
+        t.x = x;
+        t.features.push("plan".into());
+        t.levels = vec![
+            None,
+            None,
+            None,
+            Some(vec!["a".into(), "b".into(), "c".into(), "d".into()]),
+        ];
+        let rows: Vec<usize> = (0..t.len()).collect();
+        let (mut model, _) = fit(&t, &rows[..2_400], &rows[2_400..]).unwrap();
+        // Enough rows for two threads and several chunks each, with a ragged end.
+        let x: Vec<f64> = t.x.iter().copied().cycle().take(20_003 * 4).collect();
+        for w in [model.blend.gbdt_weight, 0.0, 0.5, 1.0] {
+            model.blend.gbdt_weight = w;
+            let got = model.probabilities(&x).unwrap();
+            assert_eq!(got.len(), 20_003);
+            assert_eq!(got, model.probabilities_on_one_core(&x).unwrap());
+            for (k, row) in x.chunks_exact(4).enumerate().step_by(97) {
+                let trees = model
+                    .forest
+                    .raw_scores(&for_trees(row, 4, &model.level_order), 4)
+                    .unwrap()[0];
+                let z = w * model.platt.logit(trees) + (1.0 - w) * model.logistic.logit(row);
+                let expected = model.blend.calibration.apply(z);
+                assert_eq!(got[k].to_bits(), expected.to_bits(), "row {k}, weight {w}");
+            }
+        }
+        assert!(model.probabilities(&x[..5]).is_err());
     }
 
     #[test]
