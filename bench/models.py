@@ -207,11 +207,11 @@ class Result:
     lift: float | None = None
     train_s: float | None = None
     score_s: float | None = None
-    # Scoring on one core, where the model measures it (retain).
-    score_one_core_s: float | None = None
     rows_test: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Scoring on one core, where the model measures it (retain).
+    score_one_core_s: float | None = None
 
 
 def timed(fit, predict, X_test, repeats: int) -> tuple[np.ndarray, float, float]:
