@@ -338,7 +338,7 @@ pub fn evaluate_files(options: &EvalOptions) -> Result<EvalReport> {
     let p = model.probabilities(&test.x)?;
     let score_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let _same_as_p = model.probabilities_on_one_core(&test.x)?;
+    let _one_core_scores = model.probabilities_on_one_core(&test.x)?;
     let score_seconds_one_core = started.elapsed().as_secs_f64();
     let metrics = evaluate(&p, &test.label);
     if let Some(path) = &options.predictions {

@@ -277,13 +277,6 @@ impl Forest {
         Ok(())
     }
 
-    /// Adds the raw scores of row-major `x` (`d` columns, checked by the caller with
-    /// [`Forest::check_width`]) to `out` on this thread: for a caller that shares the rows
-    /// out among the cores itself.
-    pub(crate) fn add_raw_scores_here(&self, x: &[f64], d: usize, out: &mut [f64]) {
-        self.score_rows(x, d, out);
-    }
-
     /// Raw scores as `raw_scores`, on this thread alone: for measuring a core's throughput.
     pub fn raw_scores_here(&self, x: &[f64], d: usize) -> Result<Vec<f64>> {
         self.check_width(d)?;
@@ -374,7 +367,10 @@ impl Forest {
         (at, 1 + left_depth.max(right_depth))
     }
 
-    fn score_rows(&self, x: &[f64], d: usize, out: &mut [f64]) {
+    /// Adds the raw scores of row-major `x` (`d` columns, checked by the caller with
+    /// [`Forest::check_width`]) to `out` on this thread: the rows' share of one core, whoever
+    /// shares them out.
+    pub(crate) fn score_rows(&self, x: &[f64], d: usize, out: &mut [f64]) {
         if let Some(masks) = &self.masks {
             masks.score(x, d, out);
             return;

@@ -976,7 +976,7 @@ impl ChurnModel {
                     } else {
                         rows
                     };
-                    self.forest.add_raw_scores_here(rows, d, out);
+                    self.forest.score_rows(rows, d, out);
                 }
                 for (z, row) in out.iter_mut().zip(rows.chunks_exact(d)) {
                     let trees = if w > 0.0 { self.platt.logit(*z) } else { 0.0 };
@@ -1091,6 +1091,17 @@ mod tests {
         }
     }
 
+    /// A booster on `rows` of a three-column table with the recipe's parameters for a small or
+    /// large table, nothing grown yet.
+    fn trainer(t: &Table, rows: &[usize], small: bool) -> Trainer {
+        let names = lightgbm_names(&t.features);
+        let params = lgbm::parameters(&params(rows.len(), small));
+        let binning = if small { "num_threads=1" } else { "" };
+        let (x, y) = (t.matrix(rows), t.labels(rows));
+        let data = Data::new(&x, &y, 3, &names, binning, None).unwrap();
+        Trainer::new(data, None, &params).unwrap()
+    }
+
     /// A refit on `rows` following `pace`.
     fn refit(t: &Table, rows: &[usize], pace: &Pace) -> Result<String> {
         let order = target_order(t, rows);
@@ -1175,12 +1186,8 @@ mod tests {
     fn rounds_rolled_back_leave_the_trees_of_a_shorter_fit() {
         let t = table(2_000, 9);
         let rows: Vec<usize> = (0..t.len()).collect();
-        let names = lightgbm_names(&t.features);
-        let params = lgbm::parameters(&params(rows.len(), true));
         let grown = |rounds: usize, back: usize| {
-            let (x, y) = (t.matrix(&rows), t.labels(&rows));
-            let data = Data::new(&x, &y, 3, &names, "num_threads=1", None).unwrap();
-            let mut trainer = Trainer::new(data, None, &params).unwrap();
+            let mut trainer = trainer(&t, &rows, true);
             for _ in 0..rounds {
                 assert!(trainer.step().unwrap());
             }
@@ -1226,11 +1233,7 @@ mod tests {
         // How a large table's validation rows are scored while its trees grow.
         let t = table(3_000, 12);
         let rows: Vec<usize> = (0..t.len()).collect();
-        let names = lightgbm_names(&t.features);
-        let params = lgbm::parameters(&params(rows.len(), false));
-        let (x, y) = (t.matrix(&rows), t.labels(&rows));
-        let data = Data::new(&x, &y, 3, &names, "", None).unwrap();
-        let mut trainer = Trainer::new(data, None, &params).unwrap();
+        let mut trainer = trainer(&t, &rows, false);
         let mut scores = vec![0.0; t.len()];
         // Rounds read back one, then four, then twenty at a time.
         for (first, count) in [(0, 1), (1, 4), (5, 20)] {
