@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::masks::{Isa, Masks};
 
 /// LightGBM's `kZeroThreshold`: a value this close to zero counts as zero.
-const ZERO: f64 = 1e-35_f32 as f64;
+pub(crate) const ZERO: f64 = 1e-35_f32 as f64;
 /// Rows walked through one tree before the next tree: the block's scores and rows stay in
 /// cache while the forest streams past.
 const BLOCK: usize = 128;
@@ -24,7 +24,7 @@ pub(crate) struct Node {
     pub(crate) nan_left: bool,
     /// Whether a zero is missing too (LightGBM's missing type `Zero`), going `default_left`.
     pub(crate) zero_missing: bool,
-    default_left: bool,
+    pub(crate) default_left: bool,
     /// Children: `>= 0` a node of this forest, `< 0` the leaf `!child` of this forest.
     pub(crate) left: i32,
     pub(crate) right: i32,
@@ -426,7 +426,7 @@ impl Forest {
 
     /// The leaf (index into `leaves`) that `row` reaches from `root`.
     #[inline]
-    fn leaf(&self, root: i32, row: &[f64]) -> usize {
+    pub(crate) fn leaf(&self, root: i32, row: &[f64]) -> usize {
         let mut at = root;
         while at >= 0 {
             let node = &self.nodes[at as usize];

@@ -4,6 +4,7 @@
 //! stratified one; per-subscriber reasons from exact TreeSHAP contributions summed into reason
 //! categories; evaluation metrics including EMPC and PSI; a registry of versioned model files.
 
+mod columns;
 mod error;
 mod eval;
 mod forest;
