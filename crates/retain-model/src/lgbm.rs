@@ -191,6 +191,49 @@ impl Trainer {
             .ok_or_else(|| Error::Model("the validation rows were not evaluated".into()))
     }
 
+    /// LightGBM's raw scores (log-odds) of row-major `x` (`d` columns) by every round grown,
+    /// on one thread.
+    pub(crate) fn raw_scores(&self, x: &[f64], d: usize) -> Result<Vec<f64>> {
+        if d == 0 || !x.len().is_multiple_of(d) {
+            return Err(Error::Data(format!(
+                "{} values do not make rows of {d}",
+                x.len()
+            )));
+        }
+        let rows = x.len() / d;
+        let (nrow, ncol) = (
+            i32::try_from(rows).map_err(|_| Error::Data("too many rows".into()))?,
+            i32::try_from(d).map_err(|_| Error::Data("too many features".into()))?,
+        );
+        let mut out = vec![0.0; rows];
+        let mut written: i64 = 0;
+        let params = text("num_threads=1")?;
+        // SAFETY: the handle is live; `x` holds `nrow * ncol` doubles, row-major; `out` has room
+        // for one raw score a row, all a binary model's prediction writes.
+        check(unsafe {
+            sys::LGBM_BoosterPredictForMat(
+                self.handle,
+                x.as_ptr().cast::<c_void>(),
+                sys::C_API_DTYPE_FLOAT64 as c_int,
+                nrow,
+                ncol,
+                1,
+                sys::C_API_PREDICT_RAW_SCORE as c_int,
+                0,
+                -1,
+                params.as_ptr(),
+                &raw mut written,
+                out.as_mut_ptr(),
+            )
+        })?;
+        if usize::try_from(written).ok() != Some(rows) {
+            return Err(Error::Model(format!(
+                "LightGBM scored {written} of {rows} rows"
+            )));
+        }
+        Ok(out)
+    }
+
     /// The model in LightGBM's text format.
     pub(crate) fn model(&self) -> Result<String> {
         self.trees(0, -1)
