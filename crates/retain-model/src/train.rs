@@ -386,30 +386,36 @@ pub fn fit(
     let small = train_rows.len() + valid_rows.len() < REFIT_BELOW;
     tracing::debug!(small, "fit started");
     let pace = &Pace::new();
-    let (first, refit) = std::thread::scope(|scope| {
+    let all: Vec<usize> = if small {
+        let mut all: Vec<usize> = train_rows.iter().chain(valid_rows).copied().collect();
+        all.sort_unstable();
+        all
+    } else {
+        Vec::new()
+    };
+    let all = &all[..];
+    let (first, refit, logistic) = std::thread::scope(|scope| {
         let (regression, first_regression) = std::sync::mpsc::channel();
         let refit = small.then(|| {
             scope.spawn(move || {
-                // Both regressions fit here, the first fit's first: that fit grows its patience
-                // in rounds the refit will not keep, so this thread has the time, and its
-                // trees still finish about when the first fit's do.
+                // The first fit's regression fits here, before the refit's rows are binned:
+                // that fit grows its patience in rounds the refit will not keep, so this
+                // thread has the time, and its trees still finish about when the first fit's do.
                 let _sent = regression.send(Logistic::fit(table, train_rows));
                 tracing::debug!("first regression fitted");
-                let mut all: Vec<usize> = train_rows.iter().chain(valid_rows).copied().collect();
-                all.sort_unstable();
-                let logistic = Logistic::fit(table, &all);
-                tracing::debug!("regressions fitted");
-                let level_order = target_order(table, &all);
-                let model = grow(
+                let level_order = target_order(table, all);
+                let text = grow(
                     table,
-                    &all,
+                    all,
                     &level_order,
                     None,
                     &params(all.len(), true),
                     &Rounds::Following(pace),
                 )?
                 .model()?;
-                Ok::<_, Error>((model, level_order, logistic))
+                let forest = Forest::from_lightgbm(&text)?;
+                tracing::debug!("refit's trees read");
+                Ok::<_, Error>((text, forest, level_order))
             })
         });
         let first = {
@@ -425,19 +431,23 @@ pub fn fit(
                 received,
             )
         };
+        // The regression on every row fits here, while the refit grows its last rounds and
+        // reads them back: fitted before the refit's binning, it made that thread the last to
+        // finish (Orange/BigML: 3 ms of 53).
+        let logistic = (small && first.is_ok()).then(|| Logistic::fit(table, all));
+        tracing::debug!("regressions fitted");
         let refit = refit.map(|r| r.join().expect("the refit does not panic"));
-        (first, refit)
+        (first, refit, logistic)
     });
     let first = first?;
     // The refit keeps the calibrations and the blend fitted on the first model's validation
     // scores: its rankings are what matter, and no rows are left to fit them on.
-    let (text, forest, level_order, logistic) = match (refit.transpose()?, first.trees) {
-        (Some((text, level_order, logistic)), _) => {
-            let forest = Forest::from_lightgbm(&text)?;
+    let (text, forest, level_order, logistic) = match (refit.transpose()?, first.trees, logistic) {
+        (Some((text, forest, level_order)), _, Some(logistic)) => {
             (text, forest, level_order, logistic)
         }
-        (None, Some((text, forest))) => (text, forest, first.level_order, first.logistic),
-        (None, None) => return Err(Error::Model("no fit kept its trees".into())),
+        (None, Some((text, forest)), None) => (text, forest, first.level_order, first.logistic),
+        _ => return Err(Error::Model("no fit kept its trees".into())),
     };
     let mut report = first.report;
     report.refit = small;
