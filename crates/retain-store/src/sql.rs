@@ -118,6 +118,18 @@ impl SqlStore {
         Ok(Self { pool, d })
     }
 
+    /// A transaction that writes. On SQLite it is `BEGIN IMMEDIATE`, which takes the write
+    /// lock, waiting for it, before the first statement: a deferred transaction that has read
+    /// cannot wait when it comes to write while another connection holds the lock (SQLite
+    /// would deadlock them), and fails at once with "database is locked". PostgreSQL's rows
+    /// lock as they are written.
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        match self.d {
+            Dialect::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Dialect::Postgres => Ok(self.pool.begin().await?),
+        }
+    }
+
     /// A transaction that holds the store's write lock from its first statement, so state read
     /// in it cannot change before it commits: `BEGIN IMMEDIATE` on SQLite, a self-exclusive
     /// lock on PostgreSQL (readers are not blocked).
@@ -171,7 +183,7 @@ impl SqlStore {
         &self,
         offers: &[(String, serde_json::Value)],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         query(self.d, "DELETE FROM offers")
             .execute(&mut *tx)
             .await?;
@@ -200,7 +212,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn record_ingest(&self, run: RunId, files: &[IngestFileRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for f in files {
             query(
                 self.d,
@@ -262,5 +274,49 @@ impl SqlStore {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transaction_that_reads_first_waits_for_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = SqlStore::connect(&url, Dialect::Sqlite).await.unwrap();
+        let mut holder = store.begin().await.unwrap();
+        query(
+            store.d,
+            "INSERT INTO offers (id, definition, updated_at) VALUES ('A', '{}', 'now')",
+        )
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+        // Another connection reads, then writes, while the first holds the write lock: as a
+        // callback file recorded while a dropped launch's rollback is still pending.
+        let other = store.clone();
+        let reads_then_writes = tokio::spawn(async move {
+            let mut tx = other.begin().await?;
+            let seen: i64 = query_scalar(other.d, "SELECT count(*) FROM offers")
+                .fetch_one(&mut *tx)
+                .await?;
+            query(
+                other.d,
+                "INSERT INTO offers (id, definition, updated_at) VALUES ('B', '{}', 'now')",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, Error>(seen)
+        });
+        tokio::task::spawn_blocking(|| std::thread::sleep(std::time::Duration::from_millis(300)))
+            .await
+            .unwrap();
+        holder.commit().await.unwrap();
+        // It waited for the lock rather than failing with "database is locked", and so saw
+        // the first writer's row.
+        assert_eq!(reads_then_writes.await.unwrap().unwrap(), 1);
     }
 }

@@ -139,7 +139,7 @@ async fn count(
 
 impl SqlStore {
     pub(crate) async fn create_campaign(&self, c: &NewCampaign, actor: &str) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let at = now();
         let id: i64 = query_scalar(self.d,
             "INSERT INTO campaigns (name, kind, template, template_version, definition, budget, as_of, \
@@ -256,7 +256,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn audit(&self, entity: &str, entity_id: &str, a: &Audit<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         audit(self.d, &mut tx, entity, entity_id, a).await?;
         tx.commit().await?;
         Ok(())
@@ -265,7 +265,7 @@ impl SqlStore {
     /// Journaled events in one transaction, by multi-row inserts that skip keys already
     /// present.
     pub(crate) async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.d == Dialect::Postgres {
             // PostgreSQL hands out ids before commit, so one in flight can be below one already
             // visible; the indexer locks this out and so waits for appends in flight.
@@ -618,7 +618,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn add_work_orders(&self, id: i64, orders: &[NewWorkOrder]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut added = 0;
         for w in orders {
             added += u64::from(insert_work_order(self.d, &mut tx, id, w).await?);
@@ -753,7 +753,7 @@ impl SqlStore {
         callbacks: &[CallbackRecord],
         event: &Audit<'_>,
     ) -> Result<(u64, u64)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let (mut inserted, mut updated) = (0, 0);
         for c in callbacks {
             let owner: Option<i64> =
@@ -836,7 +836,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for o in outcomes {
             query(self.d,
                 "INSERT INTO campaign_outcomes (campaign_id, subscriber_id, retained, arpu_after, \
@@ -939,7 +939,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn set_password(&self, name: &str, hash: &str, actor: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let changed = query(self.d, "UPDATE users SET password_hash = ? WHERE name = ?")
             .bind(hash)
             .bind(name)
@@ -966,7 +966,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn add_user(&self, u: &UserRecord, actor: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let exists: Option<i64> = query_scalar(self.d, "SELECT 1 FROM users WHERE name = ?")
             .bind(&u.name)
             .fetch_optional(&mut *tx)
