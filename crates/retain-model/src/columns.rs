@@ -14,6 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::forest::{Forest, ZERO, as_compared};
+use crate::masks::leaves_except;
 
 /// Rows scored through every tree before the next rows: their masks and scores stay in cache.
 const BLOCK: usize = 256;
@@ -120,8 +121,7 @@ impl Layout {
         let hi = self.leaves.len() - first;
         self.add(forest, node.right, first);
         // Leaves past the 64th have no bit; `of` refuses such a tree.
-        let below = |n: usize| 1u64.checked_shl(n as u32).map_or(u64::MAX, |b| b - 1);
-        self.cuts[cut].clear = !(below(hi) & !below(lo));
+        self.cuts[cut].clear = leaves_except(lo.min(64), hi.min(64));
     }
 
     /// Adds the raw score of rows `from..from + out.len()` of `columns` to `out`.

@@ -27,6 +27,14 @@ fn text(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::Model(format!("{s:?} holds a NUL byte")))
 }
 
+/// Rows and columns as LightGBM's C API counts them.
+fn shape(rows: usize, d: usize) -> Result<(c_int, c_int)> {
+    Ok((
+        c_int::try_from(rows).map_err(|_| Error::Data("too many rows".into()))?,
+        c_int::try_from(d).map_err(|_| Error::Data("too many features".into()))?,
+    ))
+}
+
 /// Parameters as LightGBM reads them: `key=value` pairs separated by spaces.
 pub(crate) fn parameters(params: &serde_json::Value) -> String {
     let Some(map) = params.as_object() else {
@@ -60,8 +68,7 @@ impl Data {
         params: &str,
         reference: Option<&Data>,
     ) -> Result<Data> {
-        let rows = i32::try_from(y.len()).map_err(|_| Error::Data("too many rows".into()))?;
-        let columns = i32::try_from(d).map_err(|_| Error::Data("too many features".into()))?;
+        let (rows, columns) = shape(y.len(), d)?;
         if x.len() != y.len() * d || names.len() != d {
             return Err(Error::Data(format!(
                 "{} values, {} labels and {} names do not make rows of {d} columns",
@@ -201,10 +208,7 @@ impl Trainer {
             )));
         }
         let rows = x.len() / d;
-        let (nrow, ncol) = (
-            i32::try_from(rows).map_err(|_| Error::Data("too many rows".into()))?,
-            i32::try_from(d).map_err(|_| Error::Data("too many features".into()))?,
-        );
+        let (nrow, ncol) = shape(rows, d)?;
         let mut out = vec![0.0; rows];
         let mut written: i64 = 0;
         let params = text("num_threads=1")?;

@@ -73,8 +73,7 @@ impl Bits for u64 {
         0u64.wrapping_sub(u64::from(yes))
     }
     fn without(lo: usize, hi: usize) -> u64 {
-        let below = |n: usize| if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-        !(below(hi) & !below(lo))
+        leaves_except(lo, hi)
     }
     #[inline(always)]
     fn lowest(self) -> usize {
@@ -362,6 +361,12 @@ fn widen(codes: &[u8], words: &mut [[i32; ROWS]]) {
             *wrapped = i32::from(code.wrapping_add(1));
         }
     }
+}
+
+/// Up to 64 leaves as bits, all but leaves `lo..hi`: what a split clears when a row goes right.
+pub(crate) fn leaves_except(lo: usize, hi: usize) -> u64 {
+    let below = |n: usize| if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    !(below(hi) & !below(lo))
 }
 
 fn narrow(split: Split<u64>) -> Split<u32> {

@@ -131,13 +131,13 @@ impl SqlStore {
     }
 
     /// A transaction that holds the store's write lock from its first statement, so state read
-    /// in it cannot change before it commits: `BEGIN IMMEDIATE` on SQLite, a self-exclusive
+    /// in it cannot change before it commits: [`SqlStore::begin`] on SQLite, a self-exclusive
     /// lock on PostgreSQL (readers are not blocked).
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        let mut tx = self.begin().await?;
         match self.d {
-            Dialect::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Dialect::Sqlite => Ok(tx),
             Dialect::Postgres => {
-                let mut tx = self.pool.begin().await?;
                 sqlx::query("LOCK TABLE campaigns IN SHARE ROW EXCLUSIVE MODE")
                     .execute(&mut *tx)
                     .await?;
