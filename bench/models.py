@@ -6,9 +6,16 @@ the peers read those files back, and `retain model eval` gets the same files. Al
 scored by the same Python functions (`auc`, `top_decile_lift`) so that only the models differ.
 
     python bench/models.py --work DIR [--retain BIN] [--synthetic TRAINING.parquet]
+                           [--resplits N]
 
 Prints one Markdown table per data set, then the machine, to stdout. Run through
 `bash bench/models.sh`, which prepares the environment and the synthetic operator.
+
+One split of a few thousand rows decides a top decile by a churner or two, so `--resplits N`
+also fits every model on N stratified 70/30 splits (seeds 0 … N−1) of each public table —
+IBM Telco, Orange/BigML's two published files together, and its 5,000-row `mlc_churn` — and
+reports each model's mean AUC and top-decile lift with retain's paired difference from it
+(mean ± standard error over the splits). Times are not reported there.
 
 Peers use fixed settings, the same for every data set (no tuning). The boosters share a
 learning rate of 0.05: with it, LightGBM 500 rounds and XGBoost 500 rounds reproduce the peer
@@ -154,6 +161,22 @@ def prepare_synthetic(training: Path, work: Path) -> Dataset:
         "synthetic-operator", out / "train.parquet", out / "test.parquet", "label",
         "subscriber_id", f"retain's training set; test = latest snapshot ({latest})",
     )
+
+
+def resplit_sources(shared: Path) -> list[tuple[str, pd.DataFrame, str, str | None]]:
+    """The public tables to split again and again: name, rows as text, target, id column."""
+    def text(path: Path) -> pd.DataFrame:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+    bigml = shared / "orange-bigml"
+    return [
+        ("ibm-telco", text(shared / "ibm-telco" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"),
+         "Churn", "customerID"),
+        ("orange-bigml (both files)",
+         pd.concat([text(bigml / "churn-bigml-80.csv"), text(bigml / "churn-bigml-20.csv")]),
+         "Churn", None),
+        ("orange-bigml mlc_churn", text(bigml / "mlc_churn.csv"), "churn", None),
+    ]
 
 
 # --- preprocessing ----------------------------------------------------------------------------
@@ -440,6 +463,64 @@ def table(ds: Dataset, rows_train: int, rate: float, results: list[Result], repe
     return "\n".join(lines)
 
 
+RESPLIT_TEST = 0.3
+
+
+def resplits(shared: Path, work: Path, binary: str | None, n: int) -> str:
+    """Every model on `n` stratified splits of each public table: mean AUC and lift, and
+    retain's paired difference from each peer."""
+    sections = []
+    for name, raw, target, id_col in resplit_sources(shared):
+        y = to_binary(raw[target])
+        scores: dict[str, list[tuple[float, float]]] = {}
+        errors: dict[str, str] = {}
+        for seed in range(n):
+            print(f"{name}: split {seed + 1} of {n}", file=sys.stderr)
+            sub = f"resplits/{name.replace(' ', '-')}/seed-{seed}"
+            out = work / sub
+            out.mkdir(parents=True, exist_ok=True)
+            train, test = train_test_split(
+                raw, test_size=RESPLIT_TEST, random_state=seed, stratify=y
+            )
+            train.to_csv(out / "train.csv", index=False)
+            test.to_csv(out / "test.csv", index=False)
+            ds = Dataset(sub, out / "train.csv", out / "test.csv", target, id_col)
+            for r in run_peers(ds, 1) + [run_retain(ds, binary, work, 1)]:
+                model = r.model.split(" (")[0]
+                if r.error:
+                    errors[model] = r.error
+                else:
+                    scores.setdefault(model, []).append((r.auc, r.lift))
+        sections.append(resplit_table(name, len(raw), n, scores, errors))
+    return "\n\n".join(sections)
+
+
+def resplit_table(name: str, rows: int, n: int, scores: dict, errors: dict) -> str:
+    lines = [
+        f"### {name}: {rows:,} rows, {n} stratified 70/30 splits (seeds 0–{n - 1})",
+        "",
+        "| model | mean AUC | mean top-decile lift | retain − model, AUC | retain − model, lift "
+        "| splits where retain ≥ model (AUC / lift) |",
+        "|---|---|---|---|---|---|",
+    ]
+    mine = np.array(scores.get("retain", []))
+    for model, got in scores.items():
+        got = np.array(got)
+        row = f"| {model} | {got[:, 0].mean():.4f} | {got[:, 1].mean():.3f} |"
+        if model == "retain" or len(mine) != len(got):
+            lines.append(row + " | | |")
+            continue
+        diff = mine - got
+        se = diff.std(axis=0, ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else [0.0, 0.0]
+        wins = (diff >= 0).sum(axis=0)
+        lines.append(
+            row + f" {diff[:, 0].mean():+.4f} ± {se[0]:.4f} | {diff[:, 1].mean():+.3f} ± "
+            f"{se[1]:.3f} | {wins[0]} / {wins[1]} of {len(diff)} |"
+        )
+    lines += [f"| {model} | {error.replace('|', '/')} | | | | |" for model, error in errors.items()]
+    return "\n".join(lines)
+
+
 def machine(binary: str | None) -> str:
     cpu, ram = platform.processor() or "unknown CPU", "unknown"
     try:
@@ -477,6 +558,10 @@ def main() -> int:
         default=Path(os.environ.get("RETAIN_SHARED_DATA", DEFAULT_SHARED)),
         help="the shared data directory (env RETAIN_SHARED_DATA)",
     )
+    parser.add_argument(
+        "--resplits", type=int, default=0,
+        help="also fit every model on this many stratified splits of each public table",
+    )
     args = parser.parse_args()
 
     datasets = [prepare_ibm(args.shared, args.work), prepare_bigml(args.shared, args.work)]
@@ -494,6 +579,8 @@ def main() -> int:
         test = read(ds.test)
         rate = float(to_binary(test[ds.target]).mean())
         sections.append(table(ds, rows_train, rate, results, repeats))
+    if args.resplits > 0:
+        sections.append(resplits(args.shared, args.work, args.retain, args.resplits))
     print("\n\n".join(sections) + "\n\n" + machine(args.retain))
     return 0
 

@@ -13,6 +13,7 @@
 #   RETAIN_BENCH_VENV   Python virtualenv (default ~/.cache/retain-bench-venv)
 #   RETAIN_SHARED_DATA  the public data sets (default ../shared/data)
 #   SYNTH_SUBSCRIBERS   synthetic operator size (default 100000; 0 skips it)
+#   RESPLITS            stratified splits of each public table fitted again (default 12; 0 skips)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-${TMPDIR:-/tmp}/retain-bench-models}}"
@@ -67,5 +68,6 @@ if [ "$subscribers" -gt 0 ]; then
 fi
 
 "$py" bench/models.py --work "$out/splits" --retain "$bin" "${synthetic[@]}" \
+  --resplits "${RESPLITS:-12}" \
   | tee "$out/models.md"
 echo "written to $out/models.md" >&2
