@@ -211,7 +211,8 @@ impl Trainer {
         let (nrow, ncol) = shape(rows, d)?;
         let mut out = vec![0.0; rows];
         let mut written: i64 = 0;
-        let params = text("num_threads=1")?;
+        // Silent, as every LightGBM call here: its messages go to standard output.
+        let params = text("verbose=-1 num_threads=1")?;
         // SAFETY: the handle is live; `x` holds `nrow * ncol` doubles, row-major; `out` has room
         // for one raw score a row, all a binary model's prediction writes.
         check(unsafe {

@@ -689,10 +689,11 @@ fn grow(
     let names = lightgbm_names(&table.features);
     // Binning takes the booster's threads: a small table's two fits bin on a core each, where
     // LightGBM's default of every core had their threads wait on each other (6 against 25 ms
-    // for IBM Telco's rows).
+    // for IBM Telco's rows). It is silenced like the booster: LightGBM writes its warnings
+    // to standard output, where `--json` promises one object.
     let binning = match params.get("num_threads") {
-        Some(n) => format!("num_threads={n}"),
-        None => String::new(),
+        Some(n) => format!("verbose=-1 num_threads={n}"),
+        None => "verbose=-1".to_owned(),
     };
     // LightGBM scores the validation rows itself only for the log loss it computes; the AUC
     // is watched on retain's own scores of them (`stop_early`).

@@ -926,3 +926,35 @@ fn batch_steps_keep_freed_memory_in_small_pages_and_other_commands_do_not() {
     assert_ne!(delay, "-1");
     assert_eq!(thp, "1");
 }
+
+/// A table too small to cut: LightGBM warns that no feature can be split, on standard output
+/// unless silenced, where `--json` promises one object.
+#[cfg(feature = "model")]
+#[test]
+fn model_eval_json_is_one_object_even_where_lightgbm_warns() {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("tiny.csv");
+    let mut csv = String::from("id,a,b,churn\n");
+    for i in 0..60 {
+        let a = f64::from(i * 37 % 60) / 60.0;
+        let level = if i % 2 == 0 { "x" } else { "y" };
+        writeln!(csv, "{i},{a:.3},{level},{}", u8::from(a > 0.6)).unwrap();
+    }
+    std::fs::write(&table, csv).unwrap();
+    let (ok, report) = retain_json(&[
+        "model",
+        "eval",
+        "--train",
+        s(&table),
+        "--split",
+        "0.3",
+        "--target",
+        "churn",
+        "--json",
+    ]);
+    assert!(ok, "{report}");
+    let rows = report["rows_train"].as_u64().unwrap() + report["rows_test"].as_u64().unwrap();
+    assert_eq!(rows, 60);
+    assert!(report["auc"].as_f64().is_some(), "{report}");
+}
