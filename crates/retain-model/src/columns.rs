@@ -13,7 +13,7 @@
 #![allow(clippy::inline_always)]
 
 use crate::error::{Error, Result};
-use crate::forest::{Forest, ZERO, as_compared};
+use crate::forest::{Forest, ZERO, as_compared, rows_on_cores};
 use crate::masks::leaves_except;
 
 /// Rows scored through every tree before the next rows: their masks and scores stay in cache.
@@ -213,20 +213,8 @@ impl Forest {
             }
             return Ok(());
         };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(out.len().div_ceil(PER_THREAD))
-            .max(1);
-        if threads == 1 {
-            layout.score(columns, 0, out);
-            return Ok(());
-        }
-        let per = out.len().div_ceil(threads).div_ceil(BLOCK) * BLOCK;
-        let layout = &layout;
-        std::thread::scope(|scope| {
-            for (k, out) in out.chunks_mut(per).enumerate() {
-                scope.spawn(move || layout.score(columns, k * per, out));
-            }
+        rows_on_cores(columns.rows, out, 1, PER_THREAD, BLOCK, |first, out| {
+            layout.score(columns, first, out);
         });
         Ok(())
     }

@@ -674,6 +674,18 @@ fn refit_rounds(kept: i32) -> i32 {
     ((f64::from(kept) * REFIT_ROUNDS).round() as i32).max(1)
 }
 
+/// LightGBM's parameters for binning rows for a booster with `params`. Binning takes the
+/// booster's threads: a small table's two fits bin on a core each, where LightGBM's default of
+/// every core had their threads wait on each other (6 against 25 ms for IBM Telco's rows). It
+/// is silenced like the booster: LightGBM writes its warnings to standard output, where
+/// `--json` promises one object.
+fn binning(params: &serde_json::Value) -> String {
+    match params.get("num_threads") {
+        Some(n) => format!("verbose=-1 num_threads={n}"),
+        None => "verbose=-1".to_owned(),
+    }
+}
+
 /// Grows the trees on `rows` (in the trees' encoding, `level_order`), evaluated on `valid`
 /// when given; returns the booster. The rows' copy, if they needed one, is dropped once
 /// LightGBM has binned it.
@@ -687,14 +699,7 @@ fn grow(
 ) -> Result<Trainer> {
     let d = table.features.len();
     let names = lightgbm_names(&table.features);
-    // Binning takes the booster's threads: a small table's two fits bin on a core each, where
-    // LightGBM's default of every core had their threads wait on each other (6 against 25 ms
-    // for IBM Telco's rows). It is silenced like the booster: LightGBM writes its warnings
-    // to standard output, where `--json` promises one object.
-    let binning = match params.get("num_threads") {
-        Some(n) => format!("verbose=-1 num_threads={n}"),
-        None => "verbose=-1".to_owned(),
-    };
+    let binning = binning(params);
     // LightGBM scores the validation rows itself only for the log loss it computes; the AUC
     // is watched on retain's own scores of them (`stop_early`).
     let by_lightgbm = matches!(
@@ -1132,11 +1137,10 @@ mod tests {
     /// large table, nothing grown yet.
     fn trainer(t: &Table, rows: &[usize], small: bool) -> Trainer {
         let names = lightgbm_names(&t.features);
-        let params = lgbm::parameters(&params(rows.len(), small));
-        let binning = if small { "num_threads=1" } else { "" };
+        let params = params(rows.len(), small);
         let (x, y) = (t.matrix(rows), t.labels(rows));
-        let data = Data::new(&x, &y, 3, &names, binning, None).unwrap();
-        Trainer::new(data, None, &params).unwrap()
+        let data = Data::new(&x, &y, 3, &names, &binning(&params), None).unwrap();
+        Trainer::new(data, None, &lgbm::parameters(&params)).unwrap()
     }
 
     /// A refit on `rows` following `pace`.
