@@ -1078,14 +1078,7 @@ impl Simulation<'_> {
         if to < from {
             return 0;
         }
-        self.suspensions
-            .iter()
-            .map(|(a, b)| {
-                let start = (*a).max(from);
-                let end = (*b).min(to);
-                ((end - start).num_days() + 1).max(0)
-            })
-            .sum()
+        days_covered(&self.suspensions, from, to)
     }
 
     /// Background contacts plus the signals of a pending intent.
@@ -1502,4 +1495,50 @@ fn truth_row(
         .text(&churn_month.map(month_text).unwrap_or_default())
         .text(saved_by.unwrap_or(""));
     out.truth_churn.extend_from_slice(line.finish());
+}
+
+/// Days from `from` to `to` (both included) inside any of `spans` (inclusive ranges). Spans may
+/// overlap (a short arrears stop spilling into a month where a long one starts), so the days are
+/// counted over their union, or a month could hold more suspended days than it has.
+fn days_covered(spans: &[(NaiveDate, NaiveDate)], from: NaiveDate, to: NaiveDate) -> i64 {
+    let mut clipped: Vec<(NaiveDate, NaiveDate)> = spans
+        .iter()
+        .map(|(a, b)| ((*a).max(from), (*b).min(to)))
+        .filter(|(a, b)| a <= b)
+        .collect();
+    clipped.sort_unstable();
+    let mut days = 0;
+    let mut covered_to: Option<NaiveDate> = None;
+    for (a, b) in clipped {
+        let start = match covered_to {
+            Some(c) if c >= a => c + Duration::days(1),
+            _ => a,
+        };
+        if start <= b {
+            days += (b - start).num_days() + 1;
+        }
+        covered_to = Some(covered_to.map_or(b, |c| c.max(b)));
+    }
+    days
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
+    }
+
+    #[test]
+    fn overlapping_suspensions_count_each_day_once() {
+        let spans = [(day(10), day(31)), (day(5), day(14)), (day(20), day(25))];
+        assert_eq!(days_covered(&spans, day(1), day(31)), 27);
+        assert_eq!(days_covered(&spans, day(12), day(12)), 1);
+        assert_eq!(days_covered(&spans, day(1), day(4)), 0);
+        assert_eq!(days_covered(&[], day(1), day(31)), 0);
+        assert_eq!(days_covered(&spans, day(31), day(1)), 0);
+        let apart = [(day(1), day(2)), (day(30), day(31))];
+        assert_eq!(days_covered(&apart, day(1), day(31)), 4);
+    }
 }
