@@ -312,51 +312,58 @@ pub fn arbitrate(
         let mut done = false;
         for choice in &options {
             let offer = &library.offers[choice.offer as usize];
-            let block =
-                if inputs
-                    .ledger
-                    .offer_count(c.subscriber_id, &offer.id, start, offer.limit_days)
-                    >= offer.limit_per_subscriber
-                {
-                    Some((
-                        "offer_limit",
-                        format!(
-                            "{} already given {} time(s) in {} days",
-                            offer.id, offer.limit_per_subscriber, offer.limit_days
-                        ),
-                    ))
-                } else if offer.budget.is_some_and(|b| {
-                    offer_spent.get(&choice.offer).copied().unwrap_or(0.0) + choice.cost > b + 1e-9
-                }) {
-                    Some((
-                        "offer_budget",
-                        format!("the budget of {} is spent", offer.id),
-                    ))
-                } else if choice.method == Method::Prior
-                    && explored + choice.cost > explore_cap + 1e-9
-                {
-                    Some((
-                        "exploration_budget",
-                        format!(
-                            "the exploration share for untested offers is spent ({} is untested)",
-                            offer.id
-                        ),
-                    ))
-                } else if plan.cost + choice.cost > budget + 1e-9 {
-                    blocked_by_budget =
-                        Some(blocked_by_budget.map_or(choice.cost, |b: f64| b.min(choice.cost)));
-                    Some((
-                        "budget",
-                        format!(
-                            "the total budget is spent ({:.2} left, {} costs {:.2})",
-                            budget - plan.cost,
-                            offer.id,
-                            choice.cost
-                        ),
-                    ))
-                } else {
-                    None
-                };
+            // Like the contact rules, the offer's limit must hold on whichever day of the run
+            // the contact lands: the ledger may hold contacts planned inside the window.
+            let given = (0..i64::from(policy.campaign_days.max(1)))
+                .map(|d| {
+                    inputs.ledger.offer_count(
+                        c.subscriber_id,
+                        &offer.id,
+                        start + Duration::days(d),
+                        offer.limit_days,
+                    )
+                })
+                .max()
+                .unwrap_or(0);
+            let block = if given >= offer.limit_per_subscriber {
+                Some((
+                    "offer_limit",
+                    format!(
+                        "{} already given {} time(s) in {} days",
+                        offer.id, offer.limit_per_subscriber, offer.limit_days
+                    ),
+                ))
+            } else if offer.budget.is_some_and(|b| {
+                offer_spent.get(&choice.offer).copied().unwrap_or(0.0) + choice.cost > b + 1e-9
+            }) {
+                Some((
+                    "offer_budget",
+                    format!("the budget of {} is spent", offer.id),
+                ))
+            } else if choice.method == Method::Prior && explored + choice.cost > explore_cap + 1e-9
+            {
+                Some((
+                    "exploration_budget",
+                    format!(
+                        "the exploration share for untested offers is spent ({} is untested)",
+                        offer.id
+                    ),
+                ))
+            } else if plan.cost + choice.cost > budget + 1e-9 {
+                blocked_by_budget =
+                    Some(blocked_by_budget.map_or(choice.cost, |b: f64| b.min(choice.cost)));
+                Some((
+                    "budget",
+                    format!(
+                        "the total budget is spent ({:.2} left, {} costs {:.2})",
+                        budget - plan.cost,
+                        offer.id,
+                        choice.cost
+                    ),
+                ))
+            } else {
+                None
+            };
             if let Some(b) = block {
                 first_block.get_or_insert(b);
                 continue;

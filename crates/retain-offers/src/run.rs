@@ -227,6 +227,19 @@ pub async fn run_match(
         Strategy::Retain,
     );
     let violations = verify(&plan, &inputs, &library, &policy, options.budget);
+    // A plan that breaks a rule the verifier checks is a bug, never something to act on:
+    // nothing of this run is written, so the last good assignment stays in place.
+    if let Some(first) = violations.first() {
+        return Err(Error::Internal(format!(
+            "the plan breaks {} constraint(s) (first: {}{}: {}); nothing written",
+            violations.len(),
+            first
+                .subscriber_id
+                .map_or_else(String::new, |id| format!("subscriber {id} ")),
+            first.constraint,
+            first.detail
+        )));
+    }
     let truth = Truth::load(&root.join("truth"))?;
     let mut baselines = BTreeMap::new();
     let mut simulated = BTreeMap::new();

@@ -292,6 +292,54 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
         .sum();
     assert!(explored <= run.policy.exploration_share * budget + 1e-6);
 
+    // An offer already planned for the run's last day counts on whichever day the new
+    // contact lands: the plan must not give it again over its limit, and the verifier agrees.
+    let last_day = as_of() + Duration::days(i64::from(run.policy.campaign_days.max(1)) - 1);
+    let mut planned = run.plan.assignments.clone();
+    planned.retain(|a| {
+        run.library
+            .offers
+            .iter()
+            .any(|o| o.id == a.offer_id && o.limit_per_subscriber == 1)
+    });
+    assert!(!planned.is_empty(), "some offer has a limit of one");
+    for a in &planned {
+        run.inputs
+            .ledger
+            .contacts
+            .entry(a.subscriber_id)
+            .or_default()
+            .push(Contact {
+                date: last_day,
+                offer_id: a.offer_id.clone(),
+                channel: "sms".into(),
+                refused: false,
+            });
+    }
+    let again = arbitrate(
+        &run.inputs,
+        &run.library,
+        &run.policy,
+        &run.choices,
+        budget,
+        Strategy::Retain,
+    );
+    let broken = verify(&again, &run.inputs, &run.library, &run.policy, budget);
+    assert!(broken.is_empty(), "{broken:?}");
+    assert!(!again.assignments.iter().any(|a| {
+        planned
+            .iter()
+            .any(|p| p.subscriber_id == a.subscriber_id && p.offer_id == a.offer_id)
+    }));
+    for a in &planned {
+        run.inputs
+            .ledger
+            .contacts
+            .get_mut(&a.subscriber_id)
+            .unwrap()
+            .pop();
+    }
+
     // Contact policy in arbitration: recent contacts and refusals rule subscribers out.
     let mut inputs = run.inputs;
     let (a, b) = (
