@@ -5,13 +5,17 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{Datelike as _, NaiveDate};
 use rand::{Rng, SeedableRng};
 use retain_offers::{Channel, REASONS, Truth};
 use retain_store::{CallbackRecord, MemberRecord, OutcomeRecord, WorkOrderRecord};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+
+/// The years a follow-up date may fall in: a date a person types, which the escalation's
+/// schedule counts days from.
+const FOLLOW_UP_YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
 
 /// Reasons only a conversation reveals, beside the model's reason categories (but
 /// `unknown`): together they are the reasons a subscriber may state.
@@ -171,16 +175,25 @@ pub(crate) fn parse_text(
             };
             let follow_up = match follow_c.map(get).filter(|v| !v.is_empty()) {
                 None => None,
-                Some(v) => Some(
-                    NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                        .map_err(|_| {
-                            fail(
-                                follow_c.unwrap_or(0),
-                                format!("follow_up {v:?} is not YYYY-MM-DD"),
-                            )
-                        })?
-                        .to_string(),
-                ),
+                Some(v) => {
+                    let date = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                        fail(
+                            follow_c.unwrap_or(0),
+                            format!("follow_up {v:?} is not YYYY-MM-DD"),
+                        )
+                    })?;
+                    if !FOLLOW_UP_YEARS.contains(&date.year()) {
+                        return Err(fail(
+                            follow_c.unwrap_or(0),
+                            format!(
+                                "follow_up {v:?} is not between {}-01-01 and {}-12-31",
+                                FOLLOW_UP_YEARS.start(),
+                                FOLLOW_UP_YEARS.end()
+                            ),
+                        ));
+                    }
+                    Some(date.to_string())
+                }
             };
             if let Some(first) = seen.get(&id) {
                 return Err(fail(

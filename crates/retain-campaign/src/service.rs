@@ -429,6 +429,7 @@ impl Campaigns {
     pub async fn launch(&self, id: i64, actor: &Actor) -> Result<LaunchReport> {
         actor.may(Action::Launch)?;
         let c = self.get(id).await?;
+        let _busy = self.exclusive(id, "launched")?;
         let (launched, projection) = match c.status.as_str() {
             "launched" | "evaluated" => (
                 self.store
@@ -702,6 +703,7 @@ impl Campaigns {
         actor.may(Action::RecordCallbacks)?;
         let c = self.get(id).await?;
         Self::require_launched(&c)?;
+        let _busy = self.exclusive(id, "simulated")?;
         let truth = Truth::load(&self.workspace.truth_dir())?.ok_or_else(|| {
             Error::BadRequest(
                 "--simulate needs the synthetic operator's truth/ directory (retain synth or retain demo)"
@@ -766,6 +768,7 @@ impl Campaigns {
         actor.may(Action::Evaluate)?;
         let c = self.get(id).await?;
         Self::require_launched(&c)?;
+        let _busy = self.exclusive(id, "evaluated")?;
         let members = self.store.members(id).await?;
         if members.is_empty() {
             return Err(Error::Conflict(format!(
@@ -787,7 +790,8 @@ impl Campaigns {
         if outcomes.iter().all(|o| o.source == "simulated") {
             e.true_uplift = self.simulated_truth(id).await?;
         }
-        let history = self.feed_back(&c, &members, &orders, &callbacks, &cost)?;
+        let history = self.write_history(&c, &members, &orders, &callbacks, &cost)?;
+        self.feed_back(c.id, &history).await?;
         let json = serde_json::to_value(&e).map_err(|e| Error::Internal(e.to_string()))?;
         self.store
             .transition(
@@ -1065,8 +1069,32 @@ impl Campaigns {
             .map(|t| (t * 1e6).round() / 1e6))
     }
 
-    /// Writes the campaign's rows in `campaign_history` form and loads them into the table.
-    fn feed_back(
+    /// Claims campaign `id` for a launch, an evaluation or a simulation until the guard is
+    /// dropped: a second caller, in this process or another, gets a conflict at once instead
+    /// of racing the first over the campaign's files and its rows in `campaign_history` (a
+    /// double-clicked button changes nothing twice).
+    fn exclusive(&self, id: i64, doing: &str) -> Result<std::fs::File> {
+        let dir = self.dir(id);
+        std::fs::create_dir_all(&dir).map_err(ctx_err("creating the campaign directory"))?;
+        let path = dir.join(".busy");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(ctx_err("opening the campaign's lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Conflict(format!(
+                "campaign {id} is busy with another request, so it was not {doing} again; \
+                 try again when that request has finished"
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(ctx_err("locking the campaign")(e)),
+        }
+    }
+
+    /// Writes the campaign's rows in `campaign_history` form, to be loaded by [`Self::feed_back`].
+    fn write_history(
         &self,
         c: &CampaignRecord,
         members: &[retain_store::MemberRecord],
@@ -1140,16 +1168,28 @@ impl Campaigns {
         std::fs::create_dir_all(self.dir(c.id))
             .map_err(ctx_err("creating the campaign directory"))?;
         retain_data::write_atomically(&path, &bytes)?;
+        Ok(path)
+    }
+
+    /// Loads the campaign's rows written by [`Self::write_history`] into `campaign_history`.
+    async fn feed_back(&self, id: i64, path: &Path) -> Result<()> {
         let options = IngestOptions {
-            label: format!("campaign-{}-history", c.id),
+            label: format!("campaign-{id}-history"),
             ..IngestOptions::default()
         };
-        let report = retain_data::ingest(
-            &self.workspace,
-            Table::CampaignHistory,
-            std::slice::from_ref(&path),
-            &options,
-        )?;
+        // The load rewrites the table (waiting for its lock): off the async workers.
+        let workspace = self.workspace.clone();
+        let file = path.to_path_buf();
+        let report = tokio::task::spawn_blocking(move || {
+            retain_data::ingest(
+                &workspace,
+                Table::CampaignHistory,
+                std::slice::from_ref(&file),
+                &options,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("loading the campaign's history: {e}")))??;
         if report.quarantined > 0 {
             return Err(Error::Internal(format!(
                 "{} of the campaign's history rows were refused; see {}",
@@ -1157,7 +1197,7 @@ impl Campaigns {
                 path.display()
             )));
         }
-        Ok(path)
+        Ok(())
     }
 }
 

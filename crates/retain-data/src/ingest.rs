@@ -386,6 +386,9 @@ pub fn ingest(
     files: &[PathBuf],
     options: &IngestOptions,
 ) -> Result<IngestReport> {
+    // Held to the end: a second load of this table (or an evaluation feeding it) waits, then
+    // merges with what this one swapped in.
+    let _lock = workspace.lock_table(table)?;
     let spec = table.spec();
     let references = ReferenceSets::load(workspace, spec)?;
     let format = FieldFormat {
@@ -404,9 +407,7 @@ pub fn ingest(
         quarantine_dir.join(format!("{}-{}.csv", options.label, table.name())),
         files,
     )?;
-    let staging = workspace.staging_dir(&options.label);
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
+    let staging = workspace.staging(&options.label)?;
     let result = stage_and_merge(
         workspace,
         spec,
@@ -416,10 +417,10 @@ pub fn ingest(
         encoding,
         limits,
         options,
-        &staging,
+        staging.path(),
         &mut quarantine,
     );
-    let _ = std::fs::remove_dir_all(&staging);
+    drop(staging);
     let mut report = match result {
         Ok(report) => report,
         Err(e) => {

@@ -37,4 +37,6 @@ pub use schema::{
 };
 pub use source::SourceInfo;
 pub use table::{TableWriter, read_batches, row_count};
-pub use workspace::{CONFIG_FILE, Workspace, WorkspaceConfig, newest_file, write_atomically};
+pub use workspace::{
+    CONFIG_FILE, TableLock, Workspace, WorkspaceConfig, newest_file, write_atomically,
+};

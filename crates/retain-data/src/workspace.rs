@@ -14,6 +14,7 @@
 //! one, never half of each; [`Workspace::open`] finishes or rolls back a swap a crash interrupted.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -193,9 +194,58 @@ impl Workspace {
         self.root.join("truth")
     }
 
-    /// Scratch space for work that becomes visible only by a final rename.
-    pub(crate) fn staging_dir(&self, label: &str) -> PathBuf {
-        self.root.join(TABLES_DIR).join(format!(".staging-{label}"))
+    /// Scratch space of one writer, for work that becomes visible only by a final rename: a
+    /// directory of its own (two loads with the same label never share one), removed when the
+    /// [`Staging`] is dropped. Its lock file is held while the writer lives, so recovery in
+    /// another process removes only the staging of writers that died.
+    pub(crate) fn staging(&self, label: &str) -> Result<Staging> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let tables = self.root.join(TABLES_DIR);
+        std::fs::create_dir_all(&tables)
+            .map_err(|e| Error::io(format!("creating {}", tables.display()), e))?;
+        let safe: String = label
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect();
+        let name = format!(
+            "{STAGING_PREFIX}{safe}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = tables.join(&name);
+        let lock_path = tables.join(format!("{name}{LOCK_SUFFIX}"));
+        // The lock comes first: a staging directory without a held lock is a dead writer's.
+        let lock = open_lock(&lock_path)?;
+        lock.lock()
+            .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        Ok(Staging {
+            dir,
+            lock_path,
+            _lock: lock,
+        })
+    }
+
+    /// Takes the table's rewrite lock, waiting while another writer (in this process or any
+    /// other) holds it: loads of one table run one at a time, each merging with what the one
+    /// before it swapped in. Held until the returned guard is dropped.
+    pub fn lock_table(&self, table: Table) -> Result<TableLock> {
+        let tables = self.root.join(TABLES_DIR);
+        std::fs::create_dir_all(&tables)
+            .map_err(|e| Error::io(format!("creating {}", tables.display()), e))?;
+        let path = tables.join(format!(".lock-{}", table.name()));
+        let file = open_lock(&path)?;
+        file.lock()
+            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        Ok(TableLock { _file: file })
     }
 
     /// The operational store's URL, with a relative SQLite path resolved against the workspace.
@@ -229,7 +279,9 @@ impl Workspace {
         Ok(())
     }
 
-    /// Puts back a table whose swap was interrupted and removes abandoned staging directories.
+    /// Puts back a table whose swap was interrupted and removes the staging of dead writers.
+    /// A table or staging directory whose writer still holds its lock is left alone: opening a
+    /// workspace must never break a load in progress in another process.
     fn recover(&self) -> Result<()> {
         let tables = self.root.join(TABLES_DIR);
         if !tables.exists() {
@@ -238,24 +290,91 @@ impl Workspace {
         for table in Table::ALL {
             let dir = self.table_dir(table);
             let old = old_dir(&dir);
-            if old.exists() {
-                if dir.exists() {
-                    std::fs::remove_dir_all(&old)
-                } else {
-                    tracing::warn!(%table, "restoring the table from an interrupted load");
-                    std::fs::rename(&old, &dir)
-                }
-                .map_err(|e| Error::io(format!("recovering {}", old.display()), e))?;
+            if !old.exists() {
+                continue;
             }
+            let lock_path = tables.join(format!(".lock-{}", table.name()));
+            let lock = open_lock(&lock_path)?;
+            if !try_lock(&lock, &lock_path)? {
+                continue;
+            }
+            if !old.exists() {
+                continue;
+            }
+            if dir.exists() {
+                std::fs::remove_dir_all(&old)
+            } else {
+                tracing::warn!(%table, "restoring the table from an interrupted load");
+                std::fs::rename(&old, &dir)
+            }
+            .map_err(|e| Error::io(format!("recovering {}", old.display()), e))?;
         }
         let entries = std::fs::read_dir(&tables)
             .map_err(|e| Error::io(format!("listing {}", tables.display()), e))?;
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".staging-") {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(STAGING_PREFIX) || name.ends_with(LOCK_SUFFIX) {
+                continue;
+            }
+            let lock_path = tables.join(format!("{name}{LOCK_SUFFIX}"));
+            let lock = open_lock(&lock_path)?;
+            if try_lock(&lock, &lock_path)? {
+                tracing::warn!(staging = %name, "removing the staging of an interrupted load");
                 let _ = std::fs::remove_dir_all(entry.path());
+                let _ = std::fs::remove_file(&lock_path);
             }
         }
         Ok(())
+    }
+}
+
+const STAGING_PREFIX: &str = ".staging-";
+const LOCK_SUFFIX: &str = ".lock";
+
+/// A writer's staging directory; removed, and its lock released, when dropped.
+#[derive(Debug)]
+pub(crate) struct Staging {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl Staging {
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.lock_path);
+    }
+}
+
+/// A table's rewrite lock (see [`Workspace::lock_table`]); released when dropped.
+#[derive(Debug)]
+pub struct TableLock {
+    _file: std::fs::File,
+}
+
+fn open_lock(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+}
+
+/// Takes `file`'s lock if no one holds it.
+fn try_lock(file: &std::fs::File, path: &Path) -> Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", path.display()), e))
+        }
     }
 }
 
@@ -326,12 +445,72 @@ mod tests {
         let old = old_dir(&table_dir);
         std::fs::create_dir_all(&old).unwrap();
         std::fs::write(old.join(TABLE_FILE), b"x").unwrap();
-        let staging = ws.staging_dir("crashed");
+        // A dead writer's staging: its lock file is gone or no longer held.
+        let staging = dir.path().join(TABLES_DIR).join(".staging-crashed-1-0");
         std::fs::create_dir_all(&staging).unwrap();
 
         let ws = Workspace::open(dir.path()).unwrap();
         assert!(ws.table_file(Table::Plans).exists());
         assert!(!old.exists());
         assert!(!staging.exists());
+    }
+
+    #[test]
+    fn opening_leaves_a_live_writers_staging_and_swap_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create_or_open(dir.path()).unwrap();
+        let live = ws.staging("ingest").unwrap();
+        std::fs::write(live.path().join("part-0000.parquet"), b"x").unwrap();
+        // A swap in progress: the table moved aside, the new one not yet in place.
+        let lock = ws.lock_table(Table::Plans).unwrap();
+        let old = old_dir(&ws.table_dir(Table::Plans));
+        std::fs::create_dir_all(&old).unwrap();
+
+        // Another process opening the workspace (a second open here: locks are per open file).
+        Workspace::open(dir.path()).unwrap();
+        assert!(live.path().join("part-0000.parquet").exists());
+        assert!(old.exists() && !ws.table_dir(Table::Plans).exists());
+
+        drop(lock);
+        let staging = live.path().to_path_buf();
+        drop(live);
+        assert!(!staging.exists());
+        Workspace::open(dir.path()).unwrap();
+        assert!(ws.table_dir(Table::Plans).exists() && !old.exists());
+    }
+
+    #[test]
+    fn two_stagings_with_one_label_get_their_own_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create_or_open(dir.path()).unwrap();
+        let a = ws.staging("campaign-1-history").unwrap();
+        let b = ws.staging("campaign-1-history").unwrap();
+        assert_ne!(a.path(), b.path());
+        let kept = b.path().to_path_buf();
+        drop(a);
+        assert!(kept.exists());
+    }
+
+    #[test]
+    fn a_table_lock_waits_for_the_writer_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create_or_open(dir.path()).unwrap();
+        let first = ws.lock_table(Table::Events).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = ws.clone();
+        let waiter = std::thread::spawn(move || {
+            let _second = other.lock_table(Table::Events).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "the second writer got the lock while the first held it"
+        );
+        // Another table is not held up.
+        drop(ws.lock_table(Table::Plans).unwrap());
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        waiter.join().unwrap();
     }
 }

@@ -521,3 +521,93 @@ async fn the_rule_backtest_leaves_out_subscribers_a_campaign_treated() {
         without.overall.population
     );
 }
+
+/// Rows of `campaign_history`, read fresh from the table file.
+async fn history_rows(ws: &Workspace) -> i64 {
+    let ctx = retain_features::session(ws).await.unwrap();
+    let n = ctx
+        .sql("SELECT COUNT(*) AS n FROM campaign_history")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    n[0].column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0)
+}
+
+/// A busy call centre: launches and evaluations of one campaign clicked four times at once.
+/// One of each does the work, the others are told the campaign is busy (or find it done), and
+/// `campaign_history` ends with every row it had plus the campaign's, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_launches_and_evaluations_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path(), 3000);
+    oracle_scores(&ws);
+    let c = std::sync::Arc::new(Campaigns::open(ws.root()).await.unwrap());
+    let file = dir.path().join("red-calls.toml");
+    std::fs::write(&file, RED_CALLS).unwrap();
+    c.save_template(&file, &analyst()).await.unwrap();
+    let req = CreateRequest {
+        template: "red-calls".into(),
+        budget: Some(50_000.0),
+        as_of: Some(as_of()),
+        seed: Some(3),
+        ..CreateRequest::default()
+    };
+    let id = c.create(&req, &analyst()).await.unwrap().id;
+    c.rehearse(id, &analyst()).await.unwrap();
+    c.approve(id, &approver(3), false, "ok").await.unwrap();
+
+    let four = |launch: bool| {
+        let c = c.clone();
+        async move {
+            let calls: Vec<_> = (0..4)
+                .map(|_| {
+                    let c = c.clone();
+                    tokio::spawn(async move {
+                        if launch {
+                            c.launch(id, &analyst()).await.map(|_| ())
+                        } else {
+                            c.evaluate(id, &analyst()).await.map(|_| ())
+                        }
+                    })
+                })
+                .collect();
+            let mut done = 0;
+            for call in calls {
+                match call.await.unwrap() {
+                    Ok(()) => done += 1,
+                    Err(Error::Conflict(m)) => assert!(m.contains("busy"), "{m}"),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            done
+        }
+    };
+    assert!(four(true).await >= 1);
+    let members = c.store.members(id).await.unwrap();
+    let orders = c.store.work_orders(id).await.unwrap();
+    assert_eq!(
+        orders.len(),
+        members.iter().filter(|m| m.arm == "treatment").count(),
+        "one work order per treated member, however many launches"
+    );
+    c.simulate_callbacks(id, &analyst()).await.unwrap();
+    let before = history_rows(&ws).await;
+    assert!(before > 0);
+    assert!(four(false).await >= 1);
+    assert_eq!(history_rows(&ws).await, before + members.len() as i64);
+    assert_eq!(c.get(id).await.unwrap().status, "evaluated");
+    // Nothing of the evaluations' staging is left behind.
+    let tables = ws.root().join("tables");
+    let left: Vec<String> = std::fs::read_dir(&tables)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(".staging-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
