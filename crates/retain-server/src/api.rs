@@ -39,10 +39,18 @@ impl AppState {
         })
     }
 
-    async fn audit(&self, s: &Session, entity: &str, id: &str, action: &str, detail: Value) {
-        let _ = self
-            .audit_reading(s, entity, id, action, detail, None)
-            .await;
+    /// Audits a read or a change; the request fails when its audit cannot be recorded.
+    async fn audit(
+        &self,
+        s: &Session,
+        entity: &str,
+        id: &str,
+        action: &str,
+        detail: Value,
+    ) -> ApiResult<()> {
+        self.audit_reading(s, entity, id, action, detail, None)
+            .await
+            .map(drop)
     }
 
     /// Audits a read (see `audit.rs`) and reads the open work orders of `work_orders_of`
@@ -80,8 +88,10 @@ impl AppState {
             }
         };
         let (journaled, orders) = tokio::join!(journal.append(event), orders);
+        // Nothing is answered that the audit log does not hold.
         if let Err(e) = journaled {
             tracing::error!("audit {entity} {id} {action}: {e}");
+            return Err(ApiError::audit_unavailable());
         }
         orders.map_err(ApiError::internal)
     }
@@ -243,6 +253,15 @@ pub(crate) async fn warnings(
             v
         })
         .collect();
+    state
+        .audit(
+            &s,
+            "warnings",
+            &list.as_of,
+            "list",
+            json!({ "rows": items.len(), "total": matching.len(), "offset": q.offset.unwrap_or(0) }),
+        )
+        .await?;
     Ok(Json(json!({
         "as_of": list.as_of,
         "total": matching.len(),
@@ -298,7 +317,7 @@ async fn export_warnings(
             "export",
             json!({ "rows": rows.len() }),
         )
-        .await;
+        .await?;
     Ok((
         [
             (
@@ -340,7 +359,7 @@ pub(crate) async fn customer(
         serde_json::to_value(state.0.store.open_work_orders(id).await?).map_err(engine)?;
     state
         .audit(&s, "customer", &id.to_string(), "read", json!({}))
-        .await;
+        .await?;
     Ok(Json(view))
 }
 
@@ -488,7 +507,7 @@ pub(crate) async fn targets(
             "select",
             json!({ "count": ids.len() }),
         )
-        .await;
+        .await?;
     Ok(Json(
         json!({ "expression": q.tags, "count": ids.len(), "sample": sample }),
     ))
@@ -558,7 +577,7 @@ async fn replace_source(
         "note": edit.note, kind: count,
         "before": digest(&before), "after": digest(&edit.toml),
     });
-    state.audit(s, kind, file, "change", detail).await;
+    state.audit(s, kind, file, "change", detail).await?;
     Ok(Json(json!({ kind: count, "file": file })))
 }
 
@@ -895,6 +914,15 @@ pub(crate) async fn work_orders(
             v
         })
         .collect();
+    state
+        .audit(
+            &s,
+            "work_orders",
+            status.unwrap_or("all"),
+            "list",
+            json!({ "rows": items.len() }),
+        )
+        .await?;
     Ok(Json(json!({
         "items": items,
         "stated_reasons": retain_campaign::stated_reasons()

@@ -172,7 +172,13 @@ impl Journal {
         }
         let (stop_indexing, stop) = watch::channel(false);
         let indexer = tokio::spawn(index_loop(store.clone(), drained.clone(), stop));
-        let drainer = tokio::spawn(drain_loop(store, from_writer, drained_tx, hurry.clone()));
+        let drainer = tokio::spawn(drain_loop(
+            store,
+            dir.join(SET_ASIDE_FILE),
+            from_writer,
+            drained_tx,
+            hurry.clone(),
+        ));
         Ok(Journal {
             shared,
             boot,
@@ -337,9 +343,72 @@ fn write_loop(
     }
 }
 
+/// Where events the store refuses are set aside, one JSON line each, in the journal's
+/// directory; replay does not read it.
+pub(crate) const SET_ASIDE_FILE: &str = "set-aside.jsonl.refused";
+/// Appends of a group the store refused before its events are tried one at a time.
+const GROUP_ATTEMPTS: u32 = 3;
+/// Events the store refused since the server started, for `/metrics`.
+pub(crate) static SET_ASIDE: AtomicU64 = AtomicU64::new(0);
+
+/// Appends `events` to the store. A group the store keeps refusing is appended one event at a
+/// time, and an event it refuses while it takes others (one it cannot hold) is set aside in
+/// `set_aside` and counted, so one bad event cannot hold up every event behind it. While the
+/// store is down, it waits and tries again: nothing is lost.
+async fn append_or_set_aside(store: &Store, events: &[JournaledAudit], set_aside: &Path) {
+    for attempt in 1..=GROUP_ATTEMPTS {
+        match store.append_journaled(events).await {
+            Ok(_) => return,
+            Err(e) => tracing::error!(
+                "audit journal: appending {} events to the store (attempt {attempt}): {e}",
+                events.len()
+            ),
+        }
+        if attempt < GROUP_ATTEMPTS {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    let mut i = 0;
+    while i < events.len() {
+        let one = &events[i..=i];
+        let Err(e) = store.append_journaled(one).await else {
+            i += 1;
+            continue;
+        };
+        if store.ping().await.is_err() {
+            tracing::error!("audit journal: the store is down ({e}); trying again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        tracing::error!(
+            "audit journal: the store refuses event {} ({e}); set aside in {}",
+            one[0].key,
+            set_aside.display()
+        );
+        let line = serde_json::to_string(&one[0]).unwrap_or_default() + "\n";
+        let written = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(set_aside)
+            .and_then(|mut f| {
+                f.write_all(line.as_bytes())?;
+                f.sync_data()
+            });
+        if let Err(e) = written {
+            tracing::error!(
+                "audit journal: setting aside in {}: {e}",
+                set_aside.display()
+            );
+        }
+        SET_ASIDE.fetch_add(1, Ordering::Relaxed);
+        i += 1;
+    }
+}
+
 /// Appends synced events to the store and deletes the segments it has all of.
 async fn drain_loop(
     store: Store,
+    set_aside: PathBuf,
     mut from_writer: mpsc::UnboundedReceiver<ToStore>,
     drained: watch::Sender<u64>,
     hurry: Arc<Notify>,
@@ -357,11 +426,7 @@ async fn drain_loop(
         }
         let began = Instant::now();
         for chunk in events.chunks(DRAIN_GROUP) {
-            while let Err(e) = store.append_journaled(chunk).await {
-                // The events stay in the journal; try again rather than lose them.
-                tracing::error!("audit journal: appending to the store: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+            append_or_set_aside(&store, chunk, &set_aside).await;
         }
         for path in sealed.drain(..) {
             if let Err(e) = std::fs::remove_file(&path) {
@@ -481,10 +546,7 @@ async fn replay(dir: &Path, store: &Store) -> std::io::Result<()> {
         file.read_to_end(&mut text)?;
         let (events, bad) = parse_segment(&path, &text);
         for chunk in events.chunks(DRAIN_GROUP) {
-            store
-                .append_journaled(chunk)
-                .await
-                .map_err(std::io::Error::other)?;
+            append_or_set_aside(store, chunk, &dir.join(SET_ASIDE_FILE)).await;
         }
         tracing::info!(
             "audit journal: replayed {} events of {}",

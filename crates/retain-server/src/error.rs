@@ -49,6 +49,15 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
     }
 
+    /// The audit log cannot record a request, so it is not answered.
+    pub(crate) fn audit_unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "the audit log cannot record this request now, so it was not answered; try again",
+        )
+    }
+
     pub(crate) fn internal(message: impl std::fmt::Display) -> ApiError {
         // The detail goes to the log; the caller learns only that it was not their fault.
         tracing::error!("internal error: {message}");

@@ -10,6 +10,8 @@ mod audit;
 mod auth;
 mod authz;
 mod error;
+mod guard;
+mod mask;
 mod openapi;
 mod routes;
 mod ui;

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/work-orders", get(api::work_orders))
         .route("/api/v1/work-orders/{id}/callback", post(api::callback))
         .route("/api/v1/audit", get(api::audit))
+        .route_layer(axum::middleware::from_fn(crate::mask::mask_answers))
         .route_layer(from_fn_with_state(state.clone(), crate::authz::authorize));
     axum::Router::new()
         .route("/healthz", get(healthz))
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(protected)
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError::not_found("no such page or endpoint") })
+        .layer(axum::middleware::from_fn(crate::guard::refuse_nul))
         .layer(from_fn_with_state(state.clone(), count))
         .with_state(state)
 }
@@ -115,6 +117,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let _ = writeln!(
         text,
         "# HELP retain_sessions Logged-in sessions.\n# TYPE retain_sessions gauge\nretain_sessions {sessions}"
+    );
+    let set_aside = crate::audit::SET_ASIDE.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        text,
+        "# HELP retain_audit_set_aside_total Audit events the store refused, set aside in the journal's directory.\n# TYPE retain_audit_set_aside_total counter\nretain_audit_set_aside_total {set_aside}"
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -188,6 +188,17 @@ impl Store {
         }
     }
 
+    /// Whether the store answers a trivial query: tells a store that is down from one that
+    /// refuses a particular write.
+    pub async fn ping(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sql(s) => {
+                sqlx::query("SELECT 1").execute(&s.pool).await?;
+                Ok(())
+            }
+        }
+    }
+
     /// Appends journaled events in one transaction, in order: all of them or none. An event
     /// whose key is already in the log is skipped; returns how many were new.
     pub async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {
@@ -848,6 +859,22 @@ mod tests {
             assert_eq!(event.actor, if n % 2 == 0 { "store-1" } else { "store-2" });
             assert_eq!(event.action, "decision");
         }
+        // A NUL character (a hostile target expression) is stored, as U+FFFD: PostgreSQL text
+        // cannot hold NUL, and an event the store refuses would hold up the journal.
+        let hostile = JournaledAudit {
+            key: "boot-nul".to_owned(),
+            at: "2026-11-25T11:00:00+00:00".to_owned(),
+            actor: "ana\0".to_owned(),
+            action: "select".to_owned(),
+            entity: "probe-nul".to_owned(),
+            entity_id: "contract_expiring\0 or (".to_owned(),
+            detail: serde_json::json!({ "tags": "a\u{0}b" }),
+        };
+        assert_eq!(store.append_journaled(&[hostile]).await.unwrap(), 1);
+        let log = store.audit_log("probe-nul", None).await.unwrap();
+        assert_eq!(log[0].entity_id, "contract_expiring\u{fffd} or (");
+        assert_eq!(log[0].actor, "ana\u{fffd}");
+        assert_eq!(log[0].detail["tags"], "a\u{fffd}b");
     }
 
     /// The first `events` journaled events of kind `bulk` appended, in order, for two

@@ -285,11 +285,11 @@ impl SqlStore {
                 insert = insert
                     .bind(&e.key)
                     .bind(&e.at)
-                    .bind(&e.actor)
-                    .bind(&e.action)
-                    .bind(&e.entity)
-                    .bind(&e.entity_id)
-                    .bind(e.detail.to_string());
+                    .bind(text(&e.actor))
+                    .bind(text(&e.action))
+                    .bind(text(&e.entity))
+                    .bind(text(&e.entity_id))
+                    .bind(text(&e.detail.to_string()).replace("\\u0000", "\\ufffd"));
             }
             appended += insert.execute(&mut *tx).await?.rows_affected();
         }
@@ -1056,4 +1056,11 @@ impl SqlStore {
     ) -> Result<Vec<WorkOrderRecord>> {
         self.open_work_orders_of(&[subscriber_id]).await
     }
+}
+
+/// `value` as PostgreSQL can store it: text there cannot hold a NUL character, and an audit
+/// event that cannot be stored would hold up every event behind it. SQLite gets the same text,
+/// so both stores keep the same log.
+fn text(value: &str) -> String {
+    value.replace('\0', "\u{fffd}")
 }
