@@ -102,6 +102,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             if password.chars().count() < 8 {
                 anyhow::bail!("the password needs at least 8 characters");
             }
+            if password.len() > retain_server::MAX_PASSWORD_BYTES {
+                anyhow::bail!(
+                    "the password has more than {} bytes, more than login accepts",
+                    retain_server::MAX_PASSWORD_BYTES
+                );
+            }
             let hash = retain_server::hash_password(password)
                 .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
             let workspace = Workspace::open(dir)?;
