@@ -242,12 +242,14 @@ pub(crate) fn quarantine(
     let ctx = |e| Error::csv(path.display().to_string(), e);
     let mut header = headers.to_vec();
     header.push("error".into());
-    w.write_record(&header).map_err(ctx)?;
+    // People open it in a spreadsheet to fix the rows: none of them may run as a formula.
+    let cell = |t: &String| retain_data::spreadsheet_cell(t).into_owned();
+    w.write_record(header.iter().map(cell)).map_err(ctx)?;
     for (fields, why) in bad {
         let mut row = fields.clone();
         row.resize(headers.len(), String::new());
         row.push(why.clone());
-        w.write_record(&row).map_err(ctx)?;
+        w.write_record(row.iter().map(cell)).map_err(ctx)?;
     }
     let bytes = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
     if let Some(dir) = path.parent() {

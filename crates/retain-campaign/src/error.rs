@@ -51,6 +51,7 @@ impl From<retain_store::Error> for Error {
         match e {
             retain_store::Error::NotFound(m) => Error::NotFound(m),
             retain_store::Error::Conflict(m) => Error::Conflict(m),
+            retain_store::Error::Invalid(m) => Error::BadRequest(m),
             other => Error::Store(other),
         }
     }

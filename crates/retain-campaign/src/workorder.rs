@@ -113,23 +113,26 @@ pub(crate) fn write_files(dir: &Path, orders: &[WorkOrderRecord]) -> Result<Vec<
         if results {
             header.extend(RESULT_COLUMNS);
         }
+        // People open the files in a spreadsheet: no cell may run as a formula there. The
+        // phone number stays as it is (digits), for the dialler.
+        let cell = |t: &str| retain_data::spreadsheet_cell(t).into_owned();
         let rows: Vec<Vec<String>> = orders
             .iter()
             .map(|w| {
                 let mut row = vec![
                     w.id.to_string(),
-                    w.purpose.clone(),
-                    w.due_date.clone(),
-                    w.branch_id.clone(),
-                    w.manager_id.clone(),
+                    cell(&w.purpose),
+                    cell(&w.due_date),
+                    cell(&w.branch_id),
+                    cell(&w.manager_id),
                     w.subscriber_id.to_string(),
                     text(w, "msisdn"),
                 ];
                 row.extend(extra.iter().map(|k| {
                     if *k == "offer_id" {
-                        w.offer_id.clone()
+                        cell(&w.offer_id)
                     } else {
-                        text(w, k)
+                        cell(&text(w, k))
                     }
                 }));
                 if results {
@@ -185,4 +188,59 @@ fn write_xlsx(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> 
     let bytes = book.save_to_buffer().map_err(err)?;
     retain_data::write_atomically(path, &bytes)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text from the operator's data or the offer library that a spreadsheet would run is
+    /// quoted in the channel files; the phone number stays digits for the dialler.
+    #[test]
+    fn channel_files_quote_formulas_and_keep_phone_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let order = |id: i64, channel: &str| WorkOrderRecord {
+            id,
+            campaign_id: 1,
+            subscriber_id: 7,
+            channel: channel.to_owned(),
+            purpose: "retention".to_owned(),
+            offer_id: "+OFFER".to_owned(),
+            branch_id: "=HYPERLINK(\"http://x\",\"B1\")".to_owned(),
+            manager_id: "@M1".to_owned(),
+            due_date: "2026-11-05".to_owned(),
+            status: "open".to_owned(),
+            payload: json!({
+                "msisdn": "13800000001",
+                "level": "red",
+                "reason_zh": "-1+1",
+                "offer_name_zh": "话费优惠",
+                "script_zh": "\t=1",
+                "script_en": "Hello",
+                "text_zh": "＝1",
+                "text_en": "Hi",
+            }),
+        };
+        let files = write_files(dir.path(), &[order(1, "outbound_call"), order(2, "sms")]).unwrap();
+        for name in ["outbound_call.csv", "sms.csv"] {
+            let path = dir.path().join(name);
+            assert!(files.contains(&path));
+            let mut reader = csv::Reader::from_path(&path).unwrap();
+            let header = reader.headers().unwrap().clone();
+            let row = reader.records().next().unwrap().unwrap();
+            let get = |k: &str| &row[header.iter().position(|h| h == k).unwrap()];
+            assert_eq!(get("msisdn"), "13800000001");
+            assert_eq!(get("branch_id"), "'=HYPERLINK(\"http://x\",\"B1\")");
+            assert_eq!(get("manager_id"), "'@M1");
+            assert_eq!(get("offer_id"), "'+OFFER");
+            assert_eq!(get("due_date"), "2026-11-05");
+            if name == "sms.csv" {
+                assert_eq!((get("text_zh"), get("text_en")), ("'＝1", "Hi"));
+            } else {
+                assert_eq!(get("reason_zh"), "'-1+1");
+                assert_eq!(get("script_zh"), "'\t=1");
+                assert_eq!(get("offer_name_zh"), "话费优惠");
+            }
+        }
+    }
 }

@@ -213,7 +213,7 @@ fn merge_late(tmp: &Path, mut late: Vec<Rejection>, files: &[String]) -> Result<
         let place = (
             files
                 .iter()
-                .position(|f| f == &record[0])
+                .position(|f| crate::spreadsheet_cell(f) == record[0])
                 .unwrap_or(usize::MAX),
             record[1].parse::<u64>().unwrap_or(u64::MAX),
         );
@@ -238,13 +238,15 @@ fn write_rejection(
     files: &[String],
     r: &Rejection,
 ) -> Result<()> {
+    // People open the quarantine file in a spreadsheet: a rejected row is the operator's data.
+    let cell = crate::spreadsheet_cell;
     writer
         .write_record([
-            files[r.file].as_str(),
+            cell(&files[r.file]).as_ref(),
             r.line.to_string().as_str(),
-            r.column.as_deref().unwrap_or(""),
-            r.reason.as_str(),
-            r.raw.as_str(),
+            &cell(r.column.as_deref().unwrap_or("")),
+            &cell(&r.reason),
+            &cell(&r.raw),
         ])
         .map_err(|e| Error::io("writing the quarantine file", e.into()))
 }

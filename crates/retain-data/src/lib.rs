@@ -19,6 +19,7 @@ mod mapping;
 mod parse;
 mod schema;
 mod source;
+mod spreadsheet;
 mod stage;
 mod table;
 mod workspace;
@@ -36,6 +37,7 @@ pub use schema::{
     data_model_markdown,
 };
 pub use source::SourceInfo;
+pub use spreadsheet::spreadsheet_cell;
 pub use table::{TableWriter, read_batches, row_count};
 pub use workspace::{
     CONFIG_FILE, TableLock, Workspace, WorkspaceConfig, newest_file, write_atomically,

@@ -293,18 +293,20 @@ async fn export_warnings(
         "reasons_en",
     ];
     out.write_record(header).map_err(ApiError::internal)?;
+    // Ids, branches and reasons come from the operator's data: never a formula when opened.
+    let cell = |t: &str| retain_data::spreadsheet_cell(t).into_owned();
     for w in rows {
         out.write_record([
             w.subscriber_id.to_string(),
             state.masked(w.subscriber_id),
-            w.level.clone(),
+            cell(&w.level),
             w.score.to_string(),
-            w.cohort.clone(),
-            w.branch_id.clone(),
-            w.manager_id.clone(),
-            w.rules.join(" "),
-            w.reasons_zh.clone(),
-            w.reasons_en.clone(),
+            cell(&w.cohort),
+            cell(&w.branch_id),
+            cell(&w.manager_id),
+            cell(&w.rules.join(" ")),
+            cell(&w.reasons_zh),
+            cell(&w.reasons_en),
         ])
         .map_err(ApiError::internal)?;
     }

@@ -101,6 +101,7 @@ impl From<retain_store::Error> for ApiError {
         match e {
             retain_store::Error::NotFound(m) => ApiError::not_found(m),
             retain_store::Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            retain_store::Error::Invalid(m) => ApiError::bad_request(m),
             other => ApiError::internal(other),
         }
     }

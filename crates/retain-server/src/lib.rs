@@ -19,13 +19,15 @@ mod warnings;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use retain_campaign::Campaigns;
 use retain_offers::DecisionIndex;
 use retain_store::Store;
 
-pub use auth::{hash_password, new_password, verify_password};
+pub use auth::{MAX_PASSWORD_BYTES, hash_password, new_password, verify_password};
 pub use authz::RULES;
 pub use openapi::{openapi, undescribed};
 pub use routes::router;
@@ -45,6 +47,63 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// How the server meets the network: its cookie, who reads `/metrics`, timeouts and limits.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Mark the dashboard's session cookie `Secure`, so browsers send it over HTTPS only. On by
+    /// default; [`ServerOptions::for_addr`] turns it off for a server only this machine reaches.
+    pub secure_cookies: bool,
+    /// A token that may read `/metrics` (`Authorization: Bearer TOKEN`, as Prometheus sends
+    /// it); without one only admins' sessions may.
+    pub metrics_token: Option<String>,
+    /// How long a client may take to send a request's headers (and an idle connection stays
+    /// open) before the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body (408 `timeout`).
+    pub body_read_timeout: Duration,
+    /// How long the server works on a request before it gives up (503 `timeout`).
+    pub request_timeout: Duration,
+    /// The largest request body accepted (413 `too_large`).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+            metrics_token: None,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_mins(5),
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The defaults for a server listening on `addr`: `Secure` cookies unless the address is a
+    /// loopback one (`127.0.0.1`, `[::1]`, `localhost`), which a browser reaches over plain
+    /// HTTP. A server on any other address is meant to be reached over HTTPS (directly or
+    /// through a proxy that terminates TLS).
+    #[must_use]
+    pub fn for_addr(addr: &str) -> ServerOptions {
+        ServerOptions {
+            secure_cookies: !is_loopback(addr),
+            ..ServerOptions::default()
+        }
+    }
+}
+
+/// Whether `addr` (`host:port`) only accepts connections from this machine.
+#[must_use]
+pub fn is_loopback(addr: &str) -> bool {
+    if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
+        return a.ip().is_loopback();
+    }
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.eq_ignore_ascii_case("localhost")
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -56,6 +115,11 @@ pub(crate) struct Inner {
     pub campaigns: Campaigns,
     pub sessions: Mutex<HashMap<String, auth::Session>>,
     pub lockout: Mutex<auth::Lockout>,
+    /// Argon2 runs on blocking threads, this many at a time (each takes 19 MiB).
+    pub password_slots: Arc<tokio::sync::Semaphore>,
+    /// Passwords checked, for known and unknown names alike.
+    pub password_checks: AtomicU64,
+    pub options: ServerOptions,
     /// The latest match run's decisions, when there is one.
     pub decisions: Option<DecisionIndex>,
     /// subscriber → account manager and branch, for data scoping.
@@ -83,6 +147,18 @@ impl AppState {
     /// Opens a workspace with another operational store than its `retain.toml` names
     /// (`sqlite://…` or `postgres://…`).
     pub async fn open_with_store(root: &Path, store_url: Option<&str>) -> Result<AppState, Error> {
+        Self::open_with_options(root, store_url, ServerOptions::default()).await
+    }
+
+    /// Opens a workspace (with another store when `store_url` names one) to serve it with
+    /// `options`.
+    pub async fn open_with_options(
+        root: &Path,
+        store_url: Option<&str>,
+        options: ServerOptions,
+    ) -> Result<AppState, Error> {
+        // The hash unknown names are checked against, ready before the first login.
+        drop(tokio::task::spawn_blocking(auth::dummy_hash));
         let campaigns = Campaigns::open_with_store(root, store_url).await?;
         let ctx = &campaigns.ctx;
         let batches = retain_offers::frame::query(
@@ -122,6 +198,11 @@ impl AppState {
             campaigns,
             sessions: Mutex::new(HashMap::new()),
             lockout: Mutex::new(auth::Lockout::default()),
+            password_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
+            )),
+            password_checks: AtomicU64::new(0),
+            options,
             decisions,
             managers,
             branches,
@@ -159,9 +240,14 @@ pub async fn serve(state: AppState, addr: &str) -> Result<(), Error> {
     serve_on(state, listener, stop_requested()).await
 }
 
+/// Request headers larger than this are refused (431) before any handler runs.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// Serves on `listener` until `stop` completes, then stops accepting, lets the requests in
 /// flight finish (for at most [`GRACE`]) and closes the state ([`AppState::close`]): a server
-/// stopped this way leaves no audit journal to replay.
+/// stopped this way leaves no audit journal to replay. A connection that takes longer than
+/// [`ServerOptions::header_read_timeout`] to send a request's headers, or stays idle that
+/// long between requests, is closed.
 pub async fn serve_on(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -172,26 +258,61 @@ pub async fn serve_on(
         state.0.root.display(),
         listener.local_addr()?
     );
-    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    });
-    let deadline = async move {
-        stop.await;
-        tracing::info!("stopping: finishing the requests in flight");
-        let _ = stopping.send(true);
-        tokio::time::sleep(GRACE).await;
-    };
-    let served = tokio::select! {
-        served = served => served,
-        () = deadline => {
-            tracing::warn!("stopping: requests still open after {GRACE:?} are dropped");
-            Ok(())
-        }
-    };
+    let app = router(state.clone());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(state.0.options.header_read_timeout)
+        .max_header_size(MAX_HEADER_BYTES);
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let mut stopped = stopped.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::debug!("connection: {e}");
+                    }
+                    return;
+                }
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+        // Finished connections leave the set as new ones come.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    tracing::info!("stopping: finishing the requests in flight");
+    let _ = stopping.send(true);
+    let finished = tokio::time::timeout(GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!("stopping: requests still open after {GRACE:?} are dropped");
+        connections.shutdown().await;
+    }
     state.close().await;
     tracing::info!("stopped: the audit journal is in the store");
-    Ok(served?)
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C.

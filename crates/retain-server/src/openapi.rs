@@ -209,24 +209,33 @@ pub fn openapi() -> Value {
     let error = json!({ "$ref": "#/components/schemas/Error" });
     let login_body = json!({ "required": true, "content": { "application/json": { "schema": {
         "type": "object", "required": ["name", "password"],
-        "properties": { "name": { "type": "string" }, "password": { "type": "string" } } } } } });
+        "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 64 },
+                        "password": { "type": "string", "maxLength": 256 } } } } } });
+    let refused = json!({ "description": "a name or password no user can have (empty, over 64 or 256 bytes, control characters)",
+                          "content": { "application/json": { "schema": error } } });
     let mut paths = json!({
         "/healthz": { "get": { "summary": "Liveness and store health", "responses": {
             "200": { "description": "healthy" }, "503": { "description": "store unavailable" } } } },
-        "/metrics": { "get": { "summary": "Prometheus metrics", "responses": {
-            "200": { "description": "text exposition format" } } } },
+        "/metrics": { "get": {
+            "summary": "Prometheus metrics: requests by route and status, sessions, password checks. Admins (session or bearer token) or the server's metrics token (Authorization: Bearer TOKEN).",
+            "responses": {
+            "200": { "description": "text exposition format" },
+            "401": { "description": "no session and not the metrics token", "content": { "application/json": { "schema": error } } },
+            "403": { "description": "not an admin", "content": { "application/json": { "schema": error } } } } } },
         "/api/openapi.json": { "get": { "summary": "This document", "responses": {
             "200": { "description": "OpenAPI 3.1" } } } },
         "/api/v1/login": { "post": {
             "summary": "Log in; returns a bearer token valid for 8 hours. Five failures within 15 minutes lock the name for the rest of the window.",
             "requestBody": login_body,
             "responses": { "200": { "description": "token, name, role, manager_id, csrf, expires_in" },
+                           "400": refused.clone(),
                            "401": { "description": "wrong name or password", "content": { "application/json": { "schema": error } } },
                            "429": { "description": "locked out after failed logins", "content": { "application/json": { "schema": error } } } } } },
         "/api/v1/session": { "post": {
-            "summary": "Dashboard login: sets an HttpOnly SameSite=Strict session cookie and returns the CSRF token for X-CSRF-Token",
+            "summary": "Dashboard login: sets an HttpOnly SameSite=Strict session cookie (Secure unless the server runs on a loopback address or is told otherwise) and returns the CSRF token for X-CSRF-Token",
             "requestBody": login_body,
             "responses": { "200": { "description": "name, role, manager_id, csrf, expires_in" },
+                           "400": refused,
                            "401": { "description": "wrong name or password", "content": { "application/json": { "schema": error } } },
                            "429": { "description": "locked out after failed logins", "content": { "application/json": { "schema": error } } } } } },
     });

@@ -203,6 +203,71 @@ pub struct UserRecord {
     pub disabled: bool,
 }
 
+/// The longest user name, account manager id or branch id a user may have, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// Whether `name` may be a user's name: 1 to [`MAX_NAME_BYTES`] bytes of letters, digits and
+/// `.` `_` `-` `@`, starting with a letter or a digit. Names end up in audit events, logs and
+/// exports: no spaces, quotes, control characters or leading formula characters.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    check_identifier("a user name", name, &['.', '_', '-', '@'])
+}
+
+/// Whether `id` may be the account manager or branch id a manager is scoped to: 1 to
+/// [`MAX_NAME_BYTES`] bytes of letters, digits and `.` `_` `-` `@` `/`, starting with a letter
+/// or a digit. An empty id is refused: it would match every subscriber without a manager.
+pub fn check_scope_id(what: &str, id: &str) -> Result<(), String> {
+    check_identifier(what, id, &['.', '_', '-', '@', '/'])
+}
+
+fn check_identifier(what: &str, text: &str, punctuation: &[char]) -> Result<(), String> {
+    let rule = format!(
+        "{what} is 1 to {MAX_NAME_BYTES} bytes of letters, digits and {}, starting with a \
+         letter or a digit",
+        punctuation
+            .iter()
+            .map(char::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if text.is_empty() {
+        return Err(format!("{rule}; it is empty"));
+    }
+    if text.len() > MAX_NAME_BYTES {
+        return Err(format!("{rule}; this one has {} bytes", text.len()));
+    }
+    let first_ok = text.chars().next().is_some_and(char::is_alphanumeric);
+    if !first_ok
+        || !text
+            .chars()
+            .all(|c| c.is_alphanumeric() || punctuation.contains(&c))
+    {
+        return Err(format!("{rule}: not {text:?}"));
+    }
+    Ok(())
+}
+
+impl UserRecord {
+    /// Checks the name, the manager or branch id and the role's scope before the user is
+    /// stored: a manager needs exactly one non-empty id to scope the subscribers they see.
+    pub fn check(&self) -> Result<(), String> {
+        check_user_name(&self.name)?;
+        if let Some(m) = &self.manager_id {
+            check_scope_id("a manager id", m)?;
+        }
+        if let Some(b) = &self.branch_id {
+            check_scope_id("a branch id", b)?;
+        }
+        if self.role == "manager" && self.manager_id.is_none() && self.branch_id.is_none() {
+            return Err(
+                "a manager needs a manager id or a branch id: it scopes the subscribers they see"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Whose subscribers a user may see and act on: one account manager's book, or a branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {

@@ -15,6 +15,9 @@ pub enum Error {
     Conflict(String),
     #[error("operational store holds malformed data: {0}")]
     Corrupt(String),
+    /// A value the store refuses to keep (a user name or manager id out of bounds).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -22,9 +22,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use campaign::{
-    Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MemberRecord,
-    NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord, UserRecord,
-    WorkOrderRecord,
+    Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MAX_NAME_BYTES,
+    MemberRecord, NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord,
+    UserRecord, WorkOrderRecord, check_scope_id, check_user_name,
 };
 pub use error::{Error, Result};
 
@@ -410,8 +410,10 @@ impl Store {
         }
     }
 
-    /// Adds a user (a name taken is a [`Error::Conflict`]) and audits it.
+    /// Adds a user (a name taken is a [`Error::Conflict`]; a name, manager id or branch id
+    /// [`UserRecord::check`] refuses is [`Error::Invalid`]) and audits it.
     pub async fn add_user(&self, user: &UserRecord, actor: &str) -> Result<()> {
+        user.check().map_err(Error::Invalid)?;
         match &self.backend {
             Backend::Sql(s) => s.add_user(user, actor).await,
         }
@@ -818,6 +820,69 @@ mod tests {
         let found = store.user("li").await.unwrap().unwrap();
         assert_eq!((found.role.as_str(), found.approval_level), ("approver", 2));
         assert_eq!(store.audit_log("user", Some("li")).await.unwrap().len(), 1);
+
+        // Names and scopes are checked before anything is stored: an empty manager id would
+        // match every subscriber without an account manager.
+        let manager = UserRecord {
+            name: "wang".into(),
+            role: "manager".into(),
+            manager_id: Some("NJ01-M01".into()),
+            approval_level: 0,
+            ..user.clone()
+        };
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        for bad in [
+            UserRecord {
+                name: String::new(),
+                ..manager.clone()
+            },
+            UserRecord {
+                name: long.clone(),
+                ..manager.clone()
+            },
+            UserRecord {
+                name: "wang wei".into(),
+                ..manager.clone()
+            },
+            UserRecord {
+                name: "=cmd".into(),
+                ..manager.clone()
+            },
+            UserRecord {
+                name: "wa\u{0}ng".into(),
+                ..manager.clone()
+            },
+            UserRecord {
+                manager_id: Some(String::new()),
+                ..manager.clone()
+            },
+            UserRecord {
+                manager_id: Some(long.clone()),
+                ..manager.clone()
+            },
+            UserRecord {
+                manager_id: None,
+                branch_id: Some(String::new()),
+                ..manager.clone()
+            },
+            UserRecord {
+                manager_id: None,
+                ..manager.clone()
+            },
+        ] {
+            let err = store.add_user(&bad, "admin").await.unwrap_err();
+            assert!(matches!(err, Error::Invalid(_)), "{bad:?}: {err}");
+        }
+        assert_eq!(store.users().await.unwrap().len(), 1, "nothing stored");
+        store.add_user(&manager, "admin").await.unwrap();
+        let head = UserRecord {
+            name: "赵.branch_head@nj".into(),
+            manager_id: None,
+            branch_id: Some("NJ01".into()),
+            ..manager.clone()
+        };
+        store.add_user(&head, "admin").await.unwrap();
+        assert_eq!(store.users().await.unwrap().len(), 3);
     }
 
     /// What was audited stays as it was: the store refuses updates and deletes.

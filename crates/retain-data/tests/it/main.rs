@@ -157,6 +157,33 @@ fn bad_subscriber_rows_are_quarantined_with_line_column_and_reason() {
     assert_eq!(report.rejected_by_column["(row)"], 1);
 }
 
+/// A rejected row that a spreadsheet would run as a formula is quoted in the quarantine file
+/// people open; the row is kept otherwise as it was read.
+#[test]
+fn quarantined_formulas_are_quoted_for_spreadsheets() {
+    let s = workspace();
+    load(&s.ws, Table::Plans, &fixture("plans.csv"), "plans");
+    let good = std::fs::read_to_string(fixture("subscribers.csv")).unwrap();
+    let mut lines = good.lines();
+    let mut text = format!("{}\n", lines.next().unwrap());
+    let row = lines.next().unwrap();
+    let (_, rest) = row.split_once(',').unwrap();
+    let _ = writeln!(text, "=2+5*cmd|calc!A0,{rest}");
+    let _ = writeln!(text, "{row}");
+    let file = s.scratch.join("subscribers.csv");
+    std::fs::write(&file, text).unwrap();
+    let report = load(&s.ws, Table::Subscribers, &file, "formula");
+    assert_eq!((report.loaded, report.quarantined), (1, 1));
+    let mut reader = csv::Reader::from_path(&report.quarantine_file).unwrap();
+    let rejected = reader.records().next().unwrap().unwrap();
+    assert_eq!(&rejected[2], "subscriber_id");
+    assert!(
+        rejected[4].starts_with("'=2+5*cmd|calc!A0,13800000001,"),
+        "{:?}",
+        &rejected[4]
+    );
+}
+
 #[test]
 fn bad_usage_rows_negative_fees_bad_numbers_and_unknown_subscribers() {
     let s = with_subscribers();

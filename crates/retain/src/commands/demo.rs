@@ -95,7 +95,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             if args.serve {
                 drop(store);
                 rt.block_on(async {
-                    let state = retain_server::AppState::open(&args.dir).await?;
+                    let state = retain_server::AppState::open_with_options(
+                        &args.dir,
+                        None,
+                        retain_server::ServerOptions::for_addr(&args.addr),
+                    )
+                    .await?;
                     eprintln!("serving the dashboard on http://{}/", args.addr);
                     retain_server::serve(state, &args.addr).await?;
                     anyhow::Ok(())

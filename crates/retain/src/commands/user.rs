@@ -70,8 +70,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             let role = Role::from_code(role).with_context(|| {
                 format!("unknown role {role:?}; roles are admin, analyst, approver, manager, store")
             })?;
-            if name.trim().is_empty() || name.contains(':') {
-                anyhow::bail!("a user name is not empty and has no ':' (kept for local operators)");
+            // The store checks them too; here they are refused before the password is read.
+            retain_store::check_user_name(name).map_err(anyhow::Error::msg)?;
+            if let Some(m) = manager_id {
+                retain_store::check_scope_id("--manager-id", m).map_err(anyhow::Error::msg)?;
+            }
+            if let Some(b) = branch_id {
+                retain_store::check_scope_id("--branch-id", b).map_err(anyhow::Error::msg)?;
             }
             if role == Role::Manager && manager_id.is_none() && branch_id.is_none() {
                 anyhow::bail!(
@@ -96,6 +101,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             let password = password.trim_end_matches(['\r', '\n']);
             if password.chars().count() < 8 {
                 anyhow::bail!("the password needs at least 8 characters");
+            }
+            if password.len() > retain_server::MAX_PASSWORD_BYTES {
+                anyhow::bail!(
+                    "the password has more than {} bytes, more than login accepts",
+                    retain_server::MAX_PASSWORD_BYTES
+                );
             }
             let hash = retain_server::hash_password(password)
                 .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
