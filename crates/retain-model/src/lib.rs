@@ -10,7 +10,6 @@ mod eval;
 mod forest;
 mod frame;
 mod grow;
-mod lgbm;
 mod logistic;
 mod masks;
 mod metrics;
