@@ -278,7 +278,7 @@ impl Forest {
         let mut text = format!(
             "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n\
              max_feature_idx={}\nobjective=binary sigmoid:1\nfeature_names={}\n\
-             feature_infos={}\ntree_sizes=\n\n",
+             feature_infos={}\n\n",
             d - 1,
             names.join(" "),
             vec!["none"; d].join(" ")
