@@ -656,7 +656,17 @@ impl Booster {
         self.gradients();
         let rows = self.bag(&mut draws);
         let used = self.sample_features(&mut draws);
+        let bagged = rows.len() as f64;
         let Some((tree, grown)) = self.grow(rows, &used) else {
+            // The first round keeps a tree of one leaf, the starting score, as LightGBM does:
+            // a model then always has a tree.
+            if self.trees.is_empty() {
+                self.trees.push(Tree {
+                    nodes: Vec::new(),
+                    leaves: vec![0.0],
+                    leaf_counts: vec![bagged],
+                });
+            }
             return false;
         };
         self.add_tree_scores(&tree, Some(grown), 1.0);
@@ -1172,6 +1182,23 @@ mod tests {
                 .unwrap();
             assert!(least == 20 || most <= 3_000 / 150, "{most}");
         }
+    }
+
+    #[test]
+    fn a_table_too_small_to_split_keeps_one_tree_of_the_starting_score() {
+        let (x, y) = rows(30, 10);
+        let mut booster = Booster::new(&x, &y, 4, params(), None).unwrap();
+        assert!(!booster.step());
+        assert!(!booster.step());
+        assert_eq!(booster.rounds(), 1);
+        let forest = booster.model().unwrap();
+        let churn = y.iter().filter(|c| **c).count() as f64 / 30.0;
+        let scores = forest.raw_scores(&x, 4).unwrap();
+        assert!(
+            scores
+                .iter()
+                .all(|s| (s - (churn / (1.0 - churn)).ln()).abs() < 1e-12)
+        );
     }
 
     #[test]
