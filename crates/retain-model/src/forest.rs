@@ -1,11 +1,13 @@
-//! The trees of a trained LightGBM model, evaluated in Rust.
+//! The trees of a trained model (grown by `grow.rs`, or read from a model file in LightGBM's
+//! text format), evaluated in Rust.
 //!
 //! Scoring every subscriber is the model's hot path: LightGBM's own prediction turns each dense
 //! row into sparse pairs and walks every tree with a mispredicted branch at most levels. Here the
 //! trees are flattened into one array of nodes and walked tree by tree over blocks of rows with
 //! branch-free steps, so a tree stays in cache while many rows pass through it and independent
 //! rows overlap in the processor. The decision at each node is LightGBM's, missing values
-//! included, so the raw scores are LightGBM's (a test checks they agree on every row).
+//! included, so the raw scores are LightGBM's for its model files, and the trainer's for the
+//! trees it grew (a test checks they agree on every row).
 
 use crate::error::{Error, Result};
 use crate::masks::{Isa, Masks};

@@ -234,7 +234,7 @@ fn patience(small: bool) -> (i32, Watch) {
 
 /// The trees see a categorical column as its levels ranked by their smoothed churn rate on the
 /// training rows, so one split can separate risky levels from safe ones whatever their order
-/// in the file (the ordered-target encoding; `lightgbm3` offers no native categorical input).
+/// in the file (the ordered-target encoding; the trees split numbers only).
 fn target_order(table: &Table, rows: &[usize]) -> Vec<Option<Vec<f64>>> {
     let d = table.features.len();
     let base = rows.iter().filter(|i| table.label[**i]).count() as f64 / rows.len().max(1) as f64;
@@ -574,7 +574,7 @@ enum Rounds<'a> {
 /// What early stopping watches on the validation rows.
 #[derive(Clone, Copy)]
 enum Watch {
-    /// LightGBM's own log loss, lower is better.
+    /// The booster's binary log loss, lower is better.
     LogLoss,
     /// The AUC of the validation probabilities ([`auc_by_radix`]), higher is better.
     Auc,
@@ -734,7 +734,7 @@ fn stop_early(
     let mut columns = None;
     // The best value seen and the rounds grown when it was.
     let mut best: Option<(f64, i32)> = None;
-    // Time in LightGBM's rounds and in retain's looks at the validation rows, for the log.
+    // Time in the booster's rounds and in the looks at the validation rows, for the log.
     let (mut growing, mut looking) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     while trainer.rounds() < MAX_ROUNDS {
         let started = std::time::Instant::now();
