@@ -9,7 +9,6 @@
 #
 # Environment:
 #   RETAIN_BIN          use this retain binary instead of building one
-#   CMAKE               CMake >= 3.28 for the LightGBM build (else pip-installed into the venv)
 #   RETAIN_BENCH_VENV   Python virtualenv (default ~/.cache/retain-bench-venv)
 #   RETAIN_SHARED_DATA  the public data sets (default ../shared/data)
 #   SYNTH_SUBSCRIBERS   synthetic operator size (default 100000; 0 skips it)
@@ -36,17 +35,12 @@ py="$venv/bin/python"
 "$py" -m pip install --quiet 'lightgbm~=4.7' 'xgboost~=3.2' 'scikit-learn~=1.9' \
   'pandas~=3.1' 'pyarrow~=26.0'
 
-# retain with the model (LightGBM's build needs clang, libclang and CMake >= 3.28).
+# retain, the churn model included.
 if [ -n "${RETAIN_BIN:-}" ]; then
   bin="$RETAIN_BIN"
 else
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/retain-target}"
-  if [ -z "${CMAKE:-}" ]; then
-    "$py" -m pip install --quiet 'cmake>=3.28,<4'
-    CMAKE="$("$py" -c 'import cmake,os;print(os.path.join(cmake.CMAKE_BIN_DIR,"cmake"))')"
-    export CMAKE
-  fi
-  cargo build --release --quiet --features model
+  cargo build --release --quiet -p retain
   bin="$CARGO_TARGET_DIR/release/retain"
 fi
 

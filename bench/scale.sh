@@ -31,7 +31,7 @@ if [ -n "${RETAIN_BIN:-}" ]; then
   bin="$RETAIN_BIN"
 else
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/retain-target}"
-  cargo build --release --quiet -p retain --features model
+  cargo build --release --quiet -p retain
   bin="$CARGO_TARGET_DIR/release/retain"
 fi
 

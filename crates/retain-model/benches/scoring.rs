@@ -2,8 +2,7 @@
 //! operator model's (`TREES` trees of 31 leaves over `FEATURES` columns, defaults 500 and 55),
 //! by leaf masks (the default: the AVX-512 build where the processor has it, and the AVX2 and baseline
 //! builds) and
-//! by walking the trees, and LightGBM's own prediction on every
-//! core. `cargo bench -p retain-model --bench scoring`.
+//! by walking the trees. `cargo bench -p retain-model --bench scoring`.
 
 use std::time::Instant;
 
@@ -17,13 +16,7 @@ fn main() {
     let (trees, width, rows) = (var("TREES", 500), var("FEATURES", 55), var("ROWS", 200_000));
     let (x, y) = data(rows, width);
     let started = Instant::now();
-    let dataset = lightgbm3::Dataset::from_slice(&x, &y, width as i32, true).expect("a dataset");
-    let params = serde_json::json!({
-        "objective": "binary", "num_iterations": trees, "num_leaves": 31,
-        "learning_rate": 0.05, "min_data_in_leaf": 50, "verbose": -1, "seed": 1,
-    });
-    let booster = lightgbm3::Booster::train(dataset, &params).expect("training");
-    let forest = retain_model::Forest::of(&booster).expect("the trees");
+    let forest = retain_model::Forest::grown(&x, &y, width, trees).expect("the trees");
     println!(
         "{} trees of 31 leaves, {width} features, {rows} rows; trained in {:.1} s",
         forest.trees(),
@@ -58,22 +51,16 @@ fn main() {
     let walk = time("walking the trees", 1, &|| {
         walking.raw_scores_here(&x, width).expect("scores")
     });
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let lightgbm = time("LightGBM predict (every core)", cores, &|| {
-        booster.raw_scores(&x, width as i32, true).expect("scores")
-    });
     println!(
-        "leaf masks / walking {:.2}x (AVX2 {:.2}x, baseline {:.2}x), leaf masks / LightGBM {:.2}x \
-         (per core)",
+        "leaf masks / walking {:.2}x (AVX2 {:.2}x, baseline {:.2}x) (per core)",
         masks / walk,
         two / walk,
         base / walk,
-        masks / lightgbm
     );
 }
 
 /// Rows of mixed signal, noise and missing values, and labels with a 10% base rate.
-fn data(rows: usize, width: usize) -> (Vec<f64>, Vec<f32>) {
+fn data(rows: usize, width: usize) -> (Vec<f64>, Vec<bool>) {
     let mut state = 42u64;
     let mut uniform = move || {
         state = state
@@ -105,7 +92,7 @@ fn data(rows: usize, width: usize) -> (Vec<f64>, Vec<f32>) {
                 }
             })
             .sum();
-        y.push(f32::from(u8::from(signal + uniform() * 1.5 > 1.2)));
+        y.push(signal + uniform() * 1.5 > 1.2);
         x.extend(row);
     }
     (x, y)

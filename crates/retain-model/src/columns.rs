@@ -223,19 +223,28 @@ impl Forest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grow::{Booster, Params};
 
     /// A forest of `leaves`-leaf trees, with splits that treat zero as missing when asked, and
     /// its training rows (6 columns, with missing values and zeros).
     fn trained(leaves: usize, zero_as_missing: bool) -> (Forest, Vec<f64>) {
         let (x, y) = crate::forest::tests::rows(3_001, 6, 5);
-        let dataset = lightgbm3::Dataset::from_slice(&x, &y, 6, true).unwrap();
-        let params = serde_json::json!({
-            "objective": "binary", "num_iterations": 12, "num_leaves": leaves,
-            "min_data_in_leaf": 3, "zero_as_missing": zero_as_missing, "verbose": -1,
-            "seed": 1, "deterministic": true,
-        });
-        let booster = lightgbm3::Booster::train(dataset, &params).unwrap();
-        (Forest::of(&booster).unwrap(), x)
+        let params = Params {
+            num_leaves: leaves,
+            min_data_in_leaf: 3,
+            seed: 1,
+            ..Params::default()
+        };
+        let mut booster = Booster::new(&x, &y, 6, params, None).unwrap();
+        for _ in 0..12 {
+            assert!(booster.step());
+        }
+        let forest = booster.model().unwrap();
+        if zero_as_missing {
+            (crate::forest::tests::zero_as_missing(&forest), x)
+        } else {
+            (forest, x)
+        }
     }
 
     #[test]

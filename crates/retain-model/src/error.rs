@@ -5,7 +5,7 @@ pub enum Error {
     /// The data cannot be used for training or scoring.
     #[error("{0}")]
     Data(String),
-    /// LightGBM failed.
+    /// The trees could not be grown or read.
     #[error("model: {0}")]
     Model(String),
     #[error("{context}: {source}")]

@@ -310,8 +310,8 @@ pub fn evaluate_files(options: &EvalOptions) -> Result<EvalReport> {
         return Err(Error::Data("no usable feature column".into()));
     }
     // The validation rows are drawn before encoding, so that a large table can be laid out
-    // with its fitting rows first and its validation rows after, each in file order: LightGBM
-    // then bins both where they lie, where copying them out took a second on the synthetic
+    // with its fitting rows first and its validation rows after, each in file order: the
+    // trainer then bins both where they lie, where copying them out took a second on the synthetic
     // operator's 700,000 rows. A small table keeps the file's order, which its refit's row
     // sampling follows; its copies cost nothing.
     let positions: Vec<usize> = (0..train_rows.len()).collect();

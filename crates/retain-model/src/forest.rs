@@ -1,11 +1,13 @@
-//! The trees of a trained LightGBM model, evaluated in Rust.
+//! The trees of a trained model (grown by `grow.rs`, or read from a model file in LightGBM's
+//! text format), evaluated in Rust.
 //!
 //! Scoring every subscriber is the model's hot path: LightGBM's own prediction turns each dense
 //! row into sparse pairs and walks every tree with a mispredicted branch at most levels. Here the
 //! trees are flattened into one array of nodes and walked tree by tree over blocks of rows with
 //! branch-free steps, so a tree stays in cache while many rows pass through it and independent
 //! rows overlap in the processor. The decision at each node is LightGBM's, missing values
-//! included, so the raw scores are LightGBM's (a test checks they agree on every row).
+//! included, so the raw scores are LightGBM's for its model files, and the trainer's for the
+//! trees it grew (a test checks they agree on every row).
 
 use crate::error::{Error, Result};
 use crate::masks::{Isa, Masks};
@@ -25,6 +27,7 @@ pub(crate) struct Node {
     /// Whether a zero is missing too (LightGBM's missing type `Zero`), going `default_left`.
     pub(crate) zero_missing: bool,
     pub(crate) default_left: bool,
+    pub(crate) missing: Missing,
     /// Children: `>= 0` a node of this forest, `< 0` the leaf `!child` of this forest.
     pub(crate) left: i32,
     pub(crate) right: i32,
@@ -66,6 +69,8 @@ pub struct Forest {
     /// (explaining needs them, scoring does not).
     node_counts: Vec<f64>,
     leaf_counts: Vec<f64>,
+    /// Per node, what its split gained in training (0 when the model file does not say).
+    gains: Vec<f64>,
     features: usize,
     /// The same trees for lock-step walks, when no split treats zero as missing (LightGBM's
     /// default); otherwise rows take the node-by-node walk.
@@ -77,24 +82,78 @@ pub struct Forest {
     masks: Option<Masks>,
 }
 
+/// How a split treats missing values (LightGBM's missing types, which its text format names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// The training rows had none: a missing value is read as zero.
+    None,
+    /// Zero counts as missing and goes the default way, as NaN does.
+    Zero,
+    /// NaN goes the default way.
+    Nan,
+}
+
+/// A split as a trainer or a model file gives it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PartNode {
+    pub(crate) feature: u32,
+    pub(crate) threshold: f64,
+    pub(crate) missing: Missing,
+    pub(crate) default_left: bool,
+    /// Children within the tree: `>= 0` a node, `< 0` the leaf `!child`.
+    pub(crate) left: i32,
+    pub(crate) right: i32,
+    /// What the split gained on the training rows (0 when unknown).
+    pub(crate) gain: f64,
+    /// Training rows through the node (`NaN` when unknown).
+    pub(crate) count: f64,
+}
+
+/// One tree as a trainer or a model file gives it: its splits (the root first, when any) and
+/// its leaves, with the training rows of each leaf (empty when unknown).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TreeParts {
+    pub(crate) nodes: Vec<PartNode>,
+    pub(crate) leaves: Vec<f64>,
+    pub(crate) leaf_counts: Vec<f64>,
+}
+
 impl Forest {
-    /// The trees of a model in LightGBM's text format (`Booster::save_string`). Models with
-    /// categorical splits or linear leaves are refused; retain trains neither.
-    pub fn from_lightgbm(text: &str) -> Result<Forest> {
-        let bad = |what: String| Error::Model(format!("reading the LightGBM model: {what}"));
-        let mut forest = Forest {
+    fn empty() -> Forest {
+        Forest {
             nodes: Vec::new(),
             leaves: Vec::new(),
             roots: Vec::new(),
             sizes: Vec::new(),
             node_counts: Vec::new(),
             leaf_counts: Vec::new(),
+            gains: Vec::new(),
             features: 0,
             steps: Vec::new(),
             step_values: Vec::new(),
             walks: None,
             masks: None,
-        };
+        }
+    }
+
+    /// The forest of trees grown in memory, over rows of `features` columns.
+    pub(crate) fn from_parts(trees: Vec<TreeParts>, features: usize) -> Result<Forest> {
+        let mut forest = Forest::empty();
+        forest.features = features;
+        for (t, tree) in trees.into_iter().enumerate() {
+            forest
+                .push_parts(&format!("Tree={t}"), &tree)
+                .map_err(Error::Model)?;
+        }
+        forest.finish().map_err(Error::Model)
+    }
+
+    /// The trees of a model in LightGBM's text format, as the registry keeps them (and as
+    /// LightGBM writes them). Models with categorical splits or linear leaves are refused;
+    /// retain trains neither.
+    pub fn from_lightgbm(text: &str) -> Result<Forest> {
+        let bad = |what: String| Error::Model(format!("reading the LightGBM model: {what}"));
+        let mut forest = Forest::empty();
         let mut lines = text.lines().peekable();
         while let Some(line) = lines.next() {
             if let Some(max) = line.strip_prefix("max_feature_idx=") {
@@ -120,80 +179,50 @@ impl Forest {
                 }
                 lines.next();
             }
-            forest.push_tree(line, &fields).map_err(bad)?;
+            let parts = read_tree(line, &fields).map_err(bad)?;
+            forest.push_parts(line, &parts).map_err(bad)?;
         }
-        if forest.roots.is_empty() {
-            return Err(bad("no trees".to_owned()));
-        }
-        if forest.node_counts.len() != forest.nodes.len()
-            || forest.leaf_counts.len() != forest.leaves.len()
-        {
-            forest.node_counts.clear();
-            forest.leaf_counts.clear();
-        }
-        forest.lay_out_walks();
-        forest.masks = Masks::build(&forest.nodes, &forest.leaves, &forest.roots);
-        Ok(forest)
+        forest.finish().map_err(bad)
     }
 
-    fn push_tree(
-        &mut self,
-        name: &str,
-        fields: &std::collections::HashMap<&str, &str>,
-    ) -> std::result::Result<(), String> {
-        let get = |key: &str| {
-            fields
-                .get(key)
-                .copied()
-                .ok_or_else(|| format!("{name} has no {key}"))
-        };
-        if fields.get("is_linear").is_some_and(|v| v.trim() != "0") {
-            return Err(format!("{name} has linear leaves"));
+    /// Checks the trees are there and lays them out for scoring.
+    fn finish(mut self) -> std::result::Result<Forest, String> {
+        if self.roots.is_empty() {
+            return Err("no trees".to_owned());
         }
-        let leaves: Vec<f64> = list(name, "leaf_value", get("leaf_value")?)?;
-        let num_leaves: usize = get("num_leaves")?
-            .trim()
-            .parse()
-            .map_err(|e| format!("{name} num_leaves: {e}"))?;
-        if leaves.len() != num_leaves || num_leaves == 0 {
-            return Err(format!("{name} has {} leaf values", leaves.len()));
+        if self.node_counts.len() != self.nodes.len()
+            || self.leaf_counts.len() != self.leaves.len()
+            || self.node_counts.iter().any(|c| c.is_nan())
+        {
+            self.node_counts.clear();
+            self.leaf_counts.clear();
+        }
+        self.lay_out_walks();
+        self.masks = Masks::build(&self.nodes, &self.leaves, &self.roots);
+        Ok(self)
+    }
+
+    fn push_parts(&mut self, name: &str, tree: &TreeParts) -> std::result::Result<(), String> {
+        let num_leaves = tree.leaves.len();
+        let internal = tree.nodes.len();
+        if num_leaves == 0 || internal + 1 != num_leaves {
+            return Err(format!(
+                "{name} has {internal} splits and {num_leaves} leaves"
+            ));
+        }
+        if tree.nodes.iter().any(|n| n.threshold.is_nan()) {
+            return Err(format!("{name} has a threshold that is not a number"));
         }
         let leaf_base = i32::try_from(self.leaves.len()).map_err(|e| e.to_string())?;
         let node_base = i32::try_from(self.nodes.len()).map_err(|e| e.to_string())?;
-        self.leaves.extend(&leaves);
-        if let Some(counts) = fields.get("leaf_count") {
-            self.leaf_counts
-                .extend(list::<f64>(name, "leaf_count", counts)?);
+        self.leaves.extend(&tree.leaves);
+        if tree.leaf_counts.len() == num_leaves {
+            self.leaf_counts.extend(&tree.leaf_counts);
         }
-        if num_leaves == 1 {
+        if internal == 0 {
             self.roots.push(!leaf_base);
             self.sizes.push(0);
             return Ok(());
-        }
-        if let Some(counts) = fields.get("internal_count") {
-            self.node_counts
-                .extend(list::<f64>(name, "internal_count", counts)?);
-        }
-        let features: Vec<u32> = list(name, "split_feature", get("split_feature")?)?;
-        let thresholds: Vec<f64> = list(name, "threshold", get("threshold")?)?;
-        if thresholds.iter().any(|t| t.is_nan()) {
-            return Err(format!("{name} has a threshold that is not a number"));
-        }
-        let decisions: Vec<u8> = list(name, "decision_type", get("decision_type")?)?;
-        let lefts: Vec<i32> = list(name, "left_child", get("left_child")?)?;
-        let rights: Vec<i32> = list(name, "right_child", get("right_child")?)?;
-        let internal = num_leaves - 1;
-        if [
-            features.len(),
-            thresholds.len(),
-            decisions.len(),
-            lefts.len(),
-            rights.len(),
-        ]
-        .iter()
-        .any(|n| *n != internal)
-        {
-            return Err(format!("{name} has arrays of the wrong length"));
         }
         let child = |c: i32| -> std::result::Result<i32, String> {
             let inside = if c >= 0 {
@@ -210,40 +239,143 @@ impl Forest {
                 !(leaf_base + !c)
             })
         };
-        for i in 0..internal {
-            let decision = decisions[i];
-            if decision & 1 != 0 {
-                return Err(format!("{name} has a categorical split"));
-            }
-            let default_left = decision & 2 != 0;
-            // LightGBM's missing types: 0 none (NaN is read as 0), 1 zero, 2 NaN.
-            let missing = (decision >> 2) & 3;
-            let nan_left = match missing {
-                0 => 0.0 <= thresholds[i],
-                _ => default_left,
+        for n in &tree.nodes {
+            let nan_left = match n.missing {
+                Missing::None => 0.0 <= n.threshold,
+                Missing::Zero | Missing::Nan => n.default_left,
             };
-            self.features = self.features.max(features[i] as usize + 1);
+            self.features = self.features.max(n.feature as usize + 1);
             self.nodes.push(Node {
-                threshold: thresholds[i],
-                feature: features[i],
+                threshold: n.threshold,
+                feature: n.feature,
                 nan_left,
-                zero_missing: missing == 1,
-                default_left,
-                left: child(lefts[i])?,
-                right: child(rights[i])?,
+                zero_missing: n.missing == Missing::Zero,
+                default_left: n.default_left,
+                missing: n.missing,
+                left: child(n.left)?,
+                right: child(n.right)?,
             });
+            self.node_counts.push(n.count);
+            self.gains.push(n.gain);
         }
         self.roots.push(node_base);
         self.sizes.push(internal as u32);
         Ok(())
     }
 
-    /// The trees of a trained booster.
-    pub fn of(booster: &lightgbm3::Booster) -> Result<Forest> {
-        let text = booster
-            .save_string()
-            .map_err(|e| Error::Model(e.to_string()))?;
-        Forest::from_lightgbm(&text)
+    /// The forest in LightGBM's text format, over features named `names`: what the registry
+    /// saves, and what LightGBM itself reads.
+    #[must_use]
+    pub fn to_lightgbm(&self, names: &[String]) -> String {
+        use std::fmt::Write as _;
+        let d = self.features.max(names.len()).max(1);
+        let names: Vec<String> = (0..d)
+            .map(|j| {
+                names.get(j).map_or_else(
+                    || format!("Column_{j}"),
+                    |n| n.replace(char::is_whitespace, "_"),
+                )
+            })
+            .collect();
+        let mut text = format!(
+            "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n\
+             max_feature_idx={}\nobjective=binary sigmoid:1\nfeature_names={}\n\
+             feature_infos={}\n\n",
+            d - 1,
+            names.join(" "),
+            vec!["none"; d].join(" ")
+        );
+        let join = |values: &mut dyn Iterator<Item = String>| values.collect::<Vec<_>>().join(" ");
+        let counts = self.counts();
+        let mut leaf_first = 0;
+        for t in 0..self.roots.len() {
+            let (root, size) = self.tree_nodes(t);
+            let leaves = size + 1;
+            let first = usize::try_from(root).unwrap_or(0);
+            let nodes = if root < 0 {
+                &self.nodes[..0]
+            } else {
+                &self.nodes[first..first + size]
+            };
+            // Children as the tree's own: nodes from its root, leaves from its first.
+            let local = |c: i32| -> String {
+                if c >= 0 {
+                    (c as usize - first).to_string()
+                } else {
+                    (!((!c) as usize - leaf_first) as i64).to_string()
+                }
+            };
+            let _ = writeln!(text, "Tree={t}\nnum_leaves={leaves}\nnum_cat=0");
+            if size > 0 {
+                let _ = writeln!(
+                    text,
+                    "split_feature={}\nsplit_gain={}\nthreshold={}\ndecision_type={}\n\
+                     left_child={}\nright_child={}",
+                    join(&mut nodes.iter().map(|n| n.feature.to_string())),
+                    join(&mut self.gains[first..first + size].iter().map(|g| number(*g))),
+                    join(&mut nodes.iter().map(|n| number(n.threshold))),
+                    join(&mut nodes.iter().map(|n| {
+                        let missing = match n.missing {
+                            Missing::None => 0,
+                            Missing::Zero => 1,
+                            Missing::Nan => 2,
+                        };
+                        (u8::from(n.default_left) * 2 + missing * 4).to_string()
+                    })),
+                    join(&mut nodes.iter().map(|n| local(n.left))),
+                    join(&mut nodes.iter().map(|n| local(n.right))),
+                );
+            }
+            let _ = writeln!(
+                text,
+                "leaf_value={}",
+                join(
+                    &mut self.leaves[leaf_first..leaf_first + leaves]
+                        .iter()
+                        .map(|v| number(*v))
+                )
+            );
+            if let Some((node_counts, leaf_counts)) = counts {
+                let _ = writeln!(
+                    text,
+                    "leaf_count={}",
+                    join(
+                        &mut leaf_counts[leaf_first..leaf_first + leaves]
+                            .iter()
+                            .map(ToString::to_string)
+                    )
+                );
+                if size > 0 {
+                    let _ = writeln!(
+                        text,
+                        "internal_count={}",
+                        join(
+                            &mut node_counts[first..first + size]
+                                .iter()
+                                .map(ToString::to_string)
+                        )
+                    );
+                }
+            }
+            let _ = write!(text, "is_linear=0\nshrinkage=1\n\n\n");
+            leaf_first += leaves;
+        }
+        text.push_str("end of trees\n");
+        text
+    }
+
+    /// Per feature of rows `d` wide, the gains of its splits summed: LightGBM's "gain"
+    /// importance.
+    #[must_use]
+    pub fn importance(&self, d: usize) -> Vec<f64> {
+        let mut out = vec![0.0; d.max(self.features)];
+        for (node, gain) in self.nodes.iter().zip(&self.gains) {
+            if gain.is_finite() {
+                out[node.feature as usize] += gain;
+            }
+        }
+        out.truncate(d);
+        out
     }
 
     /// Trees in the forest.
@@ -539,6 +671,107 @@ pub(crate) fn rows_on_cores(
     });
 }
 
+/// A tree of a model in LightGBM's text format, from its fields.
+fn read_tree(
+    name: &str,
+    fields: &std::collections::HashMap<&str, &str>,
+) -> std::result::Result<TreeParts, String> {
+    let get = |key: &str| {
+        fields
+            .get(key)
+            .copied()
+            .ok_or_else(|| format!("{name} has no {key}"))
+    };
+    if fields.get("is_linear").is_some_and(|v| v.trim() != "0") {
+        return Err(format!("{name} has linear leaves"));
+    }
+    let leaves: Vec<f64> = list(name, "leaf_value", get("leaf_value")?)?;
+    let num_leaves: usize = get("num_leaves")?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{name} num_leaves: {e}"))?;
+    if leaves.len() != num_leaves || num_leaves == 0 {
+        return Err(format!("{name} has {} leaf values", leaves.len()));
+    }
+    let leaf_counts = match fields.get("leaf_count") {
+        Some(counts) => list::<f64>(name, "leaf_count", counts)?,
+        None => Vec::new(),
+    };
+    if num_leaves == 1 {
+        return Ok(TreeParts {
+            nodes: Vec::new(),
+            leaves,
+            leaf_counts,
+        });
+    }
+    let internal = num_leaves - 1;
+    let features: Vec<u32> = list(name, "split_feature", get("split_feature")?)?;
+    let thresholds: Vec<f64> = list(name, "threshold", get("threshold")?)?;
+    let decisions: Vec<u8> = list(name, "decision_type", get("decision_type")?)?;
+    let lefts: Vec<i32> = list(name, "left_child", get("left_child")?)?;
+    let rights: Vec<i32> = list(name, "right_child", get("right_child")?)?;
+    let gains: Vec<f64> = match fields.get("split_gain") {
+        Some(g) => list(name, "split_gain", g)?,
+        None => vec![0.0; internal],
+    };
+    let counts: Vec<f64> = match fields.get("internal_count") {
+        Some(c) => list(name, "internal_count", c)?,
+        None => vec![f64::NAN; internal],
+    };
+    if [
+        features.len(),
+        thresholds.len(),
+        decisions.len(),
+        lefts.len(),
+        rights.len(),
+        gains.len(),
+        counts.len(),
+    ]
+    .iter()
+    .any(|n| *n != internal)
+    {
+        return Err(format!("{name} has arrays of the wrong length"));
+    }
+    let mut nodes = Vec::with_capacity(internal);
+    for i in 0..internal {
+        let decision = decisions[i];
+        if decision & 1 != 0 {
+            return Err(format!("{name} has a categorical split"));
+        }
+        // LightGBM's missing types: 0 none (NaN is read as 0), 1 zero, 2 NaN.
+        let missing = match (decision >> 2) & 3 {
+            0 => Missing::None,
+            1 => Missing::Zero,
+            _ => Missing::Nan,
+        };
+        nodes.push(PartNode {
+            feature: features[i],
+            threshold: thresholds[i],
+            missing,
+            default_left: decision & 2 != 0,
+            left: lefts[i],
+            right: rights[i],
+            gain: gains[i],
+            count: counts[i],
+        });
+    }
+    Ok(TreeParts {
+        nodes,
+        leaves,
+        leaf_counts,
+    })
+}
+
+/// A number as the text format holds it: the shortest text that reads back the same
+/// (`inf` as C's `strtod` reads it).
+fn number(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// A field of a tree: values separated by spaces.
 fn list<T: std::str::FromStr>(name: &str, key: &str, text: &str) -> Result<Vec<T>, String>
 where
@@ -552,6 +785,7 @@ where
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::grow::{Booster, Params};
 
     /// One tree by hand: feature 0 split at 1.5 with missing type `typ` and default direction.
     fn stump(decision_type: u8) -> Forest {
@@ -660,8 +894,7 @@ pub(crate) mod tests {
     fn every_build_of_the_masks_scores_alike() {
         // 31 leaves compare words, 48 bytes.
         for leaves in [31, 48] {
-            let (booster, x) = trained(leaves, 1_000);
-            let forest = Forest::of(&booster).unwrap();
+            let (forest, x, _) = trained(leaves, 1_000);
             let scores = forest.raw_scores(&x, 6).unwrap();
             for widest in [Isa::Baseline, Isa::Avx2] {
                 assert_eq!(forest.limited_to(widest).raw_scores(&x, 6).unwrap(), scores);
@@ -687,7 +920,7 @@ pub(crate) mod tests {
 
     /// Rows with missing values, zeros and a signal spread over interacting features, and
     /// labels from it with noise.
-    pub(crate) fn rows(rows: usize, width: usize, seed: u64) -> (Vec<f64>, Vec<f32>) {
+    pub(crate) fn rows(rows: usize, width: usize, seed: u64) -> (Vec<f64>, Vec<bool>) {
         let mut state = seed;
         let mut uniform = || {
             state = state
@@ -715,37 +948,61 @@ pub(crate) mod tests {
             };
             let signal = first * 0.8 + row[2] * row[3] * 0.1 - row[1] * 0.3
                 + row.iter().skip(4).map(|v| v.sin()).sum::<f64>() * 0.3;
-            y.push(f32::from(u8::from(signal + uniform() * 2.0 - 1.0 > 0.5)));
+            y.push(signal + uniform() * 2.0 - 1.0 > 0.5);
             x.extend(row);
         }
         (x, y)
     }
 
-    /// A forest trained on `rows` with trees of `leaves` leaves, and the rows (6 columns).
-    pub(crate) fn trained(leaves: usize, rows: usize) -> (lightgbm3::Booster, Vec<f64>) {
+    /// A forest grown on `rows` rows (6 columns) over 60 rounds of trees of `leaves` leaves,
+    /// the rows, and the raw scores the trainer added up for them from their bins.
+    pub(crate) fn trained(leaves: usize, rows: usize) -> (Forest, Vec<f64>, Vec<f64>) {
         let (x, y) = self::rows(rows, 6, 7);
-        let dataset = lightgbm3::Dataset::from_slice(&x, &y, 6, true).unwrap();
-        let params = serde_json::json!({
-            "objective": "binary", "num_iterations": 60, "num_leaves": leaves,
-            "min_data_in_leaf": 20, "verbose": -1, "seed": 1, "deterministic": true,
-        });
-        (lightgbm3::Booster::train(dataset, &params).unwrap(), x)
+        let params = Params {
+            num_leaves: leaves,
+            seed: 1,
+            ..Params::default()
+        };
+        let mut booster = Booster::new(&x, &y, 6, params, None).unwrap();
+        for _ in 0..60 {
+            assert!(booster.step());
+        }
+        let scores = booster.training_scores().to_vec();
+        (booster.model().unwrap(), x, scores)
+    }
+
+    /// The same trees with every split treating zero as missing (LightGBM's missing type
+    /// `Zero`, default direction kept), which the recipe never grows but model files may hold.
+    pub(crate) fn zero_as_missing(forest: &Forest) -> Forest {
+        let text: Vec<String> = forest
+            .to_lightgbm(&[])
+            .lines()
+            .map(|line| match line.strip_prefix("decision_type=") {
+                Some(types) => {
+                    let types: Vec<String> = types
+                        .split(' ')
+                        .map(|t| ((t.parse::<u8>().unwrap() & 2) | 4).to_string())
+                        .collect();
+                    format!("decision_type={}", types.join(" "))
+                }
+                None => line.to_owned(),
+            })
+            .collect();
+        Forest::from_lightgbm(&text.join("\n")).unwrap()
     }
 
     #[test]
-    fn a_trained_forest_scores_exactly_as_lightgbm() {
+    fn a_grown_forest_scores_rows_as_its_trainer_did_on_their_bins() {
         // Up to 32 leaves take 32-bit leaf masks, more take 64-bit ones (the widths' edges
         // included); 6,001 rows end in a part block.
         for leaves in [15, 32, 33, 48, 64] {
-            let (booster, x) = trained(leaves, 6_001);
-            let forest = Forest::of(&booster).unwrap();
+            let (forest, x, expected) = trained(leaves, 6_001);
             assert_eq!(forest.trees(), 60);
             assert!(forest.scores_by_masks());
             let most = (0..60).map(|t| forest.tree_nodes(t).1 + 1).max();
             assert_eq!(most, Some(leaves), "some tree has every leaf it may");
             let walking = forest.walking();
             assert!(!walking.scores_by_masks());
-            let expected = booster.raw_scores(&x, 6, true).unwrap();
             for got in [
                 forest.raw_scores(&x, 6).unwrap(),
                 forest.raw_scores_here(&x[..6 * 100], 6).unwrap(),
@@ -765,8 +1022,7 @@ pub(crate) mod tests {
                 "the same leaves summed in the same order"
             );
         }
-        let (booster, x) = trained(15, 6_000);
-        let expected = booster.raw_scores(&x, 6, true).unwrap();
+        let (_, _, expected) = trained(15, 6_000);
         // The scores are not all alike: the comparison means something.
         let spread = expected.iter().copied().fold(f64::NEG_INFINITY, f64::max)
             - expected.iter().copied().fold(f64::INFINITY, f64::min);

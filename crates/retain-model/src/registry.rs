@@ -62,7 +62,7 @@ pub fn save(
     let target = dir.join(format!("v{version}"));
     let tmp = dir.join(format!(".v{version}.tmp"));
     std::fs::create_dir_all(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
-    std::fs::write(tmp.join("model.txt"), &model.text)
+    std::fs::write(tmp.join("model.txt"), model.text())
         .map_err(|e| io("writing model.txt".into(), e))?;
     let meta = ModelMeta {
         version,
@@ -102,7 +102,6 @@ pub fn load_latest(root: &Path) -> Result<Option<(ChurnModel, ModelMeta)>> {
     Ok(Some((
         ChurnModel {
             forest: crate::forest::Forest::from_lightgbm(&trees)?,
-            text: trees,
             features: meta.features.clone(),
             platt: meta.platt,
             logistic: meta.logistic.clone(),

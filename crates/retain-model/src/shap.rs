@@ -1,4 +1,5 @@
-//! Exact TreeSHAP contributions of a [`Forest`], as LightGBM's `predict_contrib` gives them.
+//! Exact TreeSHAP contributions of a [`Forest`], as LightGBM's `predict_contrib` gives them
+//! (a test checks them against the Shapley values' definition).
 //!
 //! TreeSHAP (Lundberg et al. 2020) walks every path of every tree for each row, at a cost that
 //! grows with the square of the path's depth: explaining a hundred thousand subscribers took
@@ -374,6 +375,7 @@ impl<'a> Explainer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grow::{Booster, Params};
 
     fn assert_same(got: &[f64], expected: &[f64]) {
         assert_eq!(got.len(), expected.len());
@@ -385,27 +387,107 @@ mod tests {
         }
     }
 
+    /// The path-dependent expectation of the subtree at `at` for `row` given the features of
+    /// `set` (bits): a feature in the set follows the row, one outside it both branches,
+    /// weighted by their training rows, as TreeSHAP defines it.
+    fn expected(forest: &Forest, at: i32, row: &[f64], set: u32) -> f64 {
+        if at < 0 {
+            return forest.leaf_values()[!at as usize];
+        }
+        let (node_counts, leaf_counts) = forest.counts().unwrap();
+        let node = forest.node(at as usize);
+        if set & (1 << node.feature) != 0 {
+            let next = if forest.goes_left(at as usize, row) {
+                node.left
+            } else {
+                node.right
+            };
+            return expected(forest, next, row, set);
+        }
+        let count = |c: i32| {
+            if c < 0 {
+                leaf_counts[!c as usize]
+            } else {
+                node_counts[c as usize]
+            }
+        };
+        (count(node.left) * expected(forest, node.left, row, set)
+            + count(node.right) * expected(forest, node.right, row, set))
+            / node_counts[at as usize]
+    }
+
+    /// Shapley values of `row` by their definition, then the value of the empty set: per tree
+    /// (they add up over trees), a weighted sum over every subset of the features the tree
+    /// splits on. Slow, for a few rows only.
+    fn shapley_by_subsets(forest: &Forest, row: &[f64], d: usize) -> Vec<f64> {
+        let factorial = |n: usize| (1..=n).map(|k| k as f64).product::<f64>();
+        let mut phi = vec![0.0; d + 1];
+        for t in 0..forest.trees() {
+            let (root, size) = forest.tree_nodes(t);
+            let mut used: Vec<u32> = (0..size)
+                .map(|k| forest.node(root as usize + k).feature)
+                .collect();
+            used.sort_unstable();
+            used.dedup();
+            let m = used.len();
+            // A subset of the tree's features as bits of the row's features.
+            let spread = |subset: u32| -> u32 {
+                (0..m)
+                    .filter(|k| subset & (1 << k) != 0)
+                    .fold(0, |set, k| set | 1 << used[k])
+            };
+            let values: Vec<f64> = (0..1u32 << m)
+                .map(|subset| expected(forest, root, row, spread(subset)))
+                .collect();
+            for (k, &feature) in used.iter().enumerate() {
+                for subset in 0..1u32 << m {
+                    if subset & (1 << k) != 0 {
+                        continue;
+                    }
+                    let s = subset.count_ones() as usize;
+                    let weight = factorial(s) * factorial(m - s - 1) / factorial(m);
+                    phi[feature as usize] +=
+                        weight * (values[(subset | 1 << k) as usize] - values[subset as usize]);
+                }
+            }
+            phi[d] += values[0];
+        }
+        phi
+    }
+
     #[test]
-    fn contributions_are_lightgbms() {
+    fn contributions_are_the_shapley_values() {
         let (rows, width) = (1_500, 14);
         let (x, y) = crate::forest::tests::rows(rows, width, 11);
-        let di = i32::try_from(width).unwrap();
         // Deep trees over many features, so some paths are too deep for a table; and a model
         // whose splits treat zero as missing.
-        for params in [
-            serde_json::json!({
-                "objective": "binary", "num_iterations": 8, "num_leaves": 127,
-                "min_data_in_leaf": 3, "verbose": -1, "seed": 3, "deterministic": true,
-            }),
-            serde_json::json!({
-                "objective": "binary", "num_iterations": 20, "num_leaves": 15,
-                "zero_as_missing": true, "verbose": -1, "seed": 3, "deterministic": true,
-            }),
-        ] {
-            let dataset = lightgbm3::Dataset::from_slice(&x, &y, di, true).unwrap();
-            let booster = lightgbm3::Booster::train(dataset, &params).unwrap();
-            let expected = booster.predict_contrib(&x, di, true).unwrap();
-            let forest = Forest::of(&booster).unwrap();
+        for (leaves, min_data, rounds, zero) in [(127, 3, 8, false), (15, 20, 20, true)] {
+            let params = Params {
+                num_leaves: leaves,
+                min_data_in_leaf: min_data,
+                seed: 3,
+                ..Params::default()
+            };
+            let mut booster = Booster::new(&x, &y, width, params, None).unwrap();
+            for _ in 0..rounds {
+                assert!(booster.step());
+            }
+            let mut forest = booster.model().unwrap();
+            if zero {
+                forest = crate::forest::tests::zero_as_missing(&forest);
+            }
+            let expected = Explainer::with_tables(&forest, 0)
+                .unwrap()
+                .contributions(&x, width)
+                .unwrap();
+            // A few rows against the definition.
+            for r in [7, 1_499] {
+                let row = &x[r * width..(r + 1) * width];
+                assert_same(
+                    &expected[r * (width + 1)..(r + 1) * (width + 1)],
+                    &shapley_by_subsets(&forest, row, width),
+                );
+            }
             // All paths in tables, some (the budget runs out), none: the same values.
             for budget in [TABLE_VALUES, 5_000, 0] {
                 let explainer = Explainer::with_tables(&forest, budget).unwrap();

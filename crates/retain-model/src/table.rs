@@ -124,11 +124,9 @@ impl Table {
         }
     }
 
-    /// The 0/1 labels of the rows `keep`, as LightGBM takes them.
-    pub(crate) fn labels(&self, keep: &[usize]) -> Vec<f32> {
-        keep.iter()
-            .map(|i| if self.label[*i] { 1.0 } else { 0.0 })
-            .collect()
+    /// The labels of the rows `keep`.
+    pub(crate) fn labels(&self, keep: &[usize]) -> Vec<bool> {
+        keep.iter().map(|i| self.label[*i]).collect()
     }
 
     /// The feature matrix of the rows `keep`, copied.
@@ -167,6 +165,6 @@ mod tests {
         }
         assert_eq!(*t.matrix(&[0, 2, 3]), [0.0, 1.0, 4.0, 5.0, 6.0, 7.0]);
         assert_eq!(*t.matrix(&[2, 1]), [4.0, 5.0, 2.0, 3.0]);
-        assert_eq!(t.labels(&[3, 1, 2]), [0.0, 1.0, 1.0]);
+        assert_eq!(t.labels(&[3, 1, 2]), [false, true, true]);
     }
 }

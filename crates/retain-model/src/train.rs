@@ -1,4 +1,5 @@
-//! The training recipe, the same for every data set: LightGBM early-stopped on validation rows,
+//! The training recipe, the same for every data set: gradient-boosted trees ([`crate::grow`])
+//! early-stopped on validation rows,
 //! a logistic-regression floor, and a blend of the two weighted by validation log loss,
 //! calibrated by Platt scaling; small tables are fitted again on every training row. `train`
 //! applies it to stacked snapshots with a time-based split.
@@ -6,13 +7,12 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use lightgbm3::Booster;
 use serde::{Deserialize, Serialize};
 
 use crate::columns::Columns;
 use crate::error::{Error, Result};
 use crate::forest::{Forest, on_cores};
-use crate::lgbm::{self, Data, Trainer};
+use crate::grow::{Booster, Params};
 use crate::logistic::{Logistic, softplus};
 use crate::metrics::{Metrics, auc, auc_by_radix, evaluate, round};
 use crate::reasons::{Reason, top_reasons};
@@ -152,8 +152,6 @@ pub struct FitReport {
 
 /// A trained, calibrated churn model.
 pub struct ChurnModel {
-    /// The trees in LightGBM's text format, as the registry saves them.
-    pub text: String,
     /// The trees, evaluated in Rust: what scoring uses ([`Forest`]).
     pub forest: Forest,
     pub features: Vec<String>,
@@ -180,7 +178,10 @@ fn min_data_in_leaf(rows: usize) -> usize {
 /// Rounds a booster may grow before early stopping has said when to stop.
 const MAX_ROUNDS: i32 = 1000;
 
-/// LightGBM parameters: fixed defaults, the same for every data set, chosen by the table's size.
+/// The trees' parameters: fixed defaults, the same for every data set, chosen by the table's
+/// size. Trees of up to 31 leaves grow on 80% of the features each, with leaf values
+/// regularized by an L2 penalty of 1 (`grow.rs`); the values LightGBM ran with before retain
+/// grew its own trees, and which the measurements below were taken with.
 ///
 /// The booster grows up to [`MAX_ROUNDS`] and stops early on the validation AUC, or on a small
 /// table ([`REFIT_BELOW`]) on the validation log loss: smoother than the AUC of a few hundred
@@ -191,41 +192,32 @@ const MAX_ROUNDS: i32 = 1000;
 /// Small tables learn at 0.1, large ones at 0.05: over twelve splits of each small public
 /// table the faster rate ranked as well (mean AUC within a thousandth, top-decile lift within
 /// two hundredths) in half the rounds, where every round costs the same fixed overhead; 0.15
-/// and 0.2 lost lift. Large tables grow without bagging: drawing the rows each round cost more
-/// than the smaller histograms saved (31 against 34 ms a round on the synthetic operator).
+/// and 0.2 lost lift. Small tables grow each tree on a sample of 80% of the rows; large tables
+/// grow without it: drawing the rows each round cost more than the smaller histograms saved.
 ///
 /// Churners are not weighed up: weighing them by √(non-churners / churners) ranked no better
 /// on any data set measured and worse on the operator's (docs/model.md). The imbalance is
 /// handled by the stratified validation rows, by stopping on AUC or log loss rather than
 /// accuracy, and by calibrating the scores afterwards.
-fn params(rows: usize, small: bool) -> serde_json::Value {
-    let mut params = serde_json::json!({
-        "objective": "binary",
-        "metric": if small { "binary_logloss" } else { "auc" },
-        "learning_rate": if small { 0.1 } else { 0.05 },
-        "num_leaves": 31,
-        "min_data_in_leaf": min_data_in_leaf(rows),
-        "feature_fraction": 0.8,
-        "lambda_l2": 1.0,
-        "seed": 42,
-        "deterministic": true,
-        "verbose": -1,
-        // Row-wise histograms: LightGBM otherwise times both layouts on every booster it
-        // creates and keeps the faster, a choice (and with it the trees' sums) that moves with
-        // the machine's load. Row-wise won on small tables (0.55 against 0.66 ms a round for
-        // IBM Telco's rows) and is what the timing chose on the synthetic operator's, where
-        // it cost up to half a second beside the regression's fit.
-        "force_row_wise": true,
-    });
-    if small {
-        params["bagging_fraction"] = 0.8.into();
-        params["bagging_freq"] = 1.into();
-        // One thread: a round over a few thousand rows is too short to share, and LightGBM's
-        // threads spin waiting for each other while the regression or the refit grows beside
-        // them (Telco 0.25 -> 0.18 s, Orange/BigML 0.33 -> 0.23 s on two cores).
-        params["num_threads"] = 1.into();
+///
+/// Small tables grow on one thread: a round over a few thousand rows is too short to share,
+/// and the regression or the refit grows beside it on the other core.
+fn params(rows: usize, small: bool) -> Params {
+    Params {
+        learning_rate: if small { 0.1 } else { 0.05 },
+        num_leaves: 31,
+        min_data_in_leaf: min_data_in_leaf(rows),
+        min_sum_hessian: 1e-3,
+        lambda_l2: 1.0,
+        feature_fraction: 0.8,
+        bagging_fraction: if small { 0.8 } else { 1.0 },
+        seed: 42,
+        threads: if small {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        },
     }
-    params
 }
 
 /// What early stopping watches and how many rounds without improvement it waits: the log
@@ -242,7 +234,7 @@ fn patience(small: bool) -> (i32, Watch) {
 
 /// The trees see a categorical column as its levels ranked by their smoothed churn rate on the
 /// training rows, so one split can separate risky levels from safe ones whatever their order
-/// in the file (the ordered-target encoding; `lightgbm3` offers no native categorical input).
+/// in the file (the ordered-target encoding; the trees split numbers only).
 fn target_order(table: &Table, rows: &[usize]) -> Vec<Option<Vec<f64>>> {
     let d = table.features.len();
     let base = rows.iter().filter(|i| table.label[**i]).count() as f64 / rows.len().max(1) as f64;
@@ -360,14 +352,6 @@ fn choose_blend(trees: &[f64], linear: &[f64], labels: &[bool]) -> (f64, f64, Bl
     (w, round(auc(&mix(w), labels)), blend)
 }
 
-/// Feature names as LightGBM accepts them quietly (it rewrites whitespace, warning on stdout).
-fn lightgbm_names(features: &[String]) -> Vec<String> {
-    features
-        .iter()
-        .map(|n| n.replace(char::is_whitespace, "_"))
-        .collect()
-}
-
 /// Fits the recipe on `train_rows`, stopping early, blending and calibrating on `valid_rows`;
 /// below [`REFIT_BELOW`] rows, fits the trees and the regression again on both.
 ///
@@ -404,7 +388,7 @@ pub fn fit(
                 let _sent = regression.send(Logistic::fit(table, train_rows));
                 tracing::debug!("first regression fitted");
                 let level_order = target_order(table, all);
-                let text = grow(
+                let forest = grow(
                     table,
                     all,
                     &level_order,
@@ -413,9 +397,8 @@ pub fn fit(
                     &Rounds::Following(pace),
                 )?
                 .model()?;
-                let forest = Forest::from_lightgbm(&text)?;
-                tracing::debug!("refit's trees read");
-                Ok::<_, Error>((text, forest, level_order))
+                tracing::debug!("refit's trees laid out");
+                Ok::<_, Error>((forest, level_order))
             })
         });
         let first = {
@@ -441,17 +424,14 @@ pub fn fit(
     let first = first?;
     // The refit keeps the calibrations and the blend fitted on the first model's validation
     // scores: its rankings are what matter, and no rows are left to fit them on.
-    let (text, forest, level_order, logistic) = match (refit.transpose()?, first.trees, logistic) {
-        (Some((text, forest, level_order)), _, Some(logistic)) => {
-            (text, forest, level_order, logistic)
-        }
-        (None, Some((text, forest)), None) => (text, forest, first.level_order, first.logistic),
+    let (forest, level_order, logistic) = match (refit.transpose()?, first.trees, logistic) {
+        (Some((forest, level_order)), _, Some(logistic)) => (forest, level_order, logistic),
+        (None, Some(forest), None) => (forest, first.level_order, first.logistic),
         _ => return Err(Error::Model("no fit kept its trees".into())),
     };
     let mut report = first.report;
     report.refit = small;
     let model = ChurnModel {
-        text,
         forest,
         features: table.features.clone(),
         level_order,
@@ -467,8 +447,8 @@ pub fn fit(
 
 /// A model's parts and how it scored on the validation rows.
 struct Fitted {
-    /// The trees in LightGBM's text format and read; none when a refit replaces them.
-    trees: Option<(String, Forest)>,
+    /// The trees; none when a refit replaces them.
+    trees: Option<Forest>,
     level_order: Vec<Option<Vec<f64>>>,
     platt: Platt,
     logistic: Logistic,
@@ -516,9 +496,8 @@ fn first_fit(
                 .map_err(|_| Error::Model("the regression was not fitted".into()))?;
             (model, logistic)
         }
-        // The regression starts first, beside the copy of the rows and LightGBM's binning of
-        // them, rather than beside the trees: LightGBM's threads wait for each other at every
-        // step, so a core taken from them for half a second costs them more than that.
+        // The regression starts first, beside the copy of the rows and their binning, rather
+        // than beside the trees, whose histograms share the cores at every step.
         None => std::thread::scope(|scope| {
             let logistic = scope.spawn(|| Logistic::fit(table, train_rows));
             let model = grow();
@@ -529,17 +508,17 @@ fn first_fit(
         }),
     };
     let trainer = model?;
-    // A small table's trees grow again on every row (`fit`): its first fit's are only scored
-    // here, by LightGBM, rather than read back from their text (5 of Orange/BigML's 64 ms).
-    let (kept, raw) = if small {
-        (None, trainer.raw_scores(&xv, d)?)
-    } else {
-        let text = trainer.model()?;
-        let forest = Forest::from_lightgbm(&text)?;
-        let raw = forest.raw_scores(&xv, d)?;
-        (Some((text, forest)), raw)
+    // A small table's trees grow again on every row (`fit`): its first fit's validation rows
+    // keep the scores the booster added up for the log loss as its trees grew.
+    let (kept, raw) = match trainer.validation_scores() {
+        Some(raw) if small => (None, raw.to_vec()),
+        _ => {
+            let forest = trainer.model()?;
+            let raw = forest.raw_scores(&xv, d)?;
+            (Some(forest), raw)
+        }
     };
-    let best_iteration = trainer.rounds()?;
+    let best_iteration = trainer.rounds();
     // The binned rows are no longer needed.
     drop(trainer);
     tracing::debug!("first fit's validation rows scored");
@@ -572,10 +551,10 @@ fn first_fit(
 }
 
 impl ChurnModel {
-    /// LightGBM's booster of the trees, for its feature importance: read when asked for, as
-    /// scoring and evaluation need only the [`Forest`].
-    pub fn booster(&self) -> Result<Booster> {
-        Booster::from_string(&self.text).map_err(|e| Error::Model(e.to_string()))
+    /// The trees in LightGBM's text format, as the registry saves them.
+    #[must_use]
+    pub fn text(&self) -> String {
+        self.forest.to_lightgbm(&self.features)
     }
 }
 
@@ -595,7 +574,7 @@ enum Rounds<'a> {
 /// What early stopping watches on the validation rows.
 #[derive(Clone, Copy)]
 enum Watch {
-    /// LightGBM's own log loss, lower is better.
+    /// The booster's binary log loss, lower is better.
     LogLoss,
     /// The AUC of the validation probabilities ([`auc_by_radix`]), higher is better.
     Auc,
@@ -674,54 +653,33 @@ fn refit_rounds(kept: i32) -> i32 {
     ((f64::from(kept) * REFIT_ROUNDS).round() as i32).max(1)
 }
 
-/// LightGBM's parameters for binning rows for a booster with `params`. Binning takes the
-/// booster's threads: a small table's two fits bin on a core each, where LightGBM's default of
-/// every core had their threads wait on each other (6 against 25 ms for IBM Telco's rows). It
-/// is silenced like the booster: LightGBM writes its warnings to standard output, where
-/// `--json` promises one object.
-fn binning(params: &serde_json::Value) -> String {
-    match params.get("num_threads") {
-        Some(n) => format!("verbose=-1 num_threads={n}"),
-        None => "verbose=-1".to_owned(),
-    }
-}
-
 /// Grows the trees on `rows` (in the trees' encoding, `level_order`), evaluated on `valid`
 /// when given; returns the booster. The rows' copy, if they needed one, is dropped once
-/// LightGBM has binned it.
+/// they are binned.
 fn grow(
     table: &Table,
     rows: &[usize],
     level_order: &[Option<Vec<f64>>],
-    valid: Option<(&[f64], &[f32])>,
-    params: &serde_json::Value,
+    valid: Option<(&[f64], &[bool])>,
+    params: &Params,
     rounds: &Rounds<'_>,
-) -> Result<Trainer> {
+) -> Result<Booster> {
     let d = table.features.len();
-    let names = lightgbm_names(&table.features);
-    let binning = binning(params);
-    // LightGBM scores the validation rows itself only for the log loss it computes; the AUC
-    // is watched on retain's own scores of them (`stop_early`).
-    let by_lightgbm = matches!(
+    // The booster bins and scores the validation rows itself only for the log loss; the AUC
+    // is watched on scores of them held column by column (`stop_early`).
+    let by_booster = matches!(
         rounds,
         Rounds::EarlyStopped {
             watch: Watch::LogLoss,
             ..
         }
     );
-    let (train_set, valid_set) = {
+    let mut trainer = {
         let (x, y) = (table.matrix(rows), table.labels(rows));
         let x = for_trees(&x, d, level_order);
-        let train_set = Data::new(&x, &y, d, &names, &binning, None)?;
-        let valid_set = match valid {
-            Some((xv, yv)) if by_lightgbm => {
-                Some(Data::new(xv, yv, d, &names, &binning, Some(&train_set))?)
-            }
-            _ => None,
-        };
-        (train_set, valid_set)
+        let valid = valid.filter(|_| by_booster);
+        Booster::new(&x, &y, d, params.clone(), valid)?
     };
-    let mut trainer = Trainer::new(train_set, valid_set, &lgbm::parameters(params))?;
     let fit = if valid.is_some() { "first" } else { "refit" };
     tracing::debug!(fit, rows = rows.len(), "rows binned for the trees");
     match rounds {
@@ -730,9 +688,8 @@ fn grow(
             watch,
             pace,
         } => {
-            let (xv, yv) = valid.unwrap_or_default();
-            let labels: Vec<bool> = yv.iter().map(|y| *y > 0.5).collect();
-            let kept = stop_early(&mut trainer, *patience, *watch, (xv, d), &labels, *pace);
+            let (xv, labels) = valid.unwrap_or_default();
+            let kept = stop_early(&mut trainer, *patience, *watch, (xv, d), labels, *pace);
             if let Some(pace) = pace {
                 pace.tell(
                     kept.as_ref()
@@ -743,7 +700,7 @@ fn grow(
         }
         Rounds::Following(pace) => follow(&mut trainer, pace)?,
     }
-    tracing::debug!(fit, rounds = trainer.rounds()?, "trees grown");
+    tracing::debug!(fit, rounds = trainer.rounds(), "trees grown");
     Ok(trainer)
 }
 
@@ -751,14 +708,14 @@ fn grow(
 /// columns in the trees' encoding, labelled `labels`) has not improved for `patience` rounds
 /// and dropping those; returns the rounds kept.
 ///
-/// The log loss is LightGBM's, every round. The AUC is watched every [`AUC_EVERY`] rounds on
-/// retain's own scores of the validation rows: the trees grown since the last look are read
-/// back from LightGBM and scored on the rows held column by column ([`Columns`]), in one pass
-/// over the rows for all of them. LightGBM's own update of a validation set walks its bins row
-/// by row every round: on the synthetic operator's 140,000 validation rows it cost 4.5 ms of a
-/// 37 ms round, its probabilities another millisecond and the AUC 2.3 ms.
+/// The log loss is the booster's, every round, on the validation rows it binned. The AUC is
+/// watched every [`AUC_EVERY`] rounds: the trees grown since the last look are scored on the
+/// validation rows held column by column ([`Columns`]), in one pass over the rows for all of
+/// them; updating binned rows every round walked them row by row (with LightGBM, on the
+/// synthetic operator's 140,000 validation rows, 4.5 ms of a 37 ms round, its probabilities
+/// another millisecond and the AUC 2.3 ms).
 fn stop_early(
-    trainer: &mut Trainer,
+    trainer: &mut Booster,
     patience: i32,
     watch: Watch,
     (valid, d): (&[f64], usize),
@@ -777,15 +734,15 @@ fn stop_early(
     let mut columns = None;
     // The best value seen and the rounds grown when it was.
     let mut best: Option<(f64, i32)> = None;
-    // Time in LightGBM's rounds and in retain's looks at the validation rows, for the log.
+    // Time in the booster's rounds and in the looks at the validation rows, for the log.
     let (mut growing, mut looking) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    while trainer.rounds()? < MAX_ROUNDS {
+    while trainer.rounds() < MAX_ROUNDS {
         let started = std::time::Instant::now();
-        if !trainer.step()? {
+        if !trainer.step() {
             break;
         }
         growing += started.elapsed();
-        let grown = trainer.rounds()?;
+        let grown = trainer.rounds();
         if let Some(pace) = pace {
             pace.tell(Progress::Grown(grown));
         }
@@ -794,9 +751,9 @@ fn stop_early(
         }
         let started = std::time::Instant::now();
         let (metric, higher_is_better) = match watch {
-            Watch::LogLoss => (trainer.validation_metric()?, false),
+            Watch::LogLoss => (trainer.validation_log_loss()?, false),
             Watch::Auc => {
-                let trees = Forest::from_lightgbm(&trainer.trees(scored, grown - scored)?)?;
+                let trees = trainer.forest(scored as usize, (grown - scored) as usize)?;
                 let columns = columns.get_or_insert_with(|| Columns::new(valid, d));
                 trees.add_raw_scores_by_column(columns, &mut scores)?;
                 scored = grown;
@@ -815,7 +772,7 @@ fn stop_early(
             _ if improved => best = Some((metric, grown)),
             Some((_, at)) if grown - at >= patience => {
                 for _ in at..grown {
-                    trainer.rollback()?;
+                    trainer.rollback();
                 }
                 break;
             }
@@ -827,7 +784,7 @@ fn stop_early(
         looking = looking.as_secs_f64(),
         "early stopping done"
     );
-    trainer.rounds()
+    Ok(trainer.rounds())
 }
 
 /// Rounds between looks at a large table's validation AUC: scoring the rows for five trees at
@@ -835,24 +792,24 @@ fn stop_early(
 const AUC_EVERY: i32 = 5;
 
 /// Grows in step with an early-stopped fit, then keeps [`refit_rounds`] of its rounds.
-fn follow(trainer: &mut Trainer, pace: &Pace) -> Result<()> {
+fn follow(trainer: &mut Booster, pace: &Pace) -> Result<()> {
     let mut split = true;
     loop {
         // Once no tree can split, only the rounds to keep are left to hear.
-        let grown = if split { trainer.rounds()? } else { i32::MAX };
+        let grown = if split { trainer.rounds() } else { i32::MAX };
         match pace.next(grown) {
             Progress::Kept(kept) => {
                 let target = refit_rounds(kept);
-                while trainer.rounds()? > target {
-                    trainer.rollback()?;
+                while trainer.rounds() > target {
+                    trainer.rollback();
                 }
-                while split && trainer.rounds()? < target {
-                    split = trainer.step()?;
+                while split && trainer.rounds() < target {
+                    split = trainer.step();
                 }
                 return Ok(());
             }
             Progress::Failed => return Err(Error::Model("the early-stopped fit failed".into())),
-            Progress::Grown(_) => split = trainer.step()?,
+            Progress::Grown(_) => split = trainer.step(),
         }
     }
 }
@@ -906,12 +863,7 @@ pub fn train(table: &Table) -> Result<(ChurnModel, TrainReport)> {
         .features
         .iter()
         .cloned()
-        .zip(
-            model
-                .booster()?
-                .feature_importance(lightgbm3::ImportanceType::Gain)
-                .map_err(|e| Error::Model(e.to_string()))?,
-        )
+        .zip(model.forest.importance(table.features.len()))
         .collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     let report = TrainReport {
@@ -1135,43 +1087,46 @@ mod tests {
 
     /// A booster on `rows` of a three-column table with the recipe's parameters for a small or
     /// large table, nothing grown yet.
-    fn trainer(t: &Table, rows: &[usize], small: bool) -> Trainer {
-        let names = lightgbm_names(&t.features);
+    fn trainer(t: &Table, rows: &[usize], small: bool) -> Booster {
         let params = params(rows.len(), small);
         let (x, y) = (t.matrix(rows), t.labels(rows));
-        let data = Data::new(&x, &y, 3, &names, &binning(&params), None).unwrap();
-        Trainer::new(data, None, &lgbm::parameters(&params)).unwrap()
+        Booster::new(&x, &y, 3, params, None).unwrap()
     }
 
     /// A refit on `rows` following `pace`.
-    fn refit(t: &Table, rows: &[usize], pace: &Pace) -> Result<String> {
+    fn refit(t: &Table, rows: &[usize], pace: &Pace) -> Result<Forest> {
         let order = target_order(t, rows);
         let params = params(rows.len(), true);
         grow(t, rows, &order, None, &params, &Rounds::Following(pace))?.model()
     }
 
     #[test]
-    fn lightgbm_scores_rows_as_the_forest_read_from_its_text_does() {
-        // What a small table's first fit scores its validation rows with, against what the
-        // model scores with.
+    fn the_model_file_reads_back_the_same_trees() {
+        // What the registry saves, read back as a saved model is.
         let t = table(3_000, 4);
         let rows: Vec<usize> = (0..t.len()).collect();
         let mut trainer = trainer(&t, &rows, true);
         for _ in 0..30 {
-            assert!(trainer.step().unwrap());
+            assert!(trainer.step());
         }
-        let x = t.matrix(&rows);
-        let by_lightgbm = trainer.raw_scores(&x, 3).unwrap();
-        let forest = Forest::from_lightgbm(&trainer.model().unwrap()).unwrap();
-        let by_forest = forest.raw_scores(&x, 3).unwrap();
-        assert_eq!(by_lightgbm.len(), 3_000);
-        for (a, b) in by_lightgbm.iter().zip(&by_forest) {
-            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
-        }
+        let forest = trainer.model().unwrap();
+        let names: Vec<String> = vec!["a".into(), "b c".into(), "noise".into()];
+        let text = forest.to_lightgbm(&names);
+        assert!(text.contains("feature_names=a b_c noise"), "{text}");
+        let read = Forest::from_lightgbm(&text).unwrap();
+        assert_eq!(read.trees(), 30);
+        let by_forest = forest.raw_scores(&t.x, 3).unwrap();
+        assert_eq!(read.raw_scores(&t.x, 3).unwrap(), by_forest);
+        assert_eq!(read.importance(3), forest.importance(3));
+        assert_eq!(read.counts(), forest.counts());
+        assert_eq!(read.to_lightgbm(&names), text);
         let spread = by_forest.iter().copied().fold(f64::NEG_INFINITY, f64::max)
             - by_forest.iter().copied().fold(f64::INFINITY, f64::min);
         assert!(spread > 0.5, "{spread}");
-        assert!(trainer.raw_scores(&x[..5], 3).is_err(), "rows cut short");
+        // The signal's columns matter, the noise little.
+        let importance = forest.importance(3);
+        assert!(importance[0] > 3.0 * importance[2], "{importance:?}");
+        assert!(forest.raw_scores(&t.x[..5], 3).is_err(), "rows cut short");
     }
 
     #[test]
@@ -1193,7 +1148,7 @@ mod tests {
         let told = Pace::new();
         told.tell(Progress::Kept(report.best_iteration));
         let order = target_order(&t, &rows);
-        let after = Forest::from_lightgbm(&refit(&t, &rows, &told).unwrap()).unwrap();
+        let after = refit(&t, &rows, &told).unwrap();
         assert_eq!(after.trees() as i32, report.trees);
         let codes = for_trees(&test.x, 3, &order);
         assert_eq!(
@@ -1254,13 +1209,18 @@ mod tests {
         let grown = |rounds: usize, back: usize| {
             let mut trainer = trainer(&t, &rows, true);
             for _ in 0..rounds {
-                assert!(trainer.step().unwrap());
+                assert!(trainer.step());
             }
             for _ in 0..back {
-                trainer.rollback().unwrap();
+                trainer.rollback();
             }
-            assert_eq!(trainer.rounds().unwrap() as usize, rounds - back);
-            Forest::from_lightgbm(&trainer.model().unwrap()).unwrap()
+            assert_eq!(trainer.rounds() as usize, rounds - back);
+            // Grown on after the rollback, as the trees of a shorter fit would.
+            if back > 0 {
+                assert!(trainer.step());
+                trainer.rollback();
+            }
+            trainer.model().unwrap()
         };
         let (short, long) = (grown(12, 0), grown(30, 18));
         assert_eq!(short.trees(), 12);
@@ -1303,13 +1263,13 @@ mod tests {
         // Rounds read back one, then four, then twenty at a time.
         for (first, count) in [(0, 1), (1, 4), (5, 20)] {
             for _ in 0..count {
-                assert!(trainer.step().unwrap());
+                assert!(trainer.step());
             }
-            let trees = Forest::from_lightgbm(&trainer.trees(first, count).unwrap()).unwrap();
-            assert_eq!(trees.trees() as i32, count);
+            let trees = trainer.forest(first, count).unwrap();
+            assert_eq!(trees.trees(), count);
             trees.add_raw_scores(&t.x, 3, &mut scores).unwrap();
         }
-        let whole = Forest::from_lightgbm(&trainer.model().unwrap()).unwrap();
+        let whole = trainer.model().unwrap();
         assert_eq!(whole.trees(), 25);
         let expected = whole.raw_scores(&t.x, 3).unwrap();
         for (a, b) in scores.iter().zip(&expected) {
@@ -1330,6 +1290,52 @@ mod tests {
     }
 
     #[test]
+    fn early_stopping_stops_soon_where_there_is_nothing_to_learn() {
+        let signal = table(3_000, 30);
+        let mut noise = table(3_000, 30);
+        let mut next = draws(31);
+        for label in &mut noise.label {
+            *label = next() < 0.3;
+        }
+        let rows: Vec<usize> = (0..3_000).collect();
+        let (_, learned) = fit(&signal, &rows[..2_400], &rows[2_400..]).unwrap();
+        let (_, nothing) = fit(&noise, &rows[..2_400], &rows[2_400..]).unwrap();
+        assert!(nothing.best_iteration < 15, "{nothing:?}");
+        assert!(
+            learned.best_iteration > nothing.best_iteration + 10,
+            "{learned:?}"
+        );
+    }
+
+    #[test]
+    fn a_categorical_column_is_split_by_its_levels_churn_rates() {
+        // Churn rates by level in no order of the codes.
+        let rates = [0.1, 0.5, 0.02, 0.3, 0.1, 0.7];
+        let mut next = draws(40);
+        let (mut x, mut label) = (Vec::new(), Vec::new());
+        for _ in 0..4_000 {
+            let level = (next() * 6.0) as usize;
+            label.push(next() < rates[level]);
+            x.extend([level as f64, next()]);
+        }
+        let t = Table {
+            features: vec!["plan".into(), "noise".into()],
+            subscriber_id: (0..4_000).collect(),
+            snapshot: vec![0; 4_000],
+            label,
+            x,
+            levels: vec![Some((0..6).map(|l| format!("p{l}")).collect()), None],
+        };
+        let rows: Vec<usize> = (0..4_000).collect();
+        let (model, _) = fit(&t, &rows[..3_200], &rows[3_200..]).unwrap();
+        let probe: Vec<f64> = (0..6).flat_map(|l| [f64::from(l), 0.5]).collect();
+        let p = model.probabilities(&probe).unwrap();
+        for (a, b) in [(2, 0), (0, 3), (4, 3), (3, 1), (1, 5)] {
+            assert!(p[a] < p[b], "level {a} against {b}: {p:?}");
+        }
+    }
+
+    #[test]
     fn leaves_are_smaller_only_on_small_tables() {
         assert_eq!(min_data_in_leaf(2_000), 20);
         assert_eq!(min_data_in_leaf(6_000), 30);
@@ -1339,8 +1345,9 @@ mod tests {
 
     #[test]
     fn small_tables_grow_trees_on_one_thread_large_ones_on_every_core() {
-        assert_eq!(params(4_000, true)["num_threads"], 1);
-        assert!(params(400_000, false).get("num_threads").is_none());
+        assert_eq!(params(4_000, true).threads, 1);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(params(400_000, false).threads, cores);
     }
 
     #[test]

@@ -58,7 +58,6 @@ pub struct SaveRate {
 pub struct Uplift {
     pub cells: Cells,
     pub method: Method,
-    #[cfg(feature = "model")]
     trees: Option<crate::trees::TwoModel>,
     untested_discount: f64,
     pub report: UpliftReport,
@@ -101,7 +100,6 @@ impl Uplift {
             };
             let (by_kind, q) = evaluate(history, is_evaluated, cell_uplift);
             tried.push((Method::Cells, q, auuc(&by_kind), by_kind));
-            #[cfg(feature = "model")]
             match crate::trees::TwoModel::fit(history, |r| !is_held(r)) {
                 Ok(trees) => {
                     let rows: Vec<&HistoryRow> =
@@ -124,7 +122,6 @@ impl Uplift {
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map_or(Method::Cells, |t| t.0);
         let cells = Cells::fit(history, |_| true);
-        #[cfg(feature = "model")]
         let trees = if matches!(best, Method::TwoModel | Method::Blend) {
             Some(crate::trees::TwoModel::fit(history, |_| true)?)
         } else {
@@ -166,7 +163,6 @@ impl Uplift {
         Ok(Uplift {
             cells,
             method: best,
-            #[cfg(feature = "model")]
             trees,
             untested_discount: policy.untested_discount,
             report,
@@ -180,11 +176,9 @@ impl Uplift {
         features: &crate::inputs::Features,
         rows: &[usize],
     ) -> Result<Option<Vec<[f32; 10]>>> {
-        #[cfg(feature = "model")]
         if let Some(trees) = &self.trees {
             return trees.save_rates(features, rows).map(Some);
         }
-        let _ = (features, rows);
         Ok(None)
     }
 

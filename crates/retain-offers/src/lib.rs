@@ -15,7 +15,6 @@ mod policy;
 mod reason;
 mod run;
 mod simulate;
-#[cfg(feature = "model")]
 mod trees;
 mod uplift;
 mod verify;

@@ -176,7 +176,6 @@ mod tests {
         assert_eq!(s.reason(&[12.0]), UNKNOWN);
     }
 
-    #[cfg(feature = "model")]
     #[test]
     fn reasons_are_the_models_categories() {
         let ours: Vec<&str> = REASONS

@@ -6,7 +6,6 @@ pub(crate) mod demo;
 pub(crate) mod features;
 pub(crate) mod ingest;
 pub(crate) mod model_args;
-#[cfg(feature = "model")]
 mod model_report;
 pub(crate) mod offers;
 pub(crate) mod segment;
@@ -14,10 +13,6 @@ pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod synth;
 pub(crate) mod target;
-#[cfg(feature = "model")]
-pub(crate) mod train;
-#[cfg(not(feature = "model"))]
-#[path = "commands/train_unavailable.rs"]
 pub(crate) mod train;
 pub(crate) mod user;
 pub(crate) mod warn;

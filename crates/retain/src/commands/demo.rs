@@ -325,7 +325,6 @@ fn demo_dnd(rt: &tokio::runtime::Runtime, workspace: &Workspace) -> anyhow::Resu
 }
 
 /// Trains and scores the churn model; three observable snapshots need 12 months of data.
-#[cfg(feature = "model")]
 fn churn_model(
     rt: &tokio::runtime::Runtime,
     store: &Store,
@@ -347,17 +346,6 @@ fn churn_model(
     let train = super::train::execute(rt, store, workspace, &args)?;
     let score = super::train::score_execute(rt, workspace, None)?;
     Ok(Some(serde_json::json!({ "train": train, "score": score })))
-}
-
-#[cfg(not(feature = "model"))]
-#[allow(clippy::unnecessary_wraps)]
-fn churn_model(
-    _: &tokio::runtime::Runtime,
-    _: &Store,
-    _: &Workspace,
-    _: u32,
-) -> anyhow::Result<Option<serde_json::Value>> {
-    Ok(None)
 }
 
 fn describe(s: &DemoSummary) -> String {
@@ -435,7 +423,7 @@ fn describe(s: &DemoSummary) -> String {
         None => {
             let _ = writeln!(
                 text,
-                "churn model: not in this build (cargo run --release --features model -- demo)"
+                "churn model: not trained (three snapshots need 12 months of data)"
             );
         }
     }
