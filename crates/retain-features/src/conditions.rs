@@ -24,9 +24,34 @@ pub fn week_start(date: NaiveDate) -> NaiveDate {
     date - Duration::days(i64::from(date.weekday().num_days_from_monday()))
 }
 
+/// The earliest as-of date accepted from a request: a window of ten years before it still
+/// falls in the calendar the engine reads.
+pub const FIRST_AS_OF: NaiveDate = NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date");
+/// The latest as-of date accepted from a request.
+pub const LAST_AS_OF: NaiveDate = NaiveDate::from_ymd_opt(2100, 12, 31).expect("a date");
+
+/// Checks an as-of date given in a request: `Err` says why it is refused.
+pub fn check_as_of(date: NaiveDate) -> std::result::Result<NaiveDate, String> {
+    if (FIRST_AS_OF..=LAST_AS_OF).contains(&date) {
+        Ok(date)
+    } else {
+        Err(format!(
+            "as_of {date} is outside the accepted range {FIRST_AS_OF} to {LAST_AS_OF}"
+        ))
+    }
+}
+
+/// `months` before `date`; the earliest date when that is before the calendar (the
+/// condition language bounds windows, so only an as-of date far outside
+/// [`FIRST_AS_OF`]..=[`LAST_AS_OF`] gets there, and its query then finds no data).
 fn sub_months(date: NaiveDate, months: u32) -> NaiveDate {
     date.checked_sub_months(Months::new(months))
-        .expect("date in range")
+        .unwrap_or(NaiveDate::MIN)
+}
+
+fn sub_days(date: NaiveDate, days: i64) -> NaiveDate {
+    date.checked_sub_signed(Duration::days(days))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 /// `[lo, hi)` of a window counted back from `cut`.
@@ -34,12 +59,12 @@ fn bounds(cut: NaiveDate, window: Window) -> (NaiveDate, NaiveDate) {
     match window.unit {
         Unit::Month => (sub_months(cut, window.to), sub_months(cut, window.from - 1)),
         Unit::Week => (
-            cut - Duration::days(7 * i64::from(window.to)),
-            cut - Duration::days(7 * i64::from(window.from - 1)),
+            sub_days(cut, 7 * i64::from(window.to)),
+            sub_days(cut, 7 * i64::from(window.from - 1)),
         ),
         Unit::Day => (
-            cut - Duration::days(i64::from(window.to)),
-            cut - Duration::days(i64::from(window.from - 1)),
+            sub_days(cut, i64::from(window.to)),
+            sub_days(cut, i64::from(window.from - 1)),
         ),
     }
 }

@@ -11,14 +11,53 @@
 //!
 //! Windows count back from the as-of date: `3m` is the last three complete months, `1w` the last
 //! complete week, `2w..5w` the four weeks before that, `30d` the last thirty days (events only).
+//!
+//! The text comes from requests (target expressions, edited rules and offers), so everything it
+//! can make the parser and compiler do is bounded: its length ([`MAX_CONDITION_BYTES`]), its
+//! nesting ([`MAX_DEPTH`]), its characters (no control characters), its windows
+//! ([`MAX_WINDOW_MONTHS`], [`MAX_WINDOW_WEEKS`], [`MAX_WINDOW_DAYS`]) and its numbers
+//! ([`MAX_NUMBER`]). A condition inside the bounds compiles to SQL whose nesting the engine
+//! plans at once; one outside them is refused when it is parsed, with its position.
 
 use std::fmt::Write as _;
+
+/// The longest condition accepted, in bytes of UTF-8 text. The longest shipped rule is under
+/// 200 bytes; a target expression naming every tag of a large library stays under 1 KiB.
+pub const MAX_CONDITION_BYTES: usize = 4096;
+
+/// The deepest nesting accepted: a name, number or window is one level; parentheses, function
+/// calls, `not`, unary minus and comparisons each add one, and so does every further operand of
+/// a chain of `+ - * /` (a chain of `and` or of `or` adds one however long it is). Shipped rules
+/// nest a few levels deep. The bound is the engine's: its SQL parser backtracks over nested
+/// function calls, and its time grows about threefold with each level past 16 (a condition of
+/// 16 levels plans in well under a second, one of 20 took minutes).
+pub const MAX_DEPTH: usize = 16;
+
+/// The longest window back from the as-of date, per unit: ten years.
+pub const MAX_WINDOW_MONTHS: u32 = 120;
+/// See [`MAX_WINDOW_MONTHS`].
+pub const MAX_WINDOW_WEEKS: u32 = 522;
+/// See [`MAX_WINDOW_MONTHS`].
+pub const MAX_WINDOW_DAYS: u32 = 3660;
+
+/// The largest magnitude of a number written in a condition (fees, minutes, megabytes, counts).
+pub const MAX_NUMBER: f64 = 1e15;
 
 /// A syntax or type error at a byte offset of the condition text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExprError {
     pub offset: usize,
     pub message: String,
+}
+
+impl ExprError {
+    /// `line L, column C: message`, the position counted in `text` (the condition the error is
+    /// about) as [`line_column`] counts it.
+    #[must_use]
+    pub fn describe(&self, text: &str) -> String {
+        let (line, column) = line_column(text, self.offset);
+        format!("line {line}, column {column}: {}", self.message)
+    }
 }
 
 type Result<T> = std::result::Result<T, ExprError>;
@@ -31,16 +70,111 @@ fn err<T>(offset: usize, message: impl Into<String>) -> Result<T> {
 }
 
 /// 1-based line and column (in characters) of a byte offset in `text`, for error messages
-/// about conditions inside rules and tag files.
+/// about conditions inside rules and tag files. Any offset is accepted: one past the end counts
+/// as the end, one inside a character as that character.
 #[must_use]
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let before = &text[..floor_char_boundary(text, offset)];
     let line = before.matches('\n').count() + 1;
     let column = before
         .rfind('\n')
         .map_or(before.chars().count(), |p| before[p + 1..].chars().count())
         + 1;
     (line, column)
+}
+
+/// The largest character boundary of `text` at or before `offset` (the end when past it).
+fn floor_char_boundary(text: &str, offset: usize) -> usize {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+/// Where byte `value_offset` of a TOML string's value lies in its literal: `literal` is the
+/// source text from the opening quote on (a basic, literal or multi-line string), and the
+/// answer counts from that quote. Escapes (`\t`, `\u00e9`, a line-ending backslash) and the
+/// newline trimmed after `"""` make the two differ; an error found in a condition is reported
+/// at its place in the file with this. An offset past the value maps to its closing quote.
+#[must_use]
+pub fn toml_literal_offset(literal: &str, value_offset: usize) -> usize {
+    let bytes = literal.as_bytes();
+    let (quote, multi) = match bytes {
+        [b'"', b'"', b'"', ..] => (b'"', true),
+        [b'\'', b'\'', b'\'', ..] => (b'\'', true),
+        [q @ (b'"' | b'\''), ..] => (*q, false),
+        _ => return floor_char_boundary(literal, value_offset),
+    };
+    let closing = if quote == b'"' { "\"\"\"" } else { "'''" };
+    let mut i = if multi { 3 } else { 1 };
+    if multi {
+        if literal[i..].starts_with("\r\n") {
+            i += 2;
+        } else if literal[i..].starts_with('\n') {
+            i += 1;
+        }
+    }
+    let mut produced = 0;
+    while i < bytes.len() && produced < value_offset {
+        let b = bytes[i];
+        if b == quote && (!multi || literal[i..].starts_with(closing)) {
+            break;
+        }
+        if quote == b'"' && b == b'\\' {
+            let Some(&e) = bytes.get(i + 1) else { break };
+            let (raw, value) = match e {
+                b'x' | b'u' | b'U' => {
+                    let digits = match e {
+                        b'x' => 2,
+                        b'u' => 4,
+                        _ => 8,
+                    };
+                    let width = literal
+                        .get(i + 2..i + 2 + digits)
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                        .and_then(char::from_u32)
+                        .map_or(1, char::len_utf8);
+                    (2 + digits, width)
+                }
+                b' ' | b'\t' | b'\r' | b'\n' if multi => {
+                    // A line-ending backslash: the whitespace up to the next text is dropped.
+                    let mut j = i + 1;
+                    while j < bytes.len() && matches!(bytes[j], b' ' | b'\t' | b'\r' | b'\n') {
+                        j += 1;
+                    }
+                    (j - i, 0)
+                }
+                _ => (2, 1),
+            };
+            i += raw;
+            produced += value;
+            continue;
+        }
+        let width = literal[i..].chars().next().map_or(1, char::len_utf8);
+        i += width;
+        produced += width;
+    }
+    // A line-ending backslash here stands for nothing: the value goes on after it.
+    if multi && quote == b'"' && bytes.get(i) == Some(&b'\\') {
+        let mut j = i + 1;
+        while j < bytes.len() && matches!(bytes[j], b' ' | b'\t' | b'\r' | b'\n') {
+            j += 1;
+        }
+        if j > i + 1 && bytes[i + 1..j].contains(&b'\n') {
+            i = j;
+        }
+    }
+    floor_char_boundary(literal, i)
+}
+
+/// The byte offset in a TOML file `text` of byte `value_offset` of the string value whose
+/// literal starts at `literal_start` (the start of its span): where an error in a condition
+/// read from a rules, offers or tags file is.
+#[must_use]
+pub fn toml_offset(text: &str, literal_start: usize, value_offset: usize) -> usize {
+    let start = floor_char_boundary(text, literal_start);
+    start + toml_literal_offset(&text[start..], value_offset)
 }
 
 /// The unit of a window.
@@ -112,9 +246,10 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>> {
                     .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
             {
                 i += 1;
-                let from: u32 = number
-                    .parse()
-                    .or_else(|_| err(start, format!("window {number:?} needs a whole number")))?;
+                if !number.bytes().all(|b| b.is_ascii_digit()) {
+                    return err(start, format!("window {number:?} needs a whole number"));
+                }
+                let from = window_count(number);
                 let mut to = from;
                 let mut from_n = 1;
                 if text[i..].starts_with("..") {
@@ -123,9 +258,10 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>> {
                     while i < bytes.len() && bytes[i].is_ascii_digit() {
                         i += 1;
                     }
-                    let end: u32 = text[s..i]
-                        .parse()
-                        .or_else(|_| err(s, "expected the end of the window range, like 2w..5w"))?;
+                    if s == i {
+                        return err(s, "expected the end of the window range, like 2w..5w");
+                    }
+                    let end = window_count(&text[s..i]);
                     if bytes.get(i).and_then(|u| unit_of(*u)) != Some(unit) {
                         return err(i, "both ends of a window range need the same unit");
                     }
@@ -135,6 +271,20 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>> {
                 }
                 if from_n == 0 || to < from_n {
                     return err(start, "a window runs from 1 or more to at least its start");
+                }
+                let (max, unit_name) = match unit {
+                    Unit::Month => (MAX_WINDOW_MONTHS, "months"),
+                    Unit::Week => (MAX_WINDOW_WEEKS, "weeks"),
+                    Unit::Day => (MAX_WINDOW_DAYS, "days"),
+                };
+                if to > max {
+                    return err(
+                        start,
+                        format!(
+                            "window {} reaches back too far: at most {max} {unit_name} (ten years)",
+                            &text[start..i]
+                        ),
+                    );
                 }
                 tokens.push((
                     start,
@@ -149,6 +299,12 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>> {
             let value: f64 = number
                 .parse()
                 .or_else(|_| err(start, format!("{number:?} is not a number")))?;
+            if value.is_nan() || value.abs() > MAX_NUMBER {
+                return err(
+                    start,
+                    format!("{number} is too large: numbers are at most {MAX_NUMBER:e}"),
+                );
+            }
             tokens.push((start, Token::Number(value)));
             continue;
         }
@@ -207,6 +363,16 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>> {
     Ok(tokens)
 }
 
+/// The count of a window's end, saturated: any count past `u32::MAX` is out of range anyway.
+fn window_count(digits: &str) -> u32 {
+    digits
+        .bytes()
+        .try_fold(0_u32, |n, d| {
+            n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+        })
+        .unwrap_or(u32::MAX)
+}
+
 fn unit_of(b: u8) -> Option<Unit> {
     match b {
         b'm' => Some(Unit::Month),
@@ -228,25 +394,72 @@ pub enum Expr {
     Not(Box<Expr>),
     Neg(Box<Expr>),
     Binary(usize, &'static str, Box<Expr>, Box<Expr>),
+    /// A chain of `and` (or of `or`): the operands and the offsets of the operators between
+    /// them. A chain is one level of nesting however long it is.
+    Logic(&'static str, Vec<Expr>, Vec<usize>),
 }
+
+/// A parsed operand and its height: the levels of nesting under it, itself included.
+type Parsed = (Expr, usize);
 
 struct Parser {
     tokens: Vec<(usize, Token)>,
     pos: usize,
     end: usize,
+    /// Open parentheses, calls, `not` and unary minus around the current token: the parser's
+    /// own recursion, bounded by [`MAX_DEPTH`] before it can exhaust the stack.
+    open: usize,
+}
+
+/// Checks the length and the characters of a condition before it is tokenized.
+fn check_text(text: &str) -> Result<()> {
+    if text.len() > MAX_CONDITION_BYTES {
+        return err(
+            floor_char_boundary(text, MAX_CONDITION_BYTES),
+            format!(
+                "the condition is {} bytes long; at most {MAX_CONDITION_BYTES} are accepted",
+                text.len()
+            ),
+        );
+    }
+    if let Some((at, c)) = text
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return err(
+            at,
+            format!(
+                "control character U+{:04X} is not allowed in a condition",
+                u32::from(c)
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn too_deep<T>(offset: usize) -> Result<T> {
+    err(
+        offset,
+        format!(
+            "the condition nests more than {MAX_DEPTH} levels deep (parentheses, calls, not, \
+             unary minus and chained operators each count)"
+        ),
+    )
 }
 
 /// Parses a condition.
 pub fn parse(text: &str) -> Result<Expr> {
+    check_text(text)?;
     let mut p = Parser {
         tokens: tokenize(text)?,
         pos: 0,
         end: text.len(),
+        open: 0,
     };
     if p.tokens.is_empty() {
         return err(0, "the condition is empty");
     }
-    let expr = p.or()?;
+    let (expr, _) = p.or()?;
     if let Some((offset, token)) = p.tokens.get(p.pos) {
         return err(*offset, format!("unexpected {}", describe(token)));
     }
@@ -279,104 +492,156 @@ impl Parser {
         matches!(self.peek(), Some(Token::Ident(w)) if w == word)
     }
 
-    fn or(&mut self) -> Result<Expr> {
-        let mut left = self.and()?;
-        while self.keyword("or") {
-            let at = self.offset();
-            self.pos += 1;
-            let right = self.and()?;
-            left = Expr::Binary(at, "or", Box::new(left), Box::new(right));
+    /// Opens a level of recursion at `at` (a parenthesis, a call, `not`, unary minus); the
+    /// innermost operand is a level too.
+    fn open(&mut self, at: usize) -> Result<()> {
+        if self.open + 1 >= MAX_DEPTH {
+            return too_deep(at);
         }
-        Ok(left)
+        self.open += 1;
+        Ok(())
     }
 
-    fn and(&mut self) -> Result<Expr> {
-        let mut left = self.not()?;
-        while self.keyword("and") {
-            let at = self.offset();
-            self.pos += 1;
-            let right = self.not()?;
-            left = Expr::Binary(at, "and", Box::new(left), Box::new(right));
+    /// A node over operands of the given heights, at `at`.
+    fn node(at: usize, expr: Expr, heights: &[usize]) -> Result<Parsed> {
+        let height = 1 + heights.iter().copied().max().unwrap_or(0);
+        if height > MAX_DEPTH {
+            return too_deep(at);
         }
-        Ok(left)
+        Ok((expr, height))
     }
 
-    fn not(&mut self) -> Result<Expr> {
+    fn or(&mut self) -> Result<Parsed> {
+        self.logic("or", Self::and)
+    }
+
+    fn and(&mut self) -> Result<Parsed> {
+        self.logic("and", Self::not)
+    }
+
+    /// A chain of `word` over operands parsed by `operand`, flattened into one node.
+    fn logic(
+        &mut self,
+        word: &'static str,
+        operand: fn(&mut Self) -> Result<Parsed>,
+    ) -> Result<Parsed> {
+        let first = operand(self)?;
+        if !self.keyword(word) {
+            return Ok(first);
+        }
+        let (mut operands, mut heights, mut ats) = (vec![first.0], vec![first.1], Vec::new());
+        while self.keyword(word) {
+            ats.push(self.offset());
+            self.pos += 1;
+            let (e, h) = operand(self)?;
+            operands.push(e);
+            heights.push(h);
+        }
+        Self::node(ats[0], Expr::Logic(word, operands, ats), &heights)
+    }
+
+    fn not(&mut self) -> Result<Parsed> {
         if self.keyword("not") {
+            let at = self.offset();
+            self.open(at)?;
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            let (inner, h) = self.not()?;
+            self.open -= 1;
+            return Self::node(at, Expr::Not(Box::new(inner)), &[h]);
         }
         self.comparison()
     }
 
-    fn comparison(&mut self) -> Result<Expr> {
-        let left = self.sum()?;
+    fn comparison(&mut self) -> Result<Parsed> {
+        let (left, lh) = self.sum()?;
         if let Some(Token::Op(op @ ("<" | "<=" | ">" | ">=" | "=" | "!="))) = self.peek() {
             let op = *op;
             let at = self.offset();
             self.pos += 1;
-            let right = self.sum()?;
-            return Ok(Expr::Binary(at, op, Box::new(left), Box::new(right)));
+            let (right, rh) = self.sum()?;
+            return Self::node(
+                at,
+                Expr::Binary(at, op, Box::new(left), Box::new(right)),
+                &[lh, rh],
+            );
         }
-        Ok(left)
+        Ok((left, lh))
     }
 
-    fn sum(&mut self) -> Result<Expr> {
-        let mut left = self.product()?;
+    fn sum(&mut self) -> Result<Parsed> {
+        let (mut left, mut lh) = self.product()?;
         while let Some(Token::Op(op @ ("+" | "-"))) = self.peek() {
             let op = *op;
             let at = self.offset();
             self.pos += 1;
-            let right = self.product()?;
-            left = Expr::Binary(at, op, Box::new(left), Box::new(right));
+            let (right, rh) = self.product()?;
+            (left, lh) = Self::node(
+                at,
+                Expr::Binary(at, op, Box::new(left), Box::new(right)),
+                &[lh, rh],
+            )?;
         }
-        Ok(left)
+        Ok((left, lh))
     }
 
-    fn product(&mut self) -> Result<Expr> {
-        let mut left = self.unary()?;
+    fn product(&mut self) -> Result<Parsed> {
+        let (mut left, mut lh) = self.unary()?;
         while let Some(Token::Op(op @ ("*" | "/"))) = self.peek() {
             let op = *op;
             let at = self.offset();
             self.pos += 1;
-            let right = self.unary()?;
-            left = Expr::Binary(at, op, Box::new(left), Box::new(right));
+            let (right, rh) = self.unary()?;
+            (left, lh) = Self::node(
+                at,
+                Expr::Binary(at, op, Box::new(left), Box::new(right)),
+                &[lh, rh],
+            )?;
         }
-        Ok(left)
+        Ok((left, lh))
     }
 
-    fn unary(&mut self) -> Result<Expr> {
+    fn unary(&mut self) -> Result<Parsed> {
         if let Some(Token::Op("-")) = self.peek() {
+            let at = self.offset();
+            self.open(at)?;
             self.pos += 1;
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            let (inner, h) = self.unary()?;
+            self.open -= 1;
+            return Self::node(at, Expr::Neg(Box::new(inner)), &[h]);
         }
         self.primary()
     }
 
-    fn primary(&mut self) -> Result<Expr> {
+    fn primary(&mut self) -> Result<Parsed> {
         let at = self.offset();
         let Some((_, token)) = self.tokens.get(self.pos).cloned() else {
             return err(self.end, "the condition ends too early");
         };
         self.pos += 1;
         match token {
-            Token::Number(n) => Ok(Expr::Number(n)),
-            Token::Str(s) => Ok(Expr::Str(s)),
-            Token::Window(w) => Ok(Expr::Window(at, w)),
+            Token::Number(n) => Ok((Expr::Number(n), 1)),
+            Token::Str(s) => Ok((Expr::Str(s), 1)),
+            Token::Window(w) => Ok((Expr::Window(at, w), 1)),
             Token::LParen => {
-                let inner = self.or()?;
+                self.open(at)?;
+                let (inner, h) = self.or()?;
                 self.expect_rparen()?;
-                Ok(inner)
+                self.open -= 1;
+                // A level of nesting, though not of the parsed form.
+                Self::node(at, inner, &[h])
             }
-            Token::Ident(name) if name == "true" => Ok(Expr::Bool(true)),
-            Token::Ident(name) if name == "false" => Ok(Expr::Bool(false)),
+            Token::Ident(name) if name == "true" => Ok((Expr::Bool(true), 1)),
+            Token::Ident(name) if name == "false" => Ok((Expr::Bool(false), 1)),
             Token::Ident(name) => {
                 if self.peek() == Some(&Token::LParen) {
+                    self.open(at)?;
                     self.pos += 1;
-                    let mut args = Vec::new();
+                    let (mut args, mut heights) = (Vec::new(), Vec::new());
                     if self.peek() != Some(&Token::RParen) {
                         loop {
-                            args.push(self.or()?);
+                            let (arg, h) = self.or()?;
+                            args.push(arg);
+                            heights.push(h);
                             if self.peek() == Some(&Token::Comma) {
                                 self.pos += 1;
                             } else {
@@ -385,9 +650,10 @@ impl Parser {
                         }
                     }
                     self.expect_rparen()?;
-                    Ok(Expr::Call(at, name, args))
+                    self.open -= 1;
+                    Self::node(at, Expr::Call(at, name, args), &heights)
                 } else {
-                    Ok(Expr::Ident(at, name))
+                    Ok((Expr::Ident(at, name), 1))
                 }
             }
             other => err(at, format!("unexpected {}", describe(&other))),
@@ -605,32 +871,37 @@ impl Compiler {
                 if ty != Type::Bool {
                     return err(0, "`not` needs a true/false operand");
                 }
-                Ok((format!("(NOT {sql})"), Type::Bool))
+                // `x = false` is `NOT x` (unknown stays unknown), written so that the engine's
+                // SQL parser reads nested negations in linear time: it backtracks over each
+                // `NOT (`, so 20 nested ones took it minutes.
+                Ok((format!("({sql} = false)"), Type::Bool))
             }
             Expr::Neg(inner) => {
                 let (sql, ty) = self.compile(inner, used)?;
                 if ty != Type::Number {
                     return err(0, "`-` needs a number");
                 }
-                Ok((format!("(-{sql})"), Type::Number))
+                // Subtracted from 0 rather than negated, for the reason `not` is an `= false`.
+                Ok((format!("(0 - {sql})"), Type::Number))
+            }
+            Expr::Logic(op, operands, ats) => {
+                let mut parts = Vec::with_capacity(operands.len());
+                for (i, operand) in operands.iter().enumerate() {
+                    let (sql, ty) = self.compile(operand, used)?;
+                    if ty != Type::Bool {
+                        let at = ats[i.saturating_sub(1).min(ats.len() - 1)];
+                        return err(at, format!("`{op}` joins comparisons, not values"));
+                    }
+                    // Missing data is "not fired", never "unknown".
+                    parts.push(format!("COALESCE({sql}, false)"));
+                }
+                let joint = format!(" {} ", op.to_uppercase());
+                Ok((format!("({})", parts.join(&joint)), Type::Bool))
             }
             Expr::Binary(at, op, left, right) => {
                 let (l, lt) = self.compile(left, used)?;
                 let (r, rt) = self.compile(right, used)?;
                 match *op {
-                    "and" | "or" => {
-                        if lt != Type::Bool || rt != Type::Bool {
-                            return err(*at, format!("`{op}` joins comparisons, not values"));
-                        }
-                        // Missing data is "not fired", never "unknown".
-                        Ok((
-                            format!(
-                                "(COALESCE({l}, false) {} COALESCE({r}, false))",
-                                op.to_uppercase()
-                            ),
-                            Type::Bool,
-                        ))
-                    }
                     "+" | "-" | "*" | "/" => {
                         if lt != Type::Number || rt != Type::Number {
                             return err(*at, format!("`{op}` needs numbers on both sides"));
@@ -974,5 +1245,268 @@ mod tests {
             panic!("{sources:?}")
         };
         assert_eq!(filters, &vec![("category", "'it''s'".to_owned())]);
+    }
+
+    fn is_depth_error(e: &ExprError) -> bool {
+        e.message.contains(&format!("more than {MAX_DEPTH} levels"))
+    }
+
+    #[test]
+    fn two_thousand_open_parentheses_are_refused_at_the_first_level_too_deep() {
+        let text = "(".repeat(2000);
+        let e = parse(&text).unwrap_err();
+        assert!(is_depth_error(&e), "{e:?}");
+        assert_eq!(
+            e.offset,
+            MAX_DEPTH - 1,
+            "the first parenthesis past the bound"
+        );
+    }
+
+    #[test]
+    fn long_runs_of_minus_or_not_are_refused_by_length_or_depth() {
+        // The requests of the report: 20,000 `-` and 3,000 `not` are over the length bound.
+        for text in ["-".repeat(20_000), "not ".repeat(3000) + "true"] {
+            let e = parse(&text).unwrap_err();
+            assert!(e.message.contains("at most 4096"), "{e:?}");
+            assert_eq!(e.offset, MAX_CONDITION_BYTES);
+        }
+        // Within the length bound, they are refused by depth.
+        let minus = "-".repeat(4000) + "1 > 0";
+        let e = parse(&minus).unwrap_err();
+        assert!(is_depth_error(&e), "{e:?}");
+        assert_eq!(e.offset, MAX_DEPTH - 1);
+        let not = "not ".repeat(1000) + "true";
+        let e = parse(&not).unwrap_err();
+        assert!(is_depth_error(&e), "{e:?}");
+        assert_eq!(e.offset, 4 * (MAX_DEPTH - 1));
+    }
+
+    /// Conditions nested `n` levels deep, one of each way of nesting.
+    fn nested(n: usize) -> [String; 5] {
+        [
+            format!("{}true{}", "(".repeat(n - 1), ")".repeat(n - 1)),
+            format!("{}true", "not ".repeat(n - 1)),
+            // A comparison is a level of its own.
+            format!("{}1 > 0", "-".repeat(n - 2)),
+            format!("{}1{} > 0", "abs(".repeat(n - 2), ")".repeat(n - 2)),
+            format!("{} > 0", vec!["1"; n - 1].join(" + ")),
+        ]
+    }
+
+    #[test]
+    fn nesting_up_to_the_bound_compiles_and_one_more_level_is_refused() {
+        for text in nested(MAX_DEPTH) {
+            compile(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        }
+        for text in nested(MAX_DEPTH + 1) {
+            let e = compile(&text).unwrap_err();
+            assert!(is_depth_error(&e), "{text}: {e:?}");
+        }
+        // A chain of `and` or `or` is one level however long.
+        let chain = ["tenure_months > 1"; 100].join(" or ");
+        let (sql, _) = compile(&chain).unwrap();
+        assert_eq!(sql.matches(" OR ").count(), 99);
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_their_position() {
+        for (text, offset) in [
+            ("tenure_months > 1\0", 17),
+            ("count(complaint, 3m, category = 'a\0b') > 0", 34),
+            ("tenure_months\u{1b} > 1", 13),
+            ("tenure_months > 1 and\u{7f} age > 30", 21),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains("control character"), "{text:?}: {e:?}");
+            assert_eq!(e.offset, offset, "{text:?}");
+        }
+        // Tabs and line breaks are layout.
+        compile("tenure_months > 1\r\n\tand age > 30").unwrap();
+    }
+
+    #[test]
+    fn windows_and_numbers_are_range_checked_when_parsed() {
+        let long_number = format!("avg(fee, 3m) > {}", "9".repeat(400));
+        for (text, offset, message) in [
+            ("count(complaint, 4000000000d) > 0", 17, "at most 3660 days"),
+            (
+                "count(complaint, 99999999999999999999d) > 0",
+                17,
+                "at most 3660 days",
+            ),
+            ("avg(fee, 121m) > 0", 9, "at most 120 months"),
+            ("avg(fee, 2w..523w) > 0", 9, "at most 522 weeks"),
+            ("avg(fee, 3m) > 10000000000000000", 15, "too large"),
+            (long_number.as_str(), 15, "too large"),
+        ] {
+            let e = compile(text).unwrap_err();
+            assert!(e.message.contains(message), "{text}: {e:?}");
+            assert_eq!(e.offset, offset, "{text}: {e:?}");
+        }
+        compile("count(complaint, 3660d) > 0 and avg(fee, 120m) > 0 and avg(fee, 522w) > 0")
+            .unwrap();
+        compile("avg(fee, 3m) > 1000000000000000").unwrap();
+    }
+
+    #[test]
+    fn positions_map_to_lines_and_columns_for_any_offset() {
+        let text = "\t中文 a\n中 b";
+        for offset in 0..=text.len() + 3 {
+            let (line, column) = line_column(text, offset);
+            assert!(line >= 1 && column >= 1);
+        }
+        assert_eq!(line_column(text, 2), (1, 2), "inside 中: that character");
+        assert_eq!(line_column(text, text.len()), (2, 4));
+        let e = ExprError {
+            offset: 5,
+            message: "m".into(),
+        };
+        assert_eq!(e.describe(text), "line 1, column 3: m");
+    }
+
+    #[test]
+    fn toml_offsets_skip_escapes_and_trimmed_newlines() {
+        // (literal, value offset, the text the literal has there)
+        let cases = [
+            (r#""\t\t'中文' = 1""#, "\t\t'中文' ".len(), "= 1"),
+            (r#""\u00e9\U0001F600 x""#, "é😀 ".len(), "x"),
+            (r#""a\"b" "#, 2, "b"),
+            ("'\\t x'", 3, "x"),
+            ("\"\"\"\n  a \\\n   b\"\"\"", 4, "b"),
+            ("'''\r\nab'''", 1, "b"),
+        ];
+        for (literal, offset, rest) in cases {
+            let at = toml_literal_offset(literal, offset);
+            assert!(literal[at..].starts_with(rest), "{literal}: {at}");
+        }
+        // Past the value: its closing quote.
+        assert_eq!(toml_literal_offset(r#""\tab""#, 99), 5);
+        // Any offset, any text: a character boundary.
+        let literal = r#""\t中\u4e2d文"#;
+        for offset in 0..20 {
+            assert!(literal.is_char_boundary(toml_literal_offset(literal, offset)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Parses and compiles `text` as a condition and as a value; an error must point inside
+    /// the text, on a character boundary.
+    fn check(text: &str) {
+        let result = parse(text).and_then(|e| {
+            let mut c = Compiler::default();
+            let _ = c.value(&e);
+            c.condition(&e).map(|_| ())
+        });
+        if let Err(e) = result {
+            assert!(e.offset <= text.len(), "{text:?}: {e:?}");
+            assert!(text.is_char_boundary(e.offset), "{text:?}: {e:?}");
+            assert!(!e.message.is_empty());
+            let (line, column) = line_column(text, e.offset);
+            assert!(line >= 1 && column >= 1);
+        }
+    }
+
+    const WORDS: &[&str] = &[
+        "(",
+        ")",
+        "(",
+        ")",
+        ",",
+        "not",
+        "and",
+        "or",
+        "-",
+        "+",
+        "*",
+        "/",
+        "<",
+        ">=",
+        "=",
+        "!=",
+        "avg",
+        "at",
+        "count",
+        "days_since",
+        "coalesce",
+        "abs",
+        "scenario",
+        "tag",
+        "fee",
+        "complaint",
+        "severity",
+        "tenure_months",
+        "value_tier",
+        "warning_score",
+        "true",
+        "1",
+        "0.5",
+        "3m",
+        "1w",
+        "30d",
+        "2w..5w",
+        "0m",
+        "4000000000d",
+        "'serious'",
+        "\"x\"",
+        "'",
+        "\0",
+        "中文",
+        "\t",
+        "\n",
+        "..",
+        "1e5",
+        "9999999999999999999999",
+    ];
+
+    /// Words of the language and pieces of garbage, with or without spaces between them.
+    fn soup() -> impl Strategy<Value = String> {
+        prop::collection::vec((0..WORDS.len(), any::<bool>()), 0..1500).prop_map(|parts| {
+            parts
+                .into_iter()
+                .map(|(w, space)| {
+                    if space {
+                        format!("{} ", WORDS[w])
+                    } else {
+                        WORDS[w].to_owned()
+                    }
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            check(&text);
+        }
+
+        #[test]
+        fn token_soups_never_panic(text in soup()) {
+            check(&text);
+        }
+
+        #[test]
+        fn nesting_past_the_bound_is_a_depth_error(
+            depth in MAX_DEPTH + 1..3000,
+            kind in 0..4_usize,
+        ) {
+            let open = ["(", "not ", "-", "abs("][kind];
+            let text = format!("{}1", open.repeat(depth));
+            let e = parse(&text).unwrap_err();
+            if text.len() > MAX_CONDITION_BYTES {
+                prop_assert!(e.message.contains("bytes long"), "{:?}", e);
+            } else {
+                prop_assert!(e.message.contains("levels deep"), "{:?}", e);
+                prop_assert_eq!(e.offset, (MAX_DEPTH - 1) * open.len());
+            }
+        }
     }
 }

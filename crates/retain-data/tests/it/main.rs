@@ -10,6 +10,7 @@ use retain_data::{
     Encoding, Error, IngestOptions, IngestReport, Mapping, Table, Workspace, ingest,
 };
 
+mod properties;
 mod wide;
 
 /// This crate's directory, read at run time: a test binary reused from a build in another

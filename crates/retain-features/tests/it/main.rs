@@ -538,3 +538,57 @@ async fn a_campaign_set_holds_each_contacts_features_as_of_its_campaign_and_samp
     let days: std::collections::BTreeSet<i32> = sampled.keys().map(|(_, d)| *d).collect();
     assert_eq!(days.len(), periods.len(), "every period is sampled");
 }
+
+/// The deepest condition of each way of nesting that the language accepts, `depth` levels.
+fn deepest(depth: usize) -> Vec<String> {
+    let n = depth - 3;
+    vec![
+        format!(
+            "{}tenure_months > 1{}",
+            "(".repeat(n + 1),
+            ")".repeat(n + 1)
+        ),
+        format!("{}tenure_months > 1", "not ".repeat(n + 1)),
+        format!("{}avg(fee, 3m) > 0", "-".repeat(n)),
+        format!("{}avg(fee, 3m){} > 0", "abs(".repeat(n), ")".repeat(n)),
+        format!("avg(fee, 3m){} > 0", " / 2".repeat(n)),
+        format!("avg(fee, 3m){} > 0", " - 1".repeat(n)),
+        format!(
+            "{}avg(fee, 3m){} > 0",
+            "coalesce(".repeat(n),
+            ", 0)".repeat(n)
+        ),
+        format!(
+            "{}tenure_months > 1{}",
+            "not (tenure_months > 2 and ".repeat(n / 3),
+            ")".repeat(n / 3)
+        ),
+        ["count(complaint, 3m) > 0"; 100].join(" or "),
+    ]
+}
+
+#[tokio::test]
+async fn the_deepest_conditions_the_language_accepts_run_in_the_engine_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = synthetic_workspace(dir.path(), 100, 6, 3);
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let as_of = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
+    for text in deepest(retain_features::expr::MAX_DEPTH) {
+        let started = std::time::Instant::now();
+        let set = FeatureSet::compile(&[("deep", text.as_str())])
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        let batches = features_as_of(&ctx, &set, as_of)
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!(batches.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(5), "{text}: {took:?}");
+    }
+    for text in deepest(retain_features::expr::MAX_DEPTH + 1)
+        .into_iter()
+        .take(7)
+    {
+        let err = FeatureSet::compile(&[("deep", text.as_str())]).unwrap_err();
+        assert!(err.to_string().contains("levels deep"), "{text}: {err}");
+    }
+}
