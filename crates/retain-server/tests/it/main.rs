@@ -528,6 +528,29 @@ async fn bad_input_gets_a_json_error_never_a_500() {
     let ana = login(&app, "ana").await;
     let auth = format!("Bearer {ana}");
     let h = [("authorization", auth.as_str())];
+    // Target expressions that once overflowed the parser's stack, aborting the server, or
+    // held a worker for over a minute; a NUL byte, which PostgreSQL cannot store.
+    let parens = format!("/api/v1/targets?tags={}", "(".repeat(2000));
+    let minus = format!("/api/v1/targets?tags={}", "-".repeat(20_000));
+    let nots = format!("/api/v1/targets?tags={}x", "not%20".repeat(3000));
+    let some_nots = format!("/api/v1/targets?tags={}x", "not%20".repeat(100));
+    for (uri, message) in [
+        (parens.as_str(), "levels deep"),
+        (minus.as_str(), "bytes long"),
+        (nots.as_str(), "bytes long"),
+        (some_nots.as_str(), "levels deep"),
+        ("/api/v1/targets?tags=a%00", "control character U+0000"),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, _, answer) = send(&app, "GET", uri, &h, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        let text = answer["message"].as_str().unwrap();
+        assert!(
+            text.contains(message) && text.contains("line 1, column"),
+            "{text}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
     for (method, uri, body, code) in [
         ("GET", "/api/v1/warnings?limit=abc", None, "bad_request"),
         ("GET", "/api/v1/warnings?limit=0", None, "bad_request"),
@@ -564,6 +587,18 @@ async fn bad_input_gets_a_json_error_never_a_500() {
             "POST",
             "/api/v1/campaigns",
             Some(r#"{"template": "level-flow", "budget": -1}"#),
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/campaigns",
+            Some(r#"{"template": "level-flow", "as_of": "0001-01-01"}"#),
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/campaigns",
+            Some(r#"{"template": "level-flow", "as_of": "2999-01-01"}"#),
             "bad_request",
         ),
         ("POST", "/api/v1/campaigns/99/rehearse", None, "not_found"),
