@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use retain_features::expr::{Compiler, line_column, parse};
 use retain_offers::{Channel, Kind, Level};
 use serde::{Deserialize, Serialize};
 
@@ -191,13 +192,8 @@ fn default_target() -> Target {
 
 const SMS_VARIABLES: [&str; 3] = ["offer", "tail", "due"];
 
-/// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
+/// The longest a channel's work orders may be given: a year.
+pub(crate) const MAX_WITHIN_DAYS: u32 = 366;
 
 impl Template {
     /// Parses and validates a template; errors name the file, line and column (of the field
@@ -263,6 +259,14 @@ impl Template {
         if let Some(d) = self.target.deciles.iter().find(|d| !(1..=10).contains(*d)) {
             return Err(("deciles", format!("deciles are 1–10, not {d}")));
         }
+        // Checked when saved, as the offers' eligibility is: a condition the language refuses
+        // (a window beyond ten years, a control character) never reaches a rehearsal.
+        let condition = &self.target.condition;
+        if !condition.trim().is_empty() {
+            parse(condition)
+                .and_then(|e| Compiler::default().condition(&e))
+                .map_err(|e| ("condition", e.describe(condition)))?;
+        }
         for level in &self.target.levels {
             if self.flow.for_level(*level).is_empty() {
                 return Err((
@@ -283,6 +287,15 @@ impl Template {
                     "schedule",
                     format!(
                         "{}: give exactly one of within_days, weekday, month_days",
+                        channel.code()
+                    ),
+                ));
+            }
+            if due.within_days.is_some_and(|d| d > MAX_WITHIN_DAYS) {
+                return Err((
+                    "schedule",
+                    format!(
+                        "{}: within_days is at most {MAX_WITHIN_DAYS}",
                         channel.code()
                     ),
                 ));
@@ -418,5 +431,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("blue"), "{err}");
+    }
+
+    #[test]
+    fn a_target_condition_and_due_days_are_checked_when_a_template_is_read() {
+        let weekly = include_str!("../templates/weekly-high-end.toml");
+        let cond = "condition = \"value_tier = 'high' or midhigh or plan_fee >= 88\"";
+        for (from, to, message) in [
+            (
+                cond,
+                "condition = \"count(complaint, 4000000000d) > 0\"",
+                "at most 3660 days",
+            ),
+            (
+                cond,
+                "condition = \"plan_fee >= \\u0000\"",
+                "control character",
+            ),
+            (cond, "condition = \"plan_fee >= 'x'\"", "different types"),
+            (
+                "store = { within_days = 14 }",
+                "store = { within_days = 4000000000 }",
+                "within_days is at most 366",
+            ),
+        ] {
+            let text = weekly.replace(from, to);
+            assert_ne!(text, weekly);
+            let err = Template::parse(&text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(message), "{to}: {err}");
+            let json = serde_json::to_value(toml::from_str::<Template>(&text).unwrap()).unwrap();
+            let err = Template::from_json(&json, "saved template").unwrap_err();
+            assert!(err.to_string().contains(message), "{to}: {err}");
+        }
     }
 }

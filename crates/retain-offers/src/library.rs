@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use retain_features::expr::{Compiler, ExprError, line_column, parse};
+use retain_features::expr::{Compiler, ExprError, line_column, parse, toml_offset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -330,14 +330,14 @@ impl Library {
                 return Err(bad(&id, at, "valid_from is after valid_to"));
             }
             let (eligibility, sql) = match &o.eligibility {
-                Some(text) if !text.get_ref().trim().is_empty() => {
-                    let base = text.span().start + 1;
-                    let (sql, _) = parse(text.get_ref())
+                Some(when) if !when.get_ref().trim().is_empty() => {
+                    let start = when.span().start;
+                    let (sql, _) = parse(when.get_ref())
                         .and_then(|e| compiler.condition(&e))
                         .map_err(|ExprError { offset, message }| {
-                            bad(&id, base + offset, &message)
+                            bad(&id, toml_offset(text, start, offset), &message)
                         })?;
-                    (text.get_ref().clone(), sql)
+                    (when.get_ref().clone(), sql)
                 }
                 _ => (String::new(), "TRUE".to_owned()),
             };
@@ -445,6 +445,30 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("o.toml:"), "{err}");
+    }
+
+    #[test]
+    fn an_eligibility_out_of_range_is_refused_when_the_library_is_read() {
+        let offer = |eligibility: &str| {
+            format!(
+                "[[offer]]\nid = \"X1\"\nname_zh = \"x\"\nname_en = \"x\"\nkind = \"fee_discount\"\nreasons = [\"value_decline\"]\nchannels = [\"sms\"]\neligibility = \"{eligibility}\"\n"
+            )
+        };
+        for (eligibility, column, message) in [
+            // Once accepted here, it broke every rehearsal that read the library.
+            ("count(complaint,4000000000d) = 0", 32, "at most 3660 days"),
+            ("plan_fee >= 18 \\u0000", 31, "control character U+0000"),
+            (r"\t\t'中文' = 1", 25, "different types"),
+        ] {
+            let err = Library::parse(&offer(eligibility), Path::new("offers.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("offers.toml:8:{column}: offer X1")),
+                "{eligibility}: {err}"
+            );
+            assert!(err.contains(message), "{eligibility}: {err}");
+        }
     }
 
     #[test]

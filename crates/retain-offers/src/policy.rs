@@ -142,9 +142,9 @@ impl Policy {
         for (c, p) in Policy::default().channels {
             policy.channels.entry(c).or_insert(p);
         }
-        if policy.campaign_days == 0 {
+        if !(1..=366).contains(&policy.campaign_days) {
             return Err(Error::Config(format!(
-                "{}: campaign_days must be at least 1",
+                "{}: campaign_days must be 1 to 366",
                 path.display()
             )));
         }

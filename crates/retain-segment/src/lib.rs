@@ -45,4 +45,4 @@ pub use segment::{
     SCENARIOS, SegmentReport, VALUE_TIERS, segment,
 };
 pub use survival::{Curve, Subject, kaplan_meier};
-pub use tags::{DEFAULT_TAGS, Tag, TagLibrary, select_by_tags};
+pub use tags::{DEFAULT_TAGS, Tag, TagLibrary, check_target_expression, select_by_tags};

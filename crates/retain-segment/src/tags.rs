@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
 use retain_features::conditions::{feature_ctes, register_outputs};
-use retain_features::expr::{Compiler, ExprError, Source, line_column, parse};
+use retain_features::expr::{Compiler, ExprError, Source, line_column, parse, toml_offset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -78,10 +78,12 @@ impl TagLibrary {
             if tags.iter().any(|x: &Tag| x.id == t.id) {
                 return Err(bad(&t.id, t.when.span().start, "this tag id is used twice"));
             }
-            let base = t.when.span().start + 1;
+            let start = t.when.span().start;
             let (sql, _) = parse(t.when.get_ref())
                 .and_then(|e| compiler.condition(&e))
-                .map_err(|ExprError { offset, message }| bad(&t.id, base + offset, &message))?;
+                .map_err(|ExprError { offset, message }| {
+                    bad(&t.id, toml_offset(text, start, offset), &message)
+                })?;
             if compiler.sources.iter().any(|s| matches!(s, Source::Tag(_))) {
                 return Err(bad(
                     &t.id,
@@ -195,6 +197,29 @@ impl TagLibrary {
     }
 }
 
+/// Checks a target expression against the tag library without reading any data: the error
+/// [`select_by_tags`] would give for it, if any.
+pub fn check_target_expression(library: &TagLibrary, expression: &str) -> Result<()> {
+    target_sql(library, expression).map(|_| ())
+}
+
+/// The SQL of a target expression over the `tags` table's columns.
+fn target_sql(library: &TagLibrary, expression: &str) -> Result<String> {
+    let mut compiler = Compiler {
+        booleans: library.tags.iter().map(|t| t.id.clone()).collect(),
+        ..Compiler::default()
+    };
+    let (sql, _) = parse(expression)
+        .and_then(|e| compiler.condition(&e))
+        .map_err(|e| Error::BadRequest(format!("target expression, {}", e.describe(expression))))?;
+    if !compiler.sources.is_empty() {
+        return Err(Error::BadRequest(
+            "a target expression combines tag ids with and, or, not".into(),
+        ));
+    }
+    Ok(sql)
+}
+
 /// The subscribers whose tags satisfy `expression`, for example
 /// `contract_expiring and not enterprise_member`, from the last computed tags.
 pub async fn select_by_tags(
@@ -203,27 +228,11 @@ pub async fn select_by_tags(
     library: &TagLibrary,
     expression: &str,
 ) -> Result<Vec<i64>> {
+    let sql = target_sql(library, expression)?;
     let file = root.join("segments").join("tags.parquet");
     if !file.exists() {
         return Err(Error::BadRequest(
             "no tags have been computed yet: run `retain segment` first".into(),
-        ));
-    }
-    let mut compiler = Compiler {
-        booleans: library.tags.iter().map(|t| t.id.clone()).collect(),
-        ..Compiler::default()
-    };
-    let (sql, _) = parse(expression)
-        .and_then(|e| compiler.condition(&e))
-        .map_err(|ExprError { offset, message }| {
-            Error::BadRequest(format!(
-                "target expression, at character {}: {message}",
-                offset + 1
-            ))
-        })?;
-    if !compiler.sources.is_empty() {
-        return Err(Error::BadRequest(
-            "a target expression combines tag ids with and, or, not".into(),
         ));
     }
     if !ctx.table_exist("tags").unwrap_or(false) {

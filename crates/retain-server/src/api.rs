@@ -472,6 +472,13 @@ pub(crate) async fn tags(State(state): State<AppState>) -> Answer {
     })))
 }
 
+fn segment_error(e: retain_segment::Error) -> ApiError {
+    match e {
+        retain_segment::Error::BadRequest(m) => ApiError::bad_request(m),
+        other => ApiError::internal(other),
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct TargetQuery {
     tags: String,
@@ -483,19 +490,18 @@ pub(crate) async fn targets(
     q: Result<Query<TargetQuery>, QueryRejection>,
 ) -> Answer {
     let Query(q) = q?;
+    let library = retain_segment::TagLibrary::for_workspace(&state.0.root).map_err(engine)?;
+    // A bad expression is the caller's error whatever state the workspace is in.
+    retain_segment::check_target_expression(&library, &q.tags).map_err(segment_error)?;
     if !state.0.root.join("segments/tags.parquet").exists() {
         return Err(ApiError::unavailable(
             "no tags computed yet: run retain segment first",
         ));
     }
-    let library = retain_segment::TagLibrary::for_workspace(&state.0.root).map_err(engine)?;
     let ids =
         retain_segment::select_by_tags(&state.0.campaigns.ctx, &state.0.root, &library, &q.tags)
             .await
-            .map_err(|e| match e {
-                retain_segment::Error::BadRequest(m) => ApiError::bad_request(m),
-                other => ApiError::internal(other),
-            })?;
+            .map_err(segment_error)?;
     let sample: Vec<Value> = ids
         .iter()
         .take(20)
@@ -763,7 +769,10 @@ pub(crate) async fn create_campaign(
         None => None,
         Some(d) => Some(
             chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| ApiError::bad_request(format!("as_of {d:?} is not YYYY-MM-DD")))?,
+                .map_err(|_| ApiError::bad_request(format!("as_of {d:?} is not YYYY-MM-DD")))
+                .and_then(|d| {
+                    retain_features::conditions::check_as_of(d).map_err(ApiError::bad_request)
+                })?,
         ),
     };
     let req = retain_campaign::CreateRequest {

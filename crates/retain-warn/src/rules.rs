@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use retain_features::expr::{Compiler, ExprError, line_column, parse};
+use retain_features::expr::{Compiler, ExprError, line_column, parse, toml_offset};
 
 /// The rules shipped with retain.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
@@ -131,11 +131,13 @@ impl RuleSet {
         let mut compiler = Compiler::default();
         let mut condition =
             |rule: &str, spanned: &toml::Spanned<String>| -> Result<(String, Vec<String>)> {
-                // The span covers the quoted string; +1 skips the opening quote.
-                let base = spanned.span().start + 1;
+                // The span covers the quoted string, escapes and all.
+                let start = spanned.span().start;
                 parse(spanned.get_ref())
                     .and_then(|expr| compiler.condition(&expr))
-                    .map_err(|ExprError { offset, message }| bad(rule, base + offset, message))
+                    .map_err(|ExprError { offset, message }| {
+                        bad(rule, toml_offset(text, start, offset), message)
+                    })
             };
         let mut rules = Vec::with_capacity(file.rules.len());
         let mut seen = std::collections::HashSet::new();
@@ -247,6 +249,46 @@ mod tests {
                 .starts_with(&format!("rules.toml:{expected_line}:")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_error_after_escapes_and_chinese_text_is_placed_where_it_is_in_the_file() {
+        // `\t` is two bytes in the file and one in the condition: the error's offset in the
+        // condition once fell inside 中 when added to the start of the string, and panicked.
+        let broken = r#"when = "\t\t\t\t\t\t\t'中文' = 1""#;
+        let text =
+            DEFAULT_RULES.replace("when = \"count(forward_to_competitor, 3m) >= 1\"", broken);
+        let err = RuleSet::parse(&text, Path::new("rules.toml")).unwrap_err();
+        let Error::BadRule {
+            rule,
+            line,
+            column,
+            message,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(rule, "EW011");
+        assert!(message.contains("different types"), "{message}");
+        let (index, source_line) = text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(broken))
+            .unwrap();
+        assert_eq!(*line, index + 1);
+        let equals = source_line.find("' = 1").unwrap() + 2;
+        assert_eq!(*column, source_line[..equals].chars().count() + 1);
+    }
+
+    #[test]
+    fn windows_beyond_ten_years_are_refused_when_the_rules_are_read() {
+        let text = DEFAULT_RULES.replace(
+            "when = \"count(forward_to_competitor, 3m) >= 1\"",
+            "when = \"count(forward_to_competitor, 4000000000d) >= 1\"",
+        );
+        let err = RuleSet::parse(&text, Path::new("rules.toml")).unwrap_err();
+        assert!(err.to_string().contains("at most 3660 days"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub(crate) mod warn;
 /// Parses an `--as-of` date.
 pub(crate) fn parse_as_of(text: &str) -> anyhow::Result<chrono::NaiveDate> {
     retain_data::parse_date(text, &retain_data::FieldFormat::default())
+        .and_then(retain_features::conditions::check_as_of)
         .map_err(|reason| anyhow::anyhow!("--as-of: {reason}"))
 }
 
