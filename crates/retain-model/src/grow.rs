@@ -16,6 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::forest::{Forest, Missing, PartNode, TreeParts, as_read};
+use crate::split::SplitMix;
 
 /// Bins per feature at most, the missing values' bin included: codes are bytes.
 pub(crate) const MAX_BIN: usize = 255;
@@ -508,30 +509,9 @@ struct Leaf {
     parent: Option<(usize, bool)>,
 }
 
-/// A deterministic stream of random numbers (SplitMix64).
-struct Draws(u64);
-
-impl Draws {
-    fn new(seed: u64, round: usize) -> Draws {
-        Draws(seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize
-    }
+/// One round's random draws, seeded by the model's seed and the round.
+fn round_draws(seed: u64, round: usize) -> SplitMix {
+    SplitMix(seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
 }
 
 /// The rows a tree grew on, in leaf order, and each leaf's range of them.
@@ -652,7 +632,7 @@ impl Booster {
     /// Grows one round; false when the tree could not split, which adds no round.
     pub(crate) fn step(&mut self) -> bool {
         let round = self.trees.len();
-        let mut draws = Draws::new(self.params.seed, round);
+        let mut draws = round_draws(self.params.seed, round);
         self.gradients();
         let rows = self.bag(&mut draws);
         let used = self.sample_features(&mut draws);
@@ -737,7 +717,7 @@ impl Booster {
     }
 
     /// The rows this round grows on: all of them, or a sample of `bagging_fraction`.
-    fn bag(&self, draws: &mut Draws) -> Vec<u32> {
+    fn bag(&self, draws: &mut SplitMix) -> Vec<u32> {
         let n = self.labels.len() as u32;
         if self.params.bagging_fraction >= 1.0 {
             return (0..n).collect();
@@ -749,7 +729,7 @@ impl Booster {
 
     /// The features this tree may split on (those with two bins or more), sorted, with their
     /// histogram offsets.
-    fn sample_features(&self, draws: &mut Draws) -> Vec<Used> {
+    fn sample_features(&self, draws: &mut SplitMix) -> Vec<Used> {
         let mut usable: Vec<usize> = (0..self.bins.len())
             .filter(|j| self.bins[*j].bins() >= 2)
             .collect();
@@ -1064,7 +1044,7 @@ mod tests {
     /// values; labels drawn from their log-odds.
     #[allow(clippy::many_single_char_names)]
     fn rows(rows: usize, seed: u64) -> (Vec<f64>, Vec<bool>) {
-        let mut draws = Draws::new(seed, 0);
+        let mut draws = round_draws(seed, 0);
         let mut x = Vec::with_capacity(rows * 4);
         let mut y = Vec::with_capacity(rows);
         for _ in 0..rows {
@@ -1124,7 +1104,7 @@ mod tests {
         let (x, y) = rows(50_000, 3);
         let mut booster = Booster::new(&x, &y, 4, params(), None).unwrap();
         booster.gradients();
-        let used = booster.sample_features(&mut Draws::new(0, 0));
+        let used = booster.sample_features(&mut round_draws(0, 0));
         let all: Vec<u32> = (0..50_000).collect();
         let (left, right): (Vec<u32>, Vec<u32>) = all
             .iter()
@@ -1219,7 +1199,7 @@ mod tests {
     #[test]
     fn missing_values_go_the_way_that_gains_and_zero_is_no_missing_value() {
         // Churners have no value in the first column; a value of zero is an ordinary one.
-        let mut draws = Draws::new(9, 0);
+        let mut draws = round_draws(9, 0);
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for _ in 0..4_000 {
             let churn = draws.unit() < 0.3;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use retain_features::expr::{Compiler, ExprError, line_column, parse, toml_offset};
 use serde::{Deserialize, Serialize};
 
@@ -204,6 +204,9 @@ fn default_limit() -> u32 {
     1
 }
 
+/// The longest window an offer's limit per subscriber may count over: ten years.
+const MAX_LIMIT_DAYS: u32 = 3653;
+
 fn default_limit_days() -> u32 {
     180
 }
@@ -245,13 +248,21 @@ struct OfferFile {
     talking_point_en: String,
 }
 
-fn to_date(d: Option<toml::value::Datetime>) -> Option<NaiveDate> {
-    let date = d?.date?;
-    NaiveDate::from_ymd_opt(
+/// A validity bound as a date between 2000-01-01 and 2100-12-31, the range every date the
+/// product plans with lies in; a bare time of day is no date.
+fn to_date(d: Option<toml::value::Datetime>) -> std::result::Result<Option<NaiveDate>, String> {
+    let Some(d) = d else { return Ok(None) };
+    let date = d
+        .date
+        .ok_or_else(|| format!("{d} is a time of day, not a date"))?;
+    let day = NaiveDate::from_ymd_opt(
         i32::from(date.year),
         u32::from(date.month),
         u32::from(date.day),
     )
+    .filter(|day| (2000..=2100).contains(&day.year()))
+    .ok_or_else(|| format!("{d} is not a date between 2000-01-01 and 2100-12-31"))?;
+    Ok(Some(day))
 }
 
 /// A compiled offer library.
@@ -323,7 +334,17 @@ impl Library {
             if o.channels.get_ref().is_empty() {
                 return Err(bad(&id, o.channels.span().start, "no channel"));
             }
-            let (valid_from, valid_to) = (to_date(o.valid_from), to_date(o.valid_to));
+            let valid_from =
+                to_date(o.valid_from).map_err(|e| bad(&id, at, &format!("valid_from: {e}")))?;
+            let valid_to =
+                to_date(o.valid_to).map_err(|e| bad(&id, at, &format!("valid_to: {e}")))?;
+            if !(1..=MAX_LIMIT_DAYS).contains(&o.limit_days) {
+                return Err(bad(
+                    &id,
+                    at,
+                    &format!("limit_days is 1 to {MAX_LIMIT_DAYS} (ten years)"),
+                ));
+            }
             if let (Some(f), Some(t)) = (valid_from, valid_to)
                 && f > t
             {
@@ -485,5 +506,63 @@ mod tests {
         assert!(o.valid_on(NaiveDate::from_ymd_opt(2026, 11, 15).unwrap()));
         assert!(!o.valid_on(NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()));
         assert_eq!(o.sql, "TRUE");
+    }
+
+    #[test]
+    fn dates_and_limit_windows_out_of_range_are_refused_when_read() {
+        let offer = "[[offer]]\nid = \"X1\"\nname_zh = \"x\"\nname_en = \"x\"\nkind = \"data_bonus\"\nreasons = []\nchannels = [\"sms\"]\n";
+        for (extra, message) in [
+            (
+                "valid_from = 0001-01-01\n",
+                "valid_from: 0001-01-01 is not a date",
+            ),
+            (
+                "valid_to = 2999-12-31\n",
+                "valid_to: 2999-12-31 is not a date",
+            ),
+            (
+                "valid_to = 12:00:00\n",
+                "valid_to: 12:00:00 is a time of day",
+            ),
+            ("limit_days = 0\n", "limit_days is 1 to 3653"),
+            ("limit_days = 4000000000\n", "limit_days is 1 to 3653"),
+        ] {
+            let err = Library::parse(&format!("{offer}{extra}"), Path::new("o.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(message), "{extra}: {err}");
+            assert!(err.contains("o.toml:2:6: offer X1"), "{extra}: {err}");
+        }
+        let fine = format!(
+            "{offer}valid_from = 2000-01-01\nvalid_to = 2100-12-31T08:00:00\nlimit_days = 3653\n"
+        );
+        Library::parse(&fine, Path::new("o.toml")).unwrap();
+    }
+
+    #[test]
+    fn deeply_nested_files_are_refused_without_exhausting_the_stack() {
+        // A request body is at most 1 MiB: these are what fits in one.
+        let deep = 200_000;
+        for text in [
+            format!("x = {}", "[".repeat(deep)),
+            format!("x = {}1{}", "[".repeat(deep), "]".repeat(deep)),
+            format!("x = {}", "{a=".repeat(deep)),
+            format!("a{} = 1", ".a".repeat(deep)),
+            format!("[a{}]", ".a".repeat(deep)),
+            format!("[[a{}]]", ".a".repeat(deep)),
+        ] {
+            // On a thread with a small stack, as a server worker has.
+            let err = std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    Library::parse(&text, Path::new("o.toml"))
+                        .unwrap_err()
+                        .to_string()
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            assert!(err.starts_with("o.toml:1:"), "{err}");
+        }
     }
 }

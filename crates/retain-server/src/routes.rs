@@ -68,7 +68,6 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(protected)
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError::not_found("no such page or endpoint") })
-        .layer(axum::middleware::from_fn(crate::guard::refuse_nul))
         .layer(from_fn_with_state(state.clone(), limits))
         .layer(from_fn(security_headers))
         .layer(from_fn_with_state(state.clone(), count))
@@ -92,8 +91,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
 }
 
 /// The body, read whole before any handler runs: at most [`crate::ServerOptions`]'
-/// `max_body_bytes` (413 `too_large`) within `body_read_timeout` (408 `timeout`); then the
-/// handler, given `request_timeout` to answer (503 `timeout`).
+/// `max_body_bytes` (413 `too_large`) within `body_read_timeout` (408 `timeout`), with no NUL
+/// character in it or the address (400); then the handler, given `request_timeout` to answer
+/// (503 `timeout`).
 async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let options = &state.0.options;
     let (parts, body) = req.into_parts();
@@ -145,6 +145,9 @@ async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Resp
             .into_response();
         }
     };
+    if let Some(refused) = crate::guard::nul_in(&parts.uri, &bytes) {
+        return refused.into_response();
+    }
     let req = Request::from_parts(parts, Body::from(bytes));
     match tokio::time::timeout(options.request_timeout, next.run(req)).await {
         Ok(res) => res,
