@@ -3,10 +3,10 @@
 //! treated. The same inputs always give the same plan, so a launch that died can be redone.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
+use retain_data::Workspace;
 use retain_offers::frame::{ids, query, texts};
 use retain_offers::{Channel, Contact, Prepared, Strategy, arbitrate, prepare, select};
 use retain_store::{MemberRecord, NewWorkOrder, PlannedContact};
@@ -118,8 +118,11 @@ pub(crate) async fn profiles(ctx: &SessionContext) -> Result<HashMap<i64, Profil
 }
 
 /// Value tier and lifecycle stage from the latest segmentation.
-async fn segments(ctx: &SessionContext, root: &Path) -> Result<HashMap<i64, (String, String)>> {
-    if !retain_offers::register_segments(ctx, root).await? {
+async fn segments(
+    ctx: &SessionContext,
+    workspace: &Workspace,
+) -> Result<HashMap<i64, (String, String)>> {
+    if !retain_offers::register_segments(ctx, workspace).await? {
         return Ok(HashMap::new());
     }
     let batches = query(
@@ -139,32 +142,12 @@ async fn segments(ctx: &SessionContext, root: &Path) -> Result<HashMap<i64, (Str
         .collect())
 }
 
-/// Churn-score deciles of the newest scores file (1 = riskiest).
-fn deciles(root: &Path) -> Result<HashMap<i64, u8>> {
-    let Some(file) = retain_data::newest_file(&root.join("scores"), "csv") else {
-        return Ok(HashMap::new());
-    };
-    let what = file.display().to_string();
-    let mut reader = csv::Reader::from_path(&file).map_err(|e| Error::csv(&what, e))?;
-    let headers = reader.headers().map_err(|e| Error::csv(&what, e))?.clone();
-    let Some(col) = headers.iter().position(|h| h == "decile") else {
-        return Ok(HashMap::new());
-    };
-    let mut out = HashMap::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::csv(&what, e))?;
-        if let (Some(id), Some(d)) = (
-            record.get(0).and_then(|v| v.parse::<i64>().ok()),
-            record.get(col).and_then(|v| v.parse::<u8>().ok()),
-        ) {
-            out.insert(id, d);
-        }
-    }
-    Ok(out)
-}
-
 /// Plans a campaign.
-pub async fn plan(ctx: &SessionContext, root: &Path, req: &PlanRequest<'_>) -> Result<Planned> {
+pub async fn plan(
+    ctx: &SessionContext,
+    workspace: &Workspace,
+    req: &PlanRequest<'_>,
+) -> Result<Planned> {
     let t = req.template;
     let Prepared {
         library,
@@ -172,23 +155,23 @@ pub async fn plan(ctx: &SessionContext, root: &Path, req: &PlanRequest<'_>) -> R
         mut inputs,
         uplift,
         choices,
-    } = prepare(ctx, root, req.as_of, None).await?;
+    } = prepare(ctx, workspace, req.as_of, None).await?;
     let mut notes = inputs.notes.clone();
     let selected = if t.target.condition.trim().is_empty() {
         None
     } else {
-        Some(select(ctx, root, &library, &t.target.condition, req.as_of).await?)
+        Some(select(ctx, workspace, &library, &t.target.condition, req.as_of).await?)
     };
     let deciles = if t.target.deciles.is_empty() {
         HashMap::new()
     } else {
-        let d = deciles(root)?;
-        if d.is_empty() {
+        // Churn-score deciles of the newest scores (1 = riskiest).
+        let Some(scores) = retain_model::latest_scores(workspace) else {
             return Err(Error::BadRequest(
                 "the target names score deciles but no scores exist (retain score)".into(),
             ));
-        }
-        d
+        };
+        scores.deciles().map_err(retain_offers::Error::Scores)?
     };
     let allowed_offer: Vec<bool> = library
         .offers
@@ -282,7 +265,7 @@ pub async fn plan(ctx: &SessionContext, root: &Path, req: &PlanRequest<'_>) -> R
         *skipped_by_constraint.entry(s.constraint).or_insert(0) += 1;
     }
 
-    let segments = segments(ctx, root).await?;
+    let segments = segments(ctx, workspace).await?;
     if segments.is_empty() {
         notes.push("no segmentation: strata are by level only (retain segment)".into());
     }

@@ -286,7 +286,7 @@ impl Campaigns {
             .collect();
         plan(
             &self.ctx,
-            self.root(),
+            &self.workspace,
             &PlanRequest {
                 template: &t,
                 budget: c.budget,
@@ -710,7 +710,7 @@ impl Campaigns {
                     .into(),
             )
         })?;
-        let history = load_history(&self.ctx, self.root()).await?;
+        let history = load_history(&self.ctx, &self.workspace).await?;
         let cells = Cells::fit(&history, |_| true);
         let library = Library::for_workspace(self.root())?;
         let members = self.store.members(id).await?;

@@ -41,4 +41,5 @@ pub use spreadsheet::spreadsheet_cell;
 pub use table::{TableWriter, read_batches, row_count};
 pub use workspace::{
     CONFIG_FILE, TableLock, Workspace, WorkspaceConfig, newest_file, write_atomically,
+    write_atomically_with,
 };

@@ -410,6 +410,15 @@ pub fn newest_file(dir: &Path, extension: &str) -> Option<PathBuf> {
 /// is synced to disk, renamed over `path`, and the directory synced so the rename lasts. Of
 /// writers at the same time, the last rename wins, whole.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, |w| std::io::Write::write_all(w, bytes))
+}
+
+/// [`write_atomically`] for content too large to hold in memory: `write` streams it into the
+/// temporary file.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
     use std::io::Write as _;
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path
@@ -418,7 +427,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let written = std::fs::File::create_new(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            write(&mut w)?;
+            w.flush()?;
+            w.get_ref().sync_all()
+        })
         .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))
         .and_then(|()| {
             std::fs::rename(&tmp, path)

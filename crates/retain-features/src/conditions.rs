@@ -8,6 +8,7 @@ use std::path::Path;
 use chrono::{Datelike, Duration, Months, NaiveDate};
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
+use retain_data::Workspace;
 
 use crate::error::{Error, Result};
 use crate::expr::{Compiler, Source, Unit, Window};
@@ -320,14 +321,14 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
 /// false — except tags, whose absence is an error naming the tag.
 pub async fn register_outputs(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     compiler: &Compiler,
 ) -> Result<()> {
     let uses = |f: &dyn Fn(&Source) -> bool| compiler.sources.iter().any(f);
     if uses(&|s| matches!(s, Source::Segment(_) | Source::Scenario(_)))
         && !ctx.table_exist("segments").unwrap_or(false)
     {
-        let file = root.join("segments").join("subscribers.parquet");
+        let file = crate::outputs::segments_file(workspace);
         if file.exists() {
             register_output(ctx, "segments", &file).await?;
         } else {
@@ -345,7 +346,7 @@ pub async fn register_outputs(
     if uses(&|s| matches!(s, Source::Warning(_)))
         && !ctx.table_exist("latest_warnings").unwrap_or(false)
     {
-        match retain_data::newest_file(&root.join("warnings"), "parquet") {
+        match retain_data::newest_file(&crate::outputs::warnings_dir(workspace), "parquet") {
             Some(file) => register_output(ctx, "latest_warnings", &file).await?,
             None => {
                 register_empty(
@@ -371,7 +372,7 @@ pub async fn register_outputs(
         .collect();
     if !tags.is_empty() {
         if !ctx.table_exist("tags").unwrap_or(false) {
-            let file = root.join("segments").join("tags.parquet");
+            let file = crate::outputs::tags_file(workspace);
             if !file.exists() {
                 return Err(Error::MissingOutput(format!(
                     "tag {:?} is used, but no tags have been computed yet: run `retain segment` first",

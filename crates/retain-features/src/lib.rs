@@ -17,6 +17,7 @@ pub mod conditions;
 mod error;
 pub mod expr;
 mod labels;
+pub mod outputs;
 mod overview;
 mod ranged;
 mod rows;

@@ -8,12 +8,24 @@ pub enum Error {
     /// The trees could not be grown or read.
     #[error("model: {0}")]
     Model(String),
+    /// The workspace's files could not be written or read.
+    #[error(transparent)]
+    Workspace(#[from] retain_data::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

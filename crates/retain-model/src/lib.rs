@@ -15,6 +15,7 @@ mod masks;
 mod metrics;
 mod reasons;
 mod registry;
+mod scores;
 mod shap;
 mod split;
 mod table;
@@ -29,6 +30,9 @@ pub use masks::Isa;
 pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};
 pub use reasons::{CATEGORIES, Reason, category, top_reasons};
 pub use registry::{ModelMeta, load_latest, save};
+pub use scores::{
+    Probabilities, ScoreLine, ScoresFile, latest_scores, previous_scores, scores_path, write_scores,
+};
 pub use shap::Explainer;
 pub use split::{sample, stratified};
 pub use table::Table;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
+use retain_data::Workspace;
 use retain_features::conditions::{feature_ctes, register_outputs};
 use retain_features::stored::Origin;
 use retain_features::{FeatureSet, stream_features_as_of};
@@ -252,17 +253,16 @@ struct AtRisk {
 /// library's own.
 async fn at_risk_features(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     library: &Library,
     as_of: NaiveDate,
     partitions: Option<u32>,
     at_risk: impl Fn(i64) -> bool,
 ) -> Result<AtRisk> {
     let set = FeatureSet::default_set();
-    let workspace = retain_data::Workspace::open(root)?;
     let parts = match partitions {
         Some(p) => p.max(1),
-        None => retain_features::feature_partitions(&workspace)?,
+        None => retain_features::feature_partitions(workspace)?,
     };
     let columns: Vec<String> = library
         .offers
@@ -294,7 +294,7 @@ async fn at_risk_features(
         );
         clock = std::time::Instant::now();
     };
-    let mut stored = retain_features::stored::features(&workspace, &set, as_of, parts).await?;
+    let mut stored = retain_features::stored::features(workspace, &set, as_of, parts).await?;
     out.origin = stored.origin();
     if out.origin == Origin::Stored {
         while let Some(batch) = stored.next().await {
@@ -304,7 +304,7 @@ async fn at_risk_features(
         }
     }
     for part in 0..parts {
-        let session = retain_features::session_for(ctx, &workspace, part, parts).await?;
+        let session = retain_features::session_for(ctx, workspace, part, parts).await?;
         let ctx: &SessionContext = &session;
         if out.origin == Origin::Computed {
             let mut stream = stream_features_as_of(ctx, &set, as_of).await?;
@@ -315,7 +315,7 @@ async fn at_risk_features(
             }
         }
         lap(&format!("features of partition {part}"));
-        register_outputs(ctx, root, &library.compiler).await?;
+        register_outputs(ctx, workspace, &library.compiler).await?;
         let batches = query(ctx, &eligibility, "offer eligibility").await?;
         lap(&format!("eligibility of partition {part}"));
         let eligible_ids = ids(&batches, "subscriber_id")?;
@@ -345,7 +345,7 @@ async fn at_risk_features(
 /// partitions of the subscribers (`None`: one per million).
 pub async fn load(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     library: &Library,
     policy: &Policy,
     as_of: NaiveDate,
@@ -360,12 +360,12 @@ pub async fn load(
         );
         clock = std::time::Instant::now();
     };
-    let levels = warning_levels(root)?;
+    let levels = warning_levels(workspace.root())?;
     lap("warning levels");
     if levels.is_empty() {
         notes.push("no warning list: levels come from churn probabilities only".into());
     }
-    let scores = probabilities(root)?;
+    let scores = probabilities(workspace)?;
     lap("churn scores");
     if scores.is_empty() {
         notes.push(
@@ -377,14 +377,14 @@ pub async fn load(
         levels
             .get(&id)
             .copied()
-            .or_else(|| scores.get(&id).and_then(|p| policy.level_for(*p)))
+            .or_else(|| scores.get(id).and_then(|p| policy.level_for(p)))
     };
     let AtRisk {
         features,
         mut eligible,
         subscribers,
         origin,
-    } = at_risk_features(ctx, root, library, as_of, partitions, |id| {
+    } = at_risk_features(ctx, workspace, library, as_of, partitions, |id| {
         level_of(id).is_some()
     })
     .await?;
@@ -419,15 +419,15 @@ pub async fn load(
     )?;
 
     lap("subscribers");
-    let clv = segment_values(ctx, root, &mut notes).await?;
+    let clv = segment_values(ctx, workspace, &mut notes).await?;
     lap("segment values");
-    let ledger = ledger(ctx, root, policy, &msisdn).await?;
+    let ledger = ledger(ctx, workspace, policy, &msisdn).await?;
     lap("contact ledger");
 
     let arpu_col = features.column("fee_avg_3m");
     let mut candidates = Vec::new();
     for (row, id) in features.ids.iter().enumerate() {
-        let p = scores.get(id).copied();
+        let p = scores.get(*id);
         let warned = levels.get(id).copied();
         let Some(level) = level_of(*id) else { continue };
         let Some((number, preferred, has_manager)) = profile.get(id) else {
@@ -480,8 +480,8 @@ pub async fn load(
 }
 
 /// Registers the latest segmentation as `segments` when it exists; false when it does not.
-pub async fn register_segments(ctx: &SessionContext, root: &Path) -> Result<bool> {
-    let file = root.join("segments").join("subscribers.parquet");
+pub async fn register_segments(ctx: &SessionContext, workspace: &Workspace) -> Result<bool> {
+    let file = retain_features::outputs::segments_file(workspace);
     if !file.exists() {
         return Ok(false);
     }
@@ -499,10 +499,10 @@ pub async fn register_segments(ctx: &SessionContext, root: &Path) -> Result<bool
 
 async fn segment_values(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     notes: &mut Vec<String>,
 ) -> Result<HashMap<i64, f64>> {
-    if !register_segments(ctx, root).await? {
+    if !register_segments(ctx, workspace).await? {
         return Ok(HashMap::new());
     }
     let batches = query(
@@ -551,15 +551,19 @@ fn warning_levels(root: &Path) -> Result<HashMap<i64, Level>> {
     newest_by_subscriber(root, "warnings", Level::from_code)
 }
 
-/// Churn probabilities of the newest scores file.
-fn probabilities(root: &Path) -> Result<HashMap<i64, f64>> {
-    newest_by_subscriber(root, "scores", |v| v.parse::<f64>().ok())
+/// Churn probabilities of the newest scores, empty when the workspace has none.
+fn probabilities(workspace: &Workspace) -> Result<retain_model::Probabilities> {
+    retain_model::latest_scores(workspace)
+        .map(|f| f.probabilities())
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(Error::Scores)
 }
 
 /// Past treatment contacts from `campaign_history`, and the do-not-disturb list.
 async fn ledger(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     policy: &Policy,
     msisdn: &HashMap<String, i64>,
 ) -> Result<Ledger> {
@@ -589,7 +593,7 @@ async fn ledger(
             });
         }
     }
-    ledger.dnd = read_dnd(&root.join(&policy.dnd_file), msisdn)?;
+    ledger.dnd = read_dnd(&workspace.root().join(&policy.dnd_file), msisdn)?;
     Ok(ledger)
 }
 

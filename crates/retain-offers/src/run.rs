@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
+use retain_data::Workspace;
 use serde::Serialize;
 
 use crate::assign::{Choice, Plan, Strategy, arbitrate, choices};
@@ -104,14 +105,14 @@ pub struct MatchRun {
 
 /// The directory of a run's outputs.
 #[must_use]
-pub fn run_dir(root: &Path, as_of: NaiveDate) -> PathBuf {
-    root.join("offers").join(as_of.to_string())
+pub fn run_dir(workspace: &Workspace, as_of: NaiveDate) -> PathBuf {
+    workspace.root().join("offers").join(as_of.to_string())
 }
 
 /// The newest run's directory.
 #[must_use]
-pub fn latest_run_dir(root: &Path) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("offers"))
+pub fn latest_run_dir(workspace: &Workspace) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(workspace.root().join("offers"))
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("decisions.csv").exists())
@@ -135,12 +136,12 @@ pub struct Prepared {
 /// `partitions` as in [`MatchOptions`].
 pub async fn prepare(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     as_of: NaiveDate,
     partitions: Option<u32>,
 ) -> Result<Prepared> {
-    let library = Library::for_workspace(root)?;
-    let policy = Policy::for_workspace(root)?;
+    let library = Library::for_workspace(workspace.root())?;
+    let policy = Policy::for_workspace(workspace.root())?;
     // Where a run's time goes, for operators sizing a cycle.
     let mut clock = std::time::Instant::now();
     let mut lap = |stage: &str| {
@@ -150,9 +151,9 @@ pub async fn prepare(
         );
         clock = std::time::Instant::now();
     };
-    let inputs = load(ctx, root, &library, &policy, as_of, partitions).await?;
+    let inputs = load(ctx, workspace, &library, &policy, as_of, partitions).await?;
     lap("features, eligibility, levels and contacts read");
-    let history = load_history(ctx, root).await?;
+    let history = load_history(ctx, workspace).await?;
     lap("past campaigns' snapshots computed");
     let uplift = Uplift::fit(&history, &policy)?;
     lap("uplift fitted");
@@ -173,7 +174,7 @@ pub async fn prepare(
 /// segments and warnings) holds as of `as_of`. An error names the column of the condition.
 pub async fn select(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     library: &Library,
     condition: &str,
     as_of: NaiveDate,
@@ -188,7 +189,7 @@ pub async fn select(
                 e.message
             ))
         })?;
-    retain_features::conditions::register_outputs(ctx, root, &compiler).await?;
+    retain_features::conditions::register_outputs(ctx, workspace, &compiler).await?;
     let sql = format!(
         "WITH {} SELECT subscriber_id FROM f WHERE COALESCE({sql}, false)",
         retain_features::conditions::feature_ctes(&compiler, as_of)
@@ -202,7 +203,7 @@ pub async fn select(
 /// Runs the matching and writes its outputs.
 pub async fn run_match(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     options: &MatchOptions,
 ) -> Result<MatchRun> {
     if !(options.budget.is_finite() && options.budget >= 0.0) {
@@ -217,7 +218,7 @@ pub async fn run_match(
         inputs,
         uplift,
         choices,
-    } = prepare(ctx, root, options.as_of, options.partitions).await?;
+    } = prepare(ctx, workspace, options.as_of, options.partitions).await?;
     let plan = arbitrate(
         &inputs,
         &library,
@@ -240,7 +241,7 @@ pub async fn run_match(
             first.detail
         )));
     }
-    let truth = Truth::load(&root.join("truth"))?;
+    let truth = Truth::load(&workspace.truth_dir())?;
     let mut baselines = BTreeMap::new();
     let mut simulated = BTreeMap::new();
     if let Some(t) = &truth {
@@ -284,7 +285,7 @@ pub async fn run_match(
         }
     });
 
-    let dir = run_dir(root, options.as_of);
+    let dir = run_dir(workspace, options.as_of);
     let index = DecisionIndex::build(&inputs, &library, &policy, &choices);
     index.save(&dir)?;
     let (assignment_file, skipped_file) = write_plan(&dir, &plan, &inputs)?;
@@ -326,7 +327,7 @@ pub async fn run_match(
         t.cost = crate::round2(t.cost + a.cost);
     }
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
-    let reports = root.join("reports");
+    let reports = retain_features::outputs::reports_dir(workspace);
     std::fs::create_dir_all(&reports)
         .map_err(|e| Error::io(format!("creating {}", reports.display()), e))?;
     retain_data::write_atomically(&reports.join("match.json"), json.as_bytes())?;

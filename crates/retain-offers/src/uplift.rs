@@ -44,7 +44,10 @@ pub struct History {
 }
 
 /// Reads every campaign whose `HORIZON_MONTHS` outcome window lies within the data.
-pub async fn load_history(ctx: &SessionContext, root: &std::path::Path) -> Result<History> {
+pub async fn load_history(
+    ctx: &SessionContext,
+    workspace: &retain_data::Workspace,
+) -> Result<History> {
     if !ctx.table_exist("campaign_history").unwrap_or(false) {
         return Ok(History::default());
     }
@@ -77,9 +80,8 @@ pub async fn load_history(ctx: &SessionContext, root: &std::path::Path) -> Resul
         return Ok(History::default());
     }
     let set = FeatureSet::default_set();
-    let workspace = retain_data::Workspace::open(root)?;
     let batches = campaign_set(
-        &workspace,
+        workspace,
         &set,
         &periods,
         HORIZON_MONTHS,

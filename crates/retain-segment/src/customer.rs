@@ -1,9 +1,8 @@
 //! Customer 360 (客户全景视图): everything retain knows about one subscriber, in one object.
 
-use std::path::Path;
-
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
+use retain_data::Workspace;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -23,9 +22,10 @@ fn has(ctx: &SessionContext, table: &str) -> bool {
     ctx.table_exist(table).unwrap_or(false)
 }
 
-/// The latest warning list entry for the subscriber, from `<root>/warnings/*.csv`.
-fn latest_warning(root: &Path, id: i64) -> Result<Value> {
-    let Some(latest) = retain_data::newest_file(&root.join("warnings"), "csv") else {
+/// The latest warning list entry for the subscriber.
+fn latest_warning(workspace: &Workspace, id: i64) -> Result<Value> {
+    let dir = retain_features::outputs::warnings_dir(workspace);
+    let Some(latest) = retain_data::newest_file(&dir, "csv") else {
         return Ok(json!({ "listed": false, "note": "no warning run yet (retain warn)" }));
     };
     let list = latest.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -49,79 +49,35 @@ fn latest_warning(root: &Path, id: i64) -> Result<Value> {
     Ok(json!({ "listed": false, "list": list }))
 }
 
-/// The newest scores file, `<root>/scores/<as-of>.csv`, if any.
-pub(crate) fn latest_scores_file(root: &Path) -> Option<std::path::PathBuf> {
-    retain_data::newest_file(&root.join("scores"), "csv")
-}
-
-fn text(field: Option<&[u8]>) -> Option<&str> {
-    std::str::from_utf8(field?).ok()
-}
-
-/// Every subscriber's churn probability from the newest scores file.
-pub(crate) fn latest_probabilities(root: &Path) -> Result<Option<Probabilities>> {
-    let Some(file) = latest_scores_file(root) else {
-        return Ok(None);
-    };
-    let bad = |e: csv::Error| Error::Internal(format!("{}: {e}", file.display()));
-    let mut reader = csv::Reader::from_path(&file).map_err(bad)?;
-    let mut record = csv::ByteRecord::new();
-    let mut scores = Vec::new();
-    // Only the first two fields are read, as bytes: a scores file has a line per subscriber.
-    while reader.read_byte_record(&mut record).map_err(bad)? {
-        let id = text(record.get(0)).and_then(|t| t.parse::<i64>().ok());
-        let p = text(record.get(1)).and_then(|t| t.parse::<f64>().ok());
-        if let (Some(id), Some(p)) = (id, p) {
-            scores.push((id, p));
-        }
-    }
-    scores.sort_unstable_by_key(|&(id, _)| id);
-    Ok(Some(Probabilities(scores)))
-}
-
-/// Churn probabilities by subscriber id, sorted by id.
-pub(crate) struct Probabilities(Vec<(i64, f64)>);
-
-impl Probabilities {
-    pub(crate) fn get(&self, id: i64) -> Option<f64> {
-        self.0
-            .binary_search_by_key(&id, |&(id, _)| id)
-            .ok()
-            .map(|at| self.0[at].1)
-    }
-}
-
-/// The subscriber's line of the newest scores file.
-fn latest_score(root: &Path, id: i64) -> Result<Value> {
-    let Some(file) = latest_scores_file(root) else {
+/// The subscriber's line of the newest churn scores.
+fn latest_score(workspace: &Workspace, id: i64) -> Result<Value> {
+    let Some(scores) = retain_model::latest_scores(workspace) else {
         return Ok(
             json!({ "available": false, "note": "no churn scores yet (retain train, then retain score)" }),
         );
     };
-    let mut reader = csv::Reader::from_path(&file)
-        .map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
-        if record.get(0).and_then(|v| v.parse::<i64>().ok()) == Some(id) {
-            let reasons: Vec<&str> = (3..6)
-                .filter_map(|i| record.get(i))
-                .filter(|r| !r.is_empty())
-                .collect();
-            return Ok(json!({
-                "available": true,
-                "as_of": file.file_stem().map(|s| s.to_string_lossy().into_owned()),
-                "probability": record.get(1).and_then(|v| v.parse::<f64>().ok()),
-                "decile": record.get(2).and_then(|v| v.parse::<u32>().ok()),
-                "reasons": reasons,
-                "model_version": record.get(6),
-            }));
+    Ok(match scores.line(id)? {
+        Some(line) => json!({
+            "available": true,
+            "as_of": scores.as_of,
+            "probability": line.probability,
+            "decile": line.decile,
+            "reasons": line.reasons,
+            "model_version": line.model_version.to_string(),
+        }),
+        None => {
+            json!({ "available": false, "note": "not scored (not a subscriber at the scoring date)" })
         }
-    }
-    Ok(json!({ "available": false, "note": "not scored (not a subscriber at the scoring date)" }))
+    })
 }
 
 /// The 360 view of a subscriber, or `None` when the id is unknown.
-pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<Option<Value>> {
+pub async fn customer_360(
+    ctx: &SessionContext,
+    workspace: &Workspace,
+    id: i64,
+) -> Result<Option<Value>> {
+    let root = workspace.root();
     if !has(ctx, "subscribers") {
         return Err(Error::BadRequest("no subscribers loaded".into()));
     }
@@ -179,7 +135,7 @@ pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<
     } else {
         Vec::new()
     };
-    let segments_file = root.join("segments").join("subscribers.parquet");
+    let segments_file = retain_features::outputs::segments_file(workspace);
     let segment = if segments_file.exists() {
         if !has(ctx, "segments") {
             ctx.register_parquet(
@@ -200,7 +156,7 @@ pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<
     } else {
         None
     };
-    let tags_file = root.join("segments").join("tags.parquet");
+    let tags_file = retain_features::outputs::tags_file(workspace);
     let tags = if tags_file.exists() {
         if !has(ctx, "tags") {
             ctx.register_parquet(
@@ -250,8 +206,8 @@ pub async fn customer_360(ctx: &SessionContext, root: &Path, id: i64) -> Result<
         "contracts": contracts,
         "usage": { "monthly": usage, "weekly": weekly },
         "events": events,
-        "warnings": latest_warning(root, id)?,
-        "churn": latest_score(root, id)?,
+        "warnings": latest_warning(workspace, id)?,
+        "churn": latest_score(workspace, id)?,
         "segments": segments,
         "tags": tags,
         "value": value,

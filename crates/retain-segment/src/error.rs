@@ -12,6 +12,9 @@ pub enum Error {
     Data(#[from] retain_data::Error),
     #[error(transparent)]
     Features(#[from] retain_features::Error),
+    /// The churn scores could not be read.
+    #[error(transparent)]
+    Scores(#[from] retain_model::Error),
     #[error("{context}: {source}")]
     Engine {
         context: String,

@@ -22,7 +22,7 @@
 //! let ctx = retain_features::session(&workspace).await?;
 //! let config = retain_segment::SegmentConfig::for_workspace(workspace.root())?;
 //! let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-//! let (report, _) = retain_segment::segment(&ctx, &config, workspace.root(), as_of).await?;
+//! let (report, _) = retain_segment::segment(&ctx, &config, &workspace, as_of).await?;
 //! println!("{} clusters", report.clusters.len());
 //! # Ok(()) }
 //! ```

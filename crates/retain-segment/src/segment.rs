@@ -11,6 +11,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::execution::context::SessionContext;
+use retain_data::Workspace;
+use retain_features::outputs;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{self, Clustering};
@@ -269,18 +271,18 @@ fn months_between(a: NaiveDate, b: NaiveDate) -> f64 {
 pub async fn segment(
     ctx: &SessionContext,
     config: &SegmentConfig,
-    root: &Path,
+    workspace: &Workspace,
     as_of: NaiveDate,
 ) -> Result<(SegmentReport, Vec<Placement>)> {
+    let root = workspace.root();
     let mut clock = std::time::Instant::now();
     let mut lap = |step: &str| {
         tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "segment: {step}");
         clock = std::time::Instant::now();
     };
     // Above a million subscribers, a subscriber partition at a time, as the features are.
-    let workspace = retain_data::Workspace::open(root)?;
-    let parts = retain_features::feature_partitions(&workspace)?;
-    let people = behaviour_in_partitions(ctx, &workspace, as_of, parts).await?;
+    let parts = retain_features::feature_partitions(workspace)?;
+    let people = behaviour_in_partitions(ctx, workspace, as_of, parts).await?;
     lap("behaviour");
     if people.iter().all(|b| !b.alive) {
         return Err(Error::BadRequest(format!(
@@ -345,7 +347,9 @@ pub async fn segment(
     // Lifetime value: margin × ARPU × expected discounted months — from the churn model's
     // monthly probability when the subscriber has a score, else from the tier's curve.
     let vc = &config.value;
-    let probabilities = crate::customer::latest_probabilities(root)?;
+    let probabilities = retain_model::latest_scores(workspace)
+        .map(|f| f.probabilities())
+        .transpose()?;
     let clv: Vec<f64> = alive
         .iter()
         .map(|b| {
@@ -393,7 +397,7 @@ pub async fn segment(
         .map(|b| b.subscriber_id)
         .collect();
     let mut lookalikes = vec![(0u64, 0u64); clustering.k];
-    for b in behaviour_in_partitions(ctx, &workspace, earlier, parts)
+    for b in behaviour_in_partitions(ctx, workspace, earlier, parts)
         .await?
         .iter()
         .filter(|b| b.alive)
@@ -591,17 +595,17 @@ pub async fn segment(
     }
 
     lap("placements and summaries");
-    let segments_file = root.join("segments").join("subscribers.parquet");
+    let segments_file = outputs::segments_file(workspace);
     write_placements(&segments_file, &placements, &names)?;
     lap("segments file");
     // Tags read this run's segments and the newest warning list.
     let _ = ctx.deregister_table("segments");
     let _ = ctx.deregister_table("latest_warnings");
     let tags = crate::tags::TagLibrary::for_workspace(root)?
-        .compute(ctx, root, as_of)
+        .compute(ctx, workspace, as_of)
         .await?;
     lap("tags");
-    let report_file = root.join("reports").join("segments.json");
+    let report_file = outputs::reports_dir(workspace).join("segments.json");
     let report = SegmentReport {
         as_of,
         subscribers: people.len() as u64,
@@ -626,7 +630,8 @@ pub async fn segment(
         segments_file,
         report_file: report_file.clone(),
     };
-    std::fs::create_dir_all(root.join("reports")).map_err(|e| Error::io("creating reports/", e))?;
+    std::fs::create_dir_all(outputs::reports_dir(workspace))
+        .map_err(|e| Error::io("creating reports/", e))?;
     retain_data::write_atomically(
         &report_file,
         serde_json::to_string_pretty(&report)
@@ -634,7 +639,7 @@ pub async fn segment(
             .as_bytes(),
     )?;
     retain_data::write_atomically(
-        &root.join("reports").join("clusters.md"),
+        &outputs::reports_dir(workspace).join("clusters.md"),
         cluster_markdown(&report).as_bytes(),
     )?;
     Ok((report, placements))

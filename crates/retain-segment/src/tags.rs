@@ -9,6 +9,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
+use retain_data::Workspace;
 use retain_features::conditions::{feature_ctes, register_outputs};
 use retain_features::expr::{Compiler, ExprError, Source, line_column, parse, toml_offset};
 use serde::{Deserialize, Serialize};
@@ -125,12 +126,11 @@ impl TagLibrary {
     pub async fn compute(
         &self,
         ctx: &SessionContext,
-        root: &Path,
+        workspace: &Workspace,
         as_of: NaiveDate,
     ) -> Result<BTreeMap<String, u64>> {
-        let workspace = retain_data::Workspace::open(root)?;
-        let parts = retain_features::feature_partitions(&workspace)?;
-        self.compute_in_partitions(ctx, &workspace, as_of, parts)
+        let parts = retain_features::feature_partitions(workspace)?;
+        self.compute_in_partitions(ctx, workspace, as_of, parts)
             .await
     }
 
@@ -138,11 +138,10 @@ impl TagLibrary {
     pub async fn compute_in_partitions(
         &self,
         ctx: &SessionContext,
-        workspace: &retain_data::Workspace,
+        workspace: &Workspace,
         as_of: NaiveDate,
         parts: u32,
     ) -> Result<BTreeMap<String, u64>> {
-        let root = workspace.root();
         let parts = parts.max(1);
         let columns: Vec<String> = self
             .tags
@@ -154,17 +153,17 @@ impl TagLibrary {
             feature_ctes(&self.compiler, as_of),
             columns.join(", ")
         );
-        let dir = root.join("segments");
-        std::fs::create_dir_all(&dir)
+        let file = retain_features::outputs::tags_file(workspace);
+        let dir = file.parent().unwrap_or(workspace.root());
+        std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let file = dir.join("tags.parquet");
         let tmp = dir.join("tags.parquet.tmp");
         let mut counts: BTreeMap<String, u64> =
             self.tags.iter().map(|t| (t.id.clone(), 0)).collect();
         let mut writer = None;
         for part in 0..parts {
             let session = retain_features::session_for(ctx, workspace, part, parts).await?;
-            register_outputs(&session, root, &self.compiler).await?;
+            register_outputs(&session, workspace, &self.compiler).await?;
             let batches = session
                 .sql(&sql)
                 .await
@@ -224,12 +223,12 @@ fn target_sql(library: &TagLibrary, expression: &str) -> Result<String> {
 /// `contract_expiring and not enterprise_member`, from the last computed tags.
 pub async fn select_by_tags(
     ctx: &SessionContext,
-    root: &Path,
+    workspace: &Workspace,
     library: &TagLibrary,
     expression: &str,
 ) -> Result<Vec<i64>> {
     let sql = target_sql(library, expression)?;
-    let file = root.join("segments").join("tags.parquet");
+    let file = retain_features::outputs::tags_file(workspace);
     if !file.exists() {
         return Err(Error::BadRequest(
             "no tags have been computed yet: run `retain segment` first".into(),

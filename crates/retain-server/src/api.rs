@@ -97,7 +97,7 @@ impl AppState {
     }
 
     fn report(&self, name: &str) -> ApiResult<Option<Value>> {
-        let path = self.0.root.join("reports").join(name);
+        let path = retain_features::outputs::reports_dir(&self.0.campaigns.workspace).join(name);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -138,7 +138,11 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Answer {
         })
         .await?
         .clone();
-    let list = state.0.warnings.latest(&state.0.root).map_err(engine)?;
+    let list = state
+        .0
+        .warnings
+        .latest(&state.0.campaigns.workspace)
+        .map_err(engine)?;
     let by_level = list.as_ref().map(|l| {
         let count = |lv: &str| l.items.iter().filter(|w| w.level == lv).count();
         json!({ "as_of": l.as_of, "red": count("red"), "yellow": count("yellow"), "blue": count("blue") })
@@ -164,7 +168,7 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Answer {
     Ok(Json(json!({
         "operator": base,
         "warnings": by_level,
-        "warning_trend": crate::warnings::trend(&state.0.root),
+        "warning_trend": crate::warnings::trend(&state.0.campaigns.workspace),
         "campaigns": campaigns,
     })))
 }
@@ -209,7 +213,12 @@ pub(crate) async fn warnings(
     if limit == 0 || limit > 1000 {
         return Err(ApiError::bad_request("limit must be 1 to 1000"));
     }
-    let Some(list) = state.0.warnings.latest(&state.0.root).map_err(engine)? else {
+    let Some(list) = state
+        .0
+        .warnings
+        .latest(&state.0.campaigns.workspace)
+        .map_err(engine)?
+    else {
         return Err(ApiError::unavailable(
             "no warning list yet: run retain warn first",
         ));
@@ -345,10 +354,11 @@ pub(crate) async fn customer(
     if !state.sees(&s, id) {
         return Err(not_found());
     }
-    let mut view = retain_segment::customer_360(&state.0.campaigns.ctx, &state.0.root, id)
-        .await
-        .map_err(engine)?
-        .ok_or_else(not_found)?;
+    let mut view =
+        retain_segment::customer_360(&state.0.campaigns.ctx, &state.0.campaigns.workspace, id)
+            .await
+            .map_err(engine)?
+            .ok_or_else(not_found)?;
     view["profile"]["msisdn"] = state.masked(id).into();
     let now = chrono::Local::now().naive_local();
     view["recommendations"] = match &state.0.decisions {
@@ -428,7 +438,7 @@ pub(crate) async fn segments(State(state): State<AppState>) -> Answer {
 /// RFM grid of the segment explorer.
 async fn rfm_grid(state: &AppState) -> ApiResult<Value> {
     let ctx = &state.0.campaigns.ctx;
-    if !retain_offers::register_segments(ctx, &state.0.root)
+    if !retain_offers::register_segments(ctx, &state.0.campaigns.workspace)
         .await
         .map_err(engine)?
     {
@@ -493,15 +503,19 @@ pub(crate) async fn targets(
     let library = retain_segment::TagLibrary::for_workspace(&state.0.root).map_err(engine)?;
     // A bad expression is the caller's error whatever state the workspace is in.
     retain_segment::check_target_expression(&library, &q.tags).map_err(segment_error)?;
-    if !state.0.root.join("segments/tags.parquet").exists() {
+    if !retain_features::outputs::tags_file(&state.0.campaigns.workspace).exists() {
         return Err(ApiError::unavailable(
             "no tags computed yet: run retain segment first",
         ));
     }
-    let ids =
-        retain_segment::select_by_tags(&state.0.campaigns.ctx, &state.0.root, &library, &q.tags)
-            .await
-            .map_err(segment_error)?;
+    let ids = retain_segment::select_by_tags(
+        &state.0.campaigns.ctx,
+        &state.0.campaigns.workspace,
+        &library,
+        &q.tags,
+    )
+    .await
+    .map_err(segment_error)?;
     let sample: Vec<Value> = ids
         .iter()
         .take(20)

@@ -183,7 +183,7 @@ impl AppState {
             .into_iter()
             .zip(retain_offers::frame::texts(&batches, "msisdn")?)
             .collect();
-        let decisions = match retain_offers::latest_run_dir(root) {
+        let decisions = match retain_offers::latest_run_dir(&campaigns.workspace) {
             Some(dir) => Some(DecisionIndex::load(
                 &dir,
                 msisdn.iter().map(|(id, m)| (m.clone(), *id)).collect(),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use retain_data::Workspace;
 use serde::Serialize;
 
 /// One subscriber on a warning list.
@@ -36,8 +37,9 @@ pub(crate) struct Cache(Mutex<Option<Entry>>);
 
 impl Cache {
     /// The newest list, or `None` before the first warning run.
-    pub(crate) fn latest(&self, root: &Path) -> Result<Option<Arc<List>>, String> {
-        let Some(file) = retain_data::newest_file(&root.join("warnings"), "csv") else {
+    pub(crate) fn latest(&self, workspace: &Workspace) -> Result<Option<Arc<List>>, String> {
+        let dir = retain_features::outputs::warnings_dir(workspace);
+        let Some(file) = retain_data::newest_file(&dir, "csv") else {
             return Ok(None);
         };
         let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
@@ -55,8 +57,8 @@ impl Cache {
 }
 
 /// Counts by level of every list in the directory, oldest first: the warning trend.
-pub(crate) fn trend(root: &Path) -> Vec<serde_json::Value> {
-    let Ok(entries) = std::fs::read_dir(root.join("warnings")) else {
+pub(crate) fn trend(workspace: &Workspace) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(retain_features::outputs::warnings_dir(workspace)) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries

@@ -14,7 +14,7 @@
 //! let rules = retain_warn::RuleSet::for_workspace(workspace.root(), None)?;
 //! let as_of = retain_warn::default_as_of(&ctx, retain_warn::Cadence::Weekly).await?;
 //! let (summary, _) =
-//!     retain_warn::run(&ctx, &rules, workspace.root(), as_of, retain_warn::Cadence::Weekly).await?;
+//!     retain_warn::run(&ctx, &rules, &workspace, as_of, retain_warn::Cadence::Weekly).await?;
 //! println!("{} red", summary.red);
 //! # Ok(()) }
 //! ```

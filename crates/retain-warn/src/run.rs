@@ -304,8 +304,7 @@ pub async fn evaluate_partitioned(
     for part in 0..parts {
         let started = std::time::Instant::now();
         let ctx = retain_features::partition_session(workspace, part, parts).await?;
-        retain_features::conditions::register_outputs(&ctx, workspace.root(), &rules.compiler)
-            .await?;
+        retain_features::conditions::register_outputs(&ctx, workspace, &rules.compiler).await?;
         let ready = started.elapsed();
         let (s, w, hits, p) = evaluate(&ctx, rules, as_of).await?;
         // Where a large operator's warning run spends its time, partition by partition.
@@ -333,19 +332,18 @@ pub async fn evaluate_partitioned(
 pub async fn run(
     ctx: &SessionContext,
     rules: &RuleSet,
-    root: &Path,
+    workspace: &retain_data::Workspace,
     as_of: NaiveDate,
     cadence: Cadence,
 ) -> Result<(WarnSummary, Vec<Warning>)> {
-    let workspace = retain_data::Workspace::open(root)?;
-    let parts = retain_features::feature_partitions(&workspace)?;
+    let parts = retain_features::feature_partitions(workspace)?;
     let (scored, warnings, rule_hits, potential) = if parts > 1 {
-        evaluate_partitioned(&workspace, rules, as_of, parts).await?
+        evaluate_partitioned(workspace, rules, as_of, parts).await?
     } else {
-        retain_features::conditions::register_outputs(ctx, root, &rules.compiler).await?;
+        retain_features::conditions::register_outputs(ctx, workspace, &rules.compiler).await?;
         evaluate(ctx, rules, as_of).await?
     };
-    let dir = root.join("warnings");
+    let dir = retain_features::outputs::warnings_dir(workspace);
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let stem = format!("{as_of}-{}", cadence.name());

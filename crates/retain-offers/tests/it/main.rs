@@ -47,15 +47,9 @@ async fn upstream(ws: &Workspace) -> Vec<(i64, String)> {
         std::path::Path::new("rules.toml"),
     )
     .unwrap();
-    retain_warn::run(
-        &ctx,
-        &rules,
-        ws.root(),
-        as_of(),
-        retain_warn::Cadence::Monthly,
-    )
-    .await
-    .unwrap();
+    retain_warn::run(&ctx, &rules, ws, as_of(), retain_warn::Cadence::Monthly)
+        .await
+        .unwrap();
     let mut ids: Vec<(i64, String)> = retain_offers::msisdn_map(&ctx)
         .await
         .unwrap()
@@ -63,14 +57,19 @@ async fn upstream(ws: &Workspace) -> Vec<(i64, String)> {
         .map(|(m, id)| (id, m))
         .collect();
     ids.sort();
-    let mut text =
-        String::from("subscriber_id,probability,decile,reason_1,reason_2,reason_3,model_version\n");
-    for (i, (id, _)) in ids.iter().enumerate() {
-        let p = [0.02, 0.05, 0.1, 0.2, 0.35, 0.6][i % 6];
-        let _ = writeln!(text, "{id},{p},1,,,,1");
-    }
-    std::fs::create_dir_all(ws.root().join("scores")).unwrap();
-    std::fs::write(ws.root().join("scores").join("2026-11-01.csv"), text).unwrap();
+    let subscribers: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
+    let probabilities: Vec<f64> = (0..ids.len())
+        .map(|i| [0.02, 0.05, 0.1, 0.2, 0.35, 0.6][i % 6])
+        .collect();
+    retain_model::write_scores(
+        ws,
+        as_of(),
+        1,
+        &subscribers,
+        &probabilities,
+        &std::collections::HashMap::new(),
+    )
+    .unwrap();
     ids
 }
 
@@ -105,7 +104,7 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
     let budget = 3000.0;
     let run = run_match(
         &ctx,
-        ws.root(),
+        &ws,
         &MatchOptions {
             as_of: as_of(),
             budget,
@@ -385,7 +384,7 @@ async fn decisions_rank_offers_and_honour_the_contact_policy() {
     let ctx = retain_features::session(&ws).await.unwrap();
     let run = run_match(
         &ctx,
-        ws.root(),
+        &ws,
         &MatchOptions {
             as_of: as_of(),
             budget: 1000.0,
@@ -496,7 +495,7 @@ async fn matching_in_subscriber_partitions_equals_matching_at_once() {
     for partitions in [None, Some(3)] {
         let run = run_match(
             &ctx,
-            ws.root(),
+            &ws,
             &MatchOptions {
                 as_of: as_of(),
                 budget: 2000.0,

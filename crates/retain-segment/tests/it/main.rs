@@ -41,7 +41,7 @@ async fn every_active_subscriber_gets_a_named_place() {
     let (ws, ctx) = operator(dir.path()).await;
     let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
     let config = SegmentConfig::default();
-    let (report, placements) = retain_segment::segment(&ctx, &config, ws.root(), as_of)
+    let (report, placements) = retain_segment::segment(&ctx, &config, &ws, as_of)
         .await
         .unwrap();
 
@@ -107,7 +107,7 @@ async fn every_active_subscriber_gets_a_named_place() {
     assert!(ws.root().join("reports/clusters.md").exists());
 
     // Seeded: the same data gives the same clusters.
-    let (again, _) = retain_segment::segment(&ctx, &config, ws.root(), as_of)
+    let (again, _) = retain_segment::segment(&ctx, &config, &ws, as_of)
         .await
         .unwrap();
     assert_eq!(
@@ -125,7 +125,7 @@ async fn every_active_subscriber_gets_a_named_place() {
 
     // An analyst's name replaces the automatic one.
     ClusterNames::rename(ws.root(), 0, "测试客群", "test group").unwrap();
-    let (renamed, _) = retain_segment::segment(&ctx, &config, ws.root(), as_of)
+    let (renamed, _) = retain_segment::segment(&ctx, &config, &ws, as_of)
         .await
         .unwrap();
     assert_eq!(renamed.clusters[0].name_zh, "测试客群");
@@ -143,20 +143,20 @@ async fn every_active_subscriber_gets_a_named_place() {
         report.tags
     );
     let library = retain_segment::TagLibrary::for_workspace(ws.root()).unwrap();
-    let members = retain_segment::select_by_tags(&ctx, ws.root(), &library, "enterprise_member")
+    let members = retain_segment::select_by_tags(&ctx, &ws, &library, "enterprise_member")
         .await
         .unwrap();
     assert_eq!(members.len() as u64, report.tags["enterprise_member"]);
     let none = retain_segment::select_by_tags(
         &ctx,
-        ws.root(),
+        &ws,
         &library,
         "enterprise_member and not enterprise_member",
     )
     .await
     .unwrap();
     assert!(none.is_empty());
-    let err = retain_segment::select_by_tags(&ctx, ws.root(), &library, "vip and")
+    let err = retain_segment::select_by_tags(&ctx, &ws, &library, "vip and")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("target expression"), "{err}");
@@ -171,15 +171,9 @@ async fn every_active_subscriber_gets_a_named_place() {
     )
     .unwrap();
     let ctx2 = retain_features::session(&ws).await.unwrap();
-    let (summary, _) = retain_warn::run(
-        &ctx2,
-        &rules,
-        ws.root(),
-        as_of,
-        retain_warn::Cadence::Monthly,
-    )
-    .await
-    .unwrap();
+    let (summary, _) = retain_warn::run(&ctx2, &rules, &ws, as_of, retain_warn::Cadence::Monthly)
+        .await
+        .unwrap();
     let hits = summary.rule_hits["EW006"];
     assert!(
         hits > 0 && hits <= report.tags["enterprise_member"],
@@ -229,7 +223,7 @@ async fn every_active_subscriber_gets_a_named_place() {
 
     // The customer view has every section.
     let id = active[0].subscriber_id;
-    let view = retain_segment::customer_360(&ctx, ws.root(), id)
+    let view = retain_segment::customer_360(&ctx, &ws, id)
         .await
         .unwrap()
         .unwrap();
@@ -251,7 +245,7 @@ async fn every_active_subscriber_gets_a_named_place() {
     assert!(!view["usage"]["monthly"].as_array().unwrap().is_empty());
     assert!(view["segments"]["cluster"]["name_zh"].is_string());
     let member = members[0];
-    let view = retain_segment::customer_360(&ctx, ws.root(), member)
+    let view = retain_segment::customer_360(&ctx, &ws, member)
         .await
         .unwrap()
         .unwrap();
@@ -263,7 +257,7 @@ async fn every_active_subscriber_gets_a_named_place() {
         .collect();
     assert!(tags.contains(&"enterprise_member"), "{tags:?}");
     assert!(
-        retain_segment::customer_360(&ctx, ws.root(), 1)
+        retain_segment::customer_360(&ctx, &ws, 1)
             .await
             .unwrap()
             .is_none()

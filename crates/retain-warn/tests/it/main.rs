@@ -631,13 +631,13 @@ async fn runs_report_changes_since_the_previous_list() {
     let rules = RuleSet::default_rules();
     let cadence = retain_warn::Cadence::Weekly;
     let first = NaiveDate::from_ymd_opt(2026, 6, 22).unwrap();
-    let (a, _) = retain_warn::run(&ctx, &rules, ws.root(), first, cadence)
+    let (a, _) = retain_warn::run(&ctx, &rules, &ws, first, cadence)
         .await
         .unwrap();
     assert!(a.changes.previous.is_none());
     assert_eq!(a.changes.new, a.red + a.yellow + a.blue);
     let second = NaiveDate::from_ymd_opt(2026, 6, 29).unwrap();
-    let (b, _) = retain_warn::run(&ctx, &rules, ws.root(), second, cadence)
+    let (b, _) = retain_warn::run(&ctx, &rules, &ws, second, cadence)
         .await
         .unwrap();
     assert!(b.changes.previous.is_some());

@@ -23,7 +23,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let (view, msisdn) = rt.block_on(async {
         let ctx = retain_features::session(&workspace).await?;
-        let view = retain_segment::customer_360(&ctx, workspace.root(), args.id).await?;
+        let view = retain_segment::customer_360(&ctx, &workspace, args.id).await?;
         let msisdn = retain_offers::msisdn_map(&ctx).await?;
         Ok::<_, anyhow::Error>((view, msisdn))
     })?;
@@ -46,7 +46,7 @@ fn recommendations(
     msisdn: std::collections::HashMap<String, i64>,
     id: i64,
 ) -> anyhow::Result<serde_json::Value> {
-    let Some(dir) = retain_offers::latest_run_dir(workspace.root()) else {
+    let Some(dir) = retain_offers::latest_run_dir(workspace) else {
         return Ok(serde_json::json!({
             "available": false,
             "note": "no offer matching yet (retain match --budget AMOUNT)",

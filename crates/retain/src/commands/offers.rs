@@ -148,7 +148,7 @@ pub(crate) fn execute(
             seed,
             partitions: None,
         };
-        Ok(retain_offers::run_match(&ctx, workspace.root(), &options).await?)
+        Ok(retain_offers::run_match(&ctx, workspace, &options).await?)
     })
 }
 
@@ -206,7 +206,7 @@ fn describe(r: &MatchReport) -> String {
 
 pub(crate) fn decide(args: &DecideArgs) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
-    let Some(dir) = retain_offers::latest_run_dir(workspace.root()) else {
+    let Some(dir) = retain_offers::latest_run_dir(&workspace) else {
         anyhow::bail!(
             "no match run yet: run `retain match --dir {} --budget AMOUNT` first",
             args.dir.display()

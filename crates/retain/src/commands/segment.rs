@@ -79,8 +79,7 @@ pub(crate) fn execute(
                 }
                 None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
             };
-            let (report, _) =
-                retain_segment::segment(&ctx, &config, workspace.root(), as_of).await?;
+            let (report, _) = retain_segment::segment(&ctx, &config, workspace, as_of).await?;
             Ok::<_, anyhow::Error>(report)
         })
     };

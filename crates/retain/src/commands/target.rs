@@ -29,8 +29,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let ids = rt.block_on(async {
         let ctx = retain_features::session(&workspace).await?;
-        let ids =
-            retain_segment::select_by_tags(&ctx, workspace.root(), &library, &args.tags).await?;
+        let ids = retain_segment::select_by_tags(&ctx, &workspace, &library, &args.tags).await?;
         Ok::<_, anyhow::Error>(ids)
     })?;
     if let Some(out) = &args.out {

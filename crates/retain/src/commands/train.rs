@@ -426,47 +426,27 @@ pub(crate) fn score_execute(
         Ok::<_, anyhow::Error>((scoring, as_of, origin))
     })?;
     let (ids, probabilities, reasons) = scoring.reasons(&model)?;
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    // Riskiest first; ties in id order, so the file is the same from run to run.
-    order.sort_by(|a, b| {
-        probabilities[*b]
-            .total_cmp(&probabilities[*a])
-            .then(ids[*a].cmp(&ids[*b]))
+    let file = retain_model::write_scores(
+        workspace,
+        as_of,
+        meta.version,
+        &ids,
+        &probabilities,
+        &reasons,
+    )?;
+    // Drift against the scores before; an unreadable older file only costs the comparison.
+    let drift = retain_model::previous_scores(workspace, &file.path).and_then(|previous| {
+        let before: Vec<f64> = previous
+            .probabilities()
+            .map_err(|e| tracing::warn!("no score drift: {e}"))
+            .ok()?
+            .values()
+            .collect();
+        Some(serde_json::json!({
+            "against": previous.name(),
+            "psi": retain_model::psi(&before, &probabilities),
+        }))
     });
-    let mut decile = vec![0usize; ids.len()];
-    for (rank, i) in order.iter().enumerate() {
-        decile[*i] = rank * 10 / ids.len().max(1) + 1;
-    }
-    let dir = workspace.root().join("scores");
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join(format!("{as_of}.csv"));
-    let drift = previous_scores(&dir, &file).map(|(name, previous)| {
-        serde_json::json!({ "against": name, "psi": retain_model::psi(&previous, &probabilities) })
-    });
-    let mut w = csv::Writer::from_path(&file)?;
-    w.write_record([
-        "subscriber_id",
-        "probability",
-        "decile",
-        "reason_1",
-        "reason_2",
-        "reason_3",
-        "model_version",
-    ])?;
-    for &i in &order {
-        let reasons = reasons.get(&ids[i]);
-        let reason = |k: usize| reasons.and_then(|r| r.get(k)).map_or("", |r| r.category);
-        w.write_record([
-            ids[i].to_string().as_str(),
-            &format!("{:.6}", probabilities[i]),
-            &decile[i].to_string(),
-            reason(0),
-            reason(1),
-            reason(2),
-            &meta.version.to_string(),
-        ])?;
-    }
-    w.flush()?;
     Ok(serde_json::json!({
         "as_of": as_of,
         "model_version": meta.version,
@@ -474,7 +454,7 @@ pub(crate) fn score_execute(
         "explained": reasons.len(),
         "features": origin,
         "mean_probability": probabilities.iter().sum::<f64>() / ids.len().max(1) as f64,
-        "scores_file": file,
+        "scores_file": file.path,
         "score_drift": drift,
     }))
 }
@@ -516,21 +496,4 @@ pub(crate) fn model(args: &ModelArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The probabilities of the newest scores file other than `current`, to measure drift against.
-fn previous_scores(dir: &Path, current: &Path) -> Option<(String, Vec<f64>)> {
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| Some(e.ok()?.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "csv") && p != current)
-        .collect();
-    files.sort();
-    let file = files.pop()?;
-    let mut reader = csv::Reader::from_path(&file).ok()?;
-    let p = reader
-        .records()
-        .filter_map(|r| r.ok()?.get(1)?.parse().ok())
-        .collect();
-    Some((file.file_name()?.to_string_lossy().into_owned(), p))
 }

@@ -94,12 +94,8 @@ pub(crate) fn execute(
                     },
                     ..BacktestOptions::default()
                 };
-                retain_features::conditions::register_outputs(
-                    &ctx,
-                    workspace.root(),
-                    &rules.compiler,
-                )
-                .await?;
+                retain_features::conditions::register_outputs(&ctx, workspace, &rules.compiler)
+                    .await?;
                 let report = retain_warn::backtest(&ctx, rules, &options).await?;
                 let dir = workspace.root().join("reports");
                 std::fs::create_dir_all(&dir).context("creating the reports directory")?;
@@ -114,7 +110,7 @@ pub(crate) fn execute(
                 None => retain_warn::default_as_of(&ctx, args.cadence).await?,
             };
             let (summary, _) =
-                retain_warn::run(&ctx, rules, workspace.root(), as_of, args.cadence).await?;
+                retain_warn::run(&ctx, rules, workspace, as_of, args.cadence).await?;
             Ok(Outcome::List(summary))
         })
     };
