@@ -18,6 +18,9 @@ pub enum Error {
     Internal(String),
     #[error("uplift model: {0}")]
     Model(String),
+    /// The warning list could not be read.
+    #[error(transparent)]
+    Warnings(#[from] retain_warn::Error),
     /// The churn scores could not be read.
     #[error(transparent)]
     Scores(#[from] retain_model::Error),

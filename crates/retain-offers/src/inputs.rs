@@ -360,7 +360,7 @@ pub async fn load(
         );
         clock = std::time::Instant::now();
     };
-    let levels = warning_levels(workspace.root())?;
+    let levels = warning_levels(workspace)?;
     lap("warning levels");
     if levels.is_empty() {
         notes.push("no warning list: levels come from churn probabilities only".into());
@@ -522,33 +522,13 @@ async fn segment_values(
     Ok(values)
 }
 
-/// The second column of the newest `<root>/<dir>/*.csv` by subscriber, where `parse` reads it.
-fn newest_by_subscriber<T>(
-    root: &Path,
-    dir: &str,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<HashMap<i64, T>> {
-    let Some(file) = retain_data::newest_file(&root.join(dir), "csv") else {
-        return Ok(HashMap::new());
-    };
-    let mut reader =
-        csv::Reader::from_path(&file).map_err(|e| Error::csv(file.display().to_string(), e))?;
-    let mut out = HashMap::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::csv(file.display().to_string(), e))?;
-        if let (Some(id), Some(value)) = (
-            record.get(0).and_then(|v| v.parse::<i64>().ok()),
-            record.get(1).and_then(&parse),
-        ) {
-            out.insert(id, value);
-        }
-    }
-    Ok(out)
-}
-
-/// Levels of the newest warning list.
-fn warning_levels(root: &Path) -> Result<HashMap<i64, Level>> {
-    newest_by_subscriber(root, "warnings", Level::from_code)
+/// Levels of the newest warning list, empty before the first warning run.
+fn warning_levels(workspace: &Workspace) -> Result<HashMap<i64, Level>> {
+    retain_warn::latest_list(workspace)
+        .map(|l| l.levels())
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(Error::Warnings)
 }
 
 /// Churn probabilities of the newest scores, empty when the workspace has none.

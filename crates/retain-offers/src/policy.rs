@@ -17,35 +17,8 @@ pub struct ChannelPolicy {
     pub daily_capacity: u32,
 }
 
-/// Warning levels, most urgent first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    Red,
-    Yellow,
-    Blue,
-}
-
-impl Level {
-    #[must_use]
-    pub fn code(self) -> &'static str {
-        match self {
-            Level::Red => "red",
-            Level::Yellow => "yellow",
-            Level::Blue => "blue",
-        }
-    }
-
-    #[must_use]
-    pub fn from_code(code: &str) -> Option<Level> {
-        match code {
-            "red" => Some(Level::Red),
-            "yellow" => Some(Level::Yellow),
-            "blue" => Some(Level::Blue),
-            _ => None,
-        }
-    }
-}
+/// Warning levels, most urgent first: the warning list's own.
+pub use retain_warn::Level;
 
 /// The policy a match run honours.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -24,29 +24,21 @@ fn has(ctx: &SessionContext, table: &str) -> bool {
 
 /// The latest warning list entry for the subscriber.
 fn latest_warning(workspace: &Workspace, id: i64) -> Result<Value> {
-    let dir = retain_features::outputs::warnings_dir(workspace);
-    let Some(latest) = retain_data::newest_file(&dir, "csv") else {
+    let Some(list) = retain_warn::latest_list(workspace) else {
         return Ok(json!({ "listed": false, "note": "no warning run yet (retain warn)" }));
     };
-    let list = latest.file_stem().map(|s| s.to_string_lossy().into_owned());
-    let mut reader = csv::Reader::from_path(&latest)
-        .map_err(|e| Error::Internal(format!("{}: {e}", latest.display())))?;
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::Internal(format!("{}: {e}", latest.display())))?;
-        if record.get(0).and_then(|v| v.parse::<i64>().ok()) == Some(id) {
-            let rules: Value =
-                serde_json::from_str(record.get(9).unwrap_or("[]")).unwrap_or(Value::Null);
-            return Ok(json!({
-                "listed": true,
-                "list": list,
-                "level": record.get(1),
-                "score": record.get(2).and_then(|s| s.parse::<i64>().ok()),
-                "cohort": record.get(3),
-                "rules": rules,
-            }));
-        }
-    }
-    Ok(json!({ "listed": false, "list": list }))
+    let found = list.find(id).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(match found {
+        Some((w, rules)) => json!({
+            "listed": true,
+            "list": list.name,
+            "level": w.level,
+            "score": w.score,
+            "cohort": w.cohort,
+            "rules": rules,
+        }),
+        None => json!({ "listed": false, "list": list.name }),
+    })
 }
 
 /// The subscriber's line of the newest churn scores.

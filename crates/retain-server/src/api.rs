@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
+use retain_warn::Level;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -144,8 +145,10 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Answer {
         .latest(&state.0.campaigns.workspace)
         .map_err(engine)?;
     let by_level = list.as_ref().map(|l| {
-        let count = |lv: &str| l.items.iter().filter(|w| w.level == lv).count();
-        json!({ "as_of": l.as_of, "red": count("red"), "yellow": count("yellow"), "blue": count("blue") })
+        json!({
+            "as_of": l.as_of, "red": l.count(Level::Red), "yellow": l.count(Level::Yellow),
+            "blue": l.count(Level::Blue),
+        })
     });
     let campaigns: Vec<Value> = state
         .0
@@ -202,13 +205,12 @@ pub(crate) async fn warnings(
             )));
         }
     };
-    if let Some(l) = q.level.as_deref().filter(|l| !l.is_empty())
-        && !["red", "yellow", "blue"].contains(&l)
-    {
-        return Err(ApiError::bad_request(format!(
-            "level {l:?} is not red, yellow or blue"
-        )));
-    }
+    let level = match q.level.as_deref().filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => Some(Level::from_code(l).ok_or_else(|| {
+            ApiError::bad_request(format!("level {l:?} is not red, yellow or blue"))
+        })?),
+    };
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
         return Err(ApiError::bad_request("limit must be 1 to 1000"));
@@ -224,15 +226,14 @@ pub(crate) async fn warnings(
         ));
     };
     let given = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_owned);
-    let (level, branch, manager, rule, cohort) = (
-        given(&q.level),
+    let (branch, manager, rule, cohort) = (
         given(&q.branch),
         given(&q.manager),
         given(&q.rule),
         given(&q.cohort),
     );
     let scope = s.scope();
-    let matching: Vec<&crate::warnings::Warning> = list
+    let matching: Vec<&retain_warn::Listed> = list
         .items
         .iter()
         .filter(|w| {
@@ -240,7 +241,7 @@ pub(crate) async fn warnings(
                 .as_ref()
                 .is_none_or(|sc| sc.admits(&w.manager_id, &w.branch_id))
         })
-        .filter(|w| level.as_ref().is_none_or(|l| &w.level == l))
+        .filter(|w| level.is_none_or(|l| w.level == l))
         .filter(|w| branch.as_ref().is_none_or(|b| &w.branch_id == b))
         .filter(|w| manager.as_ref().is_none_or(|m| &w.manager_id == m))
         .filter(|w| cohort.as_ref().is_none_or(|c| &w.cohort == c))
@@ -251,7 +252,7 @@ pub(crate) async fn warnings(
             .await
             .map(IntoResponse::into_response);
     }
-    let count = |lv: &str| matching.iter().filter(|w| w.level == lv).count();
+    let count = |lv: Level| matching.iter().filter(|w| w.level == lv).count();
     let items: Vec<Value> = matching
         .iter()
         .skip(q.offset.unwrap_or(0))
@@ -274,7 +275,9 @@ pub(crate) async fn warnings(
     Ok(Json(json!({
         "as_of": list.as_of,
         "total": matching.len(),
-        "by_level": { "red": count("red"), "yellow": count("yellow"), "blue": count("blue") },
+        "by_level": {
+            "red": count(Level::Red), "yellow": count(Level::Yellow), "blue": count(Level::Blue),
+        },
         "items": items,
     }))
     .into_response())
@@ -286,7 +289,7 @@ async fn export_warnings(
     state: &AppState,
     s: &Session,
     as_of: &str,
-    rows: &[&crate::warnings::Warning],
+    rows: &[&retain_warn::Listed],
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
     let header = [
@@ -308,7 +311,7 @@ async fn export_warnings(
         out.write_record([
             w.subscriber_id.to_string(),
             state.masked(w.subscriber_id),
-            cell(&w.level),
+            w.level.code().to_owned(),
             w.score.to_string(),
             cell(&w.cohort),
             cell(&w.branch_id),

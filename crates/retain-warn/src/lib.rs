@@ -21,12 +21,14 @@
 
 mod backtest;
 mod error;
+mod list;
 mod query;
 mod rules;
 mod run;
 
 pub use backtest::{BacktestOptions, BacktestReport, Metrics, RuleMetrics, Slice, backtest};
 pub use error::{Error, Result};
+pub use list::{Level, ListFile, Listed, all_lists, latest_list};
 pub use rules::{CATEGORIES, ChurnType, DEFAULT_RULES, Rule, RuleSet, Scorecard};
 pub use run::{
     COHORTS, Cadence, Changes, FiredRule, LEVELS, WarnSummary, Warning, default_as_of, evaluate,

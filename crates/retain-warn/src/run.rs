@@ -3,13 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 use serde::Serialize;
@@ -17,6 +14,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use retain_features::conditions::month_start;
 
+use crate::list::Level;
 use crate::query::scoring_query;
 use crate::rules::RuleSet;
 
@@ -48,19 +46,10 @@ impl Cadence {
     }
 }
 
-/// Warning levels, most serious first.
-pub const LEVELS: [&str; 3] = ["red", "yellow", "blue"];
+/// Warning level codes, most serious first.
+pub const LEVELS: [&str; 3] = [Level::Red.code(), Level::Yellow.code(), Level::Blue.code()];
 /// Tenure cohorts, reported separately because their churn causes differ.
 pub const COHORTS: [&str; 3] = ["lt6m", "6to12m", "gt12m"];
-
-fn rank(level: &str) -> u8 {
-    match level {
-        "red" => 3,
-        "yellow" => 2,
-        "blue" => 1,
-        _ => 0,
-    }
-}
 
 /// A rule that fired for a subscriber, with the values that made it fire.
 #[derive(Debug, Clone, Serialize)]
@@ -76,7 +65,7 @@ pub struct FiredRule {
 #[derive(Debug, Clone, Serialize)]
 pub struct Warning {
     pub subscriber_id: i64,
-    pub level: String,
+    pub level: Level,
     pub score: i64,
     pub cohort: String,
     pub branch_id: Option<String>,
@@ -257,9 +246,12 @@ pub async fn evaluate(
                     values,
                 });
             }
+            let level = Level::from_code(levels.value(row)).ok_or_else(|| {
+                Error::BadRequest(format!("the scorecard gave level {:?}", levels.value(row)))
+            })?;
             warnings.push(Warning {
                 subscriber_id: ids.value(row),
-                level: levels.value(row).to_owned(),
+                level,
                 score,
                 cohort: cohorts.value(row).to_owned(),
                 branch_id: (!branches.is_null(row)).then(|| branches.value(row).to_owned()),
@@ -281,8 +273,8 @@ pub async fn evaluate(
 /// Sorted so the list reads red first, highest score first, and is stable across runs.
 fn sort_warnings(warnings: &mut [Warning]) {
     warnings.sort_by(|a, b| {
-        rank(&b.level)
-            .cmp(&rank(&a.level))
+        a.level
+            .cmp(&b.level)
             .then(b.score.cmp(&a.score))
             .then(a.subscriber_id.cmp(&b.subscriber_id))
     });
@@ -349,9 +341,7 @@ pub async fn run(
     let stem = format!("{as_of}-{}", cadence.name());
     let previous = previous_list(&dir, &stem, cadence)?;
     let changes = compare(previous.as_deref(), &warnings)?;
-    let csv_path = dir.join(format!("{stem}.csv"));
-    write_csv(&csv_path, &warnings)?;
-    write_parquet(&dir.join(format!("{stem}.parquet")), &warnings)?;
+    let csv_path = crate::list::write(&dir, &stem, &warnings)?;
 
     let mut cohorts: BTreeMap<String, BTreeMap<String, u64>> = COHORTS
         .iter()
@@ -366,19 +356,19 @@ pub async fn run(
         *cohorts
             .entry(w.cohort.clone())
             .or_default()
-            .entry(w.level.clone())
+            .entry(w.level.code().to_owned())
             .or_default() += 1;
     }
-    let count = |level: &str| warnings.iter().filter(|w| w.level == level).count() as u64;
+    let count = |level: Level| warnings.iter().filter(|w| w.level == level).count() as u64;
     let summary = WarnSummary {
         as_of,
         cadence,
         rules_file: rules.source.clone(),
         scored,
         potential_churners: potential,
-        red: count("red"),
-        yellow: count("yellow"),
-        blue: count("blue"),
+        red: count(Level::Red),
+        yellow: count(Level::Yellow),
+        blue: count(Level::Blue),
         cohorts,
         rule_hits,
         warnings_file: csv_path,
@@ -407,14 +397,14 @@ fn compare(previous: Option<&Path>, warnings: &[Warning]) -> Result<Changes> {
             ..Changes::default()
         });
     };
-    let mut before: HashMap<i64, String> = HashMap::new();
+    let mut before: HashMap<i64, Option<Level>> = HashMap::new();
     for batch in retain_data::read_batches(path)? {
         let batch =
             batch.map_err(|e| Error::BadRequest(format!("reading {}: {e}", path.display())))?;
         let ids = batch.column(0).as_primitive::<Int64Type>();
         let levels = batch.column(1).as_string::<i32>();
         for row in 0..batch.num_rows() {
-            before.insert(ids.value(row), levels.value(row).to_owned());
+            before.insert(ids.value(row), Level::from_code(levels.value(row)));
         }
     }
     let mut changes = Changes {
@@ -424,97 +414,17 @@ fn compare(previous: Option<&Path>, warnings: &[Warning]) -> Result<Changes> {
     for w in warnings {
         match before.remove(&w.subscriber_id) {
             None => changes.new += 1,
-            Some(old) => match rank(&w.level).cmp(&rank(&old)) {
-                std::cmp::Ordering::Greater => changes.escalated += 1,
-                std::cmp::Ordering::Less => changes.de_escalated += 1,
+            // Red is the least level, so a smaller level is an escalation; a level this
+            // version does not know counts as the mildest.
+            Some(old) => match old.map_or(std::cmp::Ordering::Less, |old| w.level.cmp(&old)) {
+                std::cmp::Ordering::Less => changes.escalated += 1,
+                std::cmp::Ordering::Greater => changes.de_escalated += 1,
                 std::cmp::Ordering::Equal => changes.unchanged += 1,
             },
         }
     }
     changes.resolved = before.len() as u64;
     Ok(changes)
-}
-
-fn write_csv(path: &Path, warnings: &[Warning]) -> Result<()> {
-    let tmp = path.with_extension("csv.tmp");
-    let io = |e: csv::Error| Error::io(format!("writing {}", tmp.display()), e.into());
-    let mut w = csv::Writer::from_path(&tmp).map_err(io)?;
-    w.write_record([
-        "subscriber_id",
-        "level",
-        "score",
-        "cohort",
-        "branch_id",
-        "manager_id",
-        "rules",
-        "reasons_zh",
-        "reasons_en",
-        "details",
-    ])
-    .map_err(io)?;
-    for warning in warnings {
-        let ids: Vec<&str> = warning.rules.iter().map(|r| r.id.as_str()).collect();
-        let zh: Vec<&str> = warning.rules.iter().map(|r| r.name_zh.as_str()).collect();
-        let en: Vec<&str> = warning.rules.iter().map(|r| r.name_en.as_str()).collect();
-        let details = serde_json::to_string(&warning.rules).expect("serializable");
-        w.write_record([
-            warning.subscriber_id.to_string().as_str(),
-            &warning.level,
-            &warning.score.to_string(),
-            &warning.cohort,
-            warning.branch_id.as_deref().unwrap_or(""),
-            warning.manager_id.as_deref().unwrap_or(""),
-            &ids.join(" "),
-            &zh.join("；"),
-            &en.join("; "),
-            &details,
-        ])
-        .map_err(io)?;
-    }
-    w.flush()
-        .map_err(|e| Error::io("flushing the warning list", e))?;
-    drop(w);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
-}
-
-fn write_parquet(path: &Path, warnings: &[Warning]) -> Result<()> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("subscriber_id", DataType::Int64, false),
-        Field::new("level", DataType::Utf8, false),
-        Field::new("score", DataType::Int64, false),
-        Field::new("cohort", DataType::Utf8, false),
-        Field::new("rules", DataType::Utf8, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(
-                warnings.iter().map(|w| w.subscriber_id),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                warnings.iter().map(|w| w.level.as_str()),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                warnings.iter().map(|w| w.score),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                warnings.iter().map(|w| w.cohort.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(warnings.iter().map(|w| {
-                w.rules
-                    .iter()
-                    .map(|r| r.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }))),
-        ],
-    )
-    .map_err(|e| Error::BadRequest(format!("building the warning list: {e}")))?;
-    let tmp = path.with_extension("parquet.tmp");
-    let mut writer = retain_data::TableWriter::create(&tmp, schema)?;
-    writer.write(&batch)?;
-    writer.close()?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 /// The month of `date` as `YYYY-MM`.

@@ -602,7 +602,7 @@ async fn every_default_rule_and_level_fires_for_its_story_and_nothing_else() {
 
     let levels: BTreeMap<i64, &str> = warnings
         .iter()
-        .map(|w| (w.subscriber_id, w.level.as_str()))
+        .map(|w| (w.subscriber_id, w.level.code()))
         .collect();
     for s in &stories {
         assert_eq!(levels.get(&s.id).copied(), s.level, "level of {}", s.id);
@@ -620,7 +620,11 @@ async fn every_default_rule_and_level_fires_for_its_story_and_nothing_else() {
         forwarding.values["days(forward_to_competitor, 1w)"],
         serde_json::json!(3.0)
     );
-    assert_eq!(warnings[0].level, "red", "most serious first");
+    assert_eq!(
+        warnings[0].level,
+        retain_warn::Level::Red,
+        "most serious first"
+    );
 }
 
 #[tokio::test]
