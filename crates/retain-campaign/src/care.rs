@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Duration, Months, NaiveDate};
 use datafusion::execution::context::SessionContext;
-use retain_offers::frame::{ids, query, texts};
+use retain_features::frame::{ids, query, texts};
 use retain_offers::{Policy, read_dnd};
 use retain_store::{NewWorkOrder, PlannedContact, WorkOrderRecord};
 use serde::Serialize;

@@ -20,6 +20,8 @@ pub enum Error {
     Offers(#[from] retain_offers::Error),
     #[error(transparent)]
     Data(#[from] retain_data::Error),
+    #[error(transparent)]
+    Features(#[from] retain_features::Error),
     #[error("internal: {0}")]
     Internal(String),
     #[error("{context}: {source}")]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
 use retain_data::Workspace;
-use retain_offers::frame::{ids, query, texts};
+use retain_features::frame::{ids, query, texts};
 use retain_offers::{Channel, Contact, Prepared, Strategy, arbitrate, prepare, select};
 use retain_store::{MemberRecord, NewWorkOrder, PlannedContact};
 use serde::Serialize;

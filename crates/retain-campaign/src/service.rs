@@ -858,10 +858,10 @@ impl Campaigns {
              LEFT JOIN usage_monthly u
                     ON u.subscriber_id = s.subscriber_id AND u.period = DATE '{last}'"
         );
-        let batches = retain_offers::frame::query(&self.ctx, &sql, "campaign outcomes").await?;
-        let ids = retain_offers::frame::ids(&batches, "subscriber_id")?;
-        let retained = retain_offers::frame::floats(&batches, "retained")?;
-        let fee = retain_offers::frame::floats(&batches, "fee")?;
+        let batches = retain_features::frame::query(&self.ctx, &sql, "campaign outcomes").await?;
+        let ids = retain_features::frame::ids(&batches, "subscriber_id")?;
+        let retained = retain_features::frame::floats(&batches, "retained")?;
+        let fee = retain_features::frame::floats(&batches, "fee")?;
         let row: std::collections::HashMap<i64, usize> =
             ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         Ok(members
@@ -1031,7 +1031,7 @@ impl Campaigns {
         if !self.ctx.table_exist("campaign_history").unwrap_or(false) {
             return Ok(out);
         }
-        let batches = retain_offers::frame::query(
+        let batches = retain_features::frame::query(
             &self.ctx,
             "SELECT subscriber_id, CAST(contact_date AS VARCHAR) AS d,
                     CAST(reached AND NOT accepted AS BOOLEAN) AS refused
@@ -1039,9 +1039,9 @@ impl Campaigns {
             "contact history",
         )
         .await?;
-        let dates = retain_offers::frame::texts(&batches, "d")?;
-        let refused = retain_offers::frame::floats(&batches, "refused")?;
-        for (i, id) in retain_offers::frame::ids(&batches, "subscriber_id")?
+        let dates = retain_features::frame::texts(&batches, "d")?;
+        let refused = retain_features::frame::floats(&batches, "refused")?;
+        for (i, id) in retain_features::frame::ids(&batches, "subscriber_id")?
             .into_iter()
             .enumerate()
         {

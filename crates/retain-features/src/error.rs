@@ -25,6 +25,9 @@ pub enum Error {
     /// A table the step needs has not been loaded.
     #[error("table {0} is not loaded in this workspace: run `retain ingest` for it first")]
     MissingTable(&'static str),
+    /// A query's result did not have the shape its reader expected.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl Error {

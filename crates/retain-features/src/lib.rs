@@ -16,6 +16,7 @@
 pub mod conditions;
 mod error;
 pub mod expr;
+pub mod frame;
 mod labels;
 pub mod outputs;
 mod overview;

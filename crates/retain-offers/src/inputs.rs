@@ -8,12 +8,12 @@ use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
 use retain_data::Workspace;
 use retain_features::conditions::{feature_ctes, register_outputs};
+use retain_features::frame::{floats, for_each_text_row, ids, query, texts};
 use retain_features::stored::Origin;
 use retain_features::{FeatureSet, stream_features_as_of};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::frame::{floats, for_each_text_row, ids, query, texts};
 use crate::library::{Channel, Library};
 use crate::policy::{Level, Policy};
 use crate::reason::Signals;
@@ -55,7 +55,7 @@ impl Features {
             .names
             .iter()
             .map(|n| floats(batches, n))
-            .collect::<Result<_>>()?;
+            .collect::<retain_features::Result<_>>()?;
         for i in rows {
             self.ids.push(ids[i]);
             self.x.extend(
@@ -93,7 +93,7 @@ impl Features {
         let columns: Vec<Vec<f64>> = names
             .iter()
             .map(|n| floats(batches, n))
-            .collect::<Result<_>>()?;
+            .collect::<retain_features::Result<_>>()?;
         let mut x = Vec::with_capacity(ids.len() * names.len());
         for i in 0..ids.len() {
             x.extend(

@@ -8,7 +8,6 @@ mod assign;
 mod decide;
 mod error;
 mod estimator;
-pub mod frame;
 mod inputs;
 mod library;
 mod policy;

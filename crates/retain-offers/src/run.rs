@@ -194,8 +194,8 @@ pub async fn select(
         "WITH {} SELECT subscriber_id FROM f WHERE COALESCE({sql}, false)",
         retain_features::conditions::feature_ctes(&compiler, as_of)
     );
-    let batches = crate::frame::query(ctx, &sql, "the target condition").await?;
-    Ok(crate::frame::ids(&batches, "subscriber_id")?
+    let batches = retain_features::frame::query(ctx, &sql, "the target condition").await?;
+    Ok(retain_features::frame::ids(&batches, "subscriber_id")?
         .into_iter()
         .collect())
 }

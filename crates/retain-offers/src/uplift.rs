@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate};
 use datafusion::execution::context::SessionContext;
+use retain_features::frame::{floats, query, texts};
 use retain_features::{FeatureSet, LabelConfig, MAX_CAMPAIGN_CONTACTS, campaign_set};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::frame::{floats, query, texts};
 use crate::inputs::Features;
 use crate::library::{Channel, Kind};
 use crate::reason::{REASONS, Signals};

@@ -447,7 +447,7 @@ async fn rfm_grid(state: &AppState) -> ApiResult<Value> {
     {
         return Ok(Value::Null);
     }
-    let batches = retain_offers::frame::query(
+    let batches = retain_features::frame::query(
         ctx,
         "SELECT rfm_r AS r, rfm_f AS f, COUNT(*) AS subscribers, AVG(rfm_m) AS m \
          FROM segments WHERE rfm_r IS NOT NULL AND rfm_f IS NOT NULL \

@@ -83,7 +83,11 @@ impl From<retain_campaign::Error> for ApiError {
     fn from(e: retain_campaign::Error) -> ApiError {
         use retain_campaign::Error as E;
         match e {
-            E::Config(m) | E::BadRequest(m) => ApiError::bad_request(m),
+            // Also a condition or input the request named, refused by the stage that reads it.
+            E::Config(m)
+            | E::BadRequest(m)
+            | E::Offers(retain_offers::Error::BadRequest(m) | retain_offers::Error::Config(m))
+            | E::Features(retain_features::Error::BadFeature(m)) => ApiError::bad_request(m),
             E::Forbidden(m) => ApiError::forbidden(m),
             E::NotFound(m) => ApiError::not_found(format!("{m} not found")),
             E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),

@@ -40,6 +40,8 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] retain_data::Error),
     #[error(transparent)]
+    Features(#[from] retain_features::Error),
+    #[error(transparent)]
     Offers(#[from] retain_offers::Error),
     #[error(transparent)]
     Campaign(#[from] retain_campaign::Error),
@@ -161,27 +163,27 @@ impl AppState {
         drop(tokio::task::spawn_blocking(auth::dummy_hash));
         let campaigns = Campaigns::open_with_store(root, store_url).await?;
         let ctx = &campaigns.ctx;
-        let batches = retain_offers::frame::query(
+        let batches = retain_features::frame::query(
             ctx,
             "SELECT subscriber_id, manager_id, branch_id, msisdn FROM subscribers",
             "account managers",
         )
         .await?;
-        let ids = retain_offers::frame::ids(&batches, "subscriber_id")?;
+        let ids = retain_features::frame::ids(&batches, "subscriber_id")?;
         let managers = ids
             .iter()
             .copied()
-            .zip(retain_offers::frame::texts(&batches, "manager_id")?)
+            .zip(retain_features::frame::texts(&batches, "manager_id")?)
             .filter(|(_, m)| !m.is_empty())
             .collect();
         let branches = ids
             .iter()
             .copied()
-            .zip(retain_offers::frame::texts(&batches, "branch_id")?)
+            .zip(retain_features::frame::texts(&batches, "branch_id")?)
             .collect();
         let msisdn: HashMap<i64, String> = ids
             .into_iter()
-            .zip(retain_offers::frame::texts(&batches, "msisdn")?)
+            .zip(retain_features::frame::texts(&batches, "msisdn")?)
             .collect();
         let decisions = match retain_offers::latest_run_dir(&campaigns.workspace) {
             Some(dir) => Some(DecisionIndex::load(

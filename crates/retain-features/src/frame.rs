@@ -1,4 +1,5 @@
-//! Record batches as plain columns: the matching works on dense per-subscriber arrays.
+//! Query results as plain columns: the stages after the engine (matching, planning, the
+//! server) work on dense per-subscriber arrays.
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
