@@ -240,7 +240,7 @@ impl DecisionIndex {
     }
 
     /// Writes the index as `decisions.csv`, `contacts.csv`, `dnd.csv` and `policy.json` in
-    /// `dir`, each atomically.
+    /// `dir`, each atomically and in that order: `policy.json` marks the index complete.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;

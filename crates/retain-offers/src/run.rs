@@ -109,13 +109,14 @@ pub fn run_dir(workspace: &Workspace, as_of: NaiveDate) -> PathBuf {
     workspace.root().join("offers").join(as_of.to_string())
 }
 
-/// The newest run's directory.
+/// The newest run's directory whose decision index is complete: `policy.json` is the index's
+/// last file, so a run that died while saving it is passed over.
 #[must_use]
 pub fn latest_run_dir(workspace: &Workspace) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(workspace.root().join("offers"))
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("decisions.csv").exists())
+        .filter(|p| p.join("policy.json").exists())
         .collect();
     dirs.sort();
     dirs.pop()

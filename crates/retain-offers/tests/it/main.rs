@@ -116,6 +116,14 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
     .unwrap();
     let r = &run.report;
     assert_eq!(r.constraint_violations, 0, "{:?}", r.violations);
+    // A later run that died before its index was complete is passed over.
+    let done = retain_offers::latest_run_dir(&ws).unwrap();
+    assert_eq!(done, retain_offers::run_dir(&ws, as_of()));
+    let died = retain_offers::run_dir(&ws, NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
+    std::fs::create_dir_all(&died).unwrap();
+    std::fs::copy(done.join("decisions.csv"), died.join("decisions.csv")).unwrap();
+    assert_eq!(retain_offers::latest_run_dir(&ws).unwrap(), done);
+    std::fs::remove_dir_all(&died).unwrap();
     assert!(
         r.assigned > 20,
         "{} assigned of {} candidates",
