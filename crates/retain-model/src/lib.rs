@@ -16,6 +16,7 @@ mod metrics;
 mod reasons;
 mod registry;
 mod scores;
+mod scoring;
 mod shap;
 mod split;
 mod table;
@@ -33,6 +34,7 @@ pub use registry::{ModelMeta, load_latest, save};
 pub use scores::{
     Probabilities, ScoreLine, ScoresFile, latest_scores, previous_scores, scores_path, write_scores,
 };
+pub use scoring::{Scored, Scorer};
 pub use shap::Explainer;
 pub use split::{sample, stratified};
 pub use table::Table;

@@ -272,124 +272,6 @@ pub(crate) fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Share of subscribers, riskiest first, whose scores carry reasons (deciles 1–3)...
-const REASONS_SHARE: f64 = 0.3;
-/// ...but at most this many: more than a retention department contacts in a cycle, and
-/// explaining is the slow part of scoring (TreeSHAP over every tree).
-const REASONS_MAX: usize = 100_000;
-/// Subscribers scored per step; features arrive as a stream, so memory follows this.
-const SCORE_CHUNK_ROWS: usize = 262_144;
-type ReasonsById = HashMap<i64, Vec<retain_model::Reason>>;
-
-/// A scored subscriber kept as a candidate for reasons, ordered by probability.
-struct Candidate {
-    probability: f64,
-    subscriber_id: i64,
-    x: Vec<f64>,
-}
-
-impl PartialEq for Candidate {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-impl Eq for Candidate {}
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Candidate {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.probability
-            .total_cmp(&other.probability)
-            .then(other.subscriber_id.cmp(&self.subscriber_id))
-    }
-}
-
-/// Probabilities of every subscriber, computed a chunk at a time, and the feature rows of the
-/// riskiest `REASONS_MAX` (a min-heap), to be explained at the end.
-#[derive(Default)]
-struct Scoring {
-    features: Vec<String>,
-    ids: Vec<i64>,
-    probabilities: Vec<f64>,
-    riskiest: std::collections::BinaryHeap<std::cmp::Reverse<Candidate>>,
-}
-
-impl Scoring {
-    fn add(
-        &mut self,
-        model: &retain_model::ChurnModel,
-        batches: &[retain_features::RecordBatch],
-    ) -> anyhow::Result<()> {
-        if batches.iter().all(|b| b.num_rows() == 0) {
-            return Ok(());
-        }
-        let table = Table::from_batches(batches)?;
-        let d = table.features.len();
-        let p = model.probabilities(&table.x)?;
-        for (i, (&id, &probability)) in table.subscriber_id.iter().zip(&p).enumerate() {
-            let full = self.riskiest.len() >= REASONS_MAX;
-            if full
-                && self
-                    .riskiest
-                    .peek()
-                    .is_some_and(|least| least.0.probability >= probability)
-            {
-                continue;
-            }
-            if full {
-                self.riskiest.pop();
-            }
-            self.riskiest.push(std::cmp::Reverse(Candidate {
-                probability,
-                subscriber_id: id,
-                x: table.x[i * d..(i + 1) * d].to_vec(),
-            }));
-        }
-        self.ids.extend_from_slice(&table.subscriber_id);
-        self.probabilities.extend(p);
-        self.features = table.features;
-        Ok(())
-    }
-
-    /// Reasons of the riskiest `REASONS_SHARE` (at most `REASONS_MAX`), by subscriber.
-    fn reasons(
-        self,
-        model: &retain_model::ChurnModel,
-    ) -> anyhow::Result<(Vec<i64>, Vec<f64>, ReasonsById)> {
-        let n = self.ids.len();
-        let explained = ((n as f64 * REASONS_SHARE).ceil() as usize).min(REASONS_MAX);
-        let mut riskiest: Vec<Candidate> = self
-            .riskiest
-            .into_sorted_vec()
-            .into_iter()
-            .map(|c| c.0)
-            .take(explained)
-            .collect();
-        riskiest.sort_by_key(|c| c.subscriber_id);
-        let table = Table {
-            features: self.features,
-            subscriber_id: riskiest.iter().map(|c| c.subscriber_id).collect(),
-            snapshot: vec![0; riskiest.len()],
-            label: vec![false; riskiest.len()],
-            x: riskiest.iter().flat_map(|c| c.x.iter().copied()).collect(),
-            levels: Vec::new(),
-        };
-        let reasons = if table.is_empty() {
-            HashMap::new()
-        } else {
-            model
-                .score(&table, 1.0)?
-                .into_iter()
-                .map(|s| (s.subscriber_id, s.reasons))
-                .collect()
-        };
-        Ok((self.ids, self.probabilities, reasons))
-    }
-}
-
 /// Scores everyone with the newest model and writes `scores/<as-of>.csv`.
 pub(crate) fn score_execute(
     rt: &tokio::runtime::Runtime,
@@ -409,23 +291,17 @@ pub(crate) fn score_execute(
         let parts = retain_features::feature_partitions(workspace)?;
         let mut stream = retain_features::stored::features(workspace, &set, as_of, parts).await?;
         let origin = stream.origin();
-        let mut scoring = Scoring::default();
-        let mut chunk = Vec::new();
-        let mut rows = 0;
+        let mut scorer = retain_model::Scorer::new(&model);
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            rows += batch.num_rows();
-            chunk.push(batch);
-            if rows >= SCORE_CHUNK_ROWS {
-                scoring.add(&model, &chunk)?;
-                chunk.clear();
-                rows = 0;
-            }
+            scorer.push(batch?)?;
         }
-        scoring.add(&model, &chunk)?;
-        Ok::<_, anyhow::Error>((scoring, as_of, origin))
+        Ok::<_, anyhow::Error>((scorer.finish()?, as_of, origin))
     })?;
-    let (ids, probabilities, reasons) = scoring.reasons(&model)?;
+    let retain_model::Scored {
+        ids,
+        probabilities,
+        reasons,
+    } = scoring;
     let file = retain_model::write_scores(
         workspace,
         as_of,
