@@ -24,9 +24,12 @@ pub(crate) const MAX_BIN: usize = 255;
 const MIN_DATA_IN_BIN: usize = 3;
 /// Rows whose values place a feature's bin boundaries: a sample past this many.
 const BIN_SAMPLE: usize = 200_000;
-/// Rows in a leaf before its histogram is summed on more than one thread: fewer cost less than
+/// Rows a thread is given at least when binning or computing gradients: fewer cost less than
 /// starting the threads.
 const ROWS_PER_THREAD: usize = 24_576;
+/// Rows of a leaf worth a second thread for its histogram: summing a few thousand rows into
+/// forty features' bins takes longer than starting a thread, and most leaves are small.
+const HISTOGRAM_ROWS_PER_THREAD: usize = 4_096;
 
 /// How the trees grow.
 #[derive(Debug, Clone)]
@@ -318,89 +321,121 @@ impl Used {
     }
 }
 
-/// Copies kept of a feature's histogram while summing many rows: consecutive rows in one bin
-/// would otherwise each wait for the previous one's sum.
-const COPIES: usize = 4;
+/// Features summed in one pass over the rows: each row's gradient is read once for all of
+/// them instead of once per feature, which made the histograms wait on memory.
+const GROUP: usize = 4;
 
-/// Sums rows into `hist` (one feature's bins): row `k` has code `code(k)` and gradient and
-/// Hessian `grad[k]`. Many rows go through [`COPIES`] copies of the bins in `copies` (room for
-/// that many copies of 256 bins), row `k` into copy `k % COPIES`, summed at the end.
+/// Copies kept of each histogram of a group: consecutive rows in one bin would otherwise each
+/// wait for the previous one's sum; row `k` goes into copy `k % COPIES`.
+const COPIES: usize = 2;
+
+/// The bins of one feature in one copy: 256, so a byte code indexes them without a check.
+type Bins<'a> = &'a mut [Sums; 256];
+
+/// Sums `count` rows into `bins[copy][f]`, the bins of the features whose columns are
+/// `columns`: the `k`th is row `index(k)`, with gradient and Hessian `grad[index(k)]`. Each
+/// thread reads the gradients of its rows itself, rather than one gathering them first.
 #[inline]
-fn add_column(
-    hist: &mut [Sums],
-    copies: &mut [Sums],
+fn add_group<const F: usize>(
+    bins: &mut [[Bins<'_>; F]; COPIES],
+    columns: [&[u8]; F],
     grad: &[[f32; 2]],
-    code: impl Fn(usize) -> u8,
+    count: usize,
+    index: impl Fn(usize) -> usize,
 ) {
-    let bins = hist.len();
-    if grad.len() < 8 * COPIES * bins {
-        for (k, [g, h]) in grad.iter().enumerate() {
-            hist[usize::from(code(k))].add(*g, *h);
-        }
-        return;
-    }
-    for copy in copies.chunks_exact_mut(256) {
-        copy[..bins].fill(Sums::default());
-    }
-    let whole = grad.len() / COPIES * COPIES;
-    for (k, rows) in grad[..whole].chunks_exact(COPIES).enumerate() {
-        for (c, [g, h]) in rows.iter().enumerate() {
-            copies[c * 256 + usize::from(code(k * COPIES + c))].add(*g, *h);
+    let whole = count / COPIES * COPIES;
+    for k in (0..whole).step_by(COPIES) {
+        for (c, copy) in bins.iter_mut().enumerate() {
+            let i = index(k + c);
+            let [g, h] = grad[i];
+            for f in 0..F {
+                copy[f][usize::from(columns[f][i])].add(g, h);
+            }
         }
     }
-    for (k, [g, h]) in grad.iter().enumerate().skip(whole) {
-        copies[usize::from(code(k))].add(*g, *h);
-    }
-    for (b, sum) in hist.iter_mut().enumerate() {
-        for c in 0..COPIES {
-            *sum = sum.plus(copies[c * 256 + b]);
+    for k in whole..count {
+        let i = index(k);
+        let [g, h] = grad[i];
+        for f in 0..F {
+            bins[0][f][usize::from(columns[f][i])].add(g, h);
         }
     }
 }
 
-/// Sums the rows `rows` (every row, in order, when `None`) with gradients `ordered` (one per
-/// row summed, in their order) into `hist`, for the features `used`.
+/// [`add_group`] for `F` features of `group`, then each feature's copies summed into `hist`
+/// (which starts at bin `first`).
+fn add_features<const F: usize>(
+    hist: &mut [Sums],
+    scratch: &mut [Sums],
+    (data, grad, rows): (&Binned, &[[f32; 2]], Option<&[u32]>),
+    group: &[Used],
+    first: usize,
+) {
+    let mut chunks = scratch
+        .chunks_exact_mut(256)
+        .map(|c| <Bins<'_>>::try_from(c).expect("chunks of 256"));
+    let mut bins: [[Bins<'_>; F]; COPIES] = std::array::from_fn(|_| {
+        std::array::from_fn(|_| chunks.next().expect("room for every copy of every feature"))
+    });
+    for copy in &mut bins {
+        for (b, u) in copy.iter_mut().zip(group) {
+            b[..u.bins].fill(Sums::default());
+        }
+    }
+    let columns: [&[u8]; F] = std::array::from_fn(|f| data.column(group[f].column));
+    match rows {
+        None => add_group(&mut bins, columns, grad, grad.len(), |k| k),
+        Some(rows) => add_group(&mut bins, columns, grad, rows.len(), |k| rows[k] as usize),
+    }
+    for (f, u) in group.iter().enumerate() {
+        let mine = &mut hist[u.offset - first..u.offset - first + u.bins];
+        for (b, sum) in mine.iter_mut().enumerate() {
+            *sum = bins[0][f][b];
+            for copy in &bins[1..] {
+                *sum = sum.plus(copy[f][b]);
+            }
+        }
+    }
+}
+
+/// Sums the rows `rows` (every row when `None`), whose gradients are in `grad`, into `hist`,
+/// for the features `used`, a group of them at a time.
 fn add_columns(
     hist: &mut [Sums],
     data: &Binned,
-    ordered: &[[f32; 2]],
+    grad: &[[f32; 2]],
     rows: Option<&[u32]>,
     used: &[Used],
     first: usize,
 ) {
-    let mut copies = vec![Sums::default(); COPIES * 256];
-    let mut rest = hist;
-    let mut at = first;
-    for u in used {
-        let (_, tail) = rest.split_at_mut(u.offset - at);
-        let (mine, tail) = tail.split_at_mut(u.bins);
-        rest = tail;
-        at = u.offset + u.bins;
-        mine.fill(Sums::default());
-        let column = data.column(u.column);
-        match rows {
-            None => add_column(mine, &mut copies, ordered, |k| column[k]),
-            Some(rows) => add_column(mine, &mut copies, ordered, |k| column[rows[k] as usize]),
+    let mut scratch = vec![Sums::default(); COPIES * GROUP * 256];
+    let input = (data, grad, rows);
+    for group in used.chunks(GROUP) {
+        match group.len() {
+            1 => add_features::<1>(hist, &mut scratch, input, group, first),
+            2 => add_features::<2>(hist, &mut scratch, input, group, first),
+            3 => add_features::<3>(hist, &mut scratch, input, group, first),
+            _ => add_features::<GROUP>(hist, &mut scratch, input, group, first),
         }
     }
 }
 
 /// The histogram of `rows` (every row, in order, when `None`), its features shared out among
-/// up to `threads` threads; `ordered` holds the rows' gradients in their order.
+/// up to `threads` threads; `grad` holds every row's gradient.
 fn histogram(
     hist: &mut [Sums],
     data: &Binned,
-    ordered: &[[f32; 2]],
+    grad: &[[f32; 2]],
     rows: Option<&[u32]>,
     used: &[Used],
     threads: usize,
 ) {
     let threads = threads
-        .min(ordered.len() / ROWS_PER_THREAD)
+        .min(rows.map_or(grad.len(), <[u32]>::len) / HISTOGRAM_ROWS_PER_THREAD)
         .min(used.len())
         .max(1);
     if threads == 1 {
-        add_columns(hist, data, ordered, rows, used, 0);
+        add_columns(hist, data, grad, rows, used, 0);
         return;
     }
     // Each thread its run of features: disjoint ranges of the histogram.
@@ -415,7 +450,7 @@ fn histogram(
             let (mine, tail) = tail.split_at_mut(end - start);
             rest = tail;
             at = end;
-            scope.spawn(move || add_columns(mine, data, ordered, rows, features, start));
+            scope.spawn(move || add_columns(mine, data, grad, rows, features, start));
         }
     });
 }
@@ -514,6 +549,26 @@ fn round_draws(seed: u64, round: usize) -> SplitMix {
     SplitMix(seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
 }
 
+/// Rows of a leaf before it is partitioned on two threads.
+const PARALLEL_PARTITION_ROWS: usize = 65_536;
+
+/// Puts the rows `goes_left` accepts first, both sides in their order; returns how many.
+fn partition(rows: &mut [u32], goes_left: impl Fn(u32) -> bool, scratch: &mut Vec<u32>) -> usize {
+    scratch.clear();
+    let mut write = 0;
+    for k in 0..rows.len() {
+        let i = rows[k];
+        if goes_left(i) {
+            rows[write] = i;
+            write += 1;
+        } else {
+            scratch.push(i);
+        }
+    }
+    rows[write..].copy_from_slice(scratch);
+    write
+}
+
 /// The rows a tree grew on, in leaf order, and each leaf's range of them.
 type Grown = (Vec<u32>, Vec<(usize, usize)>);
 
@@ -539,8 +594,6 @@ pub(crate) struct Booster {
     valid: Option<Valid>,
     /// Histograms of leaves no longer growing, kept for the next ones.
     spare: Vec<Vec<Sums>>,
-    /// A leaf's gradients in the order of its rows, for summing its histogram.
-    ordered: Vec<[f32; 2]>,
 }
 
 impl Booster {
@@ -590,7 +643,6 @@ impl Booster {
             trees: Vec::new(),
             valid,
             spare: Vec::new(),
-            ordered: Vec::new(),
         })
     }
 
@@ -756,16 +808,9 @@ impl Booster {
     /// The histogram of a leaf's rows `rows` (ascending), features `used`.
     fn leaf_histogram(&mut self, hist: &mut [Sums], rows: &[u32], used: &[Used]) {
         let threads = self.params.threads;
-        if rows.len() == self.labels.len() {
-            // Every row, in order: their gradients are in order already.
-            histogram(hist, &self.data, &self.grad, None, used, threads);
-            return;
-        }
-        let mut ordered = std::mem::take(&mut self.ordered);
-        ordered.clear();
-        ordered.extend(rows.iter().map(|i| self.grad[*i as usize]));
-        histogram(hist, &self.data, &ordered, Some(rows), used, threads);
-        self.ordered = ordered;
+        // Every row, in order, is read without the list of them.
+        let rows = (rows.len() != self.labels.len()).then_some(rows);
+        histogram(hist, &self.data, &self.grad, rows, used, threads);
     }
 
     fn new_hist(&mut self) -> Vec<Sums> {
@@ -868,27 +913,36 @@ impl Booster {
                 .get(usize::from(split.bin))
                 .copied()
                 .unwrap_or(f64::INFINITY);
-            // Partition the leaf's rows, stably: left ones first.
+            // Partition the leaf's rows, stably: left ones first. A large leaf's two halves
+            // are partitioned on two threads and the middle rotated into place.
             let (start, len) = (leaves[at].start, leaves[at].len);
-            scratch.clear();
-            let mut write = start;
-            for k in start..start + len {
-                let i = order[k];
-                let code = self.data.code(i as usize, split.feature);
-                let left = if Some(code) == nan_bin {
+            let data = &self.data;
+            let goes_left = |i: u32| {
+                let code = data.code(i as usize, split.feature);
+                if Some(code) == nan_bin {
                     split.nan_left
                 } else {
                     code <= split.bin
-                };
-                if left {
-                    order[write] = i;
-                    write += 1;
-                } else {
-                    scratch.push(i);
                 }
-            }
-            order[write..start + len].copy_from_slice(&scratch);
-            let left_len = write - start;
+            };
+            let leaf = &mut order[start..start + len];
+            let left_len = if self.params.threads > 1 && len >= PARALLEL_PARTITION_ROWS {
+                let mid = len / 2;
+                let (first, second) = leaf.split_at_mut(mid);
+                let (a, b) = std::thread::scope(|scope| {
+                    let other = scope.spawn(|| partition(second, goes_left, &mut Vec::new()));
+                    let a = partition(first, goes_left, &mut scratch);
+                    let b = other
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                    (a, b)
+                });
+                leaf[a..mid + b].rotate_left(mid - a);
+                a + b
+            } else {
+                partition(leaf, goes_left, &mut scratch)
+            };
+            let write = start + left_len;
             let parent_sums = leaves[at].sums;
             let (left_sums, right_sums) = (split.left, parent_sums.minus(split.left));
             if let Some((p, is_left)) = leaves[at].parent {
@@ -1194,6 +1248,25 @@ mod tests {
         };
         assert_eq!(scores(1), scores(1));
         assert_ne!(scores(1), scores(2));
+    }
+
+    #[test]
+    fn two_threads_grow_the_trees_one_thread_grows() {
+        // Large enough for leaves partitioned and summed on two threads.
+        let (x, y) = rows(3 * PARALLEL_PARTITION_ROWS, 8);
+        let scores = |threads: usize| {
+            let params = Params {
+                threads,
+                bagging_fraction: 1.0,
+                ..params()
+            };
+            grown(&x, &y, params, 4)
+                .model()
+                .unwrap()
+                .raw_scores(&x[..4_000], 4)
+                .unwrap()
+        };
+        assert_eq!(scores(1), scores(2));
     }
 
     #[test]
