@@ -712,7 +712,7 @@ impl Campaigns {
         })?;
         let history = load_history(&self.ctx, &self.workspace).await?;
         let cells = Cells::fit(&history, |_| true);
-        let library = Library::for_workspace(self.root())?;
+        let library = Library::for_workspace(&self.workspace)?;
         let members = self.store.members(id).await?;
         let orders = self.store.work_orders(id).await?;
         let reach = |ch: Channel| cells.reach(ch).unwrap_or(0.75);
@@ -783,7 +783,7 @@ impl Campaigns {
         }
         let orders = self.store.work_orders(id).await?;
         let callbacks = self.store.callbacks(id).await?;
-        let policy = Policy::for_workspace(self.root())?;
+        let policy = Policy::for_workspace(&self.workspace)?;
         let cost =
             |ch: &str| Channel::from_code(ch).map_or(0.0, |c| policy.channel(c).contact_cost);
         let mut e = evaluate(&members, &outcomes, &orders, &callbacks, &cost, None);
@@ -913,7 +913,7 @@ impl Campaigns {
             .collect();
         let own = self.store.work_orders(id).await?;
         let history = self.contact_history().await?;
-        let policy = Policy::for_workspace(self.root())?;
+        let policy = Policy::for_workspace(&self.workspace)?;
         let mut report = CareReport {
             id,
             month: month.format("%Y-%m").to_string(),

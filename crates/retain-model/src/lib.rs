@@ -15,6 +15,8 @@ mod masks;
 mod metrics;
 mod reasons;
 mod registry;
+mod report;
+mod report_html;
 mod scores;
 mod scoring;
 mod shap;
@@ -31,6 +33,10 @@ pub use masks::Isa;
 pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};
 pub use reasons::{CATEGORIES, Reason, category, top_reasons};
 pub use registry::{ModelMeta, load_latest, save};
+pub use report::{
+    BacktestFold, CohortMetrics, FeatureDrift, ModelReport, model_report, read_model_report,
+    write_model_report,
+};
 pub use scores::{
     Probabilities, ScoreLine, ScoresFile, latest_scores, previous_scores, scores_path, write_scores,
 };

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use retain_data::Workspace;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -49,19 +50,26 @@ fn versions(dir: &Path) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Saves a model as the next version; returns its directory.
+/// Saves a model as the next version; returns its directory. Two trainings saving at once
+/// get two versions: each writes a directory of its own and publishes it under the first
+/// version no other has taken.
 pub fn save(
-    root: &Path,
+    workspace: &Workspace,
     model: &ChurnModel,
     report: &TrainReport,
     snapshots: Vec<String>,
     horizon_months: u32,
 ) -> Result<(u32, PathBuf)> {
-    let dir = root.join("models");
-    let version = versions(&dir).into_iter().max().unwrap_or(0) + 1;
-    let target = dir.join(format!("v{version}"));
-    let tmp = dir.join(format!(".v{version}.tmp"));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = workspace.root().join("models");
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".saving-{}-{n}.tmp", std::process::id()));
+    if tmp.exists() {
+        // Left by a process of the same id that died.
+        std::fs::remove_dir_all(&tmp).map_err(|e| io(format!("removing {}", tmp.display()), e))?;
+    }
     std::fs::create_dir_all(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
+    let mut version = versions(&dir).into_iter().max().unwrap_or(0) + 1;
     std::fs::write(tmp.join("model.txt"), model.text())
         .map_err(|e| io("writing model.txt".into(), e))?;
     let meta = ModelMeta {
@@ -80,15 +88,33 @@ pub fn save(
     };
     let text = serde_json::to_string_pretty(&meta).map_err(|e| Error::Data(e.to_string()))?;
     std::fs::write(tmp.join("meta.json"), text).map_err(|e| io("writing meta.json".into(), e))?;
-    // The version appears whole or not at all.
-    std::fs::rename(&tmp, &target)
-        .map_err(|e| io(format!("publishing {}", target.display()), e))?;
-    Ok((version, target))
+    // The version appears whole or not at all; renaming onto a version another saving took
+    // meanwhile fails, and this one takes the next.
+    loop {
+        let target = dir.join(format!("v{version}"));
+        match std::fs::rename(&tmp, &target) {
+            Ok(()) => return Ok((version, target)),
+            Err(_) if target.exists() && version < u32::MAX - 1 => {
+                version += 1;
+                let meta_file = tmp.join("meta.json");
+                let mut meta: ModelMeta = serde_json::from_str(
+                    &std::fs::read_to_string(&meta_file)
+                        .map_err(|e| io("reading meta.json".into(), e))?,
+                )
+                .map_err(|e| Error::Data(e.to_string()))?;
+                meta.version = version;
+                let text =
+                    serde_json::to_string_pretty(&meta).map_err(|e| Error::Data(e.to_string()))?;
+                std::fs::write(&meta_file, text).map_err(|e| io("writing meta.json".into(), e))?;
+            }
+            Err(e) => return Err(io(format!("publishing {}", target.display()), e)),
+        }
+    }
 }
 
 /// The newest saved model, if any.
-pub fn load_latest(root: &Path) -> Result<Option<(ChurnModel, ModelMeta)>> {
-    let dir = root.join("models");
+pub fn load_latest(workspace: &Workspace) -> Result<Option<(ChurnModel, ModelMeta)>> {
+    let dir = workspace.root().join("models");
     let Some(version) = versions(&dir).into_iter().max() else {
         return Ok(None);
     };

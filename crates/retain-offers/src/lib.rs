@@ -29,8 +29,8 @@ pub use library::{Approval, Channel, CostModel, DEFAULT_OFFERS, Kind, Library, O
 pub use policy::{ChannelPolicy, Level, Policy};
 pub use reason::{REASONS, Signals, UNKNOWN, reason_index};
 pub use run::{
-    Baseline, ForwardRow, MatchOptions, MatchReport, MatchRun, Prepared, SavedValue, Tally,
-    forward, latest_run_dir, prepare, run_dir, run_match, select,
+    Baseline, ForwardRow, MATCH_REPORT, MatchOptions, MatchReport, MatchRun, Prepared, SavedValue,
+    Tally, forward, latest_run_dir, prepare, run_dir, run_match, select,
 };
 pub use simulate::{Simulated, Truth, simulate};
 pub use uplift::{Cells, HORIZON_MONTHS, History, HistoryRow, Qini, evaluate, load_history, qini};

@@ -394,8 +394,8 @@ impl Library {
     }
 
     /// `<workspace>/offers.toml` when present, else the shipped library.
-    pub fn for_workspace(root: &Path) -> Result<Library> {
-        let path = root.join("offers.toml");
+    pub fn for_workspace(workspace: &retain_data::Workspace) -> Result<Library> {
+        let path = workspace.root().join("offers.toml");
         if path.exists() {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;

@@ -91,8 +91,8 @@ impl Default for Policy {
 
 impl Policy {
     /// `<workspace>/policy.toml` over the defaults.
-    pub fn for_workspace(root: &Path) -> Result<Policy> {
-        let path = root.join("policy.toml");
+    pub fn for_workspace(workspace: &retain_data::Workspace) -> Result<Policy> {
+        let path = workspace.root().join("policy.toml");
         if !path.exists() {
             return Ok(Policy::default());
         }

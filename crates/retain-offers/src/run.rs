@@ -57,6 +57,9 @@ pub struct SavedValue {
     pub retain_vs_max_discount: f64,
 }
 
+/// The matching's report under `reports/`, which the dashboard shows.
+pub const MATCH_REPORT: &str = "match.json";
+
 /// What a match run did.
 #[derive(Debug, Serialize)]
 pub struct MatchReport {
@@ -141,8 +144,8 @@ pub async fn prepare(
     as_of: NaiveDate,
     partitions: Option<u32>,
 ) -> Result<Prepared> {
-    let library = Library::for_workspace(workspace.root())?;
-    let policy = Policy::for_workspace(workspace.root())?;
+    let library = Library::for_workspace(workspace)?;
+    let policy = Policy::for_workspace(workspace)?;
     // Where a run's time goes, for operators sizing a cycle.
     let mut clock = std::time::Instant::now();
     let mut lap = |stage: &str| {
@@ -331,7 +334,7 @@ pub async fn run_match(
     let reports = retain_features::outputs::reports_dir(workspace);
     std::fs::create_dir_all(&reports)
         .map_err(|e| Error::io(format!("creating {}", reports.display()), e))?;
-    retain_data::write_atomically(&reports.join("match.json"), json.as_bytes())?;
+    retain_data::write_atomically(&reports.join(MATCH_REPORT), json.as_bytes())?;
     Ok(MatchRun {
         library,
         policy,

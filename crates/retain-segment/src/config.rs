@@ -1,8 +1,6 @@
 //! Segmentation settings: every threshold the department may want to change, with defaults from
 //! the seed studies. A workspace overrides them in `<workspace>/segments.toml`.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -132,8 +130,8 @@ impl Default for ClusterConfig {
 
 impl SegmentConfig {
     /// `<workspace>/segments.toml` when present, else the defaults.
-    pub fn for_workspace(root: &Path) -> Result<SegmentConfig> {
-        let path = root.join("segments.toml");
+    pub fn for_workspace(workspace: &retain_data::Workspace) -> Result<SegmentConfig> {
+        let path = workspace.root().join("segments.toml");
         if !path.exists() {
             return Ok(SegmentConfig::default());
         }

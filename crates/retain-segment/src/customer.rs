@@ -69,7 +69,6 @@ pub async fn customer_360(
     workspace: &Workspace,
     id: i64,
 ) -> Result<Option<Value>> {
-    let root = workspace.root();
     if !has(ctx, "subscribers") {
         return Err(Error::BadRequest("no subscribers loaded".into()));
     }
@@ -159,7 +158,7 @@ pub async fn customer_360(
             .await
             .map_err(|e| Error::engine("reading the tags", e))?;
         }
-        let library = crate::tags::TagLibrary::for_workspace(root)?;
+        let library = crate::tags::TagLibrary::for_workspace(workspace)?;
         let row = rows(
             ctx,
             &format!("SELECT * FROM tags WHERE subscriber_id = {id}"),

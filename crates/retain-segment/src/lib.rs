@@ -42,7 +42,7 @@ pub use error::{Error, Result};
 pub use features::{Behaviour, behaviour, behaviour_in_partitions};
 pub use segment::{
     ClusterName, ClusterNames, ClusterProfile, LIFECYCLE_STAGES, Placement, RFM_GROUPS, Retention,
-    SCENARIOS, SegmentReport, VALUE_TIERS, segment,
+    SCENARIOS, SEGMENTS_REPORT, SegmentReport, VALUE_TIERS, segment,
 };
 pub use survival::{Curve, Subject, kaplan_meier};
 pub use tags::{DEFAULT_TAGS, Tag, TagLibrary, check_target_expression, select_by_tags};

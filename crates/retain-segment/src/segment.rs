@@ -95,6 +95,9 @@ pub struct Retention {
     pub survival: BTreeMap<String, Option<f64>>,
 }
 
+/// The segmentation's report under `reports/`, which the dashboard shows.
+pub const SEGMENTS_REPORT: &str = "segments.json";
+
 /// The segmentation report (the `--json` object).
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentReport {
@@ -137,8 +140,8 @@ pub struct ClusterName {
 }
 
 impl ClusterNames {
-    pub fn load(root: &Path) -> Result<ClusterNames> {
-        let path = root.join("cluster_names.toml");
+    pub fn load(workspace: &Workspace) -> Result<ClusterNames> {
+        let path = workspace.root().join("cluster_names.toml");
         if !path.exists() {
             return Ok(ClusterNames::default());
         }
@@ -148,8 +151,8 @@ impl ClusterNames {
     }
 
     /// Records a name for a cluster, replacing an earlier one.
-    pub fn rename(root: &Path, id: usize, name_zh: &str, name_en: &str) -> Result<()> {
-        let mut names = Self::load(root)?;
+    pub fn rename(workspace: &Workspace, id: usize, name_zh: &str, name_en: &str) -> Result<()> {
+        let mut names = Self::load(workspace)?;
         names.clusters.retain(|c| c.id != id);
         names.clusters.push(ClusterName {
             id,
@@ -158,7 +161,10 @@ impl ClusterNames {
         });
         names.clusters.sort_by_key(|c| c.id);
         let text = toml::to_string_pretty(&names).map_err(|e| Error::Internal(e.to_string()))?;
-        retain_data::write_atomically(&root.join("cluster_names.toml"), text.as_bytes())?;
+        retain_data::write_atomically(
+            &workspace.root().join("cluster_names.toml"),
+            text.as_bytes(),
+        )?;
         Ok(())
     }
 }
@@ -274,7 +280,6 @@ pub async fn segment(
     workspace: &Workspace,
     as_of: NaiveDate,
 ) -> Result<(SegmentReport, Vec<Placement>)> {
-    let root = workspace.root();
     let mut clock = std::time::Instant::now();
     let mut lap = |step: &str| {
         tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "segment: {step}");
@@ -383,7 +388,7 @@ pub async fn segment(
     lap("RFM, retention curves and lifetime value");
     let rows: Vec<Vec<f64>> = alive.iter().map(|b| cluster_row(b)).collect();
     let (clustering, labels) = cluster::fit(rows, &config.clusters);
-    let names = cluster_names(&clustering, root)?;
+    let names = cluster_names(&clustering, workspace)?;
     lap("clusters");
 
     // Churn rate of look-alikes: subscribers alive three months earlier, placed with the same
@@ -601,11 +606,11 @@ pub async fn segment(
     // Tags read this run's segments and the newest warning list.
     let _ = ctx.deregister_table("segments");
     let _ = ctx.deregister_table("latest_warnings");
-    let tags = crate::tags::TagLibrary::for_workspace(root)?
+    let tags = crate::tags::TagLibrary::for_workspace(workspace)?
         .compute(ctx, workspace, as_of)
         .await?;
     lap("tags");
-    let report_file = outputs::reports_dir(workspace).join("segments.json");
+    let report_file = outputs::reports_dir(workspace).join(SEGMENTS_REPORT);
     let report = SegmentReport {
         as_of,
         subscribers: people.len() as u64,
@@ -680,10 +685,10 @@ fn retention_summary(segment: &str, curve: &Curve) -> Retention {
 
 fn cluster_names(
     clustering: &Clustering,
-    root: &Path,
+    workspace: &Workspace,
 ) -> Result<Vec<(String, String, Vec<String>)>> {
     let mut names = clustering.names();
-    for n in ClusterNames::load(root)?.clusters {
+    for n in ClusterNames::load(workspace)?.clusters {
         if let Some(slot) = names.get_mut(n.id) {
             slot.0 = n.name_zh;
             slot.1 = n.name_en;

@@ -108,8 +108,8 @@ impl TagLibrary {
     }
 
     /// `<workspace>/tags.toml` when present, else the shipped library.
-    pub fn for_workspace(root: &Path) -> Result<TagLibrary> {
-        let path = root.join("tags.toml");
+    pub fn for_workspace(workspace: &Workspace) -> Result<TagLibrary> {
+        let path = workspace.root().join("tags.toml");
         if path.exists() {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
@@ -270,7 +270,9 @@ mod tests {
 
     #[test]
     fn the_default_tags_compile() {
-        let lib = TagLibrary::for_workspace(Path::new("/nonexistent")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::create_or_open(dir.path()).unwrap();
+        let lib = TagLibrary::for_workspace(&ws).unwrap();
         assert!(lib.tags.len() >= 10);
     }
 

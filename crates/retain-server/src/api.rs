@@ -426,7 +426,7 @@ pub(crate) async fn decision(
 
 pub(crate) async fn segments(State(state): State<AppState>) -> Answer {
     let mut report = state
-        .report("segments.json")?
+        .report(retain_segment::SEGMENTS_REPORT)?
         .ok_or_else(|| ApiError::unavailable("no segmentation yet: run retain segment first"))?;
     if let Some(o) = report.as_object_mut() {
         // Paths of the server's disk are no business of the browser.
@@ -465,9 +465,10 @@ async fn rfm_grid(state: &AppState) -> ApiResult<Value> {
 }
 
 pub(crate) async fn tags(State(state): State<AppState>) -> Answer {
-    let library = retain_segment::TagLibrary::for_workspace(&state.0.root).map_err(engine)?;
+    let library =
+        retain_segment::TagLibrary::for_workspace(&state.0.campaigns.workspace).map_err(engine)?;
     let counts = state
-        .report("segments.json")?
+        .report(retain_segment::SEGMENTS_REPORT)?
         .and_then(|r| r.get("tags").cloned())
         .unwrap_or(Value::Null);
     let tags: Vec<Value> = library
@@ -503,7 +504,8 @@ pub(crate) async fn targets(
     q: Result<Query<TargetQuery>, QueryRejection>,
 ) -> Answer {
     let Query(q) = q?;
-    let library = retain_segment::TagLibrary::for_workspace(&state.0.root).map_err(engine)?;
+    let library =
+        retain_segment::TagLibrary::for_workspace(&state.0.campaigns.workspace).map_err(engine)?;
     // A bad expression is the caller's error whatever state the workspace is in.
     retain_segment::check_target_expression(&library, &q.tags).map_err(segment_error)?;
     if !retain_features::outputs::tags_file(&state.0.campaigns.workspace).exists() {
@@ -539,8 +541,8 @@ pub(crate) async fn targets(
 }
 
 pub(crate) async fn model(State(state): State<AppState>) -> Answer {
-    let mut report = state
-        .report("model.json")?
+    let mut report = retain_model::read_model_report(&state.0.campaigns.workspace)
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::unavailable("no churn model yet: run retain train first"))?;
     if let Some(o) = report.as_object_mut() {
         o.remove("model_dir");
@@ -614,8 +616,8 @@ pub(crate) struct SourceEdit {
 }
 
 pub(crate) async fn rules(State(state): State<AppState>) -> Answer {
-    let set =
-        retain_warn::RuleSet::for_workspace(&state.0.root, None).map_err(ApiError::internal)?;
+    let set = retain_warn::RuleSet::for_workspace(&state.0.campaigns.workspace, None)
+        .map_err(ApiError::internal)?;
     let text = source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?;
     let rules: Vec<Value> = set
         .rules
@@ -627,7 +629,7 @@ pub(crate) async fn rules(State(state): State<AppState>) -> Answer {
         "scorecard": serde_json::to_value(&set.scorecard).map_err(engine)?,
         "rules": rules,
         "toml": text,
-        "backtest": state.report("warn-backtest.json")?,
+        "backtest": state.report(retain_warn::BACKTEST_REPORT)?,
     })))
 }
 
@@ -656,9 +658,8 @@ pub(crate) async fn backtest_rules(State(state): State<AppState>, body: Bytes) -
     let set = match &text {
         Some(t) => retain_warn::RuleSet::parse(t, std::path::Path::new("rules.toml"))
             .map_err(|e| ApiError::bad_request(e.to_string()))?,
-        None => {
-            retain_warn::RuleSet::for_workspace(&state.0.root, None).map_err(ApiError::internal)?
-        }
+        None => retain_warn::RuleSet::for_workspace(&state.0.campaigns.workspace, None)
+            .map_err(ApiError::internal)?,
     };
     let report = off_thread(state, move |state| async move {
         retain_warn::backtest(
@@ -693,8 +694,9 @@ pub(crate) async fn put_offers(
 }
 
 pub(crate) async fn offers(State(state): State<AppState>) -> Answer {
-    let library = retain_offers::Library::for_workspace(&state.0.root).map_err(engine)?;
-    let mut matching = state.report("match.json")?;
+    let library =
+        retain_offers::Library::for_workspace(&state.0.campaigns.workspace).map_err(engine)?;
+    let mut matching = state.report(retain_offers::MATCH_REPORT)?;
     if let Some(o) = matching.as_mut().and_then(Value::as_object_mut) {
         for k in [
             "assignment_file",

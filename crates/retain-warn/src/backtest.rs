@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use crate::query::scoring_query;
 use crate::rules::RuleSet;
@@ -102,6 +102,23 @@ pub struct Slice {
     pub levels: BTreeMap<String, Metrics>,
     pub potential_churners: Metrics,
     pub rules: Vec<RuleMetrics>,
+}
+
+/// The backtest's report under `reports/`, which the rules editor shows.
+pub const BACKTEST_REPORT: &str = "warn-backtest.json";
+
+/// Writes the backtest's report, whole or not at all.
+pub fn write_backtest_report(
+    workspace: &retain_data::Workspace,
+    report: &BacktestReport,
+) -> Result<()> {
+    let dir = retain_features::outputs::reports_dir(workspace);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::BadRequest(format!("writing the backtest report: {e}")))?;
+    retain_data::write_atomically(&dir.join(BACKTEST_REPORT), text.as_bytes())?;
+    Ok(())
 }
 
 /// The backtest report (the `--json` object).

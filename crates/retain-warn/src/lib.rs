@@ -26,7 +26,10 @@ mod query;
 mod rules;
 mod run;
 
-pub use backtest::{BacktestOptions, BacktestReport, Metrics, RuleMetrics, Slice, backtest};
+pub use backtest::{
+    BACKTEST_REPORT, BacktestOptions, BacktestReport, Metrics, RuleMetrics, Slice, backtest,
+    write_backtest_report,
+};
 pub use error::{Error, Result};
 pub use list::{Level, ListFile, Listed, all_lists, latest_list};
 pub use rules::{CATEGORIES, ChurnType, DEFAULT_RULES, Rule, RuleSet, Scorecard};

@@ -187,11 +187,14 @@ impl RuleSet {
     }
 
     /// The workspace's rules file when it has one (`rules.toml`), else the defaults.
-    pub fn for_workspace(root: &Path, explicit: Option<&Path>) -> Result<RuleSet> {
+    pub fn for_workspace(
+        workspace: &retain_data::Workspace,
+        explicit: Option<&Path>,
+    ) -> Result<RuleSet> {
         if let Some(path) = explicit {
             return Self::load(path);
         }
-        let path = root.join("rules.toml");
+        let path = workspace.root().join("rules.toml");
         if path.exists() {
             Self::load(&path)
         } else {

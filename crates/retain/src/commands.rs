@@ -6,7 +6,6 @@ pub(crate) mod demo;
 pub(crate) mod features;
 pub(crate) mod ingest;
 pub(crate) mod model_args;
-mod model_report;
 pub(crate) mod offers;
 pub(crate) mod segment;
 pub(crate) mod serve;

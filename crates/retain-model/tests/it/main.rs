@@ -103,18 +103,35 @@ fn saved_models_load_and_score_the_same() {
     let t = table(1500, 3);
     let (model, report) = train(&t).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (version, _) =
-        retain_model::save(dir.path(), &model, &report, vec!["a".into()], 1).unwrap();
+    let ws = retain_data::Workspace::create_or_open(dir.path()).unwrap();
+    let (version, _) = retain_model::save(&ws, &model, &report, vec!["a".into()], 1).unwrap();
     assert_eq!(version, 1);
-    let (loaded, meta) = retain_model::load_latest(dir.path()).unwrap().unwrap();
+    let (loaded, meta) = retain_model::load_latest(&ws).unwrap().unwrap();
     assert_eq!(meta.features, t.features);
     let a = model.score(&t, 1.0).unwrap();
     let b = loaded.score(&t, 1.0).unwrap();
     for (x, y) in a.iter().zip(&b) {
         assert!((x.probability - y.probability).abs() < 1e-9);
     }
-    let (second, _) = retain_model::save(dir.path(), &model, &report, vec![], 1).unwrap();
+    let (second, _) = retain_model::save(&ws, &model, &report, vec![], 1).unwrap();
     assert_eq!(second, 2);
+    // Trainings saving at once each get a version of their own, whole.
+    let mut saved: Vec<u32> = std::thread::scope(|scope| {
+        let savers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    retain_model::save(&ws, &model, &report, vec![], 1)
+                        .unwrap()
+                        .0
+                })
+            })
+            .collect();
+        savers.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    saved.sort_unstable();
+    assert_eq!(saved, [3, 4, 5, 6]);
+    let (_, newest) = retain_model::load_latest(&ws).unwrap().unwrap();
+    assert_eq!(newest.version, 6);
 }
 
 #[test]

@@ -124,7 +124,7 @@ async fn every_active_subscriber_gets_a_named_place() {
     );
 
     // An analyst's name replaces the automatic one.
-    ClusterNames::rename(ws.root(), 0, "测试客群", "test group").unwrap();
+    ClusterNames::rename(&ws, 0, "测试客群", "test group").unwrap();
     let (renamed, _) = retain_segment::segment(&ctx, &config, &ws, as_of)
         .await
         .unwrap();
@@ -142,7 +142,7 @@ async fn every_active_subscriber_gets_a_named_place() {
         "tags read this run's segments: {:?}",
         report.tags
     );
-    let library = retain_segment::TagLibrary::for_workspace(ws.root()).unwrap();
+    let library = retain_segment::TagLibrary::for_workspace(&ws).unwrap();
     let members = retain_segment::select_by_tags(&ctx, &ws, &library, "enterprise_member")
         .await
         .unwrap();

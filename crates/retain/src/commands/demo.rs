@@ -195,7 +195,7 @@ fn demo(
         retain_features::overview(&ctx).await
     })?;
 
-    let rules = retain_warn::RuleSet::for_workspace(workspace.root(), None)?;
+    let rules = retain_warn::RuleSet::for_workspace(workspace, None)?;
     let mut warn_args = super::warn::Args {
         dir: workspace.root().to_path_buf(),
         as_of: None,

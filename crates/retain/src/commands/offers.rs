@@ -270,7 +270,7 @@ pub(crate) fn decide(args: &DecideArgs) -> anyhow::Result<()> {
 
 pub(crate) fn list(args: &OffersArgs) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
-    let library = Library::for_workspace(workspace.root())?;
+    let library = Library::for_workspace(&workspace)?;
     if args.json {
         return output::print_json(
             &serde_json::json!({ "source": library.source, "offers": library.offers }),

@@ -53,7 +53,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 
 pub(crate) fn rename(args: &RenameArgs) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
-    ClusterNames::rename(workspace.root(), args.cluster, &args.zh, &args.en)?;
+    ClusterNames::rename(&workspace, args.cluster, &args.zh, &args.en)?;
     output::print_text(&format!(
         "cluster {} is now {} / {}; the next `retain segment` uses the name",
         args.cluster, args.zh, args.en
@@ -68,7 +68,7 @@ pub(crate) fn execute(
     workspace: &Workspace,
     as_of: Option<&str>,
 ) -> anyhow::Result<SegmentReport> {
-    let config = SegmentConfig::for_workspace(workspace.root())?;
+    let config = SegmentConfig::for_workspace(workspace)?;
     let params = serde_json::json!({ "as_of": as_of });
     let work = || {
         rt.block_on(async {

@@ -25,7 +25,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
-    let library = TagLibrary::for_workspace(workspace.root())?;
+    let library = TagLibrary::for_workspace(&workspace)?;
     let rt = super::runtime()?;
     let ids = rt.block_on(async {
         let ctx = retain_features::session(&workspace).await?;

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use retain_data::Workspace;
 use retain_store::Store;
 use retain_warn::{BacktestOptions, BacktestReport, Cadence, RuleSet, WarnSummary};
@@ -47,7 +46,7 @@ pub(crate) enum Outcome {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
-    let rules = RuleSet::for_workspace(workspace.root(), args.rules.as_deref())?;
+    let rules = RuleSet::for_workspace(&workspace, args.rules.as_deref())?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
     let outcome = execute(&rt, &store, &workspace, &rules, args)?;
@@ -97,12 +96,7 @@ pub(crate) fn execute(
                 retain_features::conditions::register_outputs(&ctx, workspace, &rules.compiler)
                     .await?;
                 let report = retain_warn::backtest(&ctx, rules, &options).await?;
-                let dir = workspace.root().join("reports");
-                std::fs::create_dir_all(&dir).context("creating the reports directory")?;
-                retain_data::write_atomically(
-                    &dir.join("warn-backtest.json"),
-                    serde_json::to_string_pretty(&report)?.as_bytes(),
-                )?;
+                retain_warn::write_backtest_report(workspace, &report)?;
                 return Ok::<_, anyhow::Error>(Outcome::Backtest(report));
             }
             let as_of = match &args.as_of {

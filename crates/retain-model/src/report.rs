@@ -1,0 +1,271 @@
+//! The model's evaluation report (`<workspace>/reports/model.json` and `model.html`): what a
+//! training run measured on the snapshot it never saw, by tenure cohort, in a rolling backtest,
+//! against the synthetic truth's causes when there is one, and how far the features drifted.
+//! Written and read here only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use retain_data::Workspace;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::metrics::{CalibrationBin, Decile, evaluate, psi};
+use crate::table::Table;
+use crate::train::{ChurnModel, FitReport, Score, TrainReport, rolling_backtest, rows_where};
+
+/// The report's file under `reports/`.
+const FILE: &str = "model.json";
+
+/// One tenure cohort's metrics on the test snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct CohortMetrics {
+    pub rows: usize,
+    pub churners: usize,
+    pub auc: f64,
+    pub pr_auc: f64,
+    pub top_decile_lift: f64,
+    pub brier: f64,
+}
+
+/// A feature whose test-snapshot distribution moved from the training rows'.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureDrift {
+    pub feature: String,
+    pub psi: f64,
+}
+
+/// One fold of the rolling backtest, its test snapshot as a month.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestFold {
+    pub test_snapshot: String,
+    pub rows_train: usize,
+    pub rows_test: usize,
+    pub auc: f64,
+    pub pr_auc: f64,
+    pub top_decile_lift: f64,
+    pub brier: f64,
+}
+
+/// What `retain train` reports (its `--json` object, `reports/model.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub version: u32,
+    pub model_dir: PathBuf,
+    pub auc: f64,
+    pub pr_auc: f64,
+    pub log_loss: f64,
+    pub brier: f64,
+    pub top_decile_lift: f64,
+    pub train_seconds: f64,
+    pub rows_train: usize,
+    pub rows_valid: usize,
+    pub rows_test: usize,
+    pub best_iteration: i32,
+    pub blend: FitReport,
+    pub empc: f64,
+    /// How often a caught churner's top reason is its true cause (synthetic data only).
+    pub reason_top1_agreement: Option<f64>,
+    pub deciles: Vec<Decile>,
+    pub calibration: Vec<CalibrationBin>,
+    /// The fifteen most important features.
+    pub importance: Vec<(String, f64)>,
+    /// Metrics by tenure cohort; absent without a `tenure_months` feature.
+    pub cohorts: Option<BTreeMap<String, CohortMetrics>>,
+    /// The ten features that drifted most.
+    pub feature_drift: Vec<FeatureDrift>,
+    pub backtest: Vec<BacktestFold>,
+}
+
+/// Evaluates a model trained on `table` (saved as `version` in `model_dir`), its rolling
+/// backtest over `folds` snapshots included.
+pub fn model_report(
+    workspace: &Workspace,
+    table: &Table,
+    (model, report): (&ChurnModel, &TrainReport),
+    (version, model_dir): (u32, PathBuf),
+    folds: usize,
+) -> Result<ModelReport> {
+    let last = table.snapshot.iter().copied().max().unwrap_or(0);
+    let test = table.subset(&rows_where(table, |s| s == last));
+    // Reasons for the top decile: where the agreement with the truth is measured.
+    let scores = model.score(&test, 0.1)?;
+    let agreement =
+        truth_categories(&workspace.truth_dir()).map(|truth| agreement(&test, &scores, &truth));
+    let m = &report.test;
+    let backtest = rolling_backtest(table, folds)?
+        .into_iter()
+        .map(|f| BacktestFold {
+            test_snapshot: day_to_month(f.test_snapshot),
+            rows_train: f.rows_train,
+            rows_test: f.rows_test,
+            auc: f.auc,
+            pr_auc: f.pr_auc,
+            top_decile_lift: f.top_decile_lift,
+            brier: f.brier,
+        })
+        .collect();
+    Ok(ModelReport {
+        version,
+        model_dir,
+        auc: m.auc,
+        pr_auc: m.pr_auc,
+        log_loss: m.log_loss,
+        brier: m.brier,
+        top_decile_lift: m.top_decile_lift,
+        train_seconds: report.fit.train_seconds,
+        rows_train: report.rows_train,
+        rows_valid: report.rows_valid,
+        rows_test: report.rows_test,
+        best_iteration: report.fit.best_iteration,
+        blend: report.fit.clone(),
+        empc: m.empc,
+        reason_top1_agreement: agreement,
+        deciles: m.deciles.clone(),
+        calibration: m.calibration.clone(),
+        importance: report.importance.iter().take(15).cloned().collect(),
+        cohorts: cohort_metrics(&test, &scores),
+        feature_drift: feature_drift(table, last),
+        backtest,
+    })
+}
+
+/// Writes `reports/model.json` and the page `reports/model.html`, each whole or not at all.
+pub fn write_model_report(workspace: &Workspace, report: &ModelReport) -> Result<()> {
+    let dir = workspace.root().join("reports");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let json = serde_json::to_value(report).map_err(|e| Error::Data(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&json).map_err(|e| Error::Data(e.to_string()))?;
+    retain_data::write_atomically(&dir.join(FILE), text.as_bytes())?;
+    retain_data::write_atomically(
+        &dir.join("model.html"),
+        crate::report_html::html(&json).as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The newest training's report as the dashboard shows it, if a model was trained.
+pub fn read_model_report(workspace: &Workspace) -> Result<Option<serde_json::Value>> {
+    let path = workspace.root().join("reports").join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Data(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// The synthetic truth's cause of each churner, mapped to the model's reason categories.
+fn truth_categories(truth: &Path) -> Option<HashMap<i64, &'static str>> {
+    let mut reader = csv::Reader::from_path(truth.join("churn.csv")).ok()?;
+    let mut map = HashMap::new();
+    for record in reader.records().flatten() {
+        let category = match record.get(3)? {
+            "price" => "value_decline",
+            "network_quality" => "network_quality",
+            "contract_expiry" => "contract_expiry",
+            "competitor_lure" => "competitor_lure",
+            "billing_dispute" => "billing_arrears",
+            _ => "low_engagement",
+        };
+        if record.get(1)? == "churned" {
+            map.insert(record.get(0)?.parse().ok()?, category);
+        }
+    }
+    Some(map)
+}
+
+/// The share of the top decile's churners whose top reason is their true cause.
+fn agreement(test: &Table, scores: &[Score], truth: &HashMap<i64, &'static str>) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*b].probability.total_cmp(&scores[*a].probability));
+    let caught: Vec<usize> = order[..scores.len() / 10]
+        .iter()
+        .copied()
+        .filter(|i| test.label[*i])
+        .collect();
+    let matched = caught
+        .iter()
+        .filter(|i| {
+            let s = &scores[**i];
+            truth
+                .get(&s.subscriber_id)
+                .is_some_and(|c| s.reasons.first().is_some_and(|r| r.category == *c))
+        })
+        .count();
+    if caught.is_empty() {
+        0.0
+    } else {
+        (matched as f64 / caught.len() as f64 * 10_000.0).round() / 10_000.0
+    }
+}
+
+/// Whether a tenure in months belongs to a cohort.
+type CohortMember = fn(f64) -> bool;
+
+/// Tenure cohorts of the test snapshot: new (< 6 months), settling (6–12), established (> 12).
+fn cohort_metrics(test: &Table, scores: &[Score]) -> Option<BTreeMap<String, CohortMetrics>> {
+    let j = test.features.iter().position(|f| f == "tenure_months")?;
+    let d = test.features.len();
+    let cohorts: [(&str, CohortMember); 3] = [
+        ("tenure_under_6", |t| t < 6.0),
+        ("tenure_6_to_12", |t| (6.0..=12.0).contains(&t)),
+        ("tenure_over_12", |t| t > 12.0),
+    ];
+    let mut out = BTreeMap::new();
+    for (name, member) in cohorts {
+        let rows: Vec<usize> = (0..test.len())
+            .filter(|i| member(test.x[i * d + j]))
+            .collect();
+        let p: Vec<f64> = rows.iter().map(|i| scores[*i].probability).collect();
+        let labels: Vec<bool> = rows.iter().map(|i| test.label[*i]).collect();
+        let m = evaluate(&p, &labels);
+        out.insert(
+            name.to_owned(),
+            CohortMetrics {
+                rows: m.rows,
+                churners: m.positives,
+                auc: m.auc,
+                pr_auc: m.pr_auc,
+                top_decile_lift: m.top_decile_lift,
+                brier: m.brier,
+            },
+        );
+    }
+    Some(out)
+}
+
+/// The ten features whose test-snapshot distribution moved most from the training rows (PSI).
+fn feature_drift(table: &Table, test_snapshot: i32) -> Vec<FeatureDrift> {
+    let d = table.features.len();
+    // One pass in row order (the matrix is row-major), splitting each column in two.
+    let mut train = vec![Vec::new(); d];
+    let mut test = vec![Vec::new(); d];
+    for (i, row) in table.x.chunks_exact(d).enumerate() {
+        let side = if table.snapshot[i] == test_snapshot {
+            &mut test
+        } else {
+            &mut train
+        };
+        for (column, v) in side.iter_mut().zip(row) {
+            column.push(*v);
+        }
+    }
+    let mut drift: Vec<FeatureDrift> = (0..d)
+        .map(|j| FeatureDrift {
+            feature: table.features[j].clone(),
+            psi: psi(&train[j], &test[j]),
+        })
+        .collect();
+    drift.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+    drift.truncate(10);
+    drift
+}
+
+/// A snapshot (days since the epoch) as its month, `YYYY-MM`.
+fn day_to_month(days: i32) -> String {
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+        .map_or_else(String::new, |d| d.format("%Y-%m").to_string())
+}
