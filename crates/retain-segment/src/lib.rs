@@ -20,7 +20,7 @@
 //! # async fn f() -> retain_segment::Result<()> {
 //! let workspace = retain_data::Workspace::open("op".as_ref())?;
 //! let ctx = retain_features::session(&workspace).await?;
-//! let config = retain_segment::SegmentConfig::for_workspace(workspace.root())?;
+//! let config = retain_segment::SegmentConfig::for_workspace(&workspace)?;
 //! let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
 //! let (report, _) = retain_segment::segment(&ctx, &config, &workspace, as_of).await?;
 //! println!("{} clusters", report.clusters.len());

@@ -11,7 +11,7 @@
 //! # async fn f() -> retain_warn::Result<()> {
 //! let workspace = retain_data::Workspace::open("op".as_ref())?;
 //! let ctx = retain_features::session(&workspace).await?;
-//! let rules = retain_warn::RuleSet::for_workspace(workspace.root(), None)?;
+//! let rules = retain_warn::RuleSet::for_workspace(&workspace, None)?;
 //! let as_of = retain_warn::default_as_of(&ctx, retain_warn::Cadence::Weekly).await?;
 //! let (summary, _) =
 //!     retain_warn::run(&ctx, &rules, &workspace, as_of, retain_warn::Cadence::Weekly).await?;
