@@ -8,10 +8,14 @@
 mod approval;
 mod callbacks;
 mod care;
+mod care_loop;
 mod error;
 mod evaluate;
+mod outcomes;
 mod plan;
+mod responses;
 mod service;
+mod steps;
 mod template;
 mod workorder;
 

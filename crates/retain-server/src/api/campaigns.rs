@@ -1,0 +1,304 @@
+//! Campaigns and their steps, the work-order queue and callbacks, the audit log.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::sources::optional_body;
+use super::{Answer, engine, id_of, off_thread};
+use crate::AppState;
+use crate::auth::Session;
+use crate::error::{ApiError, ApiResult};
+
+pub(crate) async fn templates(State(state): State<AppState>) -> Answer {
+    let t = state.0.campaigns.templates().await?;
+    Ok(Json(json!({ "templates": t })))
+}
+
+pub(crate) async fn campaigns(State(state): State<AppState>) -> Answer {
+    let list: Vec<Value> = state
+        .0
+        .campaigns
+        .list()
+        .await?
+        .into_iter()
+        .map(|c| {
+            json!({
+                "id": c.id, "name": c.name, "kind": c.kind, "template": c.template,
+                "status": c.status, "budget": c.budget, "as_of": c.as_of, "owner": c.owner,
+                "approval_level": c.approval_level, "updated_at": c.updated_at,
+                "uplift": c.evaluation.as_ref().and_then(|e| e.get("uplift")).cloned(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "campaigns": list })))
+}
+
+pub(crate) async fn campaign(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let c = state.0.campaigns.get(id).await?;
+    let history = state
+        .0
+        .store
+        .audit_log("campaign", Some(&id.to_string()))
+        .await?;
+    let orders = state.0.store.work_orders(id).await?;
+    let mut by_channel = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+    for w in &orders {
+        let e = by_channel.entry(&w.channel).or_default();
+        e.0 += 1;
+        e.1 += usize::from(w.status != "open");
+    }
+    let by_channel: Vec<Value> = by_channel
+        .into_iter()
+        .map(|(ch, (n, done))| json!({ "channel": ch, "work_orders": n, "done": done }))
+        .collect();
+    let mut out = serde_json::to_value(&c).map_err(engine)?;
+    out["history"] = serde_json::to_value(history).map_err(engine)?;
+    out["work_orders"] = json!({ "total": orders.len(), "by_channel": by_channel });
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateCampaign {
+    template: String,
+    budget: Option<f64>,
+    name: Option<String>,
+    /// YYYY-MM-DD.
+    as_of: Option<String>,
+    seed: Option<u64>,
+}
+
+pub(crate) async fn create_campaign(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    body: Result<Json<CreateCampaign>, JsonRejection>,
+) -> Answer {
+    let Json(b) = body?;
+    if b.budget.is_some_and(|x| !x.is_finite() || x <= 0.0) {
+        return Err(ApiError::bad_request("budget must be a positive amount"));
+    }
+    let as_of = match b.as_of.as_deref().filter(|d| !d.is_empty()) {
+        None => None,
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ApiError::bad_request(format!("as_of {d:?} is not YYYY-MM-DD")))
+                .and_then(|d| {
+                    retain_features::conditions::check_as_of(d).map_err(ApiError::bad_request)
+                })?,
+        ),
+    };
+    let req = retain_campaign::CreateRequest {
+        template: b.template,
+        budget: b.budget,
+        as_of,
+        name: b.name.filter(|n| !n.trim().is_empty()),
+        seed: b.seed,
+    };
+    let c = state.0.campaigns.create(&req, &s.actor()).await?;
+    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+}
+
+#[derive(Deserialize)]
+struct Note {
+    #[serde(default)]
+    note: String,
+}
+
+/// An optional JSON body `{"note": "..."}`.
+fn note(body: &Bytes) -> ApiResult<String> {
+    Ok(optional_body::<Note>(body)?
+        .map(|n| n.note)
+        .unwrap_or_default())
+}
+
+pub(crate) async fn rehearse(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let actor = s.actor();
+    let r = off_thread(state, move |state| async move {
+        Ok(state.0.campaigns.rehearse(id, &actor).await?)
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(r).map_err(engine)?))
+}
+
+pub(crate) async fn approve(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let c = state
+        .0
+        .campaigns
+        .approve(id, &s.actor(), false, &note(&body)?)
+        .await?;
+    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+}
+
+pub(crate) async fn reject(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let note = note(&body)?;
+    if note.trim().is_empty() {
+        return Err(ApiError::bad_request("a rejection needs a note saying why"));
+    }
+    let c = state
+        .0
+        .campaigns
+        .approve(id, &s.actor(), true, &note)
+        .await?;
+    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+}
+
+pub(crate) async fn launch(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let actor = s.actor();
+    let r = off_thread(state, move |state| async move {
+        Ok(state.0.campaigns.launch(id, &actor).await?)
+    })
+    .await?;
+    let files: Vec<String> = r
+        .files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let mut out = serde_json::to_value(&r).map_err(engine)?;
+    out["files"] = files.into();
+    Ok(Json(out))
+}
+
+pub(crate) async fn simulate(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let r = state.0.campaigns.simulate_callbacks(id, &s.actor()).await?;
+    Ok(Json(serde_json::to_value(r).map_err(engine)?))
+}
+
+pub(crate) async fn evaluate(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = id_of(&id, "campaign id")?;
+    let (e, _) = state.0.campaigns.evaluate(id, &s.actor()).await?;
+    Ok(Json(serde_json::to_value(e).map_err(engine)?))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct QueueQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(crate) async fn work_orders(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    q: Result<Query<QueueQuery>, QueryRejection>,
+) -> Answer {
+    let Query(q) = q?;
+    let status = q.status.as_deref().filter(|v| !v.is_empty() && *v != "all");
+    if let Some(v) = status
+        && !["open", "done"].contains(&v)
+    {
+        return Err(ApiError::bad_request(format!(
+            "status {v:?} is not open, done or all"
+        )));
+    }
+    let limit = q.limit.unwrap_or(200);
+    if limit == 0 || limit > 5000 {
+        return Err(ApiError::bad_request("limit must be 1 to 5000"));
+    }
+    let orders = state
+        .0
+        .store
+        .work_queue(s.scope().as_ref(), status, limit)
+        .await?;
+    let items: Vec<Value> = orders
+        .iter()
+        .map(|w| {
+            let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
+            v["msisdn"] = state.masked(w.subscriber_id).into();
+            v
+        })
+        .collect();
+    state
+        .audit(
+            &s,
+            "work_orders",
+            status.unwrap_or("all"),
+            "list",
+            json!({ "rows": items.len() }),
+        )
+        .await?;
+    Ok(Json(json!({
+        "items": items,
+        "stated_reasons": retain_campaign::stated_reasons()
+            .map(|(code, zh)| json!({ "code": code, "zh": zh }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+pub(crate) async fn callback(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+    body: Result<Json<retain_campaign::CallbackForm>, JsonRejection>,
+) -> Answer {
+    let id = id_of(&id, "work order id")?;
+    let Json(form) = body?;
+    let cb = state
+        .0
+        .campaigns
+        .record_callback(id, &form, s.scope().as_ref(), &s.actor())
+        .await?;
+    Ok(Json(serde_json::to_value(cb).map_err(engine)?))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditQuery {
+    entity: Option<String>,
+    actor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Answer {
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(200);
+    if limit == 0 || limit > 5000 {
+        return Err(ApiError::bad_request("limit must be 1 to 5000"));
+    }
+    state.flush_audit().await;
+    let events = state
+        .0
+        .store
+        .audit_recent(
+            q.entity.as_deref().filter(|v| !v.is_empty()),
+            q.actor.as_deref().filter(|v| !v.is_empty()),
+            limit,
+        )
+        .await?;
+    Ok(Json(json!({ "events": events })))
+}

@@ -1,0 +1,133 @@
+//! The data endpoints. Each handler gets the session the authorization layer admitted; the
+//! per-manager scope is applied here, where the rows are known.
+
+use axum::Json;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Session;
+use crate::error::{ApiError, ApiResult};
+
+mod campaigns;
+mod insight;
+mod segments;
+mod sources;
+
+pub(crate) use campaigns::*;
+pub(crate) use insight::*;
+pub(crate) use segments::*;
+pub(crate) use sources::*;
+
+pub(crate) type Answer = ApiResult<Json<Value>>;
+
+pub(crate) fn id_of(text: &str, what: &str) -> ApiResult<i64> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("{what} {text:?} is not a number")))
+}
+
+impl AppState {
+    fn masked(&self, id: i64) -> String {
+        self.0
+            .msisdn
+            .get(&id)
+            .map_or_else(String::new, |m| retain_offers::mask(m))
+    }
+
+    /// Whether the session may see the subscriber: a manager only their own (or their
+    /// branch's).
+    fn sees(&self, s: &Session, id: i64) -> bool {
+        let field = |m: &std::collections::HashMap<i64, String>| {
+            m.get(&id).map_or_else(String::new, Clone::clone)
+        };
+        s.scope().is_none_or(|scope| {
+            self.0.msisdn.contains_key(&id)
+                && scope.admits(&field(&self.0.managers), &field(&self.0.branches))
+        })
+    }
+
+    /// Audits a read or a change; the request fails when its audit cannot be recorded.
+    async fn audit(
+        &self,
+        s: &Session,
+        entity: &str,
+        id: &str,
+        action: &str,
+        detail: Value,
+    ) -> ApiResult<()> {
+        self.audit_reading(s, entity, id, action, detail, None)
+            .await
+            .map(drop)
+    }
+
+    /// Audits a read (see `audit.rs`) and reads the open work orders of `work_orders_of`
+    /// meanwhile.
+    async fn audit_reading(
+        &self,
+        s: &Session,
+        entity: &str,
+        id: &str,
+        action: &str,
+        detail: Value,
+        work_orders_of: Option<i64>,
+    ) -> ApiResult<Vec<retain_store::WorkOrderRecord>> {
+        let journal = &self.0.journal;
+        let event = retain_store::JournaledAudit {
+            key: journal.key(),
+            at: chrono::Utc::now().to_rfc3339(),
+            actor: s.name.clone(),
+            action: action.to_owned(),
+            entity: entity.to_owned(),
+            entity_id: id.to_owned(),
+            detail,
+        };
+        let orders = async {
+            let Some(subscriber) = work_orders_of else {
+                return Ok(Vec::new());
+            };
+            let (done, answer) = tokio::sync::oneshot::channel();
+            let wanted = crate::audit::OrdersWanted { subscriber, done };
+            match self.0.orders.send(wanted).await {
+                Ok(()) => answer
+                    .await
+                    .unwrap_or_else(|_| Err("the work order reader stopped".into())),
+                Err(_) => Err("the work order reader stopped".into()),
+            }
+        };
+        let (journaled, orders) = tokio::join!(journal.append(event), orders);
+        // Nothing is answered that the audit log does not hold.
+        if let Err(e) = journaled {
+            tracing::error!("audit {entity} {id} {action}: {e}");
+            return Err(ApiError::audit_unavailable());
+        }
+        orders.map_err(ApiError::internal)
+    }
+
+    fn report(&self, name: &str) -> ApiResult<Option<Value>> {
+        let path = retain_features::outputs::reports_dir(&self.0.campaigns.workspace).join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ApiError::internal(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ApiError::internal(format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
+/// Runs planning work on a blocking thread: it is CPU-bound, and with the churn model built
+/// in its future is not `Send` (the model's booster is not).
+pub(crate) async fn off_thread<T, F, Fut>(state: AppState, f: F) -> ApiResult<T>
+where
+    F: FnOnce(AppState) -> Fut + Send + 'static,
+    Fut: Future<Output = ApiResult<T>>,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(f(state)))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+pub(crate) fn engine(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e)
+}

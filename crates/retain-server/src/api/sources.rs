@@ -1,0 +1,179 @@
+//! The rules and the offer library: read, replaced after checking, rules backtested.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Answer, engine, off_thread};
+use crate::AppState;
+use crate::auth::Session;
+use crate::error::{ApiError, ApiResult};
+
+/// The text of a workspace's file, or the shipped default when the workspace has none.
+fn source_text(root: &std::path::Path, file: &str, default: &str) -> ApiResult<String> {
+    let path = root.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(default.to_owned()),
+        Err(e) => Err(ApiError::internal(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// A short, stable fingerprint of a file's text (the start of its SHA-256), so the audit log
+/// tells versions apart.
+fn digest(text: &str) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    sha2::Sha256::digest(text.as_bytes()).iter().take(8).fold(
+        String::with_capacity(16),
+        |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        },
+    )
+}
+
+/// A JSON body that may be absent (empty) or present and well-formed.
+pub(crate) fn optional_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<Option<T>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_body",
+            e.to_string(),
+        )
+    })
+}
+
+/// Replaces a checked workspace file (`rules.toml`, `offers.toml`) and audits the change with
+/// fingerprints of the text before and after.
+async fn replace_source(
+    state: &AppState,
+    s: &Session,
+    (file, default): (&str, &str),
+    (kind, count): (&str, usize),
+    edit: &SourceEdit,
+) -> Answer {
+    let before = source_text(&state.0.root, file, default)?;
+    retain_data::write_atomically(&state.0.root.join(file), edit.toml.as_bytes())
+        .map_err(ApiError::internal)?;
+    let detail = json!({
+        "note": edit.note, kind: count,
+        "before": digest(&before), "after": digest(&edit.toml),
+    });
+    state.audit(s, kind, file, "change", detail).await?;
+    Ok(Json(json!({ kind: count, "file": file })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SourceEdit {
+    toml: String,
+    #[serde(default)]
+    note: String,
+}
+
+pub(crate) async fn rules(State(state): State<AppState>) -> Answer {
+    let set = retain_warn::RuleSet::for_workspace(&state.0.campaigns.workspace, None)
+        .map_err(ApiError::internal)?;
+    let text = source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?;
+    let rules: Vec<Value> = set
+        .rules
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({
+        "source": set.source.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "scorecard": serde_json::to_value(&set.scorecard).map_err(engine)?,
+        "rules": rules,
+        "toml": text,
+        "backtest": state.report(retain_warn::BACKTEST_REPORT)?,
+    })))
+}
+
+/// Replaces the warning rules after checking them; the next `retain warn` uses them.
+pub(crate) async fn put_rules(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    body: Result<Json<SourceEdit>, JsonRejection>,
+) -> Answer {
+    let Json(edit) = body?;
+    let set = retain_warn::RuleSet::parse(&edit.toml, std::path::Path::new("rules.toml"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    replace_source(
+        &state,
+        &s,
+        ("rules.toml", retain_warn::DEFAULT_RULES),
+        ("rules", set.rules.len()),
+        &edit,
+    )
+    .await
+}
+
+/// Backtests rules (the posted text, or those in force) on the workspace's labelled history.
+pub(crate) async fn backtest_rules(State(state): State<AppState>, body: Bytes) -> Answer {
+    let text = optional_body::<SourceEdit>(&body)?.map(|e| e.toml);
+    let set = match &text {
+        Some(t) => retain_warn::RuleSet::parse(t, std::path::Path::new("rules.toml"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        None => retain_warn::RuleSet::for_workspace(&state.0.campaigns.workspace, None)
+            .map_err(ApiError::internal)?,
+    };
+    let report = off_thread(state, move |state| async move {
+        retain_warn::backtest(
+            &state.0.campaigns.ctx,
+            &set,
+            &retain_warn::BacktestOptions::default(),
+        )
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(report).map_err(engine)?))
+}
+
+/// Replaces the offer library after checking it; the next `retain match` uses it.
+pub(crate) async fn put_offers(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    body: Result<Json<SourceEdit>, JsonRejection>,
+) -> Answer {
+    let Json(edit) = body?;
+    let library = retain_offers::Library::parse(&edit.toml, std::path::Path::new("offers.toml"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    replace_source(
+        &state,
+        &s,
+        ("offers.toml", retain_offers::DEFAULT_OFFERS),
+        ("offers", library.offers.len()),
+        &edit,
+    )
+    .await
+}
+
+pub(crate) async fn offers(State(state): State<AppState>) -> Answer {
+    let library =
+        retain_offers::Library::for_workspace(&state.0.campaigns.workspace).map_err(engine)?;
+    let mut matching = state.report(retain_offers::MATCH_REPORT)?;
+    if let Some(o) = matching.as_mut().and_then(Value::as_object_mut) {
+        for k in [
+            "assignment_file",
+            "skipped_file",
+            "decisions_dir",
+            "library",
+        ] {
+            o.remove(k);
+        }
+    }
+    let text = source_text(&state.0.root, "offers.toml", retain_offers::DEFAULT_OFFERS)?;
+    Ok(Json(json!({
+        "source": library.source.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "toml": text,
+        "library": library.offers,
+        "matching": matching,
+    })))
+}
