@@ -161,15 +161,6 @@ impl FeatureSet {
     }
 }
 
-async fn run(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
-    ctx.sql(sql)
-        .await
-        .map_err(|e| Error::engine(format!("planning {what}"), e))?
-        .collect()
-        .await
-        .map_err(|e| Error::engine(format!("computing {what}"), e))
-}
-
 /// Features of every subscriber alive at `as_of` (joined before it, not cancelled or ported
 /// out by then), from data strictly before it: `subscriber_id`, then one column per feature.
 pub async fn features_as_of(
@@ -182,7 +173,7 @@ pub async fn features_as_of(
         feature_ctes(&set.compiler, as_of),
         set.select()
     );
-    run(ctx, &sql, "features").await
+    crate::frame::query(ctx, &sql, "features").await
 }
 
 /// The same features as [`features_as_of`], as a stream of batches in no particular order:
@@ -324,7 +315,7 @@ pub async fn training_set(
             ctes = feature_ctes(&set.compiler, s),
             select = set.select(),
         );
-        out.extend(run(ctx, &sql, "a training snapshot").await?);
+        out.extend(crate::frame::query(ctx, &sql, "a training snapshot").await?);
     }
     Ok(out)
 }
@@ -363,7 +354,7 @@ pub async fn campaign_set(
         .join(", ");
     let contacts = {
         let ctx = crate::session(workspace).await?;
-        let counted = run(
+        let counted = crate::frame::query(
             &ctx,
             &format!("SELECT COUNT(*) AS n FROM campaign_history WHERE period IN ({list})"),
             "counting campaign contacts",
@@ -434,7 +425,7 @@ pub async fn campaign_set(
             ctes = feature_ctes(&set.compiler, p),
             select = set.select(),
         );
-        out.extend(run(ctx, &sql, "a campaign snapshot").await?);
+        out.extend(crate::frame::query(ctx, &sql, "a campaign snapshot").await?);
     }
     Ok(out)
 }
@@ -448,7 +439,7 @@ pub async fn observable_snapshots(
 ) -> Result<Vec<NaiveDate>> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Date32Type;
-    let batches = run(
+    let batches = crate::frame::query(
         ctx,
         "SELECT MIN(period), MAX(period) FROM usage_monthly",
         "the data window",

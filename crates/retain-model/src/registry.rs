@@ -69,10 +69,10 @@ pub fn save(
         std::fs::remove_dir_all(&tmp).map_err(|e| io(format!("removing {}", tmp.display()), e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
-    let mut version = versions(&dir).into_iter().max().unwrap_or(0) + 1;
+    let version = versions(&dir).into_iter().max().unwrap_or(0) + 1;
     std::fs::write(tmp.join("model.txt"), model.text())
         .map_err(|e| io("writing model.txt".into(), e))?;
-    let meta = ModelMeta {
+    let mut meta = ModelMeta {
         version,
         features: model.features.clone(),
         platt: model.platt,
@@ -86,27 +86,16 @@ pub fn save(
         )
         .map_err(|e| Error::Data(e.to_string()))?,
     };
-    let text = serde_json::to_string_pretty(&meta).map_err(|e| Error::Data(e.to_string()))?;
-    std::fs::write(tmp.join("meta.json"), text).map_err(|e| io("writing meta.json".into(), e))?;
     // The version appears whole or not at all; renaming onto a version another saving took
     // meanwhile fails, and this one takes the next.
     loop {
-        let target = dir.join(format!("v{version}"));
+        let text = serde_json::to_string_pretty(&meta).map_err(|e| Error::Data(e.to_string()))?;
+        std::fs::write(tmp.join("meta.json"), text)
+            .map_err(|e| io("writing meta.json".into(), e))?;
+        let target = dir.join(format!("v{}", meta.version));
         match std::fs::rename(&tmp, &target) {
-            Ok(()) => return Ok((version, target)),
-            Err(_) if target.exists() && version < u32::MAX - 1 => {
-                version += 1;
-                let meta_file = tmp.join("meta.json");
-                let mut meta: ModelMeta = serde_json::from_str(
-                    &std::fs::read_to_string(&meta_file)
-                        .map_err(|e| io("reading meta.json".into(), e))?,
-                )
-                .map_err(|e| Error::Data(e.to_string()))?;
-                meta.version = version;
-                let text =
-                    serde_json::to_string_pretty(&meta).map_err(|e| Error::Data(e.to_string()))?;
-                std::fs::write(&meta_file, text).map_err(|e| io("writing meta.json".into(), e))?;
-            }
+            Ok(()) => return Ok((meta.version, target)),
+            Err(_) if target.exists() && meta.version < u32::MAX - 1 => meta.version += 1,
             Err(e) => return Err(io(format!("publishing {}", target.display()), e)),
         }
     }
