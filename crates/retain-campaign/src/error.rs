@@ -59,20 +59,9 @@ impl From<retain_store::Error> for Error {
     }
 }
 
-impl Error {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
-    }
-
-    pub(crate) fn csv(context: impl Into<String>, source: csv::Error) -> Self {
-        Error::Csv {
-            context: context.into(),
-            source,
-        }
-    }
-}
+retain_data::context_errors!(Error {
+    Io => io(std::io::Error),
+    Csv => csv(csv::Error),
+});
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -109,13 +109,16 @@ pub(crate) fn ctx_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 impl Campaigns {
-    pub async fn open(root: &Path) -> Result<Campaigns> {
-        Self::open_with_store(root, None).await
+    pub async fn open(workspace: &Workspace) -> Result<Campaigns> {
+        Self::open_with_store(workspace, None).await
     }
 
     /// Opens the workspace with another operational store than its `retain.toml` names.
-    pub async fn open_with_store(root: &Path, store_url: Option<&str>) -> Result<Campaigns> {
-        let workspace = Workspace::open(root)?;
+    pub async fn open_with_store(
+        workspace: &Workspace,
+        store_url: Option<&str>,
+    ) -> Result<Campaigns> {
+        let workspace = workspace.clone();
         let url = store_url.map_or_else(|| workspace.store_url(), str::to_owned);
         let store = Store::connect(&url).await?;
         let ctx = retain_features::session(&workspace)
@@ -206,7 +209,7 @@ impl Campaigns {
 
     /// The first day of the month after the last loaded one.
     pub async fn default_as_of(&self) -> Result<NaiveDate> {
-        retain_warn::default_as_of(&self.ctx, retain_warn::Cadence::Monthly)
+        retain_features::default_as_of(&self.ctx, retain_features::Cadence::Monthly)
             .await
             .map_err(|e| Error::BadRequest(e.to_string()))
     }

@@ -86,13 +86,6 @@ impl Error {
         )
     }
 
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
-    }
-
     pub(crate) fn bad_file(
         file: &std::path::Path,
         line: u64,
@@ -110,4 +103,28 @@ impl Error {
     }
 }
 
+crate::context_errors!(Error {
+    Io => io(std::io::Error),
+});
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Constructors for an error enum's `{ context, source }` variants, written once for every
+/// crate: `context_errors!(Error { Io => io(std::io::Error) })` gives
+/// `Error::io("reading x", e)`.
+#[macro_export]
+macro_rules! context_errors {
+    ($error:ident { $($variant:ident => $constructor:ident($source:ty)),+ $(,)? }) => {
+        impl $error {
+            $(
+                #[allow(dead_code)]
+                pub(crate) fn $constructor(context: impl Into<String>, source: $source) -> Self {
+                    $error::$variant {
+                        context: context.into(),
+                        source,
+                    }
+                }
+            )+
+        }
+    };
+}

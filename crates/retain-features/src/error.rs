@@ -30,16 +30,8 @@ pub enum Error {
     Internal(String),
 }
 
-impl Error {
-    pub(crate) fn engine(
-        context: impl Into<String>,
-        source: datafusion::error::DataFusionError,
-    ) -> Self {
-        Error::Engine {
-            context: context.into(),
-            source,
-        }
-    }
-}
+retain_data::context_errors!(Error {
+    Engine => engine(datafusion::error::DataFusionError),
+});
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

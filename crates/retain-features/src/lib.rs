@@ -20,6 +20,7 @@ pub mod frame;
 mod labels;
 pub mod outputs;
 mod overview;
+mod period;
 mod ranged;
 mod rows;
 mod snapshot;
@@ -37,6 +38,7 @@ pub use datafusion::arrow::array::RecordBatch;
 pub use error::{Error, Result};
 pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
+pub use period::{Cadence, default_as_of, loaded_periods};
 pub use rows::json_rows;
 pub use snapshot::{
     DEFAULT_FEATURES, FeatureSet, FeatureStream, MAX_CAMPAIGN_CONTACTS, PartitionedFeatures,

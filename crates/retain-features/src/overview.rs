@@ -31,13 +31,7 @@ pub struct MonthSummary {
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::engine("planning the overview query", e))?;
-    df.collect()
-        .await
-        .map_err(|e| Error::engine("running the overview query", e))
+    crate::frame::query(ctx, sql, "the overview").await
 }
 
 fn has_table(ctx: &SessionContext, name: &str) -> bool {

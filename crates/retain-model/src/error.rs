@@ -19,13 +19,8 @@ pub enum Error {
     },
 }
 
-impl Error {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
+retain_data::context_errors!(Error {
+    Io => io(std::io::Error),
+});
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

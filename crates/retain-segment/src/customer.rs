@@ -8,13 +8,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::engine("planning the customer view", e))?
-        .collect()
-        .await
-        .map_err(|e| Error::engine("reading the customer view", e))?;
+    let batches = retain_features::frame::query(ctx, sql, "the customer view").await?;
     Ok(retain_features::json_rows(&batches))
 }
 

@@ -182,14 +182,7 @@ async fn push_behaviour(
     as_of: NaiveDate,
     out: &mut Vec<Behaviour>,
 ) -> Result<()> {
-    let df = ctx
-        .sql(&sql(as_of))
-        .await
-        .map_err(|e| Error::engine("planning segment features", e))?;
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| Error::engine("computing segment features", e))?;
+    let batches = retain_features::frame::query(ctx, &sql(as_of), "segment features").await?;
     for batch in &batches {
         let get = |name: &str| numbers(batch, name);
         let ids = batch

@@ -164,13 +164,7 @@ impl TagLibrary {
         for part in 0..parts {
             let session = retain_features::session_for(ctx, workspace, part, parts).await?;
             register_outputs(&session, workspace, &self.compiler).await?;
-            let batches = session
-                .sql(&sql)
-                .await
-                .map_err(|e| Error::engine("planning the tags", e))?
-                .collect()
-                .await
-                .map_err(|e| Error::engine("computing the tags", e))?;
+            let batches = retain_features::frame::query(&session, &sql, "the tags").await?;
             // Partitions come in subscriber order, so the file is sorted as one query's was.
             for b in &batches {
                 let w = match &mut writer {
@@ -243,15 +237,14 @@ pub async fn select_by_tags(
         .await
         .map_err(|e| Error::engine("reading the tags", e))?;
     }
-    let batches = ctx
-        .sql(&format!(
+    let batches = retain_features::frame::query(
+        ctx,
+        &format!(
             "SELECT subscriber_id FROM tags WHERE COALESCE({sql}, false) ORDER BY subscriber_id"
-        ))
-        .await
-        .map_err(|e| Error::engine("planning the target selection", e))?
-        .collect()
-        .await
-        .map_err(|e| Error::engine("selecting the target group", e))?;
+        ),
+        "the target group",
+    )
+    .await?;
     Ok(batches
         .iter()
         .flat_map(|b| {

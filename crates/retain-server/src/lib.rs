@@ -18,12 +18,13 @@ mod ui;
 mod warnings;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use retain_campaign::Campaigns;
+use retain_data::Workspace;
 use retain_offers::DecisionIndex;
 use retain_store::Store;
 
@@ -142,26 +143,29 @@ pub(crate) struct Inner {
 
 impl AppState {
     /// Opens a workspace: its store, the latest decisions and who manages whom.
-    pub async fn open(root: &Path) -> Result<AppState, Error> {
-        Self::open_with_store(root, None).await
+    pub async fn open(workspace: &Workspace) -> Result<AppState, Error> {
+        Self::open_with_store(workspace, None).await
     }
 
     /// Opens a workspace with another operational store than its `retain.toml` names
     /// (`sqlite://…` or `postgres://…`).
-    pub async fn open_with_store(root: &Path, store_url: Option<&str>) -> Result<AppState, Error> {
-        Self::open_with_options(root, store_url, ServerOptions::default()).await
+    pub async fn open_with_store(
+        workspace: &Workspace,
+        store_url: Option<&str>,
+    ) -> Result<AppState, Error> {
+        Self::open_with_options(workspace, store_url, ServerOptions::default()).await
     }
 
     /// Opens a workspace (with another store when `store_url` names one) to serve it with
     /// `options`.
     pub async fn open_with_options(
-        root: &Path,
+        workspace: &Workspace,
         store_url: Option<&str>,
         options: ServerOptions,
     ) -> Result<AppState, Error> {
         // The hash unknown names are checked against, ready before the first login.
         drop(tokio::task::spawn_blocking(auth::dummy_hash));
-        let campaigns = Campaigns::open_with_store(root, store_url).await?;
+        let campaigns = Campaigns::open_with_store(workspace, store_url).await?;
         let ctx = &campaigns.ctx;
         let batches = retain_features::frame::query(
             ctx,
@@ -192,10 +196,12 @@ impl AppState {
             )?),
             None => None,
         };
-        let journal = audit::Journal::open(&root.join(audit::DIR), campaigns.store.clone()).await?;
+        let journal =
+            audit::Journal::open(&workspace.root().join(audit::DIR), campaigns.store.clone())
+                .await?;
         let orders = audit::order_reader(campaigns.store.clone());
         Ok(AppState(Arc::new(Inner {
-            root: root.to_path_buf(),
+            root: workspace.root().to_path_buf(),
             store: campaigns.store.clone(),
             campaigns,
             sessions: Mutex::new(HashMap::new()),

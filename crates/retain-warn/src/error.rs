@@ -33,23 +33,9 @@ pub enum Error {
     },
 }
 
-impl Error {
-    pub(crate) fn engine(
-        context: impl Into<String>,
-        source: datafusion::error::DataFusionError,
-    ) -> Self {
-        Error::Engine {
-            context: context.into(),
-            source,
-        }
-    }
-
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
+retain_data::context_errors!(Error {
+    Engine => engine(datafusion::error::DataFusionError),
+    Io => io(std::io::Error),
+});
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -12,9 +12,9 @@
 //! let workspace = retain_data::Workspace::open("op".as_ref())?;
 //! let ctx = retain_features::session(&workspace).await?;
 //! let rules = retain_warn::RuleSet::for_workspace(&workspace, None)?;
-//! let as_of = retain_warn::default_as_of(&ctx, retain_warn::Cadence::Weekly).await?;
+//! let as_of = retain_features::default_as_of(&ctx, retain_features::Cadence::Weekly).await?;
 //! let (summary, _) =
-//!     retain_warn::run(&ctx, &rules, &workspace, as_of, retain_warn::Cadence::Weekly).await?;
+//!     retain_warn::run(&ctx, &rules, &workspace, as_of, retain_features::Cadence::Weekly).await?;
 //! println!("{} red", summary.red);
 //! # Ok(()) }
 //! ```
@@ -34,6 +34,5 @@ pub use error::{Error, Result};
 pub use list::{Level, ListFile, Listed, all_lists, latest_list};
 pub use rules::{CATEGORIES, ChurnType, DEFAULT_RULES, Rule, RuleSet, Scorecard};
 pub use run::{
-    COHORTS, Cadence, Changes, FiredRule, LEVELS, WarnSummary, Warning, default_as_of, evaluate,
-    evaluate_partitioned, run,
+    COHORTS, Changes, FiredRule, LEVELS, WarnSummary, Warning, evaluate, evaluate_partitioned, run,
 };

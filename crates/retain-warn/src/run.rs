@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::execution::context::SessionContext;
@@ -12,39 +12,12 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use retain_features::Cadence;
 use retain_features::conditions::month_start;
 
 use crate::list::Level;
 use crate::query::scoring_query;
 use crate::rules::RuleSet;
-
-/// How often the department runs the warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cadence {
-    Weekly,
-    Monthly,
-}
-
-impl std::str::FromStr for Cadence {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s {
-            "weekly" => Ok(Cadence::Weekly),
-            "monthly" => Ok(Cadence::Monthly),
-            _ => Err(format!("unknown cadence {s:?} (weekly or monthly)")),
-        }
-    }
-}
-
-impl Cadence {
-    fn name(self) -> &'static str {
-        match self {
-            Cadence::Weekly => "weekly",
-            Cadence::Monthly => "monthly",
-        }
-    }
-}
 
 /// Warning level codes, most serious first.
 pub const LEVELS: [&str; 3] = [Level::Red.code(), Level::Yellow.code(), Level::Blue.code()];
@@ -103,49 +76,12 @@ pub struct WarnSummary {
     pub changes: Changes,
 }
 
-/// The default as-of date: the day after the last complete period loaded.
-pub async fn default_as_of(ctx: &SessionContext, cadence: Cadence) -> Result<NaiveDate> {
-    let (table, step) = match cadence {
-        Cadence::Weekly => ("usage_weekly", "week"),
-        Cadence::Monthly => ("usage_monthly", "month"),
-    };
-    let batches = ctx
-        .sql(&format!("SELECT MAX(period) FROM {table}"))
-        .await
-        .map_err(|e| Error::engine("finding the last period", e))?
-        .collect()
-        .await
-        .map_err(|e| Error::engine("finding the last period", e))?;
-    let last = batches
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .map(|b| {
-            b.column(0)
-                .as_primitive::<datafusion::arrow::datatypes::Date32Type>()
-        })
-        .filter(|a| !a.is_null(0))
-        .map(|a| retain_data::days_to_date(a.value(0)))
-        .ok_or_else(|| Error::BadRequest(format!("{table} has no rows: load usage first")))?;
-    Ok(if step == "week" {
-        last + Duration::days(7)
-    } else {
-        last.checked_add_months(chrono::Months::new(1))
-            .expect("date in range")
-    })
-}
-
 pub(crate) async fn collect(
     ctx: &SessionContext,
     sql: &str,
     what: &str,
 ) -> Result<Vec<RecordBatch>> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::engine(format!("planning {what}"), e))?;
-    df.collect()
-        .await
-        .map_err(|e| Error::engine(format!("running {what}"), e))
+    Ok(retain_features::frame::query(ctx, sql, what).await?)
 }
 
 fn json_value(array: &ArrayRef, row: usize) -> serde_json::Value {

@@ -104,7 +104,7 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
     let dir = tempfile::tempdir().unwrap();
     let ws = operator(dir.path(), 8000);
     let pending = oracle_scores(&ws);
-    let c = Campaigns::open(ws.root()).await.unwrap();
+    let c = Campaigns::open(&ws).await.unwrap();
     let file = dir.path().join("red-calls.toml");
     std::fs::write(&file, RED_CALLS).unwrap();
     assert_eq!(
@@ -316,7 +316,7 @@ async fn care_triggers_honour_the_contact_policy_and_run_once_a_month() {
         let _ = writeln!(dnd, "{m}");
     }
     std::fs::write(ws.root().join("dnd.csv"), dnd).unwrap();
-    let c = Campaigns::open(ws.root()).await.unwrap();
+    let c = Campaigns::open(&ws).await.unwrap();
     let admin = Actor::local();
     let r = c.care(Some(as_of()), &admin).await.unwrap();
     assert_eq!(r.triggered["birthday"], born.len());
@@ -362,7 +362,7 @@ async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
     let dir = tempfile::tempdir().unwrap();
     let ws = operator(dir.path(), 3000);
     oracle_scores(&ws);
-    let c = Campaigns::open(ws.root()).await.unwrap();
+    let c = Campaigns::open(&ws).await.unwrap();
     let admin = Actor::local();
     let req = CreateRequest {
         template: "level-flow".into(),
@@ -547,7 +547,7 @@ async fn parallel_launches_and_evaluations_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ws = operator(dir.path(), 3000);
     oracle_scores(&ws);
-    let c = std::sync::Arc::new(Campaigns::open(ws.root()).await.unwrap());
+    let c = std::sync::Arc::new(Campaigns::open(&ws).await.unwrap());
     let file = dir.path().join("red-calls.toml");
     std::fs::write(&file, RED_CALLS).unwrap();
     c.save_template(&file, &analyst()).await.unwrap();

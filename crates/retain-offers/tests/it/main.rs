@@ -47,7 +47,7 @@ async fn upstream(ws: &Workspace) -> Vec<(i64, String)> {
         std::path::Path::new("rules.toml"),
     )
     .unwrap();
-    retain_warn::run(&ctx, &rules, ws, as_of(), retain_warn::Cadence::Monthly)
+    retain_warn::run(&ctx, &rules, ws, as_of(), retain_features::Cadence::Monthly)
         .await
         .unwrap();
     let mut ids: Vec<(i64, String)> = retain_offers::msisdn_map(&ctx)

@@ -171,9 +171,10 @@ async fn every_active_subscriber_gets_a_named_place() {
     )
     .unwrap();
     let ctx2 = retain_features::session(&ws).await.unwrap();
-    let (summary, _) = retain_warn::run(&ctx2, &rules, &ws, as_of, retain_warn::Cadence::Monthly)
-        .await
-        .unwrap();
+    let (summary, _) =
+        retain_warn::run(&ctx2, &rules, &ws, as_of, retain_features::Cadence::Monthly)
+            .await
+            .unwrap();
     let hits = summary.rule_hits["EW006"];
     assert!(
         hits > 0 && hits <= report.tags["enterprise_member"],

@@ -633,7 +633,7 @@ async fn runs_report_changes_since_the_previous_list() {
     let ws = build(&stories(), dir.path());
     let ctx = retain_features::session(&ws).await.unwrap();
     let rules = RuleSet::default_rules();
-    let cadence = retain_warn::Cadence::Weekly;
+    let cadence = retain_features::Cadence::Weekly;
     let first = NaiveDate::from_ymd_opt(2026, 6, 22).unwrap();
     let (a, _) = retain_warn::run(&ctx, &rules, &ws, first, cadence)
         .await

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use retain_campaign::{Actor, Campaigns, CreateRequest, Role};
+use retain_data::Workspace;
 
 use crate::output;
 
@@ -32,6 +33,10 @@ pub(crate) struct Common {
 }
 
 impl Common {
+    async fn campaigns(&self) -> anyhow::Result<Campaigns> {
+        Ok(Campaigns::open(&Workspace::open(&self.dir)?).await?)
+    }
+
     async fn actor(&self, campaigns: &Campaigns) -> anyhow::Result<Actor> {
         let Some(name) = &self.actor else {
             return Ok(Actor::local());
@@ -189,7 +194,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             name,
             seed,
         } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let req = CreateRequest {
                 template: template.clone(),
                 budget: *budget,
@@ -205,7 +210,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             emit(common, &r, &text)
         }
         Sub::Rehearse { common, id } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let r = c.rehearse(*id, &common.actor(&c).await?).await?;
             let p = &r.projected;
             let mut text = format!(
@@ -238,7 +243,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             reject,
             note,
         } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let r = c
                 .approve(*id, &common.actor(&c).await?, *reject, note)
                 .await?;
@@ -246,7 +251,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             emit(common, &r, &text)
         }
         Sub::Launch { common, id } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let r = c.launch(*id, &common.actor(&c).await?).await?;
             let mut text = format!(
                 "campaign {id} {}: {} work orders, {} members",
@@ -269,7 +274,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             simulate,
             file,
         } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let actor = common.actor(&c).await?;
             if *simulate {
                 let r = c.simulate_callbacks(*id, &actor).await?;
@@ -297,7 +302,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             emit(common, &r, &text)
         }
         Sub::Evaluate { common, id } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let (e, history) = c.evaluate(*id, &common.actor(&c).await?).await?;
             let o = &e.overall;
             let mut text = format!(
@@ -329,7 +334,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             emit(common, &e, &text)
         }
         Sub::Care { common, as_of } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let as_of = as_of.as_deref().map(super::parse_as_of).transpose()?;
             let r = c.care(as_of, &common.actor(&c).await?).await?;
             let text = format!(
@@ -339,7 +344,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             emit(common, &r, &text)
         }
         Sub::List { common } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let all = c.list().await?;
             let mut text = String::new();
             for r in &all {
@@ -361,7 +366,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             )
         }
         Sub::Show { common, id } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let r = c.get(*id).await?;
             let history = c.store.audit_log("campaign", Some(&id.to_string())).await?;
             let orders = c.store.work_orders(*id).await?;
@@ -392,7 +397,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             )
         }
         Sub::Templates { common } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let all = c.templates().await?;
             let mut text = String::new();
             for t in &all {
@@ -415,7 +420,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             )
         }
         Sub::TemplateSave { common, file } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let (name, version) = c.save_template(file, &common.actor(&c).await?).await?;
             emit(
                 common,
@@ -424,7 +429,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             )
         }
         Sub::TemplateClone { common, from, to } => {
-            let c = Campaigns::open(&common.dir).await?;
+            let c = common.campaigns().await?;
             let version = c.clone_template(from, to, &common.actor(&c).await?).await?;
             emit(
                 common,

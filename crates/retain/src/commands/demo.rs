@@ -96,7 +96,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 drop(store);
                 rt.block_on(async {
                     let state = retain_server::AppState::open_with_options(
-                        &args.dir,
+                        &Workspace::open(&args.dir)?,
                         None,
                         retain_server::ServerOptions::for_addr(&args.addr),
                     )
@@ -199,7 +199,7 @@ fn demo(
     let mut warn_args = super::warn::Args {
         dir: workspace.root().to_path_buf(),
         as_of: None,
-        cadence: retain_warn::Cadence::Weekly,
+        cadence: retain_features::Cadence::Weekly,
         rules: None,
         backtest: false,
         horizon: 1,
@@ -275,7 +275,7 @@ fn demo_campaign(
     budget: f64,
 ) -> anyhow::Result<DemoCampaign> {
     rt.block_on(async {
-        let c = retain_campaign::Campaigns::open(workspace.root()).await?;
+        let c = retain_campaign::Campaigns::open(workspace).await?;
         let actor = retain_campaign::Actor::local();
         let req = retain_campaign::CreateRequest {
             template: "weekly-high-end".into(),

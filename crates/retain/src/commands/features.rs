@@ -112,7 +112,7 @@ async fn as_of_or_default(
         return super::parse_as_of(text);
     }
     let ctx = retain_features::session(workspace).await?;
-    Ok(retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?)
+    Ok(retain_features::default_as_of(&ctx, retain_features::Cadence::Monthly).await?)
 }
 
 /// `retain features` without `--out`: the workspace's snapshot.

@@ -140,7 +140,7 @@ pub(crate) fn execute(
         let ctx = retain_features::session(workspace).await?;
         let as_of = match as_of {
             Some(text) => super::parse_as_of(text)?,
-            None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
+            None => retain_features::default_as_of(&ctx, retain_features::Cadence::Monthly).await?,
         };
         let options = MatchOptions {
             as_of,

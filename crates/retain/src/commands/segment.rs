@@ -77,7 +77,9 @@ pub(crate) fn execute(
                 Some(text) => {
                     chrono::Datelike::with_day(&super::parse_as_of(text)?, 1).expect("day 1 exists")
                 }
-                None => retain_warn::default_as_of(&ctx, retain_warn::Cadence::Monthly).await?,
+                None => {
+                    retain_features::default_as_of(&ctx, retain_features::Cadence::Monthly).await?
+                }
             };
             let (report, _) = retain_segment::segment(&ctx, &config, workspace, as_of).await?;
             Ok::<_, anyhow::Error>(report)

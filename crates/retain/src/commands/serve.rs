@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use retain_data::Workspace;
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Workspace directory.
@@ -75,7 +77,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     }
     rt.block_on(async {
         let state = retain_server::AppState::open_with_options(
-            &args.dir,
+            &Workspace::open(&args.dir)?,
             args.database.as_deref(),
             options,
         )

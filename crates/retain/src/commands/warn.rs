@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use retain_data::Workspace;
+use retain_features::Cadence;
 use retain_store::Store;
-use retain_warn::{BacktestOptions, BacktestReport, Cadence, RuleSet, WarnSummary};
+use retain_warn::{BacktestOptions, BacktestReport, RuleSet, WarnSummary};
 
 use crate::output;
 
@@ -101,7 +102,7 @@ pub(crate) fn execute(
             }
             let as_of = match &args.as_of {
                 Some(text) => super::parse_as_of(text)?,
-                None => retain_warn::default_as_of(&ctx, args.cadence).await?,
+                None => retain_features::default_as_of(&ctx, args.cadence).await?,
             };
             let (summary, _) =
                 retain_warn::run(&ctx, rules, workspace, as_of, args.cadence).await?;
