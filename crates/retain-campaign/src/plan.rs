@@ -122,7 +122,7 @@ async fn segments(
     ctx: &SessionContext,
     workspace: &Workspace,
 ) -> Result<HashMap<i64, (String, String)>> {
-    if !retain_offers::register_segments(ctx, workspace).await? {
+    if !retain_features::outputs::register_segments(ctx, workspace).await? {
         return Ok(HashMap::new());
     }
     let batches = query(

@@ -40,6 +40,6 @@ pub use source::SourceInfo;
 pub use spreadsheet::spreadsheet_cell;
 pub use table::{TableWriter, read_batches, row_count};
 pub use workspace::{
-    CONFIG_FILE, TableLock, Workspace, WorkspaceConfig, newest_file, write_atomically,
-    write_atomically_with,
+    CONFIG_FILE, TableLock, Workspace, WorkspaceConfig, is_empty_path, newest_file, read_json,
+    write_atomically, write_atomically_with, write_json,
 };

@@ -413,6 +413,40 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomically_with(path, |w| std::io::Write::write_all(w, bytes))
 }
 
+/// Writes `value` as indented JSON at `path`, creating its directory, whole or not at all: the
+/// stages' reports.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::Workspace {
+        path: path.to_path_buf(),
+        reason: format!("cannot be written as JSON: {e}"),
+    })?;
+    write_atomically(path, &text)
+}
+
+/// Whether `path` is empty: a report's file place left out (`skip_serializing_if`).
+#[must_use]
+pub fn is_empty_path(path: &Path) -> bool {
+    path.as_os_str().is_empty()
+}
+
+/// Reads a file [`write_json`] wrote; `None` when there is none.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Workspace {
+                path: path.to_path_buf(),
+                reason: format!("not the JSON expected: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
 /// [`write_atomically`] for content too large to hold in memory: `write` streams it into the
 /// temporary file.
 pub fn write_atomically_with(

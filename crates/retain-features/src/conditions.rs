@@ -420,7 +420,7 @@ async fn register_output(ctx: &SessionContext, name: &str, file: &Path) -> Resul
     Ok(())
 }
 
-async fn register_parquet(ctx: &SessionContext, name: &str, file: &Path) -> Result<()> {
+pub(crate) async fn register_parquet(ctx: &SessionContext, name: &str, file: &Path) -> Result<()> {
     ctx.register_parquet(
         name,
         file.to_string_lossy().as_ref(),

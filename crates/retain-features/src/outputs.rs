@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
+use datafusion::prelude::SessionContext;
 use retain_data::Workspace;
+
+use crate::Result;
 
 /// The segmentation's placement of every active subscriber (`retain segment`).
 #[must_use]
@@ -32,4 +35,17 @@ pub fn warnings_dir(workspace: &Workspace) -> PathBuf {
 #[must_use]
 pub fn reports_dir(workspace: &Workspace) -> PathBuf {
     workspace.root().join("reports")
+}
+
+/// Registers the segmentation's table as `segments` in `ctx` unless a table of that name is
+/// there already; false when the workspace has not been segmented.
+pub async fn register_segments(ctx: &SessionContext, workspace: &Workspace) -> Result<bool> {
+    let file = segments_file(workspace);
+    if !file.exists() {
+        return Ok(false);
+    }
+    if !ctx.table_exist("segments").unwrap_or(false) {
+        crate::conditions::register_parquet(ctx, "segments", &file).await?;
+    }
+    Ok(true)
 }

@@ -212,7 +212,7 @@ fn prune(dir: &Path) -> Result<()> {
 }
 
 /// Where a run's features came from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// Read from the workspace's snapshot.

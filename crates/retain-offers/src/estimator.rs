@@ -1,7 +1,7 @@
 //! The uplift estimate the arbitration uses: a method chosen by held-out Qini, refitted on all
 //! campaigns, with the library's priors for offer kinds no campaign has tried.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::library::{Kind, Offer};
@@ -15,7 +15,7 @@ const HELD_OUT_PERIODS: usize = 2;
 const MAX_EVAL_ROWS: usize = 200_000;
 
 /// How a save rate was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Reason × offer-kind cells of past campaigns against their control groups.
@@ -29,7 +29,7 @@ pub enum Method {
 }
 
 /// What the uplift evaluation found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpliftReport {
     pub method: Method,
     pub campaign_rows: usize,
@@ -46,10 +46,10 @@ pub struct UpliftReport {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SaveRate {
-    pub reason: &'static str,
-    pub kind: &'static str,
+    pub reason: String,
+    pub kind: String,
     pub save_rate: f64,
     pub control_churn: f64,
 }
@@ -132,8 +132,8 @@ impl Uplift {
             for kind in Kind::ALL {
                 if let Some(s) = cells.save_rate(reason, kind) {
                     save_rates.push(SaveRate {
-                        reason: code,
-                        kind: kind.code(),
+                        reason: (*code).to_owned(),
+                        kind: kind.code().to_owned(),
                         save_rate: crate::round6(s),
                         control_churn: crate::round6(cells.baseline(reason)),
                     });

@@ -479,30 +479,12 @@ pub async fn load(
     })
 }
 
-/// Registers the latest segmentation as `segments` when it exists; false when it does not.
-pub async fn register_segments(ctx: &SessionContext, workspace: &Workspace) -> Result<bool> {
-    let file = retain_features::outputs::segments_file(workspace);
-    if !file.exists() {
-        return Ok(false);
-    }
-    if !ctx.table_exist("segments").unwrap_or(false) {
-        ctx.register_parquet(
-            "segments",
-            file.to_string_lossy().as_ref(),
-            datafusion::prelude::ParquetReadOptions::default(),
-        )
-        .await
-        .map_err(|e| Error::engine(format!("reading {}", file.display()), e))?;
-    }
-    Ok(true)
-}
-
 async fn segment_values(
     ctx: &SessionContext,
     workspace: &Workspace,
     notes: &mut Vec<String>,
 ) -> Result<HashMap<i64, f64>> {
-    if !register_segments(ctx, workspace).await? {
+    if !retain_features::outputs::register_segments(ctx, workspace).await? {
         return Ok(HashMap::new());
     }
     let batches = query(

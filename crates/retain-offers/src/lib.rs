@@ -22,15 +22,13 @@ pub use assign::{Assignment, Choice, Plan, Skipped, Strategy, arbitrate, choices
 pub use decide::{Decision, DecisionIndex, Ranked, mask};
 pub use error::{Error, Result};
 pub use estimator::{Method, SaveRate, Uplift, UpliftReport};
-pub use inputs::{
-    Candidate, Contact, Features, Inputs, Ledger, load, msisdn_map, read_dnd, register_segments,
-};
+pub use inputs::{Candidate, Contact, Features, Inputs, Ledger, load, msisdn_map, read_dnd};
 pub use library::{Approval, Channel, CostModel, DEFAULT_OFFERS, Kind, Library, Offer};
 pub use policy::{ChannelPolicy, Level, Policy};
 pub use reason::{REASONS, Signals, UNKNOWN, reason_index};
 pub use run::{
     Baseline, ForwardRow, MATCH_REPORT, MatchOptions, MatchReport, MatchRun, Prepared, SavedValue,
-    Tally, forward, latest_run_dir, prepare, run_dir, run_match, select,
+    Tally, forward, latest_run_dir, prepare, read_match_report, run_dir, run_match, select,
 };
 pub use simulate::{Simulated, Truth, simulate};
 pub use uplift::{Cells, HORIZON_MONTHS, History, HistoryRow, Qini, evaluate, load_history, qini};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
 use retain_data::Workspace;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::assign::{Choice, Plan, Strategy, arbitrate, choices};
 use crate::decide::{DecisionIndex, mask};
@@ -32,14 +32,14 @@ pub struct MatchOptions {
     pub partitions: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, Deserialize)]
 pub struct Tally {
     pub count: usize,
     pub cost: f64,
 }
 
 /// A baseline plan's totals.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baseline {
     pub assigned: usize,
     pub cost: f64,
@@ -48,7 +48,7 @@ pub struct Baseline {
 }
 
 /// The three policies' saved value at the same budget.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedValue {
     pub retain: f64,
     pub random: f64,
@@ -61,38 +61,52 @@ pub struct SavedValue {
 pub const MATCH_REPORT: &str = "match.json";
 
 /// What a match run did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct MatchReport {
     pub as_of: NaiveDate,
     pub budget: f64,
     pub subscribers: usize,
     pub candidates: usize,
-    pub candidates_by_level: BTreeMap<&'static str, usize>,
+    pub candidates_by_level: BTreeMap<String, usize>,
     pub assigned: usize,
     pub cost: f64,
     pub expected_cost: f64,
     pub expected_net_value: f64,
     pub constraint_violations: usize,
     pub violations: Vec<Violation>,
-    pub assigned_by_level: BTreeMap<&'static str, usize>,
+    pub assigned_by_level: BTreeMap<String, usize>,
     pub by_offer: BTreeMap<String, Tally>,
-    pub by_channel: BTreeMap<&'static str, Tally>,
-    pub skipped_by_constraint: BTreeMap<&'static str, usize>,
+    pub by_channel: BTreeMap<String, Tally>,
+    pub skipped_by_constraint: BTreeMap<String, usize>,
     pub uplift: UpliftReport,
     /// Present when the synthetic truth is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub simulated_saved_value: Option<SavedValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub simulated: Option<BTreeMap<&'static str, Simulated>>,
-    pub baselines: BTreeMap<&'static str, Baseline>,
+    pub simulated: Option<BTreeMap<String, Simulated>>,
+    pub baselines: BTreeMap<String, Baseline>,
+    /// The files' places are left out where they are nobody's business (the dashboard).
+    #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
     pub library: PathBuf,
     pub offers: usize,
     pub notes: Vec<String>,
     /// Whether the features were read from the stored snapshot (`retain features`) or computed.
     pub features: retain_features::stored::Origin,
+    #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
     pub assignment_file: PathBuf,
+    #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
     pub skipped_file: PathBuf,
+    #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
     pub decisions_dir: PathBuf,
+}
+
+/// The newest matching's report, if offers were matched.
+pub fn read_match_report(workspace: &Workspace) -> Result<Option<MatchReport>> {
+    Ok(retain_data::read_json(&match_report_file(workspace))?)
+}
+
+fn match_report_file(workspace: &Workspace) -> PathBuf {
+    retain_features::outputs::reports_dir(workspace).join(MATCH_REPORT)
 }
 
 /// Everything a run computed, for callers that go on (forward matching, tests).
@@ -249,7 +263,7 @@ pub async fn run_match(
     let mut baselines = BTreeMap::new();
     let mut simulated = BTreeMap::new();
     if let Some(t) = &truth {
-        simulated.insert("retain", simulate(&plan, t, &uplift.cells));
+        simulated.insert("retain".to_owned(), simulate(&plan, t, &uplift.cells));
     }
     for (name, strategy) in [
         ("random", Strategy::Random(options.seed)),
@@ -265,10 +279,10 @@ pub async fn run_match(
         );
         let sim = truth.as_ref().map(|t| simulate(&p, t, &uplift.cells));
         if let Some(s) = sim {
-            simulated.insert(name, s);
+            simulated.insert(name.to_owned(), s);
         }
         baselines.insert(
-            name,
+            name.to_owned(),
             Baseline {
                 assigned: p.assignments.len(),
                 cost: crate::round2(p.cost),
@@ -326,15 +340,14 @@ pub async fn run_match(
         let t = report.by_offer.entry(a.offer_id.clone()).or_default();
         t.count += 1;
         t.cost = crate::round2(t.cost + a.cost);
-        let t = report.by_channel.entry(a.channel.code()).or_default();
+        let t = report
+            .by_channel
+            .entry(a.channel.code().to_owned())
+            .or_default();
         t.count += 1;
         t.cost = crate::round2(t.cost + a.cost);
     }
-    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
-    let reports = retain_features::outputs::reports_dir(workspace);
-    std::fs::create_dir_all(&reports)
-        .map_err(|e| Error::io(format!("creating {}", reports.display()), e))?;
-    retain_data::write_atomically(&reports.join(MATCH_REPORT), json.as_bytes())?;
+    retain_data::write_json(&match_report_file(workspace), &report)?;
     Ok(MatchRun {
         library,
         policy,
@@ -346,10 +359,10 @@ pub async fn run_match(
     })
 }
 
-fn count<'a>(items: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize> {
+fn count<'a>(items: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for i in items {
-        *m.entry(i).or_default() += 1;
+        *m.entry(i.to_owned()).or_default() += 1;
     }
     m
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::assign::Plan;
 use crate::error::{Error, Result};
@@ -77,7 +77,7 @@ impl Truth {
 }
 
 /// A plan's true outcome.
-#[derive(Debug, Clone, Copy, Serialize, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Default, Deserialize)]
 pub struct Simulated {
     /// Expected lifetime value kept: over contacts with a pending intent, reach × true save
     /// probability × lifetime value.

@@ -9,7 +9,7 @@ use chrono::{Months, NaiveDate};
 use datafusion::execution::context::SessionContext;
 use retain_features::frame::{floats, query, texts};
 use retain_features::{FeatureSet, LabelConfig, MAX_CAMPAIGN_CONTACTS, campaign_set};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::inputs::Features;
@@ -259,7 +259,7 @@ impl Cells {
 }
 
 /// Qini and AUUC of one ranking on held-out rows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Qini {
     pub kind: String,
     pub treated: usize,

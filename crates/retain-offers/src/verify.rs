@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::assign::{Plan, subscriber_block};
 use crate::inputs::Inputs;
@@ -12,10 +12,10 @@ use crate::library::{Channel, Library};
 use crate::policy::{Level, Policy};
 
 /// A broken constraint.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Deserialize)]
 pub struct Violation {
     pub subscriber_id: Option<i64>,
-    pub constraint: &'static str,
+    pub constraint: String,
     pub detail: String,
 }
 
@@ -29,10 +29,10 @@ pub fn verify(
     budget: f64,
 ) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut bad = |id: Option<i64>, constraint, detail: String| {
+    let mut bad = |id: Option<i64>, constraint: &str, detail: String| {
         out.push(Violation {
             subscriber_id: id,
-            constraint,
+            constraint: constraint.to_owned(),
             detail,
         });
     };

@@ -42,7 +42,8 @@ pub use error::{Error, Result};
 pub use features::{Behaviour, behaviour, behaviour_in_partitions};
 pub use segment::{
     ClusterName, ClusterNames, ClusterProfile, LIFECYCLE_STAGES, Placement, RFM_GROUPS, Retention,
-    SCENARIOS, SEGMENTS_REPORT, SegmentReport, VALUE_TIERS, segment,
+    RfmCell, SCENARIOS, SEGMENTS_REPORT, SegmentReport, VALUE_TIERS, ValueSource,
+    read_segment_report, rfm_grid, segment,
 };
 pub use survival::{Curve, Subject, kaplan_meier};
 pub use tags::{DEFAULT_TAGS, Tag, TagLibrary, check_target_expression, select_by_tags};

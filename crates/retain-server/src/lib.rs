@@ -13,6 +13,7 @@ mod error;
 mod guard;
 mod mask;
 mod openapi;
+mod orders;
 mod routes;
 mod ui;
 mod warnings;
@@ -134,9 +135,9 @@ pub(crate) struct Inner {
     /// Audited reads, journaled before they are answered.
     pub journal: audit::Journal,
     /// Open work orders, read for many requests at once.
-    pub orders: tokio::sync::mpsc::Sender<audit::OrdersWanted>,
+    pub orders: tokio::sync::mpsc::Sender<orders::OrdersWanted>,
     /// The overview, computed once: the data does not change while the server runs.
-    pub overview: tokio::sync::OnceCell<serde_json::Value>,
+    pub overview: tokio::sync::OnceCell<retain_features::Overview>,
     /// (route, status) → requests served.
     pub requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -199,7 +200,7 @@ impl AppState {
         let journal =
             audit::Journal::open(&workspace.root().join(audit::DIR), campaigns.store.clone())
                 .await?;
-        let orders = audit::order_reader(campaigns.store.clone());
+        let orders = orders::order_reader(campaigns.store.clone());
         Ok(AppState(Arc::new(Inner {
             root: workspace.root().to_path_buf(),
             store: campaigns.store.clone(),

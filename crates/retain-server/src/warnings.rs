@@ -17,9 +17,47 @@ pub(crate) struct List {
 }
 
 impl List {
-    pub(crate) fn count(&self, level: Level) -> usize {
-        self.items.iter().filter(|w| w.level == level).count()
+    /// The list's date and its subscribers by level.
+    pub(crate) fn levels(&self) -> ListLevels {
+        ListLevels {
+            as_of: self.as_of.clone(),
+            levels: LevelCounts::of(self.items.iter()),
+        }
     }
+}
+
+/// Subscribers by warning level.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct LevelCounts {
+    pub red: usize,
+    pub yellow: usize,
+    pub blue: usize,
+}
+
+impl LevelCounts {
+    pub(crate) fn of<'a>(items: impl Iterator<Item = &'a Listed>) -> LevelCounts {
+        let mut counts = LevelCounts {
+            red: 0,
+            yellow: 0,
+            blue: 0,
+        };
+        for w in items {
+            match w.level {
+                Level::Red => counts.red += 1,
+                Level::Yellow => counts.yellow += 1,
+                Level::Blue => counts.blue += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// A list's date and its subscribers by level: a point of the warning trend.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ListLevels {
+    pub as_of: String,
+    #[serde(flatten)]
+    pub levels: LevelCounts,
 }
 
 type Entry = (PathBuf, Option<SystemTime>, Arc<List>);
@@ -50,16 +88,10 @@ impl Cache {
 }
 
 /// Counts by level of every list, oldest first: the warning trend.
-pub(crate) fn trend(workspace: &Workspace) -> Vec<serde_json::Value> {
+pub(crate) fn trend(workspace: &Workspace) -> Vec<ListLevels> {
     retain_warn::all_lists(workspace)
         .iter()
-        .filter_map(|f| {
-            let list = read(f).ok()?;
-            Some(serde_json::json!({
-                "as_of": list.as_of, "red": list.count(Level::Red),
-                "yellow": list.count(Level::Yellow), "blue": list.count(Level::Blue),
-            }))
-        })
+        .filter_map(|f| read(f).ok().map(|list| list.levels()))
         .collect()
 }
 

@@ -15,9 +15,9 @@ use datafusion::arrow::array::Array;
 use datafusion::arrow::array::AsArray as _;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use crate::query::scoring_query;
 use crate::rules::RuleSet;
@@ -44,7 +44,7 @@ impl Default for BacktestOptions {
 }
 
 /// Hits and outcomes of one rule or level.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Metrics {
     pub hits: u64,
     pub true_positives: u64,
@@ -83,7 +83,7 @@ fn round(x: f64) -> f64 {
 }
 
 /// One rule's line in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleMetrics {
     pub id: String,
     pub name_zh: String,
@@ -94,7 +94,7 @@ pub struct RuleMetrics {
 }
 
 /// Metrics of a population slice (all, or one cohort).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Slice {
     pub population: u64,
     pub positives: u64,
@@ -112,17 +112,23 @@ pub fn write_backtest_report(
     workspace: &retain_data::Workspace,
     report: &BacktestReport,
 ) -> Result<()> {
-    let dir = retain_features::outputs::reports_dir(workspace);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let text = serde_json::to_string_pretty(report)
-        .map_err(|e| Error::BadRequest(format!("writing the backtest report: {e}")))?;
-    retain_data::write_atomically(&dir.join(BACKTEST_REPORT), text.as_bytes())?;
-    Ok(())
+    Ok(retain_data::write_json(
+        &backtest_report_file(workspace),
+        report,
+    )?)
+}
+
+/// The newest backtest's report, if the rules were backtested.
+pub fn read_backtest_report(workspace: &retain_data::Workspace) -> Result<Option<BacktestReport>> {
+    Ok(retain_data::read_json(&backtest_report_file(workspace))?)
+}
+
+fn backtest_report_file(workspace: &retain_data::Workspace) -> std::path::PathBuf {
+    retain_features::outputs::reports_dir(workspace).join(BACKTEST_REPORT)
 }
 
 /// The backtest report (the `--json` object).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BacktestReport {
     pub snapshots: Vec<String>,
     pub horizon_months: u32,

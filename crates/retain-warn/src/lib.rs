@@ -28,7 +28,7 @@ mod run;
 
 pub use backtest::{
     BACKTEST_REPORT, BacktestOptions, BacktestReport, Metrics, RuleMetrics, Slice, backtest,
-    write_backtest_report,
+    read_backtest_report, write_backtest_report,
 };
 pub use error::{Error, Result};
 pub use list::{Level, ListFile, Listed, all_lists, latest_list};

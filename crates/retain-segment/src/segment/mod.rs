@@ -4,6 +4,7 @@
 
 mod place;
 mod profiles;
+mod read;
 mod rfm;
 mod value;
 
@@ -14,7 +15,7 @@ use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
 use retain_data::Workspace;
 use retain_features::outputs;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster;
 use crate::config::SegmentConfig;
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::features::{Behaviour, behaviour_in_partitions};
 
 pub use profiles::{ClusterName, ClusterNames};
+pub use read::{RfmCell, read_segment_report, rfm_grid};
 
 /// RFM groups: code, 中文.
 pub const RFM_GROUPS: &[(&str, &str)] = &[
@@ -70,7 +72,7 @@ pub struct Placement {
 }
 
 /// A cluster's profile.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterProfile {
     pub id: usize,
     pub name_zh: String,
@@ -85,7 +87,7 @@ pub struct ClusterProfile {
 }
 
 /// A retention curve summary for one segment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Retention {
     pub segment: String,
     pub subjects: u64,
@@ -99,7 +101,7 @@ pub struct Retention {
 pub const SEGMENTS_REPORT: &str = "segments.json";
 
 /// The segmentation report (the `--json` object).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentReport {
     pub as_of: NaiveDate,
     pub subscribers: u64,
@@ -113,16 +115,30 @@ pub struct SegmentReport {
     /// Members of each tag of the tag library.
     pub tags: BTreeMap<String, u64>,
     pub midhigh: u64,
-    /// Where expected lifetimes came from: `model` (churn scores) or `retention_curves`.
-    pub value_source: &'static str,
+    /// Where expected lifetimes came from.
+    pub value_source: ValueSource,
     pub retention: Vec<Retention>,
     /// Where cancellations concentrate: by tenure band, by calendar month, and by months
     /// between leaving and the end of the nearest contract.
     pub churn_by_tenure: BTreeMap<String, u64>,
     pub churn_by_month: BTreeMap<String, u64>,
     pub churn_by_contract_end: BTreeMap<String, u64>,
+    /// Where the segments table and this report were written; left out where the files' place
+    /// on the server's disk is nobody's business (the dashboard).
+    #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
     pub segments_file: PathBuf,
+    #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
     pub report_file: PathBuf,
+}
+
+/// Where the lifetime values' expected months came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueSource {
+    /// The churn model's monthly probabilities.
+    Model,
+    /// The retention curves of the subscriber's plan tier.
+    RetentionCurves,
 }
 
 /// Runs the segmentation as of `as_of` (a first day of month) and writes its outputs: the
@@ -194,9 +210,9 @@ pub async fn segment(
         scenario: count(SCENARIOS, &placements, |p| p.scenarios.clone()),
         tags,
         value_source: if probabilities.is_some() {
-            "model"
+            ValueSource::Model
         } else {
-            "retention_curves"
+            ValueSource::RetentionCurves
         },
         midhigh: placements.iter().filter(|p| p.midhigh).count() as u64,
         retention: curves.summaries(&people),
@@ -228,14 +244,7 @@ fn count(
 /// Writes the report (JSON, for the dashboard) and the clusters' table (Markdown, for
 /// analysts) under `reports/`.
 fn write_report(workspace: &Workspace, report: &SegmentReport) -> Result<()> {
-    std::fs::create_dir_all(outputs::reports_dir(workspace))
-        .map_err(|e| Error::io("creating reports/", e))?;
-    retain_data::write_atomically(
-        &report.report_file,
-        serde_json::to_string_pretty(report)
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .as_bytes(),
-    )?;
+    retain_data::write_json(&report.report_file, report)?;
     retain_data::write_atomically(
         &outputs::reports_dir(workspace).join("clusters.md"),
         profiles::cluster_markdown(report).as_bytes(),

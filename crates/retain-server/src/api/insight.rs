@@ -4,38 +4,56 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use retain_warn::Level;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Answer, engine, id_of};
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
+use crate::warnings::{LevelCounts, ListLevels};
 
-pub(crate) async fn overview(State(state): State<AppState>) -> Answer {
-    let base = state
+/// The home page: the operator's headline numbers, the newest warning list by level and its
+/// trend, and how each campaign did.
+#[derive(Serialize)]
+pub(crate) struct OverviewAnswer {
+    operator: retain_features::Overview,
+    warnings: Option<ListLevels>,
+    warning_trend: Vec<ListLevels>,
+    campaigns: Vec<CampaignResult>,
+}
+
+/// A campaign's evaluation as the overview shows it (empty before it is evaluated).
+#[derive(Serialize)]
+pub(crate) struct CampaignResult {
+    id: i64,
+    name: String,
+    status: String,
+    treated_retention: Option<Value>,
+    control_retention: Option<Value>,
+    uplift: Option<Value>,
+    roi: Option<Value>,
+}
+
+pub(crate) async fn overview(State(state): State<AppState>) -> ApiResult<Json<OverviewAnswer>> {
+    let operator = state
         .0
         .overview
         .get_or_try_init(|| async {
-            let o = retain_features::overview(&state.0.campaigns.ctx)
+            retain_features::overview(&state.0.campaigns.ctx)
                 .await
-                .map_err(engine)?;
-            serde_json::to_value(o).map_err(engine)
+                .map_err(engine)
         })
         .await?
         .clone();
-    let list = state
+    let workspace = &state.0.campaigns.workspace;
+    let warnings = state
         .0
         .warnings
-        .latest(&state.0.campaigns.workspace)
-        .map_err(engine)?;
-    let by_level = list.as_ref().map(|l| {
-        json!({
-            "as_of": l.as_of, "red": l.count(Level::Red), "yellow": l.count(Level::Yellow),
-            "blue": l.count(Level::Blue),
-        })
-    });
-    let campaigns: Vec<Value> = state
+        .latest(workspace)
+        .map_err(engine)?
+        .map(|l| l.levels());
+    let campaigns = state
         .0
         .store
         .campaigns()
@@ -44,21 +62,24 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Answer {
         .filter(|c| c.kind != "care")
         .map(|c| {
             let e = c.evaluation.as_ref();
-            json!({
-                "id": c.id, "name": c.name, "status": c.status,
-                "treated_retention": e.and_then(|e| e.get("treated_retention")),
-                "control_retention": e.and_then(|e| e.get("control_retention")),
-                "uplift": e.and_then(|e| e.get("uplift")),
-                "roi": e.and_then(|e| e.get("roi")),
-            })
+            let field = |name: &str| e.and_then(|e| e.get(name)).cloned();
+            CampaignResult {
+                treated_retention: field("treated_retention"),
+                control_retention: field("control_retention"),
+                uplift: field("uplift"),
+                roi: field("roi"),
+                id: c.id,
+                name: c.name,
+                status: c.status,
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "operator": base,
-        "warnings": by_level,
-        "warning_trend": crate::warnings::trend(&state.0.campaigns.workspace),
-        "campaigns": campaigns,
-    })))
+    Ok(Json(OverviewAnswer {
+        operator,
+        warnings,
+        warning_trend: crate::warnings::trend(workspace),
+        campaigns,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -137,15 +158,13 @@ pub(crate) async fn warnings(
             .await
             .map(IntoResponse::into_response);
     }
-    let count = |lv: Level| matching.iter().filter(|w| w.level == lv).count();
-    let items: Vec<Value> = matching
+    let items: Vec<ListedAnswer> = matching
         .iter()
         .skip(q.offset.unwrap_or(0))
         .take(limit)
-        .map(|w| {
-            let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
-            v["msisdn"] = state.masked(w.subscriber_id).into();
-            v
+        .map(|w| ListedAnswer {
+            msisdn: state.masked(w.subscriber_id),
+            listed: w,
         })
         .collect();
     state
@@ -157,15 +176,31 @@ pub(crate) async fn warnings(
             json!({ "rows": items.len(), "total": matching.len(), "offset": q.offset.unwrap_or(0) }),
         )
         .await?;
-    Ok(Json(json!({
-        "as_of": list.as_of,
-        "total": matching.len(),
-        "by_level": {
-            "red": count(Level::Red), "yellow": count(Level::Yellow), "blue": count(Level::Blue),
-        },
-        "items": items,
-    }))
+    Ok(Json(WarningsAnswer {
+        as_of: &list.as_of,
+        total: matching.len(),
+        by_level: LevelCounts::of(matching.iter().copied()),
+        items,
+    })
     .into_response())
+}
+
+/// A page of the filtered warning list.
+#[derive(Serialize)]
+pub(crate) struct WarningsAnswer<'a> {
+    as_of: &'a str,
+    /// Subscribers the filter keeps, on every page.
+    total: usize,
+    by_level: LevelCounts,
+    items: Vec<ListedAnswer<'a>>,
+}
+
+/// A listed subscriber with the number masked.
+#[derive(Serialize)]
+pub(crate) struct ListedAnswer<'a> {
+    #[serde(flatten)]
+    listed: &'a retain_warn::Listed,
+    msisdn: String,
 }
 
 /// The filtered warning list as a CSV download (UTF-8 with a byte-order mark, so spreadsheet
@@ -273,7 +308,7 @@ pub(crate) async fn decision(
     Extension(s): Extension<Session>,
     Path(key): Path<String>,
     q: Result<Query<DecisionQuery>, QueryRejection>,
-) -> Answer {
+) -> ApiResult<Json<DecisionAnswer>> {
     let Query(q) = q?;
     let Some(index) = &state.0.decisions else {
         return Err(ApiError::unavailable(
@@ -294,7 +329,6 @@ pub(crate) async fn decision(
     if !state.sees(&s, decision.subscriber_id) {
         return Err(not_found());
     }
-    let mut value = serde_json::to_value(&decision).map_err(engine)?;
     let work_orders = state
         .audit_reading(
             &s,
@@ -305,6 +339,16 @@ pub(crate) async fn decision(
             Some(decision.subscriber_id),
         )
         .await?;
-    value["work_orders"] = serde_json::to_value(work_orders).map_err(engine)?;
-    Ok(Json(value))
+    Ok(Json(DecisionAnswer {
+        decision,
+        work_orders,
+    }))
+}
+
+/// The offers to make a subscriber now, and the work orders open for them.
+#[derive(Serialize)]
+pub(crate) struct DecisionAnswer {
+    #[serde(flatten)]
+    decision: retain_offers::Decision,
+    work_orders: Vec<retain_store::WorkOrderRecord>,
 }

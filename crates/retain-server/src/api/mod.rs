@@ -85,7 +85,7 @@ impl AppState {
                 return Ok(Vec::new());
             };
             let (done, answer) = tokio::sync::oneshot::channel();
-            let wanted = crate::audit::OrdersWanted { subscriber, done };
+            let wanted = crate::orders::OrdersWanted { subscriber, done };
             match self.0.orders.send(wanted).await {
                 Ok(()) => answer
                     .await
@@ -100,17 +100,6 @@ impl AppState {
             return Err(ApiError::audit_unavailable());
         }
         orders.map_err(ApiError::internal)
-    }
-
-    fn report(&self, name: &str) -> ApiResult<Option<Value>> {
-        let path = retain_features::outputs::reports_dir(&self.0.campaigns.workspace).join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| ApiError::internal(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ApiError::internal(format!("{}: {e}", path.display()))),
-        }
     }
 }
 

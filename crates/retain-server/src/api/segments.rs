@@ -3,74 +3,73 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::{Answer, engine};
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
 
-pub(crate) async fn segments(State(state): State<AppState>) -> Answer {
-    let mut report = state
-        .report(retain_segment::SEGMENTS_REPORT)?
-        .ok_or_else(|| ApiError::unavailable("no segmentation yet: run retain segment first"))?;
-    if let Some(o) = report.as_object_mut() {
-        // Paths of the server's disk are no business of the browser.
-        o.remove("segments_file");
-        o.remove("report_file");
-    }
-    report["rfm_grid"] = rfm_grid(&state).await?;
-    Ok(Json(report))
+/// The segment explorer: the segmentation's report and its RFM grid.
+#[derive(Serialize)]
+pub(crate) struct SegmentsAnswer {
+    #[serde(flatten)]
+    report: retain_segment::SegmentReport,
+    rfm_grid: Option<Vec<retain_segment::RfmCell>>,
 }
 
-/// Subscribers by recency × frequency score (1–5 each) with their mean monetary score: the
-/// RFM grid of the segment explorer.
-async fn rfm_grid(state: &AppState) -> ApiResult<Value> {
-    let ctx = &state.0.campaigns.ctx;
-    if !retain_offers::register_segments(ctx, &state.0.campaigns.workspace)
-        .await
+pub(crate) async fn segments(State(state): State<AppState>) -> ApiResult<Json<SegmentsAnswer>> {
+    let workspace = &state.0.campaigns.workspace;
+    let mut report = retain_segment::read_segment_report(workspace)
         .map_err(engine)?
-    {
-        return Ok(Value::Null);
-    }
-    let batches = retain_features::frame::query(
-        ctx,
-        "SELECT rfm_r AS r, rfm_f AS f, COUNT(*) AS subscribers, AVG(rfm_m) AS m \
-         FROM segments WHERE rfm_r IS NOT NULL AND rfm_f IS NOT NULL \
-         GROUP BY rfm_r, rfm_f ORDER BY r, f",
-        "the RFM grid",
-    )
-    .await
-    .map_err(engine)?;
-    Ok(Value::Array(
-        retain_features::json_rows(&batches)
-            .into_iter()
-            .map(Value::Object)
-            .collect(),
-    ))
+        .ok_or_else(|| ApiError::unavailable("no segmentation yet: run retain segment first"))?;
+    // Paths of the server's disk are no business of the browser.
+    report.segments_file = PathBuf::new();
+    report.report_file = PathBuf::new();
+    let rfm_grid = retain_segment::rfm_grid(&state.0.campaigns.ctx, workspace)
+        .await
+        .map_err(engine)?;
+    Ok(Json(SegmentsAnswer { report, rfm_grid }))
 }
 
-pub(crate) async fn tags(State(state): State<AppState>) -> Answer {
-    let library =
-        retain_segment::TagLibrary::for_workspace(&state.0.campaigns.workspace).map_err(engine)?;
-    let counts = state
-        .report(retain_segment::SEGMENTS_REPORT)?
-        .and_then(|r| r.get("tags").cloned())
-        .unwrap_or(Value::Null);
-    let tags: Vec<Value> = library
-        .tags
-        .iter()
-        .map(|t| {
-            let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-            v["count"] = counts.get(&t.id).cloned().unwrap_or(Value::Null);
-            v
-        })
-        .collect();
-    Ok(Json(json!({
-        "source": library.source.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "tags": tags,
-    })))
+/// The tag library with each tag's members at the last segmentation.
+#[derive(Serialize)]
+pub(crate) struct TagsAnswer {
+    source: Option<String>,
+    tags: Vec<TagCount>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct TagCount {
+    #[serde(flatten)]
+    tag: retain_segment::Tag,
+    count: Option<u64>,
+}
+
+pub(crate) async fn tags(State(state): State<AppState>) -> ApiResult<Json<TagsAnswer>> {
+    let workspace = &state.0.campaigns.workspace;
+    let library = retain_segment::TagLibrary::for_workspace(workspace).map_err(engine)?;
+    let counts = retain_segment::read_segment_report(workspace)
+        .map_err(engine)?
+        .map(|r| r.tags)
+        .unwrap_or_default();
+    Ok(Json(TagsAnswer {
+        source: library
+            .source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+        tags: library
+            .tags
+            .into_iter()
+            .map(|tag| TagCount {
+                count: counts.get(&tag.id).copied(),
+                tag,
+            })
+            .collect(),
+    }))
 }
 
 fn segment_error(e: retain_segment::Error) -> ApiError {
@@ -89,7 +88,7 @@ pub(crate) async fn targets(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     q: Result<Query<TargetQuery>, QueryRejection>,
-) -> Answer {
+) -> ApiResult<Json<TargetAnswer>> {
     let Query(q) = q?;
     let library =
         retain_segment::TagLibrary::for_workspace(&state.0.campaigns.workspace).map_err(engine)?;
@@ -108,10 +107,13 @@ pub(crate) async fn targets(
     )
     .await
     .map_err(segment_error)?;
-    let sample: Vec<Value> = ids
+    let sample = ids
         .iter()
         .take(20)
-        .map(|id| json!({ "subscriber_id": id, "msisdn": state.masked(*id) }))
+        .map(|&subscriber_id| Masked {
+            subscriber_id,
+            msisdn: state.masked(subscriber_id),
+        })
         .collect();
     state
         .audit(
@@ -122,9 +124,26 @@ pub(crate) async fn targets(
             json!({ "count": ids.len() }),
         )
         .await?;
-    Ok(Json(
-        json!({ "expression": q.tags, "count": ids.len(), "sample": sample }),
-    ))
+    Ok(Json(TargetAnswer {
+        count: ids.len(),
+        expression: q.tags,
+        sample,
+    }))
+}
+
+/// The subscribers a tag expression selects: how many, and the first few, masked.
+#[derive(Serialize)]
+pub(crate) struct TargetAnswer {
+    expression: String,
+    count: usize,
+    sample: Vec<Masked>,
+}
+
+/// A subscriber as the lists show them: the id and the masked number.
+#[derive(Serialize)]
+pub(crate) struct Masked {
+    subscriber_id: i64,
+    msisdn: String,
 }
 
 pub(crate) async fn model(State(state): State<AppState>) -> Answer {

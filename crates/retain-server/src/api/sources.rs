@@ -4,10 +4,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
-use super::{Answer, engine, off_thread};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{engine, off_thread};
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
@@ -58,7 +60,7 @@ async fn replace_source(
     (file, default): (&str, &str),
     (kind, count): (&str, usize),
     edit: &SourceEdit,
-) -> Answer {
+) -> ApiResult<Json<Replaced>> {
     let before = source_text(&state.0.root, file, default)?;
     retain_data::write_atomically(&state.0.root.join(file), edit.toml.as_bytes())
         .map_err(ApiError::internal)?;
@@ -67,7 +69,23 @@ async fn replace_source(
         "before": digest(&before), "after": digest(&edit.toml),
     });
     state.audit(s, kind, file, "change", detail).await?;
-    Ok(Json(json!({ kind: count, "file": file })))
+    Ok(Json(Replaced {
+        file: file.to_owned(),
+        count: BTreeMap::from([(kind.to_owned(), count)]),
+    }))
+}
+
+/// A replaced source: the file and how many rules or offers it now holds (`"rules": 12`).
+#[derive(Serialize)]
+pub(crate) struct Replaced {
+    file: String,
+    #[serde(flatten)]
+    count: BTreeMap<String, usize>,
+}
+
+/// The name of a source file, without the server's directories.
+fn file_name(path: &std::path::Path) -> Option<String> {
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
 #[derive(Deserialize)]
@@ -77,22 +95,26 @@ pub(crate) struct SourceEdit {
     note: String,
 }
 
-pub(crate) async fn rules(State(state): State<AppState>) -> Answer {
-    let set = retain_warn::RuleSet::for_workspace(&state.0.campaigns.workspace, None)
-        .map_err(ApiError::internal)?;
-    let text = source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?;
-    let rules: Vec<Value> = set
-        .rules
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-        .collect();
-    Ok(Json(json!({
-        "source": set.source.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "scorecard": serde_json::to_value(&set.scorecard).map_err(engine)?,
-        "rules": rules,
-        "toml": text,
-        "backtest": state.report(retain_warn::BACKTEST_REPORT)?,
-    })))
+/// The rules editor: the rules in force, their text, and the last backtest.
+#[derive(Serialize)]
+pub(crate) struct RulesAnswer {
+    source: Option<String>,
+    scorecard: retain_warn::Scorecard,
+    rules: Vec<retain_warn::Rule>,
+    toml: String,
+    backtest: Option<retain_warn::BacktestReport>,
+}
+
+pub(crate) async fn rules(State(state): State<AppState>) -> ApiResult<Json<RulesAnswer>> {
+    let workspace = &state.0.campaigns.workspace;
+    let set = retain_warn::RuleSet::for_workspace(workspace, None).map_err(ApiError::internal)?;
+    Ok(Json(RulesAnswer {
+        source: file_name(&set.source),
+        toml: source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?,
+        backtest: retain_warn::read_backtest_report(workspace).map_err(engine)?,
+        scorecard: set.scorecard,
+        rules: set.rules,
+    }))
 }
 
 /// Replaces the warning rules after checking them; the next `retain warn` uses them.
@@ -100,7 +122,7 @@ pub(crate) async fn put_rules(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     body: Result<Json<SourceEdit>, JsonRejection>,
-) -> Answer {
+) -> ApiResult<Json<Replaced>> {
     let Json(edit) = body?;
     let set = retain_warn::RuleSet::parse(&edit.toml, std::path::Path::new("rules.toml"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -115,7 +137,10 @@ pub(crate) async fn put_rules(
 }
 
 /// Backtests rules (the posted text, or those in force) on the workspace's labelled history.
-pub(crate) async fn backtest_rules(State(state): State<AppState>, body: Bytes) -> Answer {
+pub(crate) async fn backtest_rules(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Json<retain_warn::BacktestReport>> {
     let text = optional_body::<SourceEdit>(&body)?.map(|e| e.toml);
     let set = match &text {
         Some(t) => retain_warn::RuleSet::parse(t, std::path::Path::new("rules.toml"))
@@ -133,7 +158,7 @@ pub(crate) async fn backtest_rules(State(state): State<AppState>, body: Bytes) -
         .map_err(|e| ApiError::bad_request(e.to_string()))
     })
     .await?;
-    Ok(Json(serde_json::to_value(report).map_err(engine)?))
+    Ok(Json(report))
 }
 
 /// Replaces the offer library after checking it; the next `retain match` uses it.
@@ -141,7 +166,7 @@ pub(crate) async fn put_offers(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     body: Result<Json<SourceEdit>, JsonRejection>,
-) -> Answer {
+) -> ApiResult<Json<Replaced>> {
     let Json(edit) = body?;
     let library = retain_offers::Library::parse(&edit.toml, std::path::Path::new("offers.toml"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -155,25 +180,36 @@ pub(crate) async fn put_offers(
     .await
 }
 
-pub(crate) async fn offers(State(state): State<AppState>) -> Answer {
-    let library =
-        retain_offers::Library::for_workspace(&state.0.campaigns.workspace).map_err(engine)?;
-    let mut matching = state.report(retain_offers::MATCH_REPORT)?;
-    if let Some(o) = matching.as_mut().and_then(Value::as_object_mut) {
-        for k in [
-            "assignment_file",
-            "skipped_file",
-            "decisions_dir",
-            "library",
-        ] {
-            o.remove(k);
-        }
-    }
-    let text = source_text(&state.0.root, "offers.toml", retain_offers::DEFAULT_OFFERS)?;
-    Ok(Json(json!({
-        "source": library.source.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "toml": text,
-        "library": library.offers,
-        "matching": matching,
-    })))
+/// The offer library: the offers in force, their text, and the last matching.
+#[derive(Serialize)]
+pub(crate) struct OffersAnswer {
+    source: Option<String>,
+    toml: String,
+    library: Vec<retain_offers::Offer>,
+    matching: Option<retain_offers::MatchReport>,
+}
+
+pub(crate) async fn offers(State(state): State<AppState>) -> ApiResult<Json<OffersAnswer>> {
+    let workspace = &state.0.campaigns.workspace;
+    let library = retain_offers::Library::for_workspace(workspace).map_err(engine)?;
+    let matching = retain_offers::read_match_report(workspace)
+        .map_err(engine)?
+        .map(|mut report| {
+            // Paths of the server's disk are no business of the browser.
+            for path in [
+                &mut report.assignment_file,
+                &mut report.skipped_file,
+                &mut report.decisions_dir,
+                &mut report.library,
+            ] {
+                *path = std::path::PathBuf::new();
+            }
+            report
+        });
+    Ok(Json(OffersAnswer {
+        source: file_name(&library.source),
+        toml: source_text(&state.0.root, "offers.toml", retain_offers::DEFAULT_OFFERS)?,
+        library: library.offers,
+        matching,
+    }))
 }
