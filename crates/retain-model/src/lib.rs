@@ -1,5 +1,5 @@
 //! Churn prediction: gradient-boosted trees (histogram-based and leaf-wise, as LightGBM grows
-//! them, grown in Rust: `grow.rs`) blended with a logistic-regression floor, early-stopped, blended and Platt-calibrated on
+//! them, grown in Rust: `grow/`) blended with a logistic-regression floor, early-stopped, blended and Platt-calibrated on
 //! validation rows; point-in-time snapshots with a time-based split, or any churn table with a
 //! stratified one; per-subscriber reasons from exact TreeSHAP contributions summed into reason
 //! categories; evaluation metrics including EMPC and PSI; a registry of versioned model files.
