@@ -1,10 +1,10 @@
 //! Evaluation metrics for a churn score: ranking (AUC, PR-AUC, lift, gains), probability quality
 //! (log loss, Brier, calibration).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One decile of the ranking, highest scores first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Decile {
     pub decile: usize,
     pub subscribers: usize,
@@ -16,7 +16,7 @@ pub struct Decile {
 }
 
 /// Mean predicted against observed churn in a band of predicted probability.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CalibrationBin {
     pub from: f64,
     pub to: f64,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use retain_data::Workspace;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::metrics::{CalibrationBin, Decile, evaluate, psi};
@@ -18,7 +18,7 @@ use crate::train::{ChurnModel, FitReport, Score, TrainReport, rolling_backtest, 
 const FILE: &str = "model.json";
 
 /// One tenure cohort's metrics on the test snapshot.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CohortMetrics {
     pub rows: usize,
     pub churners: usize,
@@ -29,14 +29,14 @@ pub struct CohortMetrics {
 }
 
 /// A feature whose test-snapshot distribution moved from the training rows'.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureDrift {
     pub feature: String,
     pub psi: f64,
 }
 
 /// One fold of the rolling backtest, its test snapshot as a month.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BacktestFold {
     pub test_snapshot: String,
     pub rows_train: usize,
@@ -48,9 +48,11 @@ pub struct BacktestFold {
 }
 
 /// What `retain train` reports (its `--json` object, `reports/model.json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelReport {
     pub version: u32,
+    /// Left out where its place on the server's disk is nobody's business (the dashboard).
+    #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
     pub model_dir: PathBuf,
     pub auc: f64,
     pub pr_auc: f64,
@@ -145,16 +147,9 @@ pub fn write_model_report(workspace: &Workspace, report: &ModelReport) -> Result
     Ok(())
 }
 
-/// The newest training's report as the dashboard shows it, if a model was trained.
-pub fn read_model_report(workspace: &Workspace) -> Result<Option<serde_json::Value>> {
-    let path = workspace.root().join("reports").join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Data(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
-    }
+/// The newest training's report, if a model was trained.
+pub fn read_model_report(workspace: &Workspace) -> Result<Option<ModelReport>> {
+    Ok(retain_data::read_json(&workspace.root().join("reports").join(FILE))?)
 }
 
 /// The synthetic truth's cause of each churner, mapped to the model's reason categories.

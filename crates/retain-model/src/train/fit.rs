@@ -1,7 +1,7 @@
 //! The fit: early-stopped trees and the regression blended and calibrated on the validation
 //! rows, and on a small table the refit on every row growing beside them on its own thread.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::calibration::{Blend, Platt, choose_blend};
 use super::encoding::{for_trees, target_order};
@@ -15,7 +15,7 @@ use crate::metrics::{auc, round};
 use crate::table::Table;
 
 /// How the recipe's choices scored on the validation rows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FitReport {
     /// Rounds kept by early stopping.
     pub best_iteration: i32,

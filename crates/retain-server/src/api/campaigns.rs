@@ -4,42 +4,99 @@ use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::sources::optional_body;
-use super::{Answer, engine, id_of, off_thread};
+use super::{id_of, off_thread};
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
 
-pub(crate) async fn templates(State(state): State<AppState>) -> Answer {
-    let t = state.0.campaigns.templates().await?;
-    Ok(Json(json!({ "templates": t })))
+/// The plan library.
+#[derive(Serialize)]
+pub(crate) struct TemplatesAnswer {
+    templates: Vec<retain_campaign::TemplateInfo>,
 }
 
-pub(crate) async fn campaigns(State(state): State<AppState>) -> Answer {
-    let list: Vec<Value> = state
+pub(crate) async fn templates(State(state): State<AppState>) -> ApiResult<Json<TemplatesAnswer>> {
+    let templates = state.0.campaigns.templates().await?;
+    Ok(Json(TemplatesAnswer { templates }))
+}
+
+/// Every campaign, newest first, with its uplift once evaluated.
+#[derive(Serialize)]
+pub(crate) struct CampaignsAnswer {
+    campaigns: Vec<CampaignLine>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct CampaignLine {
+    id: i64,
+    name: String,
+    kind: String,
+    template: String,
+    status: String,
+    budget: f64,
+    as_of: String,
+    owner: String,
+    approval_level: i64,
+    updated_at: String,
+    uplift: Option<Value>,
+}
+
+pub(crate) async fn campaigns(State(state): State<AppState>) -> ApiResult<Json<CampaignsAnswer>> {
+    let campaigns = state
         .0
         .campaigns
         .list()
         .await?
         .into_iter()
-        .map(|c| {
-            json!({
-                "id": c.id, "name": c.name, "kind": c.kind, "template": c.template,
-                "status": c.status, "budget": c.budget, "as_of": c.as_of, "owner": c.owner,
-                "approval_level": c.approval_level, "updated_at": c.updated_at,
-                "uplift": c.evaluation.as_ref().and_then(|e| e.get("uplift")).cloned(),
-            })
+        .map(|c| CampaignLine {
+            uplift: c.evaluation.as_ref().and_then(|e| e.get("uplift")).cloned(),
+            id: c.id,
+            name: c.name,
+            kind: c.kind,
+            template: c.template,
+            status: c.status,
+            budget: c.budget,
+            as_of: c.as_of,
+            owner: c.owner,
+            approval_level: c.approval_level,
+            updated_at: c.updated_at,
         })
         .collect();
-    Ok(Json(json!({ "campaigns": list })))
+    Ok(Json(CampaignsAnswer { campaigns }))
 }
 
-pub(crate) async fn campaign(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+/// One campaign with its history and its work orders' progress by channel.
+#[derive(Serialize)]
+pub(crate) struct CampaignAnswer {
+    #[serde(flatten)]
+    campaign: retain_store::CampaignRecord,
+    history: Vec<retain_store::AuditEvent>,
+    work_orders: OrderProgress,
+}
+
+#[derive(Serialize)]
+pub(crate) struct OrderProgress {
+    total: usize,
+    by_channel: Vec<ChannelProgress>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ChannelProgress {
+    channel: String,
+    work_orders: usize,
+    done: usize,
+}
+
+pub(crate) async fn campaign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CampaignAnswer>> {
     let id = id_of(&id, "campaign id")?;
-    let c = state.0.campaigns.get(id).await?;
+    let campaign = state.0.campaigns.get(id).await?;
     let history = state
         .0
         .store
@@ -52,14 +109,22 @@ pub(crate) async fn campaign(State(state): State<AppState>, Path(id): Path<Strin
         e.0 += 1;
         e.1 += usize::from(w.status != "open");
     }
-    let by_channel: Vec<Value> = by_channel
+    let by_channel = by_channel
         .into_iter()
-        .map(|(ch, (n, done))| json!({ "channel": ch, "work_orders": n, "done": done }))
+        .map(|(channel, (work_orders, done))| ChannelProgress {
+            channel: channel.to_owned(),
+            work_orders,
+            done,
+        })
         .collect();
-    let mut out = serde_json::to_value(&c).map_err(engine)?;
-    out["history"] = serde_json::to_value(history).map_err(engine)?;
-    out["work_orders"] = json!({ "total": orders.len(), "by_channel": by_channel });
-    Ok(Json(out))
+    Ok(Json(CampaignAnswer {
+        campaign,
+        history,
+        work_orders: OrderProgress {
+            total: orders.len(),
+            by_channel,
+        },
+    }))
 }
 
 #[derive(Deserialize)]
@@ -76,7 +141,7 @@ pub(crate) async fn create_campaign(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     body: Result<Json<CreateCampaign>, JsonRejection>,
-) -> Answer {
+) -> ApiResult<Json<retain_store::CampaignRecord>> {
     let Json(b) = body?;
     if b.budget.is_some_and(|x| !x.is_finite() || x <= 0.0) {
         return Err(ApiError::bad_request("budget must be a positive amount"));
@@ -98,8 +163,7 @@ pub(crate) async fn create_campaign(
         name: b.name.filter(|n| !n.trim().is_empty()),
         seed: b.seed,
     };
-    let c = state.0.campaigns.create(&req, &s.actor()).await?;
-    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+    Ok(Json(state.0.campaigns.create(&req, &s.actor()).await?))
 }
 
 #[derive(Deserialize)]
@@ -119,14 +183,14 @@ pub(crate) async fn rehearse(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
-) -> Answer {
+) -> ApiResult<Json<retain_campaign::Rehearsal>> {
     let id = id_of(&id, "campaign id")?;
     let actor = s.actor();
     let r = off_thread(state, move |state| async move {
         Ok(state.0.campaigns.rehearse(id, &actor).await?)
     })
     .await?;
-    Ok(Json(serde_json::to_value(r).map_err(engine)?))
+    Ok(Json(r))
 }
 
 pub(crate) async fn approve(
@@ -134,14 +198,14 @@ pub(crate) async fn approve(
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Answer {
+) -> ApiResult<Json<retain_store::CampaignRecord>> {
     let id = id_of(&id, "campaign id")?;
     let c = state
         .0
         .campaigns
         .approve(id, &s.actor(), false, &note(&body)?)
         .await?;
-    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+    Ok(Json(c))
 }
 
 pub(crate) async fn reject(
@@ -149,7 +213,7 @@ pub(crate) async fn reject(
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Answer {
+) -> ApiResult<Json<retain_store::CampaignRecord>> {
     let id = id_of(&id, "campaign id")?;
     let note = note(&body)?;
     if note.trim().is_empty() {
@@ -160,48 +224,48 @@ pub(crate) async fn reject(
         .campaigns
         .approve(id, &s.actor(), true, &note)
         .await?;
-    Ok(Json(serde_json::to_value(c).map_err(engine)?))
+    Ok(Json(c))
 }
 
 pub(crate) async fn launch(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
-) -> Answer {
+) -> ApiResult<Json<retain_campaign::LaunchReport>> {
     let id = id_of(&id, "campaign id")?;
     let actor = s.actor();
-    let r = off_thread(state, move |state| async move {
+    let mut r = off_thread(state, move |state| async move {
         Ok(state.0.campaigns.launch(id, &actor).await?)
     })
     .await?;
-    let files: Vec<String> = r
+    // The work-order files by name: the server's directories are no business of the browser.
+    r.files = r
         .files
         .iter()
-        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter_map(|f| f.file_name().map(std::path::PathBuf::from))
         .collect();
-    let mut out = serde_json::to_value(&r).map_err(engine)?;
-    out["files"] = files.into();
-    Ok(Json(out))
+    Ok(Json(r))
 }
 
 pub(crate) async fn simulate(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
-) -> Answer {
+) -> ApiResult<Json<retain_campaign::SimulationReport>> {
     let id = id_of(&id, "campaign id")?;
-    let r = state.0.campaigns.simulate_callbacks(id, &s.actor()).await?;
-    Ok(Json(serde_json::to_value(r).map_err(engine)?))
+    Ok(Json(
+        state.0.campaigns.simulate_callbacks(id, &s.actor()).await?,
+    ))
 }
 
 pub(crate) async fn evaluate(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
-) -> Answer {
+) -> ApiResult<Json<retain_campaign::Evaluation>> {
     let id = id_of(&id, "campaign id")?;
     let (e, _) = state.0.campaigns.evaluate(id, &s.actor()).await?;
-    Ok(Json(serde_json::to_value(e).map_err(engine)?))
+    Ok(Json(e))
 }
 
 #[derive(Deserialize)]
@@ -214,7 +278,7 @@ pub(crate) async fn work_orders(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     q: Result<Query<QueueQuery>, QueryRejection>,
-) -> Answer {
+) -> ApiResult<Json<QueueAnswer>> {
     let Query(q) = q?;
     let status = q.status.as_deref().filter(|v| !v.is_empty() && *v != "all");
     if let Some(v) = status
@@ -233,12 +297,11 @@ pub(crate) async fn work_orders(
         .store
         .work_queue(s.scope().as_ref(), status, limit)
         .await?;
-    let items: Vec<Value> = orders
-        .iter()
-        .map(|w| {
-            let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
-            v["msisdn"] = state.masked(w.subscriber_id).into();
-            v
+    let items: Vec<QueuedOrder> = orders
+        .into_iter()
+        .map(|order| QueuedOrder {
+            msisdn: state.masked(order.subscriber_id),
+            order,
         })
         .collect();
     state
@@ -250,12 +313,33 @@ pub(crate) async fn work_orders(
             json!({ "rows": items.len() }),
         )
         .await?;
-    Ok(Json(json!({
-        "items": items,
-        "stated_reasons": retain_campaign::stated_reasons()
-            .map(|(code, zh)| json!({ "code": code, "zh": zh }))
-            .collect::<Vec<_>>(),
-    })))
+    Ok(Json(QueueAnswer {
+        items,
+        stated_reasons: retain_campaign::stated_reasons()
+            .map(|(code, zh)| StatedReason { code, zh })
+            .collect(),
+    }))
+}
+
+/// The work-order queue with the reasons a callback may record.
+#[derive(Serialize)]
+pub(crate) struct QueueAnswer {
+    items: Vec<QueuedOrder>,
+    stated_reasons: Vec<StatedReason>,
+}
+
+/// A work order with the subscriber's number masked.
+#[derive(Serialize)]
+pub(crate) struct QueuedOrder {
+    #[serde(flatten)]
+    order: retain_store::WorkOrderRecord,
+    msisdn: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct StatedReason {
+    code: &'static str,
+    zh: &'static str,
 }
 
 pub(crate) async fn callback(
@@ -263,7 +347,7 @@ pub(crate) async fn callback(
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
     body: Result<Json<retain_campaign::CallbackForm>, JsonRejection>,
-) -> Answer {
+) -> ApiResult<Json<retain_store::CallbackRecord>> {
     let id = id_of(&id, "work order id")?;
     let Json(form) = body?;
     let cb = state
@@ -271,7 +355,7 @@ pub(crate) async fn callback(
         .campaigns
         .record_callback(id, &form, s.scope().as_ref(), &s.actor())
         .await?;
-    Ok(Json(serde_json::to_value(cb).map_err(engine)?))
+    Ok(Json(cb))
 }
 
 #[derive(Deserialize)]
@@ -284,7 +368,7 @@ pub(crate) struct AuditQuery {
 pub(crate) async fn audit(
     State(state): State<AppState>,
     q: Result<Query<AuditQuery>, QueryRejection>,
-) -> Answer {
+) -> ApiResult<Json<AuditAnswer>> {
     let Query(q) = q?;
     let limit = q.limit.unwrap_or(200);
     if limit == 0 || limit > 5000 {
@@ -300,5 +384,11 @@ pub(crate) async fn audit(
             limit,
         )
         .await?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(AuditAnswer { events }))
+}
+
+/// The newest audit events.
+#[derive(Serialize)]
+pub(crate) struct AuditAnswer {
+    events: Vec<retain_store::AuditEvent>,
 }

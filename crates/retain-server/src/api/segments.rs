@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Answer, engine};
+use super::engine;
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
@@ -146,12 +146,13 @@ pub(crate) struct Masked {
     msisdn: String,
 }
 
-pub(crate) async fn model(State(state): State<AppState>) -> Answer {
+pub(crate) async fn model(
+    State(state): State<AppState>,
+) -> ApiResult<Json<retain_model::ModelReport>> {
     let mut report = retain_model::read_model_report(&state.0.campaigns.workspace)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::unavailable("no churn model yet: run retain train first"))?;
-    if let Some(o) = report.as_object_mut() {
-        o.remove("model_dir");
-    }
+    // Paths of the server's disk are no business of the browser.
+    report.model_dir = PathBuf::new();
     Ok(Json(report))
 }
