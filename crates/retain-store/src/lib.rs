@@ -20,6 +20,7 @@ mod sql_campaign;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::AnyPool;
 
 pub use campaign::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MAX_NAME_BYTES,
@@ -58,16 +59,12 @@ pub struct IngestFileRecord {
     pub quarantine_file: String,
 }
 
-/// The operational store, over whichever backend the URL named.
+/// The operational store over SQLite or PostgreSQL, whichever the URL named. One SQL
+/// implementation serves both (see `sql.rs`), so each operation is written once.
 #[derive(Debug, Clone)]
 pub struct Store {
-    backend: Backend,
-}
-
-/// One SQL implementation serves both databases; see `sql.rs`.
-#[derive(Debug, Clone)]
-enum Backend {
-    Sql(sql::SqlStore),
+    pool: AnyPool,
+    d: sql::Dialect,
 }
 
 impl Store {
@@ -83,359 +80,20 @@ impl Store {
                 "{scheme}: use sqlite://PATH or postgres://USER@HOST/DATABASE"
             )));
         };
-        let backend = Backend::Sql(sql::SqlStore::connect(url, dialect).await?);
-        Ok(Store { backend })
-    }
-
-    /// Records the start of a run.
-    pub async fn begin_run(&self, kind: &str, params: &serde_json::Value) -> Result<RunId> {
-        match &self.backend {
-            Backend::Sql(s) => s.begin_run(kind, params).await,
-        }
-    }
-
-    /// Marks a run succeeded with its summary.
-    pub async fn finish_run(&self, run: RunId, summary: &serde_json::Value) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => s.end_run(run, "succeeded", Some(summary), None).await,
-        }
-    }
-
-    /// Marks a run failed with the error a user saw.
-    pub async fn fail_run(&self, run: RunId, error: &str) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => s.end_run(run, "failed", None, Some(error)).await,
-        }
-    }
-
-    /// Records the files of a successful load, in one transaction.
-    pub async fn record_ingest(&self, run: RunId, files: &[IngestFileRecord]) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => s.record_ingest(run, files).await,
-        }
-    }
-
-    /// Whether a file with this content was loaded into `table` before.
-    pub async fn loaded_before(&self, table: &str, sha256: &str) -> Result<bool> {
-        match &self.backend {
-            Backend::Sql(s) => s.loaded_before(table, sha256).await,
-        }
-    }
-
-    /// Replaces the stored offer library with `offers` (id, definition), in one transaction.
-    pub async fn replace_offers(&self, offers: &[(String, serde_json::Value)]) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => s.replace_offers(offers).await,
-        }
-    }
-
-    /// The stored offer library, by id.
-    pub async fn offers(&self) -> Result<Vec<(String, serde_json::Value)>> {
-        match &self.backend {
-            Backend::Sql(s) => s.offers().await,
-        }
-    }
-
-    /// Creates a draft campaign and audits it.
-    pub async fn create_campaign(&self, c: &NewCampaign, actor: &str) -> Result<i64> {
-        match &self.backend {
-            Backend::Sql(s) => s.create_campaign(c, actor).await,
-        }
-    }
-
-    /// One campaign.
-    pub async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.campaign(id).await,
-        }
-    }
-
-    /// Every campaign, oldest first.
-    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.campaigns().await,
-        }
-    }
-
-    /// Moves a campaign from one of `from` to `to`, storing `column` (`rehearsal` or
-    /// `evaluation`) when given, and audits it, in one transaction. A campaign in another state
-    /// is a [`Error::Conflict`].
-    pub async fn transition(
-        &self,
-        id: i64,
-        from: &[&str],
-        to: &str,
-        column: Option<(&str, &serde_json::Value)>,
-        event: &Audit<'_>,
-    ) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => s.transition(id, from, to, column, event).await,
-        }
-    }
-
-    /// Appends to the audit log.
-    pub async fn audit(&self, entity: &str, entity_id: &str, event: &Audit<'_>) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => s.audit(entity, entity_id, event).await,
-        }
+        Store::open(url, dialect).await
     }
 
     /// Closes every connection once it is returned; later calls fail. On SQLite the last
     /// connection to close folds the write-ahead log back into the database file.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sql(s) => s.pool.close().await,
-        }
+        self.pool.close().await;
     }
 
     /// Whether the store answers a trivial query: tells a store that is down from one that
     /// refuses a particular write.
     pub async fn ping(&self) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => {
-                sqlx::query("SELECT 1").execute(&s.pool).await?;
-                Ok(())
-            }
-        }
-    }
-
-    /// Appends journaled events in one transaction, in order: all of them or none. An event
-    /// whose key is already in the log is skipped; returns how many were new.
-    pub async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {
-        match &self.backend {
-            Backend::Sql(s) => s.append_journaled(events).await,
-        }
-    }
-
-    /// Moves journaled events into the audit log's bulk index (see the migration
-    /// `0007_audit_bulk_index.sql`): up to `max_rows` of them, sorted, `chunk_rows` to a
-    /// transaction, awaiting `between` after each chunk and stopping early when it answers
-    /// false. Returns how many events were indexed. Queries are right whether or not this has
-    /// run; it only keeps them fast.
-    pub async fn index_audit<F>(
-        &self,
-        max_rows: usize,
-        chunk_rows: usize,
-        between: impl FnMut() -> F,
-    ) -> Result<usize>
-    where
-        F: Future<Output = bool>,
-    {
-        match &self.backend {
-            Backend::Sql(s) => s.index_audit(max_rows, chunk_rows, between).await,
-        }
-    }
-
-    /// Journaled events not yet in the bulk index, and the highest event id indexed.
-    pub async fn audit_index_lag(&self) -> Result<(u64, i64)> {
-        match &self.backend {
-            Backend::Sql(s) => s.audit_index_lag().await,
-        }
-    }
-
-    /// The audit log of an entity kind, or of one entity, in order.
-    pub async fn audit_log(
-        &self,
-        entity: &str,
-        entity_id: Option<&str>,
-    ) -> Result<Vec<AuditEvent>> {
-        match &self.backend {
-            Backend::Sql(s) => s.audit_log(entity, entity_id).await,
-        }
-    }
-
-    /// The newest audit events first, optionally of one entity kind or one actor.
-    pub async fn audit_recent(
-        &self,
-        entity: Option<&str>,
-        actor: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<AuditEvent>> {
-        match &self.backend {
-            Backend::Sql(s) => s.audit_recent(entity, actor, limit).await,
-        }
-    }
-
-    /// Launches an approved campaign: its members, its work orders and its new status in one
-    /// transaction. A launched campaign is left as it is and its counts returned, so launching
-    /// again, or after a crash (which rolls the transaction back), never duplicates or loses a
-    /// work order.
-    pub async fn launch(
-        &self,
-        id: i64,
-        members: &[MemberRecord],
-        orders: &[NewWorkOrder],
-        event: &Audit<'_>,
-    ) -> Result<Launched> {
-        match &self.backend {
-            Backend::Sql(s) => s.launch(id, members, orders, event).await,
-        }
-    }
-
-    /// Adds work orders to a campaign in one transaction, skipping those it already has; returns
-    /// how many were new.
-    pub async fn add_work_orders(&self, id: i64, orders: &[NewWorkOrder]) -> Result<u64> {
-        match &self.backend {
-            Backend::Sql(s) => s.add_work_orders(id, orders).await,
-        }
-    }
-
-    /// A campaign's work orders.
-    pub async fn work_orders(&self, id: i64) -> Result<Vec<WorkOrderRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.work_orders(id).await,
-        }
-    }
-
-    /// One work order.
-    pub async fn work_order(&self, id: i64) -> Result<Option<WorkOrderRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.work_order(id).await,
-        }
-    }
-
-    /// Work orders of launched campaigns, open ones first and soonest due first; only those in
-    /// `scope` when given, only those of `status` when given.
-    pub async fn work_queue(
-        &self,
-        scope: Option<&Scope>,
-        status: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<WorkOrderRecord>> {
-        let (manager, branch) = Scope::filters(scope);
-        match &self.backend {
-            Backend::Sql(s) => s.work_queue(manager, branch, status, limit).await,
-        }
-    }
-
-    /// A subscriber's open work orders in launched campaigns, soonest due first: what the
-    /// counter or the phone should also do when the subscriber turns up.
-    pub async fn open_work_orders(&self, subscriber_id: i64) -> Result<Vec<WorkOrderRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.open_work_orders(subscriber_id).await,
-        }
-    }
-
-    /// The open work orders in launched campaigns of several subscribers at once, each
-    /// subscriber's soonest due first: one query for a group of requests, as the server's
-    /// work order reader asks.
-    pub async fn open_work_orders_of(
-        &self,
-        subscriber_ids: &[i64],
-    ) -> Result<Vec<WorkOrderRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.open_work_orders_of(subscriber_ids).await,
-        }
-    }
-
-    /// The contacts of launched campaigns, with refusals their callbacks found. An evaluated
-    /// campaign's contacts are in `campaign_history` by then.
-    pub async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
-        match &self.backend {
-            Backend::Sql(s) => s.planned_contacts().await,
-        }
-    }
-
-    /// (campaign, subscriber) of the members of launched campaigns other than `except`.
-    pub async fn running_members(&self, except: i64) -> Result<Vec<(i64, i64)>> {
-        match &self.backend {
-            Backend::Sql(s) => s.running_members(except).await,
-        }
-    }
-
-    /// A campaign's members.
-    pub async fn members(&self, id: i64) -> Result<Vec<MemberRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.members(id).await,
-        }
-    }
-
-    /// Records callbacks (a later one for the same work order replaces the earlier) and closes
-    /// their work orders, in one transaction; returns (inserted, updated).
-    pub async fn record_callbacks(
-        &self,
-        id: i64,
-        callbacks: &[CallbackRecord],
-        event: &Audit<'_>,
-    ) -> Result<(u64, u64)> {
-        match &self.backend {
-            Backend::Sql(s) => s.record_callbacks(id, callbacks, event).await,
-        }
-    }
-
-    /// A campaign's callbacks.
-    pub async fn callbacks(&self, id: i64) -> Result<Vec<CallbackRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.callbacks(id).await,
-        }
-    }
-
-    /// Records members' outcomes, replacing earlier ones, in one transaction.
-    pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord]) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => s.record_outcomes(id, outcomes).await,
-        }
-    }
-
-    /// A campaign's outcomes.
-    pub async fn outcomes(&self, id: i64) -> Result<Vec<OutcomeRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.outcomes(id).await,
-        }
-    }
-
-    /// Saves a new version of a plan template; returns the version.
-    pub async fn save_template(
-        &self,
-        name: &str,
-        definition: &serde_json::Value,
-        actor: &str,
-    ) -> Result<i64> {
-        match &self.backend {
-            Backend::Sql(s) => s.save_template(name, definition, actor).await,
-        }
-    }
-
-    /// Every saved template version.
-    pub async fn templates(&self) -> Result<Vec<TemplateRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.templates().await,
-        }
-    }
-
-    /// Replaces a user's password hash (an unknown name is [`Error::NotFound`]) and audits it.
-    pub async fn set_password(&self, name: &str, hash: &str, actor: &str) -> Result<()> {
-        match &self.backend {
-            Backend::Sql(s) => s.set_password(name, hash, actor).await,
-        }
-    }
-
-    /// Adds a user (a name taken is a [`Error::Conflict`]; a name, manager id or branch id
-    /// [`UserRecord::check`] refuses is [`Error::Invalid`]) and audits it.
-    pub async fn add_user(&self, user: &UserRecord, actor: &str) -> Result<()> {
-        user.check().map_err(Error::Invalid)?;
-        match &self.backend {
-            Backend::Sql(s) => s.add_user(user, actor).await,
-        }
-    }
-
-    /// Every user, by name.
-    pub async fn users(&self) -> Result<Vec<UserRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.users().await,
-        }
-    }
-
-    /// One user.
-    pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
-        Ok(self.users().await?.into_iter().find(|u| u.name == name))
-    }
-
-    /// The most recent runs, newest first.
-    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
-        match &self.backend {
-            Backend::Sql(s) => s.runs(limit).await,
-        }
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 }
 
@@ -887,12 +545,11 @@ mod tests {
 
     /// What was audited stays as it was: the store refuses updates and deletes.
     async fn audit_is_append_only(store: &Store) {
-        let Backend::Sql(s) = &store.backend;
         for sql in [
             "UPDATE audit_log SET actor = 'someone else'",
             "DELETE FROM audit_log",
         ] {
-            let err = sqlx::query(sql).execute(&s.pool).await.unwrap_err();
+            let err = sqlx::query(sql).execute(&store.pool).await.unwrap_err();
             assert!(err.to_string().contains("append-only"), "{sql}: {err}");
         }
         assert!(!store.audit_recent(None, None, 10).await.unwrap().is_empty());
@@ -1002,12 +659,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stopped, 0);
-        let Backend::Sql(s) = &store.backend;
         let unlisted: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM audit_journal_index \
              WHERE run NOT IN (SELECT run FROM audit_journal_runs)",
         )
-        .fetch_one(&s.pool)
+        .fetch_one(&store.pool)
         .await
         .unwrap();
         assert_eq!(unlisted, 128);

@@ -8,10 +8,10 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::query::{Query, QueryScalar};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::error::{Error, Result};
-use crate::{IngestFileRecord, RunId, RunRecord};
+use crate::{IngestFileRecord, RunId, RunRecord, Store};
 
 /// Which SQL the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +71,6 @@ where
     sqlx::query_scalar(AssertSqlSafe(d.translate(sql)))
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct SqlStore {
-    pub(crate) pool: AnyPool,
-    pub(crate) d: Dialect,
-}
-
 pub(crate) fn now() -> String {
     Utc::now().to_rfc3339()
 }
@@ -91,8 +85,9 @@ pub(crate) fn parse_json(text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("JSON {text:?}: {e}")))
 }
 
-impl SqlStore {
-    pub(crate) async fn connect(url: &str, d: Dialect) -> Result<Self> {
+impl Store {
+    /// Opens the pool and brings the schema up to date; [`Store::connect`] picks the dialect.
+    pub(crate) async fn open(url: &str, d: Dialect) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let url = match d {
             // Create the file on first use; sqlx turns foreign keys on and waits 5 s for locks.
@@ -131,7 +126,7 @@ impl SqlStore {
     }
 
     /// A transaction that holds the store's write lock from its first statement, so state read
-    /// in it cannot change before it commits: [`SqlStore::begin`] on SQLite, a self-exclusive
+    /// in it cannot change before it commits: [`Store::begin`] on SQLite, a self-exclusive
     /// lock on PostgreSQL (readers are not blocked).
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
         let mut tx = self.begin().await?;
@@ -146,7 +141,8 @@ impl SqlStore {
         }
     }
 
-    pub(crate) async fn begin_run(&self, kind: &str, params: &serde_json::Value) -> Result<RunId> {
+    /// Records the start of a run.
+    pub async fn begin_run(&self, kind: &str, params: &serde_json::Value) -> Result<RunId> {
         let id: i64 = query_scalar(self.d,
             "INSERT INTO runs (kind, started_at, status, params) VALUES (?, ?, 'running', ?) RETURNING id",
         )
@@ -158,7 +154,17 @@ impl SqlStore {
         Ok(RunId(id))
     }
 
-    pub(crate) async fn end_run(
+    /// Marks a run succeeded with its summary.
+    pub async fn finish_run(&self, run: RunId, summary: &serde_json::Value) -> Result<()> {
+        self.end_run(run, "succeeded", Some(summary), None).await
+    }
+
+    /// Marks a run failed with the error a user saw.
+    pub async fn fail_run(&self, run: RunId, error: &str) -> Result<()> {
+        self.end_run(run, "failed", None, Some(error)).await
+    }
+
+    async fn end_run(
         &self,
         run: RunId,
         status: &str,
@@ -179,10 +185,8 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn replace_offers(
-        &self,
-        offers: &[(String, serde_json::Value)],
-    ) -> Result<()> {
+    /// Replaces the stored offer library with `offers` (id, definition), in one transaction.
+    pub async fn replace_offers(&self, offers: &[(String, serde_json::Value)]) -> Result<()> {
         let mut tx = self.begin().await?;
         query(self.d, "DELETE FROM offers")
             .execute(&mut *tx)
@@ -202,7 +206,8 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn offers(&self) -> Result<Vec<(String, serde_json::Value)>> {
+    /// The stored offer library, by id.
+    pub async fn offers(&self) -> Result<Vec<(String, serde_json::Value)>> {
         let rows = query(self.d, "SELECT id, definition FROM offers ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
@@ -211,7 +216,8 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn record_ingest(&self, run: RunId, files: &[IngestFileRecord]) -> Result<()> {
+    /// Records the files of a successful load, in one transaction.
+    pub async fn record_ingest(&self, run: RunId, files: &[IngestFileRecord]) -> Result<()> {
         let mut tx = self.begin().await?;
         for f in files {
             query(
@@ -237,7 +243,8 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn loaded_before(&self, table: &str, sha256: &str) -> Result<bool> {
+    /// Whether a file with this content was loaded into `table` before.
+    pub async fn loaded_before(&self, table: &str, sha256: &str) -> Result<bool> {
         let found: Option<i64> = query_scalar(
             self.d,
             "SELECT 1 FROM ingest_files WHERE table_name = ? AND sha256 = ? LIMIT 1",
@@ -249,7 +256,8 @@ impl SqlStore {
         Ok(found.is_some())
     }
 
-    pub(crate) async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+    /// The most recent runs, newest first.
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
         let rows = query(
             self.d,
             "SELECT id, kind, started_at, finished_at, status, params, summary, error \
@@ -285,7 +293,7 @@ mod tests {
     async fn a_transaction_that_reads_first_waits_for_another_writer() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        let store = SqlStore::connect(&url, Dialect::Sqlite).await.unwrap();
+        let store = Store::open(&url, Dialect::Sqlite).await.unwrap();
         let mut holder = store.begin().await.unwrap();
         query(
             store.d,

@@ -4,13 +4,14 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::Store;
 use crate::campaign::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MemberRecord,
-    NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, TemplateRecord, UserRecord,
+    NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord, UserRecord,
     WorkOrderRecord,
 };
 use crate::error::{Error, Result};
-use crate::sql::{Dialect, SqlStore, now, parse_json, query, query_scalar};
+use crate::sql::{Dialect, now, parse_json, query, query_scalar};
 
 /// For crash tests: abort the process after inserting this many work orders of a launch,
 /// inside its transaction.
@@ -137,8 +138,9 @@ async fn count(
     Ok(n as u64)
 }
 
-impl SqlStore {
-    pub(crate) async fn create_campaign(&self, c: &NewCampaign, actor: &str) -> Result<i64> {
+impl Store {
+    /// Creates a draft campaign and audits it.
+    pub async fn create_campaign(&self, c: &NewCampaign, actor: &str) -> Result<i64> {
         let mut tx = self.begin().await?;
         let at = now();
         let id: i64 = query_scalar(self.d,
@@ -180,7 +182,8 @@ impl SqlStore {
         Ok(id)
     }
 
-    pub(crate) async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>> {
+    /// One campaign.
+    pub async fn campaign(&self, id: i64) -> Result<Option<CampaignRecord>> {
         query(self.d, "SELECT * FROM campaigns WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -190,7 +193,8 @@ impl SqlStore {
             .transpose()
     }
 
-    pub(crate) async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
+    /// Every campaign, oldest first.
+    pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
         query(self.d, "SELECT * FROM campaigns ORDER BY id")
             .fetch_all(&self.pool)
             .await?
@@ -199,7 +203,10 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn transition(
+    /// Moves a campaign from one of `from` to `to`, storing `column` (`rehearsal` or
+    /// `evaluation`) when given, and audits it, in one transaction. A campaign in another state
+    /// is a [`Error::Conflict`].
+    pub async fn transition(
         &self,
         id: i64,
         from: &[&str],
@@ -255,16 +262,19 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn audit(&self, entity: &str, entity_id: &str, a: &Audit<'_>) -> Result<()> {
+    /// Appends to the audit log.
+    pub async fn audit(&self, entity: &str, entity_id: &str, a: &Audit<'_>) -> Result<()> {
         let mut tx = self.begin().await?;
         audit(self.d, &mut tx, entity, entity_id, a).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Journaled events in one transaction, by multi-row inserts that skip keys already
-    /// present.
-    pub(crate) async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {
+    /// Appends journaled events in one transaction, in order: all of them or none. An event
+    /// whose key is already in the log is skipped; returns how many were new.
+    ///
+    /// Multi-row inserts, each skipping the keys already present.
+    pub async fn append_journaled(&self, events: &[JournaledAudit]) -> Result<u64> {
         let mut tx = self.begin().await?;
         if self.d == Dialect::Postgres {
             // PostgreSQL hands out ids before commit, so one in flight can be below one already
@@ -297,7 +307,8 @@ impl SqlStore {
         Ok(appended)
     }
 
-    pub(crate) async fn audit_log(
+    /// The audit log of an entity kind, or of one entity, in order.
+    pub async fn audit_log(
         &self,
         entity: &str,
         entity_id: Option<&str>,
@@ -330,7 +341,8 @@ impl SqlStore {
         rows.iter().map(audit_event).collect()
     }
 
-    pub(crate) async fn audit_index_lag(&self) -> Result<(u64, i64)> {
+    /// Journaled events not yet in the bulk index, and the highest event id indexed.
+    pub async fn audit_index_lag(&self) -> Result<(u64, i64)> {
         let upto: i64 = query_scalar(
             self.d,
             "SELECT coalesce(max(upto), 0) FROM audit_journal_runs",
@@ -347,12 +359,16 @@ impl SqlStore {
         Ok((u64::try_from(lag).unwrap_or(0), upto))
     }
 
-    /// Indexes up to `max_rows` journaled events past the last run as a new run: sorts them
-    /// into a temporary table and appends them from it to the index in key order, `chunk_rows`
-    /// at a time, each step a transaction of its own, awaiting `between` after each; stops
-    /// early, leaving the run unlisted, when it answers false. The rows never leave the
-    /// database. Returns how many events the new run holds.
-    pub(crate) async fn index_audit<F>(
+    /// Moves journaled events into the audit log's bulk index (see the migration
+    /// `0007_audit_bulk_index.sql`): up to `max_rows` of them, sorted, `chunk_rows` to a
+    /// transaction, awaiting `between` after each chunk and stopping early when it answers
+    /// false. Returns how many events were indexed. Queries are right whether or not this has
+    /// run; it only keeps them fast.
+    ///
+    /// A pass indexes the events past the last run as a new run: it sorts them into a temporary
+    /// table and appends them from it to the index in key order, each step a transaction of its
+    /// own; stopped early, it leaves the run unlisted. The rows never leave the database.
+    pub async fn index_audit<F>(
         &self,
         max_rows: usize,
         chunk_rows: usize,
@@ -495,7 +511,8 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn audit_recent(
+    /// The newest audit events first, optionally of one entity kind or one actor.
+    pub async fn audit_recent(
         &self,
         entity: Option<&str>,
         actor: Option<&str>,
@@ -514,7 +531,11 @@ impl SqlStore {
         rows.iter().map(audit_event).collect()
     }
 
-    pub(crate) async fn launch(
+    /// Launches an approved campaign: its members, its work orders and its new status in one
+    /// transaction. A launched campaign is left as it is and its counts returned, so launching
+    /// again, or after a crash (which rolls the transaction back), never duplicates or loses a
+    /// work order.
+    pub async fn launch(
         &self,
         id: i64,
         members: &[MemberRecord],
@@ -617,7 +638,9 @@ impl SqlStore {
         Ok(launched)
     }
 
-    pub(crate) async fn add_work_orders(&self, id: i64, orders: &[NewWorkOrder]) -> Result<u64> {
+    /// Adds work orders to a campaign in one transaction, skipping those it already has; returns
+    /// how many were new.
+    pub async fn add_work_orders(&self, id: i64, orders: &[NewWorkOrder]) -> Result<u64> {
         let mut tx = self.begin().await?;
         let mut added = 0;
         for w in orders {
@@ -627,7 +650,8 @@ impl SqlStore {
         Ok(added)
     }
 
-    pub(crate) async fn work_orders(&self, id: i64) -> Result<Vec<WorkOrderRecord>> {
+    /// A campaign's work orders.
+    pub async fn work_orders(&self, id: i64) -> Result<Vec<WorkOrderRecord>> {
         query(
             self.d,
             "SELECT * FROM work_orders WHERE campaign_id = ? ORDER BY id",
@@ -640,7 +664,8 @@ impl SqlStore {
         .collect()
     }
 
-    pub(crate) async fn work_order(&self, id: i64) -> Result<Option<WorkOrderRecord>> {
+    /// One work order.
+    pub async fn work_order(&self, id: i64) -> Result<Option<WorkOrderRecord>> {
         query(self.d, "SELECT * FROM work_orders WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -650,13 +675,15 @@ impl SqlStore {
             .transpose()
     }
 
-    pub(crate) async fn work_queue(
+    /// Work orders of launched campaigns, open ones first and soonest due first; only those in
+    /// `scope` when given, only those of `status` when given.
+    pub async fn work_queue(
         &self,
-        manager: Option<&str>,
-        branch: Option<&str>,
+        scope: Option<&Scope>,
         status: Option<&str>,
         limit: u32,
     ) -> Result<Vec<WorkOrderRecord>> {
+        let (manager, branch) = Scope::filters(scope);
         query(
             self.d,
             "SELECT w.* FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
@@ -675,7 +702,9 @@ impl SqlStore {
         .collect()
     }
 
-    pub(crate) async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
+    /// The contacts of launched campaigns, with refusals their callbacks found. An evaluated
+    /// campaign's contacts are in `campaign_history` by then.
+    pub async fn planned_contacts(&self) -> Result<Vec<PlannedContact>> {
         let rows = query(
             self.d,
             "SELECT w.campaign_id, w.subscriber_id, w.channel, w.offer_id, w.due_date, \
@@ -700,7 +729,8 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn running_members(&self, except: i64) -> Result<Vec<(i64, i64)>> {
+    /// (campaign, subscriber) of the members of launched campaigns other than `except`.
+    pub async fn running_members(&self, except: i64) -> Result<Vec<(i64, i64)>> {
         let rows = query(
             self.d,
             "SELECT m.campaign_id, m.subscriber_id FROM campaign_members m \
@@ -715,7 +745,8 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn members(&self, id: i64) -> Result<Vec<MemberRecord>> {
+    /// A campaign's members.
+    pub async fn members(&self, id: i64) -> Result<Vec<MemberRecord>> {
         let rows = query(
             self.d,
             "SELECT * FROM campaign_members WHERE campaign_id = ? ORDER BY subscriber_id",
@@ -747,7 +778,9 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn record_callbacks(
+    /// Records callbacks (a later one for the same work order replaces the earlier) and closes
+    /// their work orders, in one transaction; returns (inserted, updated).
+    pub async fn record_callbacks(
         &self,
         id: i64,
         callbacks: &[CallbackRecord],
@@ -810,7 +843,8 @@ impl SqlStore {
         Ok((inserted, updated))
     }
 
-    pub(crate) async fn callbacks(&self, id: i64) -> Result<Vec<CallbackRecord>> {
+    /// A campaign's callbacks.
+    pub async fn callbacks(&self, id: i64) -> Result<Vec<CallbackRecord>> {
         let rows = query(
             self.d,
             "SELECT cb.* FROM callbacks cb JOIN work_orders w ON w.id = cb.work_order_id \
@@ -835,7 +869,8 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord]) -> Result<()> {
+    /// Records members' outcomes, replacing earlier ones, in one transaction.
+    pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord]) -> Result<()> {
         let mut tx = self.begin().await?;
         for o in outcomes {
             query(self.d,
@@ -857,7 +892,8 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn outcomes(&self, id: i64) -> Result<Vec<OutcomeRecord>> {
+    /// A campaign's outcomes.
+    pub async fn outcomes(&self, id: i64) -> Result<Vec<OutcomeRecord>> {
         let rows = query(
             self.d,
             "SELECT * FROM campaign_outcomes WHERE campaign_id = ? ORDER BY subscriber_id",
@@ -877,7 +913,8 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn save_template(
+    /// Saves a new version of a plan template; returns the version.
+    pub async fn save_template(
         &self,
         name: &str,
         definition: &serde_json::Value,
@@ -918,7 +955,8 @@ impl SqlStore {
         Ok(version)
     }
 
-    pub(crate) async fn templates(&self) -> Result<Vec<TemplateRecord>> {
+    /// Every saved template version.
+    pub async fn templates(&self) -> Result<Vec<TemplateRecord>> {
         let rows = query(
             self.d,
             "SELECT * FROM plan_templates ORDER BY name, version",
@@ -938,7 +976,8 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn set_password(&self, name: &str, hash: &str, actor: &str) -> Result<()> {
+    /// Replaces a user's password hash (an unknown name is [`Error::NotFound`]) and audits it.
+    pub async fn set_password(&self, name: &str, hash: &str, actor: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         let changed = query(self.d, "UPDATE users SET password_hash = ? WHERE name = ?")
             .bind(hash)
@@ -965,7 +1004,10 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn add_user(&self, u: &UserRecord, actor: &str) -> Result<()> {
+    /// Adds a user (a name taken is a [`Error::Conflict`]; a name, manager id or branch id
+    /// [`UserRecord::check`] refuses is [`Error::Invalid`]) and audits it.
+    pub async fn add_user(&self, u: &UserRecord, actor: &str) -> Result<()> {
+        u.check().map_err(Error::Invalid)?;
         let mut tx = self.begin().await?;
         let exists: Option<i64> = query_scalar(self.d, "SELECT 1 FROM users WHERE name = ?")
             .bind(&u.name)
@@ -1007,7 +1049,8 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn users(&self) -> Result<Vec<UserRecord>> {
+    /// Every user, by name.
+    pub async fn users(&self) -> Result<Vec<UserRecord>> {
         let rows = query(self.d, "SELECT * FROM users ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
@@ -1027,7 +1070,15 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn open_work_orders_of(
+    /// One user.
+    pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        Ok(self.users().await?.into_iter().find(|u| u.name == name))
+    }
+
+    /// The open work orders in launched campaigns of several subscribers at once, each
+    /// subscriber's soonest due first: one query for a group of requests, as the server's
+    /// work order reader asks.
+    pub async fn open_work_orders_of(
         &self,
         subscriber_ids: &[i64],
     ) -> Result<Vec<WorkOrderRecord>> {
@@ -1050,10 +1101,9 @@ impl SqlStore {
         Ok(out)
     }
 
-    pub(crate) async fn open_work_orders(
-        &self,
-        subscriber_id: i64,
-    ) -> Result<Vec<WorkOrderRecord>> {
+    /// A subscriber's open work orders in launched campaigns, soonest due first: what the
+    /// counter or the phone should also do when the subscriber turns up.
+    pub async fn open_work_orders(&self, subscriber_id: i64) -> Result<Vec<WorkOrderRecord>> {
         self.open_work_orders_of(&[subscriber_id]).await
     }
 }
