@@ -13,8 +13,8 @@
 //! # Ok(()) }
 //! ```
 
-mod campaign;
 mod error;
+mod records;
 mod sql;
 mod sql_campaign;
 
@@ -22,12 +22,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyPool;
 
-pub use campaign::{
+pub use error::{Error, Result};
+pub use records::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MAX_NAME_BYTES,
     MemberRecord, NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord,
     UserRecord, WorkOrderRecord, check_scope_id, check_user_name,
 };
-pub use error::{Error, Result};
 
 /// The id of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -5,12 +5,12 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::Store;
-use crate::campaign::{
+use crate::error::{Error, Result};
+use crate::records::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MemberRecord,
     NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord, UserRecord,
     WorkOrderRecord,
 };
-use crate::error::{Error, Result};
 use crate::sql::{Dialect, now, parse_json, query, query_scalar};
 
 /// For crash tests: abort the process after inserting this many work orders of a launch,
