@@ -13,13 +13,18 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
+mod campaigns;
 mod error;
+mod library;
 mod records;
+mod responses;
+mod runs;
 mod sql;
-mod sql_campaign;
+mod users;
+mod work_orders;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use sqlx::AnyPool;
 
 pub use error::{Error, Result};
@@ -28,36 +33,7 @@ pub use records::{
     MemberRecord, NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord,
     UserRecord, WorkOrderRecord, check_scope_id, check_user_name,
 };
-
-/// The id of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RunId(pub i64);
-
-/// A recorded run.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRecord {
-    pub id: i64,
-    pub kind: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub status: String,
-    pub params: serde_json::Value,
-    pub summary: Option<serde_json::Value>,
-    pub error: Option<String>,
-}
-
-/// One input file loaded into a table.
-#[derive(Debug, Clone, Serialize)]
-pub struct IngestFileRecord {
-    pub table: String,
-    pub path: String,
-    pub sha256: String,
-    pub bytes: u64,
-    pub read: u64,
-    pub loaded: u64,
-    pub quarantined: u64,
-    pub quarantine_file: String,
-}
+pub use runs::{IngestFileRecord, RunId, RunRecord};
 
 /// The operational store over SQLite or PostgreSQL, whichever the URL named. One SQL
 /// implementation serves both (see `sql.rs`), so each operation is written once.

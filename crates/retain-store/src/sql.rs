@@ -1,17 +1,18 @@
 //! The store's SQL, one implementation for both backends: SQLite (a file in the workspace, WAL
 //! mode, one writer at a time) and PostgreSQL. Statements are written once with `?`
 //! placeholders and portable SQL; [`Dialect`] rewrites the placeholders for PostgreSQL and
-//! supplies the one statement that differs, taking the write lock.
+//! supplies the one statement that differs, taking the write lock. This module opens the store
+//! and its transactions; the statements live in the modules of what they store.
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::query::{Query, QueryScalar};
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Transaction};
 
+use crate::Store;
 use crate::error::{Error, Result};
-use crate::{IngestFileRecord, RunId, RunRecord, Store};
 
 /// Which SQL the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +72,17 @@ where
     sqlx::query_scalar(AssertSqlSafe(d.translate(sql)))
 }
 
-pub(crate) fn now() -> String {
-    Utc::now().to_rfc3339()
+/// Rows written or keys looked up per statement: at most seven parameters a row, well inside
+/// both databases' limits.
+pub(crate) const ROWS_PER_STATEMENT: usize = 256;
+
+/// `count` copies of `item` separated by commas, for statements built for a number of rows.
+pub(crate) fn repeated(item: &str, count: usize) -> String {
+    vec![item; count].join(", ")
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::Corrupt(format!("timestamp {text:?}: {e}")))
+pub(crate) fn now() -> String {
+    Utc::now().to_rfc3339()
 }
 
 pub(crate) fn parse_json(text: &str) -> Result<serde_json::Value> {
@@ -139,149 +143,6 @@ impl Store {
                 Ok(tx)
             }
         }
-    }
-
-    /// Records the start of a run.
-    pub async fn begin_run(&self, kind: &str, params: &serde_json::Value) -> Result<RunId> {
-        let id: i64 = query_scalar(self.d,
-            "INSERT INTO runs (kind, started_at, status, params) VALUES (?, ?, 'running', ?) RETURNING id",
-        )
-        .bind(kind)
-        .bind(now())
-        .bind(params.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(RunId(id))
-    }
-
-    /// Marks a run succeeded with its summary.
-    pub async fn finish_run(&self, run: RunId, summary: &serde_json::Value) -> Result<()> {
-        self.end_run(run, "succeeded", Some(summary), None).await
-    }
-
-    /// Marks a run failed with the error a user saw.
-    pub async fn fail_run(&self, run: RunId, error: &str) -> Result<()> {
-        self.end_run(run, "failed", None, Some(error)).await
-    }
-
-    async fn end_run(
-        &self,
-        run: RunId,
-        status: &str,
-        summary: Option<&serde_json::Value>,
-        error: Option<&str>,
-    ) -> Result<()> {
-        query(
-            self.d,
-            "UPDATE runs SET finished_at = ?, status = ?, summary = ?, error = ? WHERE id = ?",
-        )
-        .bind(now())
-        .bind(status)
-        .bind(summary.map(ToString::to_string))
-        .bind(error)
-        .bind(run.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Replaces the stored offer library with `offers` (id, definition), in one transaction.
-    pub async fn replace_offers(&self, offers: &[(String, serde_json::Value)]) -> Result<()> {
-        let mut tx = self.begin().await?;
-        query(self.d, "DELETE FROM offers")
-            .execute(&mut *tx)
-            .await?;
-        for (id, definition) in offers {
-            query(
-                self.d,
-                "INSERT INTO offers (id, definition, updated_at) VALUES (?, ?, ?)",
-            )
-            .bind(id)
-            .bind(definition.to_string())
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The stored offer library, by id.
-    pub async fn offers(&self) -> Result<Vec<(String, serde_json::Value)>> {
-        let rows = query(self.d, "SELECT id, definition FROM offers ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.get::<String, _>(0), parse_json(&r.get::<String, _>(1))?)))
-            .collect()
-    }
-
-    /// Records the files of a successful load, in one transaction.
-    pub async fn record_ingest(&self, run: RunId, files: &[IngestFileRecord]) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for f in files {
-            query(
-                self.d,
-                "INSERT INTO ingest_files (run_id, table_name, path, sha256, bytes, read_rows, \
-                 loaded_rows, quarantined_rows, quarantine_file, loaded_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run.0)
-            .bind(&f.table)
-            .bind(&f.path)
-            .bind(&f.sha256)
-            .bind(f.bytes as i64)
-            .bind(f.read as i64)
-            .bind(f.loaded as i64)
-            .bind(f.quarantined as i64)
-            .bind(&f.quarantine_file)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Whether a file with this content was loaded into `table` before.
-    pub async fn loaded_before(&self, table: &str, sha256: &str) -> Result<bool> {
-        let found: Option<i64> = query_scalar(
-            self.d,
-            "SELECT 1 FROM ingest_files WHERE table_name = ? AND sha256 = ? LIMIT 1",
-        )
-        .bind(table)
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(found.is_some())
-    }
-
-    /// The most recent runs, newest first.
-    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
-        let rows = query(
-            self.d,
-            "SELECT id, kind, started_at, finished_at, status, params, summary, error \
-             FROM runs ORDER BY id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let finished: Option<String> = row.try_get("finished_at")?;
-                let summary: Option<String> = row.try_get("summary")?;
-                Ok(RunRecord {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    started_at: parse_time(&row.try_get::<String, _>("started_at")?)?,
-                    finished_at: finished.as_deref().map(parse_time).transpose()?,
-                    status: row.try_get("status")?,
-                    params: parse_json(&row.try_get::<String, _>("params")?)?,
-                    summary: summary.as_deref().map(parse_json).transpose()?,
-                    error: row.try_get("error")?,
-                })
-            })
-            .collect()
     }
 }
 
