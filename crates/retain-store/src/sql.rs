@@ -150,6 +150,20 @@ impl Store {
 mod tests {
     use super::*;
 
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        let sql = "SELECT '?' FROM t WHERE a = ? AND (?2 IS NULL OR b = ?2) AND c = ?";
+        assert_eq!(
+            Dialect::translate(Dialect::Postgres, "SELECT '?' FROM t WHERE a = ? AND c = ?"),
+            "SELECT '?' FROM t WHERE a = $1 AND c = $2"
+        );
+        assert_eq!(
+            Dialect::translate(Dialect::Postgres, "WHERE (?1 IS NULL OR e = ?1) LIMIT ?3"),
+            "WHERE ($1 IS NULL OR e = $1) LIMIT $3"
+        );
+        assert_eq!(Dialect::translate(Dialect::Sqlite, sql), sql);
+    }
+
     #[tokio::test]
     async fn a_transaction_that_reads_first_waits_for_another_writer() {
         let dir = tempfile::tempdir().unwrap();
