@@ -1,17 +1,18 @@
 //! The store's SQL, one implementation for both backends: SQLite (a file in the workspace, WAL
 //! mode, one writer at a time) and PostgreSQL. Statements are written once with `?`
 //! placeholders and portable SQL; [`Dialect`] rewrites the placeholders for PostgreSQL and
-//! supplies the one statement that differs, taking the write lock.
+//! supplies the one statement that differs, taking the write lock. This module opens the store
+//! and its transactions; the statements live in the modules of what they store.
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::query::{Query, QueryScalar};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Transaction};
 
+use crate::Store;
 use crate::error::{Error, Result};
-use crate::{IngestFileRecord, RunId, RunRecord};
 
 /// Which SQL the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,28 +72,26 @@ where
     sqlx::query_scalar(AssertSqlSafe(d.translate(sql)))
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct SqlStore {
-    pub(crate) pool: AnyPool,
-    pub(crate) d: Dialect,
+/// Rows written or keys looked up per statement: at most seven parameters a row, well inside
+/// both databases' limits.
+pub(crate) const ROWS_PER_STATEMENT: usize = 256;
+
+/// `count` copies of `item` separated by commas, for statements built for a number of rows.
+pub(crate) fn repeated(item: &str, count: usize) -> String {
+    vec![item; count].join(", ")
 }
 
 pub(crate) fn now() -> String {
     Utc::now().to_rfc3339()
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::Corrupt(format!("timestamp {text:?}: {e}")))
-}
-
 pub(crate) fn parse_json(text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("JSON {text:?}: {e}")))
 }
 
-impl SqlStore {
-    pub(crate) async fn connect(url: &str, d: Dialect) -> Result<Self> {
+impl Store {
+    /// Opens the pool and brings the schema up to date; [`Store::connect`] picks the dialect.
+    pub(crate) async fn open(url: &str, d: Dialect) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let url = match d {
             // Create the file on first use; sqlx turns foreign keys on and waits 5 s for locks.
@@ -131,7 +130,7 @@ impl SqlStore {
     }
 
     /// A transaction that holds the store's write lock from its first statement, so state read
-    /// in it cannot change before it commits: [`SqlStore::begin`] on SQLite, a self-exclusive
+    /// in it cannot change before it commits: [`Store::begin`] on SQLite, a self-exclusive
     /// lock on PostgreSQL (readers are not blocked).
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
         let mut tx = self.begin().await?;
@@ -145,147 +144,31 @@ impl SqlStore {
             }
         }
     }
-
-    pub(crate) async fn begin_run(&self, kind: &str, params: &serde_json::Value) -> Result<RunId> {
-        let id: i64 = query_scalar(self.d,
-            "INSERT INTO runs (kind, started_at, status, params) VALUES (?, ?, 'running', ?) RETURNING id",
-        )
-        .bind(kind)
-        .bind(now())
-        .bind(params.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(RunId(id))
-    }
-
-    pub(crate) async fn end_run(
-        &self,
-        run: RunId,
-        status: &str,
-        summary: Option<&serde_json::Value>,
-        error: Option<&str>,
-    ) -> Result<()> {
-        query(
-            self.d,
-            "UPDATE runs SET finished_at = ?, status = ?, summary = ?, error = ? WHERE id = ?",
-        )
-        .bind(now())
-        .bind(status)
-        .bind(summary.map(ToString::to_string))
-        .bind(error)
-        .bind(run.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn replace_offers(
-        &self,
-        offers: &[(String, serde_json::Value)],
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        query(self.d, "DELETE FROM offers")
-            .execute(&mut *tx)
-            .await?;
-        for (id, definition) in offers {
-            query(
-                self.d,
-                "INSERT INTO offers (id, definition, updated_at) VALUES (?, ?, ?)",
-            )
-            .bind(id)
-            .bind(definition.to_string())
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(crate) async fn offers(&self) -> Result<Vec<(String, serde_json::Value)>> {
-        let rows = query(self.d, "SELECT id, definition FROM offers ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.get::<String, _>(0), parse_json(&r.get::<String, _>(1))?)))
-            .collect()
-    }
-
-    pub(crate) async fn record_ingest(&self, run: RunId, files: &[IngestFileRecord]) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for f in files {
-            query(
-                self.d,
-                "INSERT INTO ingest_files (run_id, table_name, path, sha256, bytes, read_rows, \
-                 loaded_rows, quarantined_rows, quarantine_file, loaded_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run.0)
-            .bind(&f.table)
-            .bind(&f.path)
-            .bind(&f.sha256)
-            .bind(f.bytes as i64)
-            .bind(f.read as i64)
-            .bind(f.loaded as i64)
-            .bind(f.quarantined as i64)
-            .bind(&f.quarantine_file)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(crate) async fn loaded_before(&self, table: &str, sha256: &str) -> Result<bool> {
-        let found: Option<i64> = query_scalar(
-            self.d,
-            "SELECT 1 FROM ingest_files WHERE table_name = ? AND sha256 = ? LIMIT 1",
-        )
-        .bind(table)
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(found.is_some())
-    }
-
-    pub(crate) async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
-        let rows = query(
-            self.d,
-            "SELECT id, kind, started_at, finished_at, status, params, summary, error \
-             FROM runs ORDER BY id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let finished: Option<String> = row.try_get("finished_at")?;
-                let summary: Option<String> = row.try_get("summary")?;
-                Ok(RunRecord {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    started_at: parse_time(&row.try_get::<String, _>("started_at")?)?,
-                    finished_at: finished.as_deref().map(parse_time).transpose()?,
-                    status: row.try_get("status")?,
-                    params: parse_json(&row.try_get::<String, _>("params")?)?,
-                    summary: summary.as_deref().map(parse_json).transpose()?,
-                    error: row.try_get("error")?,
-                })
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        let sql = "SELECT '?' FROM t WHERE a = ? AND (?2 IS NULL OR b = ?2) AND c = ?";
+        assert_eq!(
+            Dialect::translate(Dialect::Postgres, "SELECT '?' FROM t WHERE a = ? AND c = ?"),
+            "SELECT '?' FROM t WHERE a = $1 AND c = $2"
+        );
+        assert_eq!(
+            Dialect::translate(Dialect::Postgres, "WHERE (?1 IS NULL OR e = ?1) LIMIT ?3"),
+            "WHERE ($1 IS NULL OR e = $1) LIMIT $3"
+        );
+        assert_eq!(Dialect::translate(Dialect::Sqlite, sql), sql);
+    }
+
     #[tokio::test]
     async fn a_transaction_that_reads_first_waits_for_another_writer() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        let store = SqlStore::connect(&url, Dialect::Sqlite).await.unwrap();
+        let store = Store::open(&url, Dialect::Sqlite).await.unwrap();
         let mut holder = store.begin().await.unwrap();
         query(
             store.d,
