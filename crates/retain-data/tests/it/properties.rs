@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use proptest::prelude::*;
 use retain_data::{IngestOptions, Table, Workspace, ingest};
 
-use super::{fixture, with_subscribers};
+use crate::common::{fixture, with_subscribers};
 
 static LOADS: AtomicUsize = AtomicUsize::new(0);
 

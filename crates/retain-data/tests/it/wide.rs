@@ -8,7 +8,9 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
 use retain_data::{Error, IngestOptions, IngestReport, Mapping, Table, Workspace, ingest};
 
-use crate::{Setup, fixture, load, manifest_dir, options, quarantine, table_batches, workspace};
+use crate::common::{
+    Setup, fixture, load, manifest_dir, options, quarantine, table_batches, workspace,
+};
 
 const EXPORT: &str = "telecom_india_wide.csv";
 
