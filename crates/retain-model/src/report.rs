@@ -149,7 +149,9 @@ pub fn write_model_report(workspace: &Workspace, report: &ModelReport) -> Result
 
 /// The newest training's report, if a model was trained.
 pub fn read_model_report(workspace: &Workspace) -> Result<Option<ModelReport>> {
-    Ok(retain_data::read_json(&workspace.root().join("reports").join(FILE))?)
+    Ok(retain_data::read_json(
+        &workspace.root().join("reports").join(FILE),
+    )?)
 }
 
 /// The synthetic truth's cause of each churner, mapped to the model's reason categories.
