@@ -15,6 +15,7 @@
 
 mod catalog;
 mod csvline;
+mod operator;
 mod subscriber;
 
 use std::fs::File;
@@ -41,7 +42,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The synthesized files could not be loaded.
+    #[error(transparent)]
+    Load(#[from] retain_data::Error),
 }
+
+pub use operator::synthetic_workspace;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

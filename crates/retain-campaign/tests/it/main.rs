@@ -7,7 +7,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use retain_campaign::{Actor, Campaigns, CreateRequest, Error, Role};
-use retain_data::{IngestOptions, Table, Workspace, ingest};
+use retain_data::Workspace;
 
 fn as_of() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
@@ -20,22 +20,7 @@ fn operator(dir: &Path, subscribers: u64) -> Workspace {
         seed: 11,
         ..Default::default()
     };
-    let ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
-    let summary =
-        retain_synth::synthesize(&params, &dir.join("in"), &ws.root().join("truth")).unwrap();
-    for (name, file) in &summary.files {
-        ingest(
-            &ws,
-            Table::from_name(name).unwrap(),
-            std::slice::from_ref(file),
-            &IngestOptions {
-                label: name.clone(),
-                ..IngestOptions::default()
-            },
-        )
-        .unwrap();
-    }
-    ws
+    retain_synth::synthetic_workspace(&params, dir).unwrap()
 }
 
 /// Churn scores from an oracle that knows who intends to leave: the campaign loop is under

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use chrono::{Duration, NaiveDate, NaiveTime};
-use retain_data::{IngestOptions, Table, Workspace, ingest};
+use retain_data::Workspace;
 use retain_offers::{
     Channel, Contact, DecisionIndex, Level, MatchOptions, Strategy, arbitrate, run_match, verify,
 };
@@ -16,22 +16,7 @@ fn operator(dir: &std::path::Path) -> Workspace {
         seed: 5,
         ..Default::default()
     };
-    let ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
-    let summary =
-        retain_synth::synthesize(&params, &dir.join("in"), &ws.root().join("truth")).unwrap();
-    for (name, file) in &summary.files {
-        ingest(
-            &ws,
-            Table::from_name(name).unwrap(),
-            std::slice::from_ref(file),
-            &IngestOptions {
-                label: name.clone(),
-                ..IngestOptions::default()
-            },
-        )
-        .unwrap();
-    }
-    ws
+    retain_synth::synthetic_workspace(&params, dir).unwrap()
 }
 
 fn as_of() -> NaiveDate {

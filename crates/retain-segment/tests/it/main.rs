@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
-use retain_data::{IngestOptions, Table, Workspace, ingest};
+use retain_data::Workspace;
 use retain_segment::{ClusterNames, SegmentConfig};
 
 async fn operator(
@@ -16,21 +16,7 @@ async fn operator(
         seed: 11,
         ..Default::default()
     };
-    let ws = Workspace::create_or_open(&dir.join("ws")).unwrap();
-    let summary = retain_synth::synthesize(&params, &dir.join("in"), &dir.join("truth")).unwrap();
-    for (name, file) in &summary.files {
-        let table = Table::from_name(name).unwrap();
-        ingest(
-            &ws,
-            table,
-            std::slice::from_ref(file),
-            &IngestOptions {
-                label: name.clone(),
-                ..IngestOptions::default()
-            },
-        )
-        .unwrap();
-    }
+    let ws = retain_synth::synthetic_workspace(&params, dir).unwrap();
     let ctx = retain_features::session(&ws).await.unwrap();
     (ws, ctx)
 }

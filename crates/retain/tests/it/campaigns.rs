@@ -1,0 +1,240 @@
+//! The campaign loop from the command line, launched exactly once.
+
+use crate::common::*;
+
+#[test]
+fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let (ok, demo) = retain_json(&[
+        "demo",
+        "--subscribers",
+        "2000",
+        "--months",
+        "12",
+        "--seed",
+        "3",
+        "--dir",
+        s(&ws),
+        "--json",
+    ]);
+    assert!(ok, "{demo}");
+    // The demo ran the loop on the bundled weekly high-end template.
+    assert!(
+        demo["campaign"]["id"].as_i64().is_some(),
+        "{}",
+        demo["campaign"]
+    );
+    let w = s(&ws);
+    let (ok, templates) = retain_json(&["campaign", "templates", "--dir", w, "--json"]);
+    assert!(ok);
+    assert!(
+        templates["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "weekly-high-end"),
+        "{templates}"
+    );
+    let (ok, created) = retain_json(&[
+        "campaign",
+        "create",
+        "--dir",
+        w,
+        "--template",
+        "level-flow",
+        "--budget",
+        "30000",
+        "--json",
+    ]);
+    assert!(ok, "{created}");
+    let id = id_of(&created);
+    assert_eq!(created["approval_level"], 2);
+    let (ok, r) = retain_json(&["campaign", "rehearse", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok, "{r}");
+    assert!(r["projected"]["cost"].as_f64().unwrap() > 0.0, "{r}");
+    // A level-1 approver may not sign a level-2 budget; the refusal is audited.
+    let (ok, li) = user_add(
+        &[
+            "--dir",
+            w,
+            "--name",
+            "li",
+            "--role",
+            "approver",
+            "--approval-level",
+            "1",
+            "--json",
+        ],
+        "correct horse",
+    );
+    assert!(ok, "{li}");
+    assert!(li.get("password_hash").is_none(), "{li}");
+    let (ok, _) = user_add(
+        &["--dir", w, "--name", "li", "--role", "approver"],
+        "correct horse",
+    );
+    assert!(!ok, "a name is taken once");
+    let (ok, _) = user_add(&["--dir", w, "--name", "wu", "--role", "approver"], "short");
+    assert!(!ok, "passwords have at least 8 characters");
+    // A branch head is a manager scoped to a branch; a manager needs one scope or the other.
+    let (ok, zhao) = user_add(
+        &[
+            "--dir",
+            w,
+            "--name",
+            "zhao",
+            "--role",
+            "manager",
+            "--branch-id",
+            "NJ04",
+            "--json",
+        ],
+        "correct horse",
+    );
+    assert!(ok && zhao["branch_id"] == "NJ04", "{zhao}");
+    let (ok, _) = user_add(
+        &["--dir", w, "--name", "qian", "--role", "manager"],
+        "correct horse",
+    );
+    assert!(!ok, "a manager without a scope is refused");
+    let (ok, _) = user_add(
+        &[
+            "--dir",
+            w,
+            "--name",
+            "sun",
+            "--role",
+            "analyst",
+            "--branch-id",
+            "NJ04",
+        ],
+        "correct horse",
+    );
+    assert!(!ok, "only managers are scoped to a branch");
+    let out = retain(&["campaign", "approve", "--dir", w, "--id", &id, "--as", "li"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("level 2"));
+    let out = retain(&[
+        "campaign", "approve", "--dir", w, "--id", &id, "--as", "nobody",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user"));
+    let (_, shown) = retain_json(&["campaign", "show", "--dir", w, "--id", &id, "--json"]);
+    let refused: Vec<&serde_json::Value> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "approve_refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["actor"], "li");
+    let (ok, a) = retain_json(&["campaign", "approve", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok && a["status"] == "approved", "{a}");
+    let (ok, first) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok, "{first}");
+    let orders = first["work_orders"].as_u64().unwrap();
+    assert!(orders > 0);
+    let (ok, again) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok && again["created"] == false, "{again}");
+    assert_eq!(again["work_orders"].as_u64().unwrap(), orders);
+    let (ok, sim) = retain_json(&[
+        "campaign",
+        "callbacks",
+        "--dir",
+        w,
+        "--id",
+        &id,
+        "--simulate",
+        "--json",
+    ]);
+    assert!(ok, "{sim}");
+    let (ok, e) = retain_json(&["campaign", "evaluate", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok, "{e}");
+    for key in [
+        "treated_retention",
+        "control_retention",
+        "uplift",
+        "uplift_ci_low",
+        "uplift_ci_high",
+        "roi",
+    ] {
+        assert!(e[key].is_number(), "{key}: {e}");
+    }
+    let (lo, up, hi) = (
+        e["uplift_ci_low"].as_f64().unwrap(),
+        e["uplift"].as_f64().unwrap(),
+        e["uplift_ci_high"].as_f64().unwrap(),
+    );
+    assert!(lo <= up && up <= hi, "{e}");
+
+    // A launch killed inside its transaction leaves nothing; the next one makes one full set.
+    let (ok, created) = retain_json(&[
+        "campaign",
+        "create",
+        "--dir",
+        w,
+        "--template",
+        "level-flow",
+        "--budget",
+        "30000",
+        "--json",
+    ]);
+    assert!(ok, "{created}");
+    let id = id_of(&created);
+    assert!(
+        retain(&["campaign", "rehearse", "--dir", w, "--id", &id])
+            .status
+            .success()
+    );
+    assert!(
+        retain(&["campaign", "approve", "--dir", w, "--id", &id])
+            .status
+            .success()
+    );
+    let crashed = Command::new(env!("CARGO_BIN_EXE_retain"))
+        .args(["campaign", "launch", "--dir", w, "--id", &id])
+        .env("RETAIN_LOG", "warn")
+        .env("RETAIN_FAULT_ABORT_LAUNCH_AFTER", "2")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the launch was killed");
+    let (_, shown) = retain_json(&["campaign", "show", "--dir", w, "--id", &id, "--json"]);
+    assert_eq!(shown["campaign"]["status"], "approved", "{shown}");
+    assert_eq!(
+        (shown["work_orders"].as_u64(), shown["members"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let (ok, launched) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok && launched["created"] == true, "{launched}");
+    let (ok, twice) = retain_json(&["campaign", "launch", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok && twice["created"] == false, "{twice}");
+    let (_, shown) = retain_json(&["campaign", "show", "--dir", w, "--id", &id, "--json"]);
+    assert!(shown["treated"].as_u64().unwrap() > 2, "{shown}");
+    assert_eq!(
+        shown["work_orders"], shown["treated"],
+        "one work order per treated member"
+    );
+    assert_eq!(shown["work_orders"], launched["work_orders"]);
+    assert_eq!(shown["work_orders"], twice["work_orders"]);
+    // At the counter, the decision shows the subscriber's open work orders, number masked.
+    let file = launched["files"][0].as_str().unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(
+        text.lines().next().unwrap().split(',').nth(5),
+        Some("subscriber_id")
+    );
+    let (ok, decision) =
+        retain_json(&["decide", row[5], "--dir", w, "--channel", "store", "--json"]);
+    assert!(ok, "{decision}");
+    let open = decision["work_orders"].as_array().unwrap();
+    assert!(
+        open.iter()
+            .any(|o| o["campaign_id"].as_i64().map(|c| c.to_string()) == Some(id.clone())),
+        "{decision}"
+    );
+    assert!(open.iter().all(|o| o["details"].get("msisdn").is_none()));
+    let (ok, list) = retain_json(&["campaign", "list", "--dir", w, "--json"]);
+    assert!(ok);
+    assert_eq!(list["count"], 3);
+}

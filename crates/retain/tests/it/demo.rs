@@ -1,0 +1,330 @@
+//! The demo end to end: tables, truth, store and reports, reconciled.
+
+use crate::common::*;
+
+#[test]
+fn demo_leaves_tables_truth_and_store_and_reconciles() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let (ok, json) = retain_json(&[
+        "demo",
+        "--subscribers",
+        "1500",
+        "--months",
+        "12",
+        "--seed",
+        "7",
+        "--dir",
+        s(&ws),
+        "--json",
+    ]);
+    assert!(ok, "{json}");
+    for table in [
+        "plans",
+        "subscribers",
+        "contracts",
+        "usage_monthly",
+        "usage_weekly",
+        "events",
+        "campaign_history",
+    ] {
+        assert!(
+            ws.join("tables").join(table).join("data.parquet").exists(),
+            "{table}"
+        );
+    }
+    assert!(ws.join("truth/churn.csv").exists());
+    assert!(ws.join("truth/offer_effects.csv").exists());
+    assert!(ws.join("retain.db").exists());
+    let tables = json["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 7);
+    for t in tables {
+        assert_eq!(t["read"], t["loaded"], "synthetic data is clean: {t}");
+        assert_eq!(t["quarantined"], 0);
+    }
+    assert_eq!(json["overview"]["subscribers"], 1500);
+    assert_eq!(json["overview"]["months"].as_array().unwrap().len(), 12);
+    assert!(json["overview"]["cancelled"].as_i64().unwrap() > 0);
+    assert!(
+        json["warnings"]["red"].as_u64().is_some(),
+        "{}",
+        json["warnings"]
+    );
+    assert!(json["warn_backtest"]["levels"]["red"]["precision"].is_number());
+    assert!(!json["model"].is_null(), "{}", json["model"]);
+
+    // The early-warning interface: counts per level and the list file.
+    let (ok, warn) = retain_json(&["warn", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{warn}");
+    let listed = warn["red"].as_u64().unwrap()
+        + warn["yellow"].as_u64().unwrap()
+        + warn["blue"].as_u64().unwrap();
+    let file = std::fs::read_to_string(warn["warnings_file"].as_str().unwrap()).unwrap();
+    assert_eq!(file.lines().count() as u64, 1 + listed);
+    // A re-run for the same date compares with the list before that date (none here).
+    assert!(warn["changes"]["previous"].is_null());
+    assert_eq!(warn["changes"]["new"].as_u64().unwrap(), listed);
+    let (ok, backtest) = retain_json(&["warn", "--dir", s(&ws), "--backtest", "--json"]);
+    assert!(ok, "{backtest}");
+    for level in ["red", "yellow", "blue"] {
+        for key in ["precision", "recall", "lift"] {
+            assert!(
+                backtest["levels"][level][key].is_number(),
+                "{level}.{key}: {backtest}"
+            );
+        }
+    }
+
+    // Segmentation and the customer view.
+    let (ok, seg) = retain_json(&["segment", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{seg}");
+    let clusters = seg["clusters"].as_array().unwrap();
+    assert!((4..=12).contains(&clusters.len()));
+    for c in clusters {
+        for key in ["name_zh", "name_en", "size", "churn_rate"] {
+            assert!(!c[key].is_null(), "{key}: {c}");
+        }
+    }
+    for key in ["rfm_group", "value_tier", "lifecycle_stage"] {
+        assert!(
+            seg[key]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|v| v.as_u64().unwrap() > 0),
+            "{key}"
+        );
+    }
+    let (ok, customer) = retain_json(&["customer", "100000001", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{customer}");
+    for key in [
+        "profile",
+        "usage",
+        "events",
+        "warnings",
+        "churn",
+        "segments",
+        "tags",
+        "value",
+        "contacts",
+        "recommendations",
+    ] {
+        assert!(customer.get(key).is_some(), "{key}");
+    }
+    assert!(seg["tags"]["enterprise_member"].as_u64().unwrap() > 0);
+    let target = dir.path().join("target.csv");
+    let (ok, picked) = retain_json(&[
+        "target",
+        "--dir",
+        s(&ws),
+        "--tags",
+        "enterprise_member and not family_account",
+        "--out",
+        s(&target),
+        "--json",
+    ]);
+    assert!(ok, "{picked}");
+    let rows = std::fs::read_to_string(&target).unwrap().lines().count() as u64;
+    assert_eq!(rows, 1 + picked["count"].as_u64().unwrap());
+    let out = retain(&["customer", "42", "--dir", s(&ws), "--json"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("subscriber 42 is not in this workspace")
+    );
+
+    // Point-in-time features and a labelled training set.
+    let train = dir.path().join("train.parquet");
+    let (ok, t) = retain_json(&[
+        "features",
+        "--dir",
+        s(&ws),
+        "--training",
+        "--out",
+        s(&train),
+        "--json",
+    ]);
+    assert!(ok, "{t}");
+    assert!(t["rows"].as_u64().unwrap() > 1000 && train.exists());
+    assert_eq!(t["features"], 55);
+
+    // The demo computed the features once; matching read them rather than the tables.
+    assert_eq!(json["features"]["as_of"], json["matching"]["as_of"]);
+    assert_eq!(
+        json["matching"]["features"], "stored",
+        "{}",
+        json["matching"]
+    );
+    // The snapshot scoring and matching read: written again, it is read until a table changes.
+    let (ok, stored) = retain_json(&["features", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{stored}");
+    assert_eq!(stored["stored"], true);
+    assert_eq!(stored["features"], 55);
+    assert!(Path::new(stored["file"].as_str().unwrap()).exists());
+
+    // The churn model: train on the snapshots, then score everyone.
+    {
+        assert_eq!(json["model"]["score"]["features"], "stored");
+        let (ok, model) = retain_json(&["train", "--dir", s(&ws), "--json"]);
+        assert!(ok, "{model}");
+        for key in [
+            "auc",
+            "pr_auc",
+            "top_decile_lift",
+            "train_seconds",
+            "rows_train",
+            "rows_test",
+            "reason_top1_agreement",
+        ] {
+            assert!(model[key].is_number(), "{key}: {model}");
+        }
+        // 1,500 subscribers give one small training snapshot: only the shape is checked here;
+        // model quality is tested in retain-model.
+        assert!(
+            (0.0..=1.0).contains(&model["auc"].as_f64().unwrap()),
+            "{model}"
+        );
+        let (ok, scored) = retain_json(&["score", "--dir", s(&ws), "--json"]);
+        assert!(ok, "{scored}");
+        assert!(scored["scored"].as_u64().unwrap() > 1000);
+        assert_eq!(scored["features"], "stored", "{scored}");
+        // Scores from the snapshot are the scores from the tables, to the last digit.
+        let file = scored["scores_file"].as_str().unwrap().to_owned();
+        let from_snapshot = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_dir_all(ws.join("features")).unwrap();
+        let (ok, again) = retain_json(&["score", "--dir", s(&ws), "--json"]);
+        assert!(ok, "{again}");
+        assert_eq!(again["features"], "computed", "{again}");
+        assert!(
+            std::fs::read_to_string(&file).unwrap() == from_snapshot,
+            "scores differ between stored and computed features"
+        );
+        let (ok, _) = retain_json(&["features", "--dir", s(&ws), "--json"]);
+        assert!(ok);
+        // The customer view and lifetime values read the scores.
+        let (ok, customer) = retain_json(&["customer", "100000001", "--dir", s(&ws), "--json"]);
+        assert!(ok);
+        if customer["profile"]["status"] != "cancelled" {
+            assert_eq!(
+                customer["churn"]["available"], true,
+                "{}",
+                customer["churn"]
+            );
+            assert!(customer["churn"]["probability"].is_number());
+        }
+        let (ok, seg) = retain_json(&["segment", "--dir", s(&ws), "--json"]);
+        assert!(ok);
+        assert_eq!(seg["value_source"], "model");
+    }
+
+    // Offer matching: the interface, the verifier, the simulation against the truth.
+    assert_eq!(
+        json["matching"]["constraint_violations"], 0,
+        "{}",
+        json["matching"]
+    );
+    let (ok, matched) = retain_json(&["match", "--dir", s(&ws), "--budget", "800", "--json"]);
+    assert!(ok, "{matched}");
+    assert_eq!(matched["features"], "stored", "{matched}");
+    assert_eq!(matched["constraint_violations"], 0, "{matched}");
+    assert!(matched["assigned"].as_u64().unwrap() > 0, "{matched}");
+    assert!(matched["cost"].as_f64().unwrap() <= 800.0);
+    for key in ["retain", "random", "max_discount"] {
+        assert!(
+            matched["simulated_saved_value"][key].is_number(),
+            "{key}: {matched}"
+        );
+    }
+    assert!(matched["uplift"]["qini"].is_number());
+    let assignment = std::fs::read_to_string(matched["assignment_file"].as_str().unwrap()).unwrap();
+    let first: i64 = assignment
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (ok, decision) = retain_json(&[
+        "decide",
+        &first.to_string(),
+        "--dir",
+        s(&ws),
+        "--at",
+        "2026-11-02T10:00",
+        "--json",
+    ]);
+    assert!(ok, "{decision}");
+    assert_eq!(decision["at_risk"], true, "{decision}");
+    assert!(
+        !decision["offers"].as_array().unwrap().is_empty(),
+        "{decision}"
+    );
+    let (ok, customer) = retain_json(&["customer", &first.to_string(), "--dir", s(&ws), "--json"]);
+    assert!(ok);
+    assert_eq!(
+        customer["recommendations"]["available"], true,
+        "{}",
+        customer["recommendations"]
+    );
+    let (ok, offers) = retain_json(&["offers", "--dir", s(&ws), "--json"]);
+    assert!(ok);
+    assert_eq!(offers["offers"].as_array().unwrap().len(), 16);
+    let out = retain(&[
+        "match",
+        "--dir",
+        s(&ws),
+        "--budget",
+        "800",
+        "--offer",
+        "NO-SUCH",
+        "--json",
+    ]);
+    assert!(!out.status.success());
+
+    let (ok, status) = retain_json(&["status", "--dir", s(&ws), "--json"]);
+    assert!(ok);
+    let kinds: Vec<&str> = status["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    // The demo run started first; its ingest runs follow it.
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "demo").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"ingest"));
+    assert!(
+        status["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "succeeded")
+    );
+    // Offer eligibility reads tags; a broken library names the file, line and offer.
+    std::fs::write(
+        ws.join("offers.toml"),
+        "[[offer]]\nid = \"EXPIRY-CALL\"\nname_zh = \"到期提醒\"\nname_en = \"Expiry call\"\nkind = \"contract_renewal\"\ncost = { fixed = 5 }\neligibility = \"tag('contract_expiring')\"\nreasons = [\"contract_expiry\"]\nchannels = [\"outbound_call\"]\n",
+    )
+    .unwrap();
+    let (ok, matched) = retain_json(&["match", "--dir", s(&ws), "--budget", "800", "--json"]);
+    assert!(ok, "{matched}");
+    assert_eq!(matched["offers"], 1);
+    assert_eq!(matched["constraint_violations"], 0);
+    std::fs::write(
+        ws.join("offers.toml"),
+        "[[offer]]\nid = \"X\"\nkind = \"gift\"\n",
+    )
+    .unwrap();
+    let out = retain(&["match", "--dir", s(&ws), "--budget", "800", "--json"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("offers.toml:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(ws.join("offers.toml")).unwrap();
+}
