@@ -6,6 +6,8 @@
 #   bash bench/pipeline.sh [SUBSCRIBERS] [MONTHS] [DIR]
 #
 # Prints a Markdown table to stdout (paste into docs/benchmarks.md).
+#
+#   RETAIN_BIN   use this retain binary instead of building one (to compare two builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 subscribers="${1:-1000000}"
@@ -13,8 +15,12 @@ months="${2:-12}"
 dir="${3:-${TMPDIR:-/tmp}/retain-bench-$subscribers}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/retain-target}"
 export RETAIN_LOG="${RETAIN_LOG:-warn}"
-cargo build --release --quiet
-bin="$CARGO_TARGET_DIR/release/retain"
+if [ -n "${RETAIN_BIN:-}" ]; then
+  bin="$RETAIN_BIN"
+else
+  cargo build --release --quiet
+  bin="$CARGO_TARGET_DIR/release/retain"
+fi
 rm -rf "$dir"
 mkdir -p "$dir"
 

@@ -11,6 +11,9 @@ pub enum Error {
     /// The workspace's files could not be written or read.
     #[error(transparent)]
     Workspace(#[from] retain_data::Error),
+    /// The features or labels could not be computed.
+    #[error(transparent)]
+    Features(#[from] retain_features::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -23,6 +23,7 @@ mod shap;
 mod split;
 mod table;
 mod train;
+mod workspace_run;
 
 pub use error::{Error, Result};
 pub use eval::{EvalOptions, EvalReport, evaluate_files};
@@ -48,3 +49,4 @@ pub use train::{
     Blend, ChurnModel, FitReport, Fold, Platt, Score, TrainReport, fit, rolling_backtest,
     rows_where, snapshots, train,
 };
+pub use workspace_run::{ScoreDrift, ScoreSummary, TrainOptions, score_workspace, train_workspace};

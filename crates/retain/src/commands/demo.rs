@@ -54,15 +54,21 @@ struct DemoSummary {
     warn_backtest: Option<retain_warn::BacktestReport>,
     /// The feature snapshot computed once and read by scoring and matching.
     features: retain_features::stored::Manifest,
-    /// The churn model's training and scoring summaries (builds with the `model` feature, and
-    /// windows of 12 months or more).
-    model: Option<serde_json::Value>,
+    /// The churn model's training and scoring summaries (windows of 12 months or more).
+    model: Option<DemoModel>,
     segments: retain_segment::SegmentReport,
     matching: retain_offers::MatchReport,
     /// The campaign loop on the bundled `weekly-high-end` template, callbacks simulated.
     campaign: DemoCampaign,
     store: String,
     truth_dir: PathBuf,
+}
+
+/// The churn model the demo trained and the scores it wrote.
+#[derive(Debug, Serialize)]
+struct DemoModel {
+    train: retain_model::ModelReport,
+    score: retain_model::ScoreSummary,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
@@ -330,7 +336,7 @@ fn churn_model(
     store: &Store,
     workspace: &Workspace,
     months: u32,
-) -> anyhow::Result<Option<serde_json::Value>> {
+) -> anyhow::Result<Option<DemoModel>> {
     if months < 12 {
         tracing::warn!("the window is under 12 months: skipping the churn model");
         return Ok(None);
@@ -345,7 +351,7 @@ fn churn_model(
     };
     let train = super::train::execute(rt, store, workspace, &args)?;
     let score = super::train::score_execute(rt, workspace, None)?;
-    Ok(Some(serde_json::json!({ "train": train, "score": score })))
+    Ok(Some(DemoModel { train, score }))
 }
 
 fn describe(s: &DemoSummary) -> String {
@@ -409,15 +415,17 @@ fn describe(s: &DemoSummary) -> String {
     }
     match &s.model {
         Some(model) => {
-            let t = &model["train"];
+            let t = &model.train;
+            let agreement = t
+                .reason_top1_agreement
+                .map_or_else(|| "n/a".to_owned(), |a| a.to_string());
             let _ = writeln!(
                 text,
-                "churn model v{}: AUC {}, top-decile lift {}, top reason = true cause {}; scores → {}",
-                t["version"],
-                t["auc"],
-                t["top_decile_lift"],
-                t["reason_top1_agreement"],
-                model["score"]["scores_file"].as_str().unwrap_or("")
+                "churn model v{}: AUC {}, top-decile lift {}, top reason = true cause {agreement}; scores → {}",
+                t.version,
+                t.auc,
+                t.top_decile_lift,
+                model.score.scores_file.display()
             );
         }
         None => {

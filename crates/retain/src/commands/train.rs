@@ -3,8 +3,7 @@
 use std::fmt::Write as _;
 
 use retain_data::Workspace;
-use retain_features::{FeatureSet, LabelConfig};
-use retain_model::Table;
+use retain_model::{ModelReport, ScoreSummary, TrainOptions};
 use retain_store::Store;
 
 use crate::output;
@@ -24,75 +23,46 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Trains, saves and evaluates a model, recording the run; returns the `--json` object.
+/// Trains, saves and evaluates a model, recording the run.
 pub(crate) fn execute(
     rt: &tokio::runtime::Runtime,
     store: &Store,
     workspace: &Workspace,
     args: &Args,
-) -> anyhow::Result<serde_json::Value> {
-    let params =
-        serde_json::json!({ "horizon": args.horizon, "gap": args.gap, "backtest": args.backtest });
-    let work = || -> anyhow::Result<serde_json::Value> {
-        let set = FeatureSet::default_set();
-        let labels = LabelConfig {
-            suspension_gap_months: args.gap,
-            ..LabelConfig::default()
-        };
-        let (batches, snapshots) = rt.block_on(async {
-            // The sample is taken at the tables, so the feature plans aggregate only it.
-            let (ctx, _) = retain_features::sample_session(workspace, args.max_subscribers).await?;
-            let snapshots =
-                retain_features::observable_snapshots(&ctx, 6, args.horizon + args.gap).await?;
-            let batches =
-                retain_features::training_set(&ctx, &set, &snapshots, args.horizon, &labels)
-                    .await?;
-            Ok::<_, anyhow::Error>((batches, snapshots))
-        })?;
-        let table = Table::from_batches(&batches)?;
-        tracing::info!(rows = table.len(), "training set built");
-        let (model, report) = retain_model::train(&table)?;
-        tracing::info!(seconds = report.fit.train_seconds, "model trained");
-        let names: Vec<String> = snapshots
-            .iter()
-            .map(|s| s.format("%Y-%m").to_string())
-            .collect();
-        let (version, dir) = retain_model::save(workspace, &model, &report, names, args.horizon)?;
-
-        let summary = retain_model::model_report(
-            workspace,
-            &table,
-            (&model, &report),
-            (version, dir),
-            args.backtest,
-        )?;
-        retain_model::write_model_report(workspace, &summary)?;
-        Ok(serde_json::to_value(summary)?)
+) -> anyhow::Result<ModelReport> {
+    let options = TrainOptions {
+        horizon: args.horizon,
+        gap: args.gap,
+        backtest: args.backtest,
+        max_subscribers: args.max_subscribers,
     };
-    super::recorded(rt, store, "train", &params, work, |s| Ok(s.clone()))
+    let params = serde_json::to_value(&options)?;
+    let work = || Ok(rt.block_on(retain_model::train_workspace(workspace, &options))?);
+    super::recorded(rt, store, "train", &params, work, |s| {
+        Ok(serde_json::to_value(s)?)
+    })
 }
 
-fn describe(summary: &serde_json::Value) -> String {
+fn describe(r: &ModelReport) -> String {
     let mut text = format!(
         "churn model v{} → {}\n  test snapshot: AUC {}, PR-AUC {}, top-decile lift {}, log loss {}, Brier {}\n  rows: train {}, validation {}, test {}; {} trees in {:.1}s\n",
-        summary["version"],
-        summary["model_dir"].as_str().unwrap_or(""),
-        summary["auc"],
-        summary["pr_auc"],
-        summary["top_decile_lift"],
-        summary["log_loss"],
-        summary["brier"],
-        summary["rows_train"],
-        summary["rows_valid"],
-        summary["rows_test"],
-        summary["best_iteration"],
-        summary["train_seconds"].as_f64().unwrap_or(0.0)
+        r.version,
+        r.model_dir.display(),
+        r.auc,
+        r.pr_auc,
+        r.top_decile_lift,
+        r.log_loss,
+        r.brier,
+        r.rows_train,
+        r.rows_valid,
+        r.rows_test,
+        r.best_iteration,
+        r.train_seconds
     );
-    if !summary["reason_top1_agreement"].is_null() {
+    if let Some(agreement) = r.reason_top1_agreement {
         let _ = writeln!(
             text,
-            "  top reason = true cause for {} of caught churners",
-            summary["reason_top1_agreement"]
+            "  top reason = true cause for {agreement} of caught churners"
         );
     }
     text
@@ -107,75 +77,22 @@ pub(crate) fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     }
     output::print_text(&format!(
         "scored {} subscribers as of {} with model v{} → {}",
-        summary["scored"],
-        summary["as_of"].as_str().unwrap_or(""),
-        summary["model_version"],
-        summary["scores_file"].as_str().unwrap_or("")
+        summary.scored,
+        summary.as_of,
+        summary.model_version,
+        summary.scores_file.display()
     ));
     Ok(())
 }
 
-/// Scores everyone with the newest model and writes `scores/<as-of>.csv`.
+/// Scores everyone with the newest model and writes the scores.
 pub(crate) fn score_execute(
     rt: &tokio::runtime::Runtime,
     workspace: &Workspace,
     as_of: Option<&str>,
-) -> anyhow::Result<serde_json::Value> {
-    let Some((model, meta)) = retain_model::load_latest(workspace)? else {
-        anyhow::bail!("no churn model in this workspace: run `retain train` first");
-    };
-    let (scoring, as_of, origin) = rt.block_on(async {
-        let ctx = retain_features::session(workspace).await?;
-        let as_of = match as_of {
-            Some(text) => super::parse_as_of(text)?,
-            None => retain_features::default_as_of(&ctx, retain_features::Cadence::Monthly).await?,
-        };
-        let set = FeatureSet::default_set();
-        let parts = retain_features::feature_partitions(workspace)?;
-        let mut stream = retain_features::stored::features(workspace, &set, as_of, parts).await?;
-        let origin = stream.origin();
-        let mut scorer = retain_model::Scorer::new(&model);
-        while let Some(batch) = stream.next().await {
-            scorer.push(batch?)?;
-        }
-        Ok::<_, anyhow::Error>((scorer.finish()?, as_of, origin))
-    })?;
-    let retain_model::Scored {
-        ids,
-        probabilities,
-        reasons,
-    } = scoring;
-    let file = retain_model::write_scores(
-        workspace,
-        as_of,
-        meta.version,
-        &ids,
-        &probabilities,
-        &reasons,
-    )?;
-    // Drift against the scores before; an unreadable older file only costs the comparison.
-    let drift = retain_model::previous_scores(workspace, &file.path).and_then(|previous| {
-        let before: Vec<f64> = previous
-            .probabilities()
-            .map_err(|e| tracing::warn!("no score drift: {e}"))
-            .ok()?
-            .values()
-            .collect();
-        Some(serde_json::json!({
-            "against": previous.name(),
-            "psi": retain_model::psi(&before, &probabilities),
-        }))
-    });
-    Ok(serde_json::json!({
-        "as_of": as_of,
-        "model_version": meta.version,
-        "scored": ids.len(),
-        "explained": reasons.len(),
-        "features": origin,
-        "mean_probability": probabilities.iter().sum::<f64>() / ids.len().max(1) as f64,
-        "scores_file": file.path,
-        "score_drift": drift,
-    }))
+) -> anyhow::Result<ScoreSummary> {
+    let as_of = as_of.map(super::parse_as_of).transpose()?;
+    Ok(rt.block_on(retain_model::score_workspace(workspace, as_of))?)
 }
 
 /// `retain model …`.

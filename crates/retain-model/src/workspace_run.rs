@@ -1,0 +1,142 @@
+//! The churn model on a workspace: training on its history (a sample of subscribers above a
+//! size, labels built backwards from the suspension gap) and scoring everyone as of a date.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use retain_data::Workspace;
+use retain_features::{Cadence, FeatureSet, LabelConfig};
+use serde::Serialize;
+
+use crate::{Error, ModelReport, Result, Table};
+
+/// How `retain train` builds its training set.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOptions {
+    /// Months ahead the model predicts a cancellation.
+    pub horizon: u32,
+    /// Months of suspension before a cancellation (倒追): features end before them.
+    pub gap: u32,
+    /// Snapshots of the rolling time backtest (0: none).
+    pub backtest: usize,
+    /// Above this many subscribers, train on a sample of them taken at the tables.
+    pub max_subscribers: u64,
+}
+
+/// Trains a model on the workspace's history, saves it as the next version in the registry,
+/// and writes its evaluation report.
+pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> Result<ModelReport> {
+    let set = FeatureSet::default_set();
+    let labels = LabelConfig {
+        suspension_gap_months: options.gap,
+        ..LabelConfig::default()
+    };
+    // The sample is taken at the tables, so the feature plans aggregate only it.
+    let (ctx, _) = retain_features::sample_session(workspace, options.max_subscribers).await?;
+    let snapshots =
+        retain_features::observable_snapshots(&ctx, 6, options.horizon + options.gap).await?;
+    let batches =
+        retain_features::training_set(&ctx, &set, &snapshots, options.horizon, &labels).await?;
+    let table = Table::from_batches(&batches)?;
+    tracing::info!(rows = table.len(), "training set built");
+    let (model, report) = crate::train(&table)?;
+    tracing::info!(seconds = report.fit.train_seconds, "model trained");
+    let names = snapshots
+        .iter()
+        .map(|s| s.format("%Y-%m").to_string())
+        .collect();
+    let (version, dir) = crate::save(workspace, &model, &report, names, options.horizon)?;
+    let summary = crate::model_report(
+        workspace,
+        &table,
+        (&model, &report),
+        (version, dir),
+        options.backtest,
+    )?;
+    crate::write_model_report(workspace, &summary)?;
+    Ok(summary)
+}
+
+/// What scoring everyone did (the `retain score --json` object).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreSummary {
+    pub as_of: NaiveDate,
+    pub model_version: u32,
+    pub scored: usize,
+    /// Subscribers given reasons: the riskiest.
+    pub explained: usize,
+    pub features: retain_features::stored::Origin,
+    pub mean_probability: f64,
+    pub scores_file: PathBuf,
+    /// How far the probabilities moved from the scores before, if there were any.
+    pub score_drift: Option<ScoreDrift>,
+}
+
+/// The population stability of the probabilities against an earlier scoring.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreDrift {
+    pub against: String,
+    pub psi: f64,
+}
+
+/// Scores everyone with the newest model as of `as_of` (by default the month after the last
+/// one loaded) and writes the scores.
+pub async fn score_workspace(
+    workspace: &Workspace,
+    as_of: Option<NaiveDate>,
+) -> Result<ScoreSummary> {
+    let Some((model, meta)) = crate::load_latest(workspace)? else {
+        return Err(Error::Data(
+            "no churn model in this workspace: run `retain train` first".into(),
+        ));
+    };
+    let ctx = retain_features::session(workspace).await?;
+    let as_of = match as_of {
+        Some(date) => date,
+        None => retain_features::default_as_of(&ctx, Cadence::Monthly).await?,
+    };
+    let set = FeatureSet::default_set();
+    let parts = retain_features::feature_partitions(workspace)?;
+    let mut stream = retain_features::stored::features(workspace, &set, as_of, parts).await?;
+    let features = stream.origin();
+    let mut scorer = crate::Scorer::new(&model);
+    while let Some(batch) = stream.next().await {
+        scorer.push(batch?)?;
+    }
+    let crate::Scored {
+        ids,
+        probabilities,
+        reasons,
+    } = scorer.finish()?;
+    let file = crate::write_scores(
+        workspace,
+        as_of,
+        meta.version,
+        &ids,
+        &probabilities,
+        &reasons,
+    )?;
+    // Drift against the scores before; an unreadable older file only costs the comparison.
+    let score_drift = crate::previous_scores(workspace, &file.path).and_then(|previous| {
+        let before: Vec<f64> = previous
+            .probabilities()
+            .map_err(|e| tracing::warn!("no score drift: {e}"))
+            .ok()?
+            .values()
+            .collect();
+        Some(ScoreDrift {
+            against: previous.name(),
+            psi: crate::psi(&before, &probabilities),
+        })
+    });
+    Ok(ScoreSummary {
+        as_of,
+        model_version: meta.version,
+        scored: ids.len(),
+        explained: reasons.len(),
+        features,
+        mean_probability: probabilities.iter().sum::<f64>() / ids.len().max(1) as f64,
+        scores_file: file.path,
+        score_drift,
+    })
+}
