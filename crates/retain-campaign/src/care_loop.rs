@@ -93,7 +93,7 @@ impl Campaigns {
         };
         if let Some(c) = find(self.list().await?) {
             // A run that died between creating and launching it left a draft: launch it now.
-            if c.status == "draft" {
+            if c.status == retain_store::CampaignStatus::Draft {
                 self.launch_care(c.id, month, actor).await?;
             }
             return Ok(c.id);
@@ -129,8 +129,8 @@ impl Campaigns {
             .store
             .transition(
                 id,
-                &["draft"],
-                "launched",
+                &[retain_store::CampaignStatus::Draft],
+                retain_store::CampaignStatus::Launched,
                 None,
                 &Audit {
                     actor: &actor.name,

@@ -49,8 +49,8 @@ impl Campaigns {
         self.store
             .transition(
                 id,
-                &["launched", "evaluated"],
-                "evaluated",
+                &[retain_store::CampaignStatus::Launched, retain_store::CampaignStatus::Evaluated],
+                retain_store::CampaignStatus::Evaluated,
                 Some(("evaluation", &json)),
                 &Audit {
                     actor: &actor.name,

@@ -15,7 +15,7 @@ use crate::template::Template;
 
 impl Campaigns {
     pub(crate) fn require_launched(c: &CampaignRecord) -> Result<()> {
-        if matches!(c.status.as_str(), "launched" | "evaluated") {
+        if c.status.is_launched() {
             Ok(())
         } else {
             Err(Error::Conflict(format!(

@@ -56,7 +56,10 @@ impl Campaigns {
     pub async fn rehearse(&self, id: i64, actor: &Actor) -> Result<Rehearsal> {
         actor.may(Action::Plan)?;
         let c = self.get(id).await?;
-        if !matches!(c.status.as_str(), "draft" | "rehearsed") {
+        if !matches!(
+            c.status,
+            retain_store::CampaignStatus::Draft | retain_store::CampaignStatus::Rehearsed
+        ) {
             return Err(Error::Conflict(format!(
                 "campaign {id} is {}; only a draft or rehearsed campaign is rehearsed",
                 c.status
@@ -108,8 +111,8 @@ impl Campaigns {
         self.store
             .transition(
                 id,
-                &["draft", "rehearsed"],
-                "rehearsed",
+                &[retain_store::CampaignStatus::Draft, retain_store::CampaignStatus::Rehearsed],
+                retain_store::CampaignStatus::Rehearsed,
                 Some(("rehearsal", &json)),
                 &Audit {
                     actor: &actor.name,
@@ -152,14 +155,14 @@ impl Campaigns {
             return Err(e);
         }
         let (to, action) = if reject {
-            ("rejected", "reject")
+            (retain_store::CampaignStatus::Rejected, "reject")
         } else {
-            ("approved", "approve")
+            (retain_store::CampaignStatus::Approved, "approve")
         };
         self.store
             .transition(
                 id,
-                &["rehearsed"],
+                &[retain_store::CampaignStatus::Rehearsed],
                 to,
                 None,
                 &Audit {
@@ -181,8 +184,8 @@ impl Campaigns {
         actor.may(Action::Launch)?;
         let c = self.get(id).await?;
         let _busy = self.exclusive(id, "launched")?;
-        let (launched, projection) = match c.status.as_str() {
-            "launched" | "evaluated" => (
+        let (launched, projection) = match c.status {
+            retain_store::CampaignStatus::Launched | retain_store::CampaignStatus::Evaluated => (
                 self.store
                     .launch(
                         id,
@@ -197,7 +200,7 @@ impl Campaigns {
                     .await?,
                 None,
             ),
-            "approved" => {
+            retain_store::CampaignStatus::Approved => {
                 let p = self.plan_for(&c, None).await?;
                 if let Some(v) = p.violations.first() {
                     return Err(Error::Internal(format!(

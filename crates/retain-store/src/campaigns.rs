@@ -8,7 +8,9 @@ use sqlx::{Any, Row, Transaction};
 use crate::Store;
 use crate::audit::audit;
 use crate::error::{Error, Result};
-use crate::records::{Audit, CampaignRecord, Launched, MemberRecord, NewCampaign, NewWorkOrder};
+use crate::records::{
+    Audit, CampaignRecord, CampaignStatus, Launched, MemberRecord, NewCampaign, NewWorkOrder,
+};
 use crate::sql::{Dialect, now, parse_json, query, query_scalar};
 use crate::work_orders::insert_work_order;
 
@@ -34,7 +36,7 @@ fn campaign(row: &AnyRow) -> Result<CampaignRecord> {
         as_of: row.try_get("as_of")?,
         seed: row.try_get("seed")?,
         owner: row.try_get("owner")?,
-        status: row.try_get("status")?,
+        status: status(&row.try_get::<String, _>("status")?)?,
         approval_level: row.try_get("approval_level")?,
         rehearsal: json("rehearsal")?,
         evaluation: json("evaluation")?,
@@ -124,8 +126,8 @@ impl Store {
     pub async fn transition(
         &self,
         id: i64,
-        from: &[&str],
-        to: &str,
+        from: &[CampaignStatus],
+        to: CampaignStatus,
         column: Option<(&str, &serde_json::Value)>,
         event: &Audit<'_>,
     ) -> Result<()> {
@@ -139,11 +141,12 @@ impl Store {
         let Some(status) = status else {
             return Err(Error::NotFound(format!("campaign {id}")));
         };
-        if !from.contains(&status.as_str()) {
+        if !from.contains(&self::status(&status)?) {
+            let needs: Vec<&str> = from.iter().map(|s| s.code()).collect();
             return Err(Error::Conflict(format!(
                 "campaign {id} is {status}; {} needs it {}",
                 event.action,
-                from.join(" or ")
+                needs.join(" or ")
             )));
         }
         let q = match column {
@@ -158,7 +161,7 @@ impl Store {
                     other => return Err(Error::Corrupt(format!("no campaign column {other}"))),
                 };
                 query(self.d, sql)
-                    .bind(to)
+                    .bind(to.code())
                     .bind(now())
                     .bind(value.to_string())
                     .bind(id)
@@ -167,7 +170,7 @@ impl Store {
                 self.d,
                 "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ?",
             )
-            .bind(to)
+            .bind(to.code())
             .bind(now())
             .bind(id),
         };
@@ -202,9 +205,9 @@ impl Store {
         };
         let counts = "SELECT COUNT(*) FROM work_orders WHERE campaign_id = ?";
         let member_counts = "SELECT COUNT(*) FROM campaign_members WHERE campaign_id = ?";
-        match status.as_str() {
-            "approved" => {}
-            "launched" | "evaluated" => {
+        match self::status(&status)? {
+            CampaignStatus::Approved => {}
+            CampaignStatus::Launched | CampaignStatus::Evaluated => {
                 return Ok(Launched {
                     created: false,
                     work_orders: count(self.d, &mut tx, counts, id).await?,
@@ -332,4 +335,10 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A stored status; one the schema's check would refuse is corruption.
+fn status(code: &str) -> Result<CampaignStatus> {
+    CampaignStatus::from_code(code)
+        .ok_or_else(|| Error::Corrupt(format!("campaign status {code:?}")))
 }

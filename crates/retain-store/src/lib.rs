@@ -29,9 +29,9 @@ use sqlx::AnyPool;
 
 pub use error::{Error, Result};
 pub use records::{
-    Audit, AuditEvent, CallbackRecord, CampaignRecord, JournaledAudit, Launched, MAX_NAME_BYTES,
-    MemberRecord, NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope, TemplateRecord,
-    UserRecord, WorkOrderRecord, check_scope_id, check_user_name,
+    Audit, AuditEvent, CallbackRecord, CampaignRecord, CampaignStatus, JournaledAudit, Launched,
+    MAX_NAME_BYTES, MemberRecord, NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope,
+    TemplateRecord, UserRecord, WorkOrderRecord, check_scope_id, check_user_name,
 };
 pub use runs::{IngestFileRecord, RunId, RunRecord};
 

@@ -20,6 +20,60 @@ pub struct NewCampaign {
     pub approval_level: i64,
 }
 
+/// Where a campaign is in its loop: planned, rehearsed on a sample, approved or rejected,
+/// launched into work orders, evaluated against its control group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    Rehearsed,
+    Approved,
+    Rejected,
+    Launched,
+    Evaluated,
+}
+
+impl CampaignStatus {
+    pub const ALL: [CampaignStatus; 6] = [
+        CampaignStatus::Draft,
+        CampaignStatus::Rehearsed,
+        CampaignStatus::Approved,
+        CampaignStatus::Rejected,
+        CampaignStatus::Launched,
+        CampaignStatus::Evaluated,
+    ];
+
+    /// The code stored and shown.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Rehearsed => "rehearsed",
+            CampaignStatus::Approved => "approved",
+            CampaignStatus::Rejected => "rejected",
+            CampaignStatus::Launched => "launched",
+            CampaignStatus::Evaluated => "evaluated",
+        }
+    }
+
+    #[must_use]
+    pub fn from_code(code: &str) -> Option<CampaignStatus> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Whether its work orders exist: launched, or evaluated after.
+    #[must_use]
+    pub fn is_launched(self) -> bool {
+        matches!(self, CampaignStatus::Launched | CampaignStatus::Evaluated)
+    }
+}
+
+impl std::fmt::Display for CampaignStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 /// A stored campaign.
 #[derive(Debug, Clone, Serialize)]
 pub struct CampaignRecord {
@@ -33,7 +87,7 @@ pub struct CampaignRecord {
     pub as_of: String,
     pub seed: i64,
     pub owner: String,
-    pub status: String,
+    pub status: CampaignStatus,
     pub approval_level: i64,
     pub rehearsal: Option<serde_json::Value>,
     pub evaluation: Option<serde_json::Value>,

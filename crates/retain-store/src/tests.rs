@@ -136,8 +136,8 @@ async fn campaign_story(store: &Store) {
     store
         .transition(
             id,
-            &["draft"],
-            "rehearsed",
+            &[CampaignStatus::Draft],
+            CampaignStatus::Rehearsed,
             Some(("rehearsal", &serde_json::json!({"reach": 1}))),
             &event("rehearse"),
         )
@@ -145,12 +145,24 @@ async fn campaign_story(store: &Store) {
         .unwrap();
     assert!(
         store
-            .transition(id, &["draft"], "rehearsed", None, &event("rehearse"))
+            .transition(
+                id,
+                &[CampaignStatus::Draft],
+                CampaignStatus::Rehearsed,
+                None,
+                &event("rehearse")
+            )
             .await
             .is_err()
     );
     store
-        .transition(id, &["rehearsed"], "approved", None, &event("approve"))
+        .transition(
+            id,
+            &[CampaignStatus::Rehearsed],
+            CampaignStatus::Approved,
+            None,
+            &event("approve"),
+        )
         .await
         .unwrap();
     let first = store
@@ -192,11 +204,23 @@ async fn campaign_story(store: &Store) {
     // Another campaign planned on the same people before this one launched: refused whole.
     let other = store.create_campaign(&new, "ana").await.unwrap();
     store
-        .transition(other, &["draft"], "rehearsed", None, &event("rehearse"))
+        .transition(
+            other,
+            &[CampaignStatus::Draft],
+            CampaignStatus::Rehearsed,
+            None,
+            &event("rehearse"),
+        )
         .await
         .unwrap();
     store
-        .transition(other, &["rehearsed"], "approved", None, &event("approve"))
+        .transition(
+            other,
+            &[CampaignStatus::Rehearsed],
+            CampaignStatus::Approved,
+            None,
+            &event("approve"),
+        )
         .await
         .unwrap();
     let err = store
@@ -213,7 +237,7 @@ async fn campaign_story(store: &Store) {
     assert!(store.members(other).await.unwrap().is_empty());
     assert_eq!(
         store.campaign(other).await.unwrap().unwrap().status,
-        "approved"
+        CampaignStatus::Approved
     );
     let orders = store.work_orders(id).await.unwrap();
     assert_eq!(orders.len(), 1);
@@ -310,8 +334,8 @@ async fn campaign_story(store: &Store) {
     store
         .transition(
             id,
-            &["launched"],
-            "evaluated",
+            &[CampaignStatus::Launched],
+            CampaignStatus::Evaluated,
             Some(("evaluation", &serde_json::json!({"uplift": 0.1}))),
             &event("evaluate"),
         )

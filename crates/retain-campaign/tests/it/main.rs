@@ -106,7 +106,7 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
     };
     let created = c.create(&req, &analyst()).await.unwrap();
     assert_eq!(
-        (created.status.as_str(), created.approval_level),
+        (created.status.code(), created.approval_level),
         ("draft", 2)
     );
     // Nothing skips a step.
@@ -147,7 +147,7 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
         .approve(created.id, &approver(2), false, "ok")
         .await
         .unwrap();
-    assert_eq!(approved.status, "approved");
+    assert_eq!(approved.status, retain_store::CampaignStatus::Approved);
     assert!(matches!(
         c.launch(created.id, &approver(3)).await,
         Err(Error::Forbidden(_))
@@ -586,7 +586,10 @@ async fn parallel_launches_and_evaluations_lose_nothing() {
     assert!(before > 0);
     assert!(four(false).await >= 1);
     assert_eq!(history_rows(&ws).await, before + members.len() as i64);
-    assert_eq!(c.get(id).await.unwrap().status, "evaluated");
+    assert_eq!(
+        c.get(id).await.unwrap().status,
+        retain_store::CampaignStatus::Evaluated
+    );
     // Nothing of the evaluations' staging is left behind.
     let tables = ws.root().join("tables");
     let left: Vec<String> = std::fs::read_dir(&tables)

@@ -36,7 +36,7 @@ pub(crate) struct CampaignLine {
     name: String,
     kind: String,
     template: String,
-    status: String,
+    status: retain_store::CampaignStatus,
     budget: f64,
     as_of: String,
     owner: String,

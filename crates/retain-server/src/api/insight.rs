@@ -28,7 +28,7 @@ pub(crate) struct OverviewAnswer {
 pub(crate) struct CampaignResult {
     id: i64,
     name: String,
-    status: String,
+    status: retain_store::CampaignStatus,
     treated_retention: Option<Value>,
     control_retention: Option<Value>,
     uplift: Option<Value>,
