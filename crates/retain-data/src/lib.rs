@@ -21,6 +21,7 @@ mod schema;
 mod source;
 mod spreadsheet;
 mod stage;
+mod subscriber;
 mod table;
 mod workspace;
 
@@ -38,6 +39,7 @@ pub use schema::{
 };
 pub use source::SourceInfo;
 pub use spreadsheet::spreadsheet_cell;
+pub use subscriber::SubscriberId;
 pub use table::{TableWriter, read_batches, row_count};
 pub use workspace::{
     CONFIG_FILE, TableLock, Workspace, WorkspaceConfig, is_empty_path, newest_file, read_json,

@@ -513,6 +513,35 @@ mod tests {
     }
 
     #[test]
+    fn a_report_reads_back_as_written_and_a_missing_or_foreign_one_says_so() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Report {
+            as_of: String,
+            counts: Vec<u64>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reports").join("r.json");
+        assert_eq!(read_json::<Report>(&path).unwrap(), None);
+        let report = Report {
+            as_of: "2026-11-01".into(),
+            counts: vec![3, 1],
+        };
+        write_json(&path, &report).unwrap();
+        assert_eq!(read_json::<Report>(&path).unwrap(), Some(report));
+        // Nothing but the report is left beside it.
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
+        std::fs::write(&path, r#"{"as_of": 7}"#).unwrap();
+        let err = read_json::<Report>(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("r.json") && err.contains("not the JSON expected"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn opening_a_directory_that_is_not_a_workspace_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let err = Workspace::open(dir.path()).unwrap_err();

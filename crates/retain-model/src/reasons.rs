@@ -3,8 +3,10 @@
 
 use serde::Serialize;
 
-/// Reason categories: code, 中文.
-pub const CATEGORIES: &[(&str, &str)] = &[
+/// Churn reason codes and their Chinese names, the one list every stage speaks: the categories
+/// a retention team acts on, then `unknown` for a subscriber who shows no signal (offers are
+/// matched on it too).
+pub const REASON_CODES: &[(&str, &str)] = &[
     ("value_decline", "消费下滑"),
     ("network_quality", "网络质量"),
     ("service_complaints", "服务与投诉"),
@@ -12,7 +14,14 @@ pub const CATEGORIES: &[(&str, &str)] = &[
     ("contract_expiry", "合约/分摊到期"),
     ("billing_arrears", "账单与欠费"),
     ("low_engagement", "活跃度低"),
+    ("unknown", "无明显信号"),
 ];
+
+/// The reason categories the model explains with: every reason code but `unknown`.
+pub const CATEGORIES: &[(&str, &str)] = REASON_CODES
+    .split_last()
+    .expect("reason codes end with unknown")
+    .1;
 
 /// The category of a feature, by its name; profile features (tenure, age, plan, family) are no
 /// reason an agent can act on and have none.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use retain_data::Workspace;
+use retain_data::{SubscriberId, Workspace};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -30,7 +30,7 @@ const HEADER: [&str; 7] = [
 /// One subscriber's line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScoreLine {
-    pub subscriber_id: i64,
+    pub subscriber_id: SubscriberId,
     pub probability: f64,
     /// 1 is the riskiest tenth of the subscribers scored, 10 the safest.
     pub decile: u8,
@@ -202,10 +202,10 @@ impl ScoresFile {
     }
 
     /// One subscriber's line, if the subscriber was scored.
-    pub fn line(&self, subscriber_id: i64) -> Result<Option<ScoreLine>> {
+    pub fn line(&self, subscriber_id: SubscriberId) -> Result<Option<ScoreLine>> {
         let mut found = None;
         self.scan(|r| {
-            if self.field::<i64>(r, 0)? != subscriber_id {
+            if self.field::<i64>(r, 0)? != subscriber_id.get() {
                 return Ok(true);
             }
             let reasons = (3..6)
@@ -300,16 +300,16 @@ mod tests {
         assert_eq!(deciles[&6], 1);
         assert_eq!(deciles[&7], 10);
         assert_eq!(
-            latest.line(6).unwrap().unwrap(),
+            latest.line(SubscriberId(6)).unwrap().unwrap(),
             ScoreLine {
-                subscriber_id: 6,
+                subscriber_id: SubscriberId(6),
                 probability: 0.6,
                 decile: 1,
                 reasons: vec!["usage_decline".into(), "complaints".into()],
                 model_version: 3,
             }
         );
-        assert_eq!(latest.line(99).unwrap(), None);
+        assert_eq!(latest.line(SubscriberId(99)).unwrap(), None);
         // No temporary file is left beside it.
         let names = std::fs::read_dir(file.path.parent().unwrap())
             .unwrap()

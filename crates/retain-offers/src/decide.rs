@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{NaiveDate, NaiveDateTime};
+use retain_data::SubscriberId;
 use serde::Serialize;
 
 use crate::assign::Choice;
@@ -45,7 +46,7 @@ struct Entry {
 /// The answer for one subscriber.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
-    pub subscriber_id: i64,
+    pub subscriber_id: SubscriberId,
     pub msisdn: String,
     pub as_of: NaiveDate,
     pub at_risk: bool,
@@ -164,7 +165,7 @@ impl DecisionIndex {
         let Some(e) = self.entries.get(&id) else {
             let msisdn = self.numbers.get(&id).map_or(String::new(), |m| mask(m));
             return Some(Decision {
-                subscriber_id: id,
+                subscriber_id: SubscriberId(id),
                 msisdn,
                 as_of: self.as_of,
                 at_risk: false,
@@ -220,7 +221,7 @@ impl DecisionIndex {
                 .collect()
         };
         Some(Decision {
-            subscriber_id: id,
+            subscriber_id: SubscriberId(id),
             msisdn: mask(&e.msisdn),
             as_of: self.as_of,
             at_risk: true,

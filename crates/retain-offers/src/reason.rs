@@ -2,19 +2,10 @@
 //! model uses, so past campaign contacts and today's subscribers are read the same way.
 
 /// Reason codes (the model's reason categories, plus `unknown`) and their Chinese names.
-pub const REASONS: &[(&str, &str)] = &[
-    ("value_decline", "消费下滑"),
-    ("network_quality", "网络质量"),
-    ("service_complaints", "服务与投诉"),
-    ("competitor_lure", "竞争对手吸引"),
-    ("contract_expiry", "合约/分摊到期"),
-    ("billing_arrears", "账单与欠费"),
-    ("low_engagement", "活跃度低"),
-    ("unknown", "无明显信号"),
-];
+pub const REASONS: &[(&str, &str)] = retain_model::REASON_CODES;
 
 /// Index of `unknown` in [`REASONS`].
-pub const UNKNOWN: usize = 7;
+pub const UNKNOWN: usize = REASONS.len() - 1;
 
 #[must_use]
 pub fn reason_index(code: &str) -> Option<usize> {

@@ -2,7 +2,7 @@
 
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
-use retain_data::Workspace;
+use retain_data::{SubscriberId, Workspace};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -17,7 +17,7 @@ fn has(ctx: &SessionContext, table: &str) -> bool {
 }
 
 /// The latest warning list entry for the subscriber.
-fn latest_warning(workspace: &Workspace, id: i64) -> Result<Value> {
+fn latest_warning(workspace: &Workspace, id: SubscriberId) -> Result<Value> {
     let Some(list) = retain_warn::latest_list(workspace) else {
         return Ok(json!({ "listed": false, "note": "no warning run yet (retain warn)" }));
     };
@@ -36,7 +36,7 @@ fn latest_warning(workspace: &Workspace, id: i64) -> Result<Value> {
 }
 
 /// The subscriber's line of the newest churn scores.
-fn latest_score(workspace: &Workspace, id: i64) -> Result<Value> {
+fn latest_score(workspace: &Workspace, id: SubscriberId) -> Result<Value> {
     let Some(scores) = retain_model::latest_scores(workspace) else {
         return Ok(
             json!({ "available": false, "note": "no churn scores yet (retain train, then retain score)" }),
@@ -61,8 +61,9 @@ fn latest_score(workspace: &Workspace, id: i64) -> Result<Value> {
 pub async fn customer_360(
     ctx: &SessionContext,
     workspace: &Workspace,
-    id: i64,
+    subscriber: SubscriberId,
 ) -> Result<Option<Value>> {
+    let id = subscriber.get();
     if !has(ctx, "subscribers") {
         return Err(Error::BadRequest("no subscribers loaded".into()));
     }
@@ -191,8 +192,8 @@ pub async fn customer_360(
         "contracts": contracts,
         "usage": { "monthly": usage, "weekly": weekly },
         "events": events,
-        "warnings": latest_warning(workspace, id)?,
-        "churn": latest_score(workspace, id)?,
+        "warnings": latest_warning(workspace, subscriber)?,
+        "churn": latest_score(workspace, subscriber)?,
         "segments": segments,
         "tags": tags,
         "value": value,

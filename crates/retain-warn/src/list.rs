@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use retain_data::Workspace;
+use retain_data::{SubscriberId, Workspace};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ const HEADER: [&str; 10] = [
 /// One subscriber's entry as a list file holds it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listed {
-    pub subscriber_id: i64,
+    pub subscriber_id: SubscriberId,
     pub level: Level,
     pub score: i64,
     pub cohort: String,
@@ -155,7 +155,7 @@ impl ListFile {
 
     fn listed(&self, r: &csv::StringRecord) -> Result<Listed> {
         Ok(Listed {
-            subscriber_id: self.id(r)?,
+            subscriber_id: SubscriberId(self.id(r)?),
             level: self.level(r)?,
             score: r[2].parse().map_err(|_| self.invalid(r, 2))?,
             cohort: r[3].to_owned(),
@@ -188,10 +188,10 @@ impl ListFile {
     }
 
     /// One subscriber's entry with the rules that fired and their values, if listed.
-    pub fn find(&self, subscriber_id: i64) -> Result<Option<(Listed, serde_json::Value)>> {
+    pub fn find(&self, subscriber_id: SubscriberId) -> Result<Option<(Listed, serde_json::Value)>> {
         let mut found = None;
         self.scan(|r| {
-            if self.id(r)? != subscriber_id {
+            if self.id(r)? != subscriber_id.get() {
                 return Ok(true);
             }
             let details = serde_json::from_str(&r[9]).map_err(|_| self.invalid(r, 9))?;
@@ -359,10 +359,10 @@ mod tests {
             list.levels().unwrap(),
             HashMap::from([(7, Level::Red), (3, Level::Blue)])
         );
-        let (listed, details) = list.find(3).unwrap().unwrap();
+        let (listed, details) = list.find(SubscriberId(3)).unwrap().unwrap();
         assert_eq!(listed.score, 20);
         assert_eq!(details[0]["values"]["x"], serde_json::json!(2.0));
-        assert!(list.find(4).unwrap().is_none());
+        assert!(list.find(SubscriberId(4)).unwrap().is_none());
 
         write(&out, "2026-12-01-monthly", &warnings[..1]).unwrap();
         let all: Vec<String> = all_lists(&ws).into_iter().map(|l| l.name).collect();

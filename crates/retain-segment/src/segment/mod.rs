@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
-use retain_data::Workspace;
+use retain_data::{SubscriberId, Workspace};
 use retain_features::outputs;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
 /// Where one subscriber sits.
 #[derive(Debug, Clone, Serialize)]
 pub struct Placement {
-    pub subscriber_id: i64,
+    pub subscriber_id: SubscriberId,
     pub rfm: Option<(u8, u8, u8)>,
     pub rfm_group: Option<&'static str>,
     pub clv: Option<f64>,

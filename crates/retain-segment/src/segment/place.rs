@@ -7,6 +7,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
+use retain_data::SubscriberId;
+
 use super::Placement;
 use super::profiles::ClusterLabel;
 use super::rfm::{Rfm, percentile};
@@ -33,7 +35,7 @@ pub(super) fn place(
     for b in people {
         if !b.alive {
             placements.push(Placement {
-                subscriber_id: b.subscriber_id,
+                subscriber_id: SubscriberId(b.subscriber_id),
                 rfm: None,
                 rfm_group: None,
                 clv: None,
@@ -81,7 +83,7 @@ pub(super) fn place(
             });
         }
         placements.push(Placement {
-            subscriber_id: b.subscriber_id,
+            subscriber_id: SubscriberId(b.subscriber_id),
             rfm: Some((rfm.r[i], rfm.f[i], rfm.m[i])),
             rfm_group: Some(rfm.group(i, b, &config.rfm)),
             clv: Some(values.clv[i]),
@@ -132,7 +134,7 @@ pub(super) fn write_placements(
         schema.clone(),
         vec![
             Arc::new(Int64Array::from_iter_values(
-                placements.iter().map(|p| p.subscriber_id),
+                placements.iter().map(|p| p.subscriber_id.get()),
             )),
             Arc::new(
                 placements

@@ -228,11 +228,11 @@ async fn every_active_subscriber_gets_a_named_place() {
     ] {
         assert!(view.get(key).is_some(), "{key}");
     }
-    assert_eq!(view["profile"]["subscriber_id"], id);
+    assert_eq!(view["profile"]["subscriber_id"], id.get());
     assert!(!view["usage"]["monthly"].as_array().unwrap().is_empty());
     assert!(view["segments"]["cluster"]["name_zh"].is_string());
     let member = members[0];
-    let view = retain_segment::customer_360(&ctx, &ws, member)
+    let view = retain_segment::customer_360(&ctx, &ws, member.into())
         .await
         .unwrap()
         .unwrap();
@@ -244,7 +244,7 @@ async fn every_active_subscriber_gets_a_named_place() {
         .collect();
     assert!(tags.contains(&"enterprise_member"), "{tags:?}");
     assert!(
-        retain_segment::customer_360(&ctx, &ws, 1)
+        retain_segment::customer_360(&ctx, &ws, 1.into())
             .await
             .unwrap()
             .is_none()

@@ -12,6 +12,7 @@ use super::{id_of, off_thread};
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
+use retain_data::SubscriberId;
 
 /// The plan library.
 #[derive(Serialize)]
@@ -300,7 +301,7 @@ pub(crate) async fn work_orders(
     let items: Vec<QueuedOrder> = orders
         .into_iter()
         .map(|order| QueuedOrder {
-            msisdn: state.masked(order.subscriber_id),
+            msisdn: state.masked(SubscriberId(order.subscriber_id)),
             order,
         })
         .collect();

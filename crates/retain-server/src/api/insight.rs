@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
 use crate::warnings::{LevelCounts, ListLevels};
+use retain_data::SubscriberId;
 
 /// The home page: the operator's headline numbers, the newest warning list by level and its
 /// trend, and how each campaign did.
@@ -272,7 +273,7 @@ pub(crate) async fn customer(
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
 ) -> Answer {
-    let id = id_of(&id, "customer id")?;
+    let id = SubscriberId(id_of(&id, "customer id")?);
     let not_found = || ApiError::not_found(format!("no subscriber {id}"));
     if !state.sees(&s, id) {
         return Err(not_found());
@@ -291,7 +292,7 @@ pub(crate) async fn customer(
         None => Value::Null,
     };
     view["work_orders"] =
-        serde_json::to_value(state.0.store.open_work_orders(id).await?).map_err(engine)?;
+        serde_json::to_value(state.0.store.open_work_orders(id.get()).await?).map_err(engine)?;
     state
         .audit(&s, "customer", &id.to_string(), "read", json!({}))
         .await?;
@@ -336,7 +337,7 @@ pub(crate) async fn decision(
             &decision.subscriber_id.to_string(),
             "decision",
             json!({ "channel": q.channel }),
-            Some(decision.subscriber_id),
+            Some(decision.subscriber_id.get()),
         )
         .await?;
     Ok(Json(DecisionAnswer {

@@ -2,6 +2,7 @@
 //! per-manager scope is applied here, where the rows are known.
 
 use axum::Json;
+use retain_data::SubscriberId;
 use serde_json::Value;
 
 use crate::AppState;
@@ -26,16 +27,17 @@ pub(crate) fn id_of(text: &str, what: &str) -> ApiResult<i64> {
 }
 
 impl AppState {
-    fn masked(&self, id: i64) -> String {
+    fn masked(&self, id: SubscriberId) -> String {
         self.0
             .msisdn
-            .get(&id)
+            .get(&id.get())
             .map_or_else(String::new, |m| retain_offers::mask(m))
     }
 
     /// Whether the session may see the subscriber: a manager only their own (or their
     /// branch's).
-    fn sees(&self, s: &Session, id: i64) -> bool {
+    fn sees(&self, s: &Session, id: SubscriberId) -> bool {
+        let id = id.get();
         let field = |m: &std::collections::HashMap<i64, String>| {
             m.get(&id).map_or_else(String::new, Clone::clone)
         };

@@ -12,6 +12,7 @@ use super::engine;
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
+use retain_data::SubscriberId;
 
 /// The segment explorer: the segmentation's report and its RFM grid.
 #[derive(Serialize)]
@@ -110,9 +111,9 @@ pub(crate) async fn targets(
     let sample = ids
         .iter()
         .take(20)
-        .map(|&subscriber_id| Masked {
-            subscriber_id,
-            msisdn: state.masked(subscriber_id),
+        .map(|&id| Masked {
+            subscriber_id: SubscriberId(id),
+            msisdn: state.masked(SubscriberId(id)),
         })
         .collect();
     state
@@ -142,7 +143,7 @@ pub(crate) struct TargetAnswer {
 /// A subscriber as the lists show them: the id and the masked number.
 #[derive(Serialize)]
 pub(crate) struct Masked {
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
     msisdn: String,
 }
 

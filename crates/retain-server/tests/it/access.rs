@@ -26,6 +26,7 @@ async fn role_matrix(postgres: bool) {
     add_user(&store, "zhou", "store", None).await;
     let state = AppState::open(&ws).await.unwrap();
     let app = router(state.clone());
+    let server_dir = dir.path().to_string_lossy().into_owned();
 
     // A launched campaign, through the API, so work orders exist.
     let root = login(&app, "root").await;
@@ -216,6 +217,11 @@ async fn role_matrix(postgres: bool) {
                 leaked.is_empty(),
                 "{name} ({role}) {} {uri} shows {leaked:?}",
                 rule.method
+            );
+            // Where the workspace lies on the server's disk is nobody's business.
+            assert!(
+                !answer.to_string().contains(server_dir.as_str()),
+                "{what} shows the server's directories"
             );
             if rule.roles.contains(role) {
                 let ok = status.is_success()

@@ -23,7 +23,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let (view, msisdn) = rt.block_on(async {
         let ctx = retain_features::session(&workspace).await?;
-        let view = retain_segment::customer_360(&ctx, &workspace, args.id).await?;
+        let view = retain_segment::customer_360(&ctx, &workspace, args.id.into()).await?;
         let msisdn = retain_offers::msisdn_map(&ctx).await?;
         Ok::<_, anyhow::Error>((view, msisdn))
     })?;

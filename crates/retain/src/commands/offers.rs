@@ -241,7 +241,7 @@ pub(crate) fn decide(args: &DecideArgs) -> anyhow::Result<()> {
     // their talking points (the number stays masked).
     let orders = rt.block_on(async {
         let store = Store::connect(&workspace.store_url()).await?;
-        anyhow::Ok(store.open_work_orders(decision.subscriber_id).await?)
+        anyhow::Ok(store.open_work_orders(decision.subscriber_id.get()).await?)
     })?;
     let mut value = serde_json::to_value(&decision)?;
     value["work_orders"] = serde_json::Value::Array(
