@@ -3,11 +3,53 @@
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
 use retain_data::{SubscriberId, Workspace};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 
-async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
+/// A table's row as loaded: its columns are the data model's, so they travel as they are.
+pub type Row = serde_json::Map<String, Value>;
+
+/// Everything retain knows about one subscriber (客户全景视图).
+#[derive(Debug, Clone, Serialize)]
+pub struct Customer360 {
+    pub subscriber_id: SubscriberId,
+    /// The subscriber's row with their plan's name, fee, tier and allowances.
+    pub profile: Row,
+    pub contracts: Vec<Row>,
+    pub usage: Usage,
+    /// Newest first.
+    pub events: Vec<Row>,
+    /// Their entry in the newest warning list (`{"listed": false, …}` when not on it).
+    pub warnings: Value,
+    /// Their line of the newest churn scores (`{"available": false, "note": …}` without one).
+    pub churn: Value,
+    /// RFM, lifecycle stage, cluster and scenarios (`{"note": …}` before a segmentation).
+    pub segments: Value,
+    pub tags: Vec<TagRef>,
+    /// Lifetime value, value tier and whether mid-to-high value.
+    pub value: Value,
+    /// Past retention contacts, newest first.
+    pub contacts: Vec<Row>,
+}
+
+/// Monthly and weekly usage, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    pub monthly: Vec<Row>,
+    pub weekly: Vec<Row>,
+}
+
+/// A tag the subscriber carries.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagRef {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Row>> {
     let batches = retain_features::frame::query(ctx, sql, "the customer view").await?;
     Ok(retain_features::json_rows(&batches))
 }
@@ -62,7 +104,7 @@ pub async fn customer_360(
     ctx: &SessionContext,
     workspace: &Workspace,
     subscriber: SubscriberId,
-) -> Result<Option<Value>> {
+) -> Result<Option<Customer360>> {
     let id = subscriber.get();
     if !has(ctx, "subscribers") {
         return Err(Error::BadRequest("no subscribers loaded".into()));
@@ -121,17 +163,7 @@ pub async fn customer_360(
     } else {
         Vec::new()
     };
-    let segments_file = retain_features::outputs::segments_file(workspace);
-    let segment = if segments_file.exists() {
-        if !has(ctx, "segments") {
-            ctx.register_parquet(
-                "segments",
-                segments_file.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .map_err(|e| Error::engine("reading the segments", e))?;
-        }
+    let segment = if retain_features::outputs::register_segments(ctx, workspace).await? {
         rows(
             ctx,
             &format!("SELECT * FROM segments WHERE subscriber_id = {id}"),
@@ -166,7 +198,11 @@ pub async fn customer_360(
                 row.first()
                     .is_some_and(|r| r.get(&t.id) == Some(&Value::Bool(true)))
             })
-            .map(|t| json!({ "id": t.id, "name_zh": t.name_zh, "name_en": t.name_en }))
+            .map(|t| TagRef {
+                id: t.id.clone(),
+                name_zh: t.name_zh.clone(),
+                name_en: t.name_en.clone(),
+            })
             .collect()
     } else {
         Vec::new()
@@ -186,18 +222,20 @@ pub async fn customer_360(
             json!({ "note": "no segmentation run yet (retain segment)" }),
         ),
     };
-    Ok(Some(json!({
-        "subscriber_id": id,
-        "profile": Value::Object(profile),
-        "contracts": contracts,
-        "usage": { "monthly": usage, "weekly": weekly },
-        "events": events,
-        "warnings": latest_warning(workspace, subscriber)?,
-        "churn": latest_score(workspace, subscriber)?,
-        "segments": segments,
-        "tags": tags,
-        "value": value,
-        "contacts": contacts,
-        "recommendations": { "available": false, "note": "no offer matching yet (retain match --budget AMOUNT)" },
-    })))
+    Ok(Some(Customer360 {
+        subscriber_id: subscriber,
+        profile,
+        contracts,
+        usage: Usage {
+            monthly: usage,
+            weekly,
+        },
+        events,
+        warnings: latest_warning(workspace, subscriber)?,
+        churn: latest_score(workspace, subscriber)?,
+        segments,
+        tags,
+        value,
+        contacts,
+    }))
 }

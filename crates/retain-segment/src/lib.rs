@@ -37,7 +37,7 @@ mod survival;
 mod tags;
 
 pub use config::{ClusterConfig, LifecycleConfig, RfmConfig, SegmentConfig, ValueConfig};
-pub use customer::customer_360;
+pub use customer::{Customer360, Row, TagRef, Usage, customer_360};
 pub use error::{Error, Result};
 pub use features::{Behaviour, behaviour, behaviour_in_partitions};
 pub use segment::{

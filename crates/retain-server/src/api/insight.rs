@@ -7,7 +7,7 @@ use retain_warn::Level;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Answer, engine, id_of};
+use super::{engine, id_of};
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
@@ -268,11 +268,21 @@ async fn export_warnings(
     ))
 }
 
+/// The 360 view of a subscriber, their offers now, and their open work orders.
+#[derive(Serialize)]
+pub(crate) struct CustomerAnswer {
+    #[serde(flatten)]
+    view: retain_segment::Customer360,
+    /// Null before a match run.
+    recommendations: Option<retain_offers::Decision>,
+    work_orders: Vec<retain_store::WorkOrderRecord>,
+}
+
 pub(crate) async fn customer(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
-) -> Answer {
+) -> ApiResult<Json<CustomerAnswer>> {
     let id = SubscriberId(id_of(&id, "customer id")?);
     let not_found = || ApiError::not_found(format!("no subscriber {id}"));
     if !state.sees(&s, id) {
@@ -283,20 +293,23 @@ pub(crate) async fn customer(
             .await
             .map_err(engine)?
             .ok_or_else(not_found)?;
-    view["profile"]["msisdn"] = state.masked(id).into();
+    view.profile
+        .insert("msisdn".into(), state.masked(id).into());
     let now = chrono::Local::now().naive_local();
-    view["recommendations"] = match &state.0.decisions {
-        Some(index) => {
-            serde_json::to_value(index.decide(&id.to_string(), now, None)).map_err(engine)?
-        }
-        None => Value::Null,
-    };
-    view["work_orders"] =
-        serde_json::to_value(state.0.store.open_work_orders(id.get()).await?).map_err(engine)?;
+    let recommendations = state
+        .0
+        .decisions
+        .as_ref()
+        .and_then(|index| index.decide(&id.to_string(), now, None));
+    let work_orders = state.0.store.open_work_orders(id.get()).await?;
     state
         .audit(&s, "customer", &id.to_string(), "read", json!({}))
         .await?;
-    Ok(Json(view))
+    Ok(Json(CustomerAnswer {
+        view,
+        recommendations,
+        work_orders,
+    }))
 }
 
 #[derive(Deserialize)]

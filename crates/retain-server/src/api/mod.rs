@@ -1,7 +1,6 @@
 //! The data endpoints. Each handler gets the session the authorization layer admitted; the
 //! per-manager scope is applied here, where the rows are known.
 
-use axum::Json;
 use retain_data::SubscriberId;
 use serde_json::Value;
 
@@ -18,8 +17,6 @@ pub(crate) use campaigns::*;
 pub(crate) use insight::*;
 pub(crate) use segments::*;
 pub(crate) use sources::*;
-
-pub(crate) type Answer = ApiResult<Json<Value>>;
 
 pub(crate) fn id_of(text: &str, what: &str) -> ApiResult<i64> {
     text.parse()

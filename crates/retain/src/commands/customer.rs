@@ -27,16 +27,27 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         let msisdn = retain_offers::msisdn_map(&ctx).await?;
         Ok::<_, anyhow::Error>((view, msisdn))
     })?;
-    let Some(mut view) = view else {
+    let Some(view) = view else {
         anyhow::bail!("subscriber {} is not in this workspace", args.id);
     };
-    view["recommendations"] = recommendations(&workspace, msisdn, args.id)?;
+    let answer = CustomerView {
+        recommendations: recommendations(&workspace, msisdn, args.id)?,
+        view,
+    };
     if args.json {
-        output::print_json(&view)
+        output::print_json(&answer)
     } else {
-        output::print_text(&serde_json::to_string_pretty(&view)?);
+        output::print_text(&serde_json::to_string_pretty(&answer)?);
         Ok(())
     }
+}
+
+/// The 360 view with the offers a counter would make now.
+#[derive(serde::Serialize)]
+struct CustomerView {
+    #[serde(flatten)]
+    view: retain_segment::Customer360,
+    recommendations: serde_json::Value,
 }
 
 /// The subscriber's ranked offers from the latest match run, as a real-time decision at the
