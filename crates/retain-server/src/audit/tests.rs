@@ -98,8 +98,15 @@ async fn appended_events_are_on_disk_when_answered_and_in_the_store_after_a_flus
     for segment in std::fs::read_dir(&path).unwrap() {
         let segment = segment.unwrap().path();
         let text = std::fs::read(&segment).unwrap();
-        assert_eq!(text.len() as u64, SEGMENT_BYTES, "written in place");
-        on_disk += parse_segment(&segment, &text).0.len();
+        let events = parse_segment(&segment, &text).0.len();
+        // The next segment may still be being filled with zeros on its own thread: it holds
+        // no events yet. One that holds events was written in place, at its full length.
+        if events > 0 {
+            assert_eq!(text.len() as u64, SEGMENT_BYTES, "written in place");
+        } else {
+            assert!(text.len() as u64 <= SEGMENT_BYTES);
+        }
+        on_disk += events;
     }
     assert_eq!(on_disk, 50);
 
