@@ -21,7 +21,7 @@ use crate::error::Result;
 
 use crate::query::scoring_query;
 use crate::rules::RuleSet;
-use crate::run::{COHORTS, LEVELS, collect, month_label, strings};
+use crate::run::{COHORTS, LEVELS, month_label, strings};
 
 /// Backtest settings.
 #[derive(Debug, Clone)]
@@ -207,7 +207,7 @@ pub async fn backtest(
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        for batch in collect(ctx, &sql, "the backtest").await? {
+        for batch in retain_features::frame::query(ctx, &sql, "the backtest").await? {
             let cohorts = strings(batch.column(0))?;
             for row in 0..batch.num_rows() {
                 let entry = sums

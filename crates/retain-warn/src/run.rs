@@ -76,14 +76,6 @@ pub struct WarnSummary {
     pub changes: Changes,
 }
 
-pub(crate) async fn collect(
-    ctx: &SessionContext,
-    sql: &str,
-    what: &str,
-) -> Result<Vec<RecordBatch>> {
-    Ok(retain_features::frame::query(ctx, sql, what).await?)
-}
-
 fn json_value(array: &ArrayRef, row: usize) -> serde_json::Value {
     if array.is_null(row) {
         return serde_json::Value::Null;
