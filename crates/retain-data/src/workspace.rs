@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! D/
-//!   retain.toml          settings (store URL, time zone, currency)
+//!   retain.toml          settings (store URL, analytic engine, time zone, currency)
 //!   tables/<table>/data.parquet   analytical tables, canonical schema
 //!   quarantine/          rejected rows of every ingest, with file, line, column and reason
 //!   incoming/            where `retain demo` puts the synthetic operator's export
@@ -34,6 +34,8 @@ pub struct WorkspaceConfig {
     pub workspace: WorkspaceSection,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub engine: EngineSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +69,23 @@ impl Default for StoreSection {
     fn default() -> Self {
         Self {
             url: "sqlite://retain.db".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Where the analytic steps run: `embedded` (DataFusion in the process, the default) or
+    /// `ballista://HOST:PORT` (an Apache Ballista scheduler; docs/cluster.md). `--engine` and
+    /// `RETAIN_ENGINE` override it for one command.
+    pub url: String,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self {
+            url: "embedded".to_owned(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod conditions;
+pub mod engine;
 mod error;
 pub mod expr;
 pub mod frame;
@@ -235,6 +236,9 @@ pub(crate) struct SubscriberFilter(pub(crate) String);
 /// `range`: the bounds of a partition's subscriber ids, when `condition` is such a range; each
 /// of its tables is then read over the bytes of the range's row groups only
 /// ([`ranged::RangedTable`]).
+///
+/// The session runs on the chosen [`engine`]; one holding a subset runs embedded, as in-memory
+/// tables do not travel to a cluster's nodes (a subset is a known few, read once).
 async fn filtered_session(
     workspace: &Workspace,
     condition: Option<&str>,
@@ -249,6 +253,10 @@ async fn filtered_session(
     if let Some(condition) = condition {
         config = config.with_extension(Arc::new(SubscriberFilter(condition.to_owned())));
     }
+    let cluster = engine::cluster().filter(|_| subset.is_none());
+    // A cluster scans the whole file split among its executors: the ranged reading is how one
+    // machine's threads share a partition's row groups.
+    let range = range.filter(|_| cluster.is_none());
     if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_none() {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         // A partition's plan with twice as many streams as cores: at 10M subscribers warning
@@ -257,7 +265,10 @@ async fn filtered_session(
         let streams = if range.is_some() { 2 * cores } else { cores };
         config = config.with_target_partitions(streams);
     }
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = match cluster {
+        Some(cluster) => cluster.session(config)?,
+        None => SessionContext::new_with_config(config),
+    };
     if let Some(subset) = subset {
         for (table, memory) in &subset.tables {
             ctx.register_table(format!("{}__subset", table.name()), memory.clone())

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod campaign;
+pub(crate) mod cluster;
 pub(crate) mod customer;
 pub(crate) mod demo;
 pub(crate) mod features;

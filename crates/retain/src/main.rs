@@ -72,6 +72,9 @@ enum Command {
     Status(commands::status::Args),
     /// Print the canonical data model as Markdown.
     Schema,
+    /// An Apache Ballista cluster for the analytic steps: `retain cluster scheduler`,
+    /// `retain cluster executor` (docs/cluster.md).
+    Cluster(commands::cluster::Args),
 }
 
 impl Command {
@@ -136,7 +139,8 @@ fn tune_allocator() {}
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RETAIN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // Ballista's client logs every query it sends at info.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ballista_core=warn"));
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
         Command::Decide(args) => commands::offers::decide(&args),
         Command::Offers(args) => commands::offers::list(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),
+        Command::Cluster(args) => commands::cluster::run(&args),
         Command::Schema => {
             output::print_text(&retain_data::data_model_markdown());
             Ok(())

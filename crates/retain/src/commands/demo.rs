@@ -18,6 +18,8 @@ pub(crate) struct Args {
     /// Workspace directory to create or refresh.
     #[arg(long, env = "RETAIN_DIR", default_value = "retain-demo")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub engine: super::cluster::EngineArg,
     /// Budget of the offer matching, yuan; defaults to one yuan per subscriber.
     #[arg(long)]
     pub budget: Option<f64>,
@@ -74,6 +76,7 @@ struct DemoModel {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let workspace = Workspace::create_or_open(&args.dir)?;
+    args.engine.apply(&workspace)?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
     let params = serde_json::json!({
@@ -204,6 +207,8 @@ fn demo(
     let rules = retain_warn::RuleSet::for_workspace(workspace, None)?;
     let mut warn_args = super::warn::Args {
         dir: workspace.root().to_path_buf(),
+        // The demo chose its engine for the whole process.
+        engine: super::cluster::EngineArg::default(),
         as_of: None,
         cadence: retain_features::Cadence::Weekly,
         rules: None,
@@ -343,6 +348,7 @@ fn churn_model(
     }
     let args = super::train::Args {
         dir: workspace.root().to_path_buf(),
+        engine: super::cluster::EngineArg::default(),
         horizon: 1,
         gap: 3,
         backtest: 0,

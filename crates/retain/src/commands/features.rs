@@ -12,6 +12,8 @@ pub(crate) struct Args {
     /// Workspace directory.
     #[arg(long, env = "RETAIN_DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub engine: super::cluster::EngineArg,
     /// Features as of this date (YYYY-MM-DD); defaults to the month after the last loaded one.
     #[arg(long)]
     pub as_of: Option<String>,
@@ -36,6 +38,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
+    args.engine.apply(&workspace)?;
     let rt = super::runtime()?;
     let Some(out) = &args.out else {
         return store(&rt, &workspace, args);

@@ -7,6 +7,8 @@ pub(crate) struct Args {
     /// Workspace directory.
     #[arg(long, env = "RETAIN_DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub engine: super::cluster::EngineArg,
     /// Churn counted when it takes effect within this many months of a snapshot.
     #[arg(long, default_value_t = 1)]
     pub horizon: u32,
@@ -30,6 +32,8 @@ pub(crate) struct ScoreArgs {
     /// Workspace directory.
     #[arg(long, env = "RETAIN_DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub engine: super::cluster::EngineArg,
     /// Score as of this date; defaults to the month after the last loaded one.
     #[arg(long)]
     pub as_of: Option<String>,

@@ -15,6 +15,8 @@ pub(crate) struct MatchArgs {
     /// Workspace directory.
     #[arg(long, env = "RETAIN_DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub engine: super::cluster::EngineArg,
     /// Total budget in yuan: contact costs plus the full cost of every offer made.
     #[arg(long)]
     pub budget: f64,
@@ -67,6 +69,7 @@ pub(crate) struct OffersArgs {
 
 pub(crate) fn run_match(args: &MatchArgs) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
+    args.engine.apply(&workspace)?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
     let params =

@@ -14,6 +14,8 @@ pub(crate) struct Args {
     /// Workspace directory.
     #[arg(long, env = "RETAIN_DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub engine: super::cluster::EngineArg,
     /// Segment as of this month start (YYYY-MM-DD); defaults to the month after the last
     /// loaded one.
     #[arg(long)]
@@ -41,6 +43,7 @@ pub(crate) struct RenameArgs {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
+    args.engine.apply(&workspace)?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
     let report = execute(&rt, &store, &workspace, args.as_of.as_deref())?;

@@ -12,6 +12,8 @@ pub(crate) struct Args {
     /// Workspace directory.
     #[arg(long, env = "RETAIN_DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub engine: super::cluster::EngineArg,
     /// Tag expression, for example "contract_expiring and competitor_contact and not enterprise_member".
     #[arg(long)]
     pub tags: String,
@@ -25,6 +27,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
+    args.engine.apply(&workspace)?;
     let library = TagLibrary::for_workspace(&workspace)?;
     let rt = super::runtime()?;
     let ids = rt.block_on(async {

@@ -13,6 +13,7 @@ use super::model_args::{ModelArgs, ModelCommand};
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
+    args.engine.apply(&workspace)?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
     let summary = execute(&rt, &store, &workspace, args)?;
@@ -70,6 +71,7 @@ fn describe(r: &ModelReport) -> String {
 
 pub(crate) fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
+    args.engine.apply(&workspace)?;
     let rt = super::runtime()?;
     let summary = score_execute(&rt, &workspace, args.as_of.as_deref())?;
     if args.json {

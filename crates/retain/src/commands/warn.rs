@@ -15,6 +15,8 @@ pub(crate) struct Args {
     /// Workspace directory.
     #[arg(long, env = "RETAIN_DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub engine: super::cluster::EngineArg,
     /// Score as of this date (YYYY-MM-DD); data on or after it is not used. Defaults to the day
     /// after the last loaded week (weekly) or month (monthly).
     #[arg(long)]
@@ -47,6 +49,7 @@ pub(crate) enum Outcome {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
+    args.engine.apply(&workspace)?;
     let rules = RuleSet::for_workspace(&workspace, args.rules.as_deref())?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
