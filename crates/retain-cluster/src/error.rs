@@ -14,12 +14,6 @@ pub enum Error {
         #[source]
         source: ballista_core::error::BallistaError,
     },
-    #[error("{context}: {source}")]
-    Engine {
-        context: String,
-        #[source]
-        source: datafusion::error::DataFusionError,
-    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -49,14 +49,12 @@ impl Default for ExecutorOptions {
 
 /// Runs an executor until the process is stopped or the scheduler tells it to stop.
 pub async fn run_executor(options: &ExecutorOptions) -> Result<()> {
-    let bad = |address: &str| {
-        let address = address.to_owned();
-        move |reason| Error::BadAddress { address, reason }
-    };
     let (scheduler_host, scheduler_port) =
-        split_address(&options.scheduler).map_err(bad(&options.scheduler))?;
-    let (host, port) = split_address(&options.bind).map_err(bad(&options.bind))?;
-    let address = resolve(&options.bind)?;
+        split_address(&options.scheduler).map_err(|reason| Error::BadAddress {
+            address: options.scheduler.clone(),
+            reason,
+        })?;
+    let (host, port, address) = resolve(&options.bind)?;
     let grpc_port = match options.grpc_port {
         Some(p) => p,
         None => port.checked_add(1).ok_or_else(|| Error::BadAddress {

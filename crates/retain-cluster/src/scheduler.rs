@@ -39,11 +39,7 @@ impl Default for SchedulerOptions {
 
 /// Runs the scheduler until the process is stopped.
 pub async fn run_scheduler(options: &SchedulerOptions) -> Result<()> {
-    let address = resolve(&options.bind)?;
-    let (host, port) = split_address(&options.bind).map_err(|reason| Error::BadAddress {
-        address: options.bind.clone(),
-        reason,
-    })?;
+    let (host, port, address) = resolve(&options.bind)?;
     let timeout = options.executor_timeout_seconds.max(1);
     let config = SchedulerConfig {
         bind_host: address.ip().to_string(),
@@ -66,12 +62,13 @@ pub async fn run_scheduler(options: &SchedulerOptions) -> Result<()> {
         .map_err(|e| ballista(format!("the scheduler on {address}"), e))
 }
 
-pub(crate) fn resolve(address: &str) -> Result<SocketAddr> {
-    split_address(address).map_err(|reason| Error::BadAddress {
+/// `HOST:PORT` checked, split, and resolved to the address to bind.
+pub(crate) fn resolve(address: &str) -> Result<(String, u16, SocketAddr)> {
+    let (host, port) = split_address(address).map_err(|reason| Error::BadAddress {
         address: address.to_owned(),
         reason,
     })?;
-    address
+    let socket = address
         .to_socket_addrs()
         .map_err(|e| Error::BadAddress {
             address: address.to_owned(),
@@ -81,7 +78,8 @@ pub(crate) fn resolve(address: &str) -> Result<SocketAddr> {
         .ok_or_else(|| Error::BadAddress {
             address: address.to_owned(),
             reason: "resolves to no address".to_owned(),
-        })
+        })?;
+    Ok((host, port, socket))
 }
 
 pub(crate) fn ballista(

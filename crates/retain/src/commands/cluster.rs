@@ -84,7 +84,7 @@ impl EngineArg {
             None => workspace.config().engine.url.parse().map_err(|e| {
                 anyhow::anyhow!(
                     "{}: [engine] url: {e}",
-                    workspace.root().join("retain.toml").display()
+                    workspace.root().join(retain_data::CONFIG_FILE).display()
                 )
             })?,
         };
