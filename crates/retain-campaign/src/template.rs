@@ -176,6 +176,11 @@ pub struct Template {
     pub sms: Sms,
     #[serde(default)]
     pub script: Script,
+    /// Created, rehearsed and (within the schedule's automatic approval limit) approved and
+    /// launched by the scheduler after each warning run; above the limit it waits for an
+    /// approver, who is notified.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 fn default_rehearsal_share() -> f64 {

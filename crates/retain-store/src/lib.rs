@@ -1,5 +1,6 @@
 //! The operational store: runs and ingest history, the offer library, campaigns with their
-//! members, work orders, callbacks and outcomes, the plan library and the audit log.
+//! members, work orders, callbacks and outcomes, the plan library, the audit log, and the
+//! scheduler's runs and leases.
 //!
 //! Only this crate knows SQL of the operational store. [`Store::connect`] picks the backend
 //! from the URL scheme: SQLite (`sqlite://path`) is the embedded default, PostgreSQL
@@ -16,6 +17,7 @@
 mod audit;
 mod campaigns;
 mod error;
+mod jobs;
 mod library;
 mod records;
 mod responses;
@@ -28,6 +30,7 @@ use chrono::Utc;
 use sqlx::AnyPool;
 
 pub use error::{Error, Result};
+pub use jobs::{JobEnd, JobRunRecord, JobStatus};
 pub use records::{
     Audit, AuditEvent, CallbackRecord, CampaignRecord, CampaignStatus, JournaledAudit, Launched,
     MAX_NAME_BYTES, MemberRecord, NewCampaign, NewWorkOrder, OutcomeRecord, PlannedContact, Scope,

@@ -2,6 +2,7 @@
 //! given, on PostgreSQL.
 
 mod audit;
+mod jobs;
 
 use super::*;
 use audit::{
@@ -455,6 +456,7 @@ async fn sqlite_store_story() {
     let url = format!("sqlite://{}", dir.path().join("retain.db").display());
     let store = Store::connect(&url).await.unwrap();
     story(&store).await;
+    jobs::job_story(&store).await;
     // Reconnecting keeps the data and does not re-run migrations.
     let again = Store::connect(&url).await.unwrap();
     assert_eq!(again.runs(10).await.unwrap().len(), 2);
@@ -468,6 +470,7 @@ async fn postgres_store_story() {
     };
     let store = Store::connect(&url).await.unwrap();
     story(&store).await;
+    jobs::job_story(&store).await;
     let again = Store::connect(&url).await.unwrap();
     assert_eq!(again.runs(10).await.unwrap().len(), 2);
 }

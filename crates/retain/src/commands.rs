@@ -8,6 +8,7 @@ pub(crate) mod features;
 pub(crate) mod ingest;
 pub(crate) mod model_args;
 pub(crate) mod offers;
+pub(crate) mod schedule;
 pub(crate) mod segment;
 pub(crate) mod serve;
 pub(crate) mod status;

@@ -72,6 +72,11 @@ enum Command {
     Status(commands::status::Args),
     /// Print the canonical data model as Markdown.
     Schema,
+    /// The workspace's schedule (调度): `retain schedule init`, `list`, `runs`.
+    Schedule(commands::schedule::Args),
+    /// Run the scheduled jobs that are due, once (for cron or a systemd timer; `retain serve`
+    /// runs them itself).
+    Cycle(commands::schedule::CycleArgs),
     /// An Apache Ballista cluster for the analytic steps: `retain cluster scheduler`,
     /// `retain cluster executor` (docs/cluster.md).
     Cluster(commands::cluster::Args),
@@ -92,6 +97,7 @@ impl Command {
                 | Command::Model(_)
                 | Command::Segment(_)
                 | Command::Match(_)
+                | Command::Cycle(_)
         )
     }
 }
@@ -176,6 +182,8 @@ fn main() -> ExitCode {
         Command::Offers(args) => commands::offers::list(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),
         Command::Cluster(args) => commands::cluster::run(&args),
+        Command::Schedule(args) => commands::schedule::run(&args),
+        Command::Cycle(args) => commands::schedule::cycle(&args),
         Command::Schema => {
             output::print_text(&retain_data::data_model_markdown());
             Ok(())

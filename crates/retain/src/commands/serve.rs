@@ -34,6 +34,11 @@ pub(crate) struct Args {
     /// Seconds a request may take before the server answers 503 `timeout`.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
+    /// Do not run the workspace's schedule (`schedule.toml`) in this process: when another
+    /// runs it, or `retain cycle` does from cron. Two that both run it are safe (each job
+    /// runs in one at a time), only wasteful.
+    #[arg(long)]
+    pub no_scheduler: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -75,9 +80,18 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             args.addr
         );
     }
+    let workspace = Workspace::open(&args.dir)?;
+    if !args.no_scheduler {
+        // Detached: it sleeps between cycles and ends with the process. It looks for the
+        // schedule file each cycle, so one written later applies without a restart.
+        drop(super::schedule::serve_loop(
+            args.dir.clone(),
+            args.database.clone(),
+        ));
+    }
     rt.block_on(async {
         let state = retain_server::AppState::open_with_options(
-            &Workspace::open(&args.dir)?,
+            &workspace,
             args.database.as_deref(),
             options,
         )

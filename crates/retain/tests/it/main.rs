@@ -6,4 +6,5 @@ mod common;
 mod demo;
 mod load;
 mod runtime;
+mod schedule;
 mod users;
