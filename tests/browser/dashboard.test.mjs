@@ -40,9 +40,21 @@ const [[manager, mine], [, theirs]] = [...byManager.entries()].sort((a, b) => b[
 retain(['user', 'add', '--dir', ws, '--name', 'wang', '--role', 'manager', '--manager-id', manager, '--password-stdin'], `${PASSWORD}\n`);
 retain(['user', 'add', '--dir', ws, '--name', 'zhou', '--role', 'store', '--password-stdin'], `${PASSWORD}\n`);
 
+// A schedule with a week's warning and a delivery that cannot load, run once on a fixed
+// clock: the runs page then has a success and a failure to show. The server below does not
+// run the schedule itself, so nothing changes under the pages while they are checked.
+fs.writeFileSync(path.join(ws, 'schedule.toml'), [
+  '[[job]]', 'name = "load"', 'step = "ingest"', 'cron = "*/10 * * * *"',
+  '[[job]]', 'name = "weekly-warning"', 'step = "warn"', 'cron = "0 6 * * MON"', '',
+].join('\n'));
+fs.mkdirSync(path.join(ws, 'drop', 'd1'), { recursive: true });
+fs.writeFileSync(path.join(ws, 'drop', 'd1', 'x.csv'), 'a\n');
+fs.writeFileSync(path.join(ws, 'drop', 'd1', 'manifest.json'), '{"files": [{"table": "bills", "file": "x.csv", "bytes": 2}]}');
+retain(['cycle', '--dir', ws, '--at', '2026-12-06T22:00:00Z', '--json']);
+
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const server = spawn(bin, ['serve', '--dir', ws, '--addr', `127.0.0.1:${port}`], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, RETAIN_LOG: 'warn' } });
+const server = spawn(bin, ['serve', '--dir', ws, '--addr', `127.0.0.1:${port}`, '--no-scheduler'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, RETAIN_LOG: 'warn' } });
 const stop = () => { if (server.exitCode === null) server.kill('SIGTERM'); };
 process.on('exit', stop);
 for (let i = 0; ; i += 1) {
@@ -210,6 +222,15 @@ try {
     await page.fill('#src', text);
     await page.click('[data-testid=rules-backtest]');
     await page.waitForSelector('[data-testid=backtest-table]', { timeout: 120000 });
+  });
+
+  await step('12b-scheduled-runs', async () => {
+    await page.click('[data-testid=nav-runs]');
+    await page.waitForSelector('[data-testid=runs-table] tbody tr');
+    const jobs = await page.textContent('[data-testid=jobs-table]');
+    assert.ok(jobs.includes('weekly-warning') && jobs.includes('0 6 * * MON'), jobs);
+    const runs = await page.textContent('[data-testid=runs-table]');
+    assert.ok(runs.includes('Succeeded') && runs.includes('Failed') && runs.includes('"bills"'), runs);
   });
 
   await step('13-audit-log', async () => {

@@ -50,9 +50,9 @@
 
   // Pages each role sees, in menu order; the first is the role's home.
   const PAGES = {
-    admin: ['overview', 'warnings', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'counter', 'audit'],
-    analyst: ['overview', 'warnings', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'counter'],
-    approver: ['overview', 'campaigns', 'segments', 'model', 'rules', 'offers'],
+    admin: ['overview', 'warnings', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'counter', 'runs', 'audit'],
+    analyst: ['overview', 'warnings', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'counter', 'runs'],
+    approver: ['overview', 'campaigns', 'segments', 'model', 'rules', 'offers', 'runs'],
     manager: ['queue', 'warnings', 'counter'],
     store: ['counter'],
   };
@@ -426,6 +426,25 @@
         ${d.blocked ? `<p class="error">${esc(t('blocked'))}: ${esc(d.blocked)}</p>` : ''}
         ${table([t('offer'), t('channel'), t('talking_points')], (d.offers || []).map((o) => `<tr><td>${esc(zhEn(o))}</td><td>${esc(o.channel)}</td><td>${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`))}
         ${(d.work_orders || []).length ? `<h2>${esc(t('work_orders'))}</h2>${table(['#', t('channel'), t('offer'), t('due')], d.work_orders.map((o) => `<tr><td>${o.id}</td><td>${esc(o.channel)}</td><td>${esc(o.offer_id)}</td><td>${esc(o.due_date)}</td></tr>`))}` : ''}</div>`;
+    },
+
+    // The schedule's jobs and their attempts, in the schedule's time zone.
+    async runs() {
+      const d = await api('GET', '/api/v1/schedule?limit=200');
+      const zone = d.timezone || undefined;
+      const when = (v) => (v ? new Date(v).toLocaleString(lang, { timeZone: zone, dateStyle: 'short', timeStyle: 'short' }) : '—');
+      const st = (s) => (s ? `<span class="st ${esc(s)}">${esc(t(`st_${s}`))}</span>` : '—');
+      view().innerHTML = `<h1>${esc(t('nav_runs'))}</h1>
+        ${d.error ? `<p class="error" data-testid="schedule-error">${esc(d.error)}</p>` : ''}
+        ${d.configured ? '' : `<p class="muted" data-testid="schedule-none">${esc(t('schedule_none'))}</p>`}
+        <h2>${esc(t('jobs'))} ${zone ? `<small class="muted">${esc(zone)}</small>` : ''}</h2>
+        ${table([t('job'), t('step'), t('cron'), t('next_run'), t('last_run')], d.jobs.map((j) => `<tr><td>${esc(j.job)}${j.enabled ? '' : ` <span class="muted">(${esc(t('disabled'))})</span>`}</td>
+          <td>${esc(t(`step_${j.step}`))}</td><td><code>${esc(j.cron)}</code> ${lang === 'en' ? `<span class="muted">${esc(j.cron_description)}</span>` : ''}</td>
+          <td>${when(j.next_run)}</td><td>${j.last ? `${st(j.last.status)} ${when(j.last.started_at)}` : '—'}</td></tr>`), 'jobs-table')}
+        <h2>${esc(t('attempts'))}</h2>
+        ${table(['#', t('job'), t('slot'), { label: t('attempt'), num: true }, t('status'), t('started'), t('finished'), t('result')], d.runs.map((r) => `<tr><td>${r.id}</td><td>${esc(r.job)}</td><td>${when(r.slot)}</td>
+          <td class="num">${r.attempt}</td><td>${st(r.status)}</td><td>${when(r.started_at)}</td><td>${when(r.finished_at)}</td>
+          <td class="muted">${esc(r.error || '')}${r.retry_at ? ` → ${esc(t('retry_at'))} ${when(r.retry_at)}` : ''}</td></tr>`), 'runs-table')}`;
     },
 
     async audit() {

@@ -79,6 +79,7 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/v1/work-orders", SUBSCRIBERS),
     rule("POST", "/api/v1/work-orders/{id}/callback", SUBSCRIBERS),
     rule("GET", "/api/v1/audit", &["admin"]),
+    rule("GET", "/api/v1/schedule", DEPARTMENT),
 ];
 
 /// The session of a bearer token or of the dashboard's cookie.

@@ -140,6 +140,11 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
                 "follow_up": { "type": "string", "format": "date" } } }),
             ),
         ),
+        ("GET", "/api/v1/schedule") => (
+            "The workspace's schedule: each job with its cron expression, next run and last attempt; and the latest attempts (optionally of one job), newest first",
+            &["job", "limit"],
+            None,
+        ),
         ("GET", "/api/v1/audit") => (
             "The audit log, newest first",
             &["entity", "actor", "limit"],

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/work-orders", get(api::work_orders))
         .route("/api/v1/work-orders/{id}/callback", post(api::callback))
         .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/schedule", get(api::schedule))
         .route_layer(axum::middleware::from_fn(crate::mask::mask_answers))
         .route_layer(from_fn_with_state(state.clone(), crate::authz::authorize));
     axum::Router::new()

@@ -10,11 +10,13 @@ use crate::error::{ApiError, ApiResult};
 
 mod campaigns;
 mod insight;
+mod schedule;
 mod segments;
 mod sources;
 
 pub(crate) use campaigns::*;
 pub(crate) use insight::*;
+pub(crate) use schedule::*;
 pub(crate) use segments::*;
 pub(crate) use sources::*;
 

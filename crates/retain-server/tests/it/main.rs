@@ -7,5 +7,6 @@ mod audit;
 mod common;
 mod input;
 mod openapi;
+mod schedule;
 mod sessions;
 mod sources;
