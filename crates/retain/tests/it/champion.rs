@@ -201,7 +201,7 @@ fn scores_come_from_the_champion_on_several_seeds() {
         let ws = demo(dir.path(), seed);
         let small = train_challenger(&ws, &["--max-subscribers", "300"], 1);
         let after_small = small["promotion"]["champion"].as_u64().unwrap();
-        let full = train_challenger(&ws, &["--horizon", "1"], after_small);
+        let full = train_challenger(&ws, &[], after_small);
         score_with(&ws, full["promotion"]["champion"].as_u64().unwrap());
     }
 }
