@@ -241,9 +241,7 @@ impl Workspace {
         let dir = tables.join(&name);
         let lock_path = tables.join(format!("{name}{LOCK_SUFFIX}"));
         // The lock comes first: a staging directory without a held lock is a dead writer's.
-        let lock = open_lock(&lock_path)?;
-        lock.lock()
-            .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        let lock = lock_file(&lock_path)?;
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         Ok(Staging {
@@ -260,11 +258,7 @@ impl Workspace {
         let tables = self.root.join(TABLES_DIR);
         std::fs::create_dir_all(&tables)
             .map_err(|e| Error::io(format!("creating {}", tables.display()), e))?;
-        let path = tables.join(format!(".lock-{}", table.name()));
-        let file = open_lock(&path)?;
-        file.lock()
-            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
-        Ok(TableLock { _file: file })
+        lock_file(&tables.join(format!(".lock-{}", table.name())))
     }
 
     /// The operational store's URL, with a relative SQLite path resolved against the workspace.
@@ -355,7 +349,7 @@ const LOCK_SUFFIX: &str = ".lock";
 pub(crate) struct Staging {
     dir: PathBuf,
     lock_path: PathBuf,
-    _lock: std::fs::File,
+    _lock: FileLock,
 }
 
 impl Staging {
@@ -372,9 +366,22 @@ impl Drop for Staging {
 }
 
 /// A table's rewrite lock (see [`Workspace::lock_table`]); released when dropped.
+pub type TableLock = FileLock;
+
+/// An exclusive lock held on a file, against every other holder in this process or any
+/// other; released when dropped.
 #[derive(Debug)]
-pub struct TableLock {
+pub struct FileLock {
     _file: std::fs::File,
+}
+
+/// Takes the lock of the file at `path` (created if absent), waiting while another holds it:
+/// what makes a workspace operation exclusive across processes.
+pub fn lock_file(path: &Path) -> Result<FileLock> {
+    let file = open_lock(path)?;
+    file.lock()
+        .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+    Ok(FileLock { _file: file })
 }
 
 fn open_lock(path: &Path) -> Result<std::fs::File> {

@@ -8,6 +8,9 @@ pub enum Error {
     /// The trees could not be grown or read.
     #[error("model: {0}")]
     Model(String),
+    /// The registry has no such version, or no earlier champion to roll back to.
+    #[error("{0}")]
+    Registry(String),
     /// The workspace's files could not be written or read.
     #[error(transparent)]
     Workspace(#[from] retain_data::Error),

@@ -2,9 +2,13 @@
 //! them, grown in Rust: `grow/`) blended with a logistic-regression floor, early-stopped, blended and Platt-calibrated on
 //! validation rows; point-in-time snapshots with a time-based split, or any churn table with a
 //! stratified one; per-subscriber reasons from exact TreeSHAP contributions summed into reason
-//! categories; evaluation metrics including EMPC and PSI; a registry of versioned model files.
+//! categories; evaluation metrics including EMPC and PSI; a registry of versioned model files
+//! with a champion, promoted over by better challengers and rolled back on request; drift of a
+//! scored population against the champion's test month.
 
+mod champion;
 mod columns;
+mod drift;
 mod error;
 mod eval;
 mod forest;
@@ -25,6 +29,13 @@ mod table;
 mod train;
 mod workspace_run;
 
+pub use champion::{
+    Action, ChampionRecord, Decision, ListedVersion, Listing, Standing, beats, champion_record,
+    champion_version, contest, list, load_champion, rollback,
+};
+pub use drift::{
+    Bins, Drift, DriftLevel, DriftReference, FeatureBins, FeatureStability, Stability,
+};
 pub use error::{Error, Result};
 pub use eval::{EvalOptions, EvalReport, evaluate_files};
 pub use forest::Forest;
@@ -33,7 +44,7 @@ pub use logistic::Logistic;
 pub use masks::Isa;
 pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};
 pub use reasons::{CATEGORIES, REASON_CODES, Reason, category, top_reasons};
-pub use registry::{ModelMeta, load_latest, save};
+pub use registry::{ModelMeta, load, save};
 pub use report::{
     BacktestFold, CohortMetrics, FeatureDrift, ModelReport, model_report, read_model_report,
     write_model_report,

@@ -264,31 +264,10 @@ pub fn evaluate(p: &[f64], labels: &[bool]) -> Metrics {
 
 /// Population stability index of `actual` against `expected`: bins at the deciles of
 /// `expected` (missing values a bin of their own), Σ (a − e) · ln(a / e) over bin shares.
-/// Below 0.1 is stable, 0.1–0.25 worth a look, above 0.25 a shift.
+/// Below 0.1 is stable, 0.1–0.25 worth a look, from 0.25 a shift ([`crate::DriftLevel`]).
 #[must_use]
 pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
-    let mut sorted: Vec<f64> = expected.iter().copied().filter(|v| !v.is_nan()).collect();
-    sorted.sort_by(f64::total_cmp);
-    let mut edges: Vec<f64> = (1..10)
-        .filter_map(|k| sorted.get(k * sorted.len() / 10).copied())
-        .collect();
-    edges.dedup();
-    let shares = |values: &[f64]| -> Vec<f64> {
-        let mut counts = vec![0.0; edges.len() + 2];
-        for v in values {
-            let bin = if v.is_nan() {
-                edges.len() + 1
-            } else {
-                edges.partition_point(|e| e <= v)
-            };
-            counts[bin] += 1.0;
-        }
-        let n = values.len().max(1) as f64;
-        // A floor keeps an empty bin from making the index infinite.
-        counts.iter().map(|c| (c / n).max(1e-4)).collect()
-    };
-    let (e, a) = (shares(expected), shares(actual));
-    round(e.iter().zip(&a).map(|(e, a)| (a - e) * (a / e).ln()).sum())
+    crate::drift::Bins::of(expected).psi_of(actual)
 }
 
 /// The parameters of the expected maximum profit measure for customer churn (Verbraken,

@@ -1,10 +1,13 @@
-//! The model registry: `<workspace>/models/v<N>/{model.txt, meta.json}`, versions counted up.
+//! The model registry: `<workspace>/models/v<N>/{model.txt, meta.json}`, versions counted up
+//! and every one kept; which of them scores is the champion's business (`champion.rs`).
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use retain_data::Workspace;
 use serde::{Deserialize, Serialize};
 
+use crate::drift::DriftReference;
 use crate::error::{Error, Result};
 use crate::logistic::Logistic;
 use crate::train::{Blend, ChurnModel, Platt, TrainReport};
@@ -28,10 +31,29 @@ pub struct ModelMeta {
     pub snapshots: Vec<String>,
     pub horizon_months: u32,
     pub metrics: serde_json::Value,
+    /// When it was saved; absent in models saved before it was recorded.
+    #[serde(default)]
+    pub trained_at: Option<DateTime<Utc>>,
+    /// The bins of the test month's population, which scoring measures drift against; absent
+    /// in models saved before drift was watched.
+    #[serde(default)]
+    pub drift: Option<DriftReference>,
 }
 
 fn io(context: String, e: std::io::Error) -> Error {
     Error::Io { context, source: e }
+}
+
+/// The registry's directory.
+pub(crate) fn models_dir(workspace: &Workspace) -> PathBuf {
+    workspace.root().join("models")
+}
+
+/// The saved versions, oldest first.
+pub(crate) fn saved_versions(workspace: &Workspace) -> Vec<u32> {
+    let mut all = versions(&models_dir(workspace));
+    all.sort_unstable();
+    all
 }
 
 fn versions(dir: &Path) -> Vec<u32> {
@@ -50,18 +72,19 @@ fn versions(dir: &Path) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Saves a model as the next version; returns its directory. Two trainings saving at once
-/// get two versions: each writes a directory of its own and publishes it under the first
-/// version no other has taken.
+/// Saves a model as the next version, with the bins scoring watches drift against; returns
+/// its directory. Two trainings saving at once get two versions: each writes a directory of
+/// its own and publishes it under the first version no other has taken.
 pub fn save(
     workspace: &Workspace,
     model: &ChurnModel,
     report: &TrainReport,
     snapshots: Vec<String>,
     horizon_months: u32,
+    drift: Option<DriftReference>,
 ) -> Result<(u32, PathBuf)> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = workspace.root().join("models");
+    let dir = models_dir(workspace);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".saving-{}-{n}.tmp", std::process::id()));
     if tmp.exists() {
@@ -85,6 +108,8 @@ pub fn save(
             serde_json::json!({"test": &report.test, "fit": &report.fit}),
         )
         .map_err(|e| Error::Data(e.to_string()))?,
+        trained_at: Some(Utc::now()),
+        drift,
     };
     // The version appears whole or not at all; renaming onto a version another saving took
     // meanwhile fails, and this one takes the next.
@@ -101,20 +126,19 @@ pub fn save(
     }
 }
 
-/// The newest saved model, if any.
-pub fn load_latest(workspace: &Workspace) -> Result<Option<(ChurnModel, ModelMeta)>> {
-    let dir = workspace.root().join("models");
-    let Some(version) = versions(&dir).into_iter().max() else {
-        return Ok(None);
-    };
-    let path = dir.join(format!("v{version}"));
-    let text = std::fs::read_to_string(path.join("meta.json"))
-        .map_err(|e| io(format!("reading {}", path.display()), e))?;
-    let meta: ModelMeta =
-        serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+/// Saved version `version`, whole.
+pub fn load(workspace: &Workspace, version: u32) -> Result<(ChurnModel, ModelMeta)> {
+    let path = models_dir(workspace).join(format!("v{version}"));
+    if !path.is_dir() {
+        return Err(Error::Registry(format!(
+            "there is no model v{version} in {}",
+            models_dir(workspace).display()
+        )));
+    }
+    let meta = read_meta(&path)?;
     let trees = std::fs::read_to_string(path.join("model.txt"))
         .map_err(|e| io(format!("reading {}", path.join("model.txt").display()), e))?;
-    Ok(Some((
+    Ok((
         ChurnModel {
             forest: crate::forest::Forest::from_lightgbm(&trees)?,
             features: meta.features.clone(),
@@ -124,5 +148,12 @@ pub fn load_latest(workspace: &Workspace) -> Result<Option<(ChurnModel, ModelMet
             level_order: meta.level_order.clone(),
         },
         meta,
-    )))
+    ))
+}
+
+/// The `meta.json` of the version directory `path`.
+pub(crate) fn read_meta(path: &Path) -> Result<ModelMeta> {
+    let text = std::fs::read_to_string(path.join("meta.json"))
+        .map_err(|e| io(format!("reading {}", path.display()), e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use retain_data::Workspace;
 use serde::{Deserialize, Serialize};
 
+use crate::champion::Decision;
 use crate::error::{Error, Result};
 use crate::metrics::{CalibrationBin, Decile, evaluate, psi};
 use crate::table::Table;
@@ -77,6 +78,10 @@ pub struct ModelReport {
     /// The ten features that drifted most.
     pub feature_drift: Vec<FeatureDrift>,
     pub backtest: Vec<BacktestFold>,
+    /// This version as challenger: the champion it met on the test month, both standings,
+    /// and whether it was promoted and why. Absent in reports older than champions.
+    #[serde(default)]
+    pub promotion: Option<Decision>,
 }
 
 /// Evaluates a model trained on `table` (saved as `version` in `model_dir`), its rolling
@@ -129,6 +134,7 @@ pub fn model_report(
         cohorts: cohort_metrics(&test, &scores),
         feature_drift: feature_drift(table, last),
         backtest,
+        promotion: None,
     })
 }
 

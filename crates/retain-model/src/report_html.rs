@@ -89,6 +89,42 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     t
 }
 
+/// The challenger against the champion on the test month, and the decision: the page may
+/// describe a model that does not score.
+fn promotion(page: &mut String, decision: &Value) {
+    if !decision.is_object() {
+        return;
+    }
+    let promoted = decision["action"] == "promoted";
+    let _ = write!(
+        page,
+        "<h2>冠军/挑战者 · Champion and challenger ({})</h2><p>{} v{} · 冠军 / champion v{}: {}</p>",
+        esc(decision["test_month"].as_str().unwrap_or("")),
+        if promoted {
+            "已晋升 / promoted"
+        } else {
+            "未晋升 / not promoted"
+        },
+        decision["version"],
+        decision["champion"],
+        esc(decision["reason"].as_str().unwrap_or(""))
+    );
+    let rows: Vec<Vec<String>> = [("challenger", "challenger"), ("champion", "incumbent")]
+        .iter()
+        .filter(|(_, key)| decision[*key].is_object())
+        .map(|(role, key)| {
+            let standing = &decision[*key];
+            vec![
+                format!("{role} v{}", standing["version"]),
+                standing["empc"].to_string(),
+                standing["auc"].to_string(),
+                standing["top_decile_lift"].to_string(),
+            ]
+        })
+        .collect();
+    page.push_str(&table(&["", "EMPC", "AUC", "top-decile lift"], &rows));
+}
+
 /// The page for `retain train`'s summary object.
 pub(crate) fn html(s: &Value) -> String {
     let empty = Vec::new();
@@ -114,6 +150,7 @@ pub(crate) fn html(s: &Value) -> String {
         s["best_iteration"],
         num(&s["train_seconds"])
     );
+    promotion(&mut page, &s["promotion"]);
     let labels: Vec<String> = deciles.iter().map(|d| d["decile"].to_string()).collect();
     let lifts: Vec<f64> = deciles.iter().map(|d| num(&d["lift"])).collect();
     page.push_str(&bars("各十分位提升度 · Lift by decile", &labels, &lifts));
@@ -293,10 +330,17 @@ mod tests {
             "backtest": [{"test_snapshot": "2026-05", "auc": 0.85}],
             "feature_drift": [{"feature": "fee<x>", "psi": 0.3}],
             "importance": [["fee", 10.0]],
+            "promotion": {"action": "not_promoted", "version": 2, "champion": 1,
+                "test_month": "2026-07", "reason": "lower than the champion v1: AUC 0.9 < 0.95",
+                "challenger": {"version": 2, "auc": 0.9, "top_decile_lift": 3.0, "empc": 0.2},
+                "incumbent": {"version": 1, "auc": 0.95, "top_decile_lift": 3.5, "empc": 0.3}},
         });
         let page = super::html(&s);
         assert!(page.contains("<svg") && page.contains("Rolling backtest"));
         assert!(page.contains("fee&lt;x&gt;") && !page.contains("fee<x>"));
         assert!(page.contains("2026-05"));
+        assert!(page.contains("未晋升 / not promoted v2 · 冠军 / champion v1"));
+        assert!(page.contains("AUC 0.9 &lt; 0.95"));
+        assert!(page.contains("<td>champion v1</td><td>0.3</td><td>0.95</td><td>3.5</td>"));
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use datafusion::arrow::array::RecordBatch;
 
+use crate::drift::{Drift, DriftReference, Tally};
 use crate::error::Result;
 use crate::reasons::Reason;
 use crate::table::Table;
@@ -27,6 +28,8 @@ pub struct Scored {
     pub probabilities: Vec<f64>,
     /// The strongest reason categories of the riskiest 30% (at most 100,000), by subscriber.
     pub reasons: HashMap<i64, Vec<Reason>>,
+    /// How far the scored population moved from the reference it was watched against.
+    pub drift: Option<Drift>,
 }
 
 /// A scored subscriber kept as a candidate for reasons, ordered by probability (ties: the
@@ -65,6 +68,7 @@ pub struct Scorer<'m> {
     ids: Vec<i64>,
     probabilities: Vec<f64>,
     riskiest: BinaryHeap<Reverse<Candidate>>,
+    drift: Option<Tally<'m>>,
 }
 
 impl<'m> Scorer<'m> {
@@ -78,7 +82,16 @@ impl<'m> Scorer<'m> {
             ids: Vec::new(),
             probabilities: Vec::new(),
             riskiest: BinaryHeap::new(),
+            drift: None,
         }
+    }
+
+    /// Also counts every scored row into `reference`'s bins: [`Scored::drift`] then says how
+    /// far the population moved from the one the model was tested on.
+    #[must_use]
+    pub fn watching(mut self, reference: &'m DriftReference) -> Scorer<'m> {
+        self.drift = Some(Tally::new(reference));
+        self
     }
 
     /// Adds a batch of feature rows (a `subscriber_id` column and the model's features).
@@ -100,6 +113,9 @@ impl<'m> Scorer<'m> {
         let table = Table::from_batches(&batches)?;
         let d = table.features.len();
         let p = self.model.probabilities(&table.x)?;
+        if let Some(tally) = &mut self.drift {
+            tally.add(&table.features, &table.x);
+        }
         for (i, (&id, &probability)) in table.subscriber_id.iter().zip(&p).enumerate() {
             let full = self.riskiest.len() >= REASONS_MAX;
             if full
@@ -128,6 +144,7 @@ impl<'m> Scorer<'m> {
     /// Scores what is left and explains the riskiest.
     pub fn finish(mut self) -> Result<Scored> {
         self.score_pending()?;
+        let drift = self.drift.take().map(|t| t.finish(&self.probabilities));
         let n = self.ids.len();
         let explained = ((n as f64 * REASONS_SHARE).ceil() as usize).min(REASONS_MAX);
         let mut riskiest: Vec<Candidate> = self
@@ -159,6 +176,7 @@ impl<'m> Scorer<'m> {
             ids: self.ids,
             probabilities: self.probabilities,
             reasons,
+            drift,
         })
     }
 }

@@ -8,7 +8,7 @@ use retain_data::Workspace;
 use retain_features::{Cadence, FeatureSet, LabelConfig};
 use serde::Serialize;
 
-use crate::{Error, ModelReport, Result, Table};
+use crate::{Drift, DriftLevel, DriftReference, Error, ModelReport, Result, Table};
 
 /// How `retain train` builds its training set.
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +24,8 @@ pub struct TrainOptions {
 }
 
 /// Trains a model on the workspace's history, saves it as the next version in the registry,
-/// and writes its evaluation report.
+/// promotes it to champion if it beats the champion on the test month, and writes its
+/// evaluation report.
 pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> Result<ModelReport> {
     let set = FeatureSet::default_set();
     let labels = LabelConfig {
@@ -41,18 +42,45 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
     tracing::info!(rows = table.len(), "training set built");
     let (model, report) = crate::train(&table)?;
     tracing::info!(seconds = report.fit.train_seconds, "model trained");
-    let names = snapshots
+    let names: Vec<String> = snapshots
         .iter()
         .map(|s| s.format("%Y-%m").to_string())
         .collect();
-    let (version, dir) = crate::save(workspace, &model, &report, names, options.horizon)?;
-    let summary = crate::model_report(
+    // The out-of-time month `train` tested on: its population is the drift reference, and
+    // champion and challenger are compared on its rows.
+    let last = table.snapshot.iter().copied().max().unwrap_or(0);
+    let test = table.subset(&crate::rows_where(&table, |s| s == last));
+    let test_month = names.last().cloned().unwrap_or_default();
+    let reference = DriftReference::of(&test, &model.probabilities(&test.x)?, test_month.clone());
+    let (version, dir) = crate::save(
+        workspace,
+        &model,
+        &report,
+        names,
+        options.horizon,
+        Some(reference),
+    )?;
+    let challenger = crate::Standing::of(version, &report.test);
+    let decision = crate::contest(workspace, challenger, &test, &test_month)?;
+    tracing::info!(
+        version,
+        champion = decision.champion,
+        reason = decision.reason,
+        "{}",
+        if decision.action == crate::Action::Promoted {
+            "challenger promoted"
+        } else {
+            "challenger not promoted"
+        }
+    );
+    let mut summary = crate::model_report(
         workspace,
         &table,
         (&model, &report),
         (version, dir),
         options.backtest,
     )?;
+    summary.promotion = Some(decision);
     crate::write_model_report(workspace, &summary)?;
     Ok(summary)
 }
@@ -70,6 +98,9 @@ pub struct ScoreSummary {
     pub scores_file: PathBuf,
     /// How far the probabilities moved from the scores before, if there were any.
     pub score_drift: Option<ScoreDrift>,
+    /// How far the scored population (probabilities and features) moved from the champion's
+    /// test month; absent for models saved before drift was watched.
+    pub drift: Option<Drift>,
 }
 
 /// The population stability of the probabilities against an earlier scoring.
@@ -79,13 +110,13 @@ pub struct ScoreDrift {
     pub psi: f64,
 }
 
-/// Scores everyone with the newest model as of `as_of` (by default the month after the last
-/// one loaded) and writes the scores.
+/// Scores everyone with the champion as of `as_of` (by default the month after the last one
+/// loaded) and writes the scores; warns when the population shifted from the champion's.
 pub async fn score_workspace(
     workspace: &Workspace,
     as_of: Option<NaiveDate>,
 ) -> Result<ScoreSummary> {
-    let Some((model, meta)) = crate::load_latest(workspace)? else {
+    let Some((model, meta)) = crate::load_champion(workspace)? else {
         return Err(Error::Data(
             "no churn model in this workspace: run `retain train` first".into(),
         ));
@@ -100,6 +131,9 @@ pub async fn score_workspace(
     let mut stream = retain_features::stored::features(workspace, &set, as_of, parts).await?;
     let features = stream.origin();
     let mut scorer = crate::Scorer::new(&model);
+    if let Some(reference) = &meta.drift {
+        scorer = scorer.watching(reference);
+    }
     while let Some(batch) = stream.next().await {
         scorer.push(batch?)?;
     }
@@ -107,7 +141,11 @@ pub async fn score_workspace(
         ids,
         probabilities,
         reasons,
+        drift,
     } = scorer.finish()?;
+    if let Some(drift) = &drift {
+        warn_of_shifts(drift, meta.version);
+    }
     let file = crate::write_scores(
         workspace,
         as_of,
@@ -138,5 +176,31 @@ pub async fn score_workspace(
         mean_probability: probabilities.iter().sum::<f64>() / ids.len().max(1) as f64,
         scores_file: file.path,
         score_drift,
+        drift,
     })
+}
+
+/// A warning when the probabilities or any feature reached the alert level.
+fn warn_of_shifts(drift: &Drift, version: u32) {
+    if drift.score.level == DriftLevel::Alert {
+        tracing::warn!(
+            psi = drift.score.psi,
+            reference = drift.reference,
+            "the churn probabilities shifted from model v{version}'s test month"
+        );
+    }
+    if drift.features_alert > 0 {
+        let shifted: Vec<String> = drift
+            .features
+            .iter()
+            .filter(|f| f.stability.level == DriftLevel::Alert)
+            .map(|f| format!("{} {}", f.feature, f.stability.psi))
+            .collect();
+        tracing::warn!(
+            features = drift.features_alert,
+            reference = drift.reference,
+            "features shifted from model v{version}'s test month (PSI): {}",
+            shifted.join(", ")
+        );
+    }
 }

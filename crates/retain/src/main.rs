@@ -37,11 +37,14 @@ enum Command {
     Warn(commands::warn::Args),
     /// Point-in-time features of every subscriber, or a labelled training set over snapshots.
     Features(commands::features::Args),
-    /// Train the churn model on labelled snapshots and evaluate it on the latest one.
+    /// Train a challenger churn model on labelled snapshots, evaluate it on the latest one and
+    /// promote it if it beats the champion there.
     Train(commands::train::Args),
-    /// Score every subscriber with the latest churn model: probability, decile, top reasons.
+    /// Score every subscriber with the champion churn model: probability, decile, top reasons,
+    /// and drift from the champion's test month.
     Score(commands::train::ScoreArgs),
-    /// The churn model on any churn table: `retain model eval`.
+    /// The workspace's model registry (`retain model list`, `retain model rollback`) and the
+    /// churn model on any churn table (`retain model eval`).
     Model(commands::model_args::ModelArgs),
     /// Segmentation: RFM, lifetime value, lifecycle stage, named clusters, scenario groups.
     Segment(commands::segment::Args),

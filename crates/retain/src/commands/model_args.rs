@@ -42,7 +42,8 @@ pub(crate) struct ScoreArgs {
     pub json: bool,
 }
 
-/// `retain model`: the churn model on tables other than a workspace's.
+/// `retain model`: the workspace's registry of models, and the churn model on tables other than
+/// a workspace's.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ModelArgs {
     #[command(subcommand)]
@@ -54,6 +55,35 @@ pub(crate) enum ModelCommand {
     /// Train and evaluate on any churn table (CSV or Parquet) with the default recipe: types
     /// inferred, categories detected, missing values handled.
     Eval(EvalArgs),
+    /// Every saved version with its test metrics, the champion, and the history of promotions
+    /// and rollbacks.
+    List(ListArgs),
+    /// Make an earlier version the champion again: by default the one the current champion
+    /// replaced. Recorded in the history.
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListArgs {
+    /// Workspace directory.
+    #[arg(long, env = "RETAIN_DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RollbackArgs {
+    /// Workspace directory.
+    #[arg(long, env = "RETAIN_DIR")]
+    pub dir: PathBuf,
+    /// The version to make champion (`retain model list` shows them).
+    #[arg(long)]
+    pub to: Option<u32>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,13 +3,13 @@
 use std::fmt::Write as _;
 
 use retain_data::Workspace;
-use retain_model::{ModelReport, ScoreSummary, TrainOptions};
+use retain_model::{Decision, Drift, ModelReport, ScoreSummary, TrainOptions};
 use retain_store::Store;
 
 use crate::output;
 
 pub(crate) use super::model_args::{Args, ScoreArgs};
-use super::model_args::{ModelArgs, ModelCommand};
+use super::model_args::{ListArgs, ModelArgs, ModelCommand, RollbackArgs};
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
@@ -66,6 +66,31 @@ fn describe(r: &ModelReport) -> String {
             "  top reason = true cause for {agreement} of caught churners"
         );
     }
+    if let Some(decision) = &r.promotion {
+        text.push_str(&describe_promotion(decision));
+    }
+    text
+}
+
+/// The challenger against the champion, on the test month.
+fn describe_promotion(decision: &Decision) -> String {
+    let mut text = format!(
+        "  {} v{}: {}; champion v{}\n",
+        decision.action, decision.version, decision.reason, decision.champion
+    );
+    let month = decision.test_month.as_deref().unwrap_or("the test month");
+    for (role, standing) in [
+        ("challenger", &decision.challenger),
+        ("champion", &decision.incumbent),
+    ] {
+        if let Some(s) = standing {
+            let _ = writeln!(
+                text,
+                "    {role} v{} on {month}: EMPC {}, AUC {}, top-decile lift {}",
+                s.version, s.empc, s.auc, s.top_decile_lift
+            );
+        }
+    }
     text
 }
 
@@ -77,17 +102,43 @@ pub(crate) fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     if args.json {
         return output::print_json(&summary);
     }
-    output::print_text(&format!(
-        "scored {} subscribers as of {} with model v{} → {}",
+    let mut text = format!(
+        "scored {} subscribers as of {} with the champion v{} → {}",
         summary.scored,
         summary.as_of,
         summary.model_version,
         summary.scores_file.display()
-    ));
+    );
+    if let Some(drift) = &summary.drift {
+        text.push_str(&describe_drift(drift));
+    }
+    output::print_text(&text);
     Ok(())
 }
 
-/// Scores everyone with the newest model and writes the scores.
+fn describe_drift(drift: &Drift) -> String {
+    let mut text = format!(
+        "\n  drift from {} (PSI): {}; probabilities {} ({}); features: {} watch, {} alert",
+        drift.reference,
+        drift.level,
+        drift.score.psi,
+        drift.score.level,
+        drift.features_watch,
+        drift.features_alert
+    );
+    let moved: Vec<String> = drift
+        .features
+        .iter()
+        .take(3)
+        .map(|f| format!("{} {}", f.feature, f.stability.psi))
+        .collect();
+    if !moved.is_empty() {
+        let _ = write!(text, "; most moved: {}", moved.join(", "));
+    }
+    text
+}
+
+/// Scores everyone with the champion and writes the scores.
 pub(crate) fn score_execute(
     rt: &tokio::runtime::Runtime,
     workspace: &Workspace,
@@ -133,5 +184,59 @@ pub(crate) fn model(args: &ModelArgs) -> anyhow::Result<()> {
             ));
             Ok(())
         }
+        ModelCommand::List(a) => list(a),
+        ModelCommand::Rollback(a) => rollback(a),
     }
+}
+
+/// `retain model list`.
+fn list(args: &ListArgs) -> anyhow::Result<()> {
+    let workspace = Workspace::open(&args.dir)?;
+    let listing = retain_model::list(&workspace)?;
+    if args.json {
+        return output::print_json(&listing);
+    }
+    if listing.versions.is_empty() {
+        output::print_text("no churn model in this workspace: run `retain train` first");
+        return Ok(());
+    }
+    let number = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| x.to_string());
+    let mut text = String::from("version  test month  EMPC    AUC     lift    decision\n");
+    for v in &listing.versions {
+        let _ = writeln!(
+            text,
+            "{}{:<7}  {:<10}  {:<6}  {:<6}  {:<6}  {}{}",
+            if v.champion { "*" } else { " " },
+            format!("v{}", v.version),
+            v.test_month.as_deref().unwrap_or("-"),
+            number(v.empc),
+            number(v.auc),
+            number(v.top_decile_lift),
+            v.decision.map_or_else(|| "-".to_owned(), |d| d.to_string()),
+            v.error
+                .as_deref()
+                .map(|e| format!(" (unreadable: {e})"))
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(champion) = listing.champion {
+        let _ = write!(text, "* champion: v{champion}");
+    }
+    output::print_text(&text);
+    Ok(())
+}
+
+/// `retain model rollback`.
+fn rollback(args: &RollbackArgs) -> anyhow::Result<()> {
+    let workspace = Workspace::open(&args.dir)?;
+    let decision = retain_model::rollback(&workspace, args.to)?;
+    if args.json {
+        return output::print_json(&decision);
+    }
+    output::print_text(&format!(
+        "champion: v{} (was v{})",
+        decision.champion,
+        decision.previous.unwrap_or(decision.champion)
+    ));
+    Ok(())
 }

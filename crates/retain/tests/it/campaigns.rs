@@ -6,19 +6,7 @@ use crate::common::*;
 fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("demo");
-    let (ok, demo) = retain_json(&[
-        "demo",
-        "--subscribers",
-        "2000",
-        "--months",
-        "12",
-        "--seed",
-        "3",
-        "--dir",
-        s(&ws),
-        "--json",
-    ]);
-    assert!(ok, "{demo}");
+    let demo = demo_months_12(&ws, 2000, 3);
     // The demo ran the loop on the bundled weekly high-end template.
     assert!(
         demo["campaign"]["id"].as_i64().is_some(),

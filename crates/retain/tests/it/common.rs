@@ -34,6 +34,25 @@ pub(crate) fn retain_json(args: &[&str]) -> (bool, serde_json::Value) {
     )
 }
 
+/// `retain demo --json` over twelve months, the shortest window the churn model trains on.
+pub(crate) fn demo_months_12(ws: &Path, subscribers: u32, seed: u64) -> serde_json::Value {
+    let (subscribers, seed) = (subscribers.to_string(), seed.to_string());
+    let (ok, json) = retain_json(&[
+        "demo",
+        "--subscribers",
+        &subscribers,
+        "--months",
+        "12",
+        "--seed",
+        &seed,
+        "--dir",
+        s(ws),
+        "--json",
+    ]);
+    assert!(ok, "{json}");
+    json
+}
+
 pub(crate) fn fixture(name: &str) -> PathBuf {
     manifest_dir()
         .join("../retain-data/tests/fixtures")

@@ -6,19 +6,7 @@ use crate::common::*;
 fn demo_leaves_tables_truth_and_store_and_reconciles() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("demo");
-    let (ok, json) = retain_json(&[
-        "demo",
-        "--subscribers",
-        "1500",
-        "--months",
-        "12",
-        "--seed",
-        "7",
-        "--dir",
-        s(&ws),
-        "--json",
-    ]);
-    assert!(ok, "{json}");
+    let json = demo_months_12(&ws, 1500, 7);
     for table in [
         "plans",
         "subscribers",

@@ -1,6 +1,7 @@
 //! The command-line interface that outside checks rely on, run as a user would run it.
 
 mod campaigns;
+mod champion;
 mod cluster;
 mod common;
 mod demo;
