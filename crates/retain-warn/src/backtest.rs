@@ -93,6 +93,14 @@ pub struct RuleMetrics {
     pub metrics: Metrics,
 }
 
+/// How many of a slice had a score, and how many of them churned: where a threshold would fall.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreCount {
+    pub score: i64,
+    pub population: u64,
+    pub positives: u64,
+}
+
 /// Metrics of a population slice (all, or one cohort).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Slice {
@@ -102,6 +110,10 @@ pub struct Slice {
     pub levels: BTreeMap<String, Metrics>,
     pub potential_churners: Metrics,
     pub rules: Vec<RuleMetrics>,
+    /// Population and churners by score, lowest first (reports before scores were kept have
+    /// none).
+    #[serde(default)]
+    pub scores: Vec<ScoreCount>,
 }
 
 /// The backtest's report under `reports/`, which the rules editor shows.
@@ -157,6 +169,7 @@ pub async fn backtest(
     let n = rules.rules.len();
     // Per cohort: population, positives, then (hits, tp) for each rule, each level, potential.
     let mut sums: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut by_score: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
     let width = 2 + 2 * (n + LEVELS.len() + 1);
     for &s in &dates {
         let query = scoring_query(rules, s);
@@ -174,7 +187,7 @@ pub async fn backtest(
         for level in LEVELS {
             flag(format!("level = '{level}'"));
         }
-        flag(format!("score >= {}", rules.scorecard.threshold));
+        flag("potential".to_owned());
         let sql = format!(
             "WITH {ctes}, scored AS ({select}),
              lab AS (SELECT DISTINCT subscriber_id FROM {labels}
@@ -188,7 +201,7 @@ pub async fn backtest(
                    LEFT JOIN left_already x ON x.subscriber_id = scored.subscriber_id
                    LEFT JOIN treated t ON t.subscriber_id = scored.subscriber_id
                    WHERE x.subscriber_id IS NULL AND t.subscriber_id IS NULL)
-             SELECT cohort, {aggs} FROM j GROUP BY cohort",
+             SELECT cohort, score, {aggs} FROM j GROUP BY cohort, score",
             ctes = query.ctes,
             select = query.select,
             labels = retain_features::LABELS_VIEW,
@@ -209,22 +222,41 @@ pub async fn backtest(
         );
         for batch in retain_features::frame::query(ctx, &sql, "the backtest").await? {
             let cohorts = strings(batch.column(0))?;
+            let scores = batch.column(1).as_primitive::<Int64Type>();
             for row in 0..batch.num_rows() {
-                let entry = sums
-                    .entry(cohorts.value(row).to_owned())
-                    .or_insert_with(|| vec![0; width]);
+                let cohort = cohorts.value(row).to_owned();
+                let entry = sums.entry(cohort.clone()).or_insert_with(|| vec![0; width]);
                 for (k, slot) in entry.iter_mut().enumerate() {
-                    let a = batch.column(k + 1).as_primitive::<Int64Type>();
+                    let a = batch.column(k + 2).as_primitive::<Int64Type>();
                     if !a.is_null(row) {
                         *slot += a.value(row) as u64;
                     }
                 }
+                let counts = by_score
+                    .entry((cohort, scores.value(row)))
+                    .or_insert((0, 0));
+                counts.0 += entry_value(&batch, 2, row);
+                counts.1 += entry_value(&batch, 3, row);
             }
         }
         tracing::info!(snapshot = %s, "backtest snapshot scored");
     }
 
-    let slice = |v: &[u64]| -> Slice {
+    let histogram = |cohort: Option<&str>| -> Vec<ScoreCount> {
+        let mut out: BTreeMap<i64, ScoreCount> = BTreeMap::new();
+        for ((c, score), (n, pos)) in &by_score {
+            if cohort.is_none_or(|want| want == c) {
+                let e = out.entry(*score).or_insert(ScoreCount {
+                    score: *score,
+                    ..ScoreCount::default()
+                });
+                e.population += n;
+                e.positives += pos;
+            }
+        }
+        out.into_values().collect()
+    };
+    let slice = |v: &[u64], cohort: Option<&str>| -> Slice {
         let (population, positives) = (v[0], v[1]);
         let metric = |k: usize| {
             let mut m = Metrics {
@@ -257,6 +289,7 @@ pub async fn backtest(
                 .map(|(j, l)| ((*l).to_owned(), metric(n + j)))
                 .collect(),
             potential_churners: metric(n + LEVELS.len()),
+            scores: histogram(cohort),
         }
     };
     let mut total = vec![0; width];
@@ -270,7 +303,10 @@ pub async fn backtest(
         .map(|c| {
             (
                 (*c).to_owned(),
-                slice(sums.get(*c).map_or(&vec![0; width][..], |v| &v[..])),
+                slice(
+                    sums.get(*c).map_or(&vec![0; width][..], |v| &v[..]),
+                    Some(c),
+                ),
             )
         })
         .collect();
@@ -278,7 +314,17 @@ pub async fn backtest(
         snapshots: dates.iter().map(|d| month_label(*d)).collect(),
         horizon_months: options.horizon_months,
         suspension_gap_months: options.labels.suspension_gap_months,
-        overall: slice(&total),
+        overall: slice(&total, None),
         cohorts,
     })
+}
+
+/// Column `k` of a backtest row, zero when null.
+fn entry_value(batch: &datafusion::arrow::record_batch::RecordBatch, k: usize, row: usize) -> u64 {
+    let a = batch.column(k).as_primitive::<Int64Type>();
+    if a.is_null(row) {
+        0
+    } else {
+        a.value(row) as u64
+    }
 }

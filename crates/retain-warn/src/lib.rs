@@ -22,17 +22,25 @@
 mod backtest;
 mod error;
 mod list;
+mod propose;
 mod query;
 mod rules;
 mod run;
 
 pub use backtest::{
-    BACKTEST_REPORT, BacktestOptions, BacktestReport, Metrics, RuleMetrics, Slice, backtest,
-    read_backtest_report, write_backtest_report,
+    BACKTEST_REPORT, BacktestOptions, BacktestReport, Metrics, RuleMetrics, ScoreCount, Slice,
+    backtest, read_backtest_report, write_backtest_report,
 };
 pub use error::{Error, Result};
 pub use list::{Level, ListFile, Listed, all_lists, latest_list};
-pub use rules::{CATEGORIES, ChurnType, DEFAULT_RULES, Rule, RuleSet, Scorecard};
+pub use propose::{
+    CohortChange, MARKER, MIN_HITS, PointChange, Proposal, accept as accept_proposal,
+    current_text as current_rules_text, proposal_files, propose, reject as reject_proposal,
+    with_cohorts,
+};
+pub use rules::{
+    CATEGORIES, ChurnType, CohortRules, DEFAULT_RULES, MAX_POINTS, Rule, RuleSet, Scorecard,
+};
 pub use run::{
     COHORTS, Changes, FiredRule, LEVELS, WarnSummary, Warning, evaluate, evaluate_partitioned, run,
 };

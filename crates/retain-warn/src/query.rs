@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use retain_features::conditions::feature_ctes;
 
 use crate::rules::RuleSet;
+use crate::run::COHORTS;
 
 /// The scoring query for `as_of`, as CTE definitions plus a final SELECT, so callers can wrap
 /// it (`WITH {ctes}, scored AS ({select}) …`).
@@ -27,16 +28,33 @@ pub(crate) fn scoring_query(rules: &RuleSet, as_of: NaiveDate) -> ScoringQuery {
         .collect();
     let _ = write!(
         ctes,
-        ", r AS (SELECT f.*, {}, COALESCE({}, false) AS risk1, COALESCE({}, false) AS risk2 FROM f)",
+        ", r AS (SELECT f.*, {}, COALESCE({}, false) AS risk1, COALESCE({}, false) AS risk2, \
+         CASE WHEN tenure < 6 THEN 'lt6m' WHEN tenure <= 12 THEN '6to12m' ELSE 'gt12m' END AS cohort \
+         FROM f)",
         hits.join(", "),
         rules.risk1_sql,
         rules.risk2_sql
     );
+    // A cohort's own points and threshold apply to it alone.
+    let by_cohort = |value: &dyn Fn(&str) -> i64, base: i64| {
+        let mut cases = String::new();
+        for c in COHORTS.iter().filter(|c| value(c) != base) {
+            let _ = write!(cases, " WHEN '{c}' THEN {}", value(c));
+        }
+        if cases.is_empty() {
+            base.to_string()
+        } else {
+            format!("(CASE cohort{cases} ELSE {base} END)")
+        }
+    };
     let score: Vec<String> = rules
         .rules
         .iter()
         .enumerate()
-        .map(|(i, r)| format!("CASE WHEN r{i} THEN {} ELSE 0 END", r.points))
+        .map(|(i, r)| {
+            let points = by_cohort(&|c| rules.points_in(i, c), r.points);
+            format!("CASE WHEN r{i} THEN {points} ELSE 0 END")
+        })
         .collect();
     let special: Vec<String> = rules
         .rules
@@ -55,15 +73,14 @@ pub(crate) fn scoring_query(rules: &RuleSet, as_of: NaiveDate) -> ScoringQuery {
             special.join(" OR ")
         }
     );
+    let threshold = by_cohort(&|c| rules.threshold_in(c), rules.scorecard.threshold);
     let select = format!(
-        "SELECT sc.*,
+        "SELECT sc.*, score >= {threshold} AS potential,
                 CASE WHEN score < {threshold} THEN NULL
                      WHEN risk1 AND special THEN 'red'
                      WHEN risk2 AND special THEN 'yellow'
-                     WHEN risk1 THEN 'blue' END AS level,
-                CASE WHEN tenure < 6 THEN 'lt6m' WHEN tenure <= 12 THEN '6to12m' ELSE 'gt12m' END AS cohort
-         FROM sc",
-        threshold = rules.scorecard.threshold
+                     WHEN risk1 THEN 'blue' END AS level
+         FROM sc"
     );
     ScoringQuery { ctes, select }
 }

@@ -1,5 +1,6 @@
 //! Rules as data: the rules file, its validation, and compilation of every condition.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,23 @@ struct RulesFile {
     levels: LevelsFile,
     #[serde(rename = "rule")]
     rules: Vec<RuleFile>,
+    #[serde(default)]
+    cohorts: BTreeMap<String, CohortRules>,
 }
+
+/// What differs for one tenure cohort (`lt6m`, `6to12m`, `gt12m`): its own threshold and the
+/// points of rules re-tuned for it (`retain warn --propose`). Applies to that cohort only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortRules {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub points: BTreeMap<String, i64>,
+}
+
+/// The largest number of points a rule may carry, and the largest threshold.
+pub const MAX_POINTS: i64 = 100;
 
 /// Scorecard settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +110,8 @@ pub struct RuleSet {
     pub risk1_sql: String,
     pub risk2_sql: String,
     pub compiler: Compiler,
+    /// Per tenure cohort, what differs from the scorecard.
+    pub cohorts: BTreeMap<String, CohortRules>,
 }
 
 impl RuleSet {
@@ -174,6 +193,44 @@ impl RuleSet {
         if rules.is_empty() {
             return Err(bad("(file)", 0, "the file has no [[rule]]".to_owned()));
         }
+        for (cohort, c) in &file.cohorts {
+            let here = text.find(&format!("[cohorts.{cohort}")).unwrap_or(0);
+            if !crate::run::COHORTS.contains(&cohort.as_str()) {
+                return Err(bad(
+                    "(cohorts)",
+                    here,
+                    format!(
+                        "unknown cohort {cohort:?}; cohorts: {}",
+                        crate::run::COHORTS.join(", ")
+                    ),
+                ));
+            }
+            if let Some(t) = c.threshold
+                && !(1..=MAX_POINTS).contains(&t)
+            {
+                return Err(bad(
+                    "(cohorts)",
+                    here,
+                    format!("cohorts.{cohort}.threshold must be 1–{MAX_POINTS}, not {t}"),
+                ));
+            }
+            for (id, p) in &c.points {
+                if !rules.iter().any(|r| &r.id == id) {
+                    return Err(bad(
+                        "(cohorts)",
+                        here,
+                        format!("cohorts.{cohort}.points names no rule {id}"),
+                    ));
+                }
+                if p.abs() > MAX_POINTS {
+                    return Err(bad(
+                        "(cohorts)",
+                        here,
+                        format!("cohorts.{cohort}.points.{id} must be within ±{MAX_POINTS}"),
+                    ));
+                }
+            }
+        }
         let (risk1_sql, _) = condition("levels.risk1", &file.levels.risk1)?;
         let (risk2_sql, _) = condition("levels.risk2", &file.levels.risk2)?;
         Ok(RuleSet {
@@ -183,7 +240,28 @@ impl RuleSet {
             risk1_sql,
             risk2_sql,
             compiler,
+            cohorts: file.cohorts,
         })
+    }
+
+    /// The points rule `i` adds in `cohort`.
+    #[must_use]
+    pub fn points_in(&self, i: usize, cohort: &str) -> i64 {
+        let rule = &self.rules[i];
+        self.cohorts
+            .get(cohort)
+            .and_then(|c| c.points.get(&rule.id))
+            .copied()
+            .unwrap_or(rule.points)
+    }
+
+    /// The score that makes a potential churner in `cohort`.
+    #[must_use]
+    pub fn threshold_in(&self, cohort: &str) -> i64 {
+        self.cohorts
+            .get(cohort)
+            .and_then(|c| c.threshold)
+            .unwrap_or(self.scorecard.threshold)
     }
 
     /// The workspace's rules file when it has one (`rules.toml`), else the defaults.

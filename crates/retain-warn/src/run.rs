@@ -149,7 +149,8 @@ pub async fn evaluate(
         }
         for row in 0..batch.num_rows() {
             let score = scores.value(row);
-            if score >= rules.scorecard.threshold {
+            let cohort = cohorts.value(row);
+            if score >= rules.threshold_in(cohort) {
                 potential += 1;
             }
             if levels.is_null(row) {
@@ -170,7 +171,7 @@ pub async fn evaluate(
                     id: rule.id.clone(),
                     name_zh: rule.name_zh.clone(),
                     name_en: rule.name_en.clone(),
-                    points: rule.points,
+                    points: rules.points_in(i, cohort),
                     values,
                 });
             }
@@ -181,7 +182,7 @@ pub async fn evaluate(
                 subscriber_id: ids.value(row),
                 level,
                 score,
-                cohort: cohorts.value(row).to_owned(),
+                cohort: cohort.to_owned(),
                 branch_id: (!branches.is_null(row)).then(|| branches.value(row).to_owned()),
                 manager_id: (!managers.is_null(row)).then(|| managers.value(row).to_owned()),
                 rules: fired,

@@ -10,6 +10,8 @@ use retain_warn::{BacktestOptions, BacktestReport, RuleSet, WarnSummary};
 
 use crate::output;
 
+// Each flag is a switch a user types; an enum of modes would read worse on the command line.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Workspace directory.
@@ -30,6 +32,16 @@ pub(crate) struct Args {
     /// Backtest the rules on labelled history instead of producing this week's list.
     #[arg(long)]
     pub backtest: bool,
+    /// Propose points and thresholds per tenure cohort from the backtest: written beside the
+    /// rules (rules-proposal.toml) with the diff, for --accept-proposal or --reject-proposal.
+    #[arg(long, conflicts_with_all = ["backtest", "accept_proposal", "reject_proposal"])]
+    pub propose: bool,
+    /// Make the pending proposal the workspace's rules.toml (the previous kept in rules-history/).
+    #[arg(long, conflicts_with_all = ["backtest", "reject_proposal"])]
+    pub accept_proposal: bool,
+    /// Discard the pending proposal.
+    #[arg(long, conflicts_with = "backtest")]
+    pub reject_proposal: bool,
     /// Backtest: a warning is right when churn takes effect within this many months.
     #[arg(long, default_value_t = 1)]
     pub horizon: u32,
@@ -50,6 +62,9 @@ pub(crate) enum Outcome {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
     args.engine.apply(&workspace)?;
+    if args.propose || args.accept_proposal || args.reject_proposal {
+        return proposal(args, &workspace);
+    }
     let rules = RuleSet::for_workspace(&workspace, args.rules.as_deref())?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
@@ -189,6 +204,132 @@ fn describe_backtest(r: &BacktestReport) -> String {
             m.lift,
             rule.name_zh
         );
+    }
+    text
+}
+
+/// `--propose`, `--accept-proposal`, `--reject-proposal`: rules re-tuned per tenure cohort.
+fn proposal(args: &Args, workspace: &Workspace) -> anyhow::Result<()> {
+    let rt = super::runtime()?;
+    let store = rt.block_on(Store::connect(&workspace.store_url()))?;
+    if args.reject_proposal {
+        let had = super::recorded(
+            &rt,
+            &store,
+            "rules-reject",
+            &serde_json::json!({}),
+            || Ok(retain_warn::reject_proposal(workspace)?),
+            |had| Ok(serde_json::json!({ "rejected": had })),
+        )?;
+        let text = if had {
+            "the proposal is discarded; the rules are as they were"
+        } else {
+            "there was no proposal"
+        };
+        return if args.json {
+            output::print_json(&serde_json::json!({ "rejected": had }))
+        } else {
+            output::print_text(text);
+            Ok(())
+        };
+    }
+    if args.accept_proposal {
+        let accepted = super::recorded(
+            &rt,
+            &store,
+            "rules-accept",
+            &serde_json::json!({}),
+            || Ok(retain_warn::accept_proposal(workspace)?),
+            |p| Ok(serde_json::to_value(p)?),
+        )?;
+        return if args.json {
+            output::print_json(&accepted)
+        } else {
+            output::print_text(&format!(
+                "accepted: {} is now the workspace's rules\n{}",
+                workspace.root().join("rules.toml").display(),
+                describe_proposal(&accepted)
+            ));
+            Ok(())
+        };
+    }
+    if args.rules.is_some() {
+        anyhow::bail!(
+            "--propose tunes the workspace's own rules (rules.toml); --rules is not taken with it"
+        );
+    }
+    let text = retain_warn::current_rules_text(workspace)?;
+    let rules = RuleSet::for_workspace(workspace, None)?;
+    let options = BacktestOptions {
+        horizon_months: args.horizon,
+        labels: retain_features::LabelConfig {
+            suspension_gap_months: args.gap,
+            ..retain_features::LabelConfig::default()
+        },
+        ..BacktestOptions::default()
+    };
+    let work = || {
+        rt.block_on(async {
+            let ctx = retain_features::session(workspace).await?;
+            retain_features::conditions::register_outputs(&ctx, workspace, &rules.compiler).await?;
+            let (proposal, proposed) = retain_warn::propose(&ctx, &rules, &text, &options).await?;
+            let (text_file, diff_file) = retain_warn::proposal_files(workspace);
+            retain_data::write_atomically(&text_file, proposed.as_bytes())?;
+            retain_data::write_json(&diff_file, &proposal)?;
+            anyhow::Ok(proposal)
+        })
+    };
+    let proposal = super::recorded(
+        &rt,
+        &store,
+        "rules-propose",
+        &serde_json::json!({ "horizon": args.horizon, "gap": args.gap }),
+        work,
+        |p| Ok(serde_json::to_value(p)?),
+    )?;
+    if args.json {
+        return output::print_json(&proposal);
+    }
+    output::print_text(&format!(
+        "{}\nretain warn --accept-proposal makes it the rules; --reject-proposal discards it",
+        describe_proposal(&proposal)
+    ));
+    Ok(())
+}
+
+fn describe_proposal(p: &retain_warn::Proposal) -> String {
+    // Precision and recall of potential churners, as they are and as proposed.
+    let shift = |before: &retain_warn::Metrics, after: &retain_warn::Metrics| {
+        format!(
+            "precision {:.2}% → {:.2}%, recall {:.2}% → {:.2}%",
+            before.precision * 100.0,
+            after.precision * 100.0,
+            before.recall * 100.0,
+            after.recall * 100.0
+        )
+    };
+    let mut text = format!(
+        "rules re-tuned per tenure cohort over {} (target precision {:.2}%)\n  potential churners: {}\n",
+        p.snapshots.join(", "),
+        p.target_precision * 100.0,
+        shift(&p.before, &p.after)
+    );
+    for c in &p.cohorts {
+        let _ = writeln!(
+            text,
+            "  {:<7} threshold {} → {}; {}",
+            c.cohort,
+            c.threshold_before,
+            c.threshold_after,
+            shift(&c.before, &c.after)
+        );
+        for r in &c.points {
+            let _ = writeln!(
+                text,
+                "          {} points {} → {} (lift {:.2} here, {:.2} overall, {} hits)",
+                r.rule, r.before, r.after, r.lift, r.lift_overall, r.hits
+            );
+        }
     }
     text
 }

@@ -3,6 +3,7 @@
 mod campaigns;
 mod champion;
 mod cluster;
+mod cohorts;
 mod common;
 mod demo;
 mod load;
