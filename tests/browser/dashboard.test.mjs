@@ -162,6 +162,13 @@ try {
     await page.waitForSelector('[data-testid=target-result] .error');
   });
 
+  await step('04c-model-and-champion', async () => {
+    await page.click('[data-testid=nav-model]');
+    await page.waitForSelector('[data-testid=versions-table] tbody tr');
+    // The demo trained once: that version is the champion that scores.
+    assert.equal(await page.$$eval('[data-testid=champion]', (els) => els.length), 1);
+  });
+
   let campaignUrl;
   await step('05-campaign-created', async () => {
     await page.click('[data-testid=nav-campaigns]');
@@ -222,6 +229,15 @@ try {
     await page.fill('#src', text);
     await page.click('[data-testid=rules-backtest]');
     await page.waitForSelector('[data-testid=backtest-table]', { timeout: 120000 });
+  });
+
+  await step('12a-cohort-proposal', async () => {
+    await page.click('[data-testid=rules-propose]');
+    await page.waitForSelector('[data-testid=proposal-table] tbody tr', { timeout: 120000 });
+    const rows = await page.$$eval('[data-testid=proposal-table] tbody tr', (els) => els.map((e) => e.textContent));
+    assert.deepEqual(rows.map((r) => r.trim().split(/\s/)[0]), ['lt6m', '6to12m', 'gt12m']);
+    await page.click('[data-testid=proposal-reject]');
+    await page.waitForSelector('[data-testid=rules-propose]');
   });
 
   await step('12b-scheduled-runs', async () => {

@@ -120,6 +120,37 @@
       <tbody>${rows.join('') || `<tr><td colspan="${headers.length}" class="muted">${esc(t('none'))}</td></tr>`}</tbody></table>`;
   }
 
+  // Rules re-tuned per tenure cohort: the pending proposal as a diff, accepted or rejected by
+  // those who plan; a button to propose when there is none.
+  async function showProposal() {
+    const el = $('#proposal');
+    const planner = ['admin', 'analyst'].includes(me.role);
+    const d = await api('GET', '/api/v1/rules/proposal');
+    const p = d.proposal;
+    const shift = (b, a) => `${pct(b.precision)} → ${pct(a.precision)} · ${pct(b.recall)} → ${pct(a.recall)}`;
+    if (!p) {
+      el.innerHTML = planner ? `<p><button id="propose" data-testid="rules-propose">${esc(t('propose_cohorts'))}</button></p>` : '';
+    } else {
+      el.innerHTML = `<div class="panel"><h2>${esc(t('proposal'))}</h2>
+        <p class="muted">${esc(t('proposal_target'))} ${pct(p.target_precision)} · ${esc(p.snapshots.join(', '))} · ${esc(t('potential'))}: ${shift(p.before, p.after)}</p>
+        ${table([t('cohort'), t('threshold'), t('precision_recall'), t('points')], p.cohorts.map((c) => `<tr><td>${esc(c.cohort)}</td>
+          <td>${c.threshold_before} → ${c.threshold_after}</td><td>${shift(c.before, c.after)}</td>
+          <td>${c.points.map((r) => `<span class="pill" title="lift ${num(r.lift, 2)} / ${num(r.lift_overall, 2)}, ${r.hits}">${esc(r.rule)} ${r.before} → ${r.after}</span>`).join(' ')}</td></tr>`), 'proposal-table')}
+        ${planner ? `<p><button id="proposal-accept" data-testid="proposal-accept">${esc(t('accept'))}</button> <button id="proposal-reject" data-testid="proposal-reject">${esc(t('reject'))}</button></p>` : ''}</div>`;
+    }
+    const act = (id, path, done) => {
+      const b = $(`#${id}`);
+      if (!b) return;
+      b.addEventListener('click', async () => {
+        b.disabled = true;
+        try { await api('POST', path); toast(t(done)); await (done === 'accepted_proposal' ? route() : showProposal()); } catch (err) { toast(err.message, true); b.disabled = false; }
+      });
+    };
+    act('propose', '/api/v1/rules/proposal', 'proposed');
+    act('proposal-accept', '/api/v1/rules/proposal/accept', 'accepted_proposal');
+    act('proposal-reject', '/api/v1/rules/proposal/reject', 'rejected_proposal');
+  }
+
   // The TOML editor of rules and offers: checked by the server before it replaces the file.
   function editor(kind, text, backtest) {
     if (!['admin', 'analyst'].includes(me.role)) return '';
@@ -302,7 +333,16 @@
           <div class="panel"><h2>${esc(t('importance'))}</h2><div class="chart" id="c-imp"></div></div>
           <div class="panel"><h2>${esc(t('calibration'))}</h2><div class="chart" id="c-cal"></div></div>
           <div class="panel"><h2>${esc(t('drift'))} (PSI)</h2><div class="chart" id="c-drift"></div></div>
-        </div>`;
+        </div>
+        <div id="versions"></div>`;
+      api('GET', '/api/v1/model/versions').then((v) => {
+        const el = $('#versions');
+        if (!el) return;
+        el.innerHTML = `<h2>${esc(t('versions'))}</h2>
+          ${table([t('version'), t('decision'), t('test_month'), { label: 'AUC', num: true }, { label: t('lift'), num: true }, { label: 'EMPC', num: true }], [...v.versions].reverse().map((x) => `<tr><td>v${x.version} ${x.champion ? `<span class="st succeeded" data-testid="champion">${esc(t('champion'))}</span>` : ''}</td>
+            <td>${esc(x.decision ? t(`decision_${x.decision}`) : '—')}</td><td>${esc(x.test_month || '—')}</td><td class="num">${num(x.auc, 4)}</td><td class="num">${num(x.top_decile_lift, 2)}</td><td class="num">${num(x.empc, 4)}</td></tr>`), 'versions-table')}
+          ${v.history.length ? `<p class="muted">${esc(v.history[v.history.length - 1].reason || '')}</p>` : ''}`;
+      }).catch(() => {});
       const dec = d.deciles || [];
       chart($('#c-lift'), { tooltip: { trigger: 'axis' }, xAxis: { type: 'category', data: dec.map((x) => x.decile) }, yAxis: { type: 'value' }, series: [{ type: 'bar', name: t('churn_rate'), data: dec.map((x) => x.churn_rate) }] });
       const imp = (d.importance || []).slice(0, 15).reverse();
@@ -322,8 +362,10 @@
         ${bt.levels ? `<div class="cards">${['red', 'yellow', 'blue'].map((l) => `<div class="card"><div class="k">${level(l)} ${esc(t('precision'))} / ${esc(t('rule_lift'))}</div><div class="v">${pct(bt.levels[l]?.precision)} / ${num(bt.levels[l]?.lift, 1)}</div></div>`).join('')}</div>` : ''}
         ${table(['ID', t('title'), t('category'), { label: t('score'), num: true }, t('rule'), { label: t('precision'), num: true }, { label: t('rule_lift'), num: true }],
           (d.rules || []).map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(zhEn(r))}</td><td>${esc(r.category)}</td><td class="num">${r.points}</td><td><code>${esc(r.when)}</code></td><td class="num">${pct(byRule[r.id]?.precision)}</td><td class="num">${num(byRule[r.id]?.lift, 1)}</td></tr>`), 'rules-table')}
+        <div id="proposal" data-testid="proposal"></div>
         ${editor('rules', d.toml, true)}`;
       bindEditor('rules', '/api/v1/rules');
+      await showProposal();
     },
 
     async offers() {

@@ -79,6 +79,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<retain_warn::Error> for ApiError {
+    fn from(e: retain_warn::Error) -> ApiError {
+        use retain_warn::Error as E;
+        match e {
+            E::BadRequest(m) => ApiError::bad_request(m),
+            e @ E::BadRule { .. } => ApiError::bad_request(e.to_string()),
+            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<retain_campaign::Error> for ApiError {
     fn from(e: retain_campaign::Error) -> ApiError {
         use retain_campaign::Error as E;

@@ -140,6 +140,31 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
                 "follow_up": { "type": "string", "format": "date" } } }),
             ),
         ),
+        ("GET", "/api/v1/model/versions") => (
+            "The model registry: every version with its test month, AUC, top-decile lift and EMPC, which one is the champion that scores, and the history of promotions and rollbacks",
+            &[],
+            None,
+        ),
+        ("GET", "/api/v1/rules/proposal") => (
+            "The pending proposal of rules re-tuned per tenure cohort: per cohort the threshold and changed points before and after, and the backtest before and after; null when there is none",
+            &[],
+            None,
+        ),
+        ("POST", "/api/v1/rules/proposal") => (
+            "Propose points and thresholds per tenure cohort from the backtest (three backtests); the rules in force stay until it is accepted; audited",
+            &[],
+            None,
+        ),
+        ("POST", "/api/v1/rules/proposal/accept") => (
+            "Make the pending proposal the rules in force (409 when there is none, or the rules changed since it was made); audited",
+            &[],
+            None,
+        ),
+        ("POST", "/api/v1/rules/proposal/reject") => (
+            "Discard the pending proposal (409 when there is none); audited",
+            &[],
+            None,
+        ),
         ("GET", "/api/v1/schedule") => (
             "The workspace's schedule: each job with its cron expression, next run and last attempt; and the latest attempts (optionally of one job), newest first",
             &["job", "limit"],
@@ -204,6 +229,10 @@ fn operation(method: &str, path: &str, roles: &[&str]) -> Value {
     }
     if method == "POST" && path.starts_with("/api/v1/campaigns/") {
         op["responses"]["409"] = with("the campaign is not in the state this step needs");
+    }
+    if method == "POST" && path.starts_with("/api/v1/rules/proposal/") {
+        op["responses"]["409"] =
+            with("no pending proposal, or the rules changed since it was made");
     }
     op
 }

@@ -36,8 +36,21 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/tags", get(api::tags))
         .route("/api/v1/targets", get(api::targets))
         .route("/api/v1/model", get(api::model))
+        .route("/api/v1/model/versions", get(api::model_versions))
         .route("/api/v1/rules", get(api::rules).put(api::put_rules))
         .route("/api/v1/rules/backtest", post(api::backtest_rules))
+        .route(
+            "/api/v1/rules/proposal",
+            get(api::rules_proposal).post(api::propose_rules),
+        )
+        .route(
+            "/api/v1/rules/proposal/accept",
+            post(api::accept_rules_proposal),
+        )
+        .route(
+            "/api/v1/rules/proposal/reject",
+            post(api::reject_rules_proposal),
+        )
         .route("/api/v1/offers", get(api::offers).put(api::put_offers))
         .route("/api/v1/templates", get(api::templates))
         .route(

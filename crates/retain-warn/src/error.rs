@@ -15,6 +15,9 @@ pub enum Error {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// The state a step needs is not there: no proposal to accept, or rules changed under it.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Data(#[from] retain_data::Error),
     #[error(transparent)]

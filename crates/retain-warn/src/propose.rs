@@ -264,16 +264,15 @@ pub fn current_text(workspace: &retain_data::Workspace) -> Result<String> {
 /// rules changed since it was made.
 pub fn accept(workspace: &retain_data::Workspace) -> Result<Proposal> {
     let (text_file, diff_file) = proposal_files(workspace);
-    let proposal: Proposal = retain_data::read_json(&diff_file)?.ok_or_else(|| {
-        Error::BadRequest("there is no proposal: run retain warn --propose".into())
-    })?;
+    let proposal: Proposal = retain_data::read_json(&diff_file)?
+        .ok_or_else(|| Error::Conflict("there is no proposal: run retain warn --propose".into()))?;
     let text = std::fs::read_to_string(&text_file).map_err(|e| Error::Io {
         context: format!("reading {}", text_file.display()),
         source: e,
     })?;
     let current = current_text(workspace)?;
     if sha256(&current) != proposal.base_sha256 {
-        return Err(Error::BadRequest(
+        return Err(Error::Conflict(
             "the rules changed since this proposal was made: propose again".into(),
         ));
     }

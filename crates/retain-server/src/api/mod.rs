@@ -121,3 +121,13 @@ where
 pub(crate) fn engine(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e)
 }
+
+/// Every string in `value` with the workspace's directory taken off its front.
+pub(crate) fn relative(value: &mut serde_json::Value, root: &str) {
+    match value {
+        serde_json::Value::String(s) if s.contains(root) => *s = s.replace(root, ""),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| relative(v, root)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| relative(v, root)),
+        _ => {}
+    }
+}

@@ -9,6 +9,7 @@ use retain_schedule::{JobState, Schedule, Scheduler, SystemClock};
 use retain_store::JobRunRecord;
 use serde::{Deserialize, Serialize};
 
+use super::relative;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -88,14 +89,4 @@ pub(crate) async fn schedule(
         jobs,
         runs,
     }))
-}
-
-/// Every string in `value` with the workspace's directory taken off its front.
-fn relative(value: &mut serde_json::Value, root: &str) {
-    match value {
-        serde_json::Value::String(s) if s.contains(root) => *s = s.replace(root, ""),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| relative(v, root)),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|v| relative(v, root)),
-        _ => {}
-    }
 }

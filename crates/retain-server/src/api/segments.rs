@@ -147,6 +147,18 @@ pub(crate) struct Masked {
     msisdn: String,
 }
 
+/// The model registry: every version with its test metrics, the champion that scores, and
+/// the history of promotions and rollbacks.
+pub(crate) async fn model_versions(
+    State(state): State<AppState>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let workspace = &state.0.campaigns.workspace;
+    let listing = retain_model::list(workspace).map_err(ApiError::internal)?;
+    let mut answer = serde_json::to_value(listing).map_err(ApiError::internal)?;
+    super::relative(&mut answer, &format!("{}/", workspace.root().display()));
+    Ok(Json(answer))
+}
+
 pub(crate) async fn model(
     State(state): State<AppState>,
 ) -> ApiResult<Json<retain_model::ModelReport>> {

@@ -213,3 +213,94 @@ pub(crate) async fn offers(State(state): State<AppState>) -> ApiResult<Json<Offe
         matching,
     }))
 }
+
+/// The pending per-cohort proposal, if any: its diff and its rules text.
+#[derive(Serialize)]
+pub(crate) struct ProposalAnswer {
+    proposal: Option<retain_warn::Proposal>,
+    toml: Option<String>,
+}
+
+pub(crate) async fn rules_proposal(
+    State(state): State<AppState>,
+) -> ApiResult<Json<ProposalAnswer>> {
+    let workspace = &state.0.campaigns.workspace;
+    let (text_file, diff_file) = retain_warn::proposal_files(workspace);
+    let proposal: Option<retain_warn::Proposal> =
+        retain_data::read_json(&diff_file).map_err(ApiError::internal)?;
+    let toml = match proposal {
+        Some(_) => Some(std::fs::read_to_string(&text_file).map_err(ApiError::internal)?),
+        None => None,
+    };
+    Ok(Json(ProposalAnswer { proposal, toml }))
+}
+
+/// Proposes points and thresholds per tenure cohort from the backtest (docs/rules.md); the
+/// rules in force stay until the proposal is accepted.
+pub(crate) async fn propose_rules(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+) -> ApiResult<Json<retain_warn::Proposal>> {
+    let proposal = off_thread(state.clone(), move |state| async move {
+        let workspace = &state.0.campaigns.workspace;
+        let text = retain_warn::current_rules_text(workspace)?;
+        let rules = retain_warn::RuleSet::parse(&text, std::path::Path::new("rules.toml"))?;
+        let (proposal, proposed) = retain_warn::propose(
+            &state.0.campaigns.ctx,
+            &rules,
+            &text,
+            &retain_warn::BacktestOptions::default(),
+        )
+        .await?;
+        let (text_file, diff_file) = retain_warn::proposal_files(workspace);
+        retain_data::write_atomically(&text_file, proposed.as_bytes())
+            .map_err(ApiError::internal)?;
+        retain_data::write_json(&diff_file, &proposal).map_err(ApiError::internal)?;
+        Ok(proposal)
+    })
+    .await?;
+    let detail = json!({ "before": proposal.before, "after": proposal.after });
+    state
+        .audit(&s, "rules", "rules-proposal.toml", "propose", detail)
+        .await?;
+    Ok(Json(proposal))
+}
+
+/// Makes the pending proposal the rules in force.
+pub(crate) async fn accept_rules_proposal(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+) -> ApiResult<Json<retain_warn::Proposal>> {
+    let before = source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?;
+    let proposal = retain_warn::accept_proposal(&state.0.campaigns.workspace)?;
+    let after = source_text(&state.0.root, "rules.toml", retain_warn::DEFAULT_RULES)?;
+    let detail = json!({ "before": digest(&before), "after": digest(&after) });
+    state
+        .audit(&s, "rules", "rules.toml", "accept_proposal", detail)
+        .await?;
+    Ok(Json(proposal))
+}
+
+/// Discards the pending proposal; 409 when there is none.
+pub(crate) async fn reject_rules_proposal(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !retain_warn::reject_proposal(&state.0.campaigns.workspace)? {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "conflict",
+            "there is no proposal to reject",
+        ));
+    }
+    state
+        .audit(
+            &s,
+            "rules",
+            "rules-proposal.toml",
+            "reject_proposal",
+            json!({}),
+        )
+        .await?;
+    Ok(Json(json!({ "rejected": true })))
+}
