@@ -271,3 +271,94 @@ fn a_broken_schedule_is_refused_with_its_place_and_a_step_failure_is_recorded() 
     assert_eq!(job(&r, "w")["status"], "skipped", "{r}");
     assert!(d.exists(), "a failed delivery stays where it is");
 }
+
+#[test]
+fn two_cycles_at_once_run_a_job_once_and_serve_runs_the_schedule_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let w = s(&ws);
+    let (ok, demo) = retain_json(&[
+        "demo",
+        "--subscribers",
+        "1500",
+        "--months",
+        "13",
+        "--seed",
+        "29",
+        "--dir",
+        w,
+        "--json",
+    ]);
+    assert!(ok, "{demo}");
+    // Training takes long enough for two cycles started together to meet on its lease.
+    std::fs::write(
+        ws.join("schedule.toml"),
+        "[[job]]\nname = \"monthly-train\"\nstep = \"train\"\ncron = \"0 2 1 * *\"\n",
+    )
+    .unwrap();
+    let at = "2026-12-01T00:00:00Z";
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_retain"))
+            .args(["cycle", "--dir", w, "--at", at, "--json"])
+            .env("RETAIN_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut actions = Vec::new();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        actions.push(
+            job(&r, "monthly-train")["action"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    actions.sort();
+    assert!(
+        actions == ["busy", "ran"] || actions == ["idle", "ran"],
+        "{actions:?}"
+    );
+    let (ok, runs) = retain_json(&["schedule", "runs", "--dir", w, "--json"]);
+    assert!(ok);
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs["runs"][0]["status"], "succeeded", "{runs}");
+
+    // `retain serve` runs what is due on its own: a job due every minute has a run soon.
+    std::fs::write(
+        ws.join("schedule.toml"),
+        "[[job]]\nname = \"often\"\nstep = \"segment\"\ncron = \"* * * * *\"\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_retain"))
+        .args(["serve", "--dir", w, "--addr", &format!("127.0.0.1:{port}")])
+        .env("RETAIN_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut found = None;
+    for _ in 0..120 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let (_, runs) = retain_json(&["schedule", "runs", "--dir", w, "--job", "often", "--json"]);
+        if let Some(r) = runs["runs"].as_array().and_then(|r| r.first())
+            && r["status"] != "running"
+        {
+            found = Some(r.clone());
+            break;
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let run = found.expect("serve ran the due job within a minute");
+    assert_eq!(run["status"], "succeeded", "{run}");
+}
