@@ -372,7 +372,32 @@ impl WorkspaceSteps<'_> {
                 };
                 done(&super::train::execute(rt, store, ws, &args)?)
             }
-            Step::Score => done(&super::train::score_execute(rt, ws, None)?),
+            Step::Score => {
+                let summary = super::train::score_execute(rt, ws, None)?;
+                // A population that moved away from the champion's test month is news for
+                // whoever watches the model, not only a line in the log.
+                if let Some(d) = summary
+                    .drift
+                    .as_ref()
+                    .filter(|d| d.level == retain_model::DriftLevel::Alert)
+                {
+                    let event = serde_json::json!({
+                        "event": "drift_alert",
+                        "job": job.name,
+                        "model_version": summary.model_version,
+                        "reference": d.reference,
+                        "score": d.score,
+                        "features_alert": d.features_alert,
+                        "features": d.features,
+                    });
+                    if let Err(e) =
+                        rt.block_on(retain_schedule::send_alert(&attempt.schedule.alert, &event))
+                    {
+                        tracing::warn!("{e}");
+                    }
+                }
+                done(&summary)
+            }
             Step::Segment => done(&super::segment::execute(rt, store, ws, None)?),
             Step::Match => {
                 let budget = match job.budget {

@@ -126,6 +126,7 @@ fn the_schedule_loads_whole_deliveries_warns_and_runs_automatic_campaigns_once()
         format!(
             "[alert]\nwebhook = \"{url}\"\n[campaigns]\nauto_approval_limit = 20000\n\
              [[job]]\nname = \"load\"\nstep = \"ingest\"\ncron = \"*/10 * * * *\"\nrecheck_minutes = 10\n\
+             [[job]]\nname = \"monthly-score\"\nstep = \"score\"\ncron = \"0 4 1 * *\"\n\
              [[job]]\nname = \"weekly-warning\"\nstep = \"warn\"\ncron = \"0 6 * * MON\"\n\
              [[job]]\nname = \"launch-approved\"\nstep = \"launch\"\ncron = \"*/10 * * * *\"\n"
         ),
@@ -176,9 +177,25 @@ fn the_schedule_loads_whole_deliveries_warns_and_runs_automatic_campaigns_once()
     assert_eq!(small["status"], "launched", "{small}");
     assert_eq!(big["status"], "rehearsed", "{big}");
     let notified = alerts.lock().unwrap().clone();
-    assert_eq!(notified.len(), 1, "{notified:?}");
-    assert_eq!(notified[0]["event"], "approval_needed");
-    assert_eq!(notified[0]["campaign_id"], big["id"]);
+    let approvals: Vec<_> = notified
+        .iter()
+        .filter(|e| e["event"] == "approval_needed")
+        .collect();
+    assert_eq!(approvals.len(), 1, "{notified:?}");
+    assert_eq!(approvals[0]["campaign_id"], big["id"]);
+    // The missed monthly scoring ran once, late; drift at alert level was sent on.
+    let score = job(&r, "monthly-score");
+    assert_eq!(score["status"], "succeeded", "{r}");
+    let drifted = notified
+        .iter()
+        .filter(|e| e["event"] == "drift_alert")
+        .count();
+    let level = &score["summary"]["drift"]["level"];
+    assert_eq!(
+        drifted,
+        usize::from(level == "alert"),
+        "{level} {notified:?}"
+    );
 
     // Ten minutes later the delivery is whole: loaded once and moved aside; the warning and
     // its campaigns are not run again.
