@@ -210,13 +210,33 @@ impl Scheduler<'_> {
         let at = self.clock.now();
         let mut jobs = Vec::with_capacity(self.schedule.jobs.len());
         for job in &self.schedule.jobs {
-            jobs.push(self.one(rt, steps, job)?);
+            jobs.push(self.one(rt, steps, job, false)?);
         }
         Ok(CycleReport {
             at,
             holder: self.holder.clone(),
             jobs,
         })
+    }
+
+    /// Runs one job now, whatever its schedule says (an operator re-running the weekly
+    /// warning once a late delivery is in): an attempt at a slot of its own, the clock's time,
+    /// under the job's lease like any other. A switched-off job runs too: it was asked for
+    /// by name.
+    pub fn run_now(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        steps: &dyn Steps,
+        name: &str,
+    ) -> Result<JobReport> {
+        let job = self.schedule.job(name).ok_or_else(|| {
+            let names: Vec<&str> = self.schedule.jobs.iter().map(|j| j.name.as_str()).collect();
+            crate::error::Error::UnknownJob(format!(
+                "no job {name:?} in the schedule; its jobs: {}",
+                names.join(", ")
+            ))
+        })?;
+        self.one(rt, steps, job, true)
     }
 
     fn report(job: &Job, action: Action) -> JobReport {
@@ -236,8 +256,14 @@ impl Scheduler<'_> {
         }
     }
 
-    fn one(&self, rt: &tokio::runtime::Runtime, steps: &dyn Steps, job: &Job) -> Result<JobReport> {
-        if !job.enabled {
+    fn one(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        steps: &dyn Steps,
+        job: &Job,
+        now_asked: bool,
+    ) -> Result<JobReport> {
+        if !job.enabled && !now_asked {
             return Ok(Self::report(job, Action::Disabled));
         }
         let tz = self.schedule.timezone;
@@ -248,7 +274,10 @@ impl Scheduler<'_> {
         let stale = last
             .as_ref()
             .is_some_and(|l| l.status == JobStatus::Running);
-        if !stale && let Decision::Idle { next } = decide(job, tz, last.as_ref(), now) {
+        if !stale
+            && !now_asked
+            && let Decision::Idle { next } = decide(job, tz, last.as_ref(), now)
+        {
             let mut r = Self::report(job, Action::Idle);
             r.next_run = next;
             return Ok(r);
@@ -261,7 +290,7 @@ impl Scheduler<'_> {
             r.slot = last.as_ref().map(|l| l.slot);
             return Ok(r);
         }
-        let result = self.leased(rt, steps, job);
+        let result = self.leased(rt, steps, job, now_asked);
         let released = rt.block_on(self.store.release_job_lease(&job.name, &self.holder));
         let report = result?;
         released?;
@@ -275,6 +304,7 @@ impl Scheduler<'_> {
         rt: &tokio::runtime::Runtime,
         steps: &dyn Steps,
         job: &Job,
+        now_asked: bool,
     ) -> Result<JobReport> {
         let tz = self.schedule.timezone;
         let now = self.clock.now();
@@ -300,7 +330,15 @@ impl Scheduler<'_> {
             l.status = JobStatus::Failed;
             l.retry_at = retry;
         }
-        let (slot, attempt) = match decide(job, tz, last.as_ref(), now) {
+        let decision = if now_asked {
+            Decision::Run {
+                slot: now,
+                attempt: 1,
+            }
+        } else {
+            decide(job, tz, last.as_ref(), now)
+        };
+        let (slot, attempt) = match decision {
             Decision::Idle { next } => {
                 let mut r = Self::report(job, Action::Idle);
                 r.next_run = next;

@@ -14,6 +14,9 @@ pub enum Error {
     },
     #[error(transparent)]
     Store(#[from] retain_store::Error),
+    /// A job asked for by name that the schedule does not have.
+    #[error("{0}")]
+    UnknownJob(String),
 }
 
 impl Error {

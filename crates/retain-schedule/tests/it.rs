@@ -399,3 +399,33 @@ fn disabled_jobs_do_not_run_and_late_slots_of_jobs_that_do_not_catch_up_are_skip
     let r = scheduler(&w, &s, "a:1").cycle(&w.rt, &steps).unwrap();
     assert_eq!(r.jobs[0].action, Action::Idle);
 }
+
+#[test]
+fn a_job_run_now_takes_a_slot_of_its_own_and_the_schedule_goes_on() {
+    let w = world(shanghai(7, 6, 0));
+    let s = schedule(WEEKLY);
+    let steps = Scripted::new(|_, _| Ok(Outcome::Done(serde_json::json!({}))));
+    let sch = scheduler(&w, &s, "a:1");
+    sch.cycle(&w.rt, &steps).unwrap();
+    // Tuesday, a late delivery in: the analyst runs the warning again.
+    w.clock.set(shanghai(8, 10, 0));
+    let r = sch.run_now(&w.rt, &steps, "weekly-warning").unwrap();
+    assert_eq!((r.action, r.slot), (Action::Ran, Some(shanghai(8, 10, 0))));
+    // The Monday slot is not run a third time; the next Monday is.
+    assert_eq!(
+        sch.cycle(&w.rt, &steps).unwrap().jobs[0].action,
+        Action::Idle
+    );
+    w.clock.set(shanghai(14, 6, 0));
+    sch.cycle(&w.rt, &steps).unwrap();
+    let slots: Vec<_> = steps.calls().iter().map(|c| c.1).collect();
+    assert_eq!(
+        slots,
+        [shanghai(7, 6, 0), shanghai(8, 10, 0), shanghai(14, 6, 0)]
+    );
+    let e = sch
+        .run_now(&w.rt, &steps, "nightly")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("weekly-warning"), "{e}");
+}

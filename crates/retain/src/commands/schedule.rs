@@ -41,6 +41,20 @@ pub(crate) enum Sub {
         #[arg(long)]
         json: bool,
     },
+    /// Run one job now, whatever its schedule says: an attempt with a slot of its own (now),
+    /// under the job's lease; the schedule goes on as before.
+    Run {
+        #[arg(long, env = "RETAIN_DIR")]
+        dir: PathBuf,
+        /// The job's name in the schedule.
+        #[arg(long)]
+        job: String,
+        #[command(flatten)]
+        engine: super::cluster::EngineArg,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// The latest runs of the scheduled jobs, newest first.
     Runs {
         #[arg(long, env = "RETAIN_DIR")]
@@ -145,6 +159,47 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 );
             }
             output::print_text(&text);
+            Ok(())
+        }
+        Sub::Run {
+            dir,
+            job,
+            engine,
+            json,
+        } => {
+            let workspace = Workspace::open(dir)?;
+            engine.apply(&workspace)?;
+            let schedule = schedule_of(&workspace)?;
+            let rt = super::runtime()?;
+            let url = workspace.store_url();
+            let store = rt.block_on(Store::connect(&url))?;
+            let scheduler = Scheduler {
+                store: &store,
+                schedule: &schedule,
+                clock: Arc::new(SystemClock),
+                holder: retain_schedule::holder_name(),
+            };
+            let steps = WorkspaceSteps {
+                rt: &rt,
+                store: &store,
+                store_url: &url,
+                workspace: &workspace,
+            };
+            let report = scheduler.run_now(&rt, &steps, job)?;
+            if *json {
+                return output::print_json(&report);
+            }
+            let status = report
+                .status
+                .map_or("busy: it is running elsewhere", |s| s.code());
+            output::print_text(&format!(
+                "{job}: {status}{}",
+                report
+                    .error
+                    .as_deref()
+                    .map(|e| format!("\n  {e}"))
+                    .unwrap_or_default()
+            ));
             Ok(())
         }
         Sub::Runs {

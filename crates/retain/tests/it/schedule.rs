@@ -287,6 +287,18 @@ fn a_broken_schedule_is_refused_with_its_place_and_a_step_failure_is_recorded() 
     assert_eq!(load["retry_at"], "2026-12-06T22:10:00Z");
     assert_eq!(job(&r, "w")["status"], "skipped", "{r}");
     assert!(d.exists(), "a failed delivery stays where it is");
+
+    // A job run by hand, now: recorded like any other; an unknown one is refused by name.
+    let (ok, now) = retain_json(&["schedule", "run", "--dir", w, "--job", "w", "--json"]);
+    assert!(ok, "{now}");
+    assert_eq!(
+        (&now["action"], &now["status"]),
+        (&"ran".into(), &"skipped".into()),
+        "{now}"
+    );
+    let out = retain(&["schedule", "run", "--dir", w, "--job", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no job \"nope\""));
 }
 
 #[test]
