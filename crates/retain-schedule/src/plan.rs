@@ -28,12 +28,13 @@ pub enum Decision {
 /// What `job` should do at `now`, given its latest attempt. A slot newer than that attempt's
 /// supersedes it, whatever became of it: however many slots were missed, the job runs once,
 /// for the latest. Otherwise a failed attempt is retried, and a waiting one looked at again,
-/// from its `retry_at`.
+/// from its `retry_at`. An attempt whose slot lies ahead of `now` (a clock set back, or a
+/// replay `--at` a later time) is superseded too, or it would hold the job until then.
 #[must_use]
 pub fn decide(job: &Job, tz: Tz, last: Option<&JobRunRecord>, now: DateTime<Utc>) -> Decision {
     let next_slot = job.slot_after(tz, now);
     if let Some(slot) = job.slot_at_or_before(tz, now)
-        && last.is_none_or(|l| slot > l.slot)
+        && last.is_none_or(|l| slot > l.slot || l.slot > now)
     {
         return if job.catch_up || now - slot <= ON_TIME {
             Decision::Run { slot, attempt: 1 }
@@ -149,6 +150,19 @@ mod tests {
             decide(&j, tz, Some(&done), at(30, 9, 0)),
             Decision::Run {
                 slot: at(28, 6, 0),
+                attempt: 1
+            }
+        );
+    }
+
+    #[test]
+    fn an_attempt_from_the_future_does_not_hold_the_job() {
+        let (j, tz) = job("");
+        let later = record(at(28, 6, 0), 1, JobStatus::Succeeded, None);
+        assert_eq!(
+            decide(&j, tz, Some(&later), at(9, 12, 0)),
+            Decision::Run {
+                slot: at(7, 6, 0),
                 attempt: 1
             }
         );
