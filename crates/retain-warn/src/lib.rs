@@ -35,8 +35,8 @@ pub use error::{Error, Result};
 pub use list::{Level, ListFile, Listed, all_lists, latest_list};
 pub use propose::{
     CohortChange, MARKER, MIN_HITS, PointChange, Proposal, accept as accept_proposal,
-    current_text as current_rules_text, proposal_files, propose, reject as reject_proposal,
-    with_cohorts,
+    current_text as current_rules_text, proposal_files, propose, propose_for_workspace,
+    reject as reject_proposal, with_cohorts,
 };
 pub use rules::{
     CATEGORIES, ChurnType, CohortRules, DEFAULT_RULES, MAX_POINTS, Rule, RuleSet, Scorecard,

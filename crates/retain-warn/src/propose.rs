@@ -235,6 +235,22 @@ pub(crate) fn sha256(text: &str) -> String {
         })
 }
 
+/// Proposes per-cohort rules for the workspace's rules in force and keeps the proposal beside
+/// them ([`proposal_files`]) until it is accepted or rejected.
+pub async fn propose_for_workspace(
+    ctx: &SessionContext,
+    workspace: &retain_data::Workspace,
+    options: &BacktestOptions,
+) -> Result<Proposal> {
+    let text = current_text(workspace)?;
+    let rules = RuleSet::parse(&text, Path::new("rules.toml"))?;
+    let (proposal, proposed) = propose(ctx, &rules, &text, options).await?;
+    let (text_file, diff_file) = proposal_files(workspace);
+    retain_data::write_atomically(&text_file, proposed.as_bytes())?;
+    retain_data::write_json(&diff_file, &proposal)?;
+    Ok(proposal)
+}
+
 /// Where a workspace keeps a pending proposal: the rules text and its diff.
 #[must_use]
 pub fn proposal_files(

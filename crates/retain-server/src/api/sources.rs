@@ -242,21 +242,12 @@ pub(crate) async fn propose_rules(
     Extension(s): Extension<Session>,
 ) -> ApiResult<Json<retain_warn::Proposal>> {
     let proposal = off_thread(state.clone(), move |state| async move {
-        let workspace = &state.0.campaigns.workspace;
-        let text = retain_warn::current_rules_text(workspace)?;
-        let rules = retain_warn::RuleSet::parse(&text, std::path::Path::new("rules.toml"))?;
-        let (proposal, proposed) = retain_warn::propose(
+        Ok(retain_warn::propose_for_workspace(
             &state.0.campaigns.ctx,
-            &rules,
-            &text,
+            &state.0.campaigns.workspace,
             &retain_warn::BacktestOptions::default(),
         )
-        .await?;
-        let (text_file, diff_file) = retain_warn::proposal_files(workspace);
-        retain_data::write_atomically(&text_file, proposed.as_bytes())
-            .map_err(ApiError::internal)?;
-        retain_data::write_json(&diff_file, &proposal).map_err(ApiError::internal)?;
-        Ok(proposal)
+        .await?)
     })
     .await?;
     let detail = json!({ "before": proposal.before, "after": proposal.after });

@@ -205,21 +205,8 @@ fn demo(
     })?;
 
     let rules = retain_warn::RuleSet::for_workspace(workspace, None)?;
-    let mut warn_args = super::warn::Args {
-        dir: workspace.root().to_path_buf(),
-        // The demo chose its engine for the whole process.
-        engine: super::cluster::EngineArg::default(),
-        as_of: None,
-        cadence: retain_features::Cadence::Weekly,
-        rules: None,
-        backtest: false,
-        propose: false,
-        accept_proposal: false,
-        reject_proposal: false,
-        horizon: 1,
-        gap: 3,
-        json: false,
-    };
+    // The demo chose its engine for the whole process.
+    let mut warn_args = super::warn::Args::list(workspace.root(), retain_features::Cadence::Weekly);
     let super::warn::Outcome::List(warnings) =
         super::warn::execute(rt, store, workspace, &rules, &warn_args)?
     else {
@@ -349,15 +336,7 @@ fn churn_model(
         tracing::warn!("the window is under 12 months: skipping the churn model");
         return Ok(None);
     }
-    let args = super::train::Args {
-        dir: workspace.root().to_path_buf(),
-        engine: super::cluster::EngineArg::default(),
-        horizon: 1,
-        gap: 3,
-        backtest: 0,
-        max_subscribers: 300_000,
-        json: false,
-    };
+    let args = super::train::Args::defaults(workspace.root());
     let train = super::train::execute(rt, store, workspace, &args)?;
     let score = super::train::score_execute(rt, workspace, None)?;
     Ok(Some(DemoModel { train, score }))

@@ -27,6 +27,21 @@ pub(crate) struct Args {
     pub json: bool,
 }
 
+impl Args {
+    /// A training of a workspace with the command's defaults, on the engine the process chose.
+    pub(crate) fn defaults(dir: &std::path::Path) -> Args {
+        Args {
+            dir: dir.to_path_buf(),
+            engine: super::cluster::EngineArg::default(),
+            horizon: 1,
+            gap: 3,
+            backtest: 0,
+            max_subscribers: 300_000,
+            json: false,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct ScoreArgs {
     /// Workspace directory.

@@ -173,19 +173,16 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             let rt = super::runtime()?;
             let url = workspace.store_url();
             let store = rt.block_on(Store::connect(&url))?;
-            let scheduler = Scheduler {
-                store: &store,
-                schedule: &schedule,
-                clock: Arc::new(SystemClock),
-                holder: retain_schedule::holder_name(),
-            };
-            let steps = WorkspaceSteps {
-                rt: &rt,
-                store: &store,
-                store_url: &url,
-                workspace: &workspace,
-            };
-            let report = scheduler.run_now(&rt, &steps, job)?;
+            let clock = Arc::new(SystemClock);
+            let report = with_scheduler(
+                &rt,
+                &store,
+                &url,
+                &workspace,
+                &schedule,
+                clock,
+                |s, steps| s.run_now(&rt, steps, job),
+            )?;
             if *json {
                 return output::print_json(&report);
             }
@@ -266,6 +263,27 @@ pub(crate) fn run_cycle(
     schedule: &Schedule,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<CycleReport> {
+    with_scheduler(
+        rt,
+        store,
+        store_url,
+        workspace,
+        schedule,
+        clock,
+        |s, steps| s.cycle(rt, steps),
+    )
+}
+
+/// `work` with this process's scheduler over the workspace and retain's steps.
+fn with_scheduler<T>(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    store_url: &str,
+    workspace: &Workspace,
+    schedule: &Schedule,
+    clock: Arc<dyn Clock>,
+    work: impl FnOnce(&Scheduler<'_>, &WorkspaceSteps<'_>) -> retain_schedule::Result<T>,
+) -> anyhow::Result<T> {
     let scheduler = Scheduler {
         store,
         schedule,
@@ -278,7 +296,7 @@ pub(crate) fn run_cycle(
         store_url,
         workspace,
     };
-    Ok(scheduler.cycle(rt, &steps)?)
+    Ok(work(&scheduler, &steps)?)
 }
 
 fn describe(r: &CycleReport, schedule: &Schedule) -> String {
@@ -386,23 +404,11 @@ impl WorkspaceSteps<'_> {
             Step::Ingest => self.ingest(),
             Step::Warn => {
                 let rules = retain_warn::RuleSet::for_workspace(ws, None)?;
-                let args = super::warn::Args {
-                    dir: ws.root().to_path_buf(),
-                    engine: super::cluster::EngineArg::default(),
-                    as_of: None,
-                    cadence: match job.cadence {
-                        retain_schedule::Cadence::Weekly => retain_features::Cadence::Weekly,
-                        retain_schedule::Cadence::Monthly => retain_features::Cadence::Monthly,
-                    },
-                    rules: None,
-                    backtest: false,
-                    propose: false,
-                    accept_proposal: false,
-                    reject_proposal: false,
-                    horizon: 1,
-                    gap: 3,
-                    json: false,
+                let cadence = match job.cadence {
+                    retain_schedule::Cadence::Weekly => retain_features::Cadence::Weekly,
+                    retain_schedule::Cadence::Monthly => retain_features::Cadence::Monthly,
                 };
+                let args = super::warn::Args::list(ws.root(), cadence);
                 let super::warn::Outcome::List(warnings) =
                     super::warn::execute(rt, store, ws, &rules, &args)?
                 else {
@@ -416,15 +422,7 @@ impl WorkspaceSteps<'_> {
             }
             Step::Features => done(&super::features::write_snapshot(rt, ws, None)?),
             Step::Train => {
-                let args = super::train::Args {
-                    dir: ws.root().to_path_buf(),
-                    engine: super::cluster::EngineArg::default(),
-                    horizon: 1,
-                    gap: 3,
-                    backtest: 0,
-                    max_subscribers: 300_000,
-                    json: false,
-                };
+                let args = super::train::Args::defaults(ws.root());
                 done(&super::train::execute(rt, store, ws, &args)?)
             }
             Step::Score => {

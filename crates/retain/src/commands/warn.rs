@@ -53,6 +53,27 @@ pub(crate) struct Args {
     pub json: bool,
 }
 
+impl Args {
+    /// This period's warning list of a workspace with the command's defaults, on the engine
+    /// the process chose.
+    pub(crate) fn list(dir: &std::path::Path, cadence: Cadence) -> Args {
+        Args {
+            dir: dir.to_path_buf(),
+            engine: super::cluster::EngineArg::default(),
+            as_of: None,
+            cadence,
+            rules: None,
+            backtest: false,
+            propose: false,
+            accept_proposal: false,
+            reject_proposal: false,
+            horizon: 1,
+            gap: 3,
+            json: false,
+        }
+    }
+}
+
 /// What a warn command produced.
 pub(crate) enum Outcome {
     List(WarnSummary),
@@ -258,7 +279,6 @@ fn proposal(args: &Args, workspace: &Workspace) -> anyhow::Result<()> {
             "--propose tunes the workspace's own rules (rules.toml); --rules is not taken with it"
         );
     }
-    let text = retain_warn::current_rules_text(workspace)?;
     let rules = RuleSet::for_workspace(workspace, None)?;
     let options = BacktestOptions {
         horizon_months: args.horizon,
@@ -272,11 +292,7 @@ fn proposal(args: &Args, workspace: &Workspace) -> anyhow::Result<()> {
         rt.block_on(async {
             let ctx = retain_features::session(workspace).await?;
             retain_features::conditions::register_outputs(&ctx, workspace, &rules.compiler).await?;
-            let (proposal, proposed) = retain_warn::propose(&ctx, &rules, &text, &options).await?;
-            let (text_file, diff_file) = retain_warn::proposal_files(workspace);
-            retain_data::write_atomically(&text_file, proposed.as_bytes())?;
-            retain_data::write_json(&diff_file, &proposal)?;
-            anyhow::Ok(proposal)
+            anyhow::Ok(retain_warn::propose_for_workspace(&ctx, workspace, &options).await?)
         })
     };
     let proposal = super::recorded(
