@@ -219,6 +219,27 @@ try {
     assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
   });
 
+  await step('11a-outcomes-teach-the-offers', async () => {
+    // The demo's evaluated campaign already taught the offers; this campaign's outcomes add.
+    const counted = async () => {
+      await page.click('[data-testid=nav-offers]');
+      await page.waitForSelector('[data-testid=offers-learning] tbody tr');
+      const summary = await page.textContent('[data-testid=offers-learning-summary]');
+      assert.ok(summary.includes('Outcomes counted'), summary);
+      return Number(summary.split('·')[0].replace(/[^0-9]/g, ''));
+    };
+    const before = await counted();
+    assert.ok(before > 0, 'the demo campaign\'s outcomes are counted');
+    await page.goto(campaignUrl);
+    await page.waitForSelector('[data-testid=step-simulate]');
+    await page.click('[data-testid=step-simulate]');
+    await page.waitForFunction(() => document.querySelector('#toast')?.textContent.includes('Simulate'), null, { timeout: 120000 });
+    await page.waitForSelector('[data-testid=step-evaluate]:not([disabled])');
+    await page.click('[data-testid=step-evaluate]');
+    await page.waitForSelector('[data-testid=evaluation]', { timeout: 120000 });
+    assert.ok(await counted() > before, 'the evaluation counted its outcomes into the learning');
+  });
+
   await step('12-rules-checked-and-backtested', async () => {
     await page.click('[data-testid=nav-rules]');
     await page.waitForSelector('[data-testid=rules-editor]');

@@ -11,6 +11,7 @@ mod care;
 mod care_loop;
 mod error;
 mod evaluate;
+mod learn;
 mod outcomes;
 mod plan;
 mod responses;
@@ -24,6 +25,7 @@ pub use callbacks::{ImportReport, STATED_ONLY, stated_reasons};
 pub use care::CareReport;
 pub use error::{Error, Result};
 pub use evaluate::{Comparison, Evaluation, ReasonCheck, compare, evaluate};
+pub use learn::learn;
 pub use plan::{PlanRequest, Planned, Projection, plan};
 pub use service::{
     CallbackForm, Campaigns, CreateRequest, LaunchReport, Rehearsal, SimulationReport, TemplateInfo,

@@ -45,6 +45,8 @@ impl Campaigns {
         }
         let history = self.write_history(&c, &members, &orders, &callbacks, &cost)?;
         self.feed_back(c.id, &history).await?;
+        // The outcomes re-tune the offers: the next matching values by them.
+        crate::learn(&self.store, &self.workspace).await?;
         let json = serde_json::to_value(&e).map_err(|e| Error::Internal(e.to_string()))?;
         self.store
             .transition(

@@ -155,7 +155,7 @@ pub async fn plan(
         mut inputs,
         uplift,
         choices,
-    } = prepare(ctx, workspace, req.as_of, None).await?;
+    } = prepare(ctx, workspace, req.as_of, None, req.seed).await?;
     let mut notes = inputs.notes.clone();
     let selected = if t.target.condition.trim().is_empty() {
         None

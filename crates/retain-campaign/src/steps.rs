@@ -35,6 +35,7 @@ impl Campaigns {
             .into_iter()
             .map(|(_, s)| s)
             .collect();
+        crate::learn(&self.store, &self.workspace).await?;
         plan(
             &self.ctx,
             &self.workspace,

@@ -43,7 +43,7 @@ pub use frame::{Frame, read_frame};
 pub use logistic::Logistic;
 pub use masks::Isa;
 pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};
-pub use reasons::{CATEGORIES, REASON_CODES, Reason, category, top_reasons};
+pub use reasons::{CATEGORIES, REASON_CODES, Reason, category, cause_reason, top_reasons};
 pub use registry::{ModelMeta, load, save};
 pub use report::{
     BacktestFold, CohortMetrics, FeatureDrift, ModelReport, model_report, read_model_report,

@@ -116,6 +116,20 @@ pub fn top_reasons(features: &[String], contributions: &[f64], n: usize) -> Vec<
         .collect()
 }
 
+/// The reason code that names a true churn cause of the synthetic operator (`truth/churn.csv`),
+/// for measuring how often a reason is the cause.
+#[must_use]
+pub fn cause_reason(cause: &str) -> &'static str {
+    match cause {
+        "price" => "value_decline",
+        "network_quality" => "network_quality",
+        "contract_expiry" => "contract_expiry",
+        "competitor_lure" => "competitor_lure",
+        "billing_dispute" => "billing_arrears",
+        _ => "low_engagement",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

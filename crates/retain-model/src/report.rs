@@ -165,14 +165,7 @@ fn truth_categories(truth: &Path) -> Option<HashMap<i64, &'static str>> {
     let mut reader = csv::Reader::from_path(truth.join("churn.csv")).ok()?;
     let mut map = HashMap::new();
     for record in reader.records().flatten() {
-        let category = match record.get(3)? {
-            "price" => "value_decline",
-            "network_quality" => "network_quality",
-            "contract_expiry" => "contract_expiry",
-            "competitor_lure" => "competitor_lure",
-            "billing_dispute" => "billing_arrears",
-            _ => "low_engagement",
-        };
+        let category = crate::reasons::cause_reason(record.get(3)?);
         if record.get(1)? == "churned" {
             map.insert(record.get(0)?.parse().ok()?, category);
         }

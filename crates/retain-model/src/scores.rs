@@ -201,6 +201,31 @@ impl ScoresFile {
         Ok(out)
     }
 
+    /// Every line, in the file's order (riskiest first).
+    pub fn lines(&self) -> Result<Vec<ScoreLine>> {
+        let mut out = Vec::new();
+        self.scan(|r| {
+            out.push(self.score_line(r, SubscriberId::from(self.field::<i64>(r, 0)?))?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn score_line(&self, r: &csv::ByteRecord, subscriber_id: SubscriberId) -> Result<ScoreLine> {
+        let reasons = (3..6)
+            .filter_map(|i| std::str::from_utf8(r.get(i)?).ok())
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(ScoreLine {
+            subscriber_id,
+            probability: self.field(r, 1)?,
+            decile: self.field(r, 2)?,
+            reasons,
+            model_version: self.field(r, 6)?,
+        })
+    }
+
     /// One subscriber's line, if the subscriber was scored.
     pub fn line(&self, subscriber_id: SubscriberId) -> Result<Option<ScoreLine>> {
         let mut found = None;
@@ -208,18 +233,7 @@ impl ScoresFile {
             if self.field::<i64>(r, 0)? != subscriber_id.get() {
                 return Ok(true);
             }
-            let reasons = (3..6)
-                .filter_map(|i| std::str::from_utf8(r.get(i)?).ok())
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect();
-            found = Some(ScoreLine {
-                subscriber_id,
-                probability: self.field(r, 1)?,
-                decile: self.field(r, 2)?,
-                reasons,
-                model_version: self.field(r, 6)?,
-            });
+            found = Some(self.score_line(r, subscriber_id)?);
             Ok(false)
         })?;
         Ok(found)

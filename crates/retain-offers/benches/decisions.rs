@@ -43,6 +43,7 @@ fn main() {
             clv: 1200.0,
             arpu: 50.0,
             reason: i % 8,
+            tier: "medium".to_owned(),
             preferred: Channel::Sms,
             has_manager: false,
             eligible: Vec::new(),

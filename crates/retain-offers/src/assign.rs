@@ -56,7 +56,12 @@ pub fn choices(
                 let own = individual
                     .map(|s| f64::from(s[ci][offer.kind.index()]))
                     .filter(|v| v.is_finite());
-                let (save, method) = uplift.save_rate(c.reason, offer, own);
+                let (save, method) = uplift.refine(
+                    c,
+                    offer,
+                    uplift.save_rate(c.reason, offer, own),
+                    policy.exploration_share,
+                );
                 let accept = uplift
                     .cells
                     .accept_rate(offer.kind)
@@ -340,8 +345,7 @@ pub fn arbitrate(
                     "offer_budget",
                     format!("the budget of {} is spent", offer.id),
                 ))
-            } else if choice.method == Method::Prior && explored + choice.cost > explore_cap + 1e-9
-            {
+            } else if choice.method.explores() && explored + choice.cost > explore_cap + 1e-9 {
                 Some((
                     "exploration_budget",
                     format!(
@@ -377,7 +381,7 @@ pub fn arbitrate(
                 continue;
             };
             plan.cost += choice.cost;
-            if choice.method == Method::Prior {
+            if choice.method.explores() {
                 explored += choice.cost;
             }
             plan.expected_cost += choice.expected_cost;

@@ -26,6 +26,20 @@ pub enum Method {
     Blend,
     /// The library's prior: no campaign tried the kind.
     Prior,
+    /// Offers that learn: the outcomes of retain's own campaigns per reason × kind × value
+    /// tier, starting from the estimate above.
+    Learned,
+    /// A draw from the learned belief (Thompson sampling), for a subscriber in the exploration
+    /// share: spent from the exploration budget like an untested offer.
+    Explored,
+}
+
+impl Method {
+    /// Whether a choice valued so is exploring, and so spends the exploration share.
+    #[must_use]
+    pub fn explores(self) -> bool {
+        matches!(self, Method::Prior | Method::Explored)
+    }
 }
 
 /// What the uplift evaluation found.
@@ -61,6 +75,8 @@ pub struct Uplift {
     trees: Option<crate::trees::TwoModel>,
     untested_discount: f64,
     pub report: UpliftReport,
+    /// What retain's own campaigns taught, and the seed of this run's exploration draws.
+    learner: Option<(crate::Learning, u64)>,
 }
 
 impl Uplift {
@@ -166,6 +182,7 @@ impl Uplift {
             trees,
             untested_discount: policy.untested_discount,
             report,
+            learner: None,
         })
     }
 
@@ -180,6 +197,48 @@ impl Uplift {
             return trees.save_rates(features, rows).map(Some);
         }
         Ok(None)
+    }
+
+    /// Lets the outcomes of retain's own campaigns refine every estimate; `seed` fixes the
+    /// exploration draws, so a run repeated with it values the same.
+    #[must_use]
+    pub fn with_learning(mut self, learning: crate::Learning, seed: u64) -> Uplift {
+        self.learner = (learning.observations() > 0).then_some((learning, seed));
+        self
+    }
+
+    /// The estimate `save` (from [`Uplift::save_rate`]) refined by what the learning holds for
+    /// the candidate's reason, the offer's kind and the candidate's value tier: the belief's
+    /// mean, or, for a subscriber in the exploration share, a draw from it.
+    #[must_use]
+    pub fn refine(
+        &self,
+        candidate: &crate::Candidate,
+        offer: &Offer,
+        estimate: (f64, Method),
+        exploration_share: f64,
+    ) -> (f64, Method) {
+        let Some((learning, seed)) = &self.learner else {
+            return estimate;
+        };
+        let cell = crate::Cell {
+            reason: crate::REASONS[candidate.reason].0,
+            segment: &candidate.tier,
+        };
+        let belief = learning.belief(cell, offer.kind.code(), candidate.p_churn, estimate.0);
+        if belief.pooled == 0 {
+            return estimate;
+        }
+        let mut rng = rand_pcg::Pcg64Mcg::new(
+            u128::from(*seed) << 64
+                | u128::from(candidate.subscriber_id.unsigned_abs())
+                    ^ (offer.kind.index() as u128) << 56,
+        );
+        if rand::Rng::random::<f64>(&mut rng) < exploration_share {
+            (belief.draw_save_rate(&mut rng), Method::Explored)
+        } else {
+            (belief.save_rate(), Method::Learned)
+        }
     }
 
     /// The share of would-be churners with `reason` that `offer` keeps, and where it came

@@ -127,6 +127,8 @@ pub struct Candidate {
     pub arpu: f64,
     /// Index into [`crate::REASONS`].
     pub reason: usize,
+    /// The value tier of the segmentation (`high`, `medium`, `low`), `unknown` without one.
+    pub tier: String,
     pub preferred: Channel,
     pub has_manager: bool,
     /// Indices of the library offers the subscriber is eligible for.
@@ -451,9 +453,11 @@ pub async fn load(
             p_source,
             clv: clv
                 .get(id)
-                .copied()
-                .unwrap_or(0.0)
+                .map_or(0.0, |v| v.0)
                 .max(arpu * policy.value_months),
+            tier: clv
+                .get(id)
+                .map_or_else(|| "unknown".to_owned(), |v| v.1.clone()),
             arpu,
             reason: signals.reason(features.row(row)),
             preferred,
@@ -479,24 +483,29 @@ pub async fn load(
     })
 }
 
+/// Each segmented subscriber's lifetime value and value tier.
 async fn segment_values(
     ctx: &SessionContext,
     workspace: &Workspace,
     notes: &mut Vec<String>,
-) -> Result<HashMap<i64, f64>> {
+) -> Result<HashMap<i64, (f64, String)>> {
     if !retain_features::outputs::register_segments(ctx, workspace).await? {
         return Ok(HashMap::new());
     }
     let batches = query(
         ctx,
-        "SELECT subscriber_id, clv FROM segments",
+        "SELECT subscriber_id, clv, coalesce(value_tier, 'unknown') AS value_tier FROM segments",
         "lifetime values",
     )
     .await?;
-    let values: HashMap<i64, f64> = ids(&batches, "subscriber_id")?
+    let values: HashMap<i64, (f64, String)> = ids(&batches, "subscriber_id")?
         .into_iter()
-        .zip(floats(&batches, "clv")?)
-        .filter(|(_, v)| v.is_finite())
+        .zip(
+            floats(&batches, "clv")?
+                .into_iter()
+                .zip(texts(&batches, "value_tier")?),
+        )
+        .filter(|(_, (v, _))| v.is_finite())
         .collect();
     if values.is_empty() {
         notes.push("the segmentation has no lifetime values".into());

@@ -9,6 +9,7 @@ mod decide;
 mod error;
 mod estimator;
 mod inputs;
+mod learn;
 mod library;
 mod policy;
 mod reason;
@@ -23,6 +24,9 @@ pub use decide::{Decision, DecisionIndex, Ranked, mask};
 pub use error::{Error, Result};
 pub use estimator::{Method, SaveRate, Uplift, UpliftReport};
 pub use inputs::{Candidate, Contact, Features, Inputs, Ledger, load, msisdn_map, read_dnd};
+pub use learn::{
+    Cell, Counts, LEARNING_FILE, Learned, LearnedRow, Learning, LearningView, Posterior,
+};
 pub use library::{Approval, Channel, CostModel, DEFAULT_OFFERS, Kind, Library, Offer};
 pub use policy::{ChannelPolicy, Level, Policy};
 pub use reason::{REASONS, Signals, UNKNOWN, reason_index};

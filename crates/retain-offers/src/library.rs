@@ -406,6 +406,24 @@ impl Library {
         }
     }
 
+    /// The share of leavers with `reason` the library expects an offer of `kind` to keep, as
+    /// the matching values an untested kind: an offer's prior where it answers the reason, a
+    /// fifth of it elsewhere; the best offer of the kind. `None` when no offer is of the kind.
+    #[must_use]
+    pub fn prior_save(&self, reason: &str, kind: &str) -> Option<f64> {
+        self.offers
+            .iter()
+            .filter(|o| o.kind.code() == kind)
+            .map(|o| {
+                if o.addresses(reason) {
+                    o.prior_save_rate
+                } else {
+                    o.prior_save_rate * 0.2
+                }
+            })
+            .reduce(f64::max)
+    }
+
     #[must_use]
     pub fn get(&self, id: &str) -> Option<&Offer> {
         self.offers.iter().find(|o| o.id == id)

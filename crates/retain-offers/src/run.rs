@@ -149,14 +149,15 @@ pub struct Prepared {
     pub choices: Vec<Vec<Choice>>,
 }
 
-/// Reads the workspace as of `as_of`, learns uplift from past campaigns and values every
-/// choice.
-/// `partitions` as in [`MatchOptions`].
+/// Reads the workspace as of `as_of`, learns uplift from past campaigns, refines it by what
+/// retain's own campaigns taught (`offers/learning.json`) and values every choice.
+/// `partitions` as in [`MatchOptions`]; `seed` fixes the exploration draws.
 pub async fn prepare(
     ctx: &SessionContext,
     workspace: &Workspace,
     as_of: NaiveDate,
     partitions: Option<u32>,
+    seed: u64,
 ) -> Result<Prepared> {
     let library = Library::for_workspace(workspace)?;
     let policy = Policy::for_workspace(workspace)?;
@@ -173,7 +174,8 @@ pub async fn prepare(
     lap("features, eligibility, levels and contacts read");
     let history = load_history(ctx, workspace).await?;
     lap("past campaigns' snapshots computed");
-    let uplift = Uplift::fit(&history, &policy)?;
+    let uplift = Uplift::fit(&history, &policy)?
+        .with_learning(crate::Learning::for_workspace(workspace)?, seed);
     lap("uplift fitted");
     let rows: Vec<usize> = inputs.candidates.iter().map(|c| c.row).collect();
     let individual = uplift.individual(&inputs.features, &rows)?;
@@ -236,7 +238,14 @@ pub async fn run_match(
         inputs,
         uplift,
         choices,
-    } = prepare(ctx, workspace, options.as_of, options.partitions).await?;
+    } = prepare(
+        ctx,
+        workspace,
+        options.as_of,
+        options.partitions,
+        options.seed,
+    )
+    .await?;
     let plan = arbitrate(
         &inputs,
         &library,

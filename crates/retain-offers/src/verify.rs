@@ -137,7 +137,7 @@ pub fn verify(
     let explored: f64 = plan
         .assignments
         .iter()
-        .filter(|a| a.method == crate::estimator::Method::Prior)
+        .filter(|a| a.method.explores())
         .map(|a| a.cost)
         .sum();
     if explored > policy.exploration_share * budget + 1e-6 {

@@ -48,6 +48,10 @@ window.I18N = {
     st_running: '运行中', st_succeeded: '成功', st_failed: '失败', st_waiting: '等待数据', st_skipped: '跳过',
     step_ingest: '数据加载', step_warn: '预警', step_features: '特征', step_train: '模型训练', step_score: '评分',
     step_segment: '细分', step_match: '政策适配', step_launch: '自动执行',
+    learning: '从活动结果中学习', learn_reason: '流失原因', learn_tier: '价值层级', learn_treated: '已知结果',
+    learn_churn_treated: '干预组流失', learn_churn_control: '对照组流失', learn_prior: '先验挽留率', learn_rate: '学习所得挽留率',
+    learn_empty: '尚无活动结果：活动回访与结果录入后，下一次匹配即按结果修正挽留率。',
+    learn_summary: '已计入结果', learn_control: '对照组流失率',
   },
   en: {
     brand: 'precision retention', title: 'Name', logout: 'Log out', login: 'Log in', name: 'Name', password: 'Password',
@@ -97,5 +101,9 @@ window.I18N = {
     st_running: 'Running', st_succeeded: 'Succeeded', st_failed: 'Failed', st_waiting: 'Waiting for data', st_skipped: 'Skipped',
     step_ingest: 'Load', step_warn: 'Warning', step_features: 'Features', step_train: 'Train', step_score: 'Score',
     step_segment: 'Segment', step_match: 'Match offers', step_launch: 'Launch approved',
+    learning: 'Learned from campaign outcomes', learn_reason: 'Reason', learn_tier: 'Value tier', learn_treated: 'Outcomes',
+    learn_churn_treated: 'Churn, treated', learn_churn_control: 'Churn, control', learn_prior: 'Prior save rate', learn_rate: 'Learned save rate',
+    learn_empty: 'No campaign outcomes yet: once callbacks and outcomes are in, the next matching corrects its save rates by them.',
+    learn_summary: 'Outcomes counted', learn_control: 'Control churn',
   },
 };

@@ -48,6 +48,10 @@ pub enum Error {
 }
 
 pub use operator::synthetic_workspace;
+pub use subscriber::future::{
+    Effect, Exit, Future, MonthStart, TAKE_ANYWAY, VALUE_MONTHS, offer_kinds, reach,
+    true_contact_cost, true_effect, true_offer_cost,
+};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

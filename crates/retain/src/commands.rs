@@ -11,6 +11,7 @@ pub(crate) mod offers;
 pub(crate) mod schedule;
 pub(crate) mod segment;
 pub(crate) mod serve;
+pub(crate) mod simulate;
 pub(crate) mod status;
 pub(crate) mod synth;
 pub(crate) mod target;

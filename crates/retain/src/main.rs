@@ -80,6 +80,10 @@ enum Command {
     /// Run the scheduled jobs that are due, once (for cron or a systemd timer; `retain serve`
     /// runs them itself).
     Cycle(commands::schedule::CycleArgs),
+    /// Run the closed loop on a synthetic operator for some months: the scheduler, the
+    /// learning offers and the world reacting to them, against fixed priors, random offers and
+    /// an oracle.
+    Simulate(commands::simulate::Args),
     /// An Apache Ballista cluster for the analytic steps: `retain cluster scheduler`,
     /// `retain cluster executor` (docs/cluster.md).
     Cluster(commands::cluster::Args),
@@ -101,6 +105,7 @@ impl Command {
                 | Command::Segment(_)
                 | Command::Match(_)
                 | Command::Cycle(_)
+                | Command::Simulate(_)
         )
     }
 }
@@ -166,6 +171,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(&args),
+        Command::Simulate(args) => commands::simulate::run(&args),
         Command::Synth(args) => commands::synth::run(&args),
         Command::Ingest(args) => commands::ingest::run(&args),
         Command::Status(args) => commands::status::run(&args),

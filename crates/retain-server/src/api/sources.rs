@@ -187,6 +187,8 @@ pub(crate) struct OffersAnswer {
     toml: String,
     library: Vec<retain_offers::Offer>,
     matching: Option<retain_offers::MatchReport>,
+    /// What retain's own campaigns taught the matching (offers that learn).
+    learning: retain_offers::LearningView,
 }
 
 pub(crate) async fn offers(State(state): State<AppState>) -> ApiResult<Json<OffersAnswer>> {
@@ -209,6 +211,9 @@ pub(crate) async fn offers(State(state): State<AppState>) -> ApiResult<Json<Offe
     Ok(Json(OffersAnswer {
         source: file_name(&library.source),
         toml: source_text(&state.0.root, "offers.toml", retain_offers::DEFAULT_OFFERS)?,
+        learning: retain_offers::Learning::for_workspace(workspace)
+            .map_err(engine)?
+            .view(&library),
         library: library.offers,
         matching,
     }))

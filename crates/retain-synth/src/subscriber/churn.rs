@@ -12,11 +12,11 @@ use crate::catalog::{
 use crate::csvline::Line;
 
 /// Overall scale of churn hazards; calibrated to about 1.5% quantity churn a month.
-const HAZARD_SCALE: f64 = 2.5;
+pub(super) const HAZARD_SCALE: f64 = 2.5;
 
 /// How an intent ends: a way out of the network (quantity churn) or of spending less while
 /// staying (value churn).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Path {
     ArrearsCancel,
     RequestedStopCancel,
@@ -27,6 +27,15 @@ pub(super) enum Path {
 }
 
 impl Path {
+    pub(super) const ALL: [Path; 6] = [
+        Path::ArrearsCancel,
+        Path::RequestedStopCancel,
+        Path::PortOut,
+        Path::FormalCancel,
+        Path::Downgrade,
+        Path::UsageDrop,
+    ];
+
     pub(super) fn name(self) -> &'static str {
         match self {
             Path::ArrearsCancel => "arrears_suspension_cancel",
@@ -69,41 +78,8 @@ impl Simulation<'_> {
     ) -> Option<Cause> {
         let month = self.world.months[t];
         let month_end = self.world.month_end(t);
-        let tenure = match tenure_months {
-            ..6 => 1.6,
-            6..12 => 1.2,
-            12..36 => 1.0,
-            36..96 => 0.7,
-            _ => 0.5,
-        };
-        let locked = self
-            .contracts
-            .iter()
-            .any(|c| c.start <= month && c.end > add_months(month_end, 2));
-        let lock = if locked { 0.35 } else { 1.0 };
-        // Leavers bound by a contract plan their exit for its end: the intent forms in the last
-        // months, so they can go right after it.
-        let ending_soon = self
-            .contracts
-            .iter()
-            .any(|c| c.end > month_end && c.end <= add_months(month_end, 3));
-        let after_festival = spring_festival(month.year()).is_some_and(|f| {
-            let festival_month = f.with_day(1).expect("day 1");
-            month == next_month(festival_month)
-        });
-        let tr = &self.traits;
-        let hazards = [
-            0.005 * (0.3 + 2.0 * tr.price_sensitivity.powi(2)) * tenure * lock,
-            0.0035 * (0.1 + 3.0 * tr.network_exposure.powi(2)) * tenure * lock,
-            if ending_soon {
-                0.06 * (0.4 + tr.competitor_exposure)
-            } else {
-                0.0
-            },
-            0.004 * (0.2 + 3.0 * tr.competitor_exposure.powi(2)) * tenure * lock,
-            if disputed { 0.12 } else { 0.0 },
-            0.0006 * if after_festival { 4.0 } else { 1.0 },
-        ];
+        let exposure = Exposure::at(&self.contracts, month, month_end, tenure_months, disputed);
+        let hazards = intent_hazards(&self.traits, &exposure);
         let total: f64 = hazards.iter().sum::<f64>() * HAZARD_SCALE;
         if self.rng.random::<f64>() >= total {
             return None;
@@ -112,36 +88,7 @@ impl Simulation<'_> {
     }
 
     pub(super) fn draw_path(&mut self, cause: Cause) -> Path {
-        let value_share = match cause {
-            Cause::Price => 0.45,
-            Cause::Competitor => 0.35,
-            Cause::Network => 0.2,
-            Cause::ContractExpiry => 0.15,
-            Cause::Billing => 0.1,
-            Cause::Relocation => 0.0,
-        };
-        if self.rng.random::<f64>() < value_share {
-            return if cause == Cause::Price
-                || cause == Cause::ContractExpiry
-                || self.rng.random::<f64>() < 0.3
-            {
-                Path::Downgrade
-            } else {
-                Path::UsageDrop
-            };
-        }
-        let weights = match cause {
-            Cause::Relocation => [0.2, 0.1, 0.3, 0.4],
-            Cause::Competitor | Cause::ContractExpiry => [0.35, 0.1, 0.45, 0.1],
-            Cause::Billing => [0.6, 0.1, 0.2, 0.1],
-            _ => [0.55, 0.15, 0.2, 0.1],
-        };
-        [
-            Path::ArrearsCancel,
-            Path::RequestedStopCancel,
-            Path::PortOut,
-            Path::FormalCancel,
-        ][weighted(&mut self.rng, &weights)]
+        draw_path(&mut self.rng, cause)
     }
 
     /// The signal profile of a cause, `k` months after the intent formed (k = 0, 1, 2, then the
@@ -265,4 +212,106 @@ pub(super) fn downgrade_target(plan: usize) -> usize {
         .filter(|(_, p)| p.tier < tier)
         .max_by(|a, b| a.1.fee.total_cmp(&b.1.fee))
         .map_or(plan_index("P008"), |(i, _)| i)
+}
+
+/// The way out an intent of `cause` takes.
+pub(super) fn draw_path<R: Rng>(rng: &mut R, cause: Cause) -> Path {
+    let value_share = match cause {
+        Cause::Price => 0.45,
+        Cause::Competitor => 0.35,
+        Cause::Network => 0.2,
+        Cause::ContractExpiry => 0.15,
+        Cause::Billing => 0.1,
+        Cause::Relocation => 0.0,
+    };
+    if rng.random::<f64>() < value_share {
+        return if cause == Cause::Price
+            || cause == Cause::ContractExpiry
+            || rng.random::<f64>() < 0.3
+        {
+            Path::Downgrade
+        } else {
+            Path::UsageDrop
+        };
+    }
+    let weights = match cause {
+        Cause::Relocation => [0.2, 0.1, 0.3, 0.4],
+        Cause::Competitor | Cause::ContractExpiry => [0.35, 0.1, 0.45, 0.1],
+        Cause::Billing => [0.6, 0.1, 0.2, 0.1],
+        _ => [0.55, 0.15, 0.2, 0.1],
+    };
+    [
+        Path::ArrearsCancel,
+        Path::RequestedStopCancel,
+        Path::PortOut,
+        Path::FormalCancel,
+    ][weighted(rng, &weights)]
+}
+
+/// What, besides its traits, raises or lowers a subscriber's hazard in a month: four facts of
+/// the month, each a yes or no.
+#[allow(clippy::struct_excessive_bools)]
+pub(super) struct Exposure {
+    pub(super) tenure_months: i64,
+    /// Bound by a contract that runs beyond the next two months.
+    pub(super) locked: bool,
+    /// A contract ends within three months.
+    pub(super) ending_soon: bool,
+    /// A billing dispute is open.
+    pub(super) disputed: bool,
+    /// The month after the Spring Festival, when people move.
+    pub(super) after_festival: bool,
+}
+
+impl Exposure {
+    /// The exposure in the month starting `month` (ending `month_end`).
+    pub(super) fn at(
+        contracts: &[super::profile::Contract],
+        month: chrono::NaiveDate,
+        month_end: chrono::NaiveDate,
+        tenure_months: i64,
+        disputed: bool,
+    ) -> Exposure {
+        Exposure {
+            tenure_months,
+            locked: contracts
+                .iter()
+                .any(|c| c.start <= month && c.end > add_months(month_end, 2)),
+            // Leavers bound by a contract plan their exit for its end: the intent forms in the
+            // last months, so they can go right after it.
+            ending_soon: contracts
+                .iter()
+                .any(|c| c.end > month_end && c.end <= add_months(month_end, 3)),
+            disputed,
+            after_festival: spring_festival(month.year()).is_some_and(|f| {
+                let festival_month = f.with_day(1).expect("day 1");
+                month == next_month(festival_month)
+            }),
+        }
+    }
+}
+
+/// The monthly hazard of an intent forming, per cause in [`Cause::ALL`]'s order, before
+/// [`HAZARD_SCALE`].
+pub(super) fn intent_hazards(tr: &super::profile::Traits, e: &Exposure) -> [f64; 6] {
+    let tenure = match e.tenure_months {
+        ..6 => 1.6,
+        6..12 => 1.2,
+        12..36 => 1.0,
+        36..96 => 0.7,
+        _ => 0.5,
+    };
+    let lock = if e.locked { 0.35 } else { 1.0 };
+    [
+        0.005 * (0.3 + 2.0 * tr.price_sensitivity.powi(2)) * tenure * lock,
+        0.0035 * (0.1 + 3.0 * tr.network_exposure.powi(2)) * tenure * lock,
+        if e.ending_soon {
+            0.06 * (0.4 + tr.competitor_exposure)
+        } else {
+            0.0
+        },
+        0.004 * (0.2 + 3.0 * tr.competitor_exposure.powi(2)) * tenure * lock,
+        if e.disputed { 0.12 } else { 0.0 },
+        0.0006 * if e.after_festival { 4.0 } else { 1.0 },
+    ]
 }

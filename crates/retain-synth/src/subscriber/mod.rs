@@ -9,6 +9,7 @@
 
 mod churn;
 mod events;
+pub(crate) mod future;
 mod profile;
 mod rows;
 mod story;

@@ -35,7 +35,7 @@ pub(crate) struct Args {
 }
 
 #[derive(Debug, Serialize)]
-struct TableLoad {
+pub(crate) struct TableLoad {
     table: String,
     read: u64,
     loaded: u64,
@@ -171,33 +171,7 @@ fn demo(
         retain_synth::synthesize(&params, &workspace.incoming_dir(), &workspace.truth_dir())
             .context("synthesizing the demo operator")?;
 
-    // One label for the whole demo load, so its quarantine files sort together.
-    let label = IngestOptions::default().label;
-    let mut tables = Vec::new();
-    for (name, file) in &synth.files {
-        let table = Table::from_name(name).expect("synth writes canonical tables");
-        let options = IngestOptions {
-            label: format!("{label}-demo"),
-            // Synthetic data is clean: any rejected row is a bug worth stopping for.
-            max_bad_ratio: Some(0.0),
-            ..IngestOptions::default()
-        };
-        let loaded = load(
-            rt,
-            store,
-            workspace,
-            table,
-            std::slice::from_ref(file),
-            &options,
-        )?;
-        tables.push(TableLoad {
-            table: name.clone(),
-            read: loaded.report.read,
-            loaded: loaded.report.loaded,
-            quarantined: loaded.report.quarantined,
-            rows: loaded.report.table_rows,
-        });
-    }
+    let tables = load_synthetic(rt, store, workspace, &synth)?;
 
     let overview = rt.block_on(async {
         let ctx = retain_features::session(workspace).await?;
@@ -232,7 +206,7 @@ fn demo(
     let dnd = demo_dnd(rt, workspace)?;
     tracing::info!(dnd, "do-not-disturb list written");
     let budget = args.budget.unwrap_or(args.operator.subscribers as f64);
-    let matching = super::offers::execute(rt, workspace, budget, None, 42)?.report;
+    let matching = super::offers::execute(rt, store, workspace, budget, None, 42)?.report;
     if matching.constraint_violations > 0 {
         anyhow::bail!(
             "the offer verifier found {} broken constraints",
@@ -326,6 +300,43 @@ fn demo_dnd(rt: &tokio::runtime::Runtime, workspace: &Workspace) -> anyhow::Resu
 }
 
 /// Trains and scores the churn model; three observable snapshots need 12 months of data.
+/// Loads every table of a synthesized operator into `workspace`, refusing any rejected row.
+pub(crate) fn load_synthetic(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    workspace: &Workspace,
+    synth: &retain_synth::SynthSummary,
+) -> anyhow::Result<Vec<TableLoad>> {
+    // One label for the whole load, so its quarantine files sort together.
+    let label = IngestOptions::default().label;
+    let mut tables = Vec::new();
+    for (name, file) in &synth.files {
+        let table = Table::from_name(name).expect("synth writes canonical tables");
+        let options = IngestOptions {
+            label: format!("{label}-demo"),
+            // Synthetic data is clean: any rejected row is a bug worth stopping for.
+            max_bad_ratio: Some(0.0),
+            ..IngestOptions::default()
+        };
+        let loaded = load(
+            rt,
+            store,
+            workspace,
+            table,
+            std::slice::from_ref(file),
+            &options,
+        )?;
+        tables.push(TableLoad {
+            table: name.clone(),
+            read: loaded.report.read,
+            loaded: loaded.report.loaded,
+            quarantined: loaded.report.quarantined,
+            rows: loaded.report.table_rows,
+        });
+    }
+    Ok(tables)
+}
+
 fn churn_model(
     rt: &tokio::runtime::Runtime,
     store: &Store,

@@ -82,6 +82,7 @@ pub(crate) fn run_match(args: &MatchArgs) -> anyhow::Result<()> {
         || {
             execute(
                 &rt,
+                &store,
                 &workspace,
                 args.budget,
                 args.as_of.as_deref(),
@@ -131,15 +132,18 @@ pub(crate) fn run_match(args: &MatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the matching as of `as_of` (default: the month after the last loaded one).
+/// Runs the matching as of `as_of` (default: the month after the last loaded one), after
+/// counting every campaign outcome the store holds into the offers' learning.
 pub(crate) fn execute(
     rt: &tokio::runtime::Runtime,
+    store: &Store,
     workspace: &Workspace,
     budget: f64,
     as_of: Option<&str>,
     seed: u64,
 ) -> anyhow::Result<retain_offers::MatchRun> {
     rt.block_on(async {
+        retain_campaign::learn(store, workspace).await?;
         let ctx = retain_features::session(workspace).await?;
         let as_of = match as_of {
             Some(text) => super::parse_as_of(text)?,

@@ -459,7 +459,7 @@ impl WorkspaceSteps<'_> {
                 };
                 // The slot seeds the matching's exploration: a retried attempt draws the same.
                 let seed = attempt.slot.timestamp().unsigned_abs();
-                done(&super::offers::execute(rt, ws, budget, None, seed)?.report)
+                done(&super::offers::execute(rt, self.store, ws, budget, None, seed)?.report)
             }
             Step::Launch => Ok(Outcome::Done(serde_json::json!({
                 "launched": self.launch_approved()?,

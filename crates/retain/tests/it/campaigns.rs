@@ -155,6 +155,40 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     );
     assert!(lo <= up && up <= hi, "{e}");
 
+    // The outcomes teach the next matching (offers that learn): counted once however often it
+    // runs, and used for the kinds they measured.
+    let learned = |run: &serde_json::Value| -> (serde_json::Value, Vec<String>) {
+        let learning: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(std::path::Path::new(w).join("offers/learning.json")).unwrap(),
+        )
+        .unwrap();
+        let mut file = csv::Reader::from_path(run["assignment_file"].as_str().unwrap()).unwrap();
+        let at = file
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "method")
+            .unwrap();
+        let methods = file.records().map(|r| r.unwrap()[at].to_owned()).collect();
+        (learning, methods)
+    };
+    let (ok, matched) = retain_json(&["match", "--dir", w, "--budget", "20000", "--json"]);
+    assert!(ok, "{matched}");
+    let (learning, methods) = learned(&matched);
+    let counted: u64 = ["treated", "control"]
+        .iter()
+        .flat_map(|arm| learning[arm].as_object().unwrap().values())
+        .map(|c| c["churned"].as_u64().unwrap() + c["stayed"].as_u64().unwrap())
+        .sum();
+    assert!(counted > 0, "{learning}");
+    assert!(
+        methods.iter().any(|x| x == "learned" || x == "explored"),
+        "{methods:?}"
+    );
+    let (ok, again) = retain_json(&["match", "--dir", w, "--budget", "20000", "--json"]);
+    assert!(ok, "{again}");
+    assert_eq!(learned(&again), (learning, methods));
+
     // A launch killed inside its transaction leaves nothing; the next one makes one full set.
     let (ok, created) = retain_json(&[
         "campaign",

@@ -9,4 +9,5 @@ mod demo;
 mod load;
 mod runtime;
 mod schedule;
+mod simulate;
 mod users;
