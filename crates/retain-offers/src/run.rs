@@ -53,8 +53,13 @@ pub struct SavedValue {
     pub retain: f64,
     pub random: f64,
     pub max_discount: f64,
+    /// The plan of an oracle that knows every candidate's true cause and the true effects,
+    /// under the same budget and rules: the most any plan could keep.
+    pub oracle: f64,
     pub retain_vs_random: f64,
     pub retain_vs_max_discount: f64,
+    /// The share of the oracle's saved value the plan keeps.
+    pub retain_vs_oracle: f64,
 }
 
 /// The matching's report under `reports/`, which the dashboard shows.
@@ -300,6 +305,28 @@ pub async fn run_match(
             },
         );
     }
+    if let Some(t) = &truth {
+        let oracle = arbitrate(
+            &inputs,
+            &library,
+            &policy,
+            &crate::simulate::oracle_choices(&inputs, &library, &choices, t, &uplift.cells),
+            options.budget,
+            Strategy::Retain,
+        );
+        let sim = simulate(&oracle, t, &uplift.cells);
+        simulated.insert("oracle".to_owned(), sim);
+        baselines.insert(
+            "oracle".to_owned(),
+            Baseline {
+                assigned: oracle.assignments.len(),
+                cost: crate::round2(oracle.cost),
+                constraint_violations: verify(&oracle, &inputs, &library, &policy, options.budget)
+                    .len(),
+                simulated: Some(sim),
+            },
+        );
+    }
     let saved = truth.as_ref().map(|_| {
         let v = |k: &str| simulated.get(k).map_or(0.0, |s: &Simulated| s.saved_value);
         let ratio = |a: f64, b: f64| if b > 0.0 { crate::round2(a / b) } else { 0.0 };
@@ -307,7 +334,9 @@ pub async fn run_match(
             retain: v("retain"),
             random: v("random"),
             max_discount: v("max_discount"),
+            oracle: v("oracle"),
             retain_vs_random: ratio(v("retain"), v("random")),
+            retain_vs_oracle: ratio(v("retain"), v("oracle")),
             retain_vs_max_discount: ratio(v("retain"), v("max_discount")),
         }
     });

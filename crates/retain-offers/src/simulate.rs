@@ -90,6 +90,46 @@ pub struct Simulated {
     pub contacts_at_risk: usize,
 }
 
+/// The choices an oracle would see: every candidate's eligible offers and channels valued by
+/// the true effect on the candidate's true cause (nothing for those not about to leave), the
+/// channel's reach and the candidate's value. Arbitrated like any plan, under the same budget,
+/// capacities and contact policy, they give the most any plan could keep.
+#[must_use]
+pub(crate) fn oracle_choices(
+    inputs: &crate::Inputs,
+    library: &crate::Library,
+    choices: &[Vec<crate::Choice>],
+    truth: &Truth,
+    cells: &Cells,
+) -> Vec<Vec<crate::Choice>> {
+    inputs
+        .candidates
+        .iter()
+        .zip(choices)
+        .map(|(c, own)| {
+            let cause = truth.pending.get(&c.subscriber_id);
+            let mut out: Vec<crate::Choice> = own
+                .iter()
+                .map(|choice| {
+                    let kind = library.offers[choice.offer as usize].kind.code();
+                    let effect = cause
+                        .and_then(|cause| truth.effects.get(&(cause.clone(), kind.to_owned())))
+                        .copied()
+                        .unwrap_or(0.0);
+                    let save_rate = effect * cells.reach(choice.channel).unwrap_or(0.75);
+                    crate::Choice {
+                        save_rate,
+                        expected_value: save_rate * c.clv - choice.expected_cost,
+                        ..*choice
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| b.expected_value.total_cmp(&a.expected_value));
+            out
+        })
+        .collect()
+}
+
 /// Simulates `plan`. Reach per channel is the campaign history's; kinds the synthetic world
 /// never tried keep nobody.
 #[must_use]

@@ -136,6 +136,16 @@ async fn the_plan_honours_every_constraint_and_the_verifier_catches_each_break()
     assert!(sim.retain > 0.0 && sim.random > 0.0, "{sim:?}");
     assert_eq!(r.baselines["random"].constraint_violations, 0);
     assert_eq!(r.baselines["max_discount"].constraint_violations, 0);
+    // The oracle, knowing every true cause and effect under the same rules, keeps the most.
+    assert_eq!(r.baselines["oracle"].constraint_violations, 0);
+    assert!(
+        sim.oracle >= sim.retain && sim.oracle >= sim.random && sim.oracle >= sim.max_discount,
+        "{sim:?}"
+    );
+    assert!(
+        sim.retain_vs_oracle > 0.0 && sim.retain_vs_oracle <= 1.0,
+        "{sim:?}"
+    );
     assert_eq!(
         r.uplift.campaign_periods.len(),
         7,

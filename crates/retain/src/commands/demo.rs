@@ -466,8 +466,13 @@ fn describe(s: &DemoSummary) -> String {
     if let Some(v) = &matching.simulated_saved_value {
         let _ = writeln!(
             text,
-            "simulated saved value: retain {:.0}, random {:.0}, biggest discount {:.0} yuan ({}× random)",
-            v.retain, v.random, v.max_discount, v.retain_vs_random
+            "simulated saved value: retain {:.0}, random {:.0}, biggest discount {:.0}, oracle {:.0} yuan ({}× random, {:.0}% of the oracle)",
+            v.retain,
+            v.random,
+            v.max_discount,
+            v.oracle,
+            v.retain_vs_random,
+            100.0 * v.retain_vs_oracle
         );
     }
     let campaign = &s.campaign;

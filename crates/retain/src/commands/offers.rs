@@ -196,8 +196,13 @@ fn describe(r: &MatchReport) -> String {
     if let Some(s) = &r.simulated_saved_value {
         let _ = writeln!(
             text,
-            "simulated saved value (synthetic truth): retain {:.2}, random {:.2}, biggest discount {:.2} ({}× random)",
-            s.retain, s.random, s.max_discount, s.retain_vs_random
+            "simulated saved value (synthetic truth): retain {:.2}, random {:.2}, biggest discount {:.2}, oracle {:.2} ({}× random, {:.0}% of the oracle)",
+            s.retain,
+            s.random,
+            s.max_discount,
+            s.oracle,
+            s.retain_vs_random,
+            100.0 * s.retain_vs_oracle
         );
     }
     for n in &r.notes {

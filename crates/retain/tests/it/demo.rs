@@ -216,7 +216,13 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     assert_eq!(matched["constraint_violations"], 0, "{matched}");
     assert!(matched["assigned"].as_u64().unwrap() > 0, "{matched}");
     assert!(matched["cost"].as_f64().unwrap() <= 800.0);
-    for key in ["retain", "random", "max_discount"] {
+    for key in [
+        "retain",
+        "random",
+        "max_discount",
+        "oracle",
+        "retain_vs_oracle",
+    ] {
         assert!(
             matched["simulated_saved_value"][key].is_number(),
             "{key}: {matched}"
