@@ -372,32 +372,9 @@ fn lineage(history: &[Decision]) -> Vec<u32> {
 /// Version `version`'s standing on `test`, its features taken by name.
 fn evaluate_on(workspace: &Workspace, version: u32, test: &Table) -> Result<(Standing, ModelMeta)> {
     let (model, meta) = load(workspace, version)?;
-    let x = columns(test, &model.features)?;
+    let x = test.columns(&model.features)?;
     let p = model.probabilities(&x)?;
     Ok((Standing::of(version, &evaluate(&p, &test.label)), meta))
-}
-
-/// The row-major values of `features` in `table`, in that order.
-fn columns(table: &Table, features: &[String]) -> Result<Vec<f64>> {
-    if table.features == features {
-        return Ok(table.x.clone());
-    }
-    let at: Vec<usize> = features
-        .iter()
-        .map(|f| {
-            table
-                .features
-                .iter()
-                .position(|n| n == f)
-                .ok_or_else(|| Error::Data(format!("the data has no feature {f}")))
-        })
-        .collect::<Result<_>>()?;
-    let d = table.features.len();
-    Ok(table
-        .x
-        .chunks_exact(d)
-        .flat_map(|row| at.iter().map(|j| row[*j]))
-        .collect())
 }
 
 /// Whether `month` was among the snapshots a model was fitted or validated on (all but its

@@ -77,11 +77,26 @@ pub struct ModelReport {
     pub cohorts: Option<BTreeMap<String, CohortMetrics>>,
     /// The ten features that drifted most.
     pub feature_drift: Vec<FeatureDrift>,
+    /// Features of the set the model does not use, and why: the training snapshots could not
+    /// see them as the newest month does (a feature computed one way in training and another
+    /// in scoring is a skew, not a signal).
+    #[serde(default)]
+    pub features_left_out: Vec<LeftOut>,
     pub backtest: Vec<BacktestFold>,
     /// This version as challenger: the champion it met on the test month, both standings,
     /// and whether it was promoted and why. Absent in reports older than champions.
     #[serde(default)]
     pub promotion: Option<Decision>,
+}
+
+/// A feature left out of the model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LeftOut {
+    pub feature: String,
+    /// Share of the training snapshots' rows with a value.
+    pub seen_in_training: f64,
+    /// Share of the newest snapshot's rows with a value.
+    pub seen_in_newest: f64,
 }
 
 /// Evaluates a model trained on `table` (saved as `version` in `model_dir`), its rolling
@@ -133,6 +148,7 @@ pub fn model_report(
         importance: report.importance.iter().take(15).cloned().collect(),
         cohorts: cohort_metrics(&test, &scores),
         feature_drift: feature_drift(table, last),
+        features_left_out: Vec::new(),
         backtest,
         promotion: None,
     })

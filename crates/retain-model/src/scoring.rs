@@ -110,7 +110,8 @@ impl<'m> Scorer<'m> {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(());
         }
-        let table = Table::from_batches(&batches)?;
+        // The batches may carry features the model left out (see `leave_out_unseen`).
+        let table = Table::from_batches(&batches)?.select(&self.model.features)?;
         let d = table.features.len();
         let p = self.model.probabilities(&table.x)?;
         if let Some(tally) = &mut self.drift {

@@ -78,6 +78,52 @@ impl Table {
         Ok(t)
     }
 
+    /// The columns `names`, in that order: the features a model was trained on, out of a wider
+    /// table. An error names a column the table lacks.
+    pub fn select(self, names: &[String]) -> Result<Table> {
+        if names == self.features.as_slice() {
+            return Ok(self);
+        }
+        let at = self.positions(names)?;
+        let x = self.columns(names)?;
+        Ok(Table {
+            features: names.to_vec(),
+            levels: if self.levels.is_empty() {
+                Vec::new()
+            } else {
+                at.iter().map(|&j| self.levels[j].clone()).collect()
+            },
+            x,
+            ..self
+        })
+    }
+
+    /// The row-major values of the columns `names`, in that order.
+    pub fn columns(&self, names: &[String]) -> Result<Vec<f64>> {
+        if names == self.features.as_slice() {
+            return Ok(self.x.clone());
+        }
+        let at = self.positions(names)?;
+        let d = self.features.len();
+        Ok(self
+            .x
+            .chunks_exact(d.max(1))
+            .flat_map(|row| at.iter().map(move |&j| row[j]))
+            .collect())
+    }
+
+    fn positions(&self, names: &[String]) -> Result<Vec<usize>> {
+        names
+            .iter()
+            .map(|n| {
+                self.features
+                    .iter()
+                    .position(|f| f == n)
+                    .ok_or_else(|| Error::Data(format!("the data has no feature {n}")))
+            })
+            .collect()
+    }
+
     /// Whether feature `j` holds level codes.
     #[must_use]
     pub fn is_categorical(&self, j: usize) -> bool {

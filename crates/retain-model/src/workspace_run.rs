@@ -38,7 +38,20 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
         retain_features::observable_snapshots(&ctx, 6, options.horizon + options.gap).await?;
     let batches =
         retain_features::training_set(&ctx, &set, &snapshots, options.horizon, &labels).await?;
-    let table = Table::from_batches(&batches)?;
+    let full = Table::from_batches(&batches)?;
+    // The out-of-time month `train` tests on, with every feature: the champion meets the
+    // challenger there on the features it was trained on, which may be more.
+    let last = full.snapshot.iter().copied().max().unwrap_or(0);
+    let test_full = full.subset(&crate::rows_where(&full, |s| s == last));
+    let (table, left_out) = leave_out_unseen(full);
+    for l in &left_out {
+        tracing::warn!(
+            feature = l.feature,
+            seen_in_training = l.seen_in_training,
+            seen_in_newest = l.seen_in_newest,
+            "left out of the model: the training snapshots cannot see it"
+        );
+    }
     tracing::info!(rows = table.len(), "training set built");
     let (model, report) = crate::train(&table)?;
     tracing::info!(seconds = report.fit.train_seconds, "model trained");
@@ -46,9 +59,8 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
         .iter()
         .map(|s| s.format("%Y-%m").to_string())
         .collect();
-    // The out-of-time month `train` tested on: its population is the drift reference, and
-    // champion and challenger are compared on its rows.
-    let last = table.snapshot.iter().copied().max().unwrap_or(0);
+    // The out-of-time month's population is the drift reference, and champion and challenger
+    // are compared on its rows.
     let test = table.subset(&crate::rows_where(&table, |s| s == last));
     let test_month = names.last().cloned().unwrap_or_default();
     let reference = DriftReference::of(&test, &model.probabilities(&test.x)?, test_month.clone());
@@ -61,7 +73,7 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
         Some(reference),
     )?;
     let challenger = crate::Standing::of(version, &report.test);
-    let decision = crate::contest(workspace, challenger, &test, &test_month)?;
+    let decision = crate::contest(workspace, challenger, &test_full, &test_month)?;
     tracing::info!(
         version,
         champion = decision.champion,
@@ -81,8 +93,66 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
         options.backtest,
     )?;
     summary.promotion = Some(decision);
+    summary.features_left_out = left_out;
     crate::write_model_report(workspace, &summary)?;
     Ok(summary)
+}
+
+/// Features below this share of training rows with a value carry nothing a tree can learn,
+/// yet scoring would compute them and watch them drift.
+const MIN_SEEN: f64 = 0.01;
+
+/// Leaves out the features the training snapshots cannot see as the newest snapshot does:
+/// present in under 1% of the training rows, or in under half the share of the newest
+/// snapshot's rows. Weekly usage kept for fewer weeks than the snapshots reach back is the
+/// case in point: the trees would learn nothing from it, and scoring, which sees it, would
+/// take it for drift.
+fn leave_out_unseen(table: Table) -> (Table, Vec<crate::report::LeftOut>) {
+    let d = table.features.len();
+    let last = table.snapshot.iter().copied().max().unwrap_or(0);
+    let (mut seen_old, mut seen_new) = (vec![0usize; d], vec![0usize; d]);
+    let (mut rows_old, mut rows_new) = (0usize, 0usize);
+    for (row, &snapshot) in table.x.chunks_exact(d.max(1)).zip(&table.snapshot) {
+        let (seen, rows) = if snapshot == last {
+            (&mut seen_new, &mut rows_new)
+        } else {
+            (&mut seen_old, &mut rows_old)
+        };
+        *rows += 1;
+        for (s, v) in seen.iter_mut().zip(row) {
+            *s += usize::from(!v.is_nan());
+        }
+    }
+    let share = |n: usize, rows: usize| {
+        if rows == 0 {
+            0.0
+        } else {
+            n as f64 / rows as f64
+        }
+    };
+    let mut keep = Vec::with_capacity(d);
+    let mut left_out = Vec::new();
+    for j in 0..d {
+        let (old, new) = (share(seen_old[j], rows_old), share(seen_new[j], rows_new));
+        // A table of one snapshot (a short history) has no training rows apart from it.
+        let training = if rows_old == 0 { new } else { old };
+        if training < MIN_SEEN || training < 0.5 * new {
+            left_out.push(crate::report::LeftOut {
+                feature: table.features[j].clone(),
+                seen_in_training: crate::metrics::round(training),
+                seen_in_newest: crate::metrics::round(new),
+            });
+        } else {
+            keep.push(table.features[j].clone());
+        }
+    }
+    if left_out.is_empty() || keep.is_empty() {
+        return (table, Vec::new());
+    }
+    let table = table
+        .select(&keep)
+        .expect("every kept feature is in the table");
+    (table, left_out)
 }
 
 /// What scoring everyone did (the `retain score --json` object).
@@ -202,5 +272,65 @@ fn warn_of_shifts(drift: &Drift, version: u32) {
             "features shifted from model v{version}'s test month (PSI): {}",
             shifted.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three features over two old snapshots and the newest: `seen` everywhere, `weekly` only
+    /// in the newest, `rare` almost nowhere.
+    fn table() -> Table {
+        let mut t = Table {
+            features: vec!["seen".into(), "weekly".into(), "rare".into()],
+            ..Table::default()
+        };
+        for (i, snapshot) in [10, 20, 30].iter().cycle().take(600).enumerate() {
+            t.subscriber_id.push(i as i64);
+            t.snapshot.push(*snapshot);
+            t.label.push(i % 7 == 0);
+            let weekly = if *snapshot == 30 { 1.0 } else { f64::NAN };
+            let rare = if i == 0 { 1.0 } else { f64::NAN };
+            t.x.extend([i as f64, weekly, rare]);
+        }
+        t
+    }
+
+    #[test]
+    fn features_the_training_snapshots_cannot_see_are_left_out() {
+        let (kept, left_out) = leave_out_unseen(table());
+        assert_eq!(kept.features, ["seen"]);
+        assert_eq!(kept.x.len(), 600);
+        assert!((kept.x[5] - 5.0).abs() < 1e-12);
+        let names: Vec<&str> = left_out.iter().map(|l| l.feature.as_str()).collect();
+        assert_eq!(names, ["weekly", "rare"]);
+        assert!((left_out[0].seen_in_newest - 1.0).abs() < 1e-9);
+        assert!(left_out[0].seen_in_training.abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_table_of_features_all_seen_is_kept_whole() {
+        let mut t = table();
+        t.x.iter_mut().for_each(|v| {
+            if v.is_nan() {
+                *v = 0.0;
+            }
+        });
+        let (kept, left_out) = leave_out_unseen(t);
+        assert_eq!(kept.features.len(), 3);
+        assert!(left_out.is_empty());
+    }
+
+    #[test]
+    fn select_takes_a_models_columns_in_its_order_and_names_a_missing_one() {
+        let t = table().select(&["rare".into(), "seen".into()]).unwrap();
+        assert_eq!(t.features, ["rare", "seen"]);
+        // Row 0 is (rare 1, seen 0), row 1 (rare missing, seen 1).
+        assert!((t.x[0] - 1.0).abs() < 1e-12 && t.x[1].abs() < 1e-12);
+        assert!(t.x[2].is_nan());
+        assert!((t.x[3] - 1.0).abs() < 1e-12);
+        let err = table().select(&["nope".into()]).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
     }
 }
