@@ -238,7 +238,7 @@ pub(crate) fn quarantine(
     headers: &[String],
     bad: &[(Vec<String>, String)],
 ) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = csv::Writer::from_writer(retain_data::BOM.to_vec());
     let ctx = |e| Error::csv(path.display().to_string(), e);
     let mut header = headers.to_vec();
     header.push("error".into());

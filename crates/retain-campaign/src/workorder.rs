@@ -142,7 +142,7 @@ pub(crate) fn write_files(dir: &Path, orders: &[WorkOrderRecord]) -> Result<Vec<
             })
             .collect();
         let path = dir.join(format!("{channel}.csv"));
-        let mut csv = csv::Writer::from_writer(Vec::new());
+        let mut csv = csv::Writer::from_writer(retain_data::BOM.to_vec());
         let ctx = |e| Error::csv(path.display().to_string(), e);
         csv.write_record(&header).map_err(ctx)?;
         for row in &rows {

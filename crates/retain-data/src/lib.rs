@@ -42,6 +42,7 @@ pub use spreadsheet::spreadsheet_cell;
 pub use subscriber::SubscriberId;
 pub use table::{TableWriter, read_batches, row_count};
 pub use workspace::{
-    CONFIG_FILE, EngineSection, FileLock, TableLock, Workspace, WorkspaceConfig, is_empty_path,
-    lock_file, newest_file, read_json, write_atomically, write_atomically_with, write_json,
+    BOM, CONFIG_FILE, EngineSection, FileLock, TableLock, Workspace, WorkspaceConfig,
+    is_empty_path, lock_file, newest_file, read_json, write_atomically, write_atomically_with,
+    write_json,
 };

@@ -473,6 +473,11 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     }
 }
 
+/// The UTF-8 byte order mark that starts every CSV file meant for people: without it a
+/// Chinese-language Excel reads UTF-8 as the local code page and shows the Chinese garbled.
+/// Every reader here (the `csv` crate, ingest) skips it.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// [`write_atomically`] for content too large to hold in memory: `write` streams it into the
 /// temporary file.
 pub fn write_atomically_with(

@@ -412,7 +412,7 @@ fn write_plan(dir: &Path, plan: &Plan, inputs: &Inputs) -> Result<(PathBuf, Path
         .map(|c| (c.subscriber_id, c.msisdn.as_str()))
         .collect();
     let csv_err = |e| Error::csv("writing the assignment", e);
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = csv::Writer::from_writer(retain_data::BOM.to_vec());
     w.write_record([
         "subscriber_id",
         "msisdn",
@@ -463,7 +463,7 @@ fn write_plan(dir: &Path, plan: &Plan, inputs: &Inputs) -> Result<(PathBuf, Path
     let bytes = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
     let assignment = dir.join("assignment.csv");
     retain_data::write_atomically(&assignment, &bytes)?;
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = csv::Writer::from_writer(retain_data::BOM.to_vec());
     w.write_record(["subscriber_id", "level", "constraint", "detail"])
         .map_err(csv_err)?;
     for s in &plan.skipped {

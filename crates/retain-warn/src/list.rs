@@ -207,6 +207,7 @@ impl ListFile {
 pub(crate) fn write(dir: &Path, stem: &str, warnings: &[Warning]) -> Result<PathBuf> {
     let csv_path = dir.join(format!("{stem}.csv"));
     retain_data::write_atomically_with(&csv_path, |out| {
+        std::io::Write::write_all(out, retain_data::BOM)?;
         let mut w = csv::Writer::from_writer(out);
         w.write_record(HEADER)?;
         for warning in warnings {

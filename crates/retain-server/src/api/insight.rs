@@ -212,7 +212,7 @@ async fn export_warnings(
     as_of: &str,
     rows: &[&retain_warn::Listed],
 ) -> ApiResult<impl axum::response::IntoResponse> {
-    let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    let mut out = csv::Writer::from_writer(retain_data::BOM.to_vec());
     let header = [
         "subscriber_id",
         "msisdn",

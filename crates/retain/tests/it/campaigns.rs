@@ -241,6 +241,10 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     // At the counter, the decision shows the subscriber's open work orders, number masked.
     let file = launched["files"][0].as_str().unwrap();
     let text = std::fs::read_to_string(file).unwrap();
+    assert!(
+        text.starts_with('\u{feff}'),
+        "a work-order list opens in Excel"
+    );
     let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(
         text.lines().next().unwrap().split(',').nth(5),
