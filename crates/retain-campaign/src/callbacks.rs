@@ -70,11 +70,10 @@ pub(crate) struct Parsed {
 pub(crate) fn parse(path: &Path, orders: &[WorkOrderRecord], actor: &str) -> Result<Parsed> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    let (text, _) = retain_data::decode_text(&bytes).map_err(|why| {
         Error::BadRequest(format!(
-            "{}: not UTF-8 at byte {}: save the result file as UTF-8 CSV",
-            path.display(),
-            e.utf8_error().valid_up_to()
+            "{}: {why}: save the result file as CSV (UTF-8 or GBK)",
+            path.display()
         ))
     })?;
     parse_text(path, &text, orders, actor)

@@ -425,6 +425,38 @@ async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
     // Importing the same file again corrects, never duplicates.
     let again = c.import_callbacks(id, &file, &admin).await.unwrap();
     assert_eq!((again.inserted, again.updated), (0, 2));
+    // The same sheet saved as CSV by a Chinese-language Excel is GBK: it reads the same.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (gbk, _, unmappable) = encoding_rs::GBK.encode(text.trim_start_matches('\u{feff}'));
+    assert!(!unmappable);
+    let gbk_file = dir.path().join("results-gbk.csv");
+    std::fs::write(&gbk_file, &gbk).unwrap();
+    let from_gbk = c.import_callbacks(id, &gbk_file, &admin).await.unwrap();
+    assert_eq!(
+        (
+            from_gbk.read,
+            from_gbk.loaded,
+            from_gbk.inserted,
+            from_gbk.updated
+        ),
+        (7, 2, 0, 2),
+        "{from_gbk:?}"
+    );
+    let callbacks = c.store.callbacks(id).await.unwrap();
+    assert!(callbacks.iter().any(|cb| cb.notes == "not home"));
+    // Bytes that are neither UTF-8 nor GBK are refused, naming the file.
+    let garbage = dir.path().join("garbage.csv");
+    std::fs::write(
+        &garbage,
+        b"work_order_id,reached,accepted\n1,\xff\xfe\xff,0\n",
+    )
+    .unwrap();
+    let err = c
+        .import_callbacks(id, &garbage, &admin)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("garbage.csv") && err.contains("GBK"), "{err}");
     assert_eq!(c.store.work_orders(id).await.unwrap().len(), after.len());
     // Evaluating before the data shows any outcome is a clear refusal.
     let err = c.evaluate(id, &admin).await.unwrap_err();

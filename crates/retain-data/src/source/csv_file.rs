@@ -34,6 +34,25 @@ pub(super) fn sniff_encoding(sample: &[u8]) -> Encoding {
     }
 }
 
+/// A whole small file people saved (a call centre's result sheet): UTF-8, with or without a
+/// byte order mark, or else GBK/GB18030 as a Chinese-language Excel saves "CSV", told apart as
+/// ingest tells them. An error says where the bytes stop being either.
+pub fn decode_text(bytes: &[u8]) -> std::result::Result<(String, &'static str), String> {
+    let bytes = bytes.strip_prefix(crate::BOM).unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok((text.to_owned(), "utf-8")),
+        Err(e) => {
+            match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+                Some(text) => Ok((text.into_owned(), "gb18030")),
+                None => Err(format!(
+                    "neither UTF-8 (invalid at byte {}) nor GBK/GB18030 text",
+                    e.valid_up_to()
+                )),
+            }
+        }
+    }
+}
+
 fn decode(bytes: &[u8], encoding: Encoding) -> std::result::Result<Cow<'_, str>, String> {
     match encoding {
         Encoding::Gbk | Encoding::Gb18030 => encoding_rs::GB18030
@@ -208,6 +227,22 @@ mod tests {
         assert_eq!(sniff_encoding(cut), Encoding::Utf8);
         // Bytes that are neither stay UTF-8, so only the bad rows are rejected.
         assert_eq!(sniff_encoding(b"a,b\n1,\xff\xff\n"), Encoding::Utf8);
+    }
+
+    #[test]
+    fn a_whole_text_is_utf8_or_gbk_and_its_bom_is_dropped() {
+        let text = "work_order_id,stated_reason\n1,资费偏高\n";
+        assert_eq!(
+            decode_text(format!("\u{feff}{text}").as_bytes()).unwrap(),
+            (text.to_owned(), "utf-8")
+        );
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        assert_eq!(decode_text(&gbk).unwrap(), (text.to_owned(), "gb18030"));
+        // A character outside GBK, in GB18030's four-byte form.
+        let (four, _, _) = encoding_rs::GB18030.encode("1,𠀀\n");
+        assert_eq!(decode_text(&four).unwrap().0, "1,𠀀\n");
+        let err = decode_text(b"1,\xff\xfe\xff\n").unwrap_err();
+        assert!(err.contains("byte 2"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::mapping::{Encoding, Mapping, Rounding};
+
 use crate::schema::TableSpec;
+pub use csv_file::decode_text;
 
 // A module per part of reading: the header matched through the mapping, the values a mapping
 // computes, and a reader per file format. The types they share are defined here, where all of
