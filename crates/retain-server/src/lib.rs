@@ -12,6 +12,7 @@ mod authz;
 mod error;
 mod guard;
 mod mask;
+mod metrics;
 mod openapi;
 mod orders;
 mod routes;
@@ -140,6 +141,8 @@ pub(crate) struct Inner {
     pub overview: tokio::sync::OnceCell<retain_features::Overview>,
     /// (route, status) → requests served.
     pub requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Latencies per route and requests in flight.
+    pub(crate) latency: metrics::Latency,
 }
 
 impl AppState {
@@ -221,6 +224,7 @@ impl AppState {
             orders,
             overview: tokio::sync::OnceCell::new(),
             requests: Mutex::new(BTreeMap::new()),
+            latency: metrics::Latency::default(),
         })))
     }
 

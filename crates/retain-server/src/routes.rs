@@ -185,7 +185,10 @@ async fn count(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().clone();
     let started = Instant::now();
+    let in_flight = state.0.latency.start();
     let response = next.run(req).await;
+    drop(in_flight);
+    state.0.latency.observe(&route, started.elapsed());
     tracing::info!(
         %method,
         %route,
@@ -251,6 +254,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
                 "retain_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
             );
         }
+    }
+    state.0.latency.write(&mut text);
+    // The store's recent runs: a store that cannot answer leaves them out, not the page.
+    if let Ok(runs) = state.0.store.runs(200).await {
+        crate::metrics::write_runs(&mut text, &runs);
     }
     let sessions = state.0.sessions.lock().map_or(0, |s| s.len());
     let _ = writeln!(

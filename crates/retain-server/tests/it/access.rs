@@ -407,4 +407,29 @@ async fn manager_scope(postgres: bool) {
         ),
         "{text}"
     );
+    // A latency histogram per route, its buckets cumulative up to the count; the metrics
+    // request itself is in flight while it is answered.
+    let route = "route=\"/api/v1/decisions/{key}\"";
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let inf = value(&format!(
+        "retain_http_request_duration_seconds_bucket{{{route},le=\"+Inf\"}}"
+    ));
+    let count = value(&format!(
+        "retain_http_request_duration_seconds_count{{{route}}}"
+    ));
+    let first = value(&format!(
+        "retain_http_request_duration_seconds_bucket{{{route},le=\"0.005\"}}"
+    ));
+    assert!(
+        inf >= 1.0 && (inf - count).abs() < 1e-9 && first <= inf,
+        "{text}"
+    );
+    assert!(value("retain_http_requests_in_flight ") >= 1.0, "{text}");
 }
