@@ -124,6 +124,45 @@ pub(crate) fn authenticate(
     Ok(session)
 }
 
+/// Refuses a session whose user was disabled, removed or given another role since login, and
+/// ends all of that user's sessions. The store is asked at most once per user every
+/// `user_recheck`, so the check costs nothing on a busy counter.
+async fn still_enabled(state: &AppState, session: &crate::auth::Session) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let cached = state
+        .0
+        .user_checks
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&session.name).copied())
+        .filter(|(at, _)| now.duration_since(*at) < state.0.options.user_recheck);
+    let enabled = if let Some((_, ok)) = cached {
+        ok
+    } else {
+        let user = state
+            .0
+            .store
+            .user(&session.name)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let ok = user.is_some_and(|u| !u.disabled && u.role == session.role);
+        if let Ok(mut m) = state.0.user_checks.lock() {
+            m.insert(session.name.clone(), (now, ok));
+        }
+        ok
+    };
+    if enabled {
+        return Ok(());
+    }
+    if let Ok(mut sessions) = state.0.sessions.lock() {
+        sessions.retain(|_, s| s.name != session.name);
+    }
+    Err(ApiError::unauthorized(format!(
+        "user {} was disabled, removed or given another role: ask an admin",
+        session.name
+    )))
+}
+
 /// Authenticates, checks the table and hands the session to the handler.
 pub(crate) async fn authorize(
     State(state): State<AppState>,
@@ -139,6 +178,9 @@ pub(crate) async fn authorize(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = still_enabled(&state, &session).await {
+        return e.into_response();
+    }
     let allowed = RULES
         .iter()
         .find(|r| r.method == req.method().as_str() && r.path == path)

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use retain_campaign::Campaigns;
 use retain_data::Workspace;
@@ -70,6 +70,9 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// The largest request body accepted (413 `too_large`).
     pub max_body_bytes: usize,
+    /// How long a session's user is trusted to be enabled before the store is asked again: a
+    /// user disabled or removed from the command line loses their sessions within this.
+    pub user_recheck: Duration,
 }
 
 impl Default for ServerOptions {
@@ -81,6 +84,7 @@ impl Default for ServerOptions {
             body_read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_mins(5),
             max_body_bytes: 1 << 20,
+            user_recheck: Duration::from_secs(5),
         }
     }
 }
@@ -119,6 +123,8 @@ pub(crate) struct Inner {
     /// The campaign loop; its query session serves every read of the data.
     pub campaigns: Campaigns,
     pub sessions: Mutex<HashMap<String, auth::Session>>,
+    /// user → when the store last said whether they may still work, and what it said.
+    pub(crate) user_checks: Mutex<HashMap<String, (Instant, bool)>>,
     pub lockout: Mutex<auth::Lockout>,
     /// Argon2 runs on blocking threads, this many at a time (each takes 19 MiB).
     pub password_slots: Arc<tokio::sync::Semaphore>,
@@ -209,6 +215,7 @@ impl AppState {
             store: campaigns.store.clone(),
             campaigns,
             sessions: Mutex::new(HashMap::new()),
+            user_checks: Mutex::new(HashMap::new()),
             lockout: Mutex::new(auth::Lockout::default()),
             password_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),

@@ -397,6 +397,10 @@ async fn open_session(state: &AppState, body: &Login) -> ApiResult<(String, Sess
         s.retain(|_, v| v.expires > now);
         s.insert(t.clone(), session.clone());
     }
+    // The store just said this user may work: a stale "disabled" must not refuse the session.
+    if let Ok(mut checks) = state.0.user_checks.lock() {
+        checks.insert(user.name.clone(), (now, true));
+    }
     Ok((t, session))
 }
 

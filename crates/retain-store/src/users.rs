@@ -82,6 +82,69 @@ impl Store {
         Ok(())
     }
 
+    /// Disables a user (no login; the server ends their sessions) or enables them again, and
+    /// audits it. An unknown name is [`Error::NotFound`]; doing it twice changes nothing twice.
+    pub async fn set_user_disabled(&self, name: &str, disabled: bool, actor: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let was: Option<i64> = query_scalar(self.d, "SELECT disabled FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(was) = was else {
+            return Err(Error::NotFound(format!("user {name:?}")));
+        };
+        if (was == 1) == disabled {
+            return Ok(false);
+        }
+        query(self.d, "UPDATE users SET disabled = ? WHERE name = ?")
+            .bind(i64::from(disabled))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            self.d,
+            &mut tx,
+            "user",
+            name,
+            &Audit {
+                actor,
+                action: if disabled { "disable" } else { "enable" },
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes a user and audits it; what they did stays in the audit log and the campaigns
+    /// under their name. An unknown name is [`Error::NotFound`].
+    pub async fn remove_user(&self, name: &str, actor: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let removed = query(self.d, "DELETE FROM users WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Err(Error::NotFound(format!("user {name:?}")));
+        }
+        audit(
+            self.d,
+            &mut tx,
+            "user",
+            name,
+            &Audit {
+                actor,
+                action: "remove",
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Every user, by name.
     pub async fn users(&self) -> Result<Vec<UserRecord>> {
         let rows = query(self.d, "SELECT * FROM users ORDER BY name")

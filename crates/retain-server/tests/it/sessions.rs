@@ -368,3 +368,64 @@ async fn slow_clients_are_cut_off_and_metrics_take_their_token() {
     );
     state.close().await;
 }
+
+/// A user disabled or removed from the command line (another process, the same store) loses
+/// their sessions on the next check, cannot log in, and works again once enabled.
+#[tokio::test]
+async fn a_disabled_or_removed_user_loses_their_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path(), None).await;
+    let store = Store::connect(&ws.store_url()).await.unwrap();
+    add_user(&store, "ana", "analyst", None).await;
+    add_user(&store, "bo", "analyst", None).await;
+    let options = retain_server::ServerOptions {
+        user_recheck: std::time::Duration::ZERO,
+        ..retain_server::ServerOptions::default()
+    };
+    let state = AppState::open_with_options(&ws, None, options)
+        .await
+        .unwrap();
+    let app = router(state.clone());
+    let ana = login(&app, "ana").await;
+    let bo = login(&app, "bo").await;
+    let (status, _) = call(&app, "GET", "/api/v1/me", Some(&ana), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    assert!(store.set_user_disabled("ana", true, "root").await.unwrap());
+    // Twice changes nothing twice.
+    assert!(!store.set_user_disabled("ana", true, "root").await.unwrap());
+    let (status, body) = call(&app, "GET", "/api/v1/me", Some(&ana), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.to_string().contains("disabled"), "{body}");
+    let (status, _) = call(&app, "GET", "/api/v1/me", Some(&bo), None).await;
+    assert_eq!(status, StatusCode::OK, "another user keeps working");
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/api/v1/login",
+        None,
+        Some(serde_json::json!({ "name": "ana", "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    store.set_user_disabled("ana", false, "root").await.unwrap();
+    let ana = login(&app, "ana").await;
+    let (status, _) = call(&app, "GET", "/api/v1/me", Some(&ana), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    store.remove_user("bo", "root").await.unwrap();
+    let (status, _) = call(&app, "GET", "/api/v1/me", Some(&bo), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(matches!(
+        store.remove_user("bo", "root").await,
+        Err(retain_store::Error::NotFound(_))
+    ));
+    state.flush_audit().await;
+    let log = store.audit_log("user", Some("ana")).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert!(
+        actions.contains(&"disable") && actions.contains(&"enable"),
+        "{actions:?}"
+    );
+}

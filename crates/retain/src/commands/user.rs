@@ -45,6 +45,21 @@ pub(crate) enum Sub {
         #[arg(long)]
         json: bool,
     },
+    /// Stop a user from logging in; the server ends their sessions within seconds.
+    Disable(NameArgs),
+    /// Let a disabled user log in again.
+    Enable(NameArgs),
+    /// Remove a user; what they did stays in the audit log and the campaigns under their name.
+    Remove(NameArgs),
+    /// Set a user's password anew (read from standard input), for a user who forgot it; the
+    /// sessions they have stay until they expire or the user is disabled.
+    ResetPassword {
+        #[command(flatten)]
+        user: NameArgs,
+        /// Read the new password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
     /// Every user, without passwords.
     List {
         #[arg(long, env = "RETAIN_DIR")]
@@ -52,6 +67,59 @@ pub(crate) enum Sub {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The user a change is about.
+#[derive(Debug, clap::Args)]
+pub(crate) struct NameArgs {
+    /// Workspace directory.
+    #[arg(long, env = "RETAIN_DIR")]
+    dir: PathBuf,
+    #[arg(long)]
+    name: String,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A password from standard input, checked as login checks it, and its hash.
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        anyhow::bail!("the password needs at least 8 characters");
+    }
+    if password.len() > retain_server::MAX_PASSWORD_BYTES {
+        anyhow::bail!(
+            "the password has more than {} bytes, more than login accepts",
+            retain_server::MAX_PASSWORD_BYTES
+        );
+    }
+    retain_server::hash_password(password).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))
+}
+
+/// Runs `change` on the store of `user`'s workspace and prints what became of the user.
+fn change_user(
+    rt: &tokio::runtime::Runtime,
+    user: &NameArgs,
+    did: &str,
+    change: impl AsyncFnOnce(&Store, &str, &str) -> retain_store::Result<()>,
+) -> anyhow::Result<()> {
+    retain_store::check_user_name(&user.name).map_err(anyhow::Error::msg)?;
+    let workspace = Workspace::open(&user.dir)?;
+    rt.block_on(async {
+        let store = Store::connect(&workspace.store_url()).await?;
+        change(&store, &user.name, &retain_campaign::Actor::local().name).await?;
+        anyhow::Ok(())
+    })?;
+    if user.json {
+        return output::print_json(&serde_json::json!({ "user": user.name, "done": did }));
+    }
+    output::print_text(&format!("user {}: {did}", user.name));
+    Ok(())
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
@@ -94,22 +162,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 (_, Some(_)) => anyhow::bail!("only approvers have an approval level"),
                 (_, None) => 0,
             };
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            if password.chars().count() < 8 {
-                anyhow::bail!("the password needs at least 8 characters");
-            }
-            if password.len() > retain_server::MAX_PASSWORD_BYTES {
-                anyhow::bail!(
-                    "the password has more than {} bytes, more than login accepts",
-                    retain_server::MAX_PASSWORD_BYTES
-                );
-            }
-            let hash = retain_server::hash_password(password)
-                .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+            let hash = read_password()?;
             let workspace = Workspace::open(dir)?;
             let user = UserRecord {
                 name: name.clone(),
@@ -136,6 +189,25 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 role.code()
             ));
             Ok(())
+        }
+        Sub::Disable(user) => change_user(&rt, user, "disabled", async |store, name, actor| {
+            store.set_user_disabled(name, true, actor).await.map(|_| ())
+        }),
+        Sub::Enable(user) => change_user(&rt, user, "enabled", async |store, name, actor| {
+            store
+                .set_user_disabled(name, false, actor)
+                .await
+                .map(|_| ())
+        }),
+        Sub::Remove(user) => change_user(&rt, user, "removed", async |store, name, actor| {
+            store.remove_user(name, actor).await
+        }),
+        Sub::ResetPassword { user, .. } => {
+            retain_store::check_user_name(&user.name).map_err(anyhow::Error::msg)?;
+            let hash = read_password()?;
+            change_user(&rt, user, "password reset", async |store, name, actor| {
+                store.set_password(name, &hash, actor).await
+            })
         }
         Sub::List { dir, json } => {
             let workspace = Workspace::open(dir)?;

@@ -69,9 +69,18 @@ pub(crate) fn retain_warn_default() -> String {
 
 /// `retain user add ARGS --password-stdin` with `password` on standard input.
 pub(crate) fn user_add(args: &[&str], password: &str) -> (bool, serde_json::Value) {
+    user_with_password("add", args, password)
+}
+
+/// `retain user SUB ARGS --password-stdin` with `password` on standard input.
+pub(crate) fn user_with_password(
+    sub: &str,
+    args: &[&str],
+    password: &str,
+) -> (bool, serde_json::Value) {
     use std::io::Write as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_retain"))
-        .args(["user", "add"])
+        .args(["user", sub])
         .args(args)
         .arg("--password-stdin")
         .env("RETAIN_LOG", "warn")
