@@ -21,18 +21,7 @@ impl Store {
         if changed == 0 {
             return Err(Error::NotFound(format!("user {name:?}")));
         }
-        audit(
-            self.d,
-            &mut tx,
-            "user",
-            name,
-            &Audit {
-                actor,
-                action: "password",
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
+        self.audit_user(&mut tx, name, actor, "password").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -101,18 +90,8 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        audit(
-            self.d,
-            &mut tx,
-            "user",
-            name,
-            &Audit {
-                actor,
-                action: if disabled { "disable" } else { "enable" },
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
+        let action = if disabled { "disable" } else { "enable" };
+        self.audit_user(&mut tx, name, actor, action).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -129,20 +108,31 @@ impl Store {
         if removed == 0 {
             return Err(Error::NotFound(format!("user {name:?}")));
         }
+        self.audit_user(&mut tx, name, actor, "remove").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Audits `action` on user `name` in `tx`, the transaction that makes the change.
+    async fn audit_user(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        name: &str,
+        actor: &str,
+        action: &str,
+    ) -> Result<()> {
         audit(
             self.d,
-            &mut tx,
+            tx,
             "user",
             name,
             &Audit {
                 actor,
-                action: "remove",
+                action,
                 detail: serde_json::json!({}),
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Every user, by name.
