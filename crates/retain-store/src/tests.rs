@@ -374,6 +374,26 @@ async fn campaign_story(store: &Store) {
     let found = store.user("li").await.unwrap().unwrap();
     assert_eq!((found.role.as_str(), found.approval_level), ("approver", 2));
     assert_eq!(store.audit_log("user", Some("li")).await.unwrap().len(), 1);
+    // Disabled once however often it is asked, enabled, removed: each change audited once.
+    assert!(store.set_user_disabled("li", true, "admin").await.unwrap());
+    assert!(!store.set_user_disabled("li", true, "admin").await.unwrap());
+    assert!(store.user("li").await.unwrap().unwrap().disabled);
+    assert!(store.set_user_disabled("li", false, "admin").await.unwrap());
+    assert!(matches!(
+        store.set_user_disabled("nobody", true, "admin").await,
+        Err(Error::NotFound(_))
+    ));
+    store.remove_user("li", "admin").await.unwrap();
+    assert!(store.user("li").await.unwrap().is_none());
+    let actions: Vec<String> = store
+        .audit_log("user", Some("li"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    store.add_user(&user, "admin").await.unwrap();
 
     // Names and scopes are checked before anything is stored: an empty manager id would
     // match every subscriber without an account manager.
