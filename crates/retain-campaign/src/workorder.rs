@@ -153,11 +153,11 @@ pub(crate) fn write_files(dir: &Path, orders: &[WorkOrderRecord]) -> Result<Vec<
             .map_err(|e| Error::Internal(e.to_string()))?;
         retain_data::write_atomically(&path, &bytes)?;
         files.push(path);
-        if channel == "outbound_call" {
-            let path = dir.join("outbound_call.xlsx");
-            write_xlsx(&path, &header, &rows)?;
-            files.push(path);
-        }
+        // Every list also as a workbook: whoever works it (call centre, SMS team, store,
+        // account manager) opens it in Excel, and an xlsx keeps every cell as text.
+        let path = dir.join(format!("{channel}.xlsx"));
+        write_xlsx(&path, &header, &rows)?;
+        files.push(path);
     }
     Ok(files)
 }

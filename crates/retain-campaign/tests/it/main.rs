@@ -189,6 +189,16 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
         xlsx.starts_with(b"PK\x03\x04") && xlsx.len() > 1000,
         "an xlsx is a zip"
     );
+    // Every channel's list is a workbook as well.
+    let lists: Vec<std::path::PathBuf> = std::fs::read_dir(c.dir(created.id).join("work_orders"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    assert!(!lists.is_empty());
+    for csv in lists {
+        assert!(csv.with_extension("xlsx").exists(), "{}", csv.display());
+    }
 
     // A second campaign on the same people: those of the running first are left out.
     let second = c.create(&req, &analyst()).await.unwrap();

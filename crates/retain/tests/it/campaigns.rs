@@ -239,6 +239,23 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     assert_eq!(shown["work_orders"], launched["work_orders"]);
     assert_eq!(shown["work_orders"], twice["work_orders"]);
     // At the counter, the decision shows the subscriber's open work orders, number masked.
+    // Every channel's list comes as CSV and as a workbook.
+    let files: Vec<&str> = launched["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let csvs: Vec<&std::path::Path> = files
+        .iter()
+        .map(std::path::Path::new)
+        .filter(|f| f.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    assert!(csvs.len() > 1, "{files:?}");
+    for csv in csvs {
+        let xlsx = csv.with_extension("xlsx");
+        assert!(files.contains(&xlsx.to_str().unwrap()), "{files:?}");
+    }
     let file = launched["files"][0].as_str().unwrap();
     let text = std::fs::read_to_string(file).unwrap();
     assert!(
