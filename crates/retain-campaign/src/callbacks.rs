@@ -68,8 +68,12 @@ pub(crate) struct Parsed {
 /// Parses a result file against the campaign's work orders. Rejected rows come back with
 /// their error; nothing is written here.
 pub(crate) fn parse(path: &Path, orders: &[WorkOrderRecord], actor: &str) -> Result<Parsed> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    // A filled-in call list comes back as the workbook it went out as, or as CSV.
+    let bytes = if retain_data::is_workbook(path) {
+        retain_data::first_sheet_csv(path)?
+    } else {
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+    };
     let (text, _) = retain_data::decode_text(&bytes).map_err(|why| {
         Error::BadRequest(format!(
             "{}: {why}: save the result file as CSV (UTF-8 or GBK)",

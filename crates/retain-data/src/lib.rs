@@ -37,7 +37,7 @@ pub use schema::{
     EVENT_CHANNELS, EVENT_KINDS, OFFER_KINDS, Reference, SEVERITIES, STATUSES, Table, TableSpec,
     data_model_markdown,
 };
-pub use source::{SourceInfo, decode_text};
+pub use source::{SourceInfo, decode_text, first_sheet_csv, is_workbook};
 pub use spreadsheet::spreadsheet_cell;
 pub use subscriber::SubscriberId;
 pub use table::{TableWriter, read_batches, row_count};

@@ -454,6 +454,32 @@ async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
     );
     let callbacks = c.store.callbacks(id).await.unwrap();
     assert!(callbacks.iter().any(|cb| cb.notes == "not home"));
+    // And saved as a workbook (the call list went out as one): the first sheet reads the same.
+    let xlsx_file = dir.path().join("results.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (r, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+        for (c, cell) in line.split(',').enumerate() {
+            sheet
+                .write_string(u32::try_from(r).unwrap(), u16::try_from(c).unwrap(), cell)
+                .unwrap();
+        }
+    }
+    book.save(&xlsx_file).unwrap();
+    let from_xlsx = c.import_callbacks(id, &xlsx_file, &admin).await.unwrap();
+    assert_eq!(
+        (from_xlsx.read, from_xlsx.loaded, from_xlsx.updated),
+        (7, 2, 2),
+        "{from_xlsx:?}"
+    );
+    assert!(
+        from_xlsx
+            .errors
+            .iter()
+            .any(|e| e.contains("results.xlsx:5:")),
+        "{:?}",
+        from_xlsx.errors
+    );
     // Bytes that are neither UTF-8 nor GBK are refused, naming the file.
     let garbage = dir.path().join("garbage.csv");
     std::fs::write(

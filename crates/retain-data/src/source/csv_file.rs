@@ -86,12 +86,37 @@ pub(super) fn read_csv(
     sink: &mut dyn FnMut(RawRecord) -> Result<()>,
 ) -> Result<SourceInfo> {
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    read_csv_from(
+        path,
+        std::io::BufReader::with_capacity(1 << 20, file),
+        spec,
+        mapping,
+        encoding,
+        mapping.delimiter.unwrap_or(','),
+        limits,
+        sink,
+    )
+}
+
+/// [`read_csv`] over any reader of CSV text (a workbook's sheet, say); `path` names it in
+/// errors.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn read_csv_from(
+    path: &Path,
+    input: impl std::io::Read,
+    spec: &TableSpec,
+    mapping: &Mapping,
+    encoding: Encoding,
+    delimiter: char,
+    limits: Limits,
+    sink: &mut dyn FnMut(RawRecord) -> Result<()>,
+) -> Result<SourceInfo> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .delimiter(mapping.delimiter.map_or(b',', |d| d as u8))
+        .delimiter(delimiter as u8)
         .buffer_capacity(1 << 20)
-        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+        .from_reader(input);
     let csv_error = |e: csv::Error| -> Error {
         let line = e.position().map_or(0, csv::Position::line);
         match e.into_kind() {

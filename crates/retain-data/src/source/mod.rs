@@ -19,6 +19,7 @@ use crate::mapping::{Encoding, Mapping, Rounding};
 
 use crate::schema::TableSpec;
 pub use csv_file::decode_text;
+pub use xlsx_file::{first_sheet_csv, is_workbook};
 
 // A module per part of reading: the header matched through the mapping, the values a mapping
 // computes, and a reader per file format. The types they share are defined here, where all of
@@ -27,6 +28,7 @@ mod compute;
 mod csv_file;
 mod header;
 mod parquet_file;
+mod xlsx_file;
 
 use compute::computed;
 use csv_file::{read_csv, sniff_encoding};
@@ -221,12 +223,17 @@ pub(crate) fn read_file(
     if head.starts_with(b"PAR1") {
         return read_parquet(path, spec, mapping, sink);
     }
+    if head.starts_with(b"PK\x03\x04") && xlsx_file::is_workbook(path) {
+        drop(file);
+        return xlsx_file::read_xlsx(path, spec, mapping, limits, sink);
+    }
     if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(b"PK\x03\x04") {
         return Err(Error::bad_file(
             path,
             0,
             None,
-            "this is a compressed archive (gzip/zip), not a CSV file: decompress it first",
+            "this is a compressed archive (gzip/zip), not a CSV file: decompress it first \
+             (an Excel workbook is read when its name ends in .xlsx)",
         ));
     }
     if let Some(pos) = head.iter().position(|&b| b == 0) {

@@ -76,6 +76,72 @@ fn empty_file_and_header_only() {
     );
 }
 
+/// An Excel workbook loads its first sheet like a CSV file: numbers, dates and text as a CSV
+/// export would hold them, a bad cell rejected naming its sheet row and column, a header below
+/// blank rows found where it is.
+#[test]
+fn an_excel_workbook_loads_its_first_sheet() {
+    let s = workspace();
+    let path = s.scratch.join("套餐.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    // Two blank rows above the header: the rows keep their sheet numbers.
+    let header = [
+        "plan_id",
+        "name",
+        "monthly_fee",
+        "data_mb",
+        "voice_minutes",
+        "tier",
+    ];
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(2, c as u16, *h).unwrap();
+    }
+    let rows: [(&str, &str, f64, f64, f64, f64); 3] = [
+        ("P019", "19元畅享套餐", 19.0, 5120.0, 100.0, 1.0),
+        ("P059", "59元5G畅享", 59.5, 30720.0, 500.0, 3.0),
+        ("P129", "129元5G畅享", 129.0, 81920.0, 1000.0, 4.0),
+    ];
+    for (r, (id, name, fee, data, voice, tier)) in rows.iter().enumerate() {
+        let r = 3 + r as u32;
+        sheet.write_string(r, 0, *id).unwrap();
+        sheet.write_string(r, 1, *name).unwrap();
+        sheet.write_number(r, 2, *fee).unwrap();
+        sheet.write_number(r, 3, *data).unwrap();
+        sheet.write_number(r, 4, *voice).unwrap();
+        sheet.write_number(r, 5, *tier).unwrap();
+    }
+    // A row whose data volume is text: rejected, naming row 7 and the column.
+    sheet.write_string(6, 0, "P999").unwrap();
+    sheet.write_string(6, 1, "坏行").unwrap();
+    sheet.write_number(6, 2, 9.0).unwrap();
+    sheet.write_string(6, 3, "很多").unwrap();
+    sheet.write_number(6, 4, 0.0).unwrap();
+    sheet.write_number(6, 5, 1.0).unwrap();
+    book.save(&path).unwrap();
+
+    let report = load(&s.ws, Table::Plans, &path, "xlsx");
+    assert_eq!(
+        (report.read, report.loaded, report.quarantined),
+        (4, 3, 1),
+        "{report:?}"
+    );
+    let q = quarantine(&report);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!((q[0].0, q[0].1.as_str()), (7, "data_mb"), "{q:?}");
+    assert_eq!(s.ws.table_rows(Table::Plans).unwrap(), 3);
+
+    // Not a workbook inside, though named like one: refused, naming the file.
+    let fake = s.scratch.join("fake.xlsx");
+    std::fs::write(&fake, b"PK\x03\x04not really a zip").unwrap();
+    let err = ingest(&s.ws, Table::Plans, &[fake], &options("fake")).unwrap_err();
+    assert!(
+        err.to_string().contains("not a readable Excel workbook")
+            && err.to_string().contains("fake.xlsx"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_file_that_is_not_csv_at_all() {
     let s = workspace();

@@ -30,7 +30,7 @@ pub(crate) struct Args {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
-    /// Files to load (CSV or Parquet), all into the same table.
+    /// Files to load (CSV, Excel .xlsx or Parquet), all into the same table.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
