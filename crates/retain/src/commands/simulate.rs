@@ -92,6 +92,16 @@ impl ByPolicy {
         }
     }
 
+    /// The two values of each policy combined.
+    fn zip(self, o: ByPolicy, f: impl Fn(f64, f64) -> f64) -> ByPolicy {
+        ByPolicy {
+            learning: f(self.learning, o.learning),
+            fixed_priors: f(self.fixed_priors, o.fixed_priors),
+            random: f(self.random, o.random),
+            oracle: f(self.oracle, o.oracle),
+        }
+    }
+
     fn map(self, f: impl Fn(f64) -> f64) -> ByPolicy {
         ByPolicy {
             learning: f(self.learning),
@@ -265,7 +275,7 @@ fn simulate(args: &Args) -> anyhow::Result<Report> {
                 (l.subscriber_id.get(), l.probability, reason)
             })
             .collect(),
-        priors: Priors::new(&library),
+        library,
         exploration_share: policy.exploration_share,
         budget,
         list_share: args.list_share,
@@ -319,14 +329,10 @@ fn simulate(args: &Args) -> anyhow::Result<Report> {
     }
     let sim = sim.into_inner();
     sim.learning.save(&workspace)?;
-    let total = sim.months.iter().fold(ByPolicy::default(), |mut acc, m| {
-        for p in POLICIES {
-            *acc.get_mut(p) += m.saved_value.get(p);
-        }
-        acc
+    let total = sim.months.iter().fold(ByPolicy::default(), |acc, m| {
+        acc.zip(m.saved_value, |a, b| a + b)
     });
     let base = sim.calibration.map_or(0.0, |c| c.precision);
-    let priors = &sim.priors;
     let report = Report {
         dir: workspace.root().to_path_buf(),
         subscribers: args.subscribers,
@@ -336,7 +342,7 @@ fn simulate(args: &Args) -> anyhow::Result<Report> {
         calibration: sim.calibration.context("no month was simulated")?,
         learned: sim
             .learning
-            .table(base, |r, k| priors.get(r, k).unwrap_or(0.0)),
+            .table(base, |r, k| sim.library.prior_save(r, k).unwrap_or(0.0)),
         months: sim.months,
         total_saved_value: total.map(round2),
         seconds: started.elapsed().as_secs_f64(),
@@ -382,32 +388,12 @@ impl Steps for SimSteps<'_, '_> {
     }
 }
 
-/// The library's prior save rate per reason × kind, for the kinds the world knows.
-struct Priors(HashMap<(String, String), f64>);
-
-impl Priors {
-    fn new(library: &Library) -> Priors {
-        let mut map = HashMap::new();
-        for kind in retain_synth::offer_kinds() {
-            for (reason, _) in retain_offers::REASONS {
-                if let Some(p) = library.prior_save(reason, kind) {
-                    map.insert(((*reason).to_owned(), kind.to_owned()), p);
-                }
-            }
-        }
-        Priors(map)
-    }
-
-    fn get(&self, reason: &str, kind: &str) -> Option<f64> {
-        self.0.get(&(reason.to_owned(), kind.to_owned())).copied()
-    }
-
-    fn kinds(&self, reason: &str) -> Vec<&'static str> {
-        retain_synth::offer_kinds()
-            .into_iter()
-            .filter(|k| self.get(reason, k).is_some())
-            .collect()
-    }
+/// The kinds the world knows that the library has an offer of, for `reason`.
+fn kinds(library: &Library, reason: &str) -> Vec<&'static str> {
+    retain_synth::offer_kinds()
+        .into_iter()
+        .filter(|k| library.prior_save(reason, k).is_some())
+        .collect()
 }
 
 /// One subscriber of a month's list, with the luck every policy shares.
@@ -440,7 +426,7 @@ struct Sim<'w> {
     future: Future,
     /// (subscriber, churn probability, top reason) from the model, riskiest first.
     scores: Vec<(i64, f64, String)>,
-    priors: Priors,
+    library: Library,
     exploration_share: f64,
     budget: f64,
     list_share: f64,
@@ -644,7 +630,7 @@ impl Sim<'_> {
         // Contacts that do not reach keep nobody: the library's priors are per reached
         // subscriber, the learning's outcomes are per contact.
         let reach = retain_synth::reach(channel);
-        let kinds = self.priors.kinds(&l.reason);
+        let kinds = kinds(&self.library, &l.reason);
         let base = self.calibration.map_or(0.0, |c| c.precision);
         // The value an operator expects to keep: the churn the offer takes away times a
         // year's fee, less the contact and the offer as often as it is taken.
@@ -667,7 +653,7 @@ impl Sim<'_> {
                 kinds
                     .iter()
                     .map(|k| {
-                        let prior = self.priors.get(&l.reason, k).unwrap_or(0.0);
+                        let prior = self.library.prior_save(&l.reason, k).unwrap_or(0.0);
                         (*k, worth(base * prior * reach, k))
                     })
                     .collect(),
@@ -680,7 +666,7 @@ impl Sim<'_> {
                 };
                 let mut values = Vec::with_capacity(kinds.len());
                 for k in kinds {
-                    let prior = self.priors.get(&l.reason, k).unwrap_or(0.0) * reach;
+                    let prior = self.library.prior_save(&l.reason, k).unwrap_or(0.0) * reach;
                     let belief = self.learning.belief(cell, k, base, prior);
                     let uplift = if explore {
                         belief.draw_uplift(&mut self.rng)
@@ -880,12 +866,9 @@ impl Sim<'_> {
             treated: t.treated,
             churn_treated: t.churn_treated.map(round4),
             spent: t.spent.map(round2),
-            net_value: ByPolicy {
-                learning: round2(t.saved_value.learning - t.spent.learning),
-                fixed_priors: round2(t.saved_value.fixed_priors - t.spent.fixed_priors),
-                random: round2(t.saved_value.random - t.spent.random),
-                oracle: round2(t.saved_value.oracle - t.spent.oracle),
-            },
+            net_value: t
+                .saved_value
+                .zip(t.spent, |kept, spent| round2(kept - spent)),
             outcomes_learned: t.outcomes_learned,
             learning_vs_oracle: if oracle > 0.0 {
                 round4(t.saved_value.learning / oracle)
