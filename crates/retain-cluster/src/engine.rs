@@ -104,6 +104,8 @@ impl retain_features::engine::Cluster for Ballista {
         // the join is exact.
         let config = config
             .with_ballista_adaptive_query_planner(false)
+            .with_ballista_logical_extension_codec(crate::codec::logical())
+            .with_ballista_physical_extension_codec(crate::codec::physical())
             .set_bool("datafusion.optimizer.enable_dynamic_filter_pushdown", false)
             .set_bool(
                 "datafusion.optimizer.enable_physical_uncorrelated_scalar_subquery",

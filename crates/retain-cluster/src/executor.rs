@@ -78,6 +78,8 @@ pub async fn run_executor(options: &ExecutorOptions) -> Result<()> {
         memory_pool_size: options.memory_bytes,
         // A task's log line per metric would drown the executor's log.
         print_thread_info: false,
+        override_logical_codec: Some(crate::codec::logical()),
+        override_physical_codec: Some(crate::codec::physical()),
         ..ExecutorProcessConfig::default()
     };
     tracing::info!(%address, grpc_port, scheduler = %options.scheduler, "retain cluster executor starting");

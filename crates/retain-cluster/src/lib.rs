@@ -9,6 +9,7 @@
 //! Ballista and its gRPC stack are heavy: they live in this leaf crate, which only the binary
 //! depends on; the library crates see a cluster through [`retain_features::engine::Cluster`].
 
+mod codec;
 mod engine;
 mod error;
 mod executor;

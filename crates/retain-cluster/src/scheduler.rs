@@ -51,6 +51,8 @@ pub async fn run_scheduler(options: &SchedulerOptions) -> Result<()> {
         expire_dead_executor_interval_seconds: (timeout / 4).clamp(1, 15),
         no_executors_grace_period_seconds: timeout,
         task_max_failures: options.task_max_failures.max(1),
+        override_logical_codec: Some(crate::codec::logical()),
+        override_physical_codec: Some(crate::codec::physical()),
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config)

@@ -43,7 +43,7 @@ pub use period::{Cadence, default_as_of, loaded_periods};
 pub use rows::json_rows;
 pub use snapshot::{
     DEFAULT_FEATURES, FeatureSet, FeatureStream, MAX_CAMPAIGN_CONTACTS, PartitionedFeatures,
-    campaign_set, features_as_of, observable_snapshots, stream_features_as_of,
+    campaign_set, features_as_of, features_sql, observable_snapshots, stream_features_as_of,
     stream_features_partitioned, training_set,
 };
 

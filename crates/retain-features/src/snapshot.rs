@@ -176,6 +176,17 @@ pub async fn features_as_of(
     crate::frame::query(ctx, &sql, "features").await
 }
 
+/// The query of every subscriber's features as of `as_of`, in no particular order: what a plan
+/// that uses the features (scoring on a cluster) builds on.
+#[must_use]
+pub fn features_sql(set: &FeatureSet, as_of: NaiveDate) -> String {
+    format!(
+        "WITH {} SELECT subscriber_id, {} FROM f",
+        feature_ctes(&set.compiler, as_of),
+        set.select()
+    )
+}
+
 /// The same features as [`features_as_of`], as a stream of batches in no particular order:
 /// scoring ten million subscribers then holds one batch at a time, not the whole table.
 pub async fn stream_features_as_of(
@@ -183,13 +194,8 @@ pub async fn stream_features_as_of(
     set: &FeatureSet,
     as_of: NaiveDate,
 ) -> Result<FeatureStream> {
-    let sql = format!(
-        "WITH {} SELECT subscriber_id, {} FROM f",
-        feature_ctes(&set.compiler, as_of),
-        set.select()
-    );
     let stream = ctx
-        .sql(&sql)
+        .sql(&features_sql(set, as_of))
         .await
         .map_err(|e| Error::engine("planning features", e))?
         .execute_stream()

@@ -49,11 +49,11 @@ impl Bins {
     }
 
     /// Zero counts, one per bin.
-    fn empty(&self) -> Vec<u64> {
+    pub(crate) fn empty(&self) -> Vec<u64> {
         vec![0; self.edges.len() + 2]
     }
 
-    fn count(&self, counts: &mut [u64], v: f64) {
+    pub(crate) fn count(&self, counts: &mut [u64], v: f64) {
         let bin = if v.is_nan() {
             self.edges.len() + 1
         } else {
@@ -261,46 +261,68 @@ impl<'r> Tally<'r> {
     /// The drift of the counted features and of `probabilities`. Features the scored rows do
     /// not have are left out.
     pub(crate) fn finish(self, probabilities: &[f64]) -> Drift {
-        let score = Stability::of(self.reference.score.psi_of(probabilities));
-        let mut features: Vec<FeatureStability> = self
+        let mut score = self.reference.score.empty();
+        for p in probabilities {
+            self.reference.score.count(&mut score, *p);
+        }
+        let (taken, counts): (Vec<String>, Vec<Vec<u64>>) = self
             .reference
             .features
             .iter()
             .zip(&self.columns)
-            .zip(&self.counts)
+            .zip(self.counts)
             .filter(|((_, column), _)| column.is_some())
-            .map(|((reference, _), counts)| FeatureStability {
-                feature: reference.feature.clone(),
-                stability: Stability::of(reference.bins.psi(counts)),
-            })
-            .collect();
-        // Sorted by name first so ties list the same way every run.
-        features.sort_by(|a, b| {
-            b.stability
-                .psi
-                .total_cmp(&a.stability.psi)
-                .then_with(|| a.feature.cmp(&b.feature))
-        });
-        let at = |level| {
-            features
-                .iter()
-                .filter(|f| f.stability.level == level)
-                .count()
-        };
-        let (features_watch, features_alert) = (at(DriftLevel::Watch), at(DriftLevel::Alert));
-        let level = features
+            .map(|((reference, _), counts)| (reference.feature.clone(), counts))
+            .unzip();
+        from_counts(self.reference, &taken, &score, &counts)
+    }
+}
+
+/// The drift of a population counted into `reference`'s bins: `score` the probabilities'
+/// counts, `features` those of the reference features named `taken`, in the reference's order.
+pub(crate) fn from_counts(
+    reference: &DriftReference,
+    taken: &[String],
+    score: &[u64],
+    features: &[Vec<u64>],
+) -> Drift {
+    let score = Stability::of(reference.score.psi(score));
+    let mut features: Vec<FeatureStability> = reference
+        .features
+        .iter()
+        .filter(|f| taken.contains(&f.feature))
+        .zip(features)
+        .map(|(reference, counts)| FeatureStability {
+            feature: reference.feature.clone(),
+            stability: Stability::of(reference.bins.psi(counts)),
+        })
+        .collect();
+    // Sorted by name first so ties list the same way every run.
+    features.sort_by(|a, b| {
+        b.stability
+            .psi
+            .total_cmp(&a.stability.psi)
+            .then_with(|| a.feature.cmp(&b.feature))
+    });
+    let at = |level| {
+        features
             .iter()
-            .map(|f| f.stability.level)
-            .fold(score.level, Ord::max);
-        features.truncate(LISTED);
-        Drift {
-            reference: self.reference.month.clone(),
-            level,
-            score,
-            features_watch,
-            features_alert,
-            features,
-        }
+            .filter(|f| f.stability.level == level)
+            .count()
+    };
+    let (features_watch, features_alert) = (at(DriftLevel::Watch), at(DriftLevel::Alert));
+    let level = features
+        .iter()
+        .map(|f| f.stability.level)
+        .fold(score.level, Ord::max);
+    features.truncate(LISTED);
+    Drift {
+        reference: reference.month.clone(),
+        level,
+        score,
+        features_watch,
+        features_alert,
+        features,
     }
 }
 

@@ -130,7 +130,7 @@ pub fn write_scores<S: std::hash::BuildHasher>(
 }
 
 impl ScoresFile {
-    fn at(path: PathBuf) -> Option<ScoresFile> {
+    pub(crate) fn at(path: PathBuf) -> Option<ScoresFile> {
         let as_of = path.file_stem()?.to_string_lossy().into_owned();
         Some(ScoresFile { path, as_of })
     }

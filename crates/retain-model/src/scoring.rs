@@ -15,9 +15,9 @@ use crate::table::Table;
 use crate::train::ChurnModel;
 
 /// Share of subscribers, riskiest first, whose scores carry reasons (deciles 1–3)...
-const REASONS_SHARE: f64 = 0.3;
+pub(crate) const REASONS_SHARE: f64 = 0.3;
 /// ...but at most this many: more than a retention department contacts in a cycle.
-const REASONS_MAX: usize = 100_000;
+pub(crate) const REASONS_MAX: usize = 100_000;
 /// Subscribers scored per step.
 const CHUNK_ROWS: usize = 262_144;
 

@@ -196,6 +196,10 @@ pub async fn score_workspace(
         Some(date) => date,
         None => retain_features::default_as_of(&ctx, Cadence::Monthly).await?,
     };
+    if retain_features::engine::cluster().is_some() {
+        // Where the rows are: the client gathers no feature rows from the executors.
+        return crate::score_plan::score_as_plans(workspace, &ctx, &model, &meta, as_of).await;
+    }
     let set = FeatureSet::default_set();
     let parts = retain_features::feature_partitions(workspace)?;
     let mut stream = retain_features::stored::features(workspace, &set, as_of, parts).await?;
@@ -251,7 +255,7 @@ pub async fn score_workspace(
 }
 
 /// A warning when the probabilities or any feature reached the alert level.
-fn warn_of_shifts(drift: &Drift, version: u32) {
+pub(crate) fn warn_of_shifts(drift: &Drift, version: u32) {
     if drift.score.level == DriftLevel::Alert {
         tracing::warn!(
             psi = drift.score.psi,
