@@ -11,6 +11,9 @@
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
 use retain_data::{Table, Workspace};
@@ -173,6 +176,9 @@ pub async fn compute_into(
     parts: u32,
     path: &Path,
 ) -> Result<u64> {
+    if crate::engine::cluster().is_some() {
+        return compute_on_cluster(workspace, set, as_of, path).await;
+    }
     let mut stream = stream_features_partitioned(workspace, set, as_of, parts);
     let mut writer = None;
     while let Some(batch) = stream.next().await {
@@ -190,6 +196,51 @@ pub async fn compute_into(
         )));
     };
     Ok(writer.close()?)
+}
+
+/// [`compute_into`] on a cluster: one plan whose file an executor writes, so the rows never
+/// pass through this process. `path` must be on storage the executors share.
+async fn compute_on_cluster(
+    workspace: &Workspace,
+    set: &FeatureSet,
+    as_of: NaiveDate,
+    path: &Path,
+) -> Result<u64> {
+    let ctx = crate::session(workspace).await?;
+    let written = async {
+        ctx.sql(&crate::features_sql(set, as_of))
+            .await
+            .map_err(|e| Error::engine("planning features", e))?
+            .write_parquet(
+                &path.to_string_lossy(),
+                DataFrameWriteOptions::new().with_single_file_output(true),
+                None,
+            )
+            .await
+            .map_err(|e| Error::engine(format!("writing {}", path.display()), e))
+    }
+    .await;
+    let rows = written.and_then(|batches| {
+        let rows = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .and_then(|b| {
+                b.column(0)
+                    .as_primitive_opt::<UInt64Type>()
+                    .map(|c| c.value(0))
+            })
+            .unwrap_or(0);
+        if rows == 0 {
+            return Err(Error::MissingOutput(format!(
+                "no subscriber to compute features for as of {as_of}"
+            )));
+        }
+        Ok(rows)
+    });
+    if rows.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    rows
 }
 
 /// Removes all but the newest [`KEEP`] snapshots (by as-of date).
