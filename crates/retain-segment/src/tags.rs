@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Int64Type;
+use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
 use retain_data::Workspace;
@@ -158,6 +159,18 @@ impl TagLibrary {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let tmp = dir.join("tags.parquet.tmp");
+        if retain_features::engine::cluster().is_some() {
+            register_outputs(ctx, workspace, &self.compiler).await?;
+            let counts = self.write_on_cluster(ctx, &sql, &tmp).await;
+            if counts.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            let counts = counts?;
+            std::fs::rename(&tmp, &file)
+                .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+            let _ = ctx.deregister_table("tags");
+            return Ok(counts);
+        }
         let mut counts: BTreeMap<String, u64> =
             self.tags.iter().map(|t| (t.id.clone(), 0)).collect();
         let mut writer = None;
@@ -187,6 +200,66 @@ impl TagLibrary {
         // A later query in this session must see the new memberships.
         let _ = ctx.deregister_table("tags");
         Ok(counts)
+    }
+}
+
+impl TagLibrary {
+    /// The memberships of `sql` written to `tmp` by a cluster's executor (one plan, sorted by
+    /// subscriber as on one machine), then counted there: no member row passes through this
+    /// process.
+    async fn write_on_cluster(
+        &self,
+        ctx: &SessionContext,
+        sql: &str,
+        tmp: &Path,
+    ) -> Result<BTreeMap<String, u64>> {
+        let engine = |what: &'static str| move |e| Error::engine(what, e);
+        ctx.sql(sql)
+            .await
+            .map_err(engine("planning the tags"))?
+            .write_parquet(
+                &tmp.to_string_lossy(),
+                DataFrameWriteOptions::new().with_single_file_output(true),
+                None,
+            )
+            .await
+            .map_err(engine("writing the tags"))?;
+        let sums: Vec<String> = self
+            .tags
+            .iter()
+            .map(|t| {
+                format!(
+                    "CAST(COUNT(*) FILTER (WHERE \"{0}\") AS BIGINT) AS \"{0}\"",
+                    t.id
+                )
+            })
+            .collect();
+        let table = "written_tags";
+        let _ = ctx.deregister_table(table);
+        // Named for what it is only once renamed into place.
+        let options = ParquetReadOptions::default().file_extension(".tmp");
+        ctx.register_parquet(table, &*tmp.to_string_lossy(), options)
+            .await
+            .map_err(engine("reading the tags written"))?;
+        let counted = ctx
+            .sql(&format!("SELECT {} FROM {table}", sums.join(", ")))
+            .await
+            .map_err(engine("counting the tags"))?
+            .collect()
+            .await
+            .map_err(engine("counting the tags"));
+        let _ = ctx.deregister_table(table);
+        let counted = counted?;
+        let row = counted.iter().find(|b| b.num_rows() > 0);
+        Ok(self
+            .tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let n = row.map_or(0, |b| b.column(i).as_primitive::<Int64Type>().value(0));
+                (t.id.clone(), u64::try_from(n).unwrap_or(0))
+            })
+            .collect())
     }
 }
 
