@@ -68,6 +68,7 @@ run_cycle() {
 }
 
 run_cycle embedded
+cp "$(ls "$out/ws/scores/"*.csv | tail -n 1)" "$out/embedded-scores.csv"
 
 port=$(( 20000 + RANDOM % 20000 ))
 /usr/bin/time -f '%e %M' -o "$out/logs/scheduler.time" \
@@ -93,7 +94,12 @@ for i in 1 2; do
   [ "$kib" -gt "$executor_kib" ] && executor_kib=$kib
 done
 
-# The same warning list and segments on both engines.
+# The same scores file (scored and written by the executors on the cluster; the model
+# version column aside, as the cluster's training saved a version of its own), warning list and
+# segments on both engines.
+cmp <(cut -d, -f1-6 "$out/embedded-scores.csv") \
+  <(cut -d, -f1-6 "$(ls "$out/ws/scores/"*.csv | tail -n 1)") ||
+  { echo "the scores differ between the engines" >&2; exit 1; }
 python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
@@ -112,7 +118,7 @@ rows = list(csv.DictReader(open(tsv), delimiter="\t"))
 by = {(r["engine"], r["step"]): r for r in rows}
 steps = [r["step"] for r in rows if r["engine"] == "embedded"]
 print(f"{int(size):,} subscribers; {cores} cores; loopback cluster: scheduler + 2 executors "
-      f"x {tasks} tasks; same warning counts and segments on both engines.\n")
+      f"x {tasks} tasks; the same scores file, warning counts and segments on both engines.\n")
 print("| step | embedded | cluster | ratio | embedded peak | client peak on cluster |")
 print("|---|---:|---:|---:|---:|---:|")
 total = [0.0, 0.0]

@@ -30,6 +30,7 @@ use crate::drift::{Drift, DriftReference};
 use crate::error::{Error, Result};
 use crate::forest::Forest;
 use crate::logistic::Logistic;
+use crate::shap::Explainer;
 use crate::table::Table;
 use crate::train::{Blend, ChurnModel, Platt};
 
@@ -56,6 +57,8 @@ struct Wire {
 /// A model with its bytes on the wire, shared by the functions made from it.
 struct Carried {
     model: ChurnModel,
+    /// Prepared on the first batch that needs reasons, then kept for the others.
+    explainer: std::sync::OnceLock<Explainer<'static>>,
     bytes: Vec<u8>,
     /// A hash of the bytes: two functions of the same model are equal.
     key: u64,
@@ -94,9 +97,20 @@ impl Carried {
         };
         Ok(Carried {
             model,
+            explainer: std::sync::OnceLock::new(),
             bytes: bytes.to_vec(),
             key: key(bytes),
         })
+    }
+}
+
+impl Carried {
+    fn explainer(&self) -> datafusion::common::Result<&Explainer<'static>> {
+        if let Some(explainer) = self.explainer.get() {
+            return Ok(explainer);
+        }
+        let explainer = Explainer::owning(self.model.forest.clone()).map_err(engine_error)?;
+        Ok(self.explainer.get_or_init(|| explainer))
     }
 }
 
@@ -229,7 +243,15 @@ impl ScalarUDFImpl for ChurnFunction {
             }
             Output::Reasons => {
                 let mut out = StringBuilder::with_capacity(rows, rows * 24);
-                for score in model.score(&table, 1.0).map_err(engine_error)? {
+                let explainer = if model.blend.gbdt_weight > 0.0 {
+                    Some(self.carried.explainer()?)
+                } else {
+                    None
+                };
+                let scores = model
+                    .score_explained_by(&table, 1.0, explainer)
+                    .map_err(engine_error)?;
+                for score in scores {
                     let categories: Vec<&str> = score.reasons.iter().map(|r| r.category).collect();
                     out.append_value(categories.join("|"));
                 }

@@ -57,7 +57,7 @@ struct TreePaths {
 /// A forest prepared for explaining rows.
 #[derive(Debug, Clone)]
 pub struct Explainer<'a> {
-    forest: &'a Forest,
+    forest: std::borrow::Cow<'a, Forest>,
     trees: Vec<TreePaths>,
     paths: Vec<Path>,
     features: Vec<u32>,
@@ -140,13 +140,38 @@ impl<'a> Explainer<'a> {
         Self::with_tables(forest, TABLE_VALUES)
     }
 
+    /// An explainer that owns its forest, to keep beside a model while it explains batch after
+    /// batch (preparing one costs far more than explaining a batch).
+    pub fn owning(forest: Forest) -> Result<Explainer<'static>> {
+        let Explainer {
+            trees,
+            paths,
+            features,
+            zeros,
+            checks,
+            tables,
+            bias,
+            ..
+        } = Explainer::new(&forest)?;
+        Ok(Explainer {
+            forest: std::borrow::Cow::Owned(forest),
+            trees,
+            paths,
+            features,
+            zeros,
+            checks,
+            tables,
+            bias,
+        })
+    }
+
     /// As [`Explainer::new`], with tables of at most `budget` values.
     fn with_tables(forest: &'a Forest, budget: usize) -> Result<Explainer<'a>> {
         let (node_counts, leaf_counts) = forest.counts().ok_or_else(|| {
             Error::Model("the model has no node counts, which explaining it needs".into())
         })?;
         let mut out = Explainer {
-            forest,
+            forest: std::borrow::Cow::Borrowed(forest),
             trees: Vec::with_capacity(forest.trees()),
             paths: Vec::new(),
             features: Vec::new(),

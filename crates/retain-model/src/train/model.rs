@@ -111,6 +111,17 @@ impl ChurnModel {
     /// `explained` share of them (others get none). Exact TreeSHAP costs about a thousand times
     /// a prediction, and a retention team acts on the top of the list, not on the safe majority.
     pub fn score(&self, table: &Table, explained: f64) -> Result<Vec<Score>> {
+        self.score_explained_by(table, explained, None)
+    }
+
+    /// [`ChurnModel::score`] with `explainer` (of this model's forest) when given, rather than
+    /// one prepared for this call.
+    pub(crate) fn score_explained_by(
+        &self,
+        table: &Table,
+        explained: f64,
+        explainer: Option<&crate::shap::Explainer<'_>>,
+    ) -> Result<Vec<Score>> {
         if table.features != self.features {
             return Err(Error::Data(
                 "the feature columns differ from the model's".into(),
@@ -128,8 +139,11 @@ impl ChurnModel {
             .collect();
         let w = self.blend.gbdt_weight;
         let contrib = if w > 0.0 && !order.is_empty() {
-            crate::shap::Explainer::new(&self.forest)?
-                .contributions(&for_trees(&x, d, &self.level_order), d)?
+            let rows = for_trees(&x, d, &self.level_order);
+            match explainer {
+                Some(explainer) => explainer.contributions(&rows, d)?,
+                None => crate::shap::Explainer::new(&self.forest)?.contributions(&rows, d)?,
+            }
         } else {
             Vec::new()
         };
