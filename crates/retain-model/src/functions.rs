@@ -105,6 +105,29 @@ impl Carried {
 }
 
 impl Carried {
+    /// The model `bytes` carry, decoded once per process while any plan still holds it: an
+    /// executor decodes every task's plan, and the tasks of one scoring share the model and the
+    /// explainer prepared for it.
+    fn shared(bytes: &[u8]) -> Result<Arc<Carried>> {
+        static LIVE: std::sync::Mutex<Vec<std::sync::Weak<Carried>>> =
+            std::sync::Mutex::new(Vec::new());
+        let wanted = key(bytes);
+        let mut live = LIVE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        live.retain(|w| w.strong_count() > 0);
+        if let Some(found) = live
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .find(|c| c.key == wanted && c.bytes == bytes)
+        {
+            return Ok(found);
+        }
+        let carried = Arc::new(Carried::decoded(bytes)?);
+        live.push(Arc::downgrade(&carried));
+        Ok(carried)
+    }
+
     fn explainer(&self) -> datafusion::common::Result<&Explainer<'static>> {
         if let Some(explainer) = self.explainer.get() {
             return Ok(explainer);
@@ -602,10 +625,7 @@ pub fn decode_udf(name: &str, bytes: &[u8]) -> Option<Result<ScalarUDF>> {
         DECIMAL => return Some(Ok(Decimal::udf())),
         _ => return None,
     };
-    Some(
-        Carried::decoded(bytes)
-            .map(|c| ScalarUDF::new_from_impl(ChurnFunction::new(output, Arc::new(c)))),
-    )
+    Some(Carried::shared(bytes).map(|c| ScalarUDF::new_from_impl(ChurnFunction::new(output, c))))
 }
 
 /// What a plan carries for retain's aggregate, or `None` for another one.
@@ -729,6 +749,13 @@ mod tests {
         let probability = decode_udf(PROBABILITY, &bytes).unwrap().unwrap();
         assert_eq!(probability, functions.probability);
         let reasons = decode_udf(REASONS, &bytes).unwrap().unwrap();
+        // Decoded once while a plan holds it.
+        let again = decode_udf(PROBABILITY, &bytes).unwrap().unwrap();
+        let carried = |f: &ScalarUDF| {
+            let inner: &dyn Any = f.inner().as_ref();
+            Arc::clone(&inner.downcast_ref::<ChurnFunction>().unwrap().carried)
+        };
+        assert!(Arc::ptr_eq(&carried(&probability), &carried(&again)));
         assert!(decode_udf(PROBABILITY, b"not a model").unwrap().is_err());
         assert!(decode_udf("abs", b"").is_none());
 
