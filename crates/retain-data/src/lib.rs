@@ -13,6 +13,7 @@
 //! # Ok::<(), retain_data::Error>(())
 //! ```
 
+mod backup;
 mod error;
 mod ingest;
 mod mapping;
@@ -25,6 +26,7 @@ mod subscriber;
 mod table;
 mod workspace;
 
+pub use backup::{BackedUpFile, BackupSummary, Manifest, backup, restore};
 pub use error::{Error, Location, Result};
 pub use ingest::{FileReport, IngestOptions, IngestReport, ingest};
 pub use mapping::{ColumnSource, Computed, Encoding, Mapping, Rounding, Wide};

@@ -68,6 +68,20 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Writes a consistent copy of a SQLite store to the new file `path` while others may be
+    /// writing (`VACUUM INTO`), for `retain backup`; a PostgreSQL store is backed up with the
+    /// server's own tools and gives `false`.
+    pub async fn snapshot_into(&self, path: &std::path::Path) -> Result<bool> {
+        if self.d != sql::Dialect::Sqlite {
+            return Ok(false);
+        }
+        sqlx::query("VACUUM INTO ?")
+            .bind(path.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
     /// Whether the store answers a trivial query: tells a store that is down from one that
     /// refuses a particular write.
     pub async fn ping(&self) -> Result<()> {

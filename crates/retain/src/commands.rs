@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod backup;
 pub(crate) mod campaign;
 pub(crate) mod cluster;
 pub(crate) mod customer;

@@ -75,6 +75,10 @@ enum Command {
     Status(commands::status::Args),
     /// Print the canonical data model as Markdown.
     Schema,
+    /// Write a workspace and its SQLite store to one archive (备份).
+    Backup(commands::backup::BackupArgs),
+    /// Restore an archive `retain backup` wrote into a new directory (恢复).
+    Restore(commands::backup::RestoreArgs),
     /// The workspace's schedule (调度): `retain schedule init`, `list`, `runs`.
     Schedule(commands::schedule::Args),
     /// Run the scheduled jobs that are due, once (for cron or a systemd timer; `retain serve`
@@ -175,6 +179,8 @@ fn main() -> ExitCode {
         Command::Synth(args) => commands::synth::run(&args),
         Command::Ingest(args) => commands::ingest::run(&args),
         Command::Status(args) => commands::status::run(&args),
+        Command::Backup(args) => commands::backup::backup(&args),
+        Command::Restore(args) => commands::backup::restore(&args),
         Command::Warn(args) => commands::warn::run(&args),
         Command::Segment(args) => commands::segment::run(&args),
         Command::Features(args) => commands::features::run(&args),

@@ -385,30 +385,12 @@ fn router(workspace: &Workspace, spec: &TableSpec, by_size: usize) -> Result<Rou
 
 /// SHA-256 and size of a file, streamed.
 fn digest(path: &Path) -> Result<(String, u64)> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)
+    let file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if n == 0 {
-            break;
+    let (bytes, hex) = crate::backup::copy_hashed(file, std::io::sink()).map_err(|e| match e {
+        crate::backup::Copy::Read(e) | crate::backup::Copy::Write(e) => {
+            Error::io(format!("reading {}", path.display()), e)
         }
-        bytes += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    let hex = hasher
-        .finalize()
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
+    })?;
     Ok((hex, bytes))
 }

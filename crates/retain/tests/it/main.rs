@@ -1,5 +1,6 @@
 //! The command-line interface that outside checks rely on, run as a user would run it.
 
+mod backup;
 mod campaigns;
 mod champion;
 mod cluster;
