@@ -270,6 +270,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         text,
         "# HELP retain_audit_set_aside_total Audit events the store refused, set aside in the journal's directory.\n# TYPE retain_audit_set_aside_total counter\nretain_audit_set_aside_total {set_aside}"
     );
+    let _ = writeln!(
+        text,
+        "# HELP retain_audit_queue_depth Audit events journaled, not yet in the store's audit log.\n# TYPE retain_audit_queue_depth gauge\nretain_audit_queue_depth {}",
+        state.0.journal.depth()
+    );
     let checks = state.0.password_checks.load(Ordering::Relaxed);
     let _ = writeln!(
         text,

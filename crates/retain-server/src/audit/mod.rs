@@ -231,14 +231,24 @@ impl Journal {
             .unwrap_or_else(|_| Err("the audit journal stopped".into()))
     }
 
-    /// Waits until every event journaled so far is in the store's audit log.
-    pub(crate) async fn flush(&self) {
-        let queued = self
-            .shared
+    /// Events journaled but not yet in the store's audit log: what a store that fell behind
+    /// or went down leaves waiting.
+    pub(crate) fn depth(&self) -> u64 {
+        self.queued().saturating_sub(*self.drained.borrow())
+    }
+
+    /// Events queued since the server started.
+    fn queued(&self) -> u64 {
+        self.shared
             .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .queued;
+            .queued
+    }
+
+    /// Waits until every event journaled so far is in the store's audit log.
+    pub(crate) async fn flush(&self) {
+        let queued = self.queued();
         let mut drained = self.drained.clone();
         while *drained.borrow_and_update() < queued {
             self.hurry.notify_one();

@@ -432,4 +432,62 @@ async fn manager_scope(postgres: bool) {
         "{text}"
     );
     assert!(value("retain_http_requests_in_flight ") >= 1.0, "{text}");
+    grafana_asks_only_for_what_is_served(text);
+}
+
+/// The Grafana dashboard in deploy/ queries metric families this page declares, by labels
+/// their series carry.
+fn grafana_asks_only_for_what_is_served(text: &str) {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/retain.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let legend = target["legendFormat"].as_str().unwrap_or_default();
+            let names: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("retain_"))
+                .collect();
+            assert!(!names.is_empty(), "{expr}");
+            // Labels grouped by, filtered on or shown in the legend.
+            let mut labels: Vec<&str> = legend
+                .split("{{")
+                .skip(1)
+                .filter_map(|l| l.split("}}").next())
+                .collect();
+            for clause in expr.split("by (").skip(1) {
+                labels.extend(clause.split(')').next().unwrap().split(", "));
+            }
+            labels.extend(expr.split('{').skip(1).filter_map(|l| l.split('=').next()));
+            for name in names {
+                queried += 1;
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|f| families.contains(f))
+                    .unwrap_or(name);
+                assert!(families.contains(&family), "{name} is not served:\n{text}");
+                for series in text.lines().filter(|l| l.starts_with(&format!("{name}{{"))) {
+                    for label in labels
+                        .iter()
+                        .filter(|l| **l != "le" || name.ends_with("_bucket"))
+                    {
+                        assert!(
+                            series.contains(&format!("{label}=\"")),
+                            "{expr}: {series} has no {label}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(queried >= 10, "{queried}");
 }
