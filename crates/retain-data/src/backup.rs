@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Location, Result};
 use crate::schema::Table;
-use crate::workspace::Workspace;
+use crate::workspace::{STAGING_PREFIX, TABLE_LOCK_PREFIX, Workspace};
 
 /// The manifest's name in the archive.
 const MANIFEST: &str = "retain-backup.json";
@@ -150,8 +150,8 @@ fn skipped(workspace: &Workspace, out: &Path) -> impl Fn(&Path) -> bool {
         live_store
             || scratch
             || std::path::absolute(path).is_ok_and(|p| p == out)
-            || name.starts_with(".lock")
-            || name.starts_with(".staging")
+            || name.starts_with(TABLE_LOCK_PREFIX)
+            || name.starts_with(STAGING_PREFIX)
     }
 }
 

@@ -258,7 +258,7 @@ impl Workspace {
         let tables = self.root.join(TABLES_DIR);
         std::fs::create_dir_all(&tables)
             .map_err(|e| Error::io(format!("creating {}", tables.display()), e))?;
-        lock_file(&tables.join(format!(".lock-{}", table.name())))
+        lock_file(&tables.join(format!("{TABLE_LOCK_PREFIX}{}", table.name())))
     }
 
     /// The operational store's URL, with a relative SQLite path resolved against the workspace.
@@ -341,7 +341,9 @@ impl Workspace {
     }
 }
 
-const STAGING_PREFIX: &str = ".staging-";
+pub(crate) const STAGING_PREFIX: &str = ".staging-";
+/// A table's rewrite lock is `tables/.lock-<table>`.
+pub(crate) const TABLE_LOCK_PREFIX: &str = ".lock-";
 const LOCK_SUFFIX: &str = ".lock";
 
 /// A writer's staging directory; removed, and its lock released, when dropped.
