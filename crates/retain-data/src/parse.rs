@@ -116,11 +116,12 @@ pub fn parse_field(raw: &str, kind: ColumnKind, format: &FieldFormat) -> Result<
         ColumnKind::Week => parse_week(text, format).map(|d| Value::Date(date_to_days(d))),
         ColumnKind::Timestamp => parse_timestamp(text, format).map(Value::Timestamp),
         ColumnKind::Bool => parse_bool(text).map(Value::Bool),
+        // Any case is accepted and stored as the listed spelling: `Active` is `active`, `c` is
+        // the industry section `C`.
         ColumnKind::Enum(values) => {
-            let lower = text.to_ascii_lowercase();
             values
                 .iter()
-                .find(|v| **v == lower)
+                .find(|v| v.eq_ignore_ascii_case(text))
                 .map(|v| Value::Text((*v).to_owned()))
                 .ok_or_else(|| {
                     format!(
@@ -399,6 +400,10 @@ mod tests {
             parse_field("正常", kind, &f())
                 .unwrap_err()
                 .contains("mapping")
+        );
+        assert_eq!(
+            parse_field("c", ColumnKind::Enum(&["A", "C"]), &f()),
+            Ok(Value::Text("C".into()))
         );
         assert_eq!(
             parse_field("是", ColumnKind::Bool, &f()),

@@ -39,6 +39,8 @@ pub enum Step {
     Score,
     /// RFM, value tiers, lifecycle stages and clusters.
     Segment,
+    /// Group-customer warning and the account managers' visit plans.
+    Groups,
     /// Offer matching under the budget.
     Match,
     /// Launches automatic campaigns an approver has approved since.
@@ -55,6 +57,7 @@ impl Step {
             Step::Train => "train",
             Step::Score => "score",
             Step::Segment => "segment",
+            Step::Groups => "groups",
             Step::Match => "match",
             Step::Launch => "launch",
         }

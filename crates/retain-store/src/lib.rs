@@ -24,6 +24,7 @@ mod responses;
 mod runs;
 mod sql;
 mod users;
+mod visits;
 mod work_orders;
 
 use chrono::Utc;
@@ -37,6 +38,8 @@ pub use records::{
     TemplateRecord, UserRecord, WorkOrderRecord, check_scope_id, check_user_name,
 };
 pub use runs::{IngestFileRecord, RunId, RunRecord};
+pub use visits::{NewVisit, VisitRecord};
+pub use work_orders::ManagerWork;
 
 /// The operational store over SQLite or PostgreSQL, whichever the URL named. One SQL
 /// implementation serves both (see `sql.rs`), so each operation is written once.

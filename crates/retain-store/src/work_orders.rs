@@ -175,3 +175,89 @@ impl Store {
             .collect()
     }
 }
+
+/// One account manager's campaign work over a period: the work orders assigned to them, the
+/// callbacks recorded (on time when recorded by the due date) and, where campaigns have been
+/// evaluated against a control group, the members kept beyond the control's rate.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ManagerWork {
+    /// Empty for work orders without a manager.
+    pub manager_id: String,
+    pub work_orders: i64,
+    pub callbacks: i64,
+    pub callbacks_on_time: i64,
+    pub accepted: i64,
+    /// Treated members with an outcome, in campaigns with an evaluated control group.
+    pub treated_evaluated: i64,
+    /// Σ (retained − the campaign control's retention rate) over them.
+    pub incremental_saves: f64,
+    /// The same, each weighted by the member's lifetime value.
+    pub saved_value: f64,
+}
+
+impl Store {
+    /// Every manager's campaign work in campaigns whose as-of date lies in `(after, until]`
+    /// (`YYYY-MM-DD`), aggregated in the store.
+    pub async fn manager_work(&self, after: &str, until: &str) -> Result<Vec<ManagerWork>> {
+        let orders = query(
+            self.d,
+            "SELECT w.manager_id, COUNT(*) AS work_orders, COUNT(cb.work_order_id) AS callbacks, \
+             SUM(CASE WHEN cb.work_order_id IS NOT NULL AND SUBSTR(cb.recorded_at, 1, 10) <= w.due_date \
+                 THEN 1 ELSE 0 END) AS on_time, \
+             SUM(CASE WHEN cb.accepted = 1 THEN 1 ELSE 0 END) AS accepted \
+             FROM work_orders w JOIN campaigns c ON c.id = w.campaign_id \
+             LEFT JOIN callbacks cb ON cb.work_order_id = w.id \
+             WHERE c.as_of > ?1 AND c.as_of <= ?2 \
+             GROUP BY w.manager_id ORDER BY w.manager_id",
+        )
+        .bind(after)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        let saved = query(
+            self.d,
+            "WITH ctl AS ( \
+               SELECT m.campaign_id, AVG(CAST(o.retained AS DOUBLE PRECISION)) AS rate \
+               FROM campaign_members m JOIN campaign_outcomes o \
+                 ON o.campaign_id = m.campaign_id AND o.subscriber_id = m.subscriber_id \
+               WHERE m.arm = 'control' GROUP BY m.campaign_id), \
+             wm AS ( \
+               SELECT campaign_id, subscriber_id, MIN(manager_id) AS manager_id \
+               FROM work_orders GROUP BY campaign_id, subscriber_id) \
+             SELECT wm.manager_id, COUNT(*) AS treated, \
+               SUM(CAST(o.retained AS DOUBLE PRECISION) - ctl.rate) AS incremental, \
+               SUM((CAST(o.retained AS DOUBLE PRECISION) - ctl.rate) * m.clv) AS saved_value \
+             FROM campaign_members m \
+             JOIN campaign_outcomes o ON o.campaign_id = m.campaign_id AND o.subscriber_id = m.subscriber_id \
+             JOIN ctl ON ctl.campaign_id = m.campaign_id \
+             JOIN wm ON wm.campaign_id = m.campaign_id AND wm.subscriber_id = m.subscriber_id \
+             JOIN campaigns c ON c.id = m.campaign_id \
+             WHERE m.arm = 'treatment' AND c.as_of > ?1 AND c.as_of <= ?2 \
+             GROUP BY wm.manager_id ORDER BY wm.manager_id",
+        )
+        .bind(after)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: std::collections::BTreeMap<String, ManagerWork> =
+            std::collections::BTreeMap::new();
+        for row in &orders {
+            let id: String = row.try_get("manager_id")?;
+            let w = out.entry(id.clone()).or_default();
+            w.manager_id = id;
+            w.work_orders = row.try_get("work_orders")?;
+            w.callbacks = row.try_get("callbacks")?;
+            w.callbacks_on_time = row.try_get::<Option<i64>, _>("on_time")?.unwrap_or(0);
+            w.accepted = row.try_get::<Option<i64>, _>("accepted")?.unwrap_or(0);
+        }
+        for row in &saved {
+            let id: String = row.try_get("manager_id")?;
+            let w = out.entry(id.clone()).or_default();
+            w.manager_id = id;
+            w.treated_evaluated = row.try_get("treated")?;
+            w.incremental_saves = row.try_get::<Option<f64>, _>("incremental")?.unwrap_or(0.0);
+            w.saved_value = row.try_get::<Option<f64>, _>("saved_value")?.unwrap_or(0.0);
+        }
+        Ok(out.into_values().collect())
+    }
+}

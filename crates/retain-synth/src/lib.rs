@@ -2,9 +2,11 @@
 //!
 //! It writes the canonical files an operator's export would (`plans.csv`, `subscribers.csv`,
 //! `contracts.csv`, `usage_monthly.csv`, `usage_weekly.csv`, `events.csv`,
-//! `campaign_history.csv`), so the pipeline ingests it exactly as it would real data, and a
-//! separate truth directory the pipeline never reads: each churner's true cause and path, the
-//! latent traits, and the true effect of each offer on each cause.
+//! `campaign_history.csv`, and the group customers' `groups.csv`, `group_key_people.csv`,
+//! `group_products.csv`, `group_visits.csv`), so the pipeline ingests it exactly as it would real
+//! data, and a separate truth directory the pipeline never reads: each churner's true cause and
+//! path, the latent traits, each group's defection, and the true effect of each offer on each
+//! cause.
 //!
 //! ```no_run
 //! let params = retain_synth::SynthParams { subscribers: 1_000, ..Default::default() };
@@ -29,7 +31,7 @@ use serde::Serialize;
 
 use crate::catalog::{Cause, HISTORIC_OFFERS, PLANS, save_probability};
 use crate::csvline::Line;
-use crate::subscriber::{Out, World, generate, next_month};
+use crate::subscriber::{Out, World, generate, next_month, write_group};
 
 /// Errors of the synthesizer.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,12 @@ pub struct SynthCounts {
     pub value_churners: u64,
     /// Intents cancelled by a past campaign contact.
     pub saved_by_campaigns: u64,
+    pub groups: u64,
+    pub group_key_people: u64,
+    pub group_products: u64,
+    pub group_visits: u64,
+    /// Groups that leave for a competitor as a whole, in the window or just after it.
+    pub group_defections: u64,
 }
 
 impl SynthCounts {
@@ -112,6 +120,11 @@ impl SynthCounts {
         self.quantity_churners += o.quantity_churners;
         self.value_churners += o.value_churners;
         self.saved_by_campaigns += o.saved_by_campaigns;
+        self.groups += o.groups;
+        self.group_key_people += o.group_key_people;
+        self.group_products += o.group_products;
+        self.group_visits += o.group_visits;
+        self.group_defections += o.group_defections;
     }
 }
 
@@ -130,6 +143,7 @@ pub struct SynthSummary {
 }
 
 const CHUNK: u64 = 2_048;
+const GROUP_CHUNK: u64 = 256;
 
 /// Writes a synthetic operator's export to `out` and its hidden truth to `truth_dir`.
 #[tracing::instrument(skip_all, fields(subscribers = params.subscribers, months = params.months, seed = params.seed))]
@@ -166,6 +180,24 @@ pub fn synthesize(params: &SynthParams, out: &Path, truth_dir: &Path) -> Result<
                 let end = ((chunk + 1) * CHUNK).min(params.subscribers);
                 for index in chunk * CHUNK..end {
                     generate(&world, index, &mut out);
+                }
+                out
+            })
+            .collect();
+        for o in outs {
+            writers.write(&o)?;
+            counts.add(&o.counts);
+        }
+    }
+    let group_chunks: Vec<u64> = (0..world.groups.div_ceil(GROUP_CHUNK)).collect();
+    for window in group_chunks.chunks(rayon::current_num_threads().max(1) * 4) {
+        let outs: Vec<Out> = window
+            .par_iter()
+            .map(|&chunk| {
+                let mut out = Out::default();
+                let end = ((chunk + 1) * GROUP_CHUNK).min(world.groups);
+                for g in chunk * GROUP_CHUNK..end {
+                    write_group(&world, g, &mut out);
                 }
                 out
             })
@@ -227,6 +259,7 @@ fn world(params: &SynthParams) -> World {
         months,
         weeks,
         campaign_months,
+        subscribers: params.subscribers,
         groups: (params.subscribers / 60).max(1),
     }
 }
@@ -246,8 +279,13 @@ struct Writers {
     usage_weekly: BufWriter<File>,
     events: BufWriter<File>,
     campaign_history: BufWriter<File>,
+    groups: BufWriter<File>,
+    group_key_people: BufWriter<File>,
+    group_products: BufWriter<File>,
+    group_visits: BufWriter<File>,
     truth_churn: BufWriter<File>,
     truth_traits: BufWriter<File>,
+    truth_groups: BufWriter<File>,
 }
 
 fn create(path: &Path, header: &[&str]) -> Result<BufWriter<File>> {
@@ -276,6 +314,10 @@ impl Writers {
             usage_weekly: open(Table::UsageWeekly)?,
             events: open(Table::Events)?,
             campaign_history: open(Table::CampaignHistory)?,
+            groups: open(Table::Groups)?,
+            group_key_people: open(Table::GroupKeyPeople)?,
+            group_products: open(Table::GroupProducts)?,
+            group_visits: open(Table::GroupVisits)?,
             truth_churn: create(
                 &truth.join("churn.csv"),
                 &[
@@ -302,19 +344,28 @@ impl Writers {
                     "late_payer",
                 ],
             )?,
+            truth_groups: create(
+                &truth.join("groups.csv"),
+                &["group_id", "defected", "defection_month", "tier"],
+            )?,
         })
     }
 
     fn write(&mut self, o: &Out) -> Result<()> {
-        let pairs: [(&mut BufWriter<File>, &[u8]); 8] = [
+        let pairs: [(&mut BufWriter<File>, &[u8]); 13] = [
             (&mut self.subscribers, &o.subscribers),
             (&mut self.contracts, &o.contracts),
             (&mut self.usage_monthly, &o.usage_monthly),
             (&mut self.usage_weekly, &o.usage_weekly),
             (&mut self.events, &o.events),
             (&mut self.campaign_history, &o.campaign_history),
+            (&mut self.groups, &o.groups),
+            (&mut self.group_key_people, &o.group_key_people),
+            (&mut self.group_products, &o.group_products),
+            (&mut self.group_visits, &o.group_visits),
             (&mut self.truth_churn, &o.truth_churn),
             (&mut self.truth_traits, &o.truth_traits),
+            (&mut self.truth_groups, &o.truth_groups),
         ];
         for (w, bytes) in pairs {
             w.write_all(bytes)
@@ -332,8 +383,13 @@ impl Writers {
             self.usage_weekly,
             self.events,
             self.campaign_history,
+            self.groups,
+            self.group_key_people,
+            self.group_products,
+            self.group_visits,
             self.truth_churn,
             self.truth_traits,
+            self.truth_groups,
         ] {
             w.into_inner()
                 .map_err(|e| io("flushing synthetic data", e.into_error()))?

@@ -6,6 +6,7 @@ pub(crate) mod cluster;
 pub(crate) mod customer;
 pub(crate) mod demo;
 pub(crate) mod features;
+pub(crate) mod groups;
 pub(crate) mod ingest;
 pub(crate) mod model_args;
 pub(crate) mod offers;

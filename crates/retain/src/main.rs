@@ -48,6 +48,12 @@ enum Command {
     Model(commands::model_args::ModelArgs),
     /// Segmentation: RFM, lifetime value, lifecycle stage, named clusters, scenario groups.
     Segment(commands::segment::Args),
+    /// Group customers (集团客户): group warning with reasons, value, segments and the
+    /// account managers' visit plans.
+    Groups(commands::groups::Args),
+    /// Account managers' and branches' results (考核): retention of their base, visits against
+    /// plan, work orders, callbacks and saved value.
+    Managers(commands::groups::ManagersArgs),
     /// Give a cluster a name of your own (used by the next `retain segment`).
     RenameCluster(commands::segment::RenameArgs),
     /// Customer 360: profile, usage, events, warnings, segments, value and contacts of one
@@ -107,6 +113,7 @@ impl Command {
                 | Command::Score(_)
                 | Command::Model(_)
                 | Command::Segment(_)
+                | Command::Groups(_)
                 | Command::Match(_)
                 | Command::Cycle(_)
                 | Command::Simulate(_)
@@ -196,6 +203,8 @@ fn main() -> ExitCode {
         Command::Decide(args) => commands::offers::decide(&args),
         Command::Offers(args) => commands::offers::list(&args),
         Command::RenameCluster(args) => commands::segment::rename(&args),
+        Command::Groups(args) => commands::groups::run(&args),
+        Command::Managers(args) => commands::groups::managers(&args),
         Command::Cluster(args) => commands::cluster::run(&args),
         Command::Schedule(args) => commands::schedule::run(&args),
         Command::Cycle(args) => commands::schedule::cycle(&args),

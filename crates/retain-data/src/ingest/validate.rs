@@ -139,7 +139,29 @@ fn check_row(spec: &TableSpec, row: &[Value]) -> Option<(usize, String)> {
                 return Some((oi, "the treatment arm needs an offer_id".to_owned()));
             }
         }
-        Table::Plans | Table::UsageWeekly => {}
+        Table::Groups => {
+            let (_, start) = get("contract_start");
+            let (ei, end) = get("contract_end");
+            if let (Some(s), Some(e)) = (date(start), date(end))
+                && e < s
+            {
+                return Some((ei, "contract_end is before contract_start".to_owned()));
+            }
+        }
+        Table::GroupProducts => {
+            let (_, start) = get("start_date");
+            let (ei, end) = get("end_date");
+            if let (Some(s), Some(e)) = (date(start), date(end))
+                && e < s
+            {
+                return Some((ei, "end_date is before start_date".to_owned()));
+            }
+            let (_, status) = get("status");
+            if *status == Value::Text("cancelled".to_owned()) && *end == Value::Null {
+                return Some((ei, "a cancelled product needs its end_date".to_owned()));
+            }
+        }
+        Table::Plans | Table::UsageWeekly | Table::GroupKeyPeople | Table::GroupVisits => {}
     }
     None
 }

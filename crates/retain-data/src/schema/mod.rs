@@ -10,10 +10,16 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 // The tables' specs, by group; this module holds what describes them and what reads them.
 mod accounts;
+mod groups;
 mod history;
 mod usage;
 
 use accounts::{CONTRACTS, PLANS, SUBSCRIBERS};
+use groups::{GROUP_KEY_PEOPLE, GROUP_PRODUCTS, GROUP_VISITS, GROUPS};
+pub use groups::{
+    GROUP_PRODUCT_KINDS, GROUP_STATUSES, GROUP_TIERS, INDUSTRIES, KEY_ROLES, PRODUCT_STATUSES,
+    VISIT_CHANNELS, VISIT_OUTCOMES,
+};
 use history::{CAMPAIGN_HISTORY, EVENTS};
 use usage::{USAGE_MONTHLY, USAGE_WEEKLY};
 
@@ -105,6 +111,10 @@ pub enum Table {
     UsageWeekly,
     Events,
     CampaignHistory,
+    Groups,
+    GroupKeyPeople,
+    GroupProducts,
+    GroupVisits,
 }
 
 /// Everything about a table that ingest and the engine need.
@@ -121,7 +131,7 @@ pub struct TableSpec {
 
 impl Table {
     /// All tables, in the order they must be loaded (referenced tables first).
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 11] = [
         Table::Plans,
         Table::Subscribers,
         Table::Contracts,
@@ -129,6 +139,10 @@ impl Table {
         Table::UsageWeekly,
         Table::Events,
         Table::CampaignHistory,
+        Table::Groups,
+        Table::GroupKeyPeople,
+        Table::GroupProducts,
+        Table::GroupVisits,
     ];
 
     #[must_use]
@@ -153,6 +167,10 @@ impl Table {
             Table::UsageWeekly => &USAGE_WEEKLY,
             Table::Events => &EVENTS,
             Table::CampaignHistory => &CAMPAIGN_HISTORY,
+            Table::Groups => &GROUPS,
+            Table::GroupKeyPeople => &GROUP_KEY_PEOPLE,
+            Table::GroupProducts => &GROUP_PRODUCTS,
+            Table::GroupVisits => &GROUP_VISITS,
         }
     }
 }
@@ -174,6 +192,10 @@ impl TableSpec {
             Table::UsageWeekly => "usage_weekly",
             Table::Events => "events",
             Table::CampaignHistory => "campaign_history",
+            Table::Groups => "groups",
+            Table::GroupKeyPeople => "group_key_people",
+            Table::GroupProducts => "group_products",
+            Table::GroupVisits => "group_visits",
         }
     }
 

@@ -5,11 +5,13 @@
 //! months the cause shows (complaints, competitor calls, forwarding, falling usage); then the
 //! subscriber leaves — silently through three months of suspension before cancellation, by
 //! port-out, by a formal cancellation at a store, or (value churn) by downgrading and moving
-//! usage elsewhere while staying.
+//! usage elsewhere while staying. A member of a group that defects to a competitor as a whole
+//! (`group.rs`) follows it out, decision makers first.
 
 mod churn;
 mod events;
 pub(crate) mod future;
+mod group;
 mod profile;
 mod rows;
 mod story;
@@ -22,7 +24,10 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::SynthCounts;
 
+use self::churn::Path;
 use self::events::Event;
+pub(crate) use self::group::write_group;
+use self::group::{GroupFate, membership};
 use self::profile::{Contract, Profile, Traits, draw_contracts, draw_profile};
 use self::usage::MonthUsage;
 
@@ -40,6 +45,8 @@ pub(crate) struct World {
     pub weeks: Vec<NaiveDate>,
     /// Months (indexes into `months`) in which a retention campaign ran.
     pub campaign_months: Vec<usize>,
+    /// Subscribers the operator has, and the groups they may belong to.
+    pub subscribers: u64,
     pub groups: u64,
 }
 
@@ -50,6 +57,17 @@ impl World {
 
     fn window_end(&self) -> NaiveDate {
         self.month_end(self.months.len() - 1)
+    }
+
+    /// `YYYY-MM` of month `t`, counting on past the window's end.
+    fn month_text(&self, t: usize) -> String {
+        let n = self.months.len();
+        let date = if t < n {
+            self.months[t]
+        } else {
+            add_months(self.months[n - 1], (t - n + 1) as i64)
+        };
+        date.format("%Y-%m").to_string()
     }
 }
 
@@ -75,13 +93,16 @@ pub(crate) fn rng_for(seed: u64, stream: u64, index: u64) -> Pcg64Mcg {
     Pcg64Mcg::seed_from_u64(x)
 }
 
-// The generator streams: one a subscriber, family block, group and county.
+// The generator streams: one a subscriber, family block, group and county; a group's account
+// and fate; a member's part in its group. Stream 5 is the future's (`future.rs`).
 const STREAM_SUBSCRIBER: u64 = 1;
 const STREAM_FAMILY: u64 = 2;
 const STREAM_GROUP: u64 = 3;
 const STREAM_COUNTY: u64 = 4;
+const STREAM_GROUP_FATE: u64 = 6;
+const STREAM_GROUP_MEMBER: u64 = 7;
 
-/// Output buffers of a chunk of subscribers, one per file.
+/// Output buffers of a chunk of subscribers or of groups, one per file.
 #[derive(Default)]
 pub(crate) struct Out {
     pub subscribers: Vec<u8>,
@@ -92,14 +113,24 @@ pub(crate) struct Out {
     pub campaign_history: Vec<u8>,
     pub truth_churn: Vec<u8>,
     pub truth_traits: Vec<u8>,
+    pub groups: Vec<u8>,
+    pub group_key_people: Vec<u8>,
+    pub group_products: Vec<u8>,
+    pub group_visits: Vec<u8>,
+    pub truth_groups: Vec<u8>,
     pub counts: SynthCounts,
 }
 
 /// Generates subscriber `index` (0-based) into `out`.
 pub(crate) fn generate(world: &World, index: u64, out: &mut Out) {
     let mut rng = rng_for(world.seed, STREAM_SUBSCRIBER, index);
-    let (profile, traits, age) = draw_profile(world, index, &mut rng);
+    let (mut profile, traits, age) = draw_profile(world, index, &mut rng);
     let contracts = draw_contracts(world, &profile, &mut rng);
+    let follow = profile.group.and_then(|g| {
+        let fate = GroupFate::draw(world, g);
+        profile.manager = Some(fate.manager.clone());
+        membership(world, &fate, index, profile.id, out).follow
+    });
     let mut sim = Simulation {
         world,
         profile,
@@ -112,6 +143,7 @@ pub(crate) fn generate(world: &World, index: u64, out: &mut Out) {
         cancel: None,
         status: ("active", NaiveDate::MIN),
         age,
+        follow,
     };
     sim.run(out);
 }
@@ -161,4 +193,6 @@ struct Simulation<'w> {
     cancel: Option<NaiveDate>,
     status: (&'static str, NaiveDate),
     age: i64,
+    /// (month, path) of the intent a member forms to follow its group out.
+    follow: Option<(usize, Path)>,
 }

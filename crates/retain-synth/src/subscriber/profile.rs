@@ -49,7 +49,7 @@ pub(super) struct Contract {
 
 /// (network badness, competitor strength) of a county: some places have poor coverage, some a
 /// strong competitor presence.
-fn county_factors(seed: u64, city: usize, county: usize) -> (f64, f64) {
+pub(super) fn county_factors(seed: u64, city: usize, county: usize) -> (f64, f64) {
     let mut rng = rng_for(seed, STREAM_COUNTY, (city * 100 + county) as u64);
     let network = if rng.random::<f64>() < 0.25 {
         rng.random_range(0.6..1.0)
@@ -60,7 +60,7 @@ fn county_factors(seed: u64, city: usize, county: usize) -> (f64, f64) {
     (network, competitor)
 }
 
-fn draw_location<R: Rng>(rng: &mut R) -> (usize, usize) {
+pub(super) fn draw_location<R: Rng>(rng: &mut R) -> (usize, usize) {
     let weights: Vec<f64> = CITIES.iter().map(|c| c.weight).collect();
     let city = weighted(rng, &weights);
     let county = rng.random_range(0..CITIES[city].counties.len());

@@ -4,7 +4,8 @@
 use chrono::Duration;
 
 use super::churn::Intent;
-use super::{Out, Simulation, World, add_months};
+use super::group::group_id;
+use super::{Out, Simulation, World};
 use crate::catalog::{CITIES, PLANS, PROVINCE};
 use crate::csvline::Line;
 
@@ -26,7 +27,7 @@ impl Simulation<'_> {
             } else {
                 "personal"
             })
-            .text(&p.group.map(|g| format!("G{g:05}")).unwrap_or_default())
+            .text(&p.group.map(group_id).unwrap_or_default())
             .text(&p.family.map(|f| format!("F{f:07}")).unwrap_or_default())
             .text(PLANS[p.plan].id)
             .text(p.channel)
@@ -104,15 +105,7 @@ pub(super) fn truth_row(
     churn_month: Option<usize>,
     world: &World,
 ) {
-    let month_text = |t: usize| {
-        let n = world.months.len();
-        let date = if t < n {
-            world.months[t]
-        } else {
-            add_months(world.months[n - 1], (t - n + 1) as i64)
-        };
-        date.format("%Y-%m").to_string()
-    };
+    let month_text = |t: usize| world.month_text(t);
     let mut line = Line::default();
     line.int(id)
         .text(outcome)

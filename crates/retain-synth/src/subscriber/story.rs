@@ -44,8 +44,21 @@ impl Simulation<'_> {
             }
             let tenure_months = (month - self.profile.join).num_days() / 30;
 
-            // 1. An intent to leave may form.
-            if intent.is_none() && value_churn_from.is_none() && tenure_months >= 1 {
+            // 1. An intent to leave may form. A member following its group out forms it in the
+            // group's month, unless it is already leaving or has left (an exit covers value
+            // churn and cancellation); that month's own draws are then skipped.
+            let follows = self.follow.filter(|(m, _)| *m == t);
+            if let Some((_, path)) = follows
+                && intent.is_none()
+                && truth.is_none()
+            {
+                intent = Some(Intent {
+                    cause: Cause::Competitor,
+                    start: t,
+                    path,
+                });
+                out.counts.churn_intents += 1;
+            } else if intent.is_none() && value_churn_from.is_none() && tenure_months >= 1 {
                 if dispute_until.is_none_or(|u| u < t) && self.rng.random::<f64>() < 0.003 {
                     dispute_until = Some(t + 1);
                 }

@@ -5,6 +5,8 @@ use chrono::NaiveDate;
 use retain_data::{IngestOptions, Table, Workspace, ingest};
 use retain_synth::{SynthParams, synthesize};
 
+mod groups;
+
 /// Synthesizes an operator and loads every file, returning the quarantined rows per table.
 fn quarantined(params: &SynthParams) -> Vec<(String, u64)> {
     let dir = tempfile::tempdir().unwrap();

@@ -59,11 +59,26 @@ struct DemoSummary {
     /// The churn model's training and scoring summaries (windows of 12 months or more).
     model: Option<DemoModel>,
     segments: retain_segment::SegmentReport,
+    /// Group-customer warning and visit plans.
+    groups: retain_groups::GroupsReport,
+    /// The managers' results after the campaign.
+    managers: DemoManagers,
     matching: retain_offers::MatchReport,
     /// The campaign loop on the bundled `weekly-high-end` template, callbacks simulated.
     campaign: DemoCampaign,
     store: String,
     truth_dir: PathBuf,
+}
+
+/// The account managers' results, summed; `retain managers` lists them one by one.
+#[derive(Debug, Serialize)]
+struct DemoManagers {
+    managers: usize,
+    branches: usize,
+    visits_planned: u64,
+    visits_done: u64,
+    work_orders: u64,
+    saved_value: f64,
 }
 
 /// The churn model the demo trained and the scores it wrote.
@@ -203,6 +218,7 @@ fn demo(
     let features = super::features::write_snapshot(rt, workspace, None)?;
     let model = churn_model(rt, store, workspace, params.months)?;
     let segments = super::segment::execute(rt, store, workspace, None)?;
+    let groups = super::groups::execute(rt, store, workspace, None)?;
     let dnd = demo_dnd(rt, workspace)?;
     tracing::info!(dnd, "do-not-disturb list written");
     let budget = args.budget.unwrap_or(args.operator.subscribers as f64);
@@ -214,6 +230,7 @@ fn demo(
         );
     }
     let campaign = demo_campaign(rt, workspace, budget)?;
+    let managers = demo_managers(rt, store, workspace)?;
     Ok(DemoSummary {
         dir: workspace.root().to_path_buf(),
         run_id: 0,
@@ -227,9 +244,36 @@ fn demo(
         features,
         model,
         segments,
+        groups,
+        managers,
         matching,
         campaign,
         store: workspace.store_url(),
+    })
+}
+
+fn demo_managers(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    workspace: &Workspace,
+) -> anyhow::Result<DemoManagers> {
+    let config = retain_groups::GroupConfig::for_workspace(workspace)?;
+    let r = rt.block_on(async {
+        let ctx = retain_features::session(workspace).await?;
+        let as_of = retain_features::default_as_of(&ctx, retain_features::Cadence::Monthly).await?;
+        Ok::<_, anyhow::Error>(
+            retain_groups::performance(&ctx, workspace, store, &config, as_of).await?,
+        )
+    })?;
+    Ok(DemoManagers {
+        managers: r.managers.len(),
+        branches: r.branches.len(),
+        visits_planned: r.managers.iter().map(|m| m.visits_planned).sum(),
+        visits_done: r.managers.iter().map(|m| m.visits_done).sum(),
+        work_orders: r.managers.iter().map(|m| m.work_orders).sum::<u64>()
+            + r.unassigned_work_orders,
+        saved_value: (r.managers.iter().map(|m| m.saved_value).sum::<f64>() * 100.0).round()
+            / 100.0,
     })
 }
 
@@ -451,6 +495,34 @@ fn describe(s: &DemoSummary) -> String {
             c.churn_rate * 100.0
         );
     }
+    let groups = &s.groups;
+    let _ = writeln!(
+        text,
+        "\ngroup customers as of {}: {} active, {} lost; red {}, yellow {}, blue {}; {} visits planned",
+        groups.as_of,
+        groups.groups,
+        groups.lost,
+        groups.red,
+        groups.yellow,
+        groups.blue,
+        groups.visits_planned
+    );
+    if let (Some(auc), Some(lift)) = (groups.auc, groups.top_decile_lift) {
+        let _ = writeln!(
+            text,
+            "group risk against the groups that truly leave: AUC {auc}, top-decile lift {lift}"
+        );
+    }
+    let managers = &s.managers;
+    let _ = writeln!(
+        text,
+        "account managers: {} in {} branches; visits {} done of {} planned; saved value {:.0}",
+        managers.managers,
+        managers.branches,
+        managers.visits_done,
+        managers.visits_planned,
+        managers.saved_value
+    );
     let matching = &s.matching;
     let _ = writeln!(
         text,

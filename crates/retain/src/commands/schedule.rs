@@ -452,6 +452,11 @@ impl WorkspaceSteps<'_> {
                 done(&summary)
             }
             Step::Segment => done(&super::segment::execute(rt, store, ws, None)?),
+            // An operator that keeps no group accounts has nothing to warn.
+            Step::Groups if !ws.has_table(Table::Groups) => Ok(Outcome::Nothing(
+                "no groups are loaded: nothing to warn".into(),
+            )),
+            Step::Groups => done(&super::groups::execute(rt, store, ws, None)?),
             Step::Match => {
                 let budget = match job.budget {
                     Some(b) => b,

@@ -35,7 +35,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
-    let runs = rt.block_on(store.runs(20))?;
+    let runs = rt.block_on(store.runs(50))?;
     let overview = if workspace.has_table(Table::Subscribers) {
         Some(rt.block_on(async {
             let ctx = retain_features::session(&workspace).await?;

@@ -15,6 +15,10 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         "usage_weekly",
         "events",
         "campaign_history",
+        "groups",
+        "group_key_people",
+        "group_products",
+        "group_visits",
     ] {
         assert!(
             ws.join("tables").join(table).join("data.parquet").exists(),
@@ -23,9 +27,10 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     }
     assert!(ws.join("truth/churn.csv").exists());
     assert!(ws.join("truth/offer_effects.csv").exists());
+    assert!(ws.join("truth/groups.csv").exists());
     assert!(ws.join("retain.db").exists());
     let tables = json["tables"].as_array().unwrap();
-    assert_eq!(tables.len(), 7);
+    assert_eq!(tables.len(), 11);
     for t in tables {
         assert_eq!(t["read"], t["loaded"], "synthetic data is clean: {t}");
         assert_eq!(t["quarantined"], 0);
@@ -40,6 +45,46 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     );
     assert!(json["warn_backtest"]["levels"]["red"]["precision"].is_number());
     assert!(!json["model"].is_null(), "{}", json["model"]);
+
+    // Group customers: the interface, the files, and managers' results that reconcile with the
+    // demo campaign's work orders.
+    let (ok, groups) = retain_json(&["groups", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{groups}");
+    for key in ["groups", "red", "yellow", "blue", "lost", "visits_planned"] {
+        assert!(groups[key].is_u64(), "{key}: {groups}");
+    }
+    assert_eq!(groups["red"], json["groups"]["red"], "{groups}");
+    let list = std::fs::read_to_string(groups["list_file"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        list.lines().count() as u64,
+        1 + groups["groups"].as_u64().unwrap() + groups["lost"].as_u64().unwrap()
+    );
+    let (ok, managers) = retain_json(&["managers", "--dir", s(&ws), "--json"]);
+    assert!(ok, "{managers}");
+    let listed = managers["managers"].as_array().unwrap();
+    assert!(!listed.is_empty(), "{managers}");
+    for m in listed {
+        for key in [
+            "manager_id",
+            "retention_rate",
+            "saved_value",
+            "visits_planned",
+            "visits_done",
+        ] {
+            assert!(!m[key].is_null(), "{key}: {m}");
+        }
+    }
+    let orders: u64 = listed
+        .iter()
+        .map(|m| m["work_orders"].as_u64().unwrap())
+        .sum::<u64>()
+        + managers["unassigned_work_orders"].as_u64().unwrap();
+    assert_eq!(
+        orders,
+        json["campaign"]["work_orders"].as_u64().unwrap(),
+        "{managers}"
+    );
+    assert_eq!(orders, json["managers"]["work_orders"].as_u64().unwrap());
 
     // The early-warning interface: counts per level and the list file.
     let (ok, warn) = retain_json(&["warn", "--dir", s(&ws), "--json"]);
