@@ -211,6 +211,94 @@ try {
     await page.waitForFunction(() => document.querySelector('#toast.bad')?.textContent.includes('accepted but not reached'));
   });
 
+  // Group customers: the list, a group's 360 with a visit recorded twice (the second records
+  // nothing), the visit plan and the managers' results.
+  let groupManager;
+  let ownGroups;
+  let othersGroup;
+  let visitedGroup;
+  let visitedLevel;
+  let today;
+  await step('10a-groups', async () => {
+    await page.click('[data-testid=nav-groups]');
+    await page.waitForSelector('[data-testid=groups-table] tbody tr[data-group]');
+    assert.match(await page.textContent('[data-testid=groups-cards]'), /在网集团\s*\d+/);
+    const levels = await page.$$eval('[data-testid=groups-table] tbody .lv', (els) => els.map((e) => e.className.split(' ')[1]));
+    assert.ok(levels.length > 0, 'some groups are warned');
+    [visitedLevel] = levels;
+    await page.selectOption('#gf select[name=level]', visitedLevel);
+    await page.click('#gf button[type=submit]');
+    await page.waitForSelector(`#gf option[value=${visitedLevel}][selected]`, { state: 'attached' });
+    const filtered = await page.$$eval('[data-testid=groups-table] tbody tr[data-group]', (trs) => trs.map((tr) => tr.querySelector('.lv')?.className));
+    assert.ok(filtered.length > 0 && filtered.every((c) => c === `lv ${visitedLevel}`), `only ${visitedLevel} groups after filtering: ${filtered}`);
+    // A manager who keeps groups, from the groups as the admin sees them, signs in below.
+    const all = await page.evaluate(() => fetch('/api/v1/groups?limit=1000').then((r) => r.json()));
+    const kept = new Map();
+    for (const g of all.groups) if (g.manager_id) kept.set(g.manager_id, (kept.get(g.manager_id) || 0) + 1);
+    [[groupManager, ownGroups]] = [...kept.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    othersGroup = all.groups.find((g) => g.manager_id && g.manager_id !== groupManager).group_id;
+    retain(['user', 'add', '--dir', ws, '--name', 'li', '--role', 'manager', '--manager-id', groupManager, '--password-stdin'], `${PASSWORD}\n`);
+  });
+
+  await step('10b-group-360-visit-recorded', async () => {
+    const row = page.locator('[data-testid=groups-table] tbody tr[data-group]').first();
+    visitedGroup = await row.getAttribute('data-group');
+    await row.locator('[data-testid=group-link]').click();
+    await page.waitForSelector('[data-testid=visit-form]');
+    assert.ok((await page.textContent('[data-testid=group-title]')).includes(visitedGroup));
+    const numbers = await page.$$eval('[data-testid=group-members] tbody tr td:nth-child(2)', (els) => els.map((e) => e.textContent));
+    assert.ok(numbers.every((n) => /^\d{3}\*{4}\d{4}$/.test(n)), `members' numbers are masked: ${numbers.slice(0, 3)}`);
+    today = await page.inputValue('#vf input[name=visit_date]');
+    const send = async () => {
+      await page.selectOption('#vf select[name=outcome]', 'competitor_offer');
+      await page.fill('#vf input[name=notes]', '客户提到友商的专线报价');
+      // The answer re-renders the page: mark the one on screen to wait for the next.
+      await page.$eval('[data-testid=group-title]', (h) => { h.dataset.before = '1'; });
+      const [res] = await Promise.all([
+        page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith(`/api/v1/groups/${encodeURIComponent(visitedGroup)}/visits`)),
+        page.click('#vf button[type=submit]'),
+      ]);
+      const answer = await res.json();
+      await page.waitForSelector('[data-testid=group-title]:not([data-before])');
+      return answer;
+    };
+    const recorded = page.locator(`[data-testid=recorded-visit][data-date="${today}"]`);
+    const first = await send();
+    assert.equal(first.created, true, JSON.stringify(first));
+    assert.equal(await recorded.count(), 1);
+    assert.match(await recorded.textContent(), /竞争对手接触/);
+    // The same form again, as a second click or a resent request would: nothing new.
+    const again = await send();
+    assert.equal(again.created, false, JSON.stringify(again));
+    assert.equal(again.visit.id, first.visit.id);
+    await page.waitForFunction(() => document.querySelector('#toast')?.textContent.includes('未重复录入'));
+    assert.equal(await recorded.count(), 1);
+  });
+
+  await step('10c-visit-plan', async () => {
+    await page.click('[data-testid=nav-visits]');
+    await page.waitForSelector('[data-testid=visits-table] tbody tr[data-group]');
+    // The visit just recorded marks the group's planned visits done; a red or yellow group has one.
+    const done = await page.$$eval(`[data-testid=visits-table] tr[data-group="${visitedGroup}"] [data-testid=visit-done]`, (els) => els.map((e) => e.textContent));
+    if (visitedLevel !== 'blue') assert.ok(done.length > 0, `${visitedGroup} has a planned visit`);
+    assert.ok(done.every((d) => d.includes(today)), `${visitedGroup} visited on ${today}: ${done}`);
+  });
+
+  await step('10d-visit-opens-its-group', async () => {
+    const row = page.locator('[data-testid=visits-table] tbody tr[data-group]').nth(1);
+    const id = await row.getAttribute('data-group');
+    await row.locator('td').nth(3).click();
+    await page.waitForFunction((g) => document.querySelector('[data-testid=group-title]')?.textContent.includes(g), id);
+  });
+
+  await step('10e-managers-results', async () => {
+    await page.click('[data-testid=nav-managers]');
+    await page.waitForSelector('[data-testid=managers-table] tbody tr');
+    const cells = await page.$$eval('[data-testid=managers-table] tbody tr', (trs) => trs.map((tr) => tr.children.length));
+    assert.ok(cells.length > 1 && cells.every((n) => n === 13), `a line per manager: ${cells.slice(0, 3)}`);
+    assert.ok(await page.locator('[data-testid=branches-table] tbody tr td.num').count() > 0, 'a line per branch');
+  });
+
   await step('11-english', async () => {
     await page.selectOption('[data-testid=lang]', 'en');
     await page.waitForFunction(() => document.querySelector('[data-testid=nav-overview]')?.textContent === 'Overview');
@@ -282,13 +370,46 @@ try {
   await step('14-manager-scope', async () => {
     await login('wang');
     const nav = await page.$$eval('#nav a', (els) => els.map((e) => e.dataset.testid));
-    assert.deepEqual(nav, ['nav-queue', 'nav-warnings', 'nav-counter']);
+    assert.deepEqual(nav, ['nav-queue', 'nav-warnings', 'nav-groups', 'nav-visits', 'nav-managers', 'nav-counter']);
     await page.goto(`${base}/#/customer/${theirs[0]}`);
     await page.waitForSelector('[data-testid=page-error]');
     assert.match(await page.textContent('[data-testid=page-error]'), /Not found/);
     await page.goto(`${base}/#/customer/${mine[0]}`);
     await page.waitForSelector('[data-testid=customer-title]');
     assert.ok((await page.textContent('[data-testid=customer-title]')).includes(mine[0]));
+  });
+
+  await step('14a-manager-own-groups', async () => {
+    await page.click('#logout');
+    await login('li');
+    await page.click('[data-testid=nav-groups]');
+    await page.waitForSelector('[data-testid=groups-table] tbody tr[data-group]');
+    const keepers = await page.$$eval('[data-testid=group-manager]', (els) => els.map((e) => e.textContent.trim()));
+    assert.equal(keepers.length, ownGroups);
+    assert.ok(keepers.every((m) => m === groupManager), `only ${groupManager}'s groups: ${keepers}`);
+  });
+
+  await step('14b-manager-not-another-managers-group', async () => {
+    // Another manager's group is not there, not even by address.
+    const status = await page.evaluate((id) => fetch(`/api/v1/groups/${encodeURIComponent(id)}`).then((r) => r.status), othersGroup);
+    assert.equal(status, 404);
+    await page.goto(`${base}/#/groups/${encodeURIComponent(othersGroup)}`);
+    await page.waitForSelector('[data-testid=page-error]');
+    assert.match(await page.textContent('[data-testid=page-error]'), /Not found/);
+  });
+
+  await step('14c-manager-own-visits', async () => {
+    await page.click('[data-testid=nav-visits]');
+    await page.waitForSelector('[data-testid=visits-table]');
+    const keepers = await page.$$eval('[data-testid=visit-manager]', (els) => els.map((e) => e.textContent.trim()));
+    assert.ok(keepers.every((m) => m === groupManager), `only ${groupManager}'s visits: ${keepers}`);
+  });
+
+  await step('14d-manager-own-results', async () => {
+    await page.click('[data-testid=nav-managers]');
+    await page.waitForSelector('[data-testid=managers-table] tbody tr');
+    const lines = await page.$$eval('[data-testid=managers-table] tbody tr td:nth-child(2)', (els) => els.map((e) => e.textContent));
+    assert.deepEqual(lines, [groupManager]);
   });
 
   await step('15-store-counter', async () => {

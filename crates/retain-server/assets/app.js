@@ -14,6 +14,18 @@
   const pct = (v, d = 1) => (v === null || v === undefined) ? '—' : `${(v * 100).toFixed(d)}%`;
   const zhEn = (o, base = 'name') => (o ? (lang === 'en' ? o[`${base}_en`] : o[`${base}_zh`]) ?? o[`${base}_en`] ?? '' : '');
   const level = (l) => l ? `<span class="lv ${esc(l)}">${esc(t(l))}</span>` : '—';
+  // A code (industry, reason, channel…) by its name under `prefix_code`; a code with no name shows as is.
+  const named = (prefix, code) => {
+    if (code === null || code === undefined || code === '') return '—';
+    const k = `${prefix}_${code}`;
+    return (I18N[lang] && I18N[lang][k]) || I18N.en[k] || String(code);
+  };
+  // YYYY-MM-DD on the browser's clock, `back` days ago.
+  const day = (back = 0) => {
+    const d = new Date();
+    d.setDate(d.getDate() - back);
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  };
 
   class ApiError extends Error { constructor(status, code, message) { super(message); this.status = status; this.code = code; } }
   // A page's reads that finish after the user moved on must not paint over the new page.
@@ -50,10 +62,10 @@
 
   // Pages each role sees, in menu order; the first is the role's home.
   const PAGES = {
-    admin: ['overview', 'warnings', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'counter', 'runs', 'audit'],
-    analyst: ['overview', 'warnings', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'counter', 'runs'],
-    approver: ['overview', 'campaigns', 'segments', 'model', 'rules', 'offers', 'runs'],
-    manager: ['queue', 'warnings', 'counter'],
+    admin: ['overview', 'warnings', 'groups', 'visits', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'managers', 'counter', 'runs', 'audit'],
+    analyst: ['overview', 'warnings', 'groups', 'visits', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'managers', 'counter', 'runs'],
+    approver: ['overview', 'campaigns', 'segments', 'model', 'rules', 'offers', 'managers', 'runs'],
+    manager: ['queue', 'warnings', 'groups', 'visits', 'managers', 'counter'],
     store: ['counter'],
   };
 
@@ -183,6 +195,85 @@
           ['red', 'yellow', 'blue'].map((l) => `<tr><td>${level(l)}</td><td class="num">${pct(r.levels?.[l]?.precision)}</td><td class="num">${pct(r.levels?.[l]?.recall)}</td><td class="num">${num(r.levels?.[l]?.lift, 1)}</td></tr>`), 'backtest-table');
       } catch (err) { result.innerHTML = `<pre class="error">${esc(err.message)}</pre>`; }
       bt.disabled = false;
+    });
+  }
+
+  const VISIT_CHANNELS = ['onsite', 'phone', 'wechat', 'meeting'];
+  const VISIT_OUTCOMES = ['routine', 'needs_follow_up', 'complaint', 'competitor_offer', 'renewal_agreed', 'expansion'];
+  const MEMBERS_SHOWN = 50;
+  const groupHref = (id) => `#/groups/${encodeURIComponent(id)}`;
+  const reasonPills = (reasons) => (reasons || []).map((r) => (typeof r === 'string'
+    ? `<span class="pill">${esc(named('gr', r))}</span>`
+    : `<span class="pill" title="${esc(t('points'))} ${esc(r.points)}">${esc(named('gr', r.code))}</span>`)).join('');
+  // A lost group has no level: it shows as lost instead.
+  const groupLevel = (g) => (g.status === 'lost' ? `<span class="st">${esc(t('gst_lost'))}</span>` : level(g.level));
+
+  // Group 360: the group's warning, people, products, members and visits, and the form that
+  // records a visit. Sending the form twice records one visit (the server keeps one per group,
+  // manager and day); the button still waits for the answer.
+  async function groupView(id) {
+    const d = await api('GET', `/api/v1/groups/${encodeURIComponent(id)}`);
+    const g = d.group || {};
+    const w = d.warning || {};
+    const cut = (s) => String(s ?? '').slice(0, 10);
+    const visits = [...(d.recorded_visits || []).map((v) => ({ ...v, recorded: true })), ...(d.visits || [])]
+      .sort((a, b) => String(b.visit_date).localeCompare(String(a.visit_date)));
+    const members = (d.members || []).slice(0, MEMBERS_SHOWN);
+    const person = (sid) => (sid === null || sid === undefined ? '—' : `<a href="#/customer/${esc(encodeURIComponent(sid))}">${esc(sid)}</a>`);
+    // Without a manager on the group, an analyst says whose visit it was; a manager's is their own.
+    const askManager = me.role !== 'manager' && !g.manager_id;
+    const badge = g.status === 'lost' || w.level ? groupLevel({ status: g.status, level: w.level }) : '';
+    view().innerHTML = `<h1 data-testid="group-title"><a href="#/groups">${esc(t('nav_groups'))}</a> › ${esc(g.name)} <small class="muted">${esc(g.group_id)}</small> ${badge}</h1>
+      <div class="grid">
+        <div class="panel"><h2>${esc(t('profile'))}</h2><div class="kv">
+          <div>${esc(t('industry'))}</div><div>${esc(g.industry)} ${esc(named('ind', g.industry))}</div>
+          <div>${esc(t('grade'))}</div><div>${esc(g.value_tier)}</div>
+          <div>${esc(t('size'))}</div><div>${esc(named('size', w.size))} · ${esc(t('members'))} ${num(w.members_now)} · ${esc(t('employees'))} ${num(g.employees)}</div>
+          <div>${esc(t('status'))}</div><div>${esc(named('gst', g.status))} ${esc(cut(g.status_date))}</div>
+          <div>${esc(t('branch'))}</div><div>${esc(g.branch_id)}</div>
+          <div>${esc(t('manager'))}</div><div>${esc(g.manager_id || '—')}</div>
+          <div>${esc(t('agreement'))}</div><div>${esc(cut(g.contract_start))} – ${esc(cut(g.contract_end))}</div>
+          <div>${esc(t('monthly_revenue'))}</div><div>${num(w.monthly_revenue)}</div>
+          <div>${esc(t('lifetime_value'))}</div><div>${num(w.lifetime_value)} <span class="muted">(${esc(t('expected_months'))} ${num(w.expected_months, 1)})</span></div>
+          <div>${esc(t('last_visit'))}</div><div>${esc(w.last_visit || '—')}</div>
+        </div></div>
+        <div class="panel" data-testid="group-warning"><h2>${esc(t('group_warning'))} ${d.warning ? `${badge} <small class="muted">${esc(t('score'))} ${esc(w.score)}</small>` : ''}</h2>
+          ${d.warning ? table([t('reasons'), { label: t('points'), num: true }], (w.reasons || []).map((r) => `<tr><td>${esc(named('gr', r.code))}</td><td class="num">${esc(r.points)}</td></tr>`)) : `<p class="muted">${esc(t('not_ready'))}</p>`}</div>
+        <div class="panel"><h2>${esc(t('key_people'))}</h2>
+          ${table([t('role'), t('job_title'), t('subscriber')], (d.key_people || []).map((k) => `<tr><td>${esc(named('krole', k.role))}</td><td>${esc(k.title)}</td><td>${person(k.subscriber_id)}</td></tr>`), 'group-key-people')}</div>
+        <div class="panel"><h2>${esc(t('products'))}</h2>
+          ${table([t('kind'), { label: t('monthly_fee'), num: true }, t('start_date'), t('end_date'), t('status')], (d.products || []).map((p) => `<tr><td>${esc(named('prod', p.kind))} <small class="muted">${esc(p.product_id)}</small></td><td class="num">${num(p.monthly_fee)}</td><td class="nowrap">${esc(cut(p.start_date))}</td><td class="nowrap">${esc(cut(p.end_date) || '—')}</td><td>${esc(named('pst', p.status))}</td></tr>`), 'group-products')}</div>
+        <div class="panel"><h2>${esc(t('planned_visits'))}</h2>
+          ${table([t('visit_due'), t('purpose'), { label: t('overdue_days'), num: true }], (d.planned_visits || []).map((v) => `<tr><td>${esc(v.due_date)}</td><td>${esc(named('purpose', v.purpose))}</td><td class="num">${v.overdue_days ? num(v.overdue_days) : ''}</td></tr>`), 'group-planned')}</div>
+      </div>
+      <h2>${esc(t('record_visit'))}</h2>
+      <form class="filters panel" id="vf" data-testid="visit-form">
+        <label>${esc(t('visit_date'))}<input type="date" name="visit_date" value="${day()}" min="${day(365)}" max="${day()}" required></label>
+        <label>${esc(t('channel'))}<select name="channel">${VISIT_CHANNELS.map((c) => `<option value="${c}">${esc(named('vch', c))}</option>`).join('')}</select></label>
+        <label>${esc(t('outcome'))}<select name="outcome">${VISIT_OUTCOMES.map((o) => `<option value="${o}">${esc(named('vout', o))}</option>`).join('')}</select></label>
+        ${askManager ? `<label>${esc(t('visit_manager'))}<input name="manager_id" size="12" maxlength="64" required></label>` : ''}
+        <label>${esc(t('notes'))}<input name="notes" size="48" maxlength="512"></label>
+        <button class="primary" type="submit">${esc(t('save'))}</button></form>
+      <h2>${esc(t('visits'))}</h2>
+      ${table([t('visit_date'), t('manager'), t('channel'), t('outcome'), t('notes'), t('source')], visits.map((v) => `<tr${v.recorded ? ` data-testid="recorded-visit" data-date="${esc(v.visit_date)}"` : ''}>
+        <td class="nowrap">${esc(v.visit_date)}</td><td class="nowrap">${esc(v.manager_id)}</td><td>${esc(named('vch', v.channel))}</td>
+        <td class="${v.outcome === 'complaint' || v.outcome === 'competitor_offer' ? 'error' : ''}">${esc(named('vout', v.outcome))}</td><td>${esc(v.notes)}</td>
+        <td class="muted">${v.recorded ? `<span title="${esc(v.recorded_at)}">${esc(t('recorded'))} · ${esc(v.recorded_by)}</span>` : esc(t('loaded'))}</td></tr>`), 'group-visits')}
+      <h2>${esc(t('members'))} <small class="muted" data-testid="group-members-total">${esc(t('members_total'))} ${num(d.members_total)}${d.members_total > members.length ? ` · ${esc(t('shown'))} ${num(members.length)}` : ''}</small></h2>
+      ${table([t('subscriber'), t('msisdn'), t('join_date'), t('plan'), t('status'), t('manager')], members.map((m) => `<tr><td>${person(m.subscriber_id)}</td><td>${esc(m.msisdn)}</td><td>${esc(cut(m.join_date))}</td><td>${esc(m.plan_id)}</td><td>${esc(t(m.status))} ${m.status === 'active' ? '' : esc(cut(m.status_date))}</td><td>${esc(m.manager_id || '—')}</td></tr>`), 'group-members')}`;
+    $('#vf').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const f = e.target;
+      const button = f.querySelector('button[type=submit]');
+      const v = new FormData(f);
+      const body = { visit_date: v.get('visit_date'), channel: v.get('channel'), outcome: v.get('outcome'), notes: v.get('notes') || '' };
+      if (v.get('manager_id')) body.manager_id = v.get('manager_id').trim();
+      button.disabled = true;
+      try {
+        const r = await api('POST', `/api/v1/groups/${encodeURIComponent(id)}/visits`, body);
+        toast(r.created ? t('visit_saved') : t('visit_exists'));
+        await route();
+      } catch (err) { toast(err.message, true); button.disabled = false; }
     });
   }
 
@@ -474,6 +565,91 @@
         ${d.blocked ? `<p class="error">${esc(t('blocked'))}: ${esc(d.blocked)}</p>` : ''}
         ${table([t('offer'), t('channel'), t('talking_points')], (d.offers || []).map((o) => `<tr><td>${esc(zhEn(o))}</td><td>${esc(o.channel)}</td><td>${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`))}
         ${(d.work_orders || []).length ? `<h2>${esc(t('work_orders'))}</h2>${table(['#', t('channel'), t('offer'), t('due')], d.work_orders.map((o) => `<tr><td>${o.id}</td><td>${esc(o.channel)}</td><td>${esc(o.offer_id)}</td><td>${esc(o.due_date)}</td></tr>`))}` : ''}</div>`;
+    },
+
+    // Groups, most urgent first; with an id, that group's 360.
+    async groups(id) {
+      if (id) return groupView(id);
+      const q = new URLSearchParams(location.hash.split('?')[1] || '');
+      const params = new URLSearchParams();
+      if (q.get('level')) params.set('level', q.get('level'));
+      params.set('limit', '500');
+      let d;
+      try {
+        d = await api('GET', `/api/v1/groups?${params}`);
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 503) throw err;
+        view().innerHTML = `<h1>${esc(t('nav_groups'))}</h1><p class="muted" data-testid="groups-none">${esc(t('groups_none'))}</p>`;
+        return;
+      }
+      const r = d.report || {};
+      const cards = [['groups_active', num(r.groups)], ['red', num(r.red)], ['yellow', num(r.yellow)], ['blue', num(r.blue)], ['group_lost', num(r.lost)],
+        ['lifetime_value', num(r.lifetime_value)], ['ltv_at_risk', num(r.lifetime_value_at_risk)], ['visits_planned', num(r.visits_planned)]];
+      if (r.auc !== undefined && r.auc !== null) cards.push(['auc', num(r.auc, 4)], ['lift', num(r.top_decile_lift, 2)]);
+      view().innerHTML = `<h1>${esc(t('nav_groups'))} <small class="muted">${esc(d.as_of)}</small></h1>
+        <div class="cards" data-testid="groups-cards">${cards.map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>
+        ${r.auc !== undefined && r.auc !== null ? `<p class="muted">${esc(t('groups_truth'))}</p>` : ''}
+        ${me.role === 'manager' ? `<p class="muted">${esc(t('groups_report_scope'))}</p>` : ''}
+        <form class="filters" id="gf">
+          <label>${esc(t('level'))}<select name="level"><option value="">${esc(t('all'))}</option>${['red', 'yellow', 'blue'].map((l) => `<option value="${l}" ${q.get('level') === l ? 'selected' : ''}>${esc(t(l))}</option>`).join('')}</select></label>
+          <button type="submit">${esc(t('filter'))}</button>
+          <span class="muted" data-testid="groups-total">${esc(t('total'))}: ${num(d.total)}${d.total > d.groups.length ? ` · ${esc(t('shown'))} ${num(d.groups.length)}` : ''}</span>
+        </form>
+        ${table([t('group'), t('industry'), t('grade'), t('size'), t('manager'), t('level'), { label: t('score'), num: true }, t('reasons'), { label: t('lifetime_value'), num: true }, t('agreement_end'), t('last_visit')],
+          d.groups.map((g) => `<tr data-group="${esc(g.group_id)}"${g.status === 'lost' ? ' class="dim"' : ''}><td><a href="${esc(groupHref(g.group_id))}" data-testid="group-link">${esc(g.name)}</a> <small class="muted">${esc(g.group_id)}</small></td>
+            <td title="${esc(g.industry)}">${esc(named('ind', g.industry))}</td><td>${esc(g.value_tier)}</td><td>${esc(named('size', g.size))}</td><td class="nowrap" data-testid="group-manager">${esc(g.manager_id || '—')}</td>
+            <td>${groupLevel(g)}</td><td class="num">${esc(g.score)}</td><td>${reasonPills((g.reasons || []).slice(0, 3))}</td><td class="num">${num(g.lifetime_value)}</td>
+            <td class="nowrap">${esc(g.contract_end || '—')}</td><td class="nowrap">${esc(g.last_visit || '—')}</td></tr>`), 'groups-table')}`;
+      $('#gf').addEventListener('submit', (e) => {
+        e.preventDefault();
+        const f = new URLSearchParams(new FormData(e.target));
+        for (const [k, v] of [...f]) if (!v) f.delete(k);
+        location.hash = `#/groups?${f}`;
+      });
+    },
+
+    // The visit queue, soonest first; a row opens its group.
+    async visits() {
+      const d = await api('GET', '/api/v1/visits?limit=500');
+      const today = day();
+      const late = (v) => !v.done_on && v.due_date < today;
+      view().innerHTML = `<h1>${esc(t('nav_visits'))} <small class="muted">${esc(d.as_of || '')}</small></h1>
+        <p class="muted" data-testid="visits-total">${esc(t('total'))}: ${num(d.total)}${d.total > d.visits.length ? ` · ${esc(t('shown'))} ${num(d.visits.length)}` : ''}
+          · ${esc(t('done_on'))} ${num(d.visits.filter((v) => v.done_on).length)} · ${esc(t('late'))} ${num(d.visits.filter(late).length)}</p>
+        ${table([t('visit_due'), t('group'), t('manager'), t('purpose'), t('level'), { label: t('overdue_days'), num: true }, t('reasons'), { label: t('lifetime_value'), num: true }, t('done_on')],
+          d.visits.map((v) => `<tr class="link${v.done_on ? ' dim' : ''}" data-group="${esc(v.group_id)}">
+            <td class="nowrap${late(v) ? ' error' : ''}">${esc(v.due_date)}</td><td><a href="${esc(groupHref(v.group_id))}">${esc(v.group_name)}</a></td>
+            <td class="nowrap" data-testid="visit-manager">${esc(v.manager_id || '—')}</td><td>${esc(named('purpose', v.purpose))}</td><td>${level(v.level)}</td>
+            <td class="num">${v.overdue_days ? num(v.overdue_days) : ''}</td><td>${reasonPills(v.reasons)}</td><td class="num">${num(v.lifetime_value)}</td>
+            <td class="nowrap" data-testid="visit-done">${v.done_on ? `<span class="st succeeded">✓ ${esc(v.done_on)}</span>` : ''}</td></tr>`), 'visits-table')}`;
+      document.querySelectorAll('[data-testid=visits-table] tr[data-group]').forEach((tr) => tr.addEventListener('click', () => { location.hash = groupHref(tr.dataset.group); }));
+    },
+
+    // The managers' league table and the branches', over the results period (it ends the day
+    // before as_of).
+    async managers() {
+      const d = await api('GET', '/api/v1/managers');
+      const ms = d.managers || [];
+      const dayBefore = (s) => new Date(Date.parse(`${s}T00:00:00Z`) - 864e5).toISOString().slice(0, 10);
+      const of = (a, b) => `${num(a)} / ${num(b)}`;
+      // A manager sees their own line only: nothing to rank, so no chart.
+      const top = ms.filter((m) => m.saved_value > 0).sort((a, b) => b.saved_value - a.saved_value).slice(0, 20).reverse();
+      view().innerHTML = `<h1>${esc(t('nav_managers'))} <small class="muted">${esc(t('period'))} ${esc(d.period_start)} – ${esc(dayBefore(d.as_of))}</small></h1>
+        ${me.role === 'manager' ? '' : `<p class="muted" data-testid="unassigned">${esc(t('unassigned_work_orders'))}: ${num(d.unassigned_work_orders)}</p>`}
+        ${ms.length > 1 ? `<div class="panel"><h2>${esc(t('saved_by_manager'))}</h2>${top.length ? `<div class="chart" id="c-saved" style="height:${60 + 26 * top.length}px"></div>` : `<p class="muted">${esc(t('none'))}</p>`}</div>` : ''}
+        <h2>${esc(t('league'))}</h2>
+        ${table(['#', t('manager'), t('branch'), { label: t('groups_n'), num: true }, { label: t('base'), num: true }, { label: t('left'), num: true }, { label: t('retention_rate'), num: true },
+          { label: t('visits_done_planned'), num: true }, { label: t('callbacks_on_time'), num: true }, { label: t('work_orders'), num: true }, { label: t('accepted'), num: true }, { label: t('saved_value'), num: true }, { label: t('uplift'), num: true }],
+          ms.map((m, i) => `<tr><td>${i + 1}</td><td>${esc(m.manager_id)}</td><td>${esc(m.branch_id)}</td><td class="num">${num(m.groups)}</td><td class="num">${num(m.subscribers)}</td><td class="num">${num(m.left)}</td>
+            <td class="num">${pct(m.retention_rate)}</td><td class="num" title="${esc(t('visits_on_plan'))} ${esc(m.visits_on_plan)}">${of(m.visits_done, m.visits_planned)}</td><td class="num">${of(m.callbacks_on_time, m.callbacks)}</td>
+            <td class="num">${num(m.work_orders)}</td><td class="num">${num(m.accepted)}</td><td class="num">${num(m.saved_value)}</td><td class="num">${pct(m.uplift)}</td></tr>`), 'managers-table')}
+        <h2>${esc(t('by_branch'))}</h2>
+        ${table([t('branch'), { label: t('managers_n'), num: true }, { label: t('base'), num: true }, { label: t('left'), num: true }, { label: t('retention_rate'), num: true },
+          { label: t('visits_done_planned'), num: true }, { label: t('callbacks_on_time'), num: true }, { label: t('work_orders'), num: true }, { label: t('saved_value'), num: true }],
+          (d.branches || []).map((b) => `<tr><td>${esc(b.branch_id)}</td><td class="num">${num(b.managers)}</td><td class="num">${num(b.subscribers)}</td><td class="num">${num(b.left)}</td><td class="num">${pct(b.retention_rate)}</td>
+            <td class="num">${of(b.visits_done, b.visits_planned)}</td><td class="num">${of(b.callbacks_on_time, b.callbacks)}</td><td class="num">${num(b.work_orders)}</td><td class="num">${num(b.saved_value)}</td></tr>`), 'branches-table')}`;
+      chart($('#c-saved'), { grid: { left: 100, top: 10, bottom: 30 }, tooltip: {}, xAxis: { type: 'value' }, yAxis: { type: 'category', data: top.map((m) => m.manager_id) },
+        series: [{ type: 'bar', name: t('saved_value'), data: top.map((m) => Math.round(m.saved_value)), barMaxWidth: 20, itemStyle: { color: '#059669' } }] });
     },
 
     // The schedule's jobs and their attempts, in the schedule's time zone.

@@ -83,6 +83,16 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/v1/campaigns/{id}/evaluate", PLAN),
     rule("GET", "/api/v1/work-orders", SUBSCRIBERS),
     rule("POST", "/api/v1/work-orders/{id}/callback", SUBSCRIBERS),
+    // Managers see the groups they keep, their visit queue and their own results.
+    rule("GET", "/api/v1/groups", SUBSCRIBERS),
+    rule("GET", "/api/v1/groups/{id}", SUBSCRIBERS),
+    rule("POST", "/api/v1/groups/{id}/visits", SUBSCRIBERS),
+    rule("GET", "/api/v1/visits", SUBSCRIBERS),
+    rule(
+        "GET",
+        "/api/v1/managers",
+        &["admin", "analyst", "approver", "manager"],
+    ),
     rule("GET", "/api/v1/audit", &["admin"]),
     rule("GET", "/api/v1/schedule", DEPARTMENT),
 ];

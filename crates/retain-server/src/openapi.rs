@@ -130,6 +130,38 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
             &["status", "limit"],
             None,
         ),
+        ("GET", "/api/v1/groups") => (
+            "The newest group warning (集团预警): groups with level, score, reasons and value, most urgent first; managers see the groups they keep",
+            &["level", "limit"],
+            None,
+        ),
+        ("GET", "/api/v1/groups/{id}") => (
+            "Group 360: the group, its members (numbers masked), key people, products, visits loaded and recorded, its warning and planned visits; audited",
+            &[],
+            None,
+        ),
+        ("POST", "/api/v1/groups/{id}/visits") => (
+            "Record a visit (拜访) to a group; the same group, manager and day again changes nothing; audited",
+            &[],
+            Some(
+                json!({ "type": "object", "required": ["visit_date", "channel", "outcome"], "properties": {
+                "visit_date": { "type": "string", "format": "date" },
+                "channel": { "type": "string", "enum": retain_data::VISIT_CHANNELS },
+                "outcome": { "type": "string", "enum": retain_data::VISIT_OUTCOMES },
+                "notes": { "type": "string", "maxLength": 512 },
+                "manager_id": { "type": "string", "maxLength": 64 } } }),
+            ),
+        ),
+        ("GET", "/api/v1/visits") => (
+            "The visit queue (拜访计划): planned visits, soonest first, with the day each was done; a manager's own only",
+            &["limit"],
+            None,
+        ),
+        ("GET", "/api/v1/managers") => (
+            "Managers' and branches' results (考核): retention of their base, visits against plan, work orders, callbacks, saved value; a manager sees their own",
+            &[],
+            None,
+        ),
         ("POST", "/api/v1/work-orders/{id}/callback") => (
             "Record a callback (回访) for one work order; an unreached contact escalates to the next channel",
             &[],

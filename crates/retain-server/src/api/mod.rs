@@ -9,12 +9,14 @@ use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
 
 mod campaigns;
+mod groups;
 mod insight;
 mod schedule;
 mod segments;
 mod sources;
 
 pub(crate) use campaigns::*;
+pub(crate) use groups::*;
 pub(crate) use insight::*;
 pub(crate) use schedule::*;
 pub(crate) use segments::*;

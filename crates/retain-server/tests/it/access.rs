@@ -61,13 +61,28 @@ async fn role_matrix(postgres: bool) {
     .await;
     let orders = queue["items"].as_array().unwrap();
     assert!(!orders.is_empty(), "the launch made work orders");
+    // The manager keeps a group too, so the group endpoints have something of theirs to show.
+    let (_, groups) = retain_groups::latest_list(&ws).unwrap().unwrap();
+    let keeps_group = |m: &str| groups.iter().any(|g| g.manager_id.as_deref() == Some(m));
     let order = orders
         .iter()
-        .find(|w| !w["manager_id"].as_str().unwrap().is_empty())
-        .expect("a work order with an account manager");
+        .find(|w| keeps_group(w["manager_id"].as_str().unwrap()))
+        .expect("a work order whose account manager keeps a group");
     let manager = order["manager_id"].as_str().unwrap().to_owned();
     let order_id = order["id"].as_i64().unwrap();
     let customer = order["subscriber_id"].as_i64().unwrap();
+    let group = groups
+        .iter()
+        .find(|g| g.manager_id.as_deref() == Some(manager.as_str()))
+        .unwrap()
+        .group_id
+        .clone();
+    let others_group = groups
+        .iter()
+        .find(|g| g.manager_id.as_deref() != Some(manager.as_str()))
+        .unwrap()
+        .group_id
+        .clone();
     add_user(&store, "wang", "manager", Some(&manager)).await;
 
     // A follow-up date past any schedule is refused before the callback is recorded, so the
@@ -158,6 +173,7 @@ async fn role_matrix(postgres: bool) {
         };
         path.replace("/campaigns/{id}", &format!("/campaigns/{id}"))
             .replace("/work-orders/{id}", &format!("/work-orders/{order_id}"))
+            .replace("/groups/{id}", &format!("/groups/{group}"))
             .replace("{id}", &customer.to_string())
             .replace("{key}", &customer.to_string())
     };
@@ -183,6 +199,62 @@ async fn role_matrix(postgres: bool) {
             "{answer}"
         );
     }
+    // A manager sees the groups they keep and nobody else's, and records only their own visits.
+    let wang = &tokens.iter().find(|(n, _, _)| *n == "wang").unwrap().2;
+    let (status, mine) = call(&app, "GET", "/api/v1/groups?limit=1000", Some(wang), None).await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let listed = mine["groups"].as_array().unwrap();
+    assert!(!listed.is_empty());
+    assert!(
+        listed.iter().all(|g| g["manager_id"] == manager.as_str()),
+        "{mine}"
+    );
+    for (method, path) in [
+        ("GET", format!("/api/v1/groups/{others_group}")),
+        ("POST", format!("/api/v1/groups/{others_group}/visits")),
+    ] {
+        let body = (method == "POST").then(|| {
+            serde_json::json!({ "visit_date": "2026-10-20", "channel": "phone", "outcome": "routine" })
+        });
+        let (status, answer) = call(&app, method, &path, Some(wang), body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
+    }
+    let (status, answer) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/groups/{group}/visits"),
+        Some(wang),
+        Some(
+            serde_json::json!({ "visit_date": "2026-10-20", "channel": "phone",
+                                 "outcome": "routine", "manager_id": "SOMEONE-ELSE" }),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let (status, answer) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/groups/{group}/visits"),
+        Some(wang),
+        Some(serde_json::json!({ "visit_date": "2999-01-01", "channel": "phone", "outcome": "routine" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("2999-01-01"),
+        "{answer}"
+    );
+    let (status, league) = call(&app, "GET", "/api/v1/managers", Some(wang), None).await;
+    assert_eq!(status, StatusCode::OK, "{league}");
+    assert!(
+        league["managers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["manager_id"] == manager.as_str()),
+        "{league}"
+    );
+
     // Logging out ends the session the rest of the matrix uses: it goes last.
     let mut rules: Vec<_> = RULES.iter().collect();
     rules.sort_by_key(|r| r.path == "/api/v1/logout");
@@ -200,6 +272,13 @@ async fn role_matrix(postgres: bool) {
             ("PUT", "/api/v1/offers") => {
                 Some(serde_json::json!({ "toml": retain_offers::DEFAULT_OFFERS }))
             }
+            ("POST", "/api/v1/groups/{id}/visits") => Some(serde_json::json!({
+                "visit_date": chrono::Local::now().date_naive().to_string(),
+                "channel": "onsite",
+                "outcome": "routine",
+                "notes": "例行拜访",
+                "manager_id": manager,
+            })),
             _ => None,
         };
         let (status, _) = call(&app, rule.method, &uri, None, body.clone()).await;

@@ -63,6 +63,15 @@ pub(crate) async fn workspace(dir: &std::path::Path, store: Option<String>) -> W
     )
     .await
     .unwrap();
+    retain_groups::run(
+        &ctx,
+        &ws,
+        &retain_groups::GroupConfig::default(),
+        as_of,
+        &[],
+    )
+    .await
+    .unwrap();
     ws
 }
 
