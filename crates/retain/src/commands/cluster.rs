@@ -68,12 +68,58 @@ pub(crate) struct ExecutorArgs {
 }
 
 /// The engine option of every analytic command.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct EngineArg {
     /// Where the analytic plans run: `embedded` (this process) or `ballista://HOST:PORT` (a
     /// `retain cluster scheduler`). Defaults to `[engine] url` in retain.toml, else embedded.
     #[arg(long, env = "RETAIN_ENGINE")]
     pub engine: Option<String>,
+    /// On a cluster, the longest a step may run, in seconds. A job whose stage stops making
+    /// progress (an executor lost at the wrong moment can leave the scheduler waiting for ever)
+    /// then fails with this error instead of hanging; what the step writes is replaced only at
+    /// its end, so nothing is half-written.
+    #[arg(long, env = "RETAIN_ENGINE_TIMEOUT", default_value_t = DEFAULT_ENGINE_TIMEOUT)]
+    pub engine_timeout: u64,
+}
+
+/// Six hours: far beyond any step measured (a 10M cycle's longest step takes minutes).
+const DEFAULT_ENGINE_TIMEOUT: u64 = 6 * 3600;
+
+impl Default for EngineArg {
+    fn default() -> Self {
+        Self {
+            engine: None,
+            engine_timeout: DEFAULT_ENGINE_TIMEOUT,
+        }
+    }
+}
+
+/// Set when the process turns from a batch step into a server (`retain demo --serve`): the
+/// step's deadline no longer applies.
+static STEP_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ends the step's deadline on a cluster.
+pub(crate) fn step_done() {
+    STEP_DONE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Fails the process when the step is still running after `seconds`.
+fn arm_deadline(seconds: u64) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("engine-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            if STEP_DONE.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            eprintln!(
+                "error: the step did not finish on the cluster within {seconds} s: a stage \
+                 stopped making progress (an executor lost mid-stage?) or the step needs longer \
+                 (--engine-timeout); nothing it writes was replaced"
+            );
+            std::process::exit(1);
+        })?;
+    Ok(())
 }
 
 impl EngineArg {
@@ -91,6 +137,10 @@ impl EngineArg {
         retain_cluster::connect(&url)?;
         if url != EngineUrl::Embedded {
             tracing::info!(engine = %url, "analytic plans run on the cluster");
+            if self.engine_timeout == 0 {
+                anyhow::bail!("--engine-timeout must be at least one second");
+            }
+            arm_deadline(self.engine_timeout)?;
         }
         Ok(url)
     }

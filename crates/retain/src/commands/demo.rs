@@ -117,6 +117,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 args.addr
             );
             if args.serve {
+                super::cluster::step_done();
                 drop(store);
                 rt.block_on(async {
                     let state = retain_server::AppState::open_with_options(

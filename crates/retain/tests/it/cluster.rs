@@ -354,6 +354,9 @@ fn an_executor_killed_mid_run_leaves_the_same_result_or_a_clear_error_and_nothin
         .args(["warn", "--dir", s(&ws), "--backtest", "--json"])
         .args(["--engine", &cluster.url()])
         .env("RETAIN_LOG", "warn")
+        // A scheduler may lose track of a stage whose executor died at the wrong moment and
+        // wait for ever: the step's deadline turns that into a clear failure.
+        .env("RETAIN_ENGINE_TIMEOUT", "150")
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
