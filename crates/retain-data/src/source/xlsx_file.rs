@@ -99,9 +99,17 @@ pub fn first_sheet_csv(path: &Path) -> Result<Vec<u8>> {
     let mut next_line = 0u32;
     let mut row: Vec<String> = Vec::new();
     let mut current: Option<u32> = None;
+    // The header's width: a sheet stores no cell for an empty one, so a row whose last cells
+    // were left empty (no notes) is as wide as the header all the same.
+    let mut width = 0usize;
     let mut flush = |text: &mut Vec<u8>, at: u32, row: &mut Vec<String>| -> Result<()> {
         // Rows come in order in a sheet Excel wrote; one that does not is read where it stands.
         text.resize(text.len() + at.saturating_sub(next_line) as usize, b'\n');
+        if width == 0 {
+            width = row.len();
+        } else if row.len() < width {
+            row.resize(width, String::new());
+        }
         let mut w = csv::WriterBuilder::new()
             .flexible(true)
             .from_writer(Vec::new());
