@@ -295,7 +295,10 @@ try {
     await page.click('[data-testid=nav-managers]');
     await page.waitForSelector('[data-testid=managers-table] tbody tr');
     const cells = await page.$$eval('[data-testid=managers-table] tbody tr', (trs) => trs.map((tr) => tr.children.length));
-    assert.ok(cells.length > 1 && cells.every((n) => n === 13), `a line per manager: ${cells.slice(0, 3)}`);
+    assert.ok(cells.length > 1 && cells.every((n) => n === 14), `a line per manager: ${cells.slice(0, 3)}`);
+    // Each line says how many of the period's targets the manager met.
+    const met = await page.$$eval('[data-testid=targets-met]', (tds) => tds.map((td) => td.textContent.trim()));
+    assert.ok(met.length === cells.length && met.every((m) => /^[0-3] \/ 3$/.test(m)), `targets met: ${met.slice(0, 3)}`);
     assert.ok(await page.locator('[data-testid=branches-table] tbody tr td.num').count() > 0, 'a line per branch');
   });
 

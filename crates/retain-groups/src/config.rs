@@ -121,11 +121,64 @@ impl VisitRules {
 pub struct PerformanceConfig {
     /// Months before the as-of date.
     pub months: u32,
+    /// Every manager's targets, unless a line of `manager` sets their own for the period.
+    pub targets: Targets,
+    /// Targets of one manager for one period (`period` is the as-of month, `YYYY-MM`).
+    pub manager: Vec<ManagerTargets>,
 }
 
 impl Default for PerformanceConfig {
     fn default() -> Self {
-        Self { months: 3 }
+        Self {
+            months: 3,
+            targets: Targets::default(),
+            manager: Vec::new(),
+        }
+    }
+}
+
+/// What a manager is measured against (考核指标).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Targets {
+    /// Share of the base still with us at the period's end.
+    pub retention_rate: f64,
+    /// Visits that met the plan over the visits planned.
+    pub visit_coverage: f64,
+    /// Callbacks recorded by the work order's due date over the callbacks recorded.
+    pub callbacks_on_time: f64,
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Self {
+            retention_rate: 0.97,
+            visit_coverage: 0.8,
+            callbacks_on_time: 0.9,
+        }
+    }
+}
+
+/// One manager's own targets for one period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerTargets {
+    pub manager_id: String,
+    /// The as-of month the period ends before, `YYYY-MM`.
+    pub period: String,
+    #[serde(flatten)]
+    pub targets: Targets,
+}
+
+impl PerformanceConfig {
+    /// The targets of `manager_id` for the period ending before `as_of`.
+    #[must_use]
+    pub fn targets_for(&self, manager_id: &str, as_of: chrono::NaiveDate) -> Targets {
+        let period = as_of.format("%Y-%m").to_string();
+        self.manager
+            .iter()
+            .find(|m| m.manager_id == manager_id && m.period == period)
+            .map_or(self.targets, |m| m.targets)
     }
 }
 
@@ -173,6 +226,28 @@ impl GroupConfig {
         }
         if !(1..=24).contains(&self.performance.months) {
             return Err("performance.months: between 1 and 24".into());
+        }
+        let p = &self.performance;
+        if p.manager.len() > 100_000 {
+            return Err("performance.manager: at most 100,000 lines".into());
+        }
+        for (what, t) in std::iter::once(("performance.targets".to_owned(), &p.targets)).chain(
+            p.manager.iter().map(|m| {
+                (
+                    format!("performance.manager {} {}", m.manager_id, m.period),
+                    &m.targets,
+                )
+            }),
+        ) {
+            for (name, v) in [
+                ("retention_rate", t.retention_rate),
+                ("visit_coverage", t.visit_coverage),
+                ("callbacks_on_time", t.callbacks_on_time),
+            ] {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(format!("{what}: {name} must be a share from 0 to 1"));
+                }
+            }
         }
         Ok(())
     }
@@ -227,5 +302,20 @@ mod tests {
         assert!(c.check().is_err());
         let bad: std::result::Result<GroupConfig, _> = toml::from_str("[visits]\nhorizon = 3\n");
         assert!(bad.is_err(), "unknown keys are refused");
+        let c: GroupConfig = toml::from_str(
+            "[performance.targets]\nretention_rate = 0.95\n\n[[performance.manager]]\n\
+             manager_id = \"NJ01-M01\"\nperiod = \"2026-11\"\nretention_rate = 0.99\n",
+        )
+        .unwrap();
+        assert!(c.check().is_ok());
+        let nov = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let dec = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let p = &c.performance;
+        assert!((p.targets_for("NJ01-M01", nov).retention_rate - 0.99).abs() < 1e-12);
+        assert!((p.targets_for("NJ01-M01", dec).retention_rate - 0.95).abs() < 1e-12);
+        assert!((p.targets_for("NJ01-M02", nov).visit_coverage - 0.8).abs() < 1e-12);
+        let mut c = GroupConfig::default();
+        c.performance.targets.visit_coverage = 1.5;
+        assert!(c.check().is_err());
     }
 }

@@ -29,6 +29,7 @@ mod signals;
 mod truth;
 mod view;
 pub mod visits;
+mod workbook;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -39,7 +40,7 @@ use datafusion::execution::context::SessionContext;
 use retain_data::Workspace;
 use serde::{Deserialize, Serialize};
 
-pub use config::{GroupConfig, PerformanceConfig, Scorecard, VisitRules};
+pub use config::{GroupConfig, ManagerTargets, PerformanceConfig, Scorecard, Targets, VisitRules};
 pub use error::{Error, Result};
 pub use managers::{BranchResult, ManagerResult, PerformanceReport, performance};
 pub use risk::{
@@ -49,6 +50,7 @@ pub use signals::{GroupSignals, group_signals};
 pub use truth::TruthCheck;
 pub use view::{GroupView, MAX_MEMBERS, group_view};
 pub use visits::{PURPOSES, PlannedVisit};
+pub use workbook::write_workbook;
 
 /// The directory of group warning lists and visit plans.
 pub const DIR: &str = "groups";

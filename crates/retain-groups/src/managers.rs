@@ -10,7 +10,7 @@ use retain_data::{Table, Workspace};
 use retain_store::{ManagerWork, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::config::GroupConfig;
+use crate::config::{GroupConfig, Targets};
 use crate::error::{Error, Result};
 use crate::risk::round2;
 
@@ -42,6 +42,16 @@ pub struct ManagerResult {
     pub saved_value: f64,
     /// Incremental saves per treated member with an outcome, where there were any.
     pub uplift: Option<f64>,
+    /// The same over the members the manager visited: the uplift where they were the channel.
+    pub visit_uplift: Option<f64>,
+    /// visits_on_plan / visits_planned (1 when nothing was planned), and callbacks_on_time /
+    /// callbacks (1 without callbacks).
+    pub visit_coverage: f64,
+    pub callbacks_on_time_rate: f64,
+    /// The period's targets and which of them were met.
+    pub targets: Targets,
+    pub targets_met: u32,
+    pub targets_total: u32,
 }
 
 /// One branch's results: its managers' and the unassigned subscribers'.
@@ -280,6 +290,16 @@ pub async fn performance(
 
     for m in managers.values_mut() {
         m.retention_rate = rate(m.subscribers, m.left);
+        m.visit_coverage = share(m.visits_on_plan, m.visits_planned);
+        m.callbacks_on_time_rate = share(m.callbacks_on_time, m.callbacks);
+        m.targets = config.performance.targets_for(&m.manager_id, as_of);
+        let met = [
+            m.retention_rate >= m.targets.retention_rate,
+            m.visit_coverage >= m.targets.visit_coverage,
+            m.callbacks_on_time_rate >= m.targets.callbacks_on_time,
+        ];
+        m.targets_total = met.len() as u32;
+        m.targets_met = met.iter().filter(|x| **x).count() as u32;
         m.saved_value = round2(m.saved_value);
         m.incremental_saves = round2(m.incremental_saves);
         if !m.branch_id.is_empty() {
@@ -323,6 +343,15 @@ fn add_work(m: &mut ManagerResult, w: &ManagerWork) {
     if w.treated_evaluated > 0 {
         m.uplift =
             Some((w.incremental_saves / w.treated_evaluated as f64 * 10_000.0).round() / 10_000.0);
+    }
+}
+
+/// `part / whole` to four places; 1 when there was nothing to do.
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        1.0
+    } else {
+        (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0
     }
 }
 

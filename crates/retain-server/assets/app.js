@@ -639,10 +639,11 @@
         ${ms.length > 1 ? `<div class="panel"><h2>${esc(t('saved_by_manager'))}</h2>${top.length ? `<div class="chart" id="c-saved" style="height:${60 + 26 * top.length}px"></div>` : `<p class="muted">${esc(t('none'))}</p>`}</div>` : ''}
         <h2>${esc(t('league'))}</h2>
         ${table(['#', t('manager'), t('branch'), { label: t('groups_n'), num: true }, { label: t('base'), num: true }, { label: t('left'), num: true }, { label: t('retention_rate'), num: true },
-          { label: t('visits_done_planned'), num: true }, { label: t('callbacks_on_time'), num: true }, { label: t('work_orders'), num: true }, { label: t('accepted'), num: true }, { label: t('saved_value'), num: true }, { label: t('uplift'), num: true }],
+          { label: t('visits_done_planned'), num: true }, { label: t('callbacks_on_time'), num: true }, { label: t('work_orders'), num: true }, { label: t('accepted'), num: true }, { label: t('saved_value'), num: true }, { label: t('uplift'), num: true }, { label: t('targets_met'), num: true }],
           ms.map((m, i) => `<tr><td>${i + 1}</td><td>${esc(m.manager_id)}</td><td>${esc(m.branch_id)}</td><td class="num">${num(m.groups)}</td><td class="num">${num(m.subscribers)}</td><td class="num">${num(m.left)}</td>
             <td class="num">${pct(m.retention_rate)}</td><td class="num" title="${esc(t('visits_on_plan'))} ${esc(m.visits_on_plan)}">${of(m.visits_done, m.visits_planned)}</td><td class="num">${of(m.callbacks_on_time, m.callbacks)}</td>
-            <td class="num">${num(m.work_orders)}</td><td class="num">${num(m.accepted)}</td><td class="num">${num(m.saved_value)}</td><td class="num">${pct(m.uplift)}</td></tr>`), 'managers-table')}
+            <td class="num">${num(m.work_orders)}</td><td class="num">${num(m.accepted)}</td><td class="num">${num(m.saved_value)}</td><td class="num">${pct(m.uplift)}</td>
+            <td class="num" data-testid="targets-met" title="${esc(t('retention_rate'))} ≥ ${pct(m.targets?.retention_rate)} · ${esc(t('visit_coverage'))} ≥ ${pct(m.targets?.visit_coverage)} · ${esc(t('callbacks_on_time'))} ≥ ${pct(m.targets?.callbacks_on_time)}">${num(m.targets_met)} / ${num(m.targets_total)}</td></tr>`), 'managers-table')}
         <h2>${esc(t('by_branch'))}</h2>
         ${table([t('branch'), { label: t('managers_n'), num: true }, { label: t('base'), num: true }, { label: t('left'), num: true }, { label: t('retention_rate'), num: true },
           { label: t('visits_done_planned'), num: true }, { label: t('callbacks_on_time'), num: true }, { label: t('work_orders'), num: true }, { label: t('saved_value'), num: true }],

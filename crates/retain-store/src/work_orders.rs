@@ -193,6 +193,10 @@ pub struct ManagerWork {
     pub incremental_saves: f64,
     /// The same, each weighted by the member's lifetime value.
     pub saved_value: f64,
+    /// Of the treated evaluated, those the manager visited (a `manager_visit` work order), and
+    /// their incremental saves: the campaigns' uplift where the manager was the channel.
+    pub visited_evaluated: i64,
+    pub visited_incremental_saves: f64,
 }
 
 impl Store {
@@ -222,11 +226,15 @@ impl Store {
                  ON o.campaign_id = m.campaign_id AND o.subscriber_id = m.subscriber_id \
                WHERE m.arm = 'control' GROUP BY m.campaign_id), \
              wm AS ( \
-               SELECT campaign_id, subscriber_id, MIN(manager_id) AS manager_id \
+               SELECT campaign_id, subscriber_id, MIN(manager_id) AS manager_id, \
+                 MAX(CASE WHEN channel = 'manager_visit' THEN 1 ELSE 0 END) AS visited \
                FROM work_orders GROUP BY campaign_id, subscriber_id) \
              SELECT wm.manager_id, COUNT(*) AS treated, \
                SUM(CAST(o.retained AS DOUBLE PRECISION) - ctl.rate) AS incremental, \
-               SUM((CAST(o.retained AS DOUBLE PRECISION) - ctl.rate) * m.clv) AS saved_value \
+               SUM((CAST(o.retained AS DOUBLE PRECISION) - ctl.rate) * m.clv) AS saved_value, \
+               SUM(wm.visited) AS visited, \
+               SUM(CASE WHEN wm.visited = 1 THEN CAST(o.retained AS DOUBLE PRECISION) - ctl.rate \
+                   ELSE CAST(0 AS DOUBLE PRECISION) END) AS visited_incremental \
              FROM campaign_members m \
              JOIN campaign_outcomes o ON o.campaign_id = m.campaign_id AND o.subscriber_id = m.subscriber_id \
              JOIN ctl ON ctl.campaign_id = m.campaign_id \
@@ -257,6 +265,10 @@ impl Store {
             w.treated_evaluated = row.try_get("treated")?;
             w.incremental_saves = row.try_get::<Option<f64>, _>("incremental")?.unwrap_or(0.0);
             w.saved_value = row.try_get::<Option<f64>, _>("saved_value")?.unwrap_or(0.0);
+            w.visited_evaluated = row.try_get::<Option<i64>, _>("visited")?.unwrap_or(0);
+            w.visited_incremental_saves = row
+                .try_get::<Option<f64>, _>("visited_incremental")?
+                .unwrap_or(0.0);
         }
         Ok(out.into_values().collect())
     }

@@ -165,6 +165,21 @@ async fn visit_plans_keep_the_frequency_rules_and_results_reconcile_with_the_vis
         );
         assert!((0.0..=1.0).contains(&m.retention_rate), "{m:?}");
     }
+    for m in &report.managers {
+        let met = u32::from(m.retention_rate >= m.targets.retention_rate)
+            + u32::from(m.visit_coverage >= m.targets.visit_coverage)
+            + u32::from(m.callbacks_on_time_rate >= m.targets.callbacks_on_time);
+        assert_eq!((m.targets_met, m.targets_total), (met, 3), "{m:?}");
+    }
+    // The monthly workbook holds every manager under Chinese headers.
+    let book = dir.path().join("考核.xlsx");
+    retain_groups::write_workbook(&report, &book).unwrap();
+    let sheet = String::from_utf8(retain_data::first_sheet_csv(&book).unwrap()).unwrap();
+    assert!(
+        sheet.lines().next().unwrap().contains("客户经理"),
+        "{sheet}"
+    );
+    assert_eq!(sheet.lines().count(), 1 + report.managers.len());
     let base: u64 = report.branches.iter().map(|b| b.subscribers).sum();
     assert!(base > 0 && base <= 8_000);
     assert!(
@@ -268,5 +283,96 @@ async fn visit_plans_keep_the_frequency_rules_and_results_reconcile_with_the_vis
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+#[test]
+fn visits_load_from_an_excel_workbook_and_bad_rows_are_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(9, 600, dir.path());
+    let group = {
+        let text = std::fs::read_to_string(dir.path().join("in/groups.csv")).unwrap();
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let before = ws.table_rows(retain_data::Table::GroupVisits).unwrap();
+    let path = dir.path().join("拜访记录.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    let rows = [
+        [
+            "visit_id",
+            "group_id",
+            "manager_id",
+            "visit_date",
+            "channel",
+            "outcome",
+            "notes",
+        ],
+        [
+            "XL-1",
+            group.as_str(),
+            "NJ01-M01",
+            "2026-10-12",
+            "onsite",
+            "renewal_agreed",
+            "续签一年",
+        ],
+        [
+            "XL-2",
+            group.as_str(),
+            "NJ01-M01",
+            "2026-10-19",
+            "Phone",
+            "routine",
+            "",
+        ],
+        [
+            "XL-3",
+            "NO-SUCH-GROUP",
+            "NJ01-M01",
+            "2026-10-20",
+            "onsite",
+            "routine",
+            "",
+        ],
+        [
+            "XL-4",
+            group.as_str(),
+            "NJ01-M01",
+            "2026-10-21",
+            "pigeon",
+            "routine",
+            "",
+        ],
+    ];
+    for (i, row) in rows.iter().enumerate() {
+        for (j, cell) in row.iter().enumerate() {
+            sheet.write_string(i as u32, j as u16, *cell).unwrap();
+        }
+    }
+    book.save(&path).unwrap();
+    let report = retain_data::ingest(
+        &ws,
+        retain_data::Table::GroupVisits,
+        &[path],
+        &retain_data::IngestOptions::default(),
+    )
+    .unwrap();
+    let quarantined = std::fs::read_to_string(&report.quarantine_file).unwrap_or_default();
+    assert_eq!(
+        (report.read, report.loaded, report.quarantined),
+        (4, 2, 2),
+        "{quarantined}"
+    );
+    assert!(quarantined.contains("NO-SUCH-GROUP") && quarantined.contains("pigeon"), "{quarantined}");
+    assert_eq!(
+        ws.table_rows(retain_data::Table::GroupVisits).unwrap(),
+        before + 2
     );
 }

@@ -543,4 +543,66 @@ async fn matching_in_subscriber_partitions_equals_matching_at_once() {
         )
     );
     assert!(close(a.cost, b.cost), "{} against {}", a.cost, b.cost);
+
+    // The group members' tenure playbooks go to their cohorts only: group members, new ones the
+    // staged credit, those past a year the renewal, and nobody two of them.
+    let batches = ctx
+        .sql("SELECT subscriber_id, join_date, group_id FROM subscribers")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let people: std::collections::HashMap<i64, (NaiveDate, bool)> =
+        retain_features::json_rows(&batches)
+            .into_iter()
+            .map(|r| {
+                (
+                    r["subscriber_id"].as_i64().unwrap(),
+                    (
+                        r["join_date"].as_str().unwrap().parse().unwrap(),
+                        !r["group_id"].is_null(),
+                    ),
+                )
+            })
+            .collect();
+    let index = |id: &str| {
+        whole
+            .library
+            .offers
+            .iter()
+            .position(|o| o.id == id)
+            .unwrap() as u16
+    };
+    let playbooks = [
+        index("GROUP-NEW-STAGED"),
+        index("GROUP-TENURE-UPGRADE"),
+        index("GROUP-RENEWAL"),
+    ];
+    let mut offered = [0; 3];
+    for c in &whole.inputs.candidates {
+        let held: Vec<usize> = (0..3)
+            .filter(|k| c.eligible.contains(&playbooks[*k]))
+            .collect();
+        assert!(held.len() <= 1, "{} holds {held:?}", c.subscriber_id);
+        let (joined, member) = people[&c.subscriber_id];
+        let months = (as_of() - joined).num_days() / 30;
+        for k in held {
+            offered[k] += 1;
+            assert!(member, "{} is no group member", c.subscriber_id);
+            match k {
+                0 => assert!(months <= 6, "{} joined {joined}", c.subscriber_id),
+                1 => assert!(
+                    (5..=13).contains(&months),
+                    "{} joined {joined}",
+                    c.subscriber_id
+                ),
+                _ => assert!(months >= 11, "{} joined {joined}", c.subscriber_id),
+            }
+        }
+    }
+    assert!(
+        offered[2] > 0,
+        "long-standing group members get the renewal: {offered:?}"
+    );
 }

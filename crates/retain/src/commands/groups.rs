@@ -126,6 +126,9 @@ pub(crate) struct ManagersArgs {
     /// after the last loaded one.
     #[arg(long)]
     pub as_of: Option<String>,
+    /// Also write the results as an Excel workbook (考核月报) here.
+    #[arg(long)]
+    pub xlsx: Option<PathBuf>,
     /// Print one JSON object instead of a league table.
     #[arg(long)]
     pub json: bool,
@@ -147,6 +150,9 @@ pub(crate) fn managers(args: &ManagersArgs) -> anyhow::Result<()> {
             retain_groups::performance(&ctx, &workspace, &store, &config, as_of).await?,
         )
     })?;
+    if let Some(path) = &args.xlsx {
+        retain_groups::write_workbook(&report, path)?;
+    }
     if args.json {
         return output::print_json(&report);
     }
@@ -156,7 +162,7 @@ pub(crate) fn managers(args: &ManagersArgs) -> anyhow::Result<()> {
 
 fn league(r: &PerformanceReport) -> String {
     let mut text = format!(
-        "results from {} to the day before {}\n\n{:<14} {:<8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>11}\n",
+        "results from {} to the day before {}\n\n{:<14} {:<8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>11} {:>7}\n",
         r.period_start,
         r.as_of,
         "manager",
@@ -166,12 +172,13 @@ fn league(r: &PerformanceReport) -> String {
         "visits",
         "planned",
         "orders",
-        "saved value"
+        "saved value",
+        "targets"
     );
     for m in &r.managers {
         let _ = writeln!(
             text,
-            "{:<14} {:<8} {:>9} {:>8.1}% {:>8} {:>8} {:>8} {:>11.0}",
+            "{:<14} {:<8} {:>9} {:>8.1}% {:>8} {:>8} {:>8} {:>11.0} {:>5}/{}",
             m.manager_id,
             m.branch_id,
             m.subscribers,
@@ -179,7 +186,9 @@ fn league(r: &PerformanceReport) -> String {
             m.visits_done,
             m.visits_planned,
             m.work_orders,
-            m.saved_value
+            m.saved_value,
+            m.targets_met,
+            m.targets_total
         );
     }
     let _ = write!(

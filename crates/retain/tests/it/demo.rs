@@ -308,7 +308,7 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     );
     let (ok, offers) = retain_json(&["offers", "--dir", s(&ws), "--json"]);
     assert!(ok);
-    assert_eq!(offers["offers"].as_array().unwrap().len(), 16);
+    assert_eq!(offers["offers"].as_array().unwrap().len(), 19);
     let out = retain(&[
         "match",
         "--dir",
