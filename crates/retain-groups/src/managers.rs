@@ -82,6 +82,8 @@ pub struct PerformanceReport {
     /// Campaign work orders, since the period's start, with no manager (SMS and outbound calls
     /// to unassigned subscribers).
     pub unassigned_work_orders: u64,
+    /// Their callbacks.
+    pub unassigned_callbacks: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,10 +279,11 @@ pub async fn performance(
     let work = store
         .manager_work(&(start - Duration::days(1)).to_string(), "9999-12-31")
         .await?;
-    let mut unassigned = 0;
+    let (mut unassigned, mut unassigned_callbacks) = (0, 0);
     for w in &work {
         if w.manager_id.is_empty() {
             unassigned += w.work_orders as u64;
+            unassigned_callbacks += w.callbacks as u64;
             continue;
         }
         let m = managers.entry(w.manager_id.clone()).or_default();
@@ -330,6 +333,7 @@ pub async fn performance(
         managers,
         branches: branches.into_values().collect(),
         unassigned_work_orders: unassigned,
+        unassigned_callbacks,
     })
 }
 

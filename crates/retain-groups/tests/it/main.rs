@@ -370,7 +370,10 @@ fn visits_load_from_an_excel_workbook_and_bad_rows_are_quarantined() {
         (4, 2, 2),
         "{quarantined}"
     );
-    assert!(quarantined.contains("NO-SUCH-GROUP") && quarantined.contains("pigeon"), "{quarantined}");
+    assert!(
+        quarantined.contains("NO-SUCH-GROUP") && quarantined.contains("pigeon"),
+        "{quarantined}"
+    );
     assert_eq!(
         ws.table_rows(retain_data::Table::GroupVisits).unwrap(),
         before + 2

@@ -401,6 +401,7 @@ pub(crate) async fn managers(
             .collect();
         report.branches.retain(|b| branches.contains(&b.branch_id));
         report.unassigned_work_orders = 0;
+        report.unassigned_callbacks = 0;
     }
     Ok(Json(report))
 }

@@ -85,6 +85,19 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         "{managers}"
     );
     assert_eq!(orders, json["managers"]["work_orders"].as_u64().unwrap());
+    // The demo's simulated callbacks, each counted once: a manager's or nobody's.
+    let callbacks: u64 = listed
+        .iter()
+        .map(|m| m["callbacks"].as_u64().unwrap())
+        .sum::<u64>()
+        + managers["unassigned_callbacks"].as_u64().unwrap();
+    assert_eq!(
+        callbacks,
+        json["campaign"]["evaluation"]["callbacks"]
+            .as_u64()
+            .unwrap(),
+        "{managers}"
+    );
 
     // The early-warning interface: counts per level and the list file.
     let (ok, warn) = retain_json(&["warn", "--dir", s(&ws), "--json"]);
