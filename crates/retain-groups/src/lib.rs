@@ -16,7 +16,7 @@
 //! let ctx = retain_features::session(&workspace).await?;
 //! let config = retain_groups::GroupConfig::for_workspace(&workspace)?;
 //! let as_of = retain_features::default_as_of(&ctx, retain_features::Cadence::Monthly).await?;
-//! let run = retain_groups::run(&ctx, &workspace, &config, as_of).await?;
+//! let run = retain_groups::run(&ctx, &workspace, &config, as_of, &[]).await?;
 //! println!("{} red groups", run.report.red);
 //! # Ok(()) }
 //! ```
