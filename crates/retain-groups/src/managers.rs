@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, Months, NaiveDate};
+use chrono::{Duration, NaiveDate};
 use datafusion::execution::context::SessionContext;
 use retain_data::{Table, Workspace};
 use retain_store::{ManagerWork, Store};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{GroupConfig, Targets};
 use crate::error::{Error, Result};
 use crate::risk::round2;
+use crate::signals::{months_before, typed_rows};
 
 /// One manager's results.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -111,27 +112,6 @@ struct VisitorRow {
     visits: i64,
 }
 
-async fn rows<T: serde::de::DeserializeOwned>(
-    ctx: &SessionContext,
-    sql: &str,
-    what: &str,
-) -> Result<Vec<T>> {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::engine(format!("planning {what}"), e))?
-        .collect()
-        .await
-        .map_err(|e| Error::engine(format!("computing {what}"), e))?;
-    retain_features::json_rows(&batches)
-        .into_iter()
-        .map(|row| {
-            serde_json::from_value(serde_json::Value::Object(row))
-                .map_err(|e| Error::BadRequest(format!("reading {what}: {e}")))
-        })
-        .collect()
-}
-
 /// Every manager's and branch's results over the `config.performance.months` before `as_of`.
 pub async fn performance(
     ctx: &SessionContext,
@@ -140,9 +120,7 @@ pub async fn performance(
     config: &GroupConfig,
     as_of: NaiveDate,
 ) -> Result<PerformanceReport> {
-    let start = as_of
-        .checked_sub_months(Months::new(config.performance.months))
-        .ok_or_else(|| Error::BadRequest(format!("a period before {as_of} is out of range")))?;
+    let start = months_before(as_of, config.performance.months)?;
     if !workspace.has_table(Table::Subscribers) {
         return Err(Error::BadRequest(
             "no subscribers are loaded: ingest subscribers.csv first".into(),
@@ -158,7 +136,7 @@ pub async fn performance(
         "SELECT CAST(NULL AS BIGINT) AS subscriber_id, CAST(NULL AS TIMESTAMP) AS left_at WHERE false"
             .to_owned()
     };
-    let base: Vec<BaseRow> = rows(
+    let base: Vec<BaseRow> = typed_rows(
         ctx,
         &format!(
             "WITH ev AS ({left})
@@ -218,7 +196,7 @@ pub async fn performance(
         } else {
             "SELECT CAST(NULL AS VARCHAR) AS group_id, 0 AS n WHERE false".to_owned()
         };
-        let groups: Vec<GroupVisitRow> = rows(
+        let groups: Vec<GroupVisitRow> = typed_rows(
             ctx,
             &format!(
                 "WITH v AS ({visits_to})
@@ -255,7 +233,7 @@ pub async fn performance(
             m.visits_on_plan += made.min(planned).max(0) as u64;
         }
         if workspace.has_table(Table::GroupVisits) {
-            let visitors: Vec<VisitorRow> = rows(
+            let visitors: Vec<VisitorRow> = typed_rows(
                 ctx,
                 &format!(
                     "SELECT manager_id, count(*) AS visits FROM group_visits \

@@ -67,18 +67,27 @@ pub async fn group_signals(
         .table_exist("member_scores")
         .map_err(|e| Error::engine("looking up the scores", e))?;
     let sql = signals_sql(workspace, as_of, scored)?;
+    typed_rows(ctx, &sql, "the group signals").await
+}
+
+/// The rows `sql` gives, one `T` each: results per group or manager, never per subscriber.
+pub(crate) async fn typed_rows<T: serde::de::DeserializeOwned>(
+    ctx: &SessionContext,
+    sql: &str,
+    what: &str,
+) -> Result<Vec<T>> {
     let batches = ctx
-        .sql(&sql)
+        .sql(sql)
         .await
-        .map_err(|e| Error::engine("planning the group signals", e))?
+        .map_err(|e| Error::engine(format!("planning {what}"), e))?
         .collect()
         .await
-        .map_err(|e| Error::engine("computing the group signals", e))?;
+        .map_err(|e| Error::engine(format!("computing {what}"), e))?;
     retain_features::json_rows(&batches)
         .into_iter()
         .map(|row| {
             serde_json::from_value(serde_json::Value::Object(row))
-                .map_err(|e| Error::BadRequest(format!("reading a group's signals: {e}")))
+                .map_err(|e| Error::BadRequest(format!("reading {what}: {e}")))
         })
         .collect()
 }
@@ -137,7 +146,7 @@ async fn register_scores(ctx: &SessionContext, workspace: &Workspace) -> Result<
     Ok(())
 }
 
-fn months_before(as_of: NaiveDate, months: u32) -> Result<NaiveDate> {
+pub(crate) fn months_before(as_of: NaiveDate, months: u32) -> Result<NaiveDate> {
     as_of
         .checked_sub_months(Months::new(months))
         .ok_or_else(|| Error::BadRequest(format!("{months} months before {as_of} is out of range")))

@@ -28,6 +28,11 @@ pub(crate) fn parse_as_of(text: &str) -> anyhow::Result<chrono::NaiveDate> {
         .map_err(|reason| anyhow::anyhow!("--as-of: {reason}"))
 }
 
+/// `--as-of` for the monthly steps: the first day of the month it names.
+pub(crate) fn parse_month_start(text: &str) -> anyhow::Result<chrono::NaiveDate> {
+    Ok(chrono::Datelike::with_day(&parse_as_of(text)?, 1).expect("day 1 exists"))
+}
+
 /// Runs `work` as a run of `kind` in the operational store: recorded as started, then as
 /// succeeded with `summarize(result)` or as failed with the error the user saw.
 pub(crate) fn recorded<T>(

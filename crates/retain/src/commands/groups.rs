@@ -39,12 +39,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--as-of` as the first day of its month.
-fn month_start(text: Option<&str>) -> anyhow::Result<Option<chrono::NaiveDate>> {
-    text.map(|t| Ok(chrono::Datelike::with_day(&super::parse_as_of(t)?, 1).expect("day 1 exists")))
-        .transpose()
-}
-
 /// Warns the groups and records the run.
 pub(crate) fn execute(
     rt: &tokio::runtime::Runtime,
@@ -53,7 +47,7 @@ pub(crate) fn execute(
     as_of_text: Option<&str>,
 ) -> anyhow::Result<GroupsReport> {
     let config = GroupConfig::for_workspace(workspace)?;
-    let given = month_start(as_of_text)?;
+    let given = as_of_text.map(super::parse_month_start).transpose()?;
     let params = serde_json::json!({ "as_of": as_of_text });
     let work = || {
         rt.block_on(async {
@@ -139,7 +133,11 @@ pub(crate) fn managers(args: &ManagersArgs) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let store = rt.block_on(Store::connect(&workspace.store_url()))?;
     let config = GroupConfig::for_workspace(&workspace)?;
-    let given = month_start(args.as_of.as_deref())?;
+    let given = args
+        .as_of
+        .as_deref()
+        .map(super::parse_month_start)
+        .transpose()?;
     let report = rt.block_on(async {
         let ctx = retain_features::session(&workspace).await?;
         let as_of = match given {

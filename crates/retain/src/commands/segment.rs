@@ -77,9 +77,7 @@ pub(crate) fn execute(
         rt.block_on(async {
             let ctx = retain_features::session(workspace).await?;
             let as_of = match as_of {
-                Some(text) => {
-                    chrono::Datelike::with_day(&super::parse_as_of(text)?, 1).expect("day 1 exists")
-                }
+                Some(text) => super::parse_month_start(text)?,
                 None => {
                     retain_features::default_as_of(&ctx, retain_features::Cadence::Monthly).await?
                 }
