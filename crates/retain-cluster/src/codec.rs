@@ -1,6 +1,7 @@
 //! retain's codecs: Ballista's own, plus retain's functions, which carry what they need (a churn
-//! model, drift bins) inside the plan so that an executor runs them as the client built them.
-//! The client, the scheduler and every executor use the same pair.
+//! model, drift bins, a segmentation's cut points and centroids) inside the plan so that an
+//! executor runs them as the client built them. The client, the scheduler and every executor use
+//! the same pair.
 
 use std::sync::Arc;
 
@@ -17,8 +18,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use retain_model::functions;
+use retain_segment::functions as segments;
 
-fn decoded<T>(found: Option<retain_model::Result<T>>, name: &str) -> Option<Result<Arc<T>>> {
+fn decoded<T, E: std::fmt::Display>(
+    found: Option<std::result::Result<T, E>>,
+    name: &str,
+) -> Option<Result<Arc<T>>> {
     found.map(|r| {
         r.map(Arc::new).map_err(|e| {
             DataFusionError::Execution(format!("decoding retain's function {name}: {e}"))
@@ -40,11 +45,13 @@ macro_rules! retain_functions {
     () => {
         fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
             decoded(functions::decode_udf(name, buf), name)
+                .or_else(|| decoded(segments::decode_udf(name, buf), name))
                 .unwrap_or_else(|| self.0.try_decode_udf(name, buf))
         }
 
         fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-            if carried(functions::encode_udf(node), buf) {
+            if carried(functions::encode_udf(node), buf) || carried(segments::encode_udf(node), buf)
+            {
                 return Ok(());
             }
             self.0.try_encode_udf(node, buf)

@@ -101,7 +101,10 @@ impl retain_features::engine::Cluster for Ballista {
         // 55, the escape hatch DataFusion keeps for distributed engines: an executor cannot
         // decode the subquery's expression once the stage planner has split it from its
         // `ScalarSubqueryExec`. retain's scalar subqueries are aggregates of one row, for which
-        // the join is exact.
+        // the join is exact. Every hash join is partitioned: a join that collects its small side
+        // into each task emits that side's unmatched rows (an outer join's) from whichever task
+        // finishes last in one process, which on a cluster is every task or none: the
+        // segmentation's behaviour joined with the scores lost half its subscribers.
         let config = config
             .with_ballista_adaptive_query_planner(false)
             .with_ballista_logical_extension_codec(crate::codec::logical())
@@ -110,6 +113,14 @@ impl retain_features::engine::Cluster for Ballista {
             .set_bool(
                 "datafusion.optimizer.enable_physical_uncorrelated_scalar_subquery",
                 false,
+            )
+            .set_u64(
+                "datafusion.optimizer.hash_join_single_partition_threshold",
+                0,
+            )
+            .set_u64(
+                "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+                0,
             );
         let state = SessionStateBuilder::new()
             .with_default_features()

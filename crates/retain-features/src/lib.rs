@@ -163,7 +163,8 @@ pub async fn sample_session(
 }
 
 /// A condition on `subscriber_id` that keeps a fixed hash sample of about `keep` in `of`.
-pub(crate) fn hash_sample(keep: u64, of: u64) -> String {
+#[must_use]
+pub fn hash_sample(keep: u64, of: u64) -> String {
     let buckets = (u128::from(SAMPLE_BUCKETS) * u128::from(keep)).div_ceil(u128::from(of.max(1)));
     format!("(subscriber_id % {SAMPLE_BUCKETS}) * 40503 % {SAMPLE_BUCKETS} < {buckets}")
 }

@@ -4,7 +4,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ClusterConfig;
 
@@ -79,7 +79,7 @@ pub(crate) const FEATURES: &[FeatureSpec] = &[
 ];
 
 /// A fitted clustering.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Clustering {
     pub k: usize,
     /// Silhouette of each k tried.

@@ -113,6 +113,9 @@ pub struct ClusterConfig {
     pub iterations: usize,
     /// Subscribers sampled to compute the silhouette that picks k.
     pub silhouette_sample: usize,
+    /// Active subscribers the clusters are fitted on, at most: a fixed hash sample of them
+    /// beyond, every one of them up to it. Everyone is then placed by the fitted centroids.
+    pub fit_sample: u64,
 }
 
 impl Default for ClusterConfig {
@@ -124,6 +127,7 @@ impl Default for ClusterConfig {
             batch_size: 4096,
             iterations: 150,
             silhouette_sample: 3000,
+            fit_sample: 200_000,
         }
     }
 }
@@ -149,6 +153,9 @@ impl SegmentConfig {
         let c = &self.clusters;
         if c.k_min < 2 || c.k_max < c.k_min {
             return Err("clusters: need 2 <= k_min <= k_max".into());
+        }
+        if c.fit_sample < 100 {
+            return Err("clusters: fit_sample must be at least 100".into());
         }
         let v = &self.value;
         if !(0.0..=1.0).contains(&(v.high_share + v.medium_share)) {

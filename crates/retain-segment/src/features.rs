@@ -49,8 +49,12 @@ fn months_back(d: NaiveDate, n: u32) -> NaiveDate {
     d.checked_sub_months(Months::new(n)).expect("date in range")
 }
 
-/// The query; `as_of` is the first day of a month (complete months before it are used).
-fn sql(as_of: NaiveDate) -> String {
+/// The name under which [`sql`] finds the churn probabilities it joins.
+pub(crate) const SCORES: &str = "segment_scores";
+
+/// The query; `as_of` is the first day of a month (complete months before it are used). Each
+/// row has its churn `probability` from the table [`SCORES`] when `scores`, else `NULL`.
+pub(crate) fn sql(as_of: NaiveDate, scores: bool) -> String {
     let s = date(as_of);
     let m3 = date(months_back(as_of, 3));
     let m6 = date(months_back(as_of, 6));
@@ -124,7 +128,7 @@ fn sql(as_of: NaiveDate) -> String {
                CASE WHEN ce.to_end <= 12 THEN ce.to_end
                     WHEN ce.since_end >= -12 THEN ce.since_end
                END AS contract_end_at_churn,
-               CAST(date_part('year', s.join_date) AS DOUBLE) AS join_year
+               CAST(date_part('year', s.join_date) AS DOUBLE) AS join_year{probability}
         FROM subscribers s
         LEFT JOIN gone g ON g.subscriber_id = s.subscriber_id
         LEFT JOIN plans pl ON pl.plan_id = s.plan_id
@@ -133,7 +137,7 @@ fn sql(as_of: NaiveDate) -> String {
         LEFT JOIN u ON u.subscriber_id = s.subscriber_id
         LEFT JOIN e ON e.subscriber_id = s.subscriber_id
         LEFT JOIN c ON c.subscriber_id = s.subscriber_id
-        LEFT JOIN ce ON ce.subscriber_id = s.subscriber_id
+        LEFT JOIN ce ON ce.subscriber_id = s.subscriber_id{scored}
         WHERE s.join_date < {s}
         ORDER BY s.subscriber_id",
         from6 = months_back(as_of, 6),
@@ -143,6 +147,16 @@ fn sql(as_of: NaiveDate) -> String {
         since = months("u.last_consumed", &s),
         contract_left = months(&s, "c.contract_end"),
         to_end = months("g2.left_on", "k.end_date"),
+        probability = if scores {
+            ",\n               sc.probability AS probability"
+        } else {
+            ",\n               CAST(NULL AS DOUBLE) AS probability"
+        },
+        scored = if scores {
+            format!("\n        LEFT JOIN {SCORES} sc ON sc.subscriber_id = s.subscriber_id")
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -182,7 +196,8 @@ async fn push_behaviour(
     as_of: NaiveDate,
     out: &mut Vec<Behaviour>,
 ) -> Result<()> {
-    let batches = retain_features::frame::query(ctx, &sql(as_of), "segment features").await?;
+    let batches =
+        retain_features::frame::query(ctx, &sql(as_of, false), "segment features").await?;
     for batch in &batches {
         let get = |name: &str| numbers(batch, name);
         let ids = batch

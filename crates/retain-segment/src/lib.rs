@@ -22,7 +22,7 @@
 //! let ctx = retain_features::session(&workspace).await?;
 //! let config = retain_segment::SegmentConfig::for_workspace(&workspace)?;
 //! let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-//! let (report, _) = retain_segment::segment(&ctx, &config, &workspace, as_of).await?;
+//! let report = retain_segment::segment(&ctx, &config, &workspace, as_of).await?;
 //! println!("{} clusters", report.clusters.len());
 //! # Ok(()) }
 //! ```
@@ -41,9 +41,14 @@ pub use customer::{Customer360, Row, TagRef, Usage, customer_360};
 pub use error::{Error, Result};
 pub use features::{Behaviour, behaviour, behaviour_in_partitions};
 pub use segment::{
-    ClusterName, ClusterNames, ClusterProfile, LIFECYCLE_STAGES, Placement, RFM_GROUPS, Retention,
-    RfmCell, SCENARIOS, SEGMENTS_REPORT, SegmentReport, VALUE_TIERS, ValueSource,
-    read_segment_report, rfm_grid, segment,
+    ClusterName, ClusterNames, ClusterProfile, LIFECYCLE_STAGES, RFM_GROUPS, Retention, RfmCell,
+    SCENARIOS, SEGMENTS_REPORT, SegmentReport, VALUE_TIERS, ValueSource, read_segment_report,
+    rfm_grid, segment, segment_in_partitions,
 };
-pub use survival::{Curve, Subject, kaplan_meier};
+
+/// The segmentation's functions as plans carry them (see `retain-cluster`'s codec).
+pub mod functions {
+    pub use crate::segment::functions::{CLUSTER, CLV, PLACE, decode_udf, encode_udf};
+}
+pub use survival::{Curve, Subject, kaplan_meier, kaplan_meier_counted};
 pub use tags::{DEFAULT_TAGS, Tag, TagLibrary, check_target_expression, select_by_tags};

@@ -4,10 +4,10 @@
 //! set at the tenure they had when the window opened (left truncation); ignoring that would
 //! make long-tenure survival look perfect.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A survival curve over months of tenure: `survival[t]` = P(still a subscriber at tenure t).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Curve {
     pub survival: Vec<f64>,
     /// Subscribers observed and churn events, for judging how far to trust it.
@@ -29,20 +29,29 @@ pub struct Subject {
 /// with anyone at risk, the last observed hazard continues.
 #[must_use]
 pub fn kaplan_meier(subjects: &[Subject], max_months: usize) -> Curve {
+    let counted: Vec<(Subject, u64)> = subjects.iter().map(|s| (*s, 1)).collect();
+    kaplan_meier_counted(&counted, max_months)
+}
+
+/// [`kaplan_meier`] of subjects given with how many share each history, as an aggregation
+/// over the operator's rows gives them.
+#[must_use]
+pub fn kaplan_meier_counted(subjects: &[(Subject, u64)], max_months: usize) -> Curve {
     let n = max_months + 1;
     let mut entering = vec![0i64; n + 1];
     let mut leaving = vec![0i64; n + 1];
     let mut events = vec![0u64; n + 1];
-    for s in subjects {
+    for (s, count) in subjects {
         let entry = (s.entry.max(0.0).floor() as usize).min(n);
         let exit = (s.exit.max(0.0).floor() as usize).min(n);
         if exit < entry {
             continue;
         }
-        entering[entry] += 1;
-        leaving[exit] += 1;
+        let count_i = i64::try_from(*count).unwrap_or(i64::MAX);
+        entering[entry] += count_i;
+        leaving[exit] += count_i;
         if s.churned {
-            events[exit] += 1;
+            events[exit] += count;
         }
     }
     let mut survival = Vec::with_capacity(n);
@@ -70,7 +79,7 @@ pub fn kaplan_meier(subjects: &[Subject], max_months: usize) -> Curve {
     }
     Curve {
         survival,
-        subjects: subjects.len() as u64,
+        subjects: subjects.iter().map(|(_, count)| count).sum(),
         events: events.iter().sum(),
         observed,
     }

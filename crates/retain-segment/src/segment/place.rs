@@ -1,41 +1,85 @@
-//! Where each subscriber sits — RFM, value, lifecycle stage, cluster and scenario groups — and
-//! the segments table that holds it.
+//! Where each subscriber sits — RFM, value, lifecycle stage, cluster and scenario groups — given
+//! what the run fitted over the whole base ([`Placer`]). It is a function of one subscriber's
+//! row, so it runs where the rows are ([`super::functions`]).
 
-use std::path::Path;
-use std::sync::Arc;
+use serde::{Deserialize, Serialize};
 
-use datafusion::arrow::array::{BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-
-use retain_data::SubscriberId;
-
-use super::Placement;
-use super::profiles::ClusterLabel;
-use super::rfm::{Rfm, percentile};
-use super::value::Values;
-use crate::config::SegmentConfig;
-use crate::error::{Error, Result};
+use super::rfm;
+use super::stats::score;
+use super::value::{Curves, lifetime_value, value_tier};
+use crate::cluster::Clustering;
+use crate::config::{LifecycleConfig, RfmConfig, ValueConfig};
 use crate::features::Behaviour;
 
-/// Places everyone: the active base by their scores, the departed as churned.
-pub(super) fn place(
-    people: &[Behaviour],
-    rfm: &Rfm,
-    values: &Values,
-    clusters: &[usize],
-    config: &SegmentConfig,
-) -> Vec<Placement> {
-    let alive: Vec<&Behaviour> = people.iter().filter(|b| b.alive).collect();
-    let voice_median = percentile(&alive.iter().map(|b| b.voice_3m).collect::<Vec<_>>(), 0.5);
-    let data_median = percentile(&alive.iter().map(|b| b.data_3m).collect::<Vec<_>>(), 0.5);
-    let data_p75 = percentile(&alive.iter().map(|b| b.data_3m).collect::<Vec<_>>(), 0.75);
-    let lc = &config.lifecycle;
-    let mut placements = Vec::with_capacity(people.len());
-    let mut alive_index = 0;
-    for b in people {
+/// Everything a subscriber's place depends on beyond their own row. The cut points compared
+/// with the rows' values travel as their bits, so that a value equal to a cut on one node is
+/// equal to it on every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Placer {
+    pub rfm: RfmConfig,
+    pub lifecycle: LifecycleConfig,
+    pub value: ValueConfig,
+    pub curves: Curves,
+    pub clustering: Clustering,
+    /// Each cluster's names, zh and en.
+    pub names: Vec<(String, String)>,
+    /// Quintile cut points of active days (frequency) and of ARPU (monetary).
+    pub f_cuts: [u64; 4],
+    pub m_cuts: [u64; 4],
+    pub voice_median: u64,
+    pub data_median: u64,
+    pub data_p75: u64,
+    pub midhigh_cut: u64,
+    /// The least lifetime values of the high and the medium tier (unknown while the lifetime
+    /// values are being counted: infinite).
+    pub high_cut: u64,
+    pub medium_cut: u64,
+}
+
+/// One subscriber's place.
+#[derive(Debug, Clone)]
+pub(super) struct Place {
+    pub rfm: Option<(u8, u8, u8)>,
+    pub rfm_group: Option<&'static str>,
+    pub clv: Option<f64>,
+    pub value_tier: Option<&'static str>,
+    pub midhigh: bool,
+    pub lifecycle_stage: &'static str,
+    pub cluster: Option<usize>,
+    pub scenarios: Vec<&'static str>,
+}
+
+impl Placer {
+    /// The features a subscriber is clustered on.
+    pub(super) fn cluster_row(b: &Behaviour) -> Vec<f64> {
+        vec![
+            b.arpu_3m.max(0.0).ln_1p(),
+            b.data_3m.max(0.0).ln_1p(),
+            b.voice_3m.max(0.0).ln_1p(),
+            b.active_days_3m,
+            b.tenure_months.max(0.0).ln_1p(),
+            b.age,
+            b.family_size,
+            f64::from(u8::from(b.is_group_member)),
+            (b.arpu_3m / b.fee_prev_3m.max(1.0)).clamp(0.0, 3.0),
+            b.complaints_6m.ln_1p(),
+            b.competitor_calls_6m.ln_1p(),
+            b.vas_3m.max(0.0).ln_1p(),
+        ]
+    }
+
+    pub(super) fn cluster(&self, b: &Behaviour) -> usize {
+        self.clustering.assign(&Self::cluster_row(b))
+    }
+
+    pub(super) fn lifetime_value(&self, b: &Behaviour, probability: Option<f64>) -> f64 {
+        lifetime_value(b, probability, &self.curves, &self.value)
+    }
+
+    /// Places `b`: the active by their scores, the departed as churned.
+    pub(super) fn place(&self, b: &Behaviour, probability: Option<f64>) -> Place {
         if !b.alive {
-            placements.push(Placement {
-                subscriber_id: SubscriberId(b.subscriber_id),
+            return Place {
                 rfm: None,
                 rfm_group: None,
                 clv: None,
@@ -44,11 +88,9 @@ pub(super) fn place(
                 lifecycle_stage: "churned",
                 cluster: None,
                 scenarios: Vec::new(),
-            });
-            continue;
+            };
         }
-        let i = alive_index;
-        alive_index += 1;
+        let lc = &self.lifecycle;
         let declining = b
             .contract_months_left
             .is_some_and(|m| m <= f64::from(lc.decline_contract_months))
@@ -63,11 +105,15 @@ pub(super) fn place(
         } else {
             "mature"
         };
+        let cut = f64::from_bits;
         let mut scenarios = Vec::new();
-        if b.age >= 60.0 && b.voice_3m >= voice_median && b.data_3m <= data_median {
+        if b.age >= 60.0
+            && b.voice_3m >= cut(self.voice_median)
+            && b.data_3m <= cut(self.data_median)
+        {
             scenarios.push("voice_dominant_senior");
         }
-        if b.age < 30.0 && b.data_3m >= data_p75 {
+        if b.age < 30.0 && b.data_3m >= cut(self.data_p75) {
             scenarios.push("data_dominant_young");
         }
         if b.family_size >= 2.0 {
@@ -82,127 +128,19 @@ pub(super) fn place(
                 "group_member_large"
             });
         }
-        placements.push(Placement {
-            subscriber_id: SubscriberId(b.subscriber_id),
-            rfm: Some((rfm.r[i], rfm.f[i], rfm.m[i])),
-            rfm_group: Some(rfm.group(i, b, &config.rfm)),
-            clv: Some(values.clv[i]),
-            value_tier: Some(values.tier[i]),
-            midhigh: b.arpu_3m >= values.midhigh_cut,
+        let r = rfm::recency_score(b.months_since_consumption);
+        let f = score(b.active_days_3m, &self.f_cuts.map(cut));
+        let m = score(b.arpu_3m, &self.m_cuts.map(cut));
+        let clv = self.lifetime_value(b, probability);
+        Place {
+            rfm: Some((r, f, m)),
+            rfm_group: Some(rfm::group(r, f, m, b, &self.rfm)),
+            clv: Some(clv),
+            value_tier: Some(value_tier(clv, cut(self.high_cut), cut(self.medium_cut))),
+            midhigh: b.arpu_3m >= cut(self.midhigh_cut),
             lifecycle_stage: stage,
-            cluster: Some(clusters[i]),
+            cluster: Some(self.cluster(b)),
             scenarios,
-        });
+        }
     }
-    placements
-}
-
-/// Writes the segments table (one row per subscriber, with the clusters' names) atomically.
-pub(super) fn write_placements(
-    path: &Path,
-    placements: &[Placement],
-    names: &[ClusterLabel],
-) -> Result<()> {
-    let dir = path.parent().expect("a file in a directory");
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("subscriber_id", DataType::Int64, false),
-        Field::new("rfm_r", DataType::Int64, true),
-        Field::new("rfm_f", DataType::Int64, true),
-        Field::new("rfm_m", DataType::Int64, true),
-        Field::new("rfm_group", DataType::Utf8, true),
-        Field::new("clv", DataType::Float64, true),
-        Field::new("value_tier", DataType::Utf8, true),
-        Field::new("midhigh", DataType::Boolean, false),
-        Field::new("lifecycle_stage", DataType::Utf8, false),
-        Field::new("cluster", DataType::Int64, true),
-        Field::new("cluster_name_zh", DataType::Utf8, true),
-        Field::new("cluster_name_en", DataType::Utf8, true),
-        Field::new("scenarios", DataType::Utf8, false),
-    ]));
-    let name = |p: &Placement, zh: bool| {
-        p.cluster.map(|c| {
-            if zh {
-                names[c].name_zh.clone()
-            } else {
-                names[c].name_en.clone()
-            }
-        })
-    };
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(
-                placements.iter().map(|p| p.subscriber_id.get()),
-            )),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| p.rfm.map(|r| i64::from(r.0)))
-                    .collect::<Int64Array>(),
-            ),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| p.rfm.map(|r| i64::from(r.1)))
-                    .collect::<Int64Array>(),
-            ),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| p.rfm.map(|r| i64::from(r.2)))
-                    .collect::<Int64Array>(),
-            ),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| p.rfm_group)
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(placements.iter().map(|p| p.clv).collect::<Float64Array>()),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| p.value_tier)
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| Some(p.midhigh))
-                    .collect::<BooleanArray>(),
-            ),
-            Arc::new(StringArray::from_iter_values(
-                placements.iter().map(|p| p.lifecycle_stage),
-            )),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| p.cluster.map(|c| c as i64))
-                    .collect::<Int64Array>(),
-            ),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| name(p, true))
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(
-                placements
-                    .iter()
-                    .map(|p| name(p, false))
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(StringArray::from_iter_values(
-                placements.iter().map(|p| p.scenarios.join(" ")),
-            )),
-        ],
-    )
-    .map_err(|e| Error::Internal(format!("building the segment table: {e}")))?;
-    let tmp = path.with_extension("parquet.tmp");
-    let mut writer = retain_data::TableWriter::create(&tmp, schema)?;
-    writer.write(&batch)?;
-    writer.close()?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }

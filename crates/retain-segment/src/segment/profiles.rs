@@ -1,17 +1,12 @@
 //! Clusters of the active base: their features, their names (the analyst's where given), their
 //! profiles and how their look-alikes churned.
 
-use std::collections::HashSet;
-
-use chrono::{Months, NaiveDate};
-use datafusion::execution::context::SessionContext;
 use retain_data::Workspace;
 use serde::{Deserialize, Serialize};
 
 use super::{ClusterProfile, SegmentReport, round4};
 use crate::cluster::Clustering;
 use crate::error::{Error, Result};
-use crate::features::{Behaviour, behaviour_in_partitions};
 
 /// An analyst's names for clusters, kept in `<workspace>/cluster_names.toml`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -64,24 +59,6 @@ pub(super) struct ClusterLabel {
     pub top_features: Vec<String>,
 }
 
-/// The features a subscriber is clustered on.
-pub(super) fn cluster_row(b: &Behaviour) -> Vec<f64> {
-    vec![
-        b.arpu_3m.max(0.0).ln_1p(),
-        b.data_3m.max(0.0).ln_1p(),
-        b.voice_3m.max(0.0).ln_1p(),
-        b.active_days_3m,
-        b.tenure_months.max(0.0).ln_1p(),
-        b.age,
-        b.family_size,
-        f64::from(u8::from(b.is_group_member)),
-        (b.arpu_3m / b.fee_prev_3m.max(1.0)).clamp(0.0, 3.0),
-        b.complaints_6m.ln_1p(),
-        b.competitor_calls_6m.ln_1p(),
-        b.vas_3m.max(0.0).ln_1p(),
-    ]
-}
-
 /// The clusters' names from their centroids, replaced by the analyst's where given.
 pub(super) fn labels(clustering: &Clustering, workspace: &Workspace) -> Result<Vec<ClusterLabel>> {
     let mut labels: Vec<ClusterLabel> = clustering
@@ -102,65 +79,35 @@ pub(super) fn labels(clustering: &Clustering, workspace: &Workspace) -> Result<V
     Ok(labels)
 }
 
-/// Per cluster, subscribers alive three months before `as_of` placed with the same centroids,
-/// and how many of them left since: the churn rate of look-alikes.
-pub(super) async fn lookalike_churn(
-    ctx: &SessionContext,
-    workspace: &Workspace,
-    people: &[Behaviour],
-    clustering: &Clustering,
-    as_of: NaiveDate,
-    parts: u32,
-) -> Result<Vec<(u64, u64)>> {
-    let earlier = as_of
-        .checked_sub_months(Months::new(3))
-        .ok_or_else(|| Error::BadRequest(format!("{as_of} is out of range")))?;
-    let left_now: HashSet<i64> = people
-        .iter()
-        .filter(|b| !b.alive)
-        .map(|b| b.subscriber_id)
-        .collect();
-    let mut lookalikes = vec![(0u64, 0u64); clustering.k];
-    for b in behaviour_in_partitions(ctx, workspace, earlier, parts)
-        .await?
-        .iter()
-        .filter(|b| b.alive)
-    {
-        let c = clustering.assign(&cluster_row(b));
-        lookalikes[c].0 += 1;
-        lookalikes[c].1 += u64::from(left_now.contains(&b.subscriber_id));
-    }
-    Ok(lookalikes)
+/// A cluster's members and their revenue (the sum of their three-month ARPU).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Members {
+    pub size: u64,
+    pub revenue: f64,
 }
 
-/// Each cluster's size, revenue, ARPU and look-alike churn.
+/// Each cluster's size, revenue, ARPU and look-alike churn (`(seen, left)` per cluster).
 pub(super) fn profiles(
-    alive: &[&Behaviour],
-    clusters: &[usize],
+    members: &[Members],
     labels: &[ClusterLabel],
     lookalikes: &[(u64, u64)],
 ) -> Vec<ClusterProfile> {
-    let total_revenue: f64 = alive.iter().map(|b| b.arpu_3m).sum::<f64>().max(1e-9);
+    let active: u64 = members.iter().map(|m| m.size).sum();
+    let total_revenue: f64 = members.iter().map(|m| m.revenue).sum::<f64>().max(1e-9);
     labels
         .iter()
         .enumerate()
         .map(|(c, label)| {
-            let members: Vec<&Behaviour> = alive
-                .iter()
-                .zip(clusters)
-                .filter(|(_, l)| **l == c)
-                .map(|(b, _)| *b)
-                .collect();
-            let revenue: f64 = members.iter().map(|b| b.arpu_3m).sum();
-            let (seen, left) = lookalikes[c];
+            let Members { size, revenue } = members.get(c).copied().unwrap_or_default();
+            let (seen, left) = lookalikes.get(c).copied().unwrap_or_default();
             ClusterProfile {
                 id: c,
                 name_zh: label.name_zh.clone(),
                 name_en: label.name_en.clone(),
-                size: members.len() as u64,
-                share: round4(members.len() as f64 / alive.len() as f64),
+                size,
+                share: round4(size as f64 / active.max(1) as f64),
                 revenue_share: round4(revenue / total_revenue),
-                arpu: (revenue / members.len().max(1) as f64 * 100.0).round() / 100.0,
+                arpu: (revenue / size.max(1) as f64 * 100.0).round() / 100.0,
                 churn_rate: if seen > 0 {
                     round4(left as f64 / seen as f64)
                 } else {

@@ -7,20 +7,35 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::execution::context::SessionContext;
 
-use super::rfm::{percentile, quintile_rank};
+use serde::{Deserialize, Serialize};
+
 use super::{Retention, round4};
 use crate::config::ValueConfig;
 use crate::error::Result;
 use crate::features::Behaviour;
-use crate::survival::{Curve, Subject, kaplan_meier};
+use crate::survival::{Curve, Subject, kaplan_meier_counted};
 
 /// The longest tenure a curve follows, in months.
 const MAX_MONTHS: usize = 360;
 
-type Slice = dyn Fn(&Behaviour) -> bool;
+/// Subscribers who share a history: plan tier, customer type, join year, tenure as of the run
+/// and tenure when they left. Counted where the rows are, these carry everything the retention
+/// curves and the churn bands need.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cohort {
+    pub tier: i64,
+    pub is_group_member: bool,
+    pub join_year: i64,
+    pub tenure_months: f64,
+    pub left_at_tenure: Option<f64>,
+    pub count: u64,
+}
+
+type Slice = dyn Fn(&Cohort) -> bool;
 
 /// Retention curves with delayed entry at the start of the data window: one per plan tier and
 /// one over everyone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Curves {
     window_months: f64,
     by_tier: BTreeMap<i64, Curve>,
@@ -28,27 +43,28 @@ pub(super) struct Curves {
 }
 
 impl Curves {
-    pub(super) fn fit(people: &[Behaviour], window_months: f64) -> Curves {
-        let subject = |b: &Behaviour| subject(b, window_months);
-        let mut tiers: Vec<i64> = people.iter().map(|b| b.plan_tier as i64).collect();
+    pub(super) fn fit(cohorts: &[Cohort], window_months: f64) -> Curves {
+        let counted = |keep: &dyn Fn(&Cohort) -> bool| -> Vec<(Subject, u64)> {
+            cohorts
+                .iter()
+                .filter(|c| keep(c))
+                .map(|c| (subject(c, window_months), c.count))
+                .collect()
+        };
+        let mut tiers: Vec<i64> = cohorts.iter().map(|c| c.tier).collect();
         tiers.sort_unstable();
         tiers.dedup();
         let by_tier = tiers
             .into_iter()
             .map(|tier| {
-                let subjects: Vec<Subject> = people
-                    .iter()
-                    .filter(|b| b.plan_tier as i64 == tier)
-                    .map(subject)
-                    .collect();
-                (tier, kaplan_meier(&subjects, MAX_MONTHS))
+                let subjects = counted(&|c| c.tier == tier);
+                (tier, kaplan_meier_counted(&subjects, MAX_MONTHS))
             })
             .collect();
-        let everyone: Vec<Subject> = people.iter().map(subject).collect();
         Curves {
             window_months,
             by_tier,
-            overall: kaplan_meier(&everyone, MAX_MONTHS),
+            overall: kaplan_meier_counted(&counted(&|_| true), MAX_MONTHS),
         }
     }
 
@@ -62,36 +78,36 @@ impl Curves {
 
     /// Summaries of everyone's curve, each tier's, and (for everyone including those who
     /// left) by customer segment and by join cohort.
-    pub(super) fn summaries(&self, people: &[Behaviour]) -> Vec<Retention> {
+    pub(super) fn summaries(&self, cohorts: &[Cohort]) -> Vec<Retention> {
         let mut retention = vec![retention_summary("all", &self.overall)];
         for (tier, curve) in &self.by_tier {
             retention.push(retention_summary(&format!("plan_tier_{tier}"), curve));
         }
         let slices: [(&str, &Slice); 7] = [
-            ("customer_personal", &|b| !b.is_group_member),
-            ("customer_group_member", &|b| b.is_group_member),
-            ("joined_until_2015", &|b| b.join_year <= 2015),
-            ("joined_2016_2019", &|b| {
-                (2016..=2019).contains(&b.join_year)
+            ("customer_personal", &|c| !c.is_group_member),
+            ("customer_group_member", &|c| c.is_group_member),
+            ("joined_until_2015", &|c| c.join_year <= 2015),
+            ("joined_2016_2019", &|c| {
+                (2016..=2019).contains(&c.join_year)
             }),
-            ("joined_2020_2022", &|b| {
-                (2020..=2022).contains(&b.join_year)
+            ("joined_2020_2022", &|c| {
+                (2020..=2022).contains(&c.join_year)
             }),
-            ("joined_2023_2024", &|b| {
-                (2023..=2024).contains(&b.join_year)
+            ("joined_2023_2024", &|c| {
+                (2023..=2024).contains(&c.join_year)
             }),
-            ("joined_2025_on", &|b| b.join_year >= 2025),
+            ("joined_2025_on", &|c| c.join_year >= 2025),
         ];
         for (name, keep) in slices {
-            let subjects: Vec<Subject> = people
+            let subjects: Vec<(Subject, u64)> = cohorts
                 .iter()
-                .filter(|b| keep(b))
-                .map(|b| subject(b, self.window_months))
+                .filter(|c| keep(c))
+                .map(|c| (subject(c, self.window_months), c.count))
                 .collect();
             if !subjects.is_empty() {
                 retention.push(retention_summary(
                     name,
-                    &kaplan_meier(&subjects, MAX_MONTHS),
+                    &kaplan_meier_counted(&subjects, MAX_MONTHS),
                 ));
             }
         }
@@ -99,76 +115,50 @@ impl Curves {
     }
 }
 
-fn subject(b: &Behaviour, window_months: f64) -> Subject {
+fn subject(c: &Cohort, window_months: f64) -> Subject {
     Subject {
-        entry: (b.tenure_months - window_months).max(0.0),
-        exit: b.left_at_tenure.unwrap_or(b.tenure_months),
-        churned: b.left_at_tenure.is_some(),
+        entry: (c.tenure_months - window_months).max(0.0),
+        exit: c.left_at_tenure.unwrap_or(c.tenure_months),
+        churned: c.left_at_tenure.is_some(),
     }
 }
 
-/// Each active subscriber's lifetime value and value tier, and the ARPU above which a
-/// subscriber counts as mid-to-high value.
-pub(super) struct Values {
-    pub clv: Vec<f64>,
-    pub tier: Vec<&'static str>,
-    pub midhigh_cut: f64,
+/// Lifetime value: margin × ARPU × expected discounted months — from the churn model's monthly
+/// probability when the subscriber has a score, else from the tier's curve.
+pub(super) fn lifetime_value(
+    b: &Behaviour,
+    probability: Option<f64>,
+    curves: &Curves,
+    vc: &ValueConfig,
+) -> f64 {
+    let months = match probability {
+        Some(p) => {
+            // Σ qᵏ for k = 1..horizon, q the discounted chance of staying a month.
+            let q = (1.0 - p).clamp(0.0, 1.0) / (1.0 + vc.monthly_discount_rate);
+            (0..vc.horizon_months)
+                .fold((0.0, 1.0), |(sum, term): (f64, f64), _| {
+                    (sum + term * q, term * q)
+                })
+                .0
+        }
+        None => curves.for_tier(b.plan_tier).expected_months(
+            b.tenure_months,
+            vc.horizon_months,
+            vc.monthly_discount_rate,
+        ),
+    };
+    (vc.margin_rate * b.arpu_3m * months * 100.0).round() / 100.0
 }
 
-impl Values {
-    /// Lifetime value: margin × ARPU × expected discounted months — from the churn model's
-    /// monthly probability when the subscriber has a score, else from the tier's curve.
-    pub(super) fn compute(
-        alive: &[&Behaviour],
-        curves: &Curves,
-        probabilities: Option<&retain_model::Probabilities>,
-        vc: &ValueConfig,
-    ) -> Values {
-        let clv: Vec<f64> = alive
-            .iter()
-            .map(|b| {
-                let months = match probabilities.and_then(|m| m.get(b.subscriber_id)) {
-                    Some(p) => {
-                        // Σ qᵏ for k = 1..horizon, q the discounted chance of staying a month.
-                        let q = (1.0 - p).clamp(0.0, 1.0) / (1.0 + vc.monthly_discount_rate);
-                        (0..vc.horizon_months)
-                            .fold((0.0, 1.0), |(sum, term): (f64, f64), _| {
-                                (sum + term * q, term * q)
-                            })
-                            .0
-                    }
-                    None => curves.for_tier(b.plan_tier).expected_months(
-                        b.tenure_months,
-                        vc.horizon_months,
-                        vc.monthly_discount_rate,
-                    ),
-                };
-                (vc.margin_rate * b.arpu_3m * months * 100.0).round() / 100.0
-            })
-            .collect();
-        let tier = quintile_rank(&clv)
-            .into_iter()
-            .map(|rank| {
-                if rank >= 1.0 - vc.high_share {
-                    "high"
-                } else if rank >= 1.0 - vc.high_share - vc.medium_share {
-                    "medium"
-                } else {
-                    "low"
-                }
-            })
-            .collect();
-        let midhigh_cut = vc.midhigh_arpu_threshold.unwrap_or_else(|| {
-            percentile(
-                &alive.iter().map(|b| b.arpu_3m).collect::<Vec<_>>(),
-                1.0 - vc.midhigh_top_share,
-            )
-        });
-        Values {
-            clv,
-            tier,
-            midhigh_cut,
-        }
+/// The value tier of a lifetime value, given the least values of the high and the medium tier
+/// (by the share of the active base below them).
+pub(super) fn value_tier(clv: f64, high_cut: f64, medium_cut: f64) -> &'static str {
+    if clv >= high_cut {
+        "high"
+    } else if clv >= medium_cut {
+        "medium"
+    } else {
+        "low"
     }
 }
 
@@ -190,10 +180,13 @@ fn retention_summary(segment: &str, curve: &Curve) -> Retention {
 }
 
 /// Cancellations by tenure band at leaving.
-pub(super) fn churn_by_tenure(people: &[Behaviour]) -> BTreeMap<String, u64> {
+pub(super) fn churn_by_tenure(cohorts: &[Cohort]) -> BTreeMap<String, u64> {
     let mut out: BTreeMap<String, u64> = BTreeMap::new();
-    for b in people.iter().filter_map(|b| b.left_at_tenure) {
-        let band = match b as i64 {
+    for (left, count) in cohorts
+        .iter()
+        .filter_map(|c| Some((c.left_at_tenure?, c.count)))
+    {
+        let band = match left as i64 {
             ..3 => "00-03m",
             3..6 => "03-06m",
             6..12 => "06-12m",
@@ -201,16 +194,17 @@ pub(super) fn churn_by_tenure(people: &[Behaviour]) -> BTreeMap<String, u64> {
             24..60 => "24-60m",
             _ => "60m+",
         };
-        *out.entry(band.to_owned()).or_default() += 1;
+        *out.entry(band.to_owned()).or_default() += count;
     }
     out
 }
 
-/// Cancellations by months between leaving and the end of the nearest contract.
-pub(super) fn churn_by_contract_end(people: &[Behaviour]) -> BTreeMap<String, u64> {
+/// Cancellations by months between leaving and the end of the nearest contract, from
+/// `(months, leavers)` counts (`None`: no contract ended within a year of leaving).
+pub(super) fn churn_by_contract_end(counts: &[(Option<f64>, u64)]) -> BTreeMap<String, u64> {
     let mut out: BTreeMap<String, u64> = BTreeMap::new();
-    for b in people.iter().filter(|b| b.left_at_tenure.is_some()) {
-        let band = match b.contract_end_at_churn.map(|m| m as i64) {
+    for (months, count) in counts {
+        let band = match months.map(|m| m as i64) {
             None => "no contract within a year",
             Some(..-6) => "ended 7-12 months before",
             Some(-6..-3) => "ended 4-6 months before",
@@ -219,7 +213,7 @@ pub(super) fn churn_by_contract_end(people: &[Behaviour]) -> BTreeMap<String, u6
             Some(3..7) => "ending in 3-6 months",
             Some(_) => "ending in 7-12 months",
         };
-        *out.entry(band.to_owned()).or_default() += 1;
+        *out.entry(band.to_owned()).or_default() += count;
     }
     out
 }

@@ -21,15 +21,76 @@ async fn operator(
     (ws, ctx)
 }
 
+/// A row of the segments table.
+#[derive(Debug)]
+struct Place {
+    subscriber_id: retain_data::SubscriberId,
+    rfm: Option<(i64, i64, i64)>,
+    rfm_group: Option<String>,
+    clv: Option<f64>,
+    value_tier: Option<String>,
+    lifecycle_stage: String,
+    cluster: Option<i64>,
+}
+
+fn read_places(path: &std::path::Path) -> Vec<Place> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 8192)
+            .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let b = batch.unwrap();
+        let col = |name: &str| b.column_by_name(name).unwrap().clone();
+        let int = |name: &str| {
+            let c = col(name);
+            let c = c.as_primitive::<Int64Type>().clone();
+            move |row: usize| (!c.is_null(row)).then(|| c.value(row))
+        };
+        let text = |name: &str| {
+            let c = datafusion::arrow::compute::cast(
+                &col(name),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let c = c.as_string::<i32>().clone();
+            move |row: usize| (!c.is_null(row)).then(|| c.value(row).to_owned())
+        };
+        let (r, f, m, cluster) = (int("rfm_r"), int("rfm_f"), int("rfm_m"), int("cluster"));
+        let id = int("subscriber_id");
+        let (group, tier, stage) = (
+            text("rfm_group"),
+            text("value_tier"),
+            text("lifecycle_stage"),
+        );
+        let clv = col("clv").as_primitive::<Float64Type>().clone();
+        for row in 0..b.num_rows() {
+            out.push(Place {
+                subscriber_id: retain_data::SubscriberId(id(row).unwrap()),
+                rfm: r(row).map(|r| (r, f(row).unwrap(), m(row).unwrap())),
+                rfm_group: group(row),
+                clv: (!clv.is_null(row)).then(|| clv.value(row)),
+                value_tier: tier(row),
+                lifecycle_stage: stage(row).unwrap(),
+                cluster: cluster(row),
+            });
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn every_active_subscriber_gets_a_named_place() {
     let dir = tempfile::tempdir().unwrap();
     let (ws, ctx) = operator(dir.path()).await;
     let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
     let config = SegmentConfig::default();
-    let (report, placements) = retain_segment::segment(&ctx, &config, &ws, as_of)
+    let report = retain_segment::segment(&ctx, &config, &ws, as_of)
         .await
         .unwrap();
+    let placements = read_places(&report.segments_file);
 
     assert!(
         (4..=12).contains(&report.clusters.len()),
@@ -47,6 +108,12 @@ async fn every_active_subscriber_gets_a_named_place() {
     let shares: f64 = report.clusters.iter().map(|c| c.share).sum();
     assert!((shares - 1.0).abs() < 1e-3, "{shares}");
 
+    assert_eq!(placements.len() as u64, report.subscribers);
+    assert!(
+        placements
+            .windows(2)
+            .all(|w| w[0].subscriber_id < w[1].subscriber_id)
+    );
     let active: Vec<_> = placements
         .iter()
         .filter(|p| p.lifecycle_stage != "churned")
@@ -71,7 +138,7 @@ async fn every_active_subscriber_gets_a_named_place() {
     let mean = |tier: &str| {
         let v: Vec<f64> = active
             .iter()
-            .filter(|p| p.value_tier == Some(tier))
+            .filter(|p| p.value_tier.as_deref() == Some(tier))
             .map(|p| p.clv.unwrap())
             .collect();
         v.iter().sum::<f64>() / v.len() as f64
@@ -93,7 +160,7 @@ async fn every_active_subscriber_gets_a_named_place() {
     assert!(ws.root().join("reports/clusters.md").exists());
 
     // Seeded: the same data gives the same clusters.
-    let (again, _) = retain_segment::segment(&ctx, &config, &ws, as_of)
+    let again = retain_segment::segment(&ctx, &config, &ws, as_of)
         .await
         .unwrap();
     assert_eq!(
@@ -109,9 +176,51 @@ async fn every_active_subscriber_gets_a_named_place() {
             .collect::<Vec<_>>()
     );
 
+    // Subscriber partitions give the same table and the same report.
+    let whole_table = format!("{:?}", read_places(&report.segments_file));
+    let parted = retain_segment::segment_in_partitions(&ctx, &config, &ws, as_of, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        format!("{:?}", read_places(&parted.segments_file)),
+        whole_table
+    );
+    assert_eq!(
+        serde_json::to_value(&parted).unwrap(),
+        serde_json::to_value(&report).unwrap()
+    );
+
+    // Fitted on a sample, the centroids still place everyone active, the same way each run.
+    let mut sampled = config.clone();
+    sampled.clusters.fit_sample = 1000;
+    let first = retain_segment::segment(&ctx, &sampled, &ws, as_of)
+        .await
+        .unwrap();
+    let sampled_table = format!("{:?}", read_places(&first.segments_file));
+    assert_ne!(sampled_table, whole_table, "a sample fits other centroids");
+    assert_eq!(
+        first.clusters.iter().map(|c| c.size).sum::<u64>(),
+        first.active
+    );
+    assert!(
+        read_places(&first.segments_file)
+            .iter()
+            .all(|p| p.cluster.is_some() == (p.lifecycle_stage != "churned"))
+    );
+    let second = retain_segment::segment(&ctx, &sampled, &ws, as_of)
+        .await
+        .unwrap();
+    assert_eq!(
+        format!("{:?}", read_places(&second.segments_file)),
+        sampled_table
+    );
+    retain_segment::segment(&ctx, &config, &ws, as_of)
+        .await
+        .unwrap();
+
     // An analyst's name replaces the automatic one.
     ClusterNames::rename(&ws, 0, "测试客群", "test group").unwrap();
-    let (renamed, _) = retain_segment::segment(&ctx, &config, &ws, as_of)
+    let renamed = retain_segment::segment(&ctx, &config, &ws, as_of)
         .await
         .unwrap();
     assert_eq!(renamed.clusters[0].name_zh, "测试客群");

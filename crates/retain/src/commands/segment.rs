@@ -82,7 +82,7 @@ pub(crate) fn execute(
                     retain_features::default_as_of(&ctx, retain_features::Cadence::Monthly).await?
                 }
             };
-            let (report, _) = retain_segment::segment(&ctx, &config, workspace, as_of).await?;
+            let report = retain_segment::segment(&ctx, &config, workspace, as_of).await?;
             Ok::<_, anyhow::Error>(report)
         })
     };
