@@ -177,7 +177,12 @@ pub async fn segment_in_partitions(
     let dir = segments_file.parent().expect("a file in a directory");
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let behaviour = Scratch(dir.join(format!(".behaviour-{as_of}.parquet")));
+    remove_stale_scratch(dir);
+    // Named for this process: two runs at once must not read or remove each other's.
+    let behaviour = Scratch(dir.join(format!(
+        "{SCRATCH_PREFIX}{as_of}-{}.parquet",
+        std::process::id()
+    )));
     let run = Run {
         ctx,
         workspace,
@@ -309,6 +314,33 @@ const BEHAVIOUR: &str = "segment_behaviour";
 const EARLIER: &str = "segment_earlier";
 /// Where the written segments table is registered for counting.
 const WRITTEN: &str = "segment_written";
+
+/// The start of a run's scratch file's name in `segments/`.
+const SCRATCH_PREFIX: &str = ".behaviour-";
+
+/// Removes scratch files a day old: left by a run that was killed before it could remove its
+/// own (no run takes a day).
+fn remove_stale_scratch(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let day = std::time::Duration::from_hours(24);
+    for entry in entries.filter_map(std::result::Result::ok) {
+        let stale = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SCRATCH_PREFIX)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > day);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
 
 /// A file of this run that goes however the run ends.
 struct Scratch(PathBuf);
@@ -639,7 +671,8 @@ impl Run<'_> {
             functions::PLACE,
             functions::args()
         );
-        let partial = Scratch(path.with_extension("parquet.writing"));
+        let partial =
+            Scratch(path.with_extension(format!("parquet.{}.writing", std::process::id())));
         let frame = self
             .ctx
             .sql(&sql)

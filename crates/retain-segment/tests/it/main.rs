@@ -157,6 +157,13 @@ async fn every_active_subscriber_gets_a_named_place() {
     assert_eq!(old.survival["12m"], None);
     assert!(report.churn_by_contract_end.values().sum::<u64>() > 0);
     assert!(report.segments_file.exists() && report.report_file.exists());
+    // The run's scratch files are gone.
+    let left: Vec<String> = std::fs::read_dir(report.segments_file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "subscribers.parquet" && name != "tags.parquet")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     assert!(ws.root().join("reports/clusters.md").exists());
 
     // Seeded: the same data gives the same clusters.
