@@ -154,6 +154,20 @@ try {
     await page.waitForSelector('[data-testid=tags-table] tbody tr');
     await page.waitForSelector('#c-life canvas');
     await page.waitForSelector('[data-testid=rfm-grid] canvas');
+    // Every label the charts and the clusters table show is Chinese: no code name is left.
+    const labels = await page.evaluate(() => {
+      const option = (id) => echarts.getInstanceByDom(document.querySelector(id)).getOption();
+      return {
+        rfm: option('#c-rfm').xAxis[0].data,
+        stages: option('#c-life').series[0].data.map((d) => d.name),
+        tiers: option('#c-value').xAxis[0].data,
+        curves: option('#c-ret').series.map((s) => s.name),
+        clusters: [...document.querySelectorAll('[data-testid=clusters-table] tbody td.muted')].map((td) => td.textContent),
+      };
+    });
+    assert.ok(labels.stages.includes('入网期') && labels.rfm.includes('核心活跃') && labels.curves.includes('全体'), JSON.stringify(labels));
+    const coded = Object.values(labels).flat().filter((l) => /[a-z]{2,}/.test(l));
+    assert.deepEqual(coded, [], JSON.stringify(labels));
     await page.fill('[data-testid=target-input]', 'contract_expiring or declining_stage');
     await page.click('#tgf button[type=submit]');
     await page.waitForFunction(() => /\d/.test(document.querySelector('[data-testid=target-result]')?.textContent || ''));
@@ -167,6 +181,19 @@ try {
     await page.waitForSelector('[data-testid=versions-table] tbody tr');
     // The demo trained once: that version is the champion that scores.
     assert.equal(await page.$$eval('[data-testid=champion]', (els) => els.length), 1);
+    // Feature names and the calibration legend are Chinese.
+    await page.waitForSelector('#c-imp canvas');
+    await page.waitForSelector('#c-cal canvas');
+    const modelLabels = await page.evaluate(() => {
+      const option = (id) => echarts.getInstanceByDom(document.querySelector(id))?.getOption();
+      return [
+        ...option('#c-imp').yAxis[0].data,
+        ...option('#c-cal').series.map((s) => s.name),
+        ...(option('#c-drift')?.yAxis?.[0]?.data || []),
+      ];
+    });
+    assert.ok(modelLabels.includes('实际流失率'), JSON.stringify(modelLabels));
+    assert.deepEqual(modelLabels.filter((l) => /[a-z]{2,}/.test(l)), [], JSON.stringify(modelLabels));
   });
 
   let campaignUrl;

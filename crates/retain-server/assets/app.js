@@ -12,6 +12,17 @@
   const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
   const num = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v)) ? '—' : Number(v).toLocaleString(lang, { maximumFractionDigits: d, minimumFractionDigits: d });
   const pct = (v, d = 1) => (v === null || v === undefined) ? '—' : `${(v * 100).toFixed(d)}%`;
+  // A code a report or chart carries (segment, curve, feature) by its name; plan tiers are numbered.
+  const code = (k) => {
+    if (k === null || k === undefined) return '';
+    const tier = /^plan_tier_(\d+)$/.exec(k);
+    if (tier) return lang === 'en' ? `Plan tier ${tier[1]}` : `套餐档位${tier[1]}`;
+    const name = (CODES[lang] || {})[k];
+    if (name) return name;
+    return lang === 'en' ? String(k).replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase()) : k;
+  };
+  // "age -0.59σ": a cluster's feature and its distance from the mean.
+  const codedLead = (text) => String(text ?? '').replace(/^[a-z_0-9]+/, (k) => code(k));
   const zhEn = (o, base = 'name') => (o ? (lang === 'en' ? o[`${base}_en`] : o[`${base}_zh`]) ?? o[`${base}_en`] ?? '' : '');
   const level = (l) => l ? `<span class="lv ${esc(l)}">${esc(t(l))}</span>` : '—';
   // A code (industry, reason, channel…) by its name under `prefix_code`; a code with no name shows as is.
@@ -348,7 +359,7 @@
             <div>${esc(t('branch'))}</div><div>${esc(p.branch_id)}</div>
             <div>${esc(t('manager'))}</div><div>${esc(p.manager_id || '—')}</div>
             <div>${esc(t('value'))}</div><div>${esc(d.value?.value_tier)} · ${esc(t('clv'))} ${num(d.value?.clv)}</div>
-            <div>${esc(t('segments'))}</div><div>${esc(zhEn(seg.cluster))} · ${esc(seg.lifecycle_stage)} · RFM ${esc(seg.rfm?.group)}</div>
+            <div>${esc(t('segments'))}</div><div>${esc(zhEn(seg.cluster))} · ${esc(code(seg.lifecycle_stage))} · RFM ${esc(code(seg.rfm?.group))}</div>
             <div>${esc(t('tags'))}</div><div>${(d.tags || []).map((x) => `<span class="pill">${esc(zhEn(x))}</span>`).join('')}</div>
           </div></div>
           <div class="panel"><h2>${esc(t('churn'))}</h2><div class="kv">
@@ -375,7 +386,7 @@
       view().innerHTML = `<h1>${esc(t('nav_segments'))} <small class="muted">${esc(d.as_of)}</small></h1>
         <h2>${esc(t('clusters'))}</h2>
         ${table(['#', t('title'), { label: t('subscribers'), num: true }, { label: t('share'), num: true }, { label: 'ARPU', num: true }, { label: t('churn_rate'), num: true }, ''],
-          (d.clusters || []).map((c) => `<tr><td>${c.id}</td><td>${esc(zhEn(c))}</td><td class="num">${num(c.size)}</td><td class="num">${pct(c.share)}</td><td class="num">${num(c.arpu, 1)}</td><td class="num">${pct(c.churn_rate, 2)}</td><td class="muted">${esc((c.top_features || []).join(', '))}</td></tr>`), 'clusters-table')}
+          (d.clusters || []).map((c) => `<tr><td>${c.id}</td><td>${esc(zhEn(c))}</td><td class="num">${num(c.size)}</td><td class="num">${pct(c.share)}</td><td class="num">${num(c.arpu, 1)}</td><td class="num">${pct(c.churn_rate, 2)}</td><td class="muted">${esc((c.top_features || []).map(codedLead).join(', '))}</td></tr>`), 'clusters-table')}
         <div class="grid">
           <div class="panel"><h2>${esc(t('rfm_grid'))}</h2><div class="chart" id="c-grid" data-testid="rfm-grid"></div></div>
           <div class="panel"><h2>${esc(t('rfm'))}</h2><div class="chart" id="c-rfm"></div></div>
@@ -395,7 +406,7 @@
           $('#tg-result').innerHTML = `<p><b>${num(r.count)}</b> ${esc(t('subscribers'))}: ${r.sample.map((x) => `<span class="pill">${x.subscriber_id} ${esc(x.msisdn)}</span>`).join('')}</p>`;
         } catch (err) { $('#tg-result').innerHTML = `<p class="error">${esc(err.message)}</p>`; }
       });
-      const bars = (el, obj) => chart(el, { tooltip: {}, xAxis: { type: 'category', data: Object.keys(obj || {}), axisLabel: { rotate: 30 } }, yAxis: { type: 'value' }, series: [{ type: 'bar', data: Object.values(obj || {}) }] });
+      const bars = (el, obj) => chart(el, { tooltip: {}, xAxis: { type: 'category', data: Object.keys(obj || {}).map(code), axisLabel: { rotate: 30 } }, yAxis: { type: 'value' }, series: [{ type: 'bar', data: Object.values(obj || {}) }] });
       bars($('#c-rfm'), d.rfm_group);
       const grid = d.rfm_grid || [];
       const scores = ['1', '2', '3', '4', '5'];
@@ -408,11 +419,11 @@
       });
       bars($('#c-value'), d.value_tier);
       const stages = ['onboarding', 'growth', 'mature', 'decline', 'churned'].filter((s) => d.lifecycle_stage && s in d.lifecycle_stage);
-      chart($('#c-life'), { tooltip: {}, series: [{ type: 'funnel', sort: 'none', data: stages.map((s) => ({ name: s, value: d.lifecycle_stage[s] })) }] });
+      chart($('#c-life'), { tooltip: {}, series: [{ type: 'funnel', sort: 'none', data: stages.map((s) => ({ name: code(s), value: d.lifecycle_stage[s] })) }] });
       const ret = (d.retention || []).slice(0, 8);
       const ks = ['6m', '12m', '24m', '36m', '60m'];
       chart($('#c-ret'), { tooltip: { trigger: 'axis' }, legend: { type: 'scroll' }, xAxis: { type: 'category', data: ks }, yAxis: { type: 'value', min: 0.5, max: 1 },
-        series: ret.map((r) => ({ name: r.segment, type: 'line', data: ks.map((k) => r.survival?.[k]) })) });
+        series: ret.map((r) => ({ name: code(r.segment), type: 'line', data: ks.map((k) => r.survival?.[k]) })) });
     },
 
     async model() {
@@ -437,12 +448,12 @@
       const dec = d.deciles || [];
       chart($('#c-lift'), { tooltip: { trigger: 'axis' }, xAxis: { type: 'category', data: dec.map((x) => x.decile) }, yAxis: { type: 'value' }, series: [{ type: 'bar', name: t('churn_rate'), data: dec.map((x) => x.churn_rate) }] });
       const imp = (d.importance || []).slice(0, 15).reverse();
-      chart($('#c-imp'), { grid: { left: 160 }, tooltip: {}, xAxis: { type: 'value' }, yAxis: { type: 'category', data: imp.map((x) => x[0]) }, series: [{ type: 'bar', data: imp.map((x) => Math.round(x[1])) }] });
+      chart($('#c-imp'), { grid: { left: 160 }, tooltip: {}, xAxis: { type: 'value' }, yAxis: { type: 'category', data: imp.map((x) => code(x[0])) }, series: [{ type: 'bar', data: imp.map((x) => Math.round(x[1])) }] });
       const cal = d.calibration || [];
       chart($('#c-cal'), { tooltip: { trigger: 'axis' }, legend: {}, xAxis: { type: 'value', max: 1 }, yAxis: { type: 'value', max: 1 },
-        series: [{ name: 'observed', type: 'line', data: cal.map((x) => [x.mean_predicted, x.observed_rate]) }, { name: 'ideal', type: 'line', data: [[0, 0], [1, 1]], lineStyle: { type: 'dashed' } }] });
+        series: [{ name: code('observed'), type: 'line', data: cal.map((x) => [x.mean_predicted, x.observed_rate]) }, { name: code('ideal'), type: 'line', data: [[0, 0], [1, 1]], lineStyle: { type: 'dashed' } }] });
       const drift = (d.feature_drift || []).slice(0, 10).reverse();
-      chart($('#c-drift'), { grid: { left: 160 }, tooltip: {}, xAxis: { type: 'value' }, yAxis: { type: 'category', data: drift.map((x) => x.feature) }, series: [{ type: 'bar', data: drift.map((x) => x.psi) }] });
+      chart($('#c-drift'), { grid: { left: 160 }, tooltip: {}, xAxis: { type: 'value' }, yAxis: { type: 'category', data: drift.map((x) => code(x.feature)) }, series: [{ type: 'bar', data: drift.map((x) => x.psi) }] });
     },
 
     async rules() {

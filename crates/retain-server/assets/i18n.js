@@ -177,3 +177,46 @@ window.I18N = {
     vout_renewal_agreed: 'Renewal agreed', vout_expansion: 'Expansion',
   },
 };
+
+// Names of the codes that reports and charts carry: segments, retention-curve series and
+// features. zh-CN names them all; English shows a code with no entry as words.
+window.CODES = {
+  'zh-CN': {
+    sleeping_high_value: '沉睡高价值', core_active: '核心活跃', high_frequency_low_spend: '高频低消',
+    at_risk_valuable: '高价值待挽留', new_potential: '潜力新客', low_value: '低价值', regular: '一般保持',
+    high: '高价值', medium: '中价值', low: '低价值',
+    onboarding: '入网期', growth: '成长期', mature: '成熟期', decline: '衰退期', churned: '流失',
+    voice_dominant_senior: '语音主导老年客户', data_dominant_young: '流量主导年轻客户', family_convergence: '家庭融合客户',
+    group_member_small: '小型政企成员', group_member_medium: '中型政企成员', group_member_large: '大型政企成员',
+    all: '全体', customer_personal: '个人客户', customer_group_member: '政企成员',
+    joined_until_2015: '2015年及以前入网', joined_2016_2019: '2016–2019年入网', joined_2020_2022: '2020–2022年入网',
+    joined_2023_2024: '2023–2024年入网', joined_2025_on: '2025年起入网',
+    observed: '实际流失率', ideal: '理想校准',
+    // Behavioural clusters' features.
+    arpu: 'ARPU', data: '流量', voice: '通话', active_days: '活跃天数', tenure: '网龄', family: '家庭规模',
+    group: '政企成员', complaints: '投诉', competitor: '竞品接触', vas: '增值业务',
+    // Model features.
+    tenure_months: '网龄（月）', age: '年龄', plan_tier: '套餐档位', plan_fee: '套餐月费', is_group_member: '政企成员',
+    family_size: '家庭成员数', group_size: '集团规模', has_subsidy: '有终端补贴', subsidy_months_left: '补贴剩余月数',
+    contract_months_left: '合约剩余月数', fee_1m: '上月消费', fee_avg_3m: '近3月月均消费', fee_avg_6m: '近6月月均消费',
+    fee_trend: '消费趋势', fee_slope_6m: '近6月消费斜率', fee_std_6m: '近6月消费波动', voice_avg_3m: '近3月月均通话分钟',
+    voice_trend: '通话分钟趋势', calls_out_avg_3m: '近3月月均主叫次数', calls_in_share: '被叫占比', calls_trend: '通话次数趋势',
+    data_avg_3m: '近3月月均流量', data_trend: '流量趋势', data_slope_6m: '近6月流量斜率', sms_avg_3m: '近3月月均短信',
+    vas_avg_3m: '近3月月均增值业务费', vas_trend: '增值业务趋势', bundled_1m: '上月融合业务数',
+    bundled_change_3m: '融合业务数变化（3月）', recharge_avg_3m: '近3月月均充值', arrears_1m: '上月欠费',
+    arrears_max_6m: '近6月最大欠费', suspended_days_3m: '近3月停机天数', active_days_avg_3m: '近3月月均活跃天数',
+    active_days_trend: '活跃天数趋势', fee_week_trend: '周消费趋势', data_week_trend: '周流量趋势',
+    complaints_1m: '近1月投诉', complaints_6m: '近6月投诉', serious_complaints_6m: '近6月严重投诉',
+    late_complaints_6m: '近6月超时投诉', network_complaints_6m: '近6月网络投诉', billing_complaints_6m: '近6月计费投诉',
+    days_since_complaint: '距上次投诉天数', competitor_calls_1m: '近1月竞品客服通话', competitor_calls_6m: '近6月竞品客服通话',
+    days_since_competitor_call: '距上次竞品接触天数', forward_days_1m: '近1月呼转竞品天数', forward_days_6m: '近6月呼转竞品天数',
+    days_since_forward: '距上次呼转竞品天数', service_calls_1m: '近1月客服来电', service_calls_6m: '近6月客服来电',
+    stop_requests_3m: '近3月停机申请', arrears_stops_6m: '近6月欠费停机', downgrades_6m: '近6月降档次数',
+  },
+  en: {
+    observed: 'Observed churn rate', ideal: 'Perfect calibration', all: 'Everyone', arpu: 'ARPU', vas: 'VAS',
+    high: 'High value', medium: 'Medium value', low: 'Low value',
+    joined_until_2015: 'Joined until 2015', joined_2016_2019: 'Joined 2016–2019', joined_2020_2022: 'Joined 2020–2022',
+    joined_2023_2024: 'Joined 2023–2024', joined_2025_on: 'Joined 2025 on',
+  },
+};

@@ -62,3 +62,43 @@ pub(crate) fn routes() -> axum::Router<AppState> {
             }),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::I18N_JS;
+
+    /// The dashboard's Chinese names of the codes its charts show: `CODES['zh-CN']`.
+    fn chinese_codes() -> &'static str {
+        let start = I18N_JS.find("window.CODES").expect("i18n.js names codes");
+        let zh = &I18N_JS[start..];
+        &zh[..zh.find("\n  en: {").expect("CODES has English too")]
+    }
+
+    /// Every feature the model can rank and every segment code a chart can show has a Chinese
+    /// name, whichever of them a run happens to produce.
+    #[test]
+    fn every_feature_and_segment_code_has_a_chinese_name() {
+        let zh = chinese_codes();
+        let codes = retain_features::DEFAULT_FEATURES
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(
+                [
+                    retain_segment::RFM_GROUPS,
+                    retain_segment::LIFECYCLE_STAGES,
+                    retain_segment::VALUE_TIERS,
+                    retain_segment::SCENARIOS,
+                ]
+                .into_iter()
+                .flatten()
+                .map(|(code, _)| *code),
+            );
+        let missing: Vec<&str> = codes
+            .filter(|code| !zh.contains(&format!(" {code}: '")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "no Chinese name in i18n.js: {missing:?}"
+        );
+    }
+}
