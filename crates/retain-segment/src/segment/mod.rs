@@ -361,7 +361,7 @@ struct Run<'a> {
 }
 
 fn engine(what: &str) -> impl Fn(datafusion::error::DataFusionError) -> Error + '_ {
-    move |e| Error::Internal(format!("{what}: {e}"))
+    move |e| Error::engine(what, e)
 }
 
 impl Run<'_> {
