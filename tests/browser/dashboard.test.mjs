@@ -215,6 +215,12 @@ try {
       await page.waitForFunction((s) => document.querySelector('[data-testid=campaign-status]')?.textContent.trim() === s, status, { timeout: 120000 });
     });
   }
+  await step('08a-rehearsal-power', async () => {
+    // The rehearsal says which control share it chose and the smallest uplift it can detect.
+    const power = await page.textContent('[data-testid=rehearsal-power]');
+    assert.ok(power.includes('对照组比例') && power.includes('最小可检测提升'), power);
+    assert.match(power, /\d+%/);
+  });
   await step('09-campaign-history', async () => {
     const history = await page.textContent('[data-testid=campaign-history]');
     for (const action of ['create', 'rehearse', 'approve', 'launch']) assert.ok(history.includes(action), `history has ${action}`);
@@ -225,14 +231,26 @@ try {
     await page.waitForSelector('[data-testid=queue-table]');
     const before = await page.locator('[data-testid=callback-form]').count();
     assert.ok(before > 0, 'the launched campaign has open work orders');
-    const form = page.locator('[data-testid=callback-form]').first();
+    const form = page.locator('tr[data-purpose=retention] [data-testid=callback-form]').first();
     await form.locator('input[name=reached]').check();
     await form.locator('input[name=accepted]').check();
+    await form.locator('select[name=satisfaction]').selectOption('9');
     await form.locator('button[type=submit]').click();
     await page.waitForFunction(() => document.querySelector('#toast')?.textContent.includes('已保存'));
     assert.equal(await page.locator('[data-testid=callback-form]').count(), before - 1);
+    // Purposes and channels read in Chinese: a survey is 满意度回访, never the code.
+    const queue = await page.textContent('[data-testid=queue-table]');
+    assert.ok(!/\b(retention|survey|outbound_call)\b/.test(queue), 'no purpose or channel code on the page');
+    // A survey offers nothing to accept: refused with the reason.
+    const survey = page.locator('tr[data-purpose=survey] [data-testid=callback-form]').first();
+    if (await survey.count()) {
+      await survey.locator('input[name=reached]').check();
+      await survey.locator('input[name=accepted]').check();
+      await survey.locator('button[type=submit]').click();
+      await page.waitForFunction(() => document.querySelector('#toast.bad')?.textContent.includes('nothing to accept'));
+    }
     // Accepted without reached is refused with the reason.
-    const next = page.locator('[data-testid=callback-form]').first();
+    const next = page.locator('tr[data-purpose=retention] [data-testid=callback-form]').first();
     await next.locator('input[name=accepted]').check();
     await next.locator('button[type=submit]').click();
     await page.waitForFunction(() => document.querySelector('#toast.bad')?.textContent.includes('accepted but not reached'));
@@ -355,6 +373,12 @@ try {
     await page.waitForSelector('[data-testid=step-evaluate]:not([disabled])');
     await page.click('[data-testid=step-evaluate]');
     await page.waitForSelector('[data-testid=evaluation]', { timeout: 120000 });
+    // The uplift is marked significant or not; the ROI comes with its interval; NPS of both arms.
+    const evaluation = await page.textContent('[data-testid=evaluation]');
+    const mark = (await page.textContent('[data-testid=significance]')).trim();
+    // (The English step before left the dashboard in English.)
+    assert.ok(['Significant', 'Not significant (interval includes zero)'].includes(mark), mark);
+    assert.ok(evaluation.includes('NPS') && evaluation.includes('New-service penetration'), evaluation);
     assert.ok(await counted() > before, 'the evaluation counted its outcomes into the learning');
   });
 

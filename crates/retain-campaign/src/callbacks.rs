@@ -2,7 +2,7 @@
 //! reason the subscriber gave — imported from the call centre's result files and validated
 //! like any ingest, or simulated from the synthetic operator's true offer effects.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{Datelike as _, NaiveDate};
@@ -54,6 +54,14 @@ fn boolean(v: &str) -> Option<bool> {
         "0" | "n" | "no" | "false" | "否" => Some(false),
         _ => None,
     }
+}
+
+/// A satisfaction score as a person types it: a whole number from 0 to 10 (`8`, `8.0`, `8分`).
+pub(crate) fn satisfaction(v: &str) -> Option<u8> {
+    let v = v.trim();
+    let v = v.strip_suffix('分').unwrap_or(v).trim();
+    let v = v.strip_suffix(".0").unwrap_or(v);
+    v.parse::<u8>().ok().filter(|s| *s <= 10)
 }
 
 /// A parsed result file: the good rows, the rejected ones with their error, the header and
@@ -113,7 +121,8 @@ pub(crate) fn parse_text(
         col("accepted").unwrap_or(0),
     );
     let (reason_c, notes_c, follow_c) = (col("stated_reason"), col("notes"), col("follow_up"));
-    let known: HashSet<i64> = orders.iter().map(|w| w.id).collect();
+    let satisfaction_c = col("satisfaction");
+    let purpose: HashMap<i64, &str> = orders.iter().map(|w| (w.id, w.purpose.as_str())).collect();
     let mut seen: HashMap<i64, u64> = HashMap::new();
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     let mut read = 0;
@@ -133,12 +142,12 @@ pub(crate) fn parse_text(
                     format!("work_order_id {:?} is not a number", get(id_c)),
                 )
             })?;
-            if !known.contains(&id) {
+            let Some(&purpose) = purpose.get(&id) else {
                 return Err(fail(
                     id_c,
                     format!("work order {id} is not one of this campaign's"),
                 ));
-            }
+            };
             let reached = boolean(get(reached_c)).ok_or_else(|| {
                 fail(
                     reached_c,
@@ -154,6 +163,27 @@ pub(crate) fn parse_text(
             if accepted && !reached {
                 return Err(fail(accepted_c, "accepted but not reached".into()));
             }
+            if accepted && purpose == crate::workorder::SURVEY {
+                return Err(fail(
+                    accepted_c,
+                    format!(
+                        "work order {id} is a satisfaction survey: it offers nothing to accept"
+                    ),
+                ));
+            }
+            let satisfaction = match satisfaction_c.map(get).filter(|v| !v.is_empty()) {
+                None => None,
+                Some(v) => {
+                    let at = satisfaction_c.unwrap_or(0);
+                    let score = satisfaction(v).ok_or_else(|| {
+                        fail(at, format!("satisfaction {v:?} is not a whole number 0–10"))
+                    })?;
+                    if !reached {
+                        return Err(fail(at, "a satisfaction score but not reached".into()));
+                    }
+                    Some(score)
+                }
+            };
             let stated = match reason_c.map(get).filter(|v| !v.is_empty()) {
                 None => None,
                 Some(v) => {
@@ -209,6 +239,7 @@ pub(crate) fn parse_text(
                 reached,
                 accepted,
                 stated_reason: stated,
+                satisfaction,
                 notes: notes_c.map_or("", get).to_owned(),
                 follow_up,
                 source: format!(
@@ -276,6 +307,19 @@ fn stated(cause: &str) -> &'static str {
     }
 }
 
+/// A simulated answer to "how satisfied are you, 0–10": lower for a subscriber about to
+/// leave, higher for one who was contacted (more so who took the offer), with spread.
+fn score(rng: &mut impl Rng, leaving: bool, treated: Option<bool>) -> u8 {
+    let base = if leaving { 5.0 } else { 7.5 };
+    let care = match treated {
+        Some(true) => 1.5,
+        Some(false) => 0.5,
+        None => 0.0,
+    };
+    let noise = 3.0 * (rng.random::<f64>() + rng.random::<f64>() - 1.0);
+    (base + care + noise).round().clamp(0.0, 10.0) as u8
+}
+
 /// Simulated callbacks and outcomes.
 #[derive(Debug, Default)]
 pub(crate) struct Simulation {
@@ -305,6 +349,13 @@ pub(crate) fn simulate(
         .filter(|w| w.purpose == "retention")
         .map(|w| (w.subscriber_id, w))
         .collect();
+    let surveys: HashMap<i64, &WorkOrderRecord> = orders
+        .iter()
+        .filter(|w| w.purpose == crate::workorder::SURVEY)
+        .map(|w| (w.subscriber_id, w))
+        .collect();
+    // Satisfaction has its own draws, so that the outcomes do not depend on who is surveyed.
+    let mut opinion = rand_pcg::Pcg64::seed_from_u64(seed ^ 0x5A71_5FAC_7104);
     let mut sim = Simulation::default();
     let mut effect_sum = 0.0;
     for m in members {
@@ -320,6 +371,8 @@ pub(crate) fn simulate(
         effect_sum += reach(channel) * effect;
         let mut retained = cause.is_none();
         let mut accepted = false;
+        // Whether the retention call reached them, and if so whether they took the offer.
+        let mut contact = None;
         if m.arm == "treatment"
             && let Some(w) = order_of.get(&m.subscriber_id)
         {
@@ -331,6 +384,7 @@ pub(crate) fn simulate(
                     rng.random::<f64>() < accept(&m.offer_kind)
                 };
                 retained |= accepted;
+                contact = Some(accepted);
             }
             sim.callbacks.push(CallbackRecord {
                 work_order_id: w.id,
@@ -338,6 +392,21 @@ pub(crate) fn simulate(
                 accepted,
                 stated_reason: (reached && cause.is_some())
                     .then(|| stated(cause.map_or("", String::as_str)).to_owned()),
+                satisfaction: reached.then(|| score(&mut opinion, cause.is_some(), Some(accepted))),
+                notes: String::new(),
+                follow_up: None,
+                source: "simulated".into(),
+                recorded_by: "simulation".into(),
+            });
+        }
+        if let Some(w) = surveys.get(&m.subscriber_id) {
+            let reached = opinion.random::<f64>() < reach(Channel::OutboundCall);
+            sim.callbacks.push(CallbackRecord {
+                work_order_id: w.id,
+                reached,
+                accepted: false,
+                stated_reason: None,
+                satisfaction: reached.then(|| score(&mut opinion, cause.is_some(), contact)),
                 notes: String::new(),
                 follow_up: None,
                 source: "simulated".into(),

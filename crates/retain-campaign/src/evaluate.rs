@@ -22,6 +22,11 @@ pub struct Comparison {
     /// The 95% interval of the uplift (Wald; a group without a control has none).
     pub uplift_ci_low: Option<f64>,
     pub uplift_ci_high: Option<f64>,
+    /// Whether the interval excludes zero; false without one. A result that is not
+    /// significant is not evidence that the campaign worked, whatever its sign.
+    pub significant: bool,
+    /// The smallest uplift these sizes detect at 5% with 80% power.
+    pub min_detectable_uplift: Option<f64>,
 }
 
 fn r6(x: f64) -> f64 {
@@ -61,6 +66,9 @@ pub fn compare(rows: impl Iterator<Item = (bool, bool)>) -> Comparison {
         uplift: both.then(|| r6(uplift)),
         uplift_ci_low: ci.map(|c| r6(c.0)),
         uplift_ci_high: ci.map(|c| r6(c.1)),
+        significant: ci.is_some_and(|(lo, hi)| lo > 0.0 || hi < 0.0),
+        min_detectable_uplift: crate::power::min_detectable_uplift(nt as f64, nc as f64, pc)
+            .map(r6),
     }
 }
 
@@ -73,6 +81,54 @@ pub struct ReasonCheck {
     pub agreement: f64,
     /// model reason → stated reason → count.
     pub matrix: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+/// Net Promoter Score of one arm from 0–10 satisfaction answers: the share of promoters (9–10)
+/// minus the share of detractors (0–6), in points from −100 to 100.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Nps {
+    pub answers: usize,
+    pub promoters: usize,
+    pub detractors: usize,
+    pub mean_satisfaction: Option<f64>,
+    pub nps: Option<f64>,
+}
+
+impl Nps {
+    fn of(scores: impl Iterator<Item = u8>) -> Nps {
+        let mut n = Nps::default();
+        let mut sum = 0u64;
+        for s in scores {
+            n.answers += 1;
+            sum += u64::from(s);
+            n.promoters += usize::from(s >= 9);
+            n.detractors += usize::from(s <= 6);
+        }
+        if n.answers > 0 {
+            let k = n.answers as f64;
+            n.mean_satisfaction = Some(r2(sum as f64 / k));
+            n.nps = Some(r2(100.0 * (n.promoters as f64 - n.detractors as f64) / k));
+        }
+        n
+    }
+}
+
+/// Offer kinds that give a subscriber a service they did not have (新业务): their take-up is the
+/// campaign's new-service penetration. Discounts, renewals, fixes and bill adjustments are not.
+pub const NEW_SERVICE_KINDS: &[&str] = &[
+    "data_bonus",
+    "family_addon",
+    "loyalty_upgrade",
+    "vip_service",
+    "partner_coupon",
+];
+
+/// The treated who were offered a kind of offer, and those who took it.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Takeup {
+    pub treated: usize,
+    pub taken: usize,
+    pub share: f64,
 }
 
 /// A campaign's evaluation.
@@ -100,6 +156,23 @@ pub struct Evaluation {
     pub saved_value: f64,
     /// (saved value − cost) / cost; none without a control group to measure against.
     pub roi: Option<f64>,
+    /// The ROI at the ends of the uplift's 95% interval.
+    pub roi_ci_low: Option<f64>,
+    pub roi_ci_high: Option<f64>,
+    /// The satisfaction survey's calls (measurement, not counted in `cost`).
+    pub survey_cost: f64,
+    /// NPS of the surveyed treated and control members (the survey asks both arms alike).
+    pub nps_treated: Option<f64>,
+    pub nps_control: Option<f64>,
+    pub survey_treated: Nps,
+    pub survey_control: Nps,
+    /// Satisfaction the retention calls themselves recorded (treated only, so not compared
+    /// with the control).
+    pub callback_satisfaction: Nps,
+    /// Take-up of each offer kind among the treated offered it.
+    pub takeup_by_kind: BTreeMap<String, Takeup>,
+    /// The share of the treated who took up a new service ([`NEW_SERVICE_KINDS`]).
+    pub new_service_penetration: f64,
     pub by_offer: BTreeMap<String, Comparison>,
     pub by_level: BTreeMap<String, Comparison>,
     pub by_tier: BTreeMap<String, Comparison>,
@@ -168,8 +241,30 @@ pub fn evaluate(
     let mut agree = 0;
     // An offer is paid once per member, however many work orders (escalations) report it.
     let mut paid = std::collections::HashSet::new();
+    let arm_of = |id: i64| member.get(&id).map(|m| m.arm.as_str());
+    let mut survey_cost = 0.0;
+    let (mut survey_t, mut survey_c, mut called) = (Vec::new(), Vec::new(), Vec::new());
+    // Who took their offer: an accepted retention call or escalation.
+    let mut took = std::collections::HashSet::new();
     for w in orders {
         let contact = contact_cost(&w.channel);
+        if w.purpose == crate::workorder::SURVEY {
+            survey_cost += contact;
+            if let Some(s) = callback.get(&w.id).and_then(|c| c.satisfaction) {
+                match arm_of(w.subscriber_id) {
+                    Some("treatment") => survey_t.push(s),
+                    Some(_) => survey_c.push(s),
+                    None => {}
+                }
+            }
+            continue;
+        }
+        if let Some(c) = callback.get(&w.id) {
+            called.extend(c.satisfaction);
+            if c.accepted {
+                took.insert(w.subscriber_id);
+            }
+        }
         let offer_cost = member
             .get(&w.subscriber_id)
             .map_or(0.0, |m| (m.cost - contact_cost(&m.channel)).max(0.0));
@@ -201,6 +296,26 @@ pub fn evaluate(
     };
     let incremental = overall.uplift.unwrap_or(0.0) * overall.treated as f64;
     let saved_value = incremental * mean_clv;
+    // Saved value is linear in the uplift, so the ROI's interval is the uplift's, mapped.
+    let roi_at = |u: Option<f64>| {
+        u.filter(|_| cost > 0.0)
+            .map(|u| r6((u * overall.treated as f64 * mean_clv - cost) / cost))
+    };
+    let mut takeup_by_kind: BTreeMap<String, Takeup> = BTreeMap::new();
+    let mut new_service = 0;
+    for m in &treated {
+        let t = takeup_by_kind.entry(m.offer_kind.clone()).or_default();
+        t.treated += 1;
+        if took.contains(&m.subscriber_id) {
+            t.taken += 1;
+            new_service += usize::from(NEW_SERVICE_KINDS.contains(&m.offer_kind.as_str()));
+        }
+    }
+    for t in takeup_by_kind.values_mut() {
+        t.share = r6(t.taken as f64 / t.treated.max(1) as f64);
+    }
+    let (survey_treated, survey_control) =
+        (Nps::of(survey_t.into_iter()), Nps::of(survey_c.into_iter()));
     let source = outcomes
         .first()
         .map_or_else(String::new, |o| o.source.clone());
@@ -219,6 +334,16 @@ pub fn evaluate(
         incremental_saves: r2(incremental),
         saved_value: r2(saved_value),
         roi: (overall.uplift.is_some() && cost > 0.0).then(|| r6((saved_value - cost) / cost)),
+        roi_ci_low: roi_at(overall.uplift_ci_low),
+        roi_ci_high: roi_at(overall.uplift_ci_high),
+        survey_cost: r2(survey_cost),
+        nps_treated: survey_treated.nps,
+        nps_control: survey_control.nps,
+        survey_treated,
+        survey_control,
+        callback_satisfaction: Nps::of(called.into_iter()),
+        new_service_penetration: r6(new_service as f64 / treated.len().max(1) as f64),
+        takeup_by_kind,
         by_offer: group(&|m| &m.offer_id),
         by_level: group(&|m| &m.level),
         by_tier: group(&|m| &m.tier),
@@ -247,5 +372,125 @@ mod tests {
         assert!((c.uplift_ci_high.unwrap() - (0.2 + half)).abs() < 1e-6);
         let none = compare([(true, true)].into_iter());
         assert_eq!((none.uplift, none.uplift_ci_low), (None, None));
+        assert!(c.significant, "[0.076, 0.324] excludes zero");
+        assert!(!none.significant, "no control, no evidence");
+        // 70/100 vs 60/100: the interval [-0.03, 0.23] includes zero.
+        let weak = compare(
+            (0..100)
+                .map(|i| (true, i < 70))
+                .chain((0..100).map(|i| (false, i < 60))),
+        );
+        assert!(weak.uplift_ci_low.unwrap() < 0.0 && !weak.significant);
+        // 100 a side at 60% control retention: 2.8016 × sqrt(0.24 × 0.02) = 0.1941.
+        assert!((weak.min_detectable_uplift.unwrap() - 0.194_1).abs() < 1e-3);
+    }
+
+    fn member(id: i64, arm: &str, kind: &str) -> MemberRecord {
+        MemberRecord {
+            subscriber_id: id,
+            arm: arm.into(),
+            stratum: "red/high".into(),
+            level: "red".into(),
+            tier: "high".into(),
+            segment: "mature".into(),
+            reason: "price".into(),
+            offer_id: format!("O-{kind}"),
+            offer_kind: kind.into(),
+            channel: "outbound_call".into(),
+            p_churn: 0.5,
+            clv: 1000.0,
+            arpu: 100.0,
+            cost: 22.0,
+            expected_cost: 12.0,
+            expected_value: 100.0,
+        }
+    }
+
+    fn order(id: i64, subscriber: i64, purpose: &str) -> WorkOrderRecord {
+        WorkOrderRecord {
+            id,
+            campaign_id: 1,
+            subscriber_id: subscriber,
+            channel: "outbound_call".into(),
+            purpose: purpose.into(),
+            offer_id: String::new(),
+            branch_id: String::new(),
+            manager_id: String::new(),
+            due_date: "2026-11-20".into(),
+            status: "done".into(),
+            payload: serde_json::json!({}),
+        }
+    }
+
+    fn callback(order: i64, accepted: bool, satisfaction: Option<u8>) -> CallbackRecord {
+        CallbackRecord {
+            work_order_id: order,
+            reached: true,
+            accepted,
+            stated_reason: None,
+            satisfaction,
+            notes: String::new(),
+            follow_up: None,
+            source: "t".into(),
+            recorded_by: "t".into(),
+        }
+    }
+
+    #[test]
+    #[allow(clippy::float_cmp)] // rounded values and shares on the grid, compared exactly
+    fn nps_roi_interval_and_takeup_come_from_the_arms_alike() {
+        // Two treated (one takes a data bonus, one a discount), two control; all surveyed.
+        let members = [
+            member(1, "treatment", "data_bonus"),
+            member(2, "treatment", "fee_discount"),
+            member(3, "control", "data_bonus"),
+            member(4, "control", "fee_discount"),
+        ];
+        let outcomes: Vec<OutcomeRecord> = [(1, true), (2, true), (3, true), (4, false)]
+            .iter()
+            .map(|&(id, retained)| OutcomeRecord {
+                subscriber_id: id,
+                retained,
+                arpu_after: Some(100.0),
+                source: "simulated".into(),
+            })
+            .collect();
+        let orders = [
+            order(11, 1, "retention"),
+            order(12, 2, "retention"),
+            order(21, 1, "survey"),
+            order(22, 2, "survey"),
+            order(23, 3, "survey"),
+            order(24, 4, "survey"),
+        ];
+        let callbacks = [
+            callback(11, true, Some(10)),
+            callback(12, false, None),
+            callback(21, false, Some(10)),
+            callback(22, false, Some(9)),
+            callback(23, false, Some(6)),
+            callback(24, false, Some(8)),
+        ];
+        let e = evaluate(&members, &outcomes, &orders, &callbacks, &|_| 2.0, None);
+        assert_eq!(e.nps_treated, Some(100.0));
+        assert_eq!(e.nps_control, Some(-50.0), "one detractor, one passive");
+        assert_eq!(e.survey_control.mean_satisfaction, Some(7.0));
+        assert_eq!(e.callback_satisfaction.answers, 1);
+        // The survey's four calls are measurement, apart from the campaign's cost: two calls
+        // and the one offer taken (20 yuan).
+        assert_eq!(e.survey_cost, 8.0);
+        assert_eq!(e.cost, 24.0);
+        assert_eq!(e.takeup_by_kind["data_bonus"].taken, 1);
+        assert_eq!(e.takeup_by_kind["fee_discount"].taken, 0);
+        assert_eq!(e.new_service_penetration, 0.5);
+        // The ROI's interval is the uplift's, mapped: saved value is uplift × 2 × 1000.
+        let roi_at = |u: f64| (u * 2.0 * 1000.0 - 24.0) / 24.0;
+        let (lo, hi) = (
+            e.overall.uplift_ci_low.unwrap(),
+            e.overall.uplift_ci_high.unwrap(),
+        );
+        assert!((e.roi_ci_low.unwrap() - roi_at(lo)).abs() < 1e-4);
+        assert!((e.roi_ci_high.unwrap() - roi_at(hi)).abs() < 1e-4);
+        assert!(!e.overall.significant, "two a side tell nothing");
     }
 }

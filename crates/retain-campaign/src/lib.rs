@@ -14,6 +14,7 @@ mod evaluate;
 mod learn;
 mod outcomes;
 mod plan;
+mod power;
 mod responses;
 mod service;
 mod steps;
@@ -24,9 +25,12 @@ pub use approval::{Action, Actor, LEVEL_LIMITS, Role, required_level};
 pub use callbacks::{ImportReport, STATED_ONLY, stated_reasons};
 pub use care::CareReport;
 pub use error::{Error, Result};
-pub use evaluate::{Comparison, Evaluation, ReasonCheck, compare, evaluate};
+pub use evaluate::{
+    Comparison, Evaluation, NEW_SERVICE_KINDS, Nps, ReasonCheck, Takeup, compare, evaluate,
+};
 pub use learn::learn;
 pub use plan::{PlanRequest, Planned, Projection, plan};
+pub use power::{Power, choose as choose_control_share, min_detectable_uplift, power_of};
 pub use service::{
     CallbackForm, Campaigns, CreateRequest, LaunchReport, Rehearsal, SimulationReport, TemplateInfo,
 };

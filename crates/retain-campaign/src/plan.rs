@@ -24,6 +24,8 @@ pub struct PlanRequest<'a> {
     pub seed: u64,
     /// Plan on this share of the target only (a rehearsal).
     pub sample: Option<f64>,
+    /// Hold out this control share rather than choose one (the rehearsed share at launch).
+    pub control_share: Option<f64>,
     /// Contacts of campaigns already running: they count against the contact policy.
     pub running: &'a [PlannedContact],
     /// Members of other running campaigns: left out, so no one is in two experiments.
@@ -50,6 +52,10 @@ pub struct Projection {
     pub expected_roi: f64,
     pub treated_by_channel: BTreeMap<&'static str, usize>,
     pub members_by_level: BTreeMap<&'static str, usize>,
+    /// Members of either arm called for the satisfaction survey.
+    pub surveys: usize,
+    /// The survey calls' contact cost (measurement, apart from the campaign's cost).
+    pub survey_cost: f64,
 }
 
 /// A computed plan.
@@ -68,6 +74,8 @@ pub struct Planned {
     /// Constraint violations the verifier found (none unless there is a bug).
     pub violations: Vec<retain_offers::Violation>,
     pub projection: Projection,
+    /// What the planned sizes can detect and the control share chosen for it.
+    pub power: crate::power::Power,
     pub notes: Vec<String>,
 }
 
@@ -276,6 +284,51 @@ pub async fn plan(
         .map(|c| (c.subscriber_id, c))
         .collect();
 
+    // The control share: the template's, raised (within its limit) when the uplift the plan
+    // expects would not be told from zero with it. Sizes are the whole target's, also when
+    // rehearsing on a sample.
+    let power = {
+        let k = plan.assignments.len().max(1) as f64;
+        let risk: f64 = plan.assignments.iter().map(|a| a.p_churn).sum();
+        let saves: f64 = plan
+            .assignments
+            .iter()
+            .map(|a| a.p_churn * a.save_rate)
+            .sum();
+        let planned = plan.assignments.len() as f64 / req.sample.unwrap_or(1.0);
+        let (floor, ceiling) = req
+            .control_share
+            .map_or((t.control_share, t.control_share_max), |s| (s, s));
+        crate::power::choose(planned, saves / k, 1.0 - risk / k, floor, ceiling)
+    };
+    if let (Some(mde), Some(chance)) = (power.min_detectable_uplift, power.power) {
+        let raised = power.control_share > t.control_share;
+        let (expected, share) = (power.expected_uplift, power.control_share);
+        if raised && power.detectable {
+            notes.push(format!(
+                "control share raised from {:.2} to {share:.2}: the expected uplift \
+                 {expected:.3} is then detectable (minimum {mde:.3}, 5% two-sided, 80% power)",
+                t.control_share
+            ));
+        } else if raised {
+            notes.push(format!(
+                "control share raised from {:.2} to its limit {share:.2}: the expected uplift \
+                 {expected:.4} is still below the minimum detectable {mde:.4}; the evaluation \
+                 finds it significant with a chance of {:.0}%",
+                t.control_share,
+                100.0 * chance
+            ));
+        } else if !power.detectable {
+            notes.push(format!(
+                "the expected uplift {expected:.3} is below the minimum detectable {mde:.3}, and \
+                 a larger control would not give even odds of a significant result ({:.0}% \
+                 here): the evaluation will likely not tell it from zero; widen the target or \
+                 pool campaigns",
+                100.0 * chance
+            ));
+        }
+    }
+
     // The control draw: within each level × tier stratum, the members with the lowest draws.
     let mut strata: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, a) in plan.assignments.iter().enumerate() {
@@ -293,13 +346,15 @@ pub async fn plan(
             let u = |i: &usize| unit(req.seed, plan.assignments[*i].subscriber_id, 0xC0);
             u(a).total_cmp(&u(b))
         });
-        let n = (members.len() as f64 * t.control_share).round() as usize;
+        let n = (members.len() as f64 * power.control_share).round() as usize;
         for i in &members[..n] {
             control[*i] = true;
         }
     }
 
     let mut projection = Projection::default();
+    // After every channel's contacts of the run, so that the treated answer having had them.
+    let survey_due = req.as_of + chrono::Duration::days(i64::from(policy.campaign_days) + 7);
     let mut members = Vec::with_capacity(plan.assignments.len());
     let mut orders = Vec::new();
     for (i, a) in plan.assignments.iter().enumerate() {
@@ -313,6 +368,22 @@ pub async fn plan(
             .ok_or_else(|| Error::Internal(format!("offer {} left the library", a.offer_id)))?;
         let arm = if control[i] { "control" } else { "treatment" };
         let candidate = by_id.get(&a.subscriber_id);
+        // Both arms alike: the survey compares satisfaction of treated and control.
+        if unit(req.seed, a.subscriber_id, 0x5E) < t.survey_share {
+            let profile = profiles.get(&a.subscriber_id).cloned().unwrap_or_default();
+            projection.surveys += 1;
+            projection.survey_cost += policy.channel(Channel::OutboundCall).contact_cost;
+            orders.push(NewWorkOrder {
+                subscriber_id: a.subscriber_id,
+                channel: Channel::OutboundCall.code().into(),
+                purpose: crate::workorder::SURVEY.into(),
+                offer_id: String::new(),
+                branch_id: profile.branch_id.clone(),
+                manager_id: profile.manager_id.clone(),
+                due_date: survey_due.to_string(),
+                payload: crate::workorder::survey_payload(a, &profile.msisdn),
+            });
+        }
         members.push(MemberRecord {
             subscriber_id: a.subscriber_id,
             arm: arm.into(),
@@ -376,6 +447,7 @@ pub async fn plan(
         skipped_by_constraint,
         violations,
         projection,
+        power,
         notes,
     })
 }

@@ -102,19 +102,14 @@ impl Campaigns {
             u8::from(form.reached).to_string(),
             u8::from(form.accepted).to_string(),
             form.stated_reason.clone().unwrap_or_default(),
+            form.satisfaction.map(|s| s.to_string()).unwrap_or_default(),
             form.notes.clone(),
             form.follow_up.clone().unwrap_or_default(),
         ];
-        text.write_record([
-            "work_order_id",
-            "reached",
-            "accepted",
-            "stated_reason",
-            "notes",
-            "follow_up",
-        ])
-        .and_then(|()| text.write_record(&fields))
-        .map_err(|e| Error::Internal(format!("writing the callback form: {e}")))?;
+        // The columns of a filled-in call list, in its order.
+        text.write_record(std::iter::once("work_order_id").chain(crate::workorder::RESULT_COLUMNS))
+            .and_then(|()| text.write_record(&fields))
+            .map_err(|e| Error::Internal(format!("writing the callback form: {e}")))?;
         let text = String::from_utf8(
             text.into_inner()
                 .map_err(|e| Error::Internal(format!("writing the callback form: {e}")))?,
@@ -179,6 +174,10 @@ impl Campaigns {
             let Some(w) = by_id.get(&cb.work_order_id) else {
                 continue;
             };
+            // A survey nobody answered is a missing answer, not a contact to escalate.
+            if w.purpose == crate::workorder::SURVEY {
+                continue;
+            }
             let Some(lv) = level
                 .get(&w.subscriber_id)
                 .and_then(|l| retain_offers::Level::from_code(l))

@@ -47,6 +47,10 @@ pub struct Rehearsal {
     pub sampled: usize,
     /// The sample's plan scaled to the whole target.
     pub projected: Projection,
+    /// The smallest retention uplift the planned sizes detect (5% two-sided, 80% power).
+    pub min_detectable_uplift: Option<f64>,
+    /// What the planned sizes can detect and the control share chosen for it.
+    pub power: crate::power::Power,
     /// Target subscribers already in another running campaign: they are left out.
     pub conflicts_running_campaigns: usize,
     /// Target subscribers the contact policy or the budget leaves out, by constraint (in the
@@ -69,6 +73,9 @@ pub struct LaunchReport {
     pub files: Vec<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Projection>,
+    /// The control share the launch held out and what its sizes can detect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub power: Option<crate::power::Power>,
 }
 
 /// What a simulation recorded.
@@ -90,6 +97,9 @@ pub struct CallbackForm {
     /// A code or its Chinese name (see [`crate::stated_reasons`]).
     #[serde(default)]
     pub stated_reason: Option<String>,
+    /// 0 (not at all satisfied) to 10 (extremely satisfied), when asked.
+    #[serde(default)]
+    pub satisfaction: Option<u8>,
     #[serde(default)]
     pub notes: String,
     /// YYYY-MM-DD.

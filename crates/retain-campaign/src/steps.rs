@@ -45,6 +45,15 @@ impl Campaigns {
                 as_of,
                 seed: c.seed as u64,
                 sample,
+                // The launch holds out the share the approver saw rehearsed.
+                control_share: sample
+                    .is_none()
+                    .then(|| {
+                        c.rehearsal
+                            .as_ref()
+                            .and_then(|r| r["power"]["control_share"].as_f64())
+                    })
+                    .flatten(),
                 running: &running,
                 busy: &busy,
             },
@@ -77,6 +86,7 @@ impl Campaigns {
             &mut projected.expected_cost,
             &mut projected.expected_saves,
             &mut projected.expected_saved_value,
+            &mut projected.survey_cost,
         ] {
             *v = (*v * scale * 100.0).round() / 100.0;
         }
@@ -84,6 +94,7 @@ impl Campaigns {
             &mut projected.members,
             &mut projected.treated,
             &mut projected.control,
+            &mut projected.surveys,
         ] {
             *v = (*v as f64 * scale).round() as usize;
         }
@@ -102,6 +113,8 @@ impl Campaigns {
             target: p.target,
             sampled: p.sampled,
             projected,
+            min_detectable_uplift: p.power.min_detectable_uplift,
+            power: p.power,
             conflicts_running_campaigns: p.in_running_campaigns,
             skipped_by_constraint: p.skipped_by_constraint,
             constraint_violations: p.violations.len(),
@@ -121,6 +134,8 @@ impl Campaigns {
                     detail: serde_json::json!({
                         "target": r.target, "projected_members": r.projected.members,
                         "projected_cost": r.projected.cost, "expected_roi": r.projected.expected_roi,
+                        "control_share": r.power.control_share,
+                        "min_detectable_uplift": r.min_detectable_uplift,
                     }),
                 },
             )
@@ -185,7 +200,7 @@ impl Campaigns {
         actor.may(Action::Launch)?;
         let c = self.get(id).await?;
         let _busy = self.exclusive(id, "launched")?;
-        let (launched, projection) = match c.status {
+        let (launched, projection, power) = match c.status {
             retain_store::CampaignStatus::Launched | retain_store::CampaignStatus::Evaluated => (
                 self.store
                     .launch(
@@ -200,6 +215,7 @@ impl Campaigns {
                     )
                     .await?,
                 None,
+                None,
             ),
             retain_store::CampaignStatus::Approved => {
                 let p = self.plan_for(&c, None).await?;
@@ -212,6 +228,7 @@ impl Campaigns {
                 let detail = serde_json::json!({
                     "members": p.members.len(), "work_orders": p.orders.len(),
                     "cost": (p.projection.cost * 100.0).round() / 100.0,
+                    "control_share": p.power.control_share,
                 });
                 let l = self
                     .store
@@ -226,7 +243,7 @@ impl Campaigns {
                         },
                     )
                     .await?;
-                (l, Some(p.projection))
+                (l, Some(p.projection), Some(p.power))
             }
             other => {
                 return Err(Error::Conflict(format!(
@@ -243,6 +260,7 @@ impl Campaigns {
             members: launched.members,
             files,
             plan: projection,
+            power,
         })
     }
 }

@@ -162,6 +162,14 @@ pub struct Template {
     /// Share of the planned members held out as the control group, drawn within each level ×
     /// value-tier stratum.
     pub control_share: f64,
+    /// The largest control share the plan may raise `control_share` to when the uplift it
+    /// expects would not be detectable otherwise (docs/campaigns.md, "Power").
+    #[serde(default = "default_control_share_max")]
+    pub control_share_max: f64,
+    /// Share of each arm called for a satisfaction survey (满意度回访) after the contacts, so
+    /// that the evaluation compares satisfaction (NPS) of treated and control alike; 0: none.
+    #[serde(default = "default_survey_share")]
+    pub survey_share: f64,
     /// Share of the target the rehearsal plans on.
     #[serde(default = "default_rehearsal_share")]
     pub rehearsal_share: f64,
@@ -184,6 +192,14 @@ pub struct Template {
 }
 
 fn default_rehearsal_share() -> f64 {
+    0.2
+}
+
+fn default_control_share_max() -> f64 {
+    0.5
+}
+
+fn default_survey_share() -> f64 {
     0.2
 }
 
@@ -254,6 +270,15 @@ impl Template {
                 "control_share",
                 "a share in (0, 1): every campaign keeps a control group".into(),
             ));
+        }
+        if !(self.control_share_max > 0.0 && self.control_share_max < 1.0) {
+            return Err((
+                "control_share_max",
+                "a share in (0, 1); the plan never holds out less than control_share".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.survey_share) {
+            return Err(("survey_share", "a share in [0, 1]".into()));
         }
         if !(self.rehearsal_share > 0.0 && self.rehearsal_share <= 1.0) {
             return Err(("rehearsal_share", "a share in (0, 1]".into()));

@@ -60,6 +60,22 @@ pub(crate) fn payload(
     p
 }
 
+/// The purpose of a satisfaction survey's work order (满意度回访).
+pub(crate) const SURVEY: &str = "survey";
+
+/// What a survey call carries: the question, asked alike of treated and control.
+pub(crate) fn survey_payload(a: &Assignment, msisdn: &str) -> serde_json::Value {
+    json!({
+        "msisdn": msisdn,
+        "level": a.level.code(),
+        "script_zh": "您好，这里是客户服务满意度回访。请问您对我们的服务总体满意度打几分？\
+                      0 分表示非常不满意，10 分表示非常满意。",
+        "script_en": "Hello, this is a short satisfaction survey. On a scale from 0 (not at all \
+                      satisfied) to 10 (extremely satisfied), how satisfied are you with our \
+                      service overall?",
+    })
+}
+
 fn text(w: &WorkOrderRecord, key: &str) -> String {
     match w.payload.get(key) {
         Some(serde_json::Value::String(s)) => s.clone(),
@@ -68,7 +84,7 @@ fn text(w: &WorkOrderRecord, key: &str) -> String {
     }
 }
 
-/// The columns each channel's file has; the last five are left for the callback results, so
+/// The columns each channel's file has; the last six are left for the callback results, so
 /// a filled-in call list can be imported back as it is.
 fn columns(channel: &str) -> (&'static [&'static str], bool) {
     match channel {
@@ -87,7 +103,14 @@ fn columns(channel: &str) -> (&'static [&'static str], bool) {
     }
 }
 
-const RESULT_COLUMNS: [&str; 5] = ["reached", "accepted", "stated_reason", "notes", "follow_up"];
+pub(crate) const RESULT_COLUMNS: [&str; 6] = [
+    "reached",
+    "accepted",
+    "stated_reason",
+    "satisfaction",
+    "notes",
+    "follow_up",
+];
 
 /// Writes `<dir>/<channel>.csv` per channel (and the call list as xlsx); returns the files.
 pub(crate) fn write_files(dir: &Path, orders: &[WorkOrderRecord]) -> Result<Vec<PathBuf>> {

@@ -521,8 +521,9 @@
           <div>${esc(t('work_orders'))}</div><div>${num(c.work_orders.total)} ${c.work_orders.by_channel.map((x) => `<span class="pill">${esc(x.channel)} ${x.done}/${x.work_orders}</span>`).join('')}</div></div>
         <p class="steps">${steps.map((s) => `<button data-step="${s}" data-testid="step-${s}" class="${s === 'launch' || s === 'approve' ? 'primary' : ''}">${esc(t(s))}</button>`).join('')}
           ${steps.includes('approve') ? `<input id="note" placeholder="${esc(t('note'))}" size="24">` : ''}</p>
-        ${r ? `<h2>${esc(t('rehearsal'))}</h2><div class="cards">${[['members', r.projected?.members], ['reach', r.projected?.expected_reach], ['cost', r.projected?.cost], ['saves', r.projected?.expected_saves], ['expected_value', r.projected?.expected_saved_value], ['roi', r.projected?.expected_roi]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${num(v, k === 'roi' || k === 'saves' ? 1 : 0)}</div></div>`).join('')}</div>` : ''}
-        ${e ? `<h2>${esc(t('evaluation'))}</h2><div class="cards" data-testid="evaluation">${[['treated', pct(e.treated_retention)], ['control', pct(e.control_retention)], ['uplift', `${pct(e.uplift)} [${pct(e.uplift_ci_low)}, ${pct(e.uplift_ci_high)}]`], ['roi', num(e.roi, 2)], ['cost', num(e.cost)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>
+        ${r ? `<h2>${esc(t('rehearsal'))}</h2><div class="cards">${[['members', r.projected?.members], ['reach', r.projected?.expected_reach], ['cost', r.projected?.cost], ['saves', r.projected?.expected_saves], ['expected_value', r.projected?.expected_saved_value], ['roi', r.projected?.expected_roi]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${num(v, k === 'roi' || k === 'saves' ? 1 : 0)}</div></div>`).join('')}
+          ${r.power ? `<div class="card" data-testid="rehearsal-power"><div class="k">${esc(t('control_share'))} · ${esc(t('min_detectable_uplift'))}</div><div class="v">${pct(r.power.control_share, 0)} · ${pct(r.power.min_detectable_uplift)}</div><div class="muted">${esc(t('expected_uplift'))} ${pct(r.power.expected_uplift)} · ${esc(t(r.power.detectable ? 'detectable' : 'not_detectable'))}</div></div>` : ''}</div>` : ''}
+        ${e ? `<h2>${esc(t('evaluation'))}</h2><div class="cards" data-testid="evaluation">${[['treated', pct(e.treated_retention)], ['control', pct(e.control_retention)], ['uplift', `${pct(e.uplift)} [${pct(e.uplift_ci_low)}, ${pct(e.uplift_ci_high)}] <span class="pill" data-testid="significance">${esc(t(e.significant ? 'significant' : 'not_significant'))}</span>`], ['roi', `${num(e.roi, 2)} [${num(e.roi_ci_low, 2)}, ${num(e.roi_ci_high, 2)}]`], ['cost', num(e.cost)], ['nps', `${num(e.nps_treated, 1)} / ${num(e.nps_control, 1)}`], ['new_service_penetration', pct(e.new_service_penetration)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>
           <div class="panel"><div class="chart" id="c-eval"></div></div>` : ''}
         <h2>${esc(t('history'))}</h2>
         ${table([t('at'), t('actor'), t('action'), ''], (c.history || []).map((h) => `<tr><td>${esc(h.at)}</td><td>${esc(h.actor)}</td><td>${esc(h.action)}</td><td class="muted">${esc(h.detail?.note || h.detail?.reason || '')}</td></tr>`), 'campaign-history')}`;
@@ -548,11 +549,12 @@
       const reasons = d.stated_reasons || [];
       view().innerHTML = `<h1>${esc(t('queue'))} <small class="muted">${num(d.items.length)}</small></h1>
         ${table(['#', t('subscriber'), t('msisdn'), t('channel'), t('purpose'), t('offer'), t('due'), t('callback')],
-          d.items.map((w) => `<tr data-wo="${w.id}"><td>${w.id}</td><td>${['admin', 'analyst', 'manager'].includes(me.role) ? `<a href="#/customer/${w.subscriber_id}">${w.subscriber_id}</a>` : w.subscriber_id}</td><td>${esc(w.msisdn)}</td><td>${esc(w.channel)}</td><td>${esc(w.purpose)}</td><td>${esc(w.offer_id)}</td><td>${esc(w.due_date)}</td>
+          d.items.map((w) => `<tr data-wo="${w.id}" data-purpose="${esc(w.purpose)}"><td>${w.id}</td><td>${['admin', 'analyst', 'manager'].includes(me.role) ? `<a href="#/customer/${w.subscriber_id}">${w.subscriber_id}</a>` : w.subscriber_id}</td><td>${esc(w.msisdn)}</td><td>${esc(t(w.channel))}</td><td>${esc(t(w.purpose))}</td><td>${esc(w.offer_id)}</td><td>${esc(w.due_date)}</td>
             <td><form class="cb" data-testid="callback-form">
               <label><input type="checkbox" name="reached"> ${esc(t('reached'))}</label>
               <label><input type="checkbox" name="accepted"> ${esc(t('accepted'))}</label>
               <select name="stated_reason"><option value="">${esc(t('stated_reason'))}</option>${reasons.map((r) => `<option value="${esc(r.code)}">${esc(lang === 'en' ? r.code : r.zh)}</option>`).join('')}</select>
+              <select name="satisfaction" data-testid="satisfaction"><option value="">${esc(t('satisfaction'))}</option>${[...Array(11).keys()].map((k) => `<option value="${k}">${k}</option>`).join('')}</select>
               <input name="notes" size="10" placeholder="${esc(t('notes'))}">
               <button type="submit">${esc(t('save'))}</button></form></td></tr>`), 'queue-table')}`;
       document.querySelectorAll('form.cb').forEach((f) => f.addEventListener('submit', async (e) => {
@@ -561,6 +563,7 @@
         const v = new FormData(f);
         const body = { reached: v.get('reached') === 'on', accepted: v.get('accepted') === 'on', notes: v.get('notes') || '' };
         if (v.get('stated_reason')) body.stated_reason = v.get('stated_reason');
+        if (v.get('satisfaction')) body.satisfaction = Number(v.get('satisfaction'));
         try { await api('POST', `/api/v1/work-orders/${id}/callback`, body); toast(`${t('callback')} #${id}: ${t('saved')}`); f.closest('tr').remove(); } catch (err) { toast(err.message, true); }
       }));
     },

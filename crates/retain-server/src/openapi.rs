@@ -168,7 +168,9 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
             Some(
                 json!({ "type": "object", "required": ["reached", "accepted"], "properties": {
                 "reached": { "type": "boolean" }, "accepted": { "type": "boolean" },
-                "stated_reason": { "type": "string" }, "notes": { "type": "string" },
+                "stated_reason": { "type": "string" },
+                "satisfaction": { "type": "integer", "minimum": 0, "maximum": 10 },
+                "notes": { "type": "string" },
                 "follow_up": { "type": "string", "format": "date" } } }),
             ),
         ),

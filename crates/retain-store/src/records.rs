@@ -156,7 +156,8 @@ pub struct MemberRecord {
 pub struct NewWorkOrder {
     pub subscriber_id: i64,
     pub channel: String,
-    /// `retention`, `escalation`, `welcome`, `first_bill`, `birthday` or `contract_expiry`.
+    /// `retention`, `escalation`, `survey`, `welcome`, `first_bill`, `birthday` or
+    /// `contract_expiry`.
     pub purpose: String,
     pub offer_id: String,
     pub branch_id: String,
@@ -191,6 +192,8 @@ pub struct CallbackRecord {
     pub reached: bool,
     pub accepted: bool,
     pub stated_reason: Option<String>,
+    /// 0 (not at all satisfied) to 10 (extremely satisfied), when asked.
+    pub satisfaction: Option<u8>,
     pub notes: String,
     /// YYYY-MM-DD.
     pub follow_up: Option<String>,

@@ -40,10 +40,11 @@ impl Store {
             query(
                 self.d,
                 "INSERT INTO callbacks (work_order_id, reached, accepted, stated_reason, notes, \
-                 follow_up, source, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 follow_up, source, recorded_by, recorded_at, satisfaction) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (work_order_id) DO UPDATE SET reached = excluded.reached, \
                  accepted = excluded.accepted, stated_reason = excluded.stated_reason, \
-                 notes = excluded.notes, follow_up = excluded.follow_up, source = excluded.source, \
+                 satisfaction = excluded.satisfaction, notes = excluded.notes, follow_up = excluded.follow_up, source = excluded.source, \
                  recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
             )
             .bind(c.work_order_id)
@@ -55,6 +56,7 @@ impl Store {
             .bind(&c.source)
             .bind(&c.recorded_by)
             .bind(now())
+            .bind(c.satisfaction.map(i64::from))
             .execute(&mut *tx)
             .await?;
             query(
@@ -92,6 +94,9 @@ impl Store {
                     reached: r.try_get::<i64, _>("reached")? == 1,
                     accepted: r.try_get::<i64, _>("accepted")? == 1,
                     stated_reason: r.try_get("stated_reason")?,
+                    satisfaction: r
+                        .try_get::<Option<i64>, _>("satisfaction")?
+                        .and_then(|v| u8::try_from(v).ok()),
                     notes: r.try_get("notes")?,
                     follow_up: r.try_get("follow_up")?,
                     source: r.try_get("source")?,

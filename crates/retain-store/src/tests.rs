@@ -247,6 +247,7 @@ async fn campaign_story(store: &Store) {
         reached: true,
         accepted: false,
         stated_reason: Some("price".into()),
+        satisfaction: Some(7),
         notes: String::new(),
         follow_up: None,
         source: "f.csv:2".into(),

@@ -125,6 +125,21 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
         "{r:?}"
     );
     assert_eq!(r.constraint_violations, 0);
+    // The rehearsal says what the planned sizes can detect; the share is the template's or
+    // raised within its limit.
+    let mde = r.min_detectable_uplift.unwrap();
+    assert!(mde > 0.0 && mde < 1.0, "{r:?}");
+    assert_eq!(r.power.min_detectable_uplift, Some(mde));
+    assert!(
+        (0.4..=0.5).contains(&r.power.control_share),
+        "{:?}",
+        r.power
+    );
+    assert_eq!(r.power.detectable, r.power.expected_uplift >= mde);
+    assert!(
+        r.projected.surveys > 0 && r.projected.survey_cost > 0.0,
+        "{r:?}"
+    );
     assert_eq!(
         r.projected
             .treated_by_channel
@@ -163,8 +178,32 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
     );
     let members = c.store.members(created.id).await.unwrap();
     let treated = members.iter().filter(|m| m.arm == "treatment").count();
-    assert_eq!(first.work_orders as usize, treated);
-    // The control share holds within each stratum (rounded).
+    let orders = c.store.work_orders(created.id).await.unwrap();
+    let surveyed: HashSet<i64> = orders
+        .iter()
+        .filter(|w| w.purpose == "survey")
+        .map(|w| w.subscriber_id)
+        .collect();
+    assert_eq!(first.work_orders as usize, treated + surveyed.len());
+    assert_eq!(
+        orders.iter().filter(|w| w.purpose == "retention").count(),
+        treated
+    );
+    // The survey asks both arms, about a fifth of each (the default share).
+    for arm in ["treatment", "control"] {
+        let n = members.iter().filter(|m| m.arm == arm).count();
+        let k = members
+            .iter()
+            .filter(|m| m.arm == arm && surveyed.contains(&m.subscriber_id))
+            .count();
+        assert!(k > 0 && k * 10 < n * 4, "{arm}: {k} of {n} surveyed");
+    }
+    // The control share the launch chose holds within each stratum (rounded).
+    let share = first.power.unwrap().control_share;
+    assert!(
+        (share - r.power.control_share).abs() < 1e-12,
+        "the launch holds out the rehearsed share"
+    );
     let mut strata = std::collections::BTreeMap::<&str, (usize, usize)>::new();
     for m in &members {
         let e = strata.entry(&m.stratum).or_default();
@@ -172,7 +211,7 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
         e.1 += usize::from(m.arm == "control");
     }
     for (s, (n, k)) in &strata {
-        assert_eq!(*k, (*n as f64 * 0.4).round() as usize, "{s}");
+        assert_eq!(*k, (*n as f64 * share).round() as usize, "{s}");
     }
     // The call list exists as CSV and xlsx, with a script and the result columns.
     let calls = c.dir(created.id).join("work_orders/outbound_call.csv");
@@ -181,9 +220,9 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
         text.lines()
             .next()
             .unwrap()
-            .ends_with("reached,accepted,stated_reason,notes,follow_up")
+            .ends_with("reached,accepted,stated_reason,satisfaction,notes,follow_up")
     );
-    assert_eq!(text.lines().count(), 1 + treated);
+    assert_eq!(text.lines().count(), 1 + treated + surveyed.len());
     let xlsx = std::fs::read(c.dir(created.id).join("work_orders/outbound_call.xlsx")).unwrap();
     assert!(
         xlsx.starts_with(b"PK\x03\x04") && xlsx.len() > 1000,
@@ -206,7 +245,7 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
     assert!(r2.conflicts_running_campaigns > 0, "{r2:?}");
 
     let sim = c.simulate_callbacks(created.id, &analyst()).await.unwrap();
-    assert_eq!(sim.callbacks, treated);
+    assert_eq!(sim.callbacks, treated + surveyed.len());
     assert_eq!(sim.outcomes, members.len());
     let (e, history) = c.evaluate(created.id, &analyst()).await.unwrap();
     let truth = e.true_uplift.unwrap();
@@ -227,6 +266,26 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
         "the interval covers the truth: [{lo}, {hi}] vs {truth}"
     );
     assert!(e.roi.unwrap().is_finite() && e.cost > 0.0);
+    assert!(e.overall.significant, "{e:?}");
+    let (roi_lo, roi_hi) = (e.roi_ci_low.unwrap(), e.roi_ci_high.unwrap());
+    assert!(roi_lo < e.roi.unwrap() && e.roi.unwrap() < roi_hi, "{e:?}");
+    // Satisfaction of both arms from the survey; the treated, cared for, answer higher in the
+    // synthetic world, and the survey's calls are not the campaign's cost.
+    assert!(
+        e.survey_treated.answers > 0 && e.survey_control.answers > 0,
+        "{e:?}"
+    );
+    let (nt, nc) = (e.nps_treated.unwrap(), e.nps_control.unwrap());
+    assert!((-100.0..=100.0).contains(&nt) && (-100.0..=100.0).contains(&nc));
+    assert!(
+        e.survey_treated.mean_satisfaction > e.survey_control.mean_satisfaction,
+        "{e:?}"
+    );
+    assert!(e.survey_cost > 0.0);
+    assert!(e.callback_satisfaction.answers > 0);
+    let taken: usize = e.takeup_by_kind.values().map(|t| t.taken).sum();
+    assert_eq!(taken, e.accepted, "{e:?}");
+    assert!((0.0..=1.0).contains(&e.new_service_penetration));
     assert!(e.reasons.stated > 0);
     assert!(
         e.by_offer
@@ -352,6 +411,19 @@ async fn care_triggers_honour_the_contact_policy_and_run_once_a_month() {
     assert_eq!(care.len(), 1);
 }
 
+/// Each expected rejection is reported naming the file, its line and the column given.
+fn assert_rejected(r: &retain_campaign::ImportReport, file: &Path, expected: &[(&str, usize)]) {
+    for (needle, column) in expected {
+        let line = r
+            .errors
+            .iter()
+            .find(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {:?}", r.errors));
+        assert!(line.contains(&format!(":{column}: ")), "{line}");
+        assert!(line.starts_with(&file.display().to_string()), "{line}");
+    }
+}
+
 #[tokio::test]
 async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
     let dir = tempfile::tempdir().unwrap();
@@ -376,8 +448,12 @@ async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
         .expect("red subscribers with a manager are visited first");
     let call = orders
         .iter()
-        .find(|w| w.channel != "manager_visit")
+        .find(|w| w.channel != "manager_visit" && w.purpose == "retention")
         .unwrap();
+    let survey = orders
+        .iter()
+        .find(|w| w.purpose == "survey")
+        .expect("members of both arms are surveyed");
     let file = dir.path().join("results.csv");
     std::fs::write(
         &file,
@@ -399,21 +475,17 @@ async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
     assert_eq!(r.read, r.loaded + r.quarantined);
     let q = std::fs::read_to_string(&r.quarantine_file).unwrap();
     assert_eq!(q.lines().count(), 6);
-    for (needle, column) in [
-        ("maybe", 3),
-        ("999999", 1),
-        ("accepted but not reached", 3),
-        ("already given on line 3", 1),
-        ("YYYY-MM-DD", 6),
-    ] {
-        let line = r
-            .errors
-            .iter()
-            .find(|e| e.contains(needle))
-            .unwrap_or_else(|| panic!("{needle}: {:?}", r.errors));
-        assert!(line.contains(&format!(":{column}: ")), "{line}");
-        assert!(line.starts_with(&file.display().to_string()), "{line}");
-    }
+    assert_rejected(
+        &r,
+        &file,
+        &[
+            ("maybe", 3),
+            ("999999", 1),
+            ("accepted but not reached", 3),
+            ("already given on line 3", 1),
+            ("YYYY-MM-DD", 6),
+        ],
+    );
     let callbacks = c.store.callbacks(id).await.unwrap();
     assert_eq!(callbacks.len(), 2);
     assert_eq!(
@@ -480,6 +552,45 @@ async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
         "{:?}",
         from_xlsx.errors
     );
+    // Satisfaction (0–10) in the result file: a survey's answer, checked like every column.
+    let other_survey = orders
+        .iter()
+        .filter(|w| w.purpose == "survey")
+        .nth(1)
+        .expect("more than one member is surveyed");
+    let sat = dir.path().join("survey.csv");
+    std::fs::write(
+        &sat,
+        format!(
+            "work_order_id,reached,accepted,satisfaction\n\
+             {},是,否,8分\n\
+             {},0,0,7\n\
+             {},1,0,11\n\
+             {},1,0,half\n\
+             {},1,1,9\n",
+            survey.id, call.id, call.id, visit.id, other_survey.id
+        ),
+    )
+    .unwrap();
+    let r = c.import_callbacks(id, &sat, &admin).await.unwrap();
+    assert_eq!((r.read, r.loaded, r.quarantined), (5, 1, 4), "{r:?}");
+    assert_rejected(
+        &r,
+        &sat,
+        &[
+            ("a satisfaction score but not reached", 4),
+            ("\"11\" is not a whole number 0–10", 4),
+            ("\"half\" is not a whole number 0–10", 4),
+            ("satisfaction survey: it offers nothing to accept", 3),
+        ],
+    );
+    let answered = c.store.callbacks(id).await.unwrap();
+    let answer = answered
+        .iter()
+        .find(|cb| cb.work_order_id == survey.id)
+        .unwrap();
+    assert_eq!(answer.satisfaction, Some(8));
+
     // Bytes that are neither UTF-8 nor GBK are refused, naming the file.
     let garbage = dir.path().join("garbage.csv");
     std::fs::write(
@@ -645,9 +756,19 @@ async fn parallel_launches_and_evaluations_lose_nothing() {
     let members = c.store.members(id).await.unwrap();
     let orders = c.store.work_orders(id).await.unwrap();
     assert_eq!(
-        orders.len(),
+        orders.iter().filter(|w| w.purpose == "retention").count(),
         members.iter().filter(|m| m.arm == "treatment").count(),
         "one work order per treated member, however many launches"
+    );
+    let surveyed: HashSet<i64> = orders
+        .iter()
+        .filter(|w| w.purpose == "survey")
+        .map(|w| w.subscriber_id)
+        .collect();
+    assert_eq!(
+        surveyed.len(),
+        orders.len() - members.iter().filter(|m| m.arm == "treatment").count(),
+        "one survey per surveyed member, however many launches"
     );
     c.simulate_callbacks(id, &analyst()).await.unwrap();
     let before = history_rows(&ws).await;

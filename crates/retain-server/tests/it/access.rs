@@ -116,6 +116,46 @@ async fn role_matrix(postgres: bool) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Satisfaction is 0–10, and only from someone reached.
+    for (answer, why) in [
+        (
+            serde_json::json!({ "reached": true, "accepted": false, "satisfaction": 11 }),
+            "0–10",
+        ),
+        (
+            serde_json::json!({ "reached": false, "accepted": false, "satisfaction": 7 }),
+            "not reached",
+        ),
+        (
+            serde_json::json!({ "reached": true, "accepted": false, "satisfaction": -1 }),
+            "",
+        ),
+        (
+            serde_json::json!({ "reached": true, "accepted": false, "satisfaction": 1e9 }),
+            "",
+        ),
+    ] {
+        let (status, body) = call(
+            &app,
+            "POST",
+            &format!("/api/v1/work-orders/{other}/callback"),
+            Some(&root),
+            Some(answer.clone()),
+        )
+        .await;
+        assert!(status.is_client_error(), "{answer}: {status} {body}");
+        assert!(body.to_string().contains(why), "{answer}: {body}");
+    }
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/work-orders/{other}/callback"),
+        Some(&root),
+        Some(serde_json::json!({ "reached": true, "accepted": false, "satisfaction": 9 })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["satisfaction"], 9, "{body}");
 
     // The counter's decision shows the subscriber's open work orders (read by the audit
     // writer with its group) and is audited.

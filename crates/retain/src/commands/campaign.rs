@@ -232,6 +232,28 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
                 r.skipped_by_constraint,
                 r.approval_level
             );
+            let w = &r.power;
+            let _ = write!(
+                text,
+                "\n  control share {:.2} (template {:.2}): expected uplift {:.4}, minimum detectable {} ({})",
+                w.control_share,
+                w.template_control_share,
+                w.expected_uplift,
+                w.min_detectable_uplift
+                    .map_or_else(|| "none".to_owned(), |m| format!("{m:.4}")),
+                if w.detectable {
+                    "detectable"
+                } else {
+                    "not detectable"
+                }
+            );
+            if p.surveys > 0 {
+                let _ = write!(
+                    text,
+                    "\n  satisfaction survey: {} members of both arms, cost {:.2}",
+                    p.surveys, p.survey_cost
+                );
+            }
             for n in &r.notes {
                 let _ = write!(text, "\nnote: {n}");
             }
@@ -323,6 +345,33 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
                 e.reasons.agreement * 100.0,
                 e.reasons.stated
             );
+            let _ = write!(
+                text,
+                "\n  {}; ROI interval [{}, {}]",
+                if o.significant {
+                    "significant (the interval excludes zero)".to_owned()
+                } else {
+                    format!(
+                        "not significant: the interval includes zero (minimum detectable uplift {})",
+                        o.min_detectable_uplift
+                            .map_or_else(|| "none".to_owned(), |m| format!("{m:.4}"))
+                    )
+                },
+                e.roi_ci_low
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
+                e.roi_ci_high
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
+            );
+            let nps = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:+.1}"));
+            let _ = write!(
+                text,
+                "\n  NPS treated {} ({} answers) vs control {} ({} answers); new-service penetration {:.1}%",
+                nps(e.nps_treated),
+                e.survey_treated.answers,
+                nps(e.nps_control),
+                e.survey_control.answers,
+                e.new_service_penetration * 100.0
+            );
             if let Some(t) = e.true_uplift {
                 let _ = write!(text, "\n  true uplift (synthetic truth): {t:+.4}");
             }
@@ -372,8 +421,9 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             let orders = c.store.work_orders(*id).await?;
             let members = c.store.members(*id).await?;
             let treated = members.iter().filter(|m| m.arm == "treatment").count();
+            let surveys = orders.iter().filter(|w| w.purpose == "survey").count();
             let mut text = format!(
-                "campaign {} {:?}: {} from {} v{}, budget {:.2}, owner {}, {} work orders, {} members ({treated} treated)",
+                "campaign {} {:?}: {} from {} v{}, budget {:.2}, owner {}, {} work orders ({surveys} satisfaction surveys), {} members ({treated} treated)",
                 r.id,
                 r.name,
                 r.status,
@@ -391,7 +441,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
                 common,
                 &serde_json::json!({
                     "campaign": r, "history": history, "work_orders": orders.len(),
-                    "members": members.len(), "treated": treated,
+                    "members": members.len(), "treated": treated, "surveys": surveys,
                 }),
                 &text,
             )

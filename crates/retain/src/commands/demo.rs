@@ -558,12 +558,17 @@ fn describe(s: &DemoSummary) -> String {
         let arms = &e.overall;
         let _ = write!(
             text,
-            "; retention treated {:.3} vs control {:.3}, uplift {:+.3} [{:+.3}, {:+.3}], ROI {:.2}",
+            "; retention treated {:.3} vs control {:.3}, uplift {:+.3} [{:+.3}, {:+.3}] ({}), ROI {:.2}",
             arms.treated_retention,
             arms.control_retention,
             arms.uplift.unwrap_or(f64::NAN),
             arms.uplift_ci_low.unwrap_or(f64::NAN),
             arms.uplift_ci_high.unwrap_or(f64::NAN),
+            if arms.significant {
+                "significant"
+            } else {
+                "not significant"
+            },
             e.roi.unwrap_or(f64::NAN)
         );
         if let Some(t) = e.true_uplift {

@@ -41,6 +41,16 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     let (ok, r) = retain_json(&["campaign", "rehearse", "--dir", w, "--id", &id, "--json"]);
     assert!(ok, "{r}");
     assert!(r["projected"]["cost"].as_f64().unwrap() > 0.0, "{r}");
+    // What the planned sizes can detect, and the control share chosen for it.
+    let mde = r["min_detectable_uplift"].as_f64().unwrap();
+    assert!(mde > 0.0 && mde < 1.0, "{r}");
+    let share = r["power"]["control_share"].as_f64().unwrap();
+    assert!((0.2..=0.5).contains(&share), "{r}");
+    assert_eq!(
+        r["power"]["detectable"].as_bool().unwrap(),
+        r["power"]["expected_uplift"].as_f64().unwrap() >= mde,
+        "{r}"
+    );
     // A level-1 approver may not sign a level-2 budget; the refusal is audited.
     let (ok, li) = user_add(
         &[
@@ -154,6 +164,24 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
         e["uplift_ci_high"].as_f64().unwrap(),
     );
     assert!(lo <= up && up <= hi, "{e}");
+    // An interval that includes zero is marked, and the ROI comes with its interval.
+    assert_eq!(
+        e["significant"].as_bool().unwrap(),
+        lo > 0.0 || hi < 0.0,
+        "{e}"
+    );
+    assert!(e["min_detectable_uplift"].is_number(), "{e}");
+    let roi = e["roi"].as_f64().unwrap();
+    assert!(
+        e["roi_ci_low"].as_f64().unwrap() <= roi && roi <= e["roi_ci_high"].as_f64().unwrap(),
+        "{e}"
+    );
+    // Satisfaction of both arms from the survey (the synthetic operator answers it).
+    for key in ["nps_treated", "nps_control"] {
+        let nps = e[key].as_f64().unwrap_or_else(|| panic!("{key}: {e}"));
+        assert!((-100.0..=100.0).contains(&nps), "{key}: {e}");
+    }
+    assert!(e["new_service_penetration"].is_number(), "{e}");
 
     // The outcomes teach the next matching (offers that learn): counted once however often it
     // runs, and used for the kinds they measured.
@@ -233,8 +261,9 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     let (_, shown) = retain_json(&["campaign", "show", "--dir", w, "--id", &id, "--json"]);
     assert!(shown["treated"].as_u64().unwrap() > 2, "{shown}");
     assert_eq!(
-        shown["work_orders"], shown["treated"],
-        "one work order per treated member"
+        shown["work_orders"].as_u64().unwrap(),
+        shown["treated"].as_u64().unwrap() + shown["surveys"].as_u64().unwrap(),
+        "one work order per treated member, one per surveyed member"
     );
     assert_eq!(shown["work_orders"], launched["work_orders"]);
     assert_eq!(shown["work_orders"], twice["work_orders"]);
