@@ -197,6 +197,20 @@ try {
   });
 
   let campaignUrl;
+  await step('05a-winback-leavers', async () => {
+    // The recent leavers beside the campaigns: counts, the most valuable with masked numbers,
+    // how each left in Chinese, and the win-back template to plan with.
+    await page.click('[data-testid=nav-campaigns]');
+    await page.waitForSelector('[data-testid=winback-table] tbody tr');
+    const heading = await page.textContent('[data-testid=winback]');
+    assert.ok(heading.includes('流失客户挽回'), heading);
+    const rows = await page.locator('[data-testid=winback-table] tbody tr').allTextContents();
+    assert.ok(rows.every((r) => /\*{4}/.test(r)), 'numbers are masked');
+    assert.ok(rows.some((r) => /携号转出|主动销户/.test(r)), rows.join('\n'));
+    assert.ok(!rows.some((r) => /port_out|requested|arrears/.test(r)), 'no exit code on the page');
+    const templates = await page.locator('select[name=template] option').allTextContents();
+    assert.ok(templates.some((x) => x.startsWith('win-back')), templates.join(', '));
+  });
   await step('05-campaign-created', async () => {
     await page.click('[data-testid=nav-campaigns]');
     await page.waitForSelector('[data-testid=campaign-form]');

@@ -295,7 +295,7 @@ pub(crate) fn quarantine(
 }
 
 /// The true cause of the synthetic operator as a stated reason.
-fn stated(cause: &str) -> &'static str {
+pub(crate) fn stated(cause: &str) -> &'static str {
     match cause {
         "billing_dispute" => "billing_arrears",
         "network_quality" => "network_quality",

@@ -15,6 +15,10 @@ use crate::error::Result;
 pub async fn learn(store: &Store, workspace: &Workspace) -> Result<Learning> {
     let mut learning = Learning::default();
     for campaign in store.campaigns().await? {
+        // A return is not a save: win-back outcomes teach nothing about keeping subscribers.
+        if crate::winback::is_win_back(&campaign) {
+            continue;
+        }
         let outcomes = store.outcomes(campaign.id).await?;
         if outcomes.is_empty() {
             continue;

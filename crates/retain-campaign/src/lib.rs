@@ -19,6 +19,7 @@ mod responses;
 mod service;
 mod steps;
 mod template;
+mod winback;
 mod workorder;
 
 pub use approval::{Action, Actor, LEVEL_LIMITS, Role, required_level};
@@ -34,4 +35,10 @@ pub use power::{Power, choose as choose_control_share, min_detectable_uplift, po
 pub use service::{
     CallbackForm, Campaigns, CreateRequest, LaunchReport, Rehearsal, SimulationReport, TemplateInfo,
 };
-pub use template::{BUNDLED, Due, Flow, OfferFilter, Script, Sms, Target, Template, bundled};
+pub use template::{
+    BUNDLED, Due, Flow, MAX_WINDOW_MONTHS, OfferFilter, Population, Script, Sms, Target, Template,
+    bundled,
+};
+pub use winback::{
+    Leaver, WinbackReport, WinbackSummary, is_win_back, leavers, summarize, write_list,
+};

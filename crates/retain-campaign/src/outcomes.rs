@@ -44,7 +44,11 @@ impl Campaigns {
             e.true_uplift = self.simulated_truth(id).await?;
         }
         let history = self.write_history(&c, &members, &orders, &callbacks, &cost)?;
-        self.feed_back(c.id, &history).await?;
+        // A return is not a save: win-back contacts stay out of the history the uplift of
+        // retention offers is learned from.
+        if !crate::winback::is_win_back(&c) {
+            self.feed_back(c.id, &history).await?;
+        }
         // The outcomes re-tune the offers: the next matching values by them.
         crate::learn(&self.store, &self.workspace).await?;
         let json = serde_json::to_value(&e).map_err(|e| Error::Internal(e.to_string()))?;
@@ -99,10 +103,22 @@ impl Campaigns {
                 loaded_until.format("%Y-%m")
             )));
         }
+        // A leaver returned when the same subscriber (number) is active again after the
+        // campaign date; anyone else stayed unless cancelled or ported out in the window.
+        let kept = if crate::winback::is_win_back(c) {
+            format!(
+                "CASE WHEN s.status <> 'cancelled' AND s.status_date >= DATE '{start}' \
+                 THEN 1 ELSE 0 END"
+            )
+        } else {
+            format!(
+                "CASE WHEN (s.status = 'cancelled' AND s.status_date < DATE '{end}') \
+                 OR x.subscriber_id IS NOT NULL THEN 0 ELSE 1 END"
+            )
+        };
         let sql = format!(
             "SELECT s.subscriber_id,
-                    CASE WHEN (s.status = 'cancelled' AND s.status_date < DATE '{end}')
-                           OR x.subscriber_id IS NOT NULL THEN 0 ELSE 1 END AS retained,
+                    {kept} AS retained,
                     u.fee
              FROM subscribers s
              LEFT JOIN (SELECT DISTINCT subscriber_id FROM events

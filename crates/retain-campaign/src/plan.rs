@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
 use retain_data::Workspace;
 use retain_features::frame::{ids, query, texts};
-use retain_offers::{Channel, Contact, Prepared, Strategy, arbitrate, prepare, select};
+use retain_offers::{Assignment, Channel, Contact, Prepared, Strategy, arbitrate, prepare, select};
 use retain_store::{MemberRecord, NewWorkOrder, PlannedContact};
 use serde::Serialize;
 
@@ -56,6 +56,26 @@ pub struct Projection {
     pub surveys: usize,
     /// The survey calls' contact cost (measurement, apart from the campaign's cost).
     pub survey_cost: f64,
+}
+
+impl Projection {
+    /// Counts one planned member; returns whether they are treated.
+    pub(crate) fn count(&mut self, a: &Assignment, control: bool, reach: f64) -> bool {
+        *self.members_by_level.entry(a.level.code()).or_insert(0) += 1;
+        self.members += 1;
+        if control {
+            self.control += 1;
+            return false;
+        }
+        self.treated += 1;
+        self.expected_reach += reach;
+        self.cost += a.cost;
+        self.expected_cost += a.expected_cost;
+        self.expected_saves += a.p_churn * a.save_rate;
+        self.expected_saved_value += a.p_churn * a.save_rate * a.clv;
+        *self.treated_by_channel.entry(a.channel.code()).or_insert(0) += 1;
+        true
+    }
 }
 
 /// A computed plan.
@@ -157,6 +177,9 @@ pub async fn plan(
     req: &PlanRequest<'_>,
 ) -> Result<Planned> {
     let t = req.template;
+    if t.target.population == crate::template::Population::Leavers {
+        return crate::winback::plan(ctx, workspace, req).await;
+    }
     let Prepared {
         library,
         policy,
@@ -402,25 +425,10 @@ pub async fn plan(
             expected_cost: a.expected_cost,
             expected_value: a.expected_value,
         });
-        *projection
-            .members_by_level
-            .entry(a.level.code())
-            .or_insert(0) += 1;
-        projection.members += 1;
-        if control[i] {
-            projection.control += 1;
+        let reach = uplift.cells.reach(a.channel).unwrap_or(0.75);
+        if !projection.count(a, control[i], reach) {
             continue;
         }
-        projection.treated += 1;
-        projection.expected_reach += uplift.cells.reach(a.channel).unwrap_or(0.75);
-        projection.cost += a.cost;
-        projection.expected_cost += a.expected_cost;
-        projection.expected_saves += a.p_churn * a.save_rate;
-        projection.expected_saved_value += a.p_churn * a.save_rate * a.clv;
-        *projection
-            .treated_by_channel
-            .entry(a.channel.code())
-            .or_insert(0) += 1;
         let profile = profiles.get(&a.subscriber_id).cloned().unwrap_or_default();
         let due = t.due(a.channel, req.as_of);
         orders.push(NewWorkOrder {

@@ -226,6 +226,9 @@ impl Campaigns {
         let c = self.get(id).await?;
         Self::require_launched(&c)?;
         let _busy = self.exclusive(id, "simulated")?;
+        if crate::winback::is_win_back(&c) {
+            return self.simulate_returns(&c, actor).await;
+        }
         let truth = Truth::load(&self.workspace.truth_dir())?.ok_or_else(|| {
             Error::BadRequest(
                 "--simulate needs the synthetic operator's truth/ directory (retain synth or retain demo)"
@@ -259,6 +262,17 @@ impl Campaigns {
             &share,
             c.seed as u64 ^ 0x51,
         );
+        self.record_simulation(id, &sim, actor).await
+    }
+
+    /// Records simulated callbacks and outcomes; the true uplift goes into the audit log,
+    /// where the evaluation finds it.
+    async fn record_simulation(
+        &self,
+        id: i64,
+        sim: &crate::callbacks::Simulation,
+        actor: &Actor,
+    ) -> Result<SimulationReport> {
         self.store
             .record_callbacks(
                 id,
@@ -281,5 +295,29 @@ impl Campaigns {
             outcomes: sim.outcomes.len(),
             true_uplift: (sim.true_uplift * 1e6).round() / 1e6,
         })
+    }
+
+    /// A win-back campaign on the synthetic operator: who comes back, from the truth's return
+    /// propensities (`truth/return_effects.csv`).
+    async fn simulate_returns(
+        &self,
+        c: &CampaignRecord,
+        actor: &Actor,
+    ) -> Result<SimulationReport> {
+        let truth =
+            crate::winback::ReturnTruth::load(&self.workspace.truth_dir())?.ok_or_else(|| {
+                Error::BadRequest(
+                    "--simulate on a win-back campaign needs the synthetic operator's \
+                     truth/return_effects.csv (retain synth or retain demo)"
+                        .into(),
+                )
+            })?;
+        let history = load_history(&self.ctx, &self.workspace).await?;
+        let cells = Cells::fit(&history, |_| true);
+        let members = self.store.members(c.id).await?;
+        let orders = self.store.work_orders(c.id).await?;
+        let reach = |ch: Channel| cells.reach(ch).unwrap_or(0.75);
+        let sim = crate::winback::simulate(&members, &orders, &truth, &reach, c.seed as u64 ^ 0x51);
+        self.record_simulation(c.id, &sim, actor).await
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The templates that ship with retain: (file name, text).
-pub const BUNDLED: [(&str, &str); 3] = [
+pub const BUNDLED: [(&str, &str); 4] = [
     (
         "weekly-high-end.toml",
         include_str!("../templates/weekly-high-end.toml"),
@@ -26,7 +26,24 @@ pub const BUNDLED: [(&str, &str); 3] = [
         "contract-expiry.toml",
         include_str!("../templates/contract-expiry.toml"),
     ),
+    ("win-back.toml", include_str!("../templates/win-back.toml")),
 ];
+
+/// Whom a campaign is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Population {
+    /// Subscribers at risk of leaving (维系): the warning list and the model's scores.
+    #[default]
+    AtRisk,
+    /// Recent leavers (挽回): cancelled or ported out within `window_months`, reachable and
+    /// voluntary; levels grade them by value (red the top fifth, yellow the next three
+    /// tenths, blue the rest).
+    Leavers,
+}
+
+/// The longest window of leavers a win-back campaign or list looks back over.
+pub const MAX_WINDOW_MONTHS: u32 = 24;
 
 /// Who a campaign targets. Every part narrows: levels, then the condition, then deciles.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +59,16 @@ pub struct Target {
     /// Churn-score deciles, 1 = the riskiest tenth of scored subscribers; empty = all.
     #[serde(default)]
     pub deciles: Vec<u8>,
+    /// At-risk subscribers (the default) or recent leavers (a win-back campaign).
+    #[serde(default)]
+    pub population: Population,
+    /// Leavers of the last this many months (win-back only).
+    #[serde(default = "default_window_months")]
+    pub window_months: u32,
+}
+
+fn default_window_months() -> u32 {
+    3
 }
 
 fn all_levels() -> Vec<Level> {
@@ -208,6 +235,8 @@ fn default_target() -> Target {
         levels: all_levels(),
         condition: String::new(),
         deciles: Vec::new(),
+        population: Population::AtRisk,
+        window_months: default_window_months(),
     }
 }
 
@@ -288,6 +317,22 @@ impl Template {
         }
         if let Some(d) = self.target.deciles.iter().find(|d| !(1..=10).contains(*d)) {
             return Err(("deciles", format!("deciles are 1–10, not {d}")));
+        }
+        if !(1..=MAX_WINDOW_MONTHS).contains(&self.target.window_months) {
+            return Err((
+                "window_months",
+                format!("leavers of the last 1 to {MAX_WINDOW_MONTHS} months"),
+            ));
+        }
+        if self.target.population == Population::Leavers
+            && (!self.target.condition.trim().is_empty() || !self.target.deciles.is_empty())
+        {
+            return Err((
+                "population",
+                "a leavers campaign has no condition or deciles: leavers have no current \
+                 features or scores; narrow it by levels (value) and offers"
+                    .into(),
+            ));
         }
         // Checked when saved, as the offers' eligibility is: a condition the language refuses
         // (a window beyond ten years, a control character) never reaches a rehearsal.
@@ -461,6 +506,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("blue"), "{err}");
+        // Leavers have no current features or scores to select by, and a window is bounded.
+        let winback = include_str!("../templates/win-back.toml");
+        for (from, to, field) in [
+            (
+                "window_months = 3",
+                "window_months = 3\ncondition = \"plan_fee > 50\"",
+                "population",
+            ),
+            (
+                "window_months = 3",
+                "window_months = 3\ndeciles = [1]",
+                "population",
+            ),
+            ("window_months = 3", "window_months = 25", "window_months"),
+            ("window_months = 3", "window_months = 0", "window_months"),
+            ("survey_share = 0", "survey_share = 1.5", "survey_share"),
+            (
+                "control_share_max = 0.5",
+                "control_share_max = 1",
+                "control_share_max",
+            ),
+        ] {
+            let err = Template::parse(&winback.replace(from, to), Path::new("w.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("w.toml:") && err.contains(field), "{err}");
+        }
     }
 
     #[test]

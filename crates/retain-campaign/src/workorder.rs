@@ -179,13 +179,20 @@ pub(crate) fn write_files(dir: &Path, orders: &[WorkOrderRecord]) -> Result<Vec<
         // Every list also as a workbook: whoever works it (call centre, SMS team, store,
         // account manager) opens it in Excel, and an xlsx keeps every cell as text.
         let path = dir.join(format!("{channel}.xlsx"));
-        write_xlsx(&path, &header, &rows)?;
+        write_xlsx(&path, "外呼清单", &header, &rows)?;
         files.push(path);
     }
     Ok(files)
 }
 
-fn write_xlsx(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+/// Writes `rows` under a bold, frozen `header` as the one sheet `sheet` of a workbook, every
+/// cell text.
+pub(crate) fn write_xlsx(
+    path: &Path,
+    sheet_name: &str,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> Result<()> {
     use rust_xlsxwriter::{Format, Workbook};
     let err = |e: rust_xlsxwriter::XlsxError| Error::Xlsx {
         path: path.display().to_string(),
@@ -193,7 +200,7 @@ fn write_xlsx(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> 
     };
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();
-    sheet.set_name("外呼清单").map_err(err)?;
+    sheet.set_name(sheet_name).map_err(err)?;
     let bold = Format::new().set_bold();
     for (j, h) in header.iter().enumerate() {
         sheet

@@ -326,7 +326,11 @@ async fn at_risk_features(
         let risky: Vec<usize> = (0..eligible_ids.len())
             .filter(|r| at_risk(eligible_ids[*r]))
             .collect();
-        for (i, _) in library.offers.iter().enumerate() {
+        for (i, offer) in library.offers.iter().enumerate() {
+            // Win-back offers are for leavers, never for subscribers at risk.
+            if offer.stage != crate::library::Stage::Retain {
+                continue;
+            }
             let flags = floats(&batches, &format!("e{i}"))?;
             for &r in &risky {
                 if flags.get(r).is_some_and(|f| *f > 0.5) {

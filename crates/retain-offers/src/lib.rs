@@ -27,7 +27,7 @@ pub use inputs::{Candidate, Contact, Features, Inputs, Ledger, load, msisdn_map,
 pub use learn::{
     Cell, Counts, LEARNING_FILE, Learned, LearnedRow, Learning, LearningView, Posterior,
 };
-pub use library::{Approval, Channel, CostModel, DEFAULT_OFFERS, Kind, Library, Offer};
+pub use library::{Approval, Channel, CostModel, DEFAULT_OFFERS, Kind, Library, Offer, Stage};
 pub use policy::{ChannelPolicy, Level, Policy};
 pub use reason::{REASONS, Signals, UNKNOWN, reason_index};
 pub use run::{

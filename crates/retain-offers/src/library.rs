@@ -156,6 +156,9 @@ pub struct Offer {
     pub name_zh: String,
     pub name_en: String,
     pub kind: Kind,
+    /// Subscribers still here, or recent leavers (a win-back offer is never matched to a
+    /// subscriber at risk, nor a retention offer to a leaver).
+    pub stage: Stage,
     pub cost: CostModel,
     /// A condition over features, tags, segments and warnings; empty = everyone.
     pub eligibility: String,
@@ -223,6 +226,8 @@ struct OfferFile {
     name_en: String,
     kind: Kind,
     #[serde(default)]
+    stage: Stage,
+    #[serde(default)]
     cost: CostModel,
     #[serde(default)]
     eligibility: Option<toml::Spanned<String>>,
@@ -263,6 +268,26 @@ fn to_date(d: Option<toml::value::Datetime>) -> std::result::Result<Option<Naive
     .filter(|day| (2000..=2100).contains(&day.year()))
     .ok_or_else(|| format!("{d} is not a date between 2000-01-01 and 2100-12-31"))?;
     Ok(Some(day))
+}
+
+/// Whom an offer is for: subscribers still here (维系, the matching) or recent leavers (挽回,
+/// the win-back campaigns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    #[default]
+    Retain,
+    WinBack,
+}
+
+impl Stage {
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Stage::Retain => "retain",
+            Stage::WinBack => "win_back",
+        }
+    }
 }
 
 /// A compiled offer library.
@@ -367,6 +392,7 @@ impl Library {
                 name_zh: o.name_zh,
                 name_en: o.name_en,
                 kind: o.kind,
+                stage: o.stage,
                 cost: o.cost,
                 eligibility,
                 reasons: o.reasons.into_inner(),
@@ -413,7 +439,7 @@ impl Library {
     pub fn prior_save(&self, reason: &str, kind: &str) -> Option<f64> {
         self.offers
             .iter()
-            .filter(|o| o.kind.code() == kind)
+            .filter(|o| o.kind.code() == kind && o.stage == Stage::Retain)
             .map(|o| {
                 if o.addresses(reason) {
                     o.prior_save_rate

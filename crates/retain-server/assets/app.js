@@ -488,8 +488,9 @@
     },
 
     async campaigns() {
-      const [d, tp] = await Promise.all([api('GET', '/api/v1/campaigns'), api('GET', '/api/v1/templates').catch(() => ({ templates: [] }))]);
       const canPlan = ['admin', 'analyst'].includes(me.role);
+      const [d, tp, wb] = await Promise.all([api('GET', '/api/v1/campaigns'), api('GET', '/api/v1/templates').catch(() => ({ templates: [] })),
+        canPlan ? api('GET', '/api/v1/winback?limit=20').catch(() => null) : null]);
       view().innerHTML = `<h1>${esc(t('campaigns'))}</h1>
         ${canPlan ? `<form class="filters" id="cf" data-testid="campaign-form">
           <label>${esc(t('template'))}<select name="template">${tp.templates.filter((x, i, a) => a.findIndex((y) => y.name === x.name) === i).map((x) => `<option value="${esc(x.name)}">${esc(x.name)} · ${esc(lang === 'en' ? x.name_en : x.name_zh)}</option>`).join('')}</select></label>
@@ -498,6 +499,13 @@
           <button class="primary" type="submit">${esc(t('new_campaign'))}</button></form>` : ''}
         ${table(['#', t('title'), t('template'), t('status'), { label: t('budget'), num: true }, t('owner'), { label: t('uplift'), num: true }],
           d.campaigns.map((c) => `<tr><td><a href="#/campaign/${c.id}" data-testid="campaign-link">${c.id}</a></td><td>${esc(c.name)}</td><td>${esc(c.template)}</td><td>${esc(t(c.status))}</td><td class="num">${num(c.budget)}</td><td>${esc(c.owner)}</td><td class="num">${c.uplift === null || c.uplift === undefined ? '—' : pct(c.uplift)}</td></tr>`), 'campaigns-table')}`;
+      // Win-back (挽回): the recent leavers, how they left and who can still be reached.
+      if (wb) {
+        view().insertAdjacentHTML('beforeend', `<h2 data-testid="winback">${esc(t('winback'))} <small class="muted">${esc(t('winback_window'))} ${wb.window_months}</small></h2>
+          <div class="cards">${[['leavers', wb.leavers], ['voluntary', wb.voluntary], ['involuntary', wb.involuntary], ['reachable', wb.reachable], ['reachable_value', wb.reachable_value]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${num(v)}</div></div>`).join('')}</div>
+          ${table([t('subscriber'), t('msisdn'), t('left_on'), t('exit'), { label: t('value'), num: true }, t('channel')],
+            wb.items.map((l) => `<tr><td>${l.subscriber_id}</td><td>${esc(l.msisdn)}</td><td>${esc(l.left_on)}</td><td>${esc(t('exit_' + l.exit))}</td><td class="num">${num(l.value)}</td><td>${l.channel ? esc(t(l.channel)) : '—'}</td></tr>`), 'winback-table')}`);
+      }
       const f = $('#cf');
       if (f) f.addEventListener('submit', async (e) => {
         e.preventDefault();

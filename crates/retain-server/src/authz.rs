@@ -81,6 +81,7 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/v1/campaigns/{id}/launch", PLAN),
     rule("POST", "/api/v1/campaigns/{id}/simulate", PLAN),
     rule("POST", "/api/v1/campaigns/{id}/evaluate", PLAN),
+    rule("GET", "/api/v1/winback", SUBSCRIBERS),
     rule("GET", "/api/v1/work-orders", SUBSCRIBERS),
     rule("POST", "/api/v1/work-orders/{id}/callback", SUBSCRIBERS),
     // Managers see the groups they keep, their visit queue and their own results.

@@ -157,6 +157,11 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
             &["limit"],
             None,
         ),
+        ("GET", "/api/v1/winback") => (
+            "Win-back (挽回): the leavers of the last window_months (default 3), how they left (ported out, a stop request, an arrears cut-off), their value and whether they can be reached, the most valuable first with numbers masked; a manager sees their own",
+            &["window_months", "limit"],
+            None,
+        ),
         ("GET", "/api/v1/managers") => (
             "Managers' and branches' results (考核): retention of their base, visits against plan, work orders, callbacks, saved value; a manager sees their own",
             &[],
@@ -237,7 +242,7 @@ fn operation(method: &str, path: &str, roles: &[&str]) -> Value {
         .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
         .collect();
     parameters.extend(query.iter().map(|name| {
-        let schema = if matches!(*name, "limit" | "offset") {
+        let schema = if matches!(*name, "limit" | "offset" | "window_months") {
             json!({ "type": "integer", "minimum": 0 })
         } else {
             json!({ "type": "string" })

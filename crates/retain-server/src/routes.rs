@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/groups/{id}/visits", post(api::record_visit))
         .route("/api/v1/visits", get(api::visits))
         .route("/api/v1/managers", get(api::managers))
+        .route("/api/v1/winback", get(api::winback))
         .route("/api/v1/audit", get(api::audit))
         .route("/api/v1/schedule", get(api::schedule))
         .route_layer(axum::middleware::from_fn(crate::mask::mask_answers))

@@ -274,6 +274,42 @@ pub(crate) fn save_probability(cause: Cause, offer: usize) -> f64 {
     TABLE[row][offer]
 }
 
+/// The ways out of the network a leaver can be won back from (the quantity paths).
+pub(crate) const EXIT_PATHS: [&str; 4] = [
+    "port_out",
+    "formal_cancel",
+    "requested_stop_cancel",
+    "arrears_suspension_cancel",
+];
+
+/// The true return propensity of a leaver who took `path` out for `cause`: the chance of coming
+/// back within four months unprompted, and the added chance when reached with a win-back offer
+/// (of those who would not have come back anyway). A price or competitor leaver answers a
+/// better deal; a relocated one hardly; an arrears cut-off is not a defection, and an offer
+/// does little for it.
+pub(crate) fn return_effect(path: &str, cause: Cause) -> (f64, f64) {
+    let base = match path {
+        "port_out" => 0.04,
+        "formal_cancel" => 0.02,
+        "requested_stop_cancel" => 0.05,
+        _ => 0.03,
+    };
+    let lift = match cause {
+        Cause::Price => 0.25,
+        Cause::Competitor => 0.22,
+        Cause::ContractExpiry => 0.15,
+        Cause::Billing => 0.12,
+        Cause::Network => 0.10,
+        Cause::Relocation => 0.01,
+    };
+    let involuntary = if path == "arrears_suspension_cancel" {
+        0.3
+    } else {
+        1.0
+    };
+    (base, lift * involuntary)
+}
+
 /// The cost of an accepted offer for a subscriber paying `fee` a month.
 pub(crate) fn offer_cost(offer: usize, fee: f64) -> f64 {
     match HISTORIC_OFFERS[offer].kind {

@@ -210,6 +210,7 @@ pub fn synthesize(params: &SynthParams, out: &Path, truth_dir: &Path) -> Result<
     writers.finish()?;
 
     write_offer_effects(&truth_dir.join("offer_effects.csv"))?;
+    write_return_effects(&truth_dir.join("return_effects.csv"))?;
     let summary = SynthSummary {
         seed: params.seed,
         first_month: world.months[0].format("%Y-%m").to_string(),
@@ -412,6 +413,22 @@ fn write_plans(w: &mut BufWriter<File>) -> Result<()> {
         w.write_all(line.finish())
             .map_err(|e| io("writing plans.csv", e))?;
     }
+    Ok(())
+}
+
+fn write_return_effects(path: &Path) -> Result<()> {
+    let mut w = create(path, &["path", "cause", "return_base", "return_lift"])?;
+    for exit in catalog::EXIT_PATHS {
+        for cause in Cause::ALL {
+            let (base, lift) = catalog::return_effect(exit, cause);
+            let mut line = Line::default();
+            line.text(exit).text(cause.name()).float(base).float(lift);
+            w.write_all(line.finish())
+                .map_err(|e| io("writing return_effects.csv", e))?;
+        }
+    }
+    w.into_inner()
+        .map_err(|e| io("flushing return_effects.csv", e.into_error()))?;
     Ok(())
 }
 

@@ -71,6 +71,9 @@ enum Command {
     /// Campaigns (四步一库): create from the plan library, rehearse, approve, launch as work
     /// orders, record callbacks, evaluate against the control group.
     Campaign(commands::campaign::Args),
+    /// Win-back (挽回): the subscribers who left in the last months, how they left, their
+    /// value and whether they can be reached; the list as CSV and xlsx under `winback/`.
+    Winback(commands::campaign::WinbackArgs),
     /// The HTTP API and the dashboard over a workspace (docs/api.md).
     Serve(commands::serve::Args),
     /// Users: `retain user add --name N --role R --password-stdin`, `retain user list`.
@@ -198,6 +201,7 @@ fn main() -> ExitCode {
         Command::Target(args) => commands::target::run(&args),
         Command::Match(args) => commands::offers::run_match(&args),
         Command::Campaign(args) => commands::campaign::run(&args),
+        Command::Winback(args) => commands::campaign::winback(&args),
         Command::User(args) => commands::user::run(&args),
         Command::Serve(args) => commands::serve::run(&args),
         Command::Decide(args) => commands::offers::decide(&args),

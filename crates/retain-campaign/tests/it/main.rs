@@ -788,3 +788,127 @@ async fn parallel_launches_and_evaluations_lose_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Win-back (挽回): the recent leavers, voluntary and reachable only, graded by value, offered
+/// a return under the budget, measured against a control group whose interval covers the
+/// synthetic truth; a return teaches the retention offers nothing.
+#[tokio::test]
+async fn win_back_targets_reachable_voluntary_leavers_and_its_interval_covers_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = operator(dir.path(), 20_000);
+    oracle_scores(&ws);
+    let c = Campaigns::open(&ws).await.unwrap();
+    let leavers = retain_campaign::leavers(&c.ctx, &ws, as_of(), 3)
+        .await
+        .unwrap();
+    assert!(
+        leavers.iter().any(|l| !l.voluntary),
+        "arrears cut-offs are seen"
+    );
+    let reachable: HashSet<i64> = leavers
+        .iter()
+        .filter(|l| l.targetable())
+        .map(|l| l.subscriber_id)
+        .collect();
+    // How each left, against the truth's path.
+    let truth = std::fs::read_to_string(ws.root().join("truth/churn.csv")).unwrap();
+    let path: std::collections::HashMap<i64, String> = truth
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1] == "churned").then(|| Some((f[0].parse().ok()?, f[4].to_owned())))?
+        })
+        .collect();
+    for l in &leavers {
+        let expected = match path.get(&l.subscriber_id).map(String::as_str) {
+            Some("port_out") => "port_out",
+            Some("arrears_suspension_cancel") => "arrears",
+            Some("formal_cancel" | "requested_stop_cancel") => "requested",
+            other => panic!(
+                "{} left without a quantity path: {other:?}",
+                l.subscriber_id
+            ),
+        };
+        assert_eq!(l.exit, expected, "{l:?}");
+        assert!(l.left_on < as_of() && l.left_on >= NaiveDate::from_ymd_opt(2026, 8, 1).unwrap());
+    }
+    let written = retain_campaign::write_list(&ws, as_of(), 3, &leavers).unwrap();
+    let report = &written.summary;
+    assert_eq!(report.voluntary + report.involuntary, report.leavers);
+    assert_eq!(report.reachable + report.unreachable, report.leavers);
+    assert_eq!(report.reachable, reachable.len());
+    let list = std::fs::read(&written.list_file).unwrap();
+    assert!(list.starts_with(b"\xEF\xBB\xBF"), "people open it in Excel");
+    assert_eq!(
+        String::from_utf8_lossy(&list).lines().count(),
+        1 + report.leavers
+    );
+    assert!(written.xlsx_file.exists());
+
+    let req = CreateRequest {
+        template: "win-back".into(),
+        budget: Some(200_000.0),
+        as_of: Some(as_of()),
+        seed: Some(5),
+        ..CreateRequest::default()
+    };
+    let id = c.create(&req, &analyst()).await.unwrap().id;
+    let r = c.rehearse(id, &analyst()).await.unwrap();
+    assert!(r.min_detectable_uplift.is_some(), "{r:?}");
+    assert!(r.skipped_by_constraint.contains_key("involuntary"), "{r:?}");
+    c.approve(id, &approver(3), false, "").await.unwrap();
+    let launched = c.launch(id, &analyst()).await.unwrap();
+    assert!(launched.members > 50, "{launched:?}");
+    let members = c.store.members(id).await.unwrap();
+    assert!(
+        members.iter().all(|m| reachable.contains(&m.subscriber_id)),
+        "only reachable voluntary leavers are members"
+    );
+    let orders = c.store.work_orders(id).await.unwrap();
+    assert!(
+        orders
+            .iter()
+            .all(|w| w.purpose == "win_back" && w.offer_id.starts_with("WINBACK-"))
+    );
+    assert_eq!(
+        orders.len(),
+        members.iter().filter(|m| m.arm == "treatment").count()
+    );
+    let sim = c.simulate_callbacks(id, &analyst()).await.unwrap();
+    assert_eq!(sim.outcomes, members.len());
+    let learned_before = std::fs::read(ws.root().join("offers/learning.json")).ok();
+    let (e, _) = c.evaluate(id, &analyst()).await.unwrap();
+    let truth = e.true_uplift.unwrap();
+    let (lo, hi) = (
+        e.overall.uplift_ci_low.unwrap(),
+        e.overall.uplift_ci_high.unwrap(),
+    );
+    assert!(
+        truth > 0.05,
+        "a welcome-back offer brings people back: {truth}"
+    );
+    assert!(
+        lo <= truth && truth <= hi,
+        "the interval covers the truth: [{lo}, {hi}] vs {truth}"
+    );
+    assert!(
+        e.overall.control_retention < 0.2,
+        "few come back unprompted: {e:?}"
+    );
+    // A return is not a save: the retention offers' learning does not count it.
+    assert_eq!(
+        std::fs::read(ws.root().join("offers/learning.json")).ok(),
+        learned_before
+    );
+    // And the matching of subscribers at risk never offers a win-back offer.
+    let prepared = retain_offers::prepare(&c.ctx, &ws, as_of(), None, 1)
+        .await
+        .unwrap();
+    for cs in &prepared.choices {
+        for choice in cs {
+            let offer = &prepared.library.offers[choice.offer as usize];
+            assert_eq!(offer.stage, retain_offers::Stage::Retain, "{}", offer.id);
+        }
+    }
+}

@@ -393,3 +393,74 @@ pub(crate) async fn audit(
 pub(crate) struct AuditAnswer {
     events: Vec<retain_store::AuditEvent>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WinbackQuery {
+    window_months: Option<u32>,
+    limit: Option<usize>,
+}
+
+/// The recent leavers (挽回): counts, and the most valuable first with the number masked; a
+/// manager sees the leavers they kept.
+#[derive(Serialize)]
+pub(crate) struct WinbackAnswer {
+    #[serde(flatten)]
+    summary: retain_campaign::WinbackSummary,
+    items: Vec<retain_campaign::Leaver>,
+}
+
+pub(crate) async fn winback(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    q: Result<Query<WinbackQuery>, QueryRejection>,
+) -> ApiResult<Json<WinbackAnswer>> {
+    let Query(q) = q?;
+    let window = q.window_months.unwrap_or(3);
+    if !(1..=retain_campaign::MAX_WINDOW_MONTHS).contains(&window) {
+        return Err(ApiError::bad_request(format!(
+            "window_months must be 1 to {}",
+            retain_campaign::MAX_WINDOW_MONTHS
+        )));
+    }
+    let limit = q.limit.unwrap_or(200);
+    if limit == 0 || limit > 5000 {
+        return Err(ApiError::bad_request("limit must be 1 to 5000"));
+    }
+    let scope = s.scope();
+    let answer = off_thread(state.clone(), move |state| async move {
+        let c = &state.0.campaigns;
+        let as_of = c.default_as_of().await?;
+        let mut leavers = retain_campaign::leavers(&c.ctx, &c.workspace, as_of, window).await?;
+        leavers.retain(|l| {
+            scope
+                .as_ref()
+                .is_none_or(|sc| sc.admits(&l.manager_id, &l.branch_id))
+        });
+        let summary = retain_campaign::summarize(as_of, window, &leavers);
+        leavers.sort_by(|a, b| {
+            b.value
+                .total_cmp(&a.value)
+                .then(a.subscriber_id.cmp(&b.subscriber_id))
+        });
+        leavers.truncate(limit);
+        for l in &mut leavers {
+            l.msisdn = retain_offers::mask(&l.msisdn);
+        }
+        Ok(WinbackAnswer {
+            summary,
+            items: leavers,
+        })
+    })
+    .await?;
+    state
+        .audit(
+            &s,
+            "winback",
+            &window.to_string(),
+            "list",
+            json!({ "rows": answer.items.len() }),
+        )
+        .await?;
+    Ok(Json(answer))
+}

@@ -157,9 +157,65 @@ async fn role_matrix(postgres: bool) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["satisfaction"], 9, "{body}");
 
+    // Win-back: the recent leavers, numbers masked, a manager's own only; the counter may not.
+    let (status, all) = call(&app, "GET", "/api/v1/winback", Some(&root), None).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let items = all["items"].as_array().unwrap();
+    assert!(
+        all["leavers"].as_u64().unwrap() >= items.len() as u64 && !items.is_empty(),
+        "{all}"
+    );
+    assert!(
+        items
+            .iter()
+            .all(|l| l["msisdn"].as_str().unwrap().contains('*')),
+        "{all}"
+    );
+    assert_eq!(
+        all["voluntary"].as_u64().unwrap() + all["involuntary"].as_u64().unwrap(),
+        all["leavers"].as_u64().unwrap()
+    );
+    for bad in [
+        "window_months=0",
+        "window_months=25",
+        "limit=0",
+        "window_months=x",
+        "what=1",
+    ] {
+        let (status, body) = call(
+            &app,
+            "GET",
+            &format!("/api/v1/winback?{bad}"),
+            Some(&root),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let wang = login(&app, "wang").await;
+    let (status, own) = call(
+        &app,
+        "GET",
+        "/api/v1/winback?window_months=12",
+        Some(&wang),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert!(
+        own["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["manager_id"] == manager.as_str()),
+        "{own}"
+    );
+
     // The counter's decision shows the subscriber's open work orders (read by the audit
     // writer with its group) and is audited.
     let zhou = login(&app, "zhou").await;
+    let (status, _) = call(&app, "GET", "/api/v1/winback", Some(&zhou), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, decision) = call(
         &app,
         "GET",

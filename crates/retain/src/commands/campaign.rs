@@ -175,6 +175,52 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     rt.block_on(dispatch(&args.command))
 }
 
+/// `retain winback`: the recent leavers list.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WinbackArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The list's date (YYYY-MM-DD); defaults to the month after the last loaded one.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Leavers of the last this many months (1 to 24).
+    #[arg(long, default_value_t = 3)]
+    window_months: u32,
+}
+
+pub(crate) fn winback(args: &WinbackArgs) -> anyhow::Result<()> {
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let c = args.common.campaigns().await?;
+        let as_of = match &args.as_of {
+            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .with_context(|| format!("--as-of {d:?} is not YYYY-MM-DD"))?,
+            None => c.default_as_of().await?,
+        };
+        let leavers =
+            retain_campaign::leavers(&c.ctx, &c.workspace, as_of, args.window_months).await?;
+        let report =
+            retain_campaign::write_list(&c.workspace, as_of, args.window_months, &leavers)?;
+        let r = &report.summary;
+        let text = format!(
+            "{} leavers in the {} months before {as_of}: {} voluntary, {} involuntary (arrears \
+             cut-offs, for arrears handling); {} reachable for a win-back (value {:.2}) by \
+             channel {:?}; {} on the do-not-disturb list; by exit {:?}\nlist: {}",
+            r.leavers,
+            r.window_months,
+            r.voluntary,
+            r.involuntary,
+            r.reachable,
+            r.reachable_value,
+            r.by_channel,
+            r.do_not_disturb,
+            r.by_exit,
+            report.list_file.display()
+        );
+        emit(&args.common, &report, &text)
+    })
+}
+
 fn emit(common: &Common, value: &impl serde::Serialize, text: &str) -> anyhow::Result<()> {
     if common.json {
         output::print_json(value)
@@ -326,9 +372,11 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
         Sub::Evaluate { common, id } => {
             let c = common.campaigns().await?;
             let (e, history) = c.evaluate(*id, &common.actor(&c).await?).await?;
+            let win_back = retain_campaign::is_win_back(&c.get(*id).await?);
             let o = &e.overall;
             let mut text = format!(
-                "campaign {id}: retention treated {:.4} ({}) vs control {:.4} ({}): uplift {:+.4} [{:+.4}, {:+.4}] (95%)\n  ARPU change {:+.2} vs {:+.2}; cost {:.2}; incremental saves {:.1}, saved value {:.2}, ROI {:.2}\n  stated reasons agree with the model's in {:.0}% of {} callbacks",
+                "campaign {id}: {} treated {:.4} ({}) vs control {:.4} ({}): uplift {:+.4} [{:+.4}, {:+.4}] (95%)\n  ARPU change {:+.2} vs {:+.2}; cost {:.2}; incremental {} {:.1}, saved value {:.2}, ROI {:.2}\n  stated reasons agree with the model's in {:.0}% of {} callbacks",
+                if win_back { "returned" } else { "retention" },
                 o.treated_retention,
                 o.treated,
                 o.control_retention,
@@ -339,6 +387,7 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
                 e.arpu_change_treated,
                 e.arpu_change_control,
                 e.cost,
+                if win_back { "returns" } else { "saves" },
                 e.incremental_saves,
                 e.saved_value,
                 e.roi.unwrap_or(f64::NAN),
@@ -377,7 +426,12 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
             }
             let _ = write!(
                 text,
-                "\n  contacts fed back to campaign_history: {}",
+                "\n  {}: {}",
+                if win_back {
+                    "contacts written (a return is not a save: not fed to campaign_history)"
+                } else {
+                    "contacts fed back to campaign_history"
+                },
                 history.display()
             );
             emit(common, &e, &text)

@@ -309,4 +309,66 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     let (ok, list) = retain_json(&["campaign", "list", "--dir", w, "--json"]);
     assert!(ok);
     assert_eq!(list["count"], 3);
+
+    // Win-back: the recent leavers' list, and a campaign from the win-back template run like
+    // any other.
+    let (ok, wb) = retain_json(&["winback", "--dir", w, "--json"]);
+    assert!(ok, "{wb}");
+    let count = |k: &str| wb[k].as_u64().unwrap_or_else(|| panic!("{k}: {wb}"));
+    assert!(count("leavers") > 0 && count("reachable") > 0, "{wb}");
+    assert_eq!(
+        count("voluntary") + count("involuntary"),
+        count("leavers"),
+        "{wb}"
+    );
+    assert_eq!(
+        count("reachable") + count("unreachable"),
+        count("leavers"),
+        "{wb}"
+    );
+    let list_file = wb["list_file"].as_str().unwrap();
+    let listed = std::fs::read_to_string(list_file).unwrap();
+    assert_eq!(listed.lines().count() as u64, 1 + count("leavers"));
+    assert!(listed.starts_with('\u{feff}'));
+    let out = retain(&["winback", "--dir", w, "--window-months", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 to 24"));
+    let (ok, created) = retain_json(&[
+        "campaign",
+        "create",
+        "--dir",
+        w,
+        "--template",
+        "win-back",
+        "--json",
+    ]);
+    assert!(ok, "{created}");
+    let id = id_of(&created);
+    let (ok, r) = retain_json(&["campaign", "rehearse", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok, "{r}");
+    assert!(r["min_detectable_uplift"].is_number(), "{r}");
+    for step in ["approve", "launch"] {
+        assert!(
+            retain(&["campaign", step, "--dir", w, "--id", &id])
+                .status
+                .success()
+        );
+    }
+    let (ok, sim) = retain_json(&[
+        "campaign",
+        "callbacks",
+        "--dir",
+        w,
+        "--id",
+        &id,
+        "--simulate",
+        "--json",
+    ]);
+    assert!(ok, "{sim}");
+    let (ok, e) = retain_json(&["campaign", "evaluate", "--dir", w, "--id", &id, "--json"]);
+    assert!(ok, "{e}");
+    assert!(
+        e["significant"].is_boolean() && e["true_uplift"].is_number(),
+        "{e}"
+    );
 }

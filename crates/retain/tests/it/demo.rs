@@ -321,7 +321,13 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     );
     let (ok, offers) = retain_json(&["offers", "--dir", s(&ws), "--json"]);
     assert!(ok);
-    assert_eq!(offers["offers"].as_array().unwrap().len(), 19);
+    let offers = offers["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 21);
+    assert_eq!(
+        offers.iter().filter(|o| o["stage"] == "win_back").count(),
+        2,
+        "the library's win-back offers are marked as such"
+    );
     let out = retain(&[
         "match",
         "--dir",
