@@ -380,6 +380,11 @@ try {
     };
     const before = await counted();
     assert.ok(before > 0, 'the demo campaign\'s outcomes are counted');
+    // The strategy table: churn categories by stages, each cell naming offers.
+    const grid = await page.textContent('[data-testid=strategy-table]');
+    for (const word of ['Price', 'Quality', 'Social', 'Convenience', 'Prevention', 'Win-back', 'NETFIX-VISIT', 'WINBACK-DISC-30']) {
+      assert.ok(grid.includes(word), `${word} in the strategy table`);
+    }
     await page.goto(campaignUrl);
     await page.waitForSelector('[data-testid=step-simulate]');
     await page.click('[data-testid=step-simulate]');

@@ -134,6 +134,9 @@ pub struct Takeup {
 /// A campaign's evaluation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
+    /// The stage of the seed study's table the campaign served: `retention` (挽留, at-risk
+    /// subscribers), `win_back` (挽回, leavers) or `care` (预防/维系, the care triggers).
+    pub stage: &'static str,
     pub members: usize,
     pub outcomes: usize,
     /// `simulated` or `observed`.
@@ -178,6 +181,8 @@ pub struct Evaluation {
     pub by_tier: BTreeMap<String, Comparison>,
     pub by_segment: BTreeMap<String, Comparison>,
     pub by_channel: BTreeMap<String, Comparison>,
+    /// By the category of the members' reasons (价格/质量/社会/便捷).
+    pub by_category: BTreeMap<String, Comparison>,
     pub reasons: ReasonCheck,
     /// The synthetic operator's true average effect on these members, when simulated.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -320,6 +325,7 @@ pub fn evaluate(
         .first()
         .map_or_else(String::new, |o| o.source.clone());
     Evaluation {
+        stage: "retention",
         members: members.len(),
         outcomes: observed.len(),
         outcome_source: source,
@@ -349,6 +355,7 @@ pub fn evaluate(
         by_tier: group(&|m| &m.tier),
         by_segment: group(&|m| &m.segment),
         by_channel: group(&|m| &m.channel),
+        by_category: group(&|m| retain_offers::category_of(&m.reason)),
         reasons,
         true_uplift: true_uplift.map(r6),
         overall,

@@ -40,6 +40,11 @@ impl Campaigns {
         let cost =
             |ch: &str| Channel::from_code(ch).map_or(0.0, |c| policy.channel(c).contact_cost);
         let mut e = evaluate(&members, &outcomes, &orders, &callbacks, &cost, None);
+        if crate::winback::is_win_back(&c) {
+            e.stage = "win_back";
+        } else if c.kind == "care" {
+            e.stage = "care";
+        }
         if outcomes.iter().all(|o| o.source == "simulated") {
             e.true_uplift = self.simulated_truth(id).await?;
         }

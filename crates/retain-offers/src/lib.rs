@@ -15,6 +15,7 @@ mod policy;
 mod reason;
 mod run;
 mod simulate;
+mod strategy;
 mod trees;
 mod uplift;
 mod verify;
@@ -35,6 +36,7 @@ pub use run::{
     Tally, forward, latest_run_dir, prepare, read_match_report, run_dir, run_match, select,
 };
 pub use simulate::{Simulated, Truth, simulate};
+pub use strategy::{CATEGORIES, DEFAULT_STRATEGIES, STAGES, Strategies, StrategyCell, category_of};
 pub use uplift::{Cells, HORIZON_MONTHS, History, HistoryRow, Qini, evaluate, load_history, qini};
 pub use verify::{Violation, verify};
 

@@ -82,6 +82,9 @@ pub struct MatchReport {
     pub assigned_by_level: BTreeMap<String, usize>,
     pub by_offer: BTreeMap<String, Tally>,
     pub by_channel: BTreeMap<String, Tally>,
+    /// Assignments by the category of their reason (价格/质量/社会/便捷, `crate::category_of`).
+    #[serde(default)]
+    pub by_category: BTreeMap<String, Tally>,
     pub skipped_by_constraint: BTreeMap<String, usize>,
     pub uplift: UpliftReport,
     /// Present when the synthetic truth is.
@@ -361,6 +364,7 @@ pub async fn run_match(
         assigned_by_level: count(plan.assignments.iter().map(|a| a.level.code())),
         by_offer: BTreeMap::new(),
         by_channel: BTreeMap::new(),
+        by_category: BTreeMap::new(),
         skipped_by_constraint: count(plan.skipped.iter().map(|s| s.constraint)),
         uplift: uplift.report.clone(),
         simulated_saved_value: saved,
@@ -381,6 +385,12 @@ pub async fn run_match(
         let t = report
             .by_channel
             .entry(a.channel.code().to_owned())
+            .or_default();
+        t.count += 1;
+        t.cost = crate::round2(t.cost + a.cost);
+        let t = report
+            .by_category
+            .entry(crate::strategy::category_of(a.reason).to_owned())
             .or_default();
         t.count += 1;
         t.cost = crate::round2(t.cost + a.cost);

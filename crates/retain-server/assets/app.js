@@ -471,6 +471,8 @@
     },
 
     async offers() {
+      const CATEGORIES = ['price', 'quality', 'social', 'convenience'];
+      const STAGES = ['prevention', 'care', 'retention', 'win_back'];
       const d = await api('GET', '/api/v1/offers');
       const m = d.matching || {};
       const learned = [...(d.learning?.cells || [])].sort((a, b) => b.treated - a.treated);
@@ -478,6 +480,12 @@
         ${m.assigned !== undefined ? `<div class="cards">${[['assigned', num(m.assigned)], ['cost', num(m.cost)], ['expected_value', num(m.expected_net_value)], ['budget', num(m.budget)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>` : ''}
         ${table(['ID', t('title'), t('kind'), t('channel'), t('reasons'), { label: t('save_rate'), num: true }, { label: t('assigned'), num: true }, t('talking_points')],
           (d.library || []).map((o) => `<tr><td>${esc(o.id)}</td><td>${esc(zhEn(o))}</td><td>${esc(o.kind)}</td><td>${esc((o.channels || []).join(' '))}</td><td>${(o.reasons || []).map((r) => `<span class="pill">${esc(r)}</span>`).join('')}</td><td class="num">${pct(o.prior_save_rate)}</td><td class="num">${num(m.by_offer?.[o.id]?.count)}</td><td class="muted">${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`), 'offers-library')}
+        ${(d.strategies || []).length ? `<h2>${esc(t('strategy_table'))}</h2>
+          ${table([t('category'), ...STAGES.map((st) => t('stage_' + st)), { label: t('assigned'), num: true }],
+            CATEGORIES.map((c) => `<tr><td>${esc(t('cat_' + c))}</td>${STAGES.map((st) => {
+              const cell = d.strategies.find((x) => x.category === c && x.stage === st) || {};
+              return `<td>${esc(lang === 'en' ? cell.measure_en || '' : cell.measure_zh || '')}<br>${(cell.offers || []).map((o) => `<span class="pill">${esc(o)}</span>`).join(' ')}</td>`;
+            }).join('')}<td class="num">${num(m.by_category?.[c]?.count)}</td></tr>`), 'strategy-table')}` : ''}
         <h2>${esc(t('learning'))}</h2>
         ${learned.length ? `<p class="muted" data-testid="offers-learning-summary">${esc(t('learn_summary'))} ${num(d.learning.observations)} · ${esc(t('learn_control'))} ${pct(d.learning.control_churn)}</p>
           ${table([t('learn_reason'), t('kind'), t('learn_tier'), { label: t('learn_treated'), num: true }, { label: t('learn_churn_treated'), num: true }, { label: t('learn_churn_control'), num: true }, { label: t('learn_prior'), num: true }, { label: t('learn_rate'), num: true }],

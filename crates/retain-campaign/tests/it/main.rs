@@ -248,6 +248,8 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
     assert_eq!(sim.callbacks, treated + surveyed.len());
     assert_eq!(sim.outcomes, members.len());
     let (e, history) = c.evaluate(created.id, &analyst()).await.unwrap();
+    assert_eq!(e.stage, "retention");
+    assert_categories_count_everyone(&e, members.len());
     let truth = e.true_uplift.unwrap();
     let (lo, hi) = (
         e.overall.uplift_ci_low.unwrap(),
@@ -409,6 +411,18 @@ async fn care_triggers_honour_the_contact_policy_and_run_once_a_month() {
         .filter(|x| x.kind == "care")
         .collect();
     assert_eq!(care.len(), 1);
+}
+
+/// By the seed study's categories (价格/质量/社会/便捷): every member counted once.
+fn assert_categories_count_everyone(e: &retain_campaign::Evaluation, members: usize) {
+    let counted: usize = e.by_category.values().map(|g| g.treated + g.control).sum();
+    assert_eq!(counted, members);
+    for k in e.by_category.keys() {
+        assert!(
+            ["price", "quality", "social", "convenience", "unknown"].contains(&k.as_str()),
+            "{k}"
+        );
+    }
 }
 
 /// Each expected rejection is reported naming the file, its line and the column given.
@@ -879,6 +893,8 @@ async fn win_back_targets_reachable_voluntary_leavers_and_its_interval_covers_th
     assert_eq!(sim.outcomes, members.len());
     let learned_before = std::fs::read(ws.root().join("offers/learning.json")).ok();
     let (e, _) = c.evaluate(id, &analyst()).await.unwrap();
+    assert_eq!(e.stage, "win_back");
+    assert_categories_count_everyone(&e, members.len());
     let truth = e.true_uplift.unwrap();
     let (lo, hi) = (
         e.overall.uplift_ci_low.unwrap(),

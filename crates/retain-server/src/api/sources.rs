@@ -170,6 +170,9 @@ pub(crate) async fn put_offers(
     let Json(edit) = body?;
     let library = retain_offers::Library::parse(&edit.toml, std::path::Path::new("offers.toml"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The workspace's own strategy table names offers: a library without them would break it.
+    retain_offers::Strategies::for_workspace(&state.0.campaigns.workspace, &library)
+        .map_err(|e| ApiError::bad_request(format!("the strategy table no longer holds: {e}")))?;
     replace_source(
         &state,
         &s,
@@ -189,6 +192,8 @@ pub(crate) struct OffersAnswer {
     matching: Option<retain_offers::MatchReport>,
     /// What retain's own campaigns taught the matching (offers that learn).
     learning: retain_offers::LearningView,
+    /// The strategy table: churn category × stage, its measures and offers.
+    strategies: Vec<retain_offers::StrategyCell>,
 }
 
 pub(crate) async fn offers(State(state): State<AppState>) -> ApiResult<Json<OffersAnswer>> {
@@ -208,7 +213,11 @@ pub(crate) async fn offers(State(state): State<AppState>) -> ApiResult<Json<Offe
             }
             report
         });
+    let strategies = retain_offers::Strategies::for_workspace(workspace, &library)
+        .map_err(engine)?
+        .cells;
     Ok(Json(OffersAnswer {
+        strategies,
         source: file_name(&library.source),
         toml: source_text(&state.0.root, "offers.toml", retain_offers::DEFAULT_OFFERS)?,
         learning: retain_offers::Learning::for_workspace(workspace)

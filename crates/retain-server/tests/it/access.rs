@@ -157,6 +157,34 @@ async fn role_matrix(postgres: bool) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["satisfaction"], 9, "{body}");
 
+    // The strategy table comes with the library; a library that drops an offer the
+    // workspace's own table names is refused, naming the offer.
+    let (status, offers) = call(&app, "GET", "/api/v1/offers", Some(&root), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        offers["strategies"].as_array().unwrap().len(),
+        16,
+        "{offers}"
+    );
+    let table = ws.root().join("strategies.toml");
+    std::fs::write(&table, retain_offers::DEFAULT_STRATEGIES).unwrap();
+    let without =
+        retain_offers::DEFAULT_OFFERS.replace("id = \"NETFIX-VISIT\"", "id = \"NETFIX-GONE\"");
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/api/v1/offers",
+        Some(&root),
+        Some(serde_json::json!({ "toml": without })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("NETFIX-VISIT"),
+        "{body}"
+    );
+    std::fs::remove_file(&table).unwrap();
+
     // Win-back: the recent leavers, numbers masked, a manager's own only; the counter may not.
     let (status, all) = call(&app, "GET", "/api/v1/winback", Some(&root), None).await;
     assert_eq!(status, StatusCode::OK, "{all}");

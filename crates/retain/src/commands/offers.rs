@@ -283,10 +283,12 @@ pub(crate) fn decide(args: &DecideArgs) -> anyhow::Result<()> {
 pub(crate) fn list(args: &OffersArgs) -> anyhow::Result<()> {
     let workspace = Workspace::open(&args.dir)?;
     let library = Library::for_workspace(&workspace)?;
+    // The strategy table is checked against this library: a broken one is an error here.
+    let strategies = retain_offers::Strategies::for_workspace(&workspace, &library)?;
     if args.json {
-        return output::print_json(
-            &serde_json::json!({ "source": library.source, "offers": library.offers }),
-        );
+        return output::print_json(&serde_json::json!({
+            "source": library.source, "offers": library.offers, "strategies": strategies.cells,
+        }));
     }
     let mut text = format!(
         "{} offers from {}\n",
@@ -302,6 +304,17 @@ pub(crate) fn list(args: &OffersArgs) -> anyhow::Result<()> {
             o.name_zh,
             o.name_en,
             o.reasons.join(", ")
+        );
+    }
+    let _ = writeln!(text, "strategies (category × stage):");
+    for c in &strategies.cells {
+        let _ = writeln!(
+            text,
+            "  {:12} {:11} {}  [{}]",
+            c.category,
+            c.stage,
+            c.measure_zh,
+            c.offers.join(", ")
         );
     }
     output::print_text(text.trim_end());

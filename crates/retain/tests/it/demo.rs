@@ -321,6 +321,17 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     );
     let (ok, offers) = retain_json(&["offers", "--dir", s(&ws), "--json"]);
     assert!(ok);
+    // The strategy table: every category × stage, each naming offers of the library.
+    let cells = offers["strategies"].as_array().unwrap();
+    assert_eq!(cells.len(), 16, "{cells:?}");
+    assert!(cells.iter().any(|c| {
+        c["category"] == "quality"
+            && c["stage"] == "retention"
+            && c["offers"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("NETFIX-VISIT"))
+    }));
     let offers = offers["offers"].as_array().unwrap();
     assert_eq!(offers.len(), 21);
     assert_eq!(
