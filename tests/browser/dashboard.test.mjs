@@ -404,6 +404,9 @@ try {
   await step('12-rules-checked-and-backtested', async () => {
     await page.click('[data-testid=nav-rules]');
     await page.waitForSelector('[data-testid=rules-editor]');
+    // The demo's backtest counts arrears cut-offs apart (the dashboard is in English here).
+    const involuntary = await page.textContent('[data-testid=backtest-involuntary]');
+    assert.ok(involuntary.includes('Involuntary') && /\d+ \/ \d+/.test(involuntary), involuntary);
     const text = await page.inputValue('#src');
     await page.fill('#src', text.replace('when = "', 'when = "fee >> '));
     await page.click('[data-testid=rules-save]');

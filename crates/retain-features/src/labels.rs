@@ -5,6 +5,10 @@
 //! - **Value churn** (价值流失): the subscriber stays but the average fee of the last two months
 //!   falls by at least `fee_drop` against the four months before, or the plan moves to a lower
 //!   tier.
+//! - **Voluntary or involuntary** (自愿/非自愿): a cancellation after an arrears suspension
+//!   (欠费停机) with no stop request, port-out or other way out is an arrears cut-off, not a
+//!   defection: `voluntary = 0`. Every other churn is voluntary. A subscriber is an involuntary
+//!   churner when all their labels of a window are involuntary.
 //! - **Backwards tracing**: a cancellation preceded by a suspension is the end of about
 //!   `suspension_gap_months` of suspension, so its *effective* month — when the subscriber really
 //!   left — is that many months earlier. Predictions and rule backtests look at behaviour before
@@ -41,7 +45,8 @@ impl Default for LabelConfig {
 pub const LABELS_VIEW: &str = "churn_labels";
 
 /// SQL for the label view: one row per churn occurrence with `subscriber_id`, `churn_type`
-/// (`quantity`/`value`), `reason`, `churn_month` and `effective_month` (first days of months).
+/// (`quantity`/`value`), `reason`, `churn_month` and `effective_month` (first days of months),
+/// and `voluntary` (1, or 0 for an arrears cut-off).
 #[must_use]
 pub fn labels_sql(config: &LabelConfig) -> String {
     let gap = config.suspension_gap_months;
@@ -53,22 +58,37 @@ pub fn labels_sql(config: &LabelConfig) -> String {
             WHERE kind IN ('cancel', 'port_out', 'stop_request')
         ),
         suspensions AS (
-            SELECT subscriber_id, \"timestamp\" AS ts FROM events WHERE kind = 'suspension'
+            SELECT subscriber_id, \"timestamp\" AS ts,
+                   CASE WHEN category = 'arrears' THEN 1 ELSE 0 END AS arrears
+            FROM events WHERE kind = 'suspension'
         ),
         quantity AS (
             SELECT x.subscriber_id, x.kind,
                    CAST(date_trunc('month', x.ts) AS DATE) AS churn_month,
                    MAX(CASE WHEN s.ts < x.ts AND s.ts >= x.ts - INTERVAL '{gap_plus} months'
-                            THEN 1 ELSE 0 END) AS suspended_before
+                            THEN 1 ELSE 0 END) AS suspended_before,
+                   MAX(CASE WHEN s.ts < x.ts AND s.ts >= x.ts - INTERVAL '{gap_plus} months'
+                            THEN s.arrears ELSE 0 END) AS arrears_before
             FROM exits x LEFT JOIN suspensions s ON s.subscriber_id = x.subscriber_id
             GROUP BY x.subscriber_id, x.kind, x.ts
         ),
+        -- Whoever asked to leave or ported out around the exit left of their own will.
+        asked AS (
+            SELECT DISTINCT q.subscriber_id, q.churn_month FROM quantity q
+            JOIN exits x ON x.subscriber_id = q.subscriber_id
+            WHERE x.kind IN ('port_out', 'stop_request')
+              AND x.ts >= CAST(q.churn_month AS TIMESTAMP) - INTERVAL '{gap_plus} months'
+              AND x.ts < CAST(q.churn_month AS TIMESTAMP) + INTERVAL '1 months'
+        ),
         quantity_labels AS (
-            SELECT subscriber_id, 'quantity' AS churn_type, kind AS reason, churn_month,
-                   CASE WHEN kind = 'cancel' AND suspended_before = 1
-                        THEN CAST(churn_month - INTERVAL '{gap} months' AS DATE)
-                        ELSE churn_month END AS effective_month
-            FROM quantity
+            SELECT q.subscriber_id, 'quantity' AS churn_type, q.kind AS reason, q.churn_month,
+                   CASE WHEN q.kind = 'cancel' AND q.suspended_before = 1
+                        THEN CAST(q.churn_month - INTERVAL '{gap} months' AS DATE)
+                        ELSE q.churn_month END AS effective_month,
+                   CASE WHEN q.kind = 'cancel' AND q.arrears_before = 1 AND a.subscriber_id IS NULL
+                        THEN 0 ELSE 1 END AS voluntary
+            FROM quantity q
+            LEFT JOIN asked a ON a.subscriber_id = q.subscriber_id AND a.churn_month = q.churn_month
         ),
         first_quantity AS (
             SELECT subscriber_id, MIN(effective_month) AS first_effective FROM quantity_labels
@@ -100,15 +120,17 @@ pub fn labels_sql(config: &LabelConfig) -> String {
         ),
         value_labels AS (
             SELECT subscriber_id, 'value' AS churn_type, 'fee_drop' AS reason, churn_month,
-                   churn_month AS effective_month FROM fee_drops
+                   churn_month AS effective_month, 1 AS voluntary FROM fee_drops
             UNION ALL
             SELECT subscriber_id, 'value' AS churn_type, 'downgrade' AS reason, churn_month,
-                   churn_month AS effective_month FROM downgrades
+                   churn_month AS effective_month, 1 AS voluntary FROM downgrades
         )
-        SELECT subscriber_id, churn_type, reason, churn_month, effective_month FROM quantity_labels
+        SELECT subscriber_id, churn_type, reason, churn_month, effective_month, voluntary
+        FROM quantity_labels
         UNION ALL
         -- A fall in fees on the way out is the quantity churn itself, not value churn.
-        SELECT v.subscriber_id, v.churn_type, v.reason, v.churn_month, v.effective_month
+        SELECT v.subscriber_id, v.churn_type, v.reason, v.churn_month, v.effective_month,
+               v.voluntary
         FROM value_labels v LEFT JOIN first_quantity q ON q.subscriber_id = v.subscriber_id
         WHERE q.first_effective IS NULL
            OR v.effective_month < CAST(q.first_effective - INTERVAL '1 months' AS DATE)",

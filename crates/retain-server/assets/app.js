@@ -461,7 +461,8 @@
       const bt = d.backtest || {};
       const byRule = Object.fromEntries((bt.rules || []).map((r) => [r.id || r.rule, r]));
       view().innerHTML = `<h1>${esc(t('rules_in_force'))} <small class="muted">${esc(d.source)}</small></h1>
-        ${bt.levels ? `<div class="cards">${['red', 'yellow', 'blue'].map((l) => `<div class="card"><div class="k">${level(l)} ${esc(t('precision'))} / ${esc(t('rule_lift'))}</div><div class="v">${pct(bt.levels[l]?.precision)} / ${num(bt.levels[l]?.lift, 1)}</div></div>`).join('')}</div>` : ''}
+        ${bt.levels ? `<div class="cards">${['red', 'yellow', 'blue'].map((l) => `<div class="card"><div class="k">${level(l)} ${esc(t('precision'))} / ${esc(t('rule_lift'))}</div><div class="v">${pct(bt.levels[l]?.precision)} / ${num(bt.levels[l]?.lift, 1)}</div></div>`).join('')}
+          ${bt.involuntary ? `<div class="card" data-testid="backtest-involuntary"><div class="k">${esc(t('involuntary_churners'))}</div><div class="v">${num(bt.involuntary.churners)} / ${num(bt.positives)}</div><div class="muted">${esc(t('caught'))} ${num(bt.involuntary.caught)}</div></div>` : ''}</div>` : ''}
         ${table(['ID', t('title'), t('category'), { label: t('score'), num: true }, t('rule'), { label: t('precision'), num: true }, { label: t('rule_lift'), num: true }],
           (d.rules || []).map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(zhEn(r))}</td><td>${esc(r.category)}</td><td class="num">${r.points}</td><td><code>${esc(r.when)}</code></td><td class="num">${pct(byRule[r.id]?.precision)}</td><td class="num">${num(byRule[r.id]?.lift, 1)}</td></tr>`), 'rules-table')}
         <div id="proposal" data-testid="proposal"></div>

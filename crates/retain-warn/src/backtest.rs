@@ -114,6 +114,21 @@ pub struct Slice {
     /// none).
     #[serde(default)]
     pub scores: Vec<ScoreCount>,
+    /// The involuntary churners among the positives (arrears cut-offs, 非自愿), counted apart.
+    #[serde(default)]
+    pub involuntary: Involuntary,
+}
+
+/// Involuntary churners of a slice: how many, and how many the warning caught.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Involuntary {
+    pub churners: u64,
+    /// Of those, the potential churners the warning flagged.
+    pub caught: u64,
+    /// Caught by level.
+    pub by_level: BTreeMap<String, u64>,
+    /// Voluntary churners (positives − involuntary) the warning caught.
+    pub voluntary_caught: u64,
 }
 
 /// The backtest's report under `reports/`, which the rules editor shows.
@@ -170,7 +185,9 @@ pub async fn backtest(
     // Per cohort: population, positives, then (hits, tp) for each rule, each level, potential.
     let mut sums: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut by_score: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
-    let width = 2 + 2 * (n + LEVELS.len() + 1);
+    // Then involuntary churners: all, caught as potential churners, caught by level.
+    let base = 2 + 2 * (n + LEVELS.len() + 1);
+    let width = base + 2 + LEVELS.len();
     for &s in &dates {
         let query = scoring_query(rules, s);
         let end = s + Months::new(options.horizon_months);
@@ -188,16 +205,29 @@ pub async fn backtest(
             flag(format!("level = '{level}'"));
         }
         flag("potential".to_owned());
+        aggregates.push("SUM(involuntary)".to_owned());
+        aggregates
+            .push("SUM(CASE WHEN potential AND involuntary = 1 THEN 1 ELSE 0 END)".to_owned());
+        for level in LEVELS {
+            aggregates.push(format!(
+                "SUM(CASE WHEN level = '{level}' AND involuntary = 1 THEN 1 ELSE 0 END)"
+            ));
+        }
         let sql = format!(
             "WITH {ctes}, scored AS ({select}),
              lab AS (SELECT DISTINCT subscriber_id FROM {labels}
                      WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}'),
+             cut_off AS (SELECT subscriber_id FROM {labels}
+                     WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}'
+                     GROUP BY subscriber_id HAVING MAX(voluntary) = 0),
              left_already AS (SELECT DISTINCT subscriber_id FROM {labels}
                      WHERE churn_type = 'quantity' AND effective_month < DATE '{s}'),
              treated AS ({treated}),
-             j AS (SELECT scored.*, CASE WHEN lab.subscriber_id IS NULL THEN 0 ELSE 1 END AS pos
+             j AS (SELECT scored.*, CASE WHEN lab.subscriber_id IS NULL THEN 0 ELSE 1 END AS pos,
+                          CASE WHEN c.subscriber_id IS NULL THEN 0 ELSE 1 END AS involuntary
                    FROM scored
                    LEFT JOIN lab ON lab.subscriber_id = scored.subscriber_id
+                   LEFT JOIN cut_off c ON c.subscriber_id = scored.subscriber_id
                    LEFT JOIN left_already x ON x.subscriber_id = scored.subscriber_id
                    LEFT JOIN treated t ON t.subscriber_id = scored.subscriber_id
                    WHERE x.subscriber_id IS NULL AND t.subscriber_id IS NULL)
@@ -290,6 +320,16 @@ pub async fn backtest(
                 .collect(),
             potential_churners: metric(n + LEVELS.len()),
             scores: histogram(cohort),
+            involuntary: Involuntary {
+                churners: v[base],
+                caught: v[base + 1],
+                by_level: LEVELS
+                    .iter()
+                    .enumerate()
+                    .map(|(j, l)| ((*l).to_owned(), v[base + 2 + j]))
+                    .collect(),
+                voluntary_caught: v[3 + 2 * (n + LEVELS.len())].saturating_sub(v[base + 1]),
+            },
         }
     };
     let mut total = vec![0; width];

@@ -28,8 +28,8 @@ mod rules;
 mod run;
 
 pub use backtest::{
-    BACKTEST_REPORT, BacktestOptions, BacktestReport, Metrics, RuleMetrics, ScoreCount, Slice,
-    backtest, read_backtest_report, write_backtest_report,
+    BACKTEST_REPORT, BacktestOptions, BacktestReport, Involuntary, Metrics, RuleMetrics,
+    ScoreCount, Slice, backtest, read_backtest_report, write_backtest_report,
 };
 pub use error::{Error, Result};
 pub use list::{Level, ListFile, Listed, all_lists, latest_list};

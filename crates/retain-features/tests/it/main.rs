@@ -433,6 +433,62 @@ async fn training_sets_stack_snapshots_with_labels() {
     assert!(batches[0].column_by_name("snapshot").is_some());
 }
 
+/// Voluntary or involuntary (自愿/非自愿): the labels tell an arrears cut-off from a
+/// defection as the synthetic operator's truth does, on two seeds.
+#[tokio::test]
+async fn labels_tell_arrears_cut_offs_from_defections() {
+    for seed in [9, 23] {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = synthetic_workspace(dir.path(), 3000, 12, seed);
+        let ctx = retain_features::session(&ws).await.unwrap();
+        retain_features::register_labels(&ctx, &LabelConfig::default())
+            .await
+            .unwrap();
+        let batches = ctx
+            .sql(&format!(
+                "SELECT subscriber_id, CAST(MAX(voluntary) AS BIGINT) AS voluntary FROM {} \
+                 WHERE churn_type = 'quantity' GROUP BY subscriber_id",
+                retain_features::LABELS_VIEW
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let truth = std::fs::read_to_string(dir.path().join("truth/churn.csv")).unwrap();
+        let path: std::collections::HashMap<i64, String> = truth
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                Some((f[0].parse().ok()?, f[4].to_owned()))
+            })
+            .collect();
+        let (mut agree, mut total, mut involuntary) = (0, 0, 0);
+        for b in &batches {
+            let ids = b.column(0).as_primitive::<Int64Type>();
+            let voluntary = b.column(1).as_primitive::<Int64Type>();
+            for r in 0..b.num_rows() {
+                let Some(p) = path.get(&ids.value(r)) else {
+                    continue;
+                };
+                total += 1;
+                let cut_off = voluntary.value(r) == 0;
+                involuntary += usize::from(cut_off);
+                agree += usize::from(cut_off == (p == "arrears_suspension_cancel"));
+            }
+        }
+        assert!(
+            involuntary > 10 && involuntary < total,
+            "seed {seed}: {involuntary} of {total}"
+        );
+        assert!(
+            agree * 100 >= total * 98,
+            "seed {seed}: {agree} of {total} agree with the truth"
+        );
+    }
+}
+
 #[test]
 fn a_bad_feature_names_itself() {
     let err = FeatureSet::compile(&[("x", "avg(fee, 3m) +")]).unwrap_err();

@@ -193,13 +193,19 @@ fn describe_list(s: &WarnSummary) -> String {
 
 fn describe_backtest(r: &BacktestReport) -> String {
     let mut text = format!(
-        "warning backtest over snapshots {} (horizon {} month(s), suspension gap {})\n  population {}  churners {}  base rate {:.2}%\n\n  level      hits   precision  recall   lift\n",
+        "warning backtest over snapshots {} (horizon {} month(s), suspension gap {})\n  population {}  churners {}  base rate {:.2}%\n",
         r.snapshots.join(", "),
         r.horizon_months,
         r.suspension_gap_months,
         r.overall.population,
         r.overall.positives,
         r.overall.base_rate * 100.0
+    );
+    let inv = &r.overall.involuntary;
+    let _ = writeln!(
+        text,
+        "  of the churners {} were arrears cut-offs (involuntary, 非自愿); the warning caught {} of them and {} voluntary churners\n\n  level      hits   precision  recall   lift",
+        inv.churners, inv.caught, inv.voluntary_caught
     );
     for level in retain_warn::LEVELS {
         let m = &r.overall.levels[level];

@@ -120,6 +120,27 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
             );
         }
     }
+    // Arrears cut-offs (非自愿) are counted apart from the defections they are among.
+    let inv = &backtest["involuntary"];
+    let churners = inv["churners"].as_u64().unwrap();
+    assert!(
+        churners > 0 && churners < backtest["positives"].as_u64().unwrap(),
+        "{inv}"
+    );
+    let caught = inv["caught"].as_u64().unwrap();
+    assert!(caught <= churners, "{inv}");
+    let by_level: u64 = ["red", "yellow", "blue"]
+        .iter()
+        .map(|l| inv["by_level"][l].as_u64().unwrap())
+        .sum();
+    assert!(by_level <= caught, "{inv}");
+    assert_eq!(
+        inv["voluntary_caught"].as_u64().unwrap() + caught,
+        backtest["potential_churners"]["true_positives"]
+            .as_u64()
+            .unwrap(),
+        "{inv}"
+    );
 
     // Segmentation and the customer view.
     let (ok, seg) = retain_json(&["segment", "--dir", s(&ws), "--json"]);
