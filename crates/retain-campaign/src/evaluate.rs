@@ -131,6 +131,42 @@ pub struct Takeup {
     pub share: f64,
 }
 
+/// Members who left, by arm and by whether they left of their own will (自愿/非自愿): an
+/// arrears cut-off is not a defection a retention offer could have prevented.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct Leavers {
+    pub treated_voluntary: usize,
+    pub treated_involuntary: usize,
+    pub control_voluntary: usize,
+    pub control_involuntary: usize,
+}
+
+/// Counts the members whose outcome is a leaving, splitting off those in `involuntary`.
+#[must_use]
+pub fn leavers_by_class<S: std::hash::BuildHasher>(
+    members: &[MemberRecord],
+    outcomes: &[OutcomeRecord],
+    involuntary: &std::collections::HashSet<i64, S>,
+) -> Leavers {
+    let left: std::collections::HashSet<i64> = outcomes
+        .iter()
+        .filter(|o| !o.retained)
+        .map(|o| o.subscriber_id)
+        .collect();
+    let mut out = Leavers::default();
+    for m in members.iter().filter(|m| left.contains(&m.subscriber_id)) {
+        let cut_off = involuntary.contains(&m.subscriber_id);
+        let slot = match (m.arm == "treatment", cut_off) {
+            (true, false) => &mut out.treated_voluntary,
+            (true, true) => &mut out.treated_involuntary,
+            (false, false) => &mut out.control_voluntary,
+            (false, true) => &mut out.control_involuntary,
+        };
+        *slot += 1;
+    }
+    out
+}
+
 /// A campaign's evaluation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
@@ -183,6 +219,9 @@ pub struct Evaluation {
     pub by_channel: BTreeMap<String, Comparison>,
     /// By the category of the members' reasons (价格/质量/社会/便捷).
     pub by_category: BTreeMap<String, Comparison>,
+    /// The members who left, voluntary and involuntary apart (a retention campaign's; none for
+    /// win-back, whose members had left already).
+    pub left: Leavers,
     pub reasons: ReasonCheck,
     /// The synthetic operator's true average effect on these members, when simulated.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -356,6 +395,7 @@ pub fn evaluate(
         by_segment: group(&|m| &m.segment),
         by_channel: group(&|m| &m.channel),
         by_category: group(&|m| retain_offers::category_of(&m.reason)),
+        left: Leavers::default(),
         reasons,
         true_uplift: true_uplift.map(r6),
         overall,
@@ -499,5 +539,19 @@ mod tests {
         assert!((e.roi_ci_low.unwrap() - roi_at(lo)).abs() < 1e-4);
         assert!((e.roi_ci_high.unwrap() - roi_at(hi)).abs() < 1e-4);
         assert!(!e.overall.significant, "two a side tell nothing");
+        // Member 4 (control) left; as an arrears cut-off it is counted apart.
+        let cut: std::collections::HashSet<i64> = [4].into_iter().collect();
+        assert_eq!(
+            leavers_by_class(&members, &outcomes, &cut),
+            Leavers {
+                control_involuntary: 1,
+                ..Leavers::default()
+            }
+        );
+        let none = std::collections::HashSet::<i64>::new();
+        assert_eq!(
+            leavers_by_class(&members, &outcomes, &none).control_voluntary,
+            1
+        );
     }
 }

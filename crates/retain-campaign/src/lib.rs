@@ -27,7 +27,8 @@ pub use callbacks::{ImportReport, STATED_ONLY, stated_reasons};
 pub use care::CareReport;
 pub use error::{Error, Result};
 pub use evaluate::{
-    Comparison, Evaluation, NEW_SERVICE_KINDS, Nps, ReasonCheck, Takeup, compare, evaluate,
+    Comparison, Evaluation, Leavers, NEW_SERVICE_KINDS, Nps, ReasonCheck, Takeup, compare,
+    evaluate, leavers_by_class,
 };
 pub use learn::learn;
 pub use plan::{PlanRequest, Planned, Projection, plan};

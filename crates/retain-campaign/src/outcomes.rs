@@ -45,8 +45,19 @@ impl Campaigns {
         } else if c.kind == "care" {
             e.stage = "care";
         }
-        if outcomes.iter().all(|o| o.source == "simulated") {
+        let simulated = outcomes.iter().all(|o| o.source == "simulated");
+        if simulated {
             e.true_uplift = self.simulated_truth(id).await?;
+        }
+        if !crate::winback::is_win_back(&c) {
+            let cut_off = if simulated {
+                retain_offers::Truth::load(&self.workspace.truth_dir())?
+                    .map(|t| t.involuntary)
+                    .unwrap_or_default()
+            } else {
+                self.cut_off(&c).await?
+            };
+            e.left = crate::evaluate::leavers_by_class(&members, &outcomes, &cut_off);
         }
         let history = self.write_history(&c, &members, &orders, &callbacks, &cost)?;
         // A return is not a save: win-back contacts stay out of the history the uplift of
@@ -83,6 +94,31 @@ impl Campaigns {
                 .as_bytes(),
         )?;
         Ok((e, history))
+    }
+
+    /// The subscribers whose churn in the campaign's outcome window was an arrears cut-off
+    /// (the churn labels' `voluntary = 0`, by the month the churn was recorded).
+    async fn cut_off(&self, c: &CampaignRecord) -> Result<std::collections::HashSet<i64>> {
+        let start = NaiveDate::parse_from_str(&c.as_of, "%Y-%m-%d")
+            .map_err(|e| Error::Internal(format!("campaign {} as_of: {e}", c.id)))?;
+        let start = start.with_day(1).unwrap_or(start);
+        let end = start + Months::new(HORIZON_MONTHS);
+        retain_features::register_labels(&self.ctx, &retain_features::LabelConfig::default())
+            .await?;
+        let batches = retain_features::frame::query(
+            &self.ctx,
+            &format!(
+                "SELECT subscriber_id FROM {} WHERE churn_type = 'quantity' \
+                 AND churn_month >= DATE '{start}' AND churn_month < DATE '{end}' \
+                 GROUP BY subscriber_id HAVING MAX(voluntary) = 0",
+                retain_features::LABELS_VIEW
+            ),
+            "arrears cut-offs",
+        )
+        .await?;
+        Ok(retain_features::frame::ids(&batches, "subscriber_id")?
+            .into_iter()
+            .collect())
     }
 
     /// Outcomes from the loaded data: a member left if cancelled or ported out within

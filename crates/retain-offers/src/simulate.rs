@@ -17,6 +17,8 @@ pub struct Truth {
     pub pending: HashMap<i64, String>,
     /// (cause, offer kind) → share of intending leavers the offer keeps when they are reached.
     pub effects: HashMap<(String, String), f64>,
+    /// Pending leavers whose way out is an arrears cut-off (involuntary, 非自愿).
+    pub involuntary: std::collections::HashSet<i64>,
 }
 
 impl Truth {
@@ -40,6 +42,8 @@ impl Truth {
             col("outcome", &churn, &h)?,
             col("cause", &churn, &h)?,
         );
+        // Older truth files have no path: nobody is known to be cut off.
+        let path = h.iter().position(|x| x == "path");
         for rec in r.records() {
             let rec = rec.map_err(|e| Error::csv(ctx(&churn), e))?;
             if rec.get(outcome) == Some("pending")
@@ -48,6 +52,9 @@ impl Truth {
                 truth
                     .pending
                     .insert(s, rec.get(cause).unwrap_or("").to_owned());
+                if path.and_then(|p| rec.get(p)) == Some("arrears_suspension_cancel") {
+                    truth.involuntary.insert(s);
+                }
             }
         }
         let mut r = csv::Reader::from_path(&effects).map_err(|e| Error::csv(ctx(&effects), e))?;

@@ -250,6 +250,7 @@ async fn the_loop_runs_and_its_interval_matches_the_truth() {
     let (e, history) = c.evaluate(created.id, &analyst()).await.unwrap();
     assert_eq!(e.stage, "retention");
     assert_categories_count_everyone(&e, members.len());
+    assert_leavers_counted_once(&e, &c.store.outcomes(created.id).await.unwrap());
     let truth = e.true_uplift.unwrap();
     let (lo, hi) = (
         e.overall.uplift_ci_low.unwrap(),
@@ -411,6 +412,21 @@ async fn care_triggers_honour_the_contact_policy_and_run_once_a_month() {
         .filter(|x| x.kind == "care")
         .collect();
     assert_eq!(care.len(), 1);
+}
+
+/// Every member who left is counted once, voluntary or not (自愿/非自愿).
+fn assert_leavers_counted_once(
+    e: &retain_campaign::Evaluation,
+    outcomes: &[retain_store::OutcomeRecord],
+) {
+    let l = &e.left;
+    let counted =
+        l.treated_voluntary + l.treated_involuntary + l.control_voluntary + l.control_involuntary;
+    assert_eq!(
+        counted,
+        outcomes.iter().filter(|o| !o.retained).count(),
+        "{l:?}"
+    );
 }
 
 /// By the seed study's categories (价格/质量/社会/便捷): every member counted once.
@@ -665,6 +681,21 @@ async fn callbacks_are_validated_like_ingest_and_unreached_visits_escalate() {
     assert!(launched.members > 0);
     let (e, _) = c.evaluate(old, &admin).await.unwrap();
     assert_eq!(e.outcome_source, "observed");
+    assert_leavers_counted_once(&e, &c.store.outcomes(old).await.unwrap());
+    // Arrears cut-offs among the observed leavers are the truth's.
+    let cut_off = e.left.treated_involuntary + e.left.control_involuntary;
+    let truth_cut: usize = truth
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            cells[4] == "arrears_suspension_cancel" && ("2026-05".."2026-09").contains(&cells[7])
+        })
+        .count();
+    assert!(
+        cut_off <= truth_cut + 2,
+        "{cut_off} cut-offs, the truth has {truth_cut}"
+    );
     assert_eq!(e.outcomes as u64, launched.members);
     assert!(e.true_uplift.is_none());
     let outcomes = c.store.outcomes(old).await.unwrap();

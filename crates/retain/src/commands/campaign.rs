@@ -421,6 +421,17 @@ async fn dispatch(sub: &Sub) -> anyhow::Result<()> {
                 e.survey_control.answers,
                 e.new_service_penetration * 100.0
             );
+            if !win_back {
+                let l = &e.left;
+                let _ = write!(
+                    text,
+                    "\n  left: treated {} voluntary, {} arrears cut-offs; control {} voluntary, {} arrears cut-offs",
+                    l.treated_voluntary,
+                    l.treated_involuntary,
+                    l.control_voluntary,
+                    l.control_involuntary
+                );
+            }
             if let Some(t) = e.true_uplift {
                 let _ = write!(text, "\n  true uplift (synthetic truth): {t:+.4}");
             }
