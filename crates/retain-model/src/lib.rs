@@ -48,7 +48,7 @@ pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evalua
 pub use reasons::{CATEGORIES, REASON_CODES, Reason, category, cause_reason, top_reasons};
 pub use registry::{ModelMeta, load, save};
 pub use report::{
-    BacktestFold, CohortMetrics, FeatureDrift, LeftOut, ModelReport, model_report,
+    BacktestFold, ChurnersByClass, CohortMetrics, FeatureDrift, LeftOut, ModelReport, model_report,
     read_model_report, write_model_report,
 };
 pub use scores::{

@@ -87,6 +87,48 @@ pub struct ModelReport {
     /// and whether it was promoted and why. Absent in reports older than champions.
     #[serde(default)]
     pub promotion: Option<Decision>,
+    /// The test month's churners, voluntary and involuntary (arrears cut-offs, 非自愿) apart,
+    /// and how many of each the model ranked into its riskiest tenth.
+    #[serde(default)]
+    pub churners_by_class: Option<ChurnersByClass>,
+}
+
+/// Churners of the test month by class.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChurnersByClass {
+    pub voluntary: usize,
+    pub involuntary: usize,
+    pub voluntary_top_decile: usize,
+    pub involuntary_top_decile: usize,
+}
+
+impl ChurnersByClass {
+    /// Counts the positives of `labels` by whether `involuntary` holds for their row, and
+    /// those among the riskiest tenth by `probabilities`.
+    #[must_use]
+    pub fn count(
+        labels: &[bool],
+        probabilities: &[f64],
+        involuntary: impl Fn(usize) -> bool,
+    ) -> ChurnersByClass {
+        let mut order: Vec<usize> = (0..labels.len().min(probabilities.len())).collect();
+        order.sort_by(|a, b| probabilities[*b].total_cmp(&probabilities[*a]));
+        let top = order.len().div_ceil(10);
+        let mut out = ChurnersByClass::default();
+        for (rank, &i) in order.iter().enumerate() {
+            if !labels[i] {
+                continue;
+            }
+            let (all, in_top) = if involuntary(i) {
+                (&mut out.involuntary, &mut out.involuntary_top_decile)
+            } else {
+                (&mut out.voluntary, &mut out.voluntary_top_decile)
+            };
+            *all += 1;
+            *in_top += usize::from(rank < top);
+        }
+        out
+    }
 }
 
 /// A feature left out of the model.
@@ -151,6 +193,7 @@ pub fn model_report(
         features_left_out: Vec::new(),
         backtest,
         promotion: None,
+        churners_by_class: None,
     })
 }
 
@@ -280,4 +323,26 @@ fn feature_drift(table: &Table, test_snapshot: i32) -> Vec<FeatureDrift> {
 fn day_to_month(days: i32) -> String {
     chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
         .map_or_else(String::new, |d| d.format("%Y-%m").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn churners_are_counted_by_class_and_the_riskiest_tenth() {
+        // Twenty rows, the riskiest first; rows 0 and 5 churn, row 0 cut off for arrears.
+        let probabilities: Vec<f64> = (0..20).map(|i| 1.0 - f64::from(i) / 20.0).collect();
+        let labels: Vec<bool> = (0..20).map(|i| i == 0 || i == 5).collect();
+        let c = ChurnersByClass::count(&labels, &probabilities, |i| i == 0);
+        assert_eq!(
+            c,
+            ChurnersByClass {
+                voluntary: 1,
+                involuntary: 1,
+                voluntary_top_decile: 0,
+                involuntary_top_decile: 1,
+            }
+        );
+    }
 }

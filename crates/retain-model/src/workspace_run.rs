@@ -63,7 +63,35 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
     // are compared on its rows.
     let test = table.subset(&crate::rows_where(&table, |s| s == last));
     let test_month = names.last().cloned().unwrap_or_default();
-    let reference = DriftReference::of(&test, &model.probabilities(&test.x)?, test_month.clone());
+    let test_probabilities = model.probabilities(&test.x)?;
+    let reference = DriftReference::of(&test, &test_probabilities, test_month.clone());
+    // Arrears cut-offs among the test month's churners, counted apart (自愿/非自愿).
+    let by_class = match snapshots.iter().max() {
+        Some(&s) => {
+            let end = s + chrono::Months::new(options.horizon);
+            let batches = retain_features::frame::query(
+                &ctx,
+                &format!(
+                    "SELECT subscriber_id FROM {} \
+                     WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}' \
+                     GROUP BY subscriber_id HAVING MAX(voluntary) = 0",
+                    retain_features::LABELS_VIEW
+                ),
+                "the test month's arrears cut-offs",
+            )
+            .await?;
+            let cut_off: std::collections::HashSet<i64> =
+                retain_features::frame::ids(&batches, "subscriber_id")?
+                    .into_iter()
+                    .collect();
+            Some(crate::report::ChurnersByClass::count(
+                &test.label,
+                &test_probabilities,
+                |i| cut_off.contains(&test.subscriber_id[i]),
+            ))
+        }
+        None => None,
+    };
     let (version, dir) = crate::save(
         workspace,
         &model,
@@ -94,6 +122,7 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
     )?;
     summary.promotion = Some(decision);
     summary.features_left_out = left_out;
+    summary.churners_by_class = by_class;
     crate::write_model_report(workspace, &summary)?;
     Ok(summary)
 }

@@ -244,6 +244,13 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         ] {
             assert!(model[key].is_number(), "{key}: {model}");
         }
+        // The test month's churners, arrears cut-offs (非自愿) apart.
+        let by_class = &model["churners_by_class"];
+        for key in ["voluntary", "involuntary"] {
+            let all = by_class[key].as_u64().unwrap();
+            let top = by_class[format!("{key}_top_decile")].as_u64().unwrap();
+            assert!(top <= all, "{by_class}");
+        }
         // 1,500 subscribers give one small training snapshot: only the shape is checked here;
         // model quality is tested in retain-model.
         assert!(
