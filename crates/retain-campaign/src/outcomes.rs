@@ -13,6 +13,14 @@ use crate::error::{Error, Result};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::service::{Campaigns, ctx_err};
 
+/// The months a campaign's outcome is read over: [`HORIZON_MONTHS`] from the month of its date.
+fn outcome_window(c: &CampaignRecord) -> Result<(NaiveDate, NaiveDate)> {
+    let start = NaiveDate::parse_from_str(&c.as_of, "%Y-%m-%d")
+        .map_err(|e| Error::Internal(format!("campaign {} as_of: {e}", c.id)))?;
+    let start = start.with_day(1).unwrap_or(start);
+    Ok((start, start + Months::new(HORIZON_MONTHS)))
+}
+
 impl Campaigns {
     /// Evaluates against the control group, stores the evaluation and feeds the campaign's
     /// contacts back into `campaign_history`, where the uplift model and the contact ledger
@@ -99,20 +107,12 @@ impl Campaigns {
     /// The subscribers whose churn in the campaign's outcome window was an arrears cut-off
     /// (the churn labels' `voluntary = 0`, by the month the churn was recorded).
     async fn cut_off(&self, c: &CampaignRecord) -> Result<std::collections::HashSet<i64>> {
-        let start = NaiveDate::parse_from_str(&c.as_of, "%Y-%m-%d")
-            .map_err(|e| Error::Internal(format!("campaign {} as_of: {e}", c.id)))?;
-        let start = start.with_day(1).unwrap_or(start);
-        let end = start + Months::new(HORIZON_MONTHS);
+        let (start, end) = outcome_window(c)?;
         retain_features::register_labels(&self.ctx, &retain_features::LabelConfig::default())
             .await?;
         let batches = retain_features::frame::query(
             &self.ctx,
-            &format!(
-                "SELECT subscriber_id FROM {} WHERE churn_type = 'quantity' \
-                 AND churn_month >= DATE '{start}' AND churn_month < DATE '{end}' \
-                 GROUP BY subscriber_id HAVING MAX(voluntary) = 0",
-                retain_features::LABELS_VIEW
-            ),
+            &retain_features::cut_offs_sql("churn_month", start, end, true),
             "arrears cut-offs",
         )
         .await?;
@@ -129,10 +129,7 @@ impl Campaigns {
         c: &CampaignRecord,
         members: &[retain_store::MemberRecord],
     ) -> Result<Vec<retain_store::OutcomeRecord>> {
-        let start = NaiveDate::parse_from_str(&c.as_of, "%Y-%m-%d")
-            .map_err(|e| Error::Internal(format!("campaign {} as_of: {e}", c.id)))?;
-        let start = start.with_day(1).unwrap_or(start);
-        let end = start + Months::new(HORIZON_MONTHS);
+        let (start, end) = outcome_window(c)?;
         let last = end - Months::new(1);
         let loaded_until = self.default_as_of().await? - Months::new(1);
         if loaded_until < last {

@@ -109,6 +109,44 @@ pub(crate) fn unit(seed: u64, id: i64, salt: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The control share for `assigned` planned members (of the rehearsal's sample, if one): the
+/// rehearsed share at launch, else the one [`crate::power::choose`] picks within the template's
+/// limits for the whole target.
+pub(crate) fn choose_power(
+    req: &PlanRequest<'_>,
+    assigned: usize,
+    expected_uplift: f64,
+    retention: f64,
+) -> crate::power::Power {
+    let t = req.template;
+    let planned = assigned as f64 / req.sample.unwrap_or(1.0);
+    let (floor, ceiling) = req
+        .control_share
+        .map_or((t.control_share, t.control_share_max), |s| (s, s));
+    crate::power::choose(planned, expected_uplift, retention, floor, ceiling)
+}
+
+/// The control group: within each stratum (lists of indices into `n` planned members), the
+/// `share` with the lowest stable draws of the seed and the subscriber (`id` of an index), so a
+/// launch that is redone draws the same.
+pub(crate) fn draw_control<K: Ord>(
+    seed: u64,
+    strata: BTreeMap<K, Vec<usize>>,
+    id: impl Fn(usize) -> i64,
+    n: usize,
+    share: f64,
+) -> Vec<bool> {
+    let mut control = vec![false; n];
+    for mut members in strata.into_values() {
+        members.sort_by(|a, b| unit(seed, id(*a), 0xC0).total_cmp(&unit(seed, id(*b), 0xC0)));
+        let k = (members.len() as f64 * share).round() as usize;
+        for i in &members[..k] {
+            control[*i] = true;
+        }
+    }
+    control
+}
+
 /// Who a subscriber belongs to and how to reach them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Profile {
@@ -318,11 +356,7 @@ pub async fn plan(
             .iter()
             .map(|a| a.p_churn * a.save_rate)
             .sum();
-        let planned = plan.assignments.len() as f64 / req.sample.unwrap_or(1.0);
-        let (floor, ceiling) = req
-            .control_share
-            .map_or((t.control_share, t.control_share_max), |s| (s, s));
-        crate::power::choose(planned, saves / k, 1.0 - risk / k, floor, ceiling)
+        choose_power(req, plan.assignments.len(), saves / k, 1.0 - risk / k)
     };
     if let (Some(mde), Some(chance)) = (power.min_detectable_uplift, power.power) {
         let raised = power.control_share > t.control_share;
@@ -363,17 +397,13 @@ pub async fn plan(
             .or_default()
             .push(i);
     }
-    let mut control = vec![false; plan.assignments.len()];
-    for members in strata.values_mut() {
-        members.sort_by(|a, b| {
-            let u = |i: &usize| unit(req.seed, plan.assignments[*i].subscriber_id, 0xC0);
-            u(a).total_cmp(&u(b))
-        });
-        let n = (members.len() as f64 * power.control_share).round() as usize;
-        for i in &members[..n] {
-            control[*i] = true;
-        }
-    }
+    let control = draw_control(
+        req.seed,
+        strata,
+        |i| plan.assignments[i].subscriber_id,
+        plan.assignments.len(),
+        power.control_share,
+    );
 
     let mut projection = Projection::default();
     // After every channel's contacts of the run, so that the treated answer having had them.

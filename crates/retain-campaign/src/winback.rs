@@ -92,6 +92,7 @@ pub async fn leavers(
             "--window-months: leavers of the last 1 to {MAX_WINDOW_MONTHS} months, not {window_months}"
         )));
     }
+    let as_of = retain_features::conditions::check_as_of(as_of).map_err(Error::BadRequest)?;
     let policy = Policy::for_workspace(workspace)?;
     let from = as_of - Months::new(window_months);
     let events_from = from - Months::new(EXIT_EVENTS_MONTHS);
@@ -726,30 +727,21 @@ pub(crate) async fn plan(
     let power = {
         let k = assigned.len().max(1) as f64;
         let expected: f64 = assigned.iter().map(|p| p.rate).sum::<f64>() / k;
-        let planned = assigned.len() as f64 / req.sample.unwrap_or(1.0);
-        let (floor, ceiling) = req
-            .control_share
-            .map_or((t.control_share, t.control_share_max), |s| (s, s));
         // The control's "retention" here is the share that comes back unprompted.
-        crate::power::choose(planned, expected, UNPROMPTED_RETURN, floor, ceiling)
+        crate::plan::choose_power(req, assigned.len(), expected, UNPROMPTED_RETURN)
     };
     // Strata by level, the stable draw of any campaign.
     let mut strata: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
     for (i, p) in assigned.iter().enumerate() {
         strata.entry(p.level.code()).or_default().push(i);
     }
-    let mut control = vec![false; assigned.len()];
-    for members in strata.values_mut() {
-        members.sort_by(|a, b| {
-            let u =
-                |i: &usize| crate::plan::unit(req.seed, assigned[*i].leaver.subscriber_id, 0xC0);
-            u(a).total_cmp(&u(b))
-        });
-        let n = (members.len() as f64 * power.control_share).round() as usize;
-        for i in &members[..n] {
-            control[*i] = true;
-        }
-    }
+    let control = crate::plan::draw_control(
+        req.seed,
+        strata,
+        |i| assigned[i].leaver.subscriber_id,
+        assigned.len(),
+        power.control_share,
+    );
     let mut planned = crate::plan::Planned {
         target,
         sampled,

@@ -138,6 +138,28 @@ pub fn labels_sql(config: &LabelConfig) -> String {
     )
 }
 
+/// SQL selecting the `subscriber_id`s whose churn labels with `month` (`effective_month` or
+/// `churn_month`) in `[from, to)` are all involuntary: the arrears cut-offs of a window, among
+/// the quantity labels only when `quantity_only`. Reads the view [`register_labels`] registers.
+#[must_use]
+pub fn cut_offs_sql(
+    month: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    quantity_only: bool,
+) -> String {
+    let quantity = if quantity_only {
+        "churn_type = 'quantity' AND "
+    } else {
+        ""
+    };
+    format!(
+        "SELECT subscriber_id FROM {LABELS_VIEW} \
+         WHERE {quantity}{month} >= DATE '{from}' AND {month} < DATE '{to}' \
+         GROUP BY subscriber_id HAVING MAX(voluntary) = 0"
+    )
+}
+
 /// Registers the label view over the session's `events`, `usage_monthly` and `plans`.
 pub async fn register_labels(ctx: &SessionContext, config: &LabelConfig) -> Result<()> {
     for table in ["events", "usage_monthly", "plans"] {

@@ -37,7 +37,7 @@ use retain_data::{Table, Workspace};
 /// The batches features come in.
 pub use datafusion::arrow::array::RecordBatch;
 pub use error::{Error, Result};
-pub use labels::{LABELS_VIEW, LabelConfig, labels_sql, register_labels};
+pub use labels::{LABELS_VIEW, LabelConfig, cut_offs_sql, labels_sql, register_labels};
 pub use overview::{MonthSummary, Overview, overview};
 pub use period::{Cadence, default_as_of, loaded_periods};
 pub use rows::json_rows;

@@ -71,12 +71,7 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
             let end = s + chrono::Months::new(options.horizon);
             let batches = retain_features::frame::query(
                 &ctx,
-                &format!(
-                    "SELECT subscriber_id FROM {} \
-                     WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}' \
-                     GROUP BY subscriber_id HAVING MAX(voluntary) = 0",
-                    retain_features::LABELS_VIEW
-                ),
+                &retain_features::cut_offs_sql("effective_month", s, end, false),
                 "the test month's arrears cut-offs",
             )
             .await?;

@@ -217,9 +217,7 @@ pub async fn backtest(
             "WITH {ctes}, scored AS ({select}),
              lab AS (SELECT DISTINCT subscriber_id FROM {labels}
                      WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}'),
-             cut_off AS (SELECT subscriber_id FROM {labels}
-                     WHERE effective_month >= DATE '{s}' AND effective_month < DATE '{end}'
-                     GROUP BY subscriber_id HAVING MAX(voluntary) = 0),
+             cut_off AS ({cut_offs}),
              left_already AS (SELECT DISTINCT subscriber_id FROM {labels}
                      WHERE churn_type = 'quantity' AND effective_month < DATE '{s}'),
              treated AS ({treated}),
@@ -235,6 +233,7 @@ pub async fn backtest(
             ctes = query.ctes,
             select = query.select,
             labels = retain_features::LABELS_VIEW,
+            cut_offs = retain_features::cut_offs_sql("effective_month", s, end, false),
             treated = if treated {
                 format!(
                     "SELECT DISTINCT subscriber_id FROM campaign_history WHERE arm = 'treatment' \

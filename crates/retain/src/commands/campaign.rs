@@ -193,8 +193,7 @@ pub(crate) fn winback(args: &WinbackArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let c = args.common.campaigns().await?;
         let as_of = match &args.as_of {
-            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .with_context(|| format!("--as-of {d:?} is not YYYY-MM-DD"))?,
+            Some(d) => super::parse_as_of(d)?,
             None => c.default_as_of().await?,
         };
         let leavers =

@@ -333,6 +333,16 @@ fn the_campaign_loop_runs_from_the_command_line_and_launches_exactly_once() {
     let out = retain(&["winback", "--dir", w, "--window-months", "0"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 to 24"));
+    // A date the calendar can hardly hold is refused plainly, not panicked on.
+    for date in ["0001-01-01", "-262143-01-01", "2999-12-31"] {
+        let out = retain(&["winback", "--dir", w, &format!("--as-of={date}")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("outside"),
+            "{date}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
     let (ok, created) = retain_json(&[
         "campaign",
         "create",
