@@ -81,6 +81,15 @@ pub struct ReasonCheck {
     pub agreement: f64,
     /// model reason → stated reason → count.
     pub matrix: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Per stated reason, how often the model's reason names it.
+    pub by_stated_reason: BTreeMap<String, StatedAgreement>,
+}
+
+/// Callbacks stating one reason, and how many the model's reason names.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct StatedAgreement {
+    pub stated: usize,
+    pub agreed: usize,
 }
 
 /// Net Promoter Score of one arm from 0–10 satisfaction answers: the share of promoters (9–10)
@@ -320,7 +329,12 @@ pub fn evaluate(
             && let (Some(stated), Some(m)) = (&c.stated_reason, member.get(&w.subscriber_id))
         {
             reasons.stated += 1;
-            agree += usize::from(*stated == m.reason);
+            // "Too expensive" names value decline, moving away low engagement.
+            let named = retain_model::stated_category(stated) == Some(m.reason.as_str());
+            agree += usize::from(named);
+            let by = reasons.by_stated_reason.entry(stated.clone()).or_default();
+            by.stated += 1;
+            by.agreed += usize::from(named);
             *reasons
                 .matrix
                 .entry(m.reason.clone())

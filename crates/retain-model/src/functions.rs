@@ -26,6 +26,7 @@ use datafusion::logical_expr::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::causes::CauseModel;
 use crate::drift::{Drift, DriftReference};
 use crate::error::{Error, Result};
 use crate::forest::Forest;
@@ -52,6 +53,8 @@ struct Wire {
     platt: Platt,
     logistic: Logistic,
     blend: Blend,
+    #[serde(default)]
+    causes: Option<CauseModel>,
 }
 
 /// A model with its bytes on the wire, shared by the functions made from it.
@@ -73,6 +76,7 @@ impl Carried {
             platt: model.platt,
             logistic: model.logistic.clone(),
             blend: model.blend,
+            causes: model.causes.clone(),
         };
         let bytes = serde_json::to_vec(&wire).expect("a model serializes");
         Carried::decoded(&bytes).expect("a model's own bytes decode")
@@ -94,6 +98,7 @@ impl Carried {
             platt: wire.platt,
             logistic: wire.logistic,
             blend: wire.blend,
+            causes: wire.causes,
         };
         Ok(Carried {
             model,

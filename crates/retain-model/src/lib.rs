@@ -6,6 +6,7 @@
 //! with a champion, promoted over by better challengers and rolled back on request; drift of a
 //! scored population against the champion's test month.
 
+mod causes;
 mod champion;
 mod columns;
 mod drift;
@@ -31,6 +32,7 @@ mod table;
 mod train;
 mod workspace_run;
 
+pub use causes::{CauseModel, stated_category};
 pub use champion::{
     Action, ChampionRecord, Decision, ListedVersion, Listing, Standing, beats, champion_record,
     champion_version, contest, list, load_champion, rollback,
@@ -45,11 +47,13 @@ pub use frame::{Frame, read_frame};
 pub use logistic::Logistic;
 pub use masks::Isa;
 pub use metrics::{CalibrationBin, Decile, EmpcParams, Metrics, auc, empc, evaluate, pr_auc, psi};
-pub use reasons::{CATEGORIES, REASON_CODES, Reason, category, cause_reason, top_reasons};
+pub use reasons::{
+    CATEGORIES, REASON_CODES, Reason, category, cause_reason, cause_reasons, top_reasons,
+};
 pub use registry::{ModelMeta, load, save};
 pub use report::{
-    BacktestFold, ChurnersByClass, CohortMetrics, FeatureDrift, LeftOut, ModelReport, model_report,
-    read_model_report, write_model_report,
+    Agreement, BacktestFold, ChurnersByClass, CohortMetrics, FeatureDrift, LeftOut, ModelReport,
+    ReasonReport, model_report, read_model_report, write_model_report,
 };
 pub use scores::{
     Probabilities, ScoreLine, ScoresFile, latest_scores, previous_scores, scores_path, write_scores,

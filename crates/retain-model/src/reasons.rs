@@ -77,6 +77,9 @@ pub struct Reason {
     pub weight: f64,
     /// The feature that pushed hardest within the category.
     pub top_feature: String,
+    /// How likely this is the cause, when a cause model ranked the reasons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
 }
 
 /// The `n` categories that push the churn score up most.
@@ -112,7 +115,52 @@ pub fn top_reasons(features: &[String], contributions: &[f64], n: usize) -> Vec<
             name_zh: CATEGORIES[cat].1,
             weight: (w * 10_000.0).round() / 10_000.0,
             top_feature: features[f].clone(),
+            confidence: None,
         })
+        .collect()
+}
+
+/// The `n` likeliest causes among `classes` (reason categories) by `probabilities`, each
+/// with its categories' positive contributions as weight and the feature that pushed hardest
+/// in it (empty when none pushed).
+#[must_use]
+pub fn cause_reasons(
+    features: &[String],
+    contributions: &[f64],
+    classes: &[String],
+    probabilities: &[f64],
+    n: usize,
+) -> Vec<Reason> {
+    let mut order: Vec<usize> = (0..classes.len().min(probabilities.len())).collect();
+    // Likeliest first; equal ones in the categories' order, so reasons are stable.
+    order.sort_by(|a, b| {
+        probabilities[*b]
+            .total_cmp(&probabilities[*a])
+            .then(a.cmp(b))
+    });
+    order
+        .into_iter()
+        .filter_map(|k| {
+            let (code, zh) = CATEGORIES.iter().find(|(c, _)| *c == classes[k])?;
+            let mut weight = 0.0;
+            let mut top: Option<(usize, f64)> = None;
+            for (i, (f, c)) in features.iter().zip(contributions).enumerate() {
+                if *c > 0.0 && category(f) == Some(code) {
+                    weight += c;
+                    if top.is_none_or(|(_, t)| *c > t) {
+                        top = Some((i, *c));
+                    }
+                }
+            }
+            Some(Reason {
+                category: code,
+                name_zh: zh,
+                weight: (weight * 10_000.0).round() / 10_000.0,
+                top_feature: top.map(|(i, _)| features[i].clone()).unwrap_or_default(),
+                confidence: Some((probabilities[k] * 10_000.0).round() / 10_000.0),
+            })
+        })
+        .take(n)
         .collect()
 }
 

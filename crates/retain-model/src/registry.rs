@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use retain_data::Workspace;
 use serde::{Deserialize, Serialize};
 
+use crate::causes::CauseModel;
 use crate::drift::DriftReference;
 use crate::error::{Error, Result};
 use crate::logistic::Logistic;
@@ -38,6 +39,10 @@ pub struct ModelMeta {
     /// in models saved before drift was watched.
     #[serde(default)]
     pub drift: Option<DriftReference>,
+    /// The cause model ranking the reasons; absent when the training set had too few leavers
+    /// with a stated reason, and in models saved before causes were learned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causes: Option<CauseModel>,
 }
 
 fn io(context: String, e: std::io::Error) -> Error {
@@ -110,6 +115,7 @@ pub fn save(
         .map_err(|e| Error::Data(e.to_string()))?,
         trained_at: Some(Utc::now()),
         drift,
+        causes: model.causes.clone(),
     };
     // The version appears whole or not at all; renaming onto a version another saving took
     // meanwhile fails, and this one takes the next.
@@ -146,6 +152,7 @@ pub fn load(workspace: &Workspace, version: u32) -> Result<(ChurnModel, ModelMet
             logistic: meta.logistic.clone(),
             blend: meta.blend,
             level_order: meta.level_order.clone(),
+            causes: meta.causes.clone(),
         },
         meta,
     ))

@@ -91,6 +91,37 @@ pub struct ModelReport {
     /// and how many of each the model ranked into its riskiest tenth.
     #[serde(default)]
     pub churners_by_class: Option<ChurnersByClass>,
+    /// How the reasons were ranked and how often the top one names the cause.
+    #[serde(default)]
+    pub reasons: Option<ReasonReport>,
+}
+
+/// Of the churners in the test month's riskiest tenth with a known cause, how many the top
+/// reason names.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Agreement {
+    pub caught: usize,
+    pub agreed: usize,
+}
+
+/// The reasons' ranking and its agreement with what is known of the causes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReasonReport {
+    /// `cause_model` when a cause model learned from stated reasons ranks them, else
+    /// `contributions`.
+    pub ranked_by: String,
+    /// Leavers with a stated reason the cause model learned from.
+    pub learned_from: usize,
+    /// The share of stated reasons found to be noise rather than the cause, and how that
+    /// noise spreads over the reasons ("too expensive" is the polite answer to anything).
+    pub stated_noise: f64,
+    pub noise_by_reason: BTreeMap<String, f64>,
+    /// Per true cause (synthetic truth only), as a reason category.
+    pub by_true_cause: Option<BTreeMap<String, Agreement>>,
+    /// How often the top reason is what the caught leaver said at the exit (离网原因), overall
+    /// and per stated reason: the check an operator can make without a truth.
+    pub stated_agreement: Option<f64>,
+    pub by_stated_reason: BTreeMap<String, Agreement>,
 }
 
 /// Churners of the test month by class.
@@ -143,19 +174,54 @@ pub struct LeftOut {
 
 /// Evaluates a model trained on `table` (saved as `version` in `model_dir`), its rolling
 /// backtest over `folds` snapshots included.
-pub fn model_report(
+pub fn model_report<S: std::hash::BuildHasher>(
     workspace: &Workspace,
     table: &Table,
     (model, report): (&ChurnModel, &TrainReport),
     (version, model_dir): (u32, PathBuf),
     folds: usize,
+    stated: &HashMap<i64, &'static str, S>,
 ) -> Result<ModelReport> {
     let last = table.snapshot.iter().copied().max().unwrap_or(0);
     let test = table.subset(&rows_where(table, |s| s == last));
     // Reasons for the top decile: where the agreement with the truth is measured.
     let scores = model.score(&test, 0.1)?;
-    let agreement =
-        truth_categories(&workspace.truth_dir()).map(|truth| agreement(&test, &scores, &truth));
+    let caught = caught(&test, &scores);
+    let truth = truth_categories(&workspace.truth_dir());
+    let by_true_cause = truth.as_ref().map(|t| tally(&caught, &scores, t));
+    let agreement = by_true_cause.as_ref().map(share);
+    let by_stated_reason = tally(&caught, &scores, stated);
+    let reasons = ReasonReport {
+        ranked_by: if model.causes.is_some() {
+            "cause_model"
+        } else {
+            "contributions"
+        }
+        .into(),
+        learned_from: model.causes.as_ref().map_or(0, |c| c.rows),
+        stated_noise: model
+            .causes
+            .as_ref()
+            .map_or(0.0, |c| (c.noise * 10_000.0).round() / 10_000.0),
+        noise_by_reason: model
+            .causes
+            .as_ref()
+            .map(|c| {
+                c.classes
+                    .iter()
+                    .cloned()
+                    .zip(
+                        c.noise_reasons
+                            .iter()
+                            .map(|f| (f * 10_000.0).round() / 10_000.0),
+                    )
+                    .collect()
+            })
+            .unwrap_or_default(),
+        by_true_cause,
+        stated_agreement: (!by_stated_reason.is_empty()).then(|| share(&by_stated_reason)),
+        by_stated_reason,
+    };
     let m = &report.test;
     let backtest = rolling_backtest(table, folds)?
         .into_iter()
@@ -194,6 +260,7 @@ pub fn model_report(
         backtest,
         promotion: None,
         churners_by_class: None,
+        reasons: Some(reasons),
     })
 }
 
@@ -232,28 +299,45 @@ fn truth_categories(truth: &Path) -> Option<HashMap<i64, &'static str>> {
     Some(map)
 }
 
-/// The share of the top decile's churners whose top reason is their true cause.
-fn agreement(test: &Table, scores: &[Score], truth: &HashMap<i64, &'static str>) -> f64 {
+/// The churners among the riskiest tenth of the test rows.
+fn caught(test: &Table, scores: &[Score]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|a, b| scores[*b].probability.total_cmp(&scores[*a].probability));
-    let caught: Vec<usize> = order[..scores.len() / 10]
+    order[..scores.len() / 10]
         .iter()
         .copied()
         .filter(|i| test.label[*i])
-        .collect();
-    let matched = caught
-        .iter()
-        .filter(|i| {
-            let s = &scores[**i];
-            truth
-                .get(&s.subscriber_id)
-                .is_some_and(|c| s.reasons.first().is_some_and(|r| r.category == *c))
-        })
-        .count();
-    if caught.is_empty() {
+        .collect()
+}
+
+/// Per known cause of the `caught` rows, how many there are and how many the top reason names.
+fn tally<S: std::hash::BuildHasher>(
+    caught: &[usize],
+    scores: &[Score],
+    causes: &HashMap<i64, &'static str, S>,
+) -> BTreeMap<String, Agreement> {
+    let mut out: BTreeMap<String, Agreement> = BTreeMap::new();
+    for &i in caught {
+        let s = &scores[i];
+        let Some(cause) = causes.get(&s.subscriber_id) else {
+            continue;
+        };
+        let a = out.entry((*cause).to_owned()).or_default();
+        a.caught += 1;
+        a.agreed += usize::from(s.reasons.first().is_some_and(|r| r.category == *cause));
+    }
+    out
+}
+
+/// The share agreed over every cause, to four places.
+fn share(by: &BTreeMap<String, Agreement>) -> f64 {
+    let (caught, agreed) = by
+        .values()
+        .fold((0, 0), |(c, a), v| (c + v.caught, a + v.agreed));
+    if caught == 0 {
         0.0
     } else {
-        (matched as f64 / caught.len() as f64 * 10_000.0).round() / 10_000.0
+        (agreed as f64 / caught as f64 * 10_000.0).round() / 10_000.0
     }
 }
 

@@ -126,6 +126,55 @@ fn promotion(page: &mut String, decision: &Value) {
 }
 
 /// The page for `retain train`'s summary object.
+/// How the reasons were ranked, and how often the top one names the cause: against what the
+/// caught leavers said and, on a synthetic operator, against the truth.
+fn reasons(page: &mut String, r: &Value) {
+    if r.is_null() {
+        return;
+    }
+    page.push_str("<h2>流失原因 · Reasons</h2>");
+    let _ = write!(
+        page,
+        "<p>排序 ranked by: <b>{}</b> · 学习样本 leavers learned from: {} · 自述噪声 stated noise: {}</p>",
+        esc(r["ranked_by"].as_str().unwrap_or("")),
+        r["learned_from"],
+        r["stated_noise"],
+    );
+    let rows = |by: &Value| -> Vec<Vec<String>> {
+        by.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, a)| {
+                        let (c, g) = (num(&a["caught"]), num(&a["agreed"]));
+                        vec![
+                            k.clone(),
+                            format!("{c:.0}"),
+                            format!("{g:.0}"),
+                            if c > 0.0 {
+                                format!("{:.0}%", 100.0 * g / c)
+                            } else {
+                                String::new()
+                            },
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let head = [
+        "cause",
+        "caught 抓到",
+        "top reason agrees 首因一致",
+        "share",
+    ];
+    page.push_str("<h3>对客户自述 · Against what leavers said</h3>");
+    page.push_str(&table(&head, &rows(&r["by_stated_reason"])));
+    if !r["by_true_cause"].is_null() {
+        page.push_str("<h3>对真实原因 · Against the synthetic truth</h3>");
+        page.push_str(&table(&head, &rows(&r["by_true_cause"])));
+    }
+}
+
 pub(crate) fn html(s: &Value) -> String {
     let empty = Vec::new();
     let list = |key: &str| s[key].as_array().unwrap_or(&empty).clone();
@@ -289,6 +338,7 @@ pub(crate) fn html(s: &Value) -> String {
                 .collect::<Vec<_>>(),
         ));
     }
+    reasons(&mut page, &s["reasons"]);
     page.push_str("<h2>特征漂移 · Feature drift (PSI, training rows → test snapshot)</h2>");
     page.push_str(&table(
         &["feature", "PSI"],
@@ -334,6 +384,9 @@ mod tests {
                 "test_month": "2026-07", "reason": "lower than the champion v1: AUC 0.9 < 0.95",
                 "challenger": {"version": 2, "auc": 0.9, "top_decile_lift": 3.0, "empc": 0.2},
                 "incumbent": {"version": 1, "auc": 0.95, "top_decile_lift": 3.5, "empc": 0.3}},
+            "reasons": {"ranked_by": "cause_model", "learned_from": 900, "stated_noise": 0.12,
+                "by_stated_reason": {"network_quality": {"caught": 8, "agreed": 6}},
+                "by_true_cause": {"<b>": {"caught": 4, "agreed": 1}}},
         });
         let page = super::html(&s);
         assert!(page.contains("<svg") && page.contains("Rolling backtest"));
@@ -342,5 +395,7 @@ mod tests {
         assert!(page.contains("未晋升 / not promoted v2 · 冠军 / champion v1"));
         assert!(page.contains("AUC 0.9 &lt; 0.95"));
         assert!(page.contains("<td>champion v1</td><td>0.3</td><td>0.95</td><td>3.5</td>"));
+        assert!(page.contains("<td>network_quality</td><td>8</td><td>6</td><td>75%</td>"));
+        assert!(page.contains("<td>&lt;b&gt;</td><td>4</td><td>1</td><td>25%</td>"));
     }
 }

@@ -294,6 +294,7 @@ mod tests {
             metrics: serde_json::Value::Null,
             trained_at: None,
             drift: Some(DriftReference::of(&t, &p, "2026-01".into())),
+            causes: None,
         };
         (model, meta, t)
     }
@@ -397,6 +398,7 @@ mod tests {
             platt: model.platt,
             logistic: model.logistic.clone(),
             blend: model.blend,
+            causes: None,
         };
         let error = rt
             .block_on(score_registered(

@@ -279,6 +279,7 @@ mod tests {
             name_zh: "",
             weight: 1.0,
             top_feature: String::new(),
+            confidence: None,
         }
     }
 

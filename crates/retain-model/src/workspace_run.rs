@@ -53,8 +53,24 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
         );
     }
     tracing::info!(rows = table.len(), "training set built");
-    let (model, report) = crate::train(&table)?;
+    let (mut model, report) = crate::train(&table)?;
     tracing::info!(seconds = report.fit.train_seconds, "model trained");
+    // The cause model learns from the training months' leavers only: the test month's
+    // stated reasons are what its agreement is measured on.
+    let stated = stated_causes(&ctx).await?;
+    let before_test = crate::rows_where(&table, |s| s < last);
+    model.causes = crate::causes::learn(&model, &table, &before_test, &stated)?;
+    if let Some(c) = &model.causes {
+        tracing::info!(
+            leavers = c.rows,
+            classes = c.classes.len(),
+            "cause model fitted"
+        );
+    } else {
+        tracing::info!(
+            "too few leavers with a stated reason: reasons are ranked by their contributions"
+        );
+    }
     let names: Vec<String> = snapshots
         .iter()
         .map(|s| s.format("%Y-%m").to_string())
@@ -114,12 +130,47 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
         (&model, &report),
         (version, dir),
         options.backtest,
+        &stated,
     )?;
     summary.promotion = Some(decision);
     summary.features_left_out = left_out;
     summary.churners_by_class = by_class;
     crate::write_model_report(workspace, &summary)?;
     Ok(summary)
+}
+
+/// Each leaver's last stated reason (离网原因, `events.stated_reason`) as the reason category it
+/// names; empty when the events carry none.
+async fn stated_causes(
+    ctx: &datafusion::prelude::SessionContext,
+) -> Result<std::collections::HashMap<i64, &'static str>> {
+    let Ok(events) = ctx.table("events").await else {
+        return Ok(std::collections::HashMap::new());
+    };
+    if events
+        .schema()
+        .field_with_unqualified_name("stated_reason")
+        .is_err()
+    {
+        return Ok(std::collections::HashMap::new());
+    }
+    let batches = retain_features::frame::query(
+        ctx,
+        "SELECT subscriber_id, stated_reason FROM (
+            SELECT subscriber_id, stated_reason, ROW_NUMBER() OVER (
+                PARTITION BY subscriber_id ORDER BY \"timestamp\" DESC) AS n
+            FROM events WHERE stated_reason IS NOT NULL)
+         WHERE n = 1",
+        "the leavers' stated reasons",
+    )
+    .await?;
+    let ids = retain_features::frame::ids(&batches, "subscriber_id")?;
+    let reasons = retain_features::frame::texts(&batches, "stated_reason")?;
+    Ok(ids
+        .into_iter()
+        .zip(reasons)
+        .filter_map(|(id, r)| crate::causes::stated_category(&r).map(|c| (id, c)))
+        .collect())
 }
 
 /// Features below this share of training rows with a value carry nothing a tree can learn,

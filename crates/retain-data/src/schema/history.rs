@@ -3,7 +3,7 @@
 
 use super::{
     ARMS, CHANNELS, Column, ColumnKind, EVENT_CATEGORIES, EVENT_CHANNELS, EVENT_KINDS, ID, MONEY,
-    OFFER_KINDS, Reference, SEVERITIES, SUBSCRIBER_ID, Table, TableSpec,
+    OFFER_KINDS, Reference, SEVERITIES, STATED_REASONS, SUBSCRIBER_ID, Table, TableSpec,
 };
 
 pub(super) static EVENTS: TableSpec = TableSpec {
@@ -96,6 +96,19 @@ pub(super) static EVENTS: TableSpec = TableSpec {
             unit: "",
             zh: "备注",
             meaning: "Free text from the source system.",
+        },
+        Column {
+            name: "stated_reason",
+            kind: ColumnKind::Enum(STATED_REASONS),
+            required: false,
+            unit: "",
+            zh: "客户自述原因",
+            meaning: "The reason the subscriber gave for a `port_out`, `stop_request` or downgrading \
+                      `plan_change`, as the counter or the port-out retention call recorded it: \
+                      value_decline 消费下滑, network_quality 网络质量, service_complaints 服务与投诉, \
+                      competitor_lure 竞争对手吸引, contract_expiry 合约到期, billing_arrears 账单与欠费, \
+                      low_engagement 很少使用, price 资费偏高, relocation 迁居, other 其他. What people \
+                      say is noisy; the churn model learns causes from it (docs/model.md).",
         },
     ],
     key: &["subscriber_id", "timestamp", "kind"],

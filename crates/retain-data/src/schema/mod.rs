@@ -274,6 +274,21 @@ pub const EVENT_KINDS: &[&str] = &[
 pub const EVENT_CATEGORIES: &[&str] = &[
     "network", "billing", "service", "product", "arrears", "request", "other",
 ];
+/// Reasons a subscriber states when leaving or downgrading (离网/降档原因), as the counter or the
+/// port-out retention call records them: the model's reason categories, and what only a
+/// conversation reveals (price 资费偏高, relocation 迁居, other 其他).
+pub const STATED_REASONS: &[&str] = &[
+    "value_decline",
+    "network_quality",
+    "service_complaints",
+    "competitor_lure",
+    "contract_expiry",
+    "billing_arrears",
+    "low_engagement",
+    "price",
+    "relocation",
+    "other",
+];
 /// Complaint severities.
 pub const SEVERITIES: &[&str] = &["minor", "major", "serious"];
 /// Where a contact happened.

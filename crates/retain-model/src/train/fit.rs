@@ -116,6 +116,7 @@ pub fn fit(
         platt: first.platt,
         logistic,
         blend: first.blend,
+        causes: None,
     };
     report.trees = model.forest.trees() as i32;
     report.train_seconds = started.elapsed().as_secs_f64();

@@ -17,7 +17,7 @@ mod params;
 mod rounds;
 mod snapshots;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use calibration::{Blend, Platt};
 pub use fit::{FitReport, fit};

@@ -5,10 +5,11 @@ use serde::Serialize;
 
 use super::calibration::{Blend, Platt};
 use super::encoding::{for_trees, recode_for_trees};
+use crate::causes::CauseModel;
 use crate::error::{Error, Result};
 use crate::forest::{Forest, on_cores};
 use crate::logistic::Logistic;
-use crate::reasons::{Reason, top_reasons};
+use crate::reasons::{Reason, cause_reasons, top_reasons};
 use crate::table::Table;
 
 /// A trained, calibrated churn model.
@@ -22,6 +23,8 @@ pub struct ChurnModel {
     pub platt: Platt,
     pub logistic: Logistic,
     pub blend: Blend,
+    /// Ranks the reasons by cause when the training set taught one ([`CauseModel`]).
+    pub causes: Option<CauseModel>,
 }
 
 /// Rows scored together by [`ChurnModel::probabilities`]: their copy in the trees' encoding
@@ -107,6 +110,59 @@ impl ChurnModel {
         Ok(out)
     }
 
+    /// Per-feature contributions to the churn score of row-major `x` (the model's features, in
+    /// order), `d` a row, all in calibrated log-odds: the trees' SHAP values scaled by both
+    /// calibrations, the regression's terms by the final one.
+    pub(crate) fn contributions(
+        &self,
+        x: &[f64],
+        explainer: Option<&crate::shap::Explainer<'_>>,
+    ) -> Result<Vec<f64>> {
+        let d = self.features.len();
+        let rows = x.len() / d.max(1);
+        let w = self.blend.gbdt_weight;
+        let contrib = if w > 0.0 && rows > 0 {
+            let coded = for_trees(x, d, &self.level_order);
+            match explainer {
+                Some(explainer) => explainer.contributions(&coded, d)?,
+                None => crate::shap::Explainer::new(&self.forest)?.contributions(&coded, d)?,
+            }
+        } else {
+            Vec::new()
+        };
+        let tree_scale = w * -self.platt.a;
+        let mut mixed = vec![0.0; rows * d];
+        for k in 0..rows {
+            let linear = if w < 1.0 {
+                self.logistic.contributions(&x[k * d..(k + 1) * d])
+            } else {
+                vec![0.0; d]
+            };
+            for j in 0..d {
+                // Tree contributions come one per feature, then the bias.
+                let tree = if w > 0.0 {
+                    contrib[k * (d + 1) + j]
+                } else {
+                    0.0
+                };
+                mixed[k * d + j] = tree_scale * tree + (1.0 - w) * linear[j];
+            }
+        }
+        Ok(mixed)
+    }
+
+    /// The three reasons of a row with its contributions: ranked by the cause model when there
+    /// is one, else by the contributions summed per category.
+    fn reasons(&self, x: &[f64], contributions: &[f64]) -> Vec<Reason> {
+        match &self.causes {
+            Some(causes) => {
+                let p = causes.causes(&self.features, x, contributions);
+                cause_reasons(&self.features, contributions, &causes.classes, &p, 3)
+            }
+            None => top_reasons(&self.features, contributions, 3),
+        }
+    }
+
     /// Calibrated probabilities of every row of `table`, and top reasons for the riskiest
     /// `explained` share of them (others get none). Exact TreeSHAP costs about a thousand times
     /// a prediction, and a retention team acts on the top of the list, not on the safe majority.
@@ -137,37 +193,11 @@ impl ChurnModel {
             .iter()
             .flat_map(|i| table.x[i * d..(i + 1) * d].iter().copied())
             .collect();
-        let w = self.blend.gbdt_weight;
-        let contrib = if w > 0.0 && !order.is_empty() {
-            let rows = for_trees(&x, d, &self.level_order);
-            match explainer {
-                Some(explainer) => explainer.contributions(&rows, d)?,
-                None => crate::shap::Explainer::new(&self.forest)?.contributions(&rows, d)?,
-            }
-        } else {
-            Vec::new()
-        };
-        // Every contribution in calibrated log-odds: the trees' SHAP values scaled by both
-        // calibrations, the regression's terms by the final one.
-        let tree_scale = w * -self.platt.a;
+        let mixed = self.contributions(&x, explainer)?;
         let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); p.len()];
-        let mut mixed = vec![0.0; d];
         for (k, &i) in order.iter().enumerate() {
-            let linear = if w < 1.0 {
-                self.logistic.contributions(&x[k * d..(k + 1) * d])
-            } else {
-                vec![0.0; d]
-            };
-            for j in 0..d {
-                // Tree contributions come one per feature, then the bias.
-                let tree = if w > 0.0 {
-                    contrib[k * (d + 1) + j]
-                } else {
-                    0.0
-                };
-                mixed[j] = tree_scale * tree + (1.0 - w) * linear[j];
-            }
-            reasons[i] = top_reasons(&self.features, &mixed, 3);
+            let row = k * d..(k + 1) * d;
+            reasons[i] = self.reasons(&x[row.clone()], &mixed[row]);
         }
         Ok(table
             .subscriber_id

@@ -12,7 +12,7 @@ use crate::metrics::auc;
 use crate::table::Table;
 
 /// A uniform draw in [0, 1) from a fixed sequence.
-pub(super) fn draws(seed: u64) -> impl FnMut() -> f64 {
+pub(crate) fn draws(seed: u64) -> impl FnMut() -> f64 {
     let mut state = seed;
     move || {
         state = state

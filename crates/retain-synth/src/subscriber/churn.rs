@@ -91,6 +91,34 @@ impl Simulation<'_> {
         draw_path(&mut self.rng, cause)
     }
 
+    /// What a subscriber leaving for `cause` says when asked at the counter or on the port-out
+    /// retention call, as recorded: often the cause, often the polite "too expensive" or
+    /// "other", sometimes nothing. Drawn from its own stream, so no other draw moves.
+    pub(super) fn stated_reason(&self, cause: Cause) -> &'static str {
+        let r: f64 = super::rng_for(
+            self.world.seed,
+            super::STREAM_STATED,
+            self.profile.id as u64,
+        )
+        .random();
+        if r < 0.15 {
+            ""
+        } else if r < 0.25 {
+            "other"
+        } else if r < 0.4 {
+            "price"
+        } else {
+            match cause {
+                Cause::Price => "price",
+                Cause::Network => "network_quality",
+                Cause::ContractExpiry => "contract_expiry",
+                Cause::Competitor => "competitor_lure",
+                Cause::Billing => "billing_arrears",
+                Cause::Relocation => "relocation",
+            }
+        }
+    }
+
     /// The signal profile of a cause, `k` months after the intent formed (k = 0, 1, 2, then the
     /// exit months).
     pub(super) fn signals(cause: Cause, k: usize) -> Signals {

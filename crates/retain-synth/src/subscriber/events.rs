@@ -21,6 +21,8 @@ pub(super) struct Event {
     pub(super) channel: &'static str,
     pub(super) competitor: &'static str,
     pub(super) detail: &'static str,
+    /// The reason the subscriber gave for leaving or downgrading, as recorded.
+    pub(super) stated_reason: &'static str,
 }
 
 impl Event {
@@ -36,6 +38,7 @@ impl Event {
             channel: "",
             competitor: "",
             detail: "",
+            stated_reason: "",
         }
     }
 }

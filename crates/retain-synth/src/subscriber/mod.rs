@@ -101,6 +101,8 @@ const STREAM_GROUP: u64 = 3;
 const STREAM_COUNTY: u64 = 4;
 const STREAM_GROUP_FATE: u64 = 6;
 const STREAM_GROUP_MEMBER: u64 = 7;
+/// What a leaver says at the counter: a stream of its own, so recording it changes no other draw.
+const STREAM_STATED: u64 = 8;
 
 /// Output buffers of a chunk of subscribers or of groups, one per file.
 #[derive(Default)]

@@ -74,7 +74,8 @@ impl Simulation<'_> {
                 .text(e.to_plan)
                 .text(e.channel)
                 .text(e.competitor)
-                .text(e.detail);
+                .text(e.detail)
+                .text(e.stated_reason);
             out.events.extend_from_slice(line.finish());
             out.counts.events += 1;
         }

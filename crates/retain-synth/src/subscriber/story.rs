@@ -170,6 +170,9 @@ impl Simulation<'_> {
                         e.from_plan = PLANS[plan].id;
                         e.to_plan = PLANS[lower].id;
                         e.channel = ["store", "online", "hotline"][self.rng.random_range(0..3)];
+                        if e.channel != "online" {
+                            e.stated_reason = self.stated_reason(cause);
+                        }
                         self.events.push(e);
                         plan = lower;
                     }
@@ -205,6 +208,7 @@ impl Simulation<'_> {
                         let mut e = Event::new(at, "port_out");
                         e.competitor = COMPETITORS[self.rng.random_range(0..COMPETITORS.len())];
                         e.channel = "store";
+                        e.stated_reason = self.stated_reason(cause);
                         self.events.push(e);
                         self.events
                             .push(Event::new(at + Duration::minutes(5), "cancel"));
@@ -220,6 +224,7 @@ impl Simulation<'_> {
                         } else {
                             ""
                         };
+                        e.stated_reason = self.stated_reason(cause);
                         self.events.push(e);
                         let cancel_day =
                             (day + Duration::days(self.rng.random_range(0..8))).min(month_end);
@@ -240,6 +245,7 @@ impl Simulation<'_> {
                             );
                             e.channel = "hotline";
                             e.detail = "报停";
+                            e.stated_reason = self.stated_reason(cause);
                             self.events.push(e);
                         }
                         let mut e = Event::new(self.time_on(from), "suspension");

@@ -461,7 +461,7 @@ fn build(stories: &[Story], dir: &Path) -> Workspace {
         }
         for e in &s.events {
             events.push(format!(
-                "{},{},{},{},{},{},{},{},{},,",
+                "{},{},{},{},{},{},{},{},{},,,",
                 s.id, e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]
             ));
         }
@@ -471,7 +471,7 @@ fn build(stories: &[Story], dir: &Path) -> Workspace {
     }
     // Left before the as-of date: never scored.
     subscribers.push("9001,13899999999,2020-01-01,1980-01-01,male,江苏,南京,玄武区,personal,,,P129,sms,NJ01,,cancelled,2026-05-02".to_owned());
-    events.push("9001,2026-05-02 10:00:00,cancel,,,,,,,,".to_owned());
+    events.push("9001,2026-05-02 10:00:00,cancel,,,,,,,,,".to_owned());
 
     let header = |t: Table| t.spec().csv_header().join(",");
     let files = [

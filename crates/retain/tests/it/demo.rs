@@ -244,6 +244,12 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         ] {
             assert!(model[key].is_number(), "{key}: {model}");
         }
+        // How the reasons were ranked: by the cause model when enough leavers said why.
+        let ranked_by = model["reasons"]["ranked_by"].as_str().unwrap_or_default();
+        assert!(
+            ["cause_model", "contributions"].contains(&ranked_by),
+            "{model}"
+        );
         // The test month's churners, arrears cut-offs (非自愿) apart.
         let by_class = &model["churners_by_class"];
         for key in ["voluntary", "involuntary"] {
