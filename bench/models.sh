@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Model benchmark: retain's churn model against LightGBM, XGBoost and logistic regression on
-# the public data sets in ../shared/data and on a synthetic operator, same rows for everyone.
+# Model benchmark: retain's churn model against LightGBM, XGBoost, CatBoost and logistic
+# regression on the public data sets in ../shared/data and on a synthetic operator, same rows
+# for everyone.
 #
 #   bash bench/models.sh [OUT]
 #
@@ -32,8 +33,8 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/python" -m pip install --quiet --upgrade pip
 fi
 py="$venv/bin/python"
-"$py" -m pip install --quiet 'lightgbm~=4.7' 'xgboost~=3.2' 'scikit-learn~=1.9' \
-  'pandas~=3.1' 'pyarrow~=26.0'
+"$py" -m pip install --quiet 'lightgbm~=4.7' 'xgboost~=3.2' 'catboost~=1.2' \
+  'scikit-learn~=1.9' 'pandas~=3.1' 'pyarrow~=26.0'
 
 # retain, the churn model included.
 if [ -n "${RETAIN_BIN:-}" ]; then

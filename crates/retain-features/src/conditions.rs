@@ -78,11 +78,16 @@ fn timestamp(d: NaiveDate) -> String {
     format!("TIMESTAMP '{d}T00:00:00'")
 }
 
-fn measure_sql(measure: &str) -> String {
-    if measure == "calls" {
-        "CAST(calls_out + calls_in AS DOUBLE)".to_owned()
-    } else {
-        format!("CAST({measure} AS DOUBLE)")
+fn measure_sql(measure: &str, unit: Unit) -> String {
+    match (measure, unit) {
+        ("calls", _) => "CAST(calls_out + calls_in AS DOUBLE)".to_owned(),
+        // Active days over the period's days: July's 31 and February's 28 are the same share
+        // of an active subscriber's month, so a trend over months of different lengths is flat.
+        ("active_share", Unit::Month) => "CAST(active_days AS DOUBLE) / CAST(date_part('day', \
+             period + INTERVAL '1 month' - INTERVAL '1 day') AS DOUBLE)"
+            .to_owned(),
+        ("active_share", _) => "CAST(active_days AS DOUBLE) / 7.0".to_owned(),
+        _ => format!("CAST({measure} AS DOUBLE)"),
     }
 }
 
@@ -150,7 +155,7 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
                 } else {
                     w_lo = w_lo.min(lo);
                 }
-                let value = measure_sql(measure);
+                let value = measure_sql(measure, window.unit);
                 let inside = format!("period >= {} AND period < {}", date(lo), date(hi));
                 let agg = match *function {
                     "at" => format!("MAX(CASE WHEN period = {} THEN {value} END)", date(lo)),

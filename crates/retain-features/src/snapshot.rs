@@ -60,12 +60,7 @@ pub const DEFAULT_FEATURES: &[(&str, &str)] = &[
     ("active_days_avg_3m", "avg(active_days, 3m)"),
     (
         "active_days_trend",
-        "avg(active_days, 2m) / avg(active_days, 3m..6m)",
-    ),
-    ("fee_week_trend", "avg(fee, 1w..2w) / avg(fee, 3w..6w)"),
-    (
-        "data_week_trend",
-        "avg(data_mb, 1w..2w) / avg(data_mb, 3w..6w)",
+        "avg(active_share, 2m) / avg(active_share, 3m..6m)",
     ),
     ("complaints_1m", "count(complaint, 1m)"),
     ("complaints_6m", "count(complaint, 6m)"),

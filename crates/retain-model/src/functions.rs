@@ -91,6 +91,15 @@ impl Carried {
         }
         let wire: Wire = serde_json::from_slice(bytes)
             .map_err(|e| Error::Data(format!("a churn model in a plan: {e}")))?;
+        if wire
+            .causes
+            .as_ref()
+            .is_some_and(|c| !c.fits(&wire.features))
+        {
+            return Err(Error::Data(
+                "a churn model in a plan: its cause model does not fit its features".into(),
+            ));
+        }
         let model = ChurnModel {
             forest: Forest::from_lightgbm(&wire.trees)?,
             features: wire.features,

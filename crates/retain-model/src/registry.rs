@@ -142,6 +142,15 @@ pub fn load(workspace: &Workspace, version: u32) -> Result<(ChurnModel, ModelMet
         )));
     }
     let meta = read_meta(&path)?;
+    if let Some(causes) = &meta.causes
+        && !causes.fits(&meta.features)
+    {
+        return Err(Error::Data(format!(
+            "{}: its cause model does not fit the model's features (a file edited, or saved by \
+             another version); train again",
+            path.display()
+        )));
+    }
     let trees = std::fs::read_to_string(path.join("model.txt"))
         .map_err(|e| io(format!("reading {}", path.join("model.txt").display()), e))?;
     Ok((

@@ -21,13 +21,36 @@ pub struct TrainOptions {
     pub backtest: usize,
     /// Above this many subscribers, train on a sample of them taken at the tables.
     pub max_subscribers: u64,
+    /// Features allowed to shift between the test month and what scoring will see (`all`
+    /// for any): a training is otherwise refused over such a shift ([`MAX_SERVING_PSI`]).
+    #[serde(default)]
+    pub accept_shift: Vec<String>,
 }
+
+/// Above this population stability index between the test month and what scoring will see, a
+/// feature the model uses is a skew (computed one way for training and another for scoring) or
+/// a population the model never saw; either way its scores would mislead (0.25 is the usual
+/// bar of a major shift).
+pub(crate) const MAX_SERVING_PSI: f64 = 0.25;
+/// Subscribers of the scoring population the shift is measured on at most.
+const SERVING_SAMPLE: usize = 200_000;
 
 /// Trains a model on the workspace's history, saves it as the next version in the registry,
 /// promotes it to champion if it beats the champion on the test month, and writes its
 /// evaluation report.
 pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> Result<ModelReport> {
     let set = FeatureSet::default_set();
+    if let Some(unknown) = options
+        .accept_shift
+        .iter()
+        .find(|f| *f != "all" && !set.names.contains(f))
+    {
+        return Err(Error::Data(format!(
+            "--accept-shift {unknown}: no feature of the model's set is called that (one of {}, \
+             or all)",
+            set.names.join(", ")
+        )));
+    }
     let labels = LabelConfig {
         suspension_gap_months: options.gap,
         ..LabelConfig::default()
@@ -43,7 +66,10 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
     // challenger there on the features it was trained on, which may be more.
     let last = full.snapshot.iter().copied().max().unwrap_or(0);
     let test_full = full.subset(&crate::rows_where(&full, |s| s == last));
-    let (table, left_out) = leave_out_unseen(full);
+    // The population scoring will see (a sample): a feature it sees far more often than the
+    // training snapshots did is left out, and the model's features are checked against it.
+    let serving = serving_sample(workspace, &ctx, &set).await?;
+    let (table, left_out) = leave_out_unseen(full, serving.as_ref());
     for l in &left_out {
         tracing::warn!(
             feature = l.feature,
@@ -57,9 +83,23 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
     tracing::info!(seconds = report.fit.train_seconds, "model trained");
     // The cause model learns from the training months' leavers only: the test month's
     // stated reasons are what its agreement is measured on.
-    let stated = stated_causes(&ctx).await?;
-    let before_test = crate::rows_where(&table, |s| s < last);
-    model.causes = crate::causes::learn(&model, &table, &before_test, &stated)?;
+    let statements = stated_causes(&ctx).await?;
+    let said = crate::causes::said_at(&table, &statements, options.horizon, options.gap);
+    // The test month's leavers grade the cause model: their statements never train it, even
+    // from an earlier snapshot whose label window overlaps (a horizon above one month).
+    let graders: std::collections::HashSet<i64> = (0..table.len())
+        .filter(|&i| table.snapshot[i] == last && table.label[i])
+        .map(|i| table.subscriber_id[i])
+        .collect();
+    let learners: Vec<usize> = crate::rows_where(&table, |s| s < last)
+        .into_iter()
+        .filter(|&i| !graders.contains(&table.subscriber_id[i]))
+        .collect();
+    model.causes = crate::causes::learn(&table, &learners, &said);
+    let stated: std::collections::HashMap<i64, &'static str> = (0..table.len())
+        .filter(|&i| table.snapshot[i] == last)
+        .filter_map(|i| said[i].map(|c| (table.subscriber_id[i], c)))
+        .collect();
     if let Some(c) = &model.causes {
         tracing::info!(
             leavers = c.rows,
@@ -81,6 +121,14 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
     let test_month = names.last().cloned().unwrap_or_default();
     let test_probabilities = model.probabilities(&test.x)?;
     let reference = DriftReference::of(&test, &test_probabilities, test_month.clone());
+    // Train/serve skew, checked before anything is saved: the features as scoring will see
+    // them against the test month's.
+    if let Some(serving) = &serving {
+        refuse_shifts(
+            &serving_drift(serving, &model, &reference)?,
+            &options.accept_shift,
+        )?;
+    }
     // Arrears cut-offs among the test month's churners, counted apart (自愿/非自愿).
     let by_class = match snapshots.iter().max() {
         Some(&s) => {
@@ -139,51 +187,144 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
     Ok(summary)
 }
 
-/// Each leaver's last stated reason (离网原因, `events.stated_reason`) as the reason category it
-/// names; empty when the events carry none.
+/// The population scoring will see, as of the data's end: its first [`SERVING_SAMPLE`]
+/// subscribers (feature partitions are hash samples), from the stored snapshot when fresh.
+/// `None` on a cluster, where scoring measures the whole population on the executors instead.
+async fn serving_sample(
+    workspace: &Workspace,
+    ctx: &datafusion::prelude::SessionContext,
+    set: &FeatureSet,
+) -> Result<Option<Table>> {
+    if retain_features::engine::cluster().is_some() {
+        return Ok(None);
+    }
+    let as_of = retain_features::default_as_of(ctx, Cadence::Monthly).await?;
+    let parts = retain_features::feature_partitions(workspace)?;
+    let mut stream = retain_features::stored::features(workspace, set, as_of, parts).await?;
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    while rows < SERVING_SAMPLE
+        && let Some(batch) = stream.next().await
+    {
+        let batch = batch?;
+        rows += batch.num_rows();
+        batches.push(batch);
+    }
+    if rows == 0 {
+        return Ok(None);
+    }
+    Table::from_batches(&batches).map(Some)
+}
+
+/// How far `serving` (on the model's features) moved from the test month's `reference`.
+fn serving_drift(
+    serving: &Table,
+    model: &crate::ChurnModel,
+    reference: &DriftReference,
+) -> Result<Drift> {
+    let x = serving.columns(&model.features)?;
+    let mut tally = crate::drift::Tally::new(reference);
+    tally.add(&model.features, &x);
+    Ok(tally.finish(&model.probabilities(&x)?))
+}
+
+/// Refuses a training whose used features shifted beyond [`MAX_SERVING_PSI`] between the test
+/// month and scoring, unless `accepted` names them (or is `all`).
+fn refuse_shifts(drift: &Drift, accepted: &[String]) -> Result<()> {
+    let all = accepted.iter().any(|a| a == "all");
+    let shifted: Vec<String> = drift
+        .features
+        .iter()
+        .filter(|f| f.stability.psi > MAX_SERVING_PSI && !all && !accepted.contains(&f.feature))
+        .map(|f| format!("{} (PSI {:.2})", f.feature, f.stability.psi))
+        .collect();
+    for f in drift
+        .features
+        .iter()
+        .filter(|f| f.stability.psi > MAX_SERVING_PSI)
+    {
+        if all || accepted.contains(&f.feature) {
+            tracing::warn!(feature = f.feature, psi = f.stability.psi, "shift accepted");
+        }
+    }
+    if shifted.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Data(format!(
+        "train/serve skew: {} moved from the test month {} to what scoring will see by more \
+         than PSI {MAX_SERVING_PSI}; a feature computed one way for training and another for \
+         scoring, or a population the model never saw, would make its scores mislead. Nothing \
+         was saved. Fix the feature or its data, or train anyway with --accept-shift FEATURE \
+         (or --accept-shift all)",
+        shifted.join(", "),
+        drift.reference
+    )))
+}
+
+/// What leavers said at their exits (离网原因, `events.stated_reason` on a port-out, a stop
+/// request or a plan change) that names a reason category; empty when the events carry none.
 async fn stated_causes(
     ctx: &datafusion::prelude::SessionContext,
-) -> Result<std::collections::HashMap<i64, &'static str>> {
+) -> Result<crate::causes::Statements> {
+    let mut out = crate::causes::Statements::new();
     let Ok(events) = ctx.table("events").await else {
-        return Ok(std::collections::HashMap::new());
+        return Ok(out);
     };
     if events
         .schema()
         .field_with_unqualified_name("stated_reason")
         .is_err()
     {
-        return Ok(std::collections::HashMap::new());
+        return Ok(out);
     }
     let batches = retain_features::frame::query(
         ctx,
-        "SELECT subscriber_id, stated_reason FROM (
-            SELECT subscriber_id, stated_reason, ROW_NUMBER() OVER (
-                PARTITION BY subscriber_id ORDER BY \"timestamp\" DESC) AS n
-            FROM events WHERE stated_reason IS NOT NULL)
-         WHERE n = 1",
+        "SELECT subscriber_id, stated_reason,
+            CAST(CAST(CAST(\"timestamp\" AS DATE) AS INT) AS DOUBLE) AS day
+         FROM events
+         WHERE stated_reason IS NOT NULL
+           AND kind IN ('port_out', 'stop_request', 'plan_change')",
         "the leavers' stated reasons",
     )
     .await?;
     let ids = retain_features::frame::ids(&batches, "subscriber_id")?;
     let reasons = retain_features::frame::texts(&batches, "stated_reason")?;
-    Ok(ids
-        .into_iter()
-        .zip(reasons)
-        .filter_map(|(id, r)| crate::causes::stated_category(&r).map(|c| (id, c)))
-        .collect())
+    let days = retain_features::frame::floats(&batches, "day")?;
+    for ((id, reason), day) in ids.into_iter().zip(reasons).zip(days) {
+        if let Some(category) = crate::causes::stated_category(&reason)
+            && day.is_finite()
+        {
+            out.entry(id).or_default().push((day as i32, category));
+        }
+    }
+    Ok(out)
 }
 
 /// Features below this share of training rows with a value carry nothing a tree can learn,
 /// yet scoring would compute them and watch them drift.
 const MIN_SEEN: f64 = 0.01;
 
-/// Leaves out the features the training snapshots cannot see as the newest snapshot does:
-/// present in under 1% of the training rows, or in under half the share of the newest
-/// snapshot's rows. Weekly usage kept for fewer weeks than the snapshots reach back is the
-/// case in point: the trees would learn nothing from it, and scoring, which sees it, would
-/// take it for drift.
-fn leave_out_unseen(table: Table) -> (Table, Vec<crate::report::LeftOut>) {
+/// Leaves out the features the training snapshots cannot see as the newest snapshot or the
+/// scoring population (`serving`, a sample) does: present in under 1% of the training rows, or
+/// in under half the share of the newest snapshot's or the scoring population's rows. Weekly
+/// usage kept for fewer weeks than the snapshots reach back is the case in point: the trees
+/// would learn nothing from it, and scoring, which sees it, would take it for drift.
+fn leave_out_unseen(table: Table, serving: Option<&Table>) -> (Table, Vec<crate::report::LeftOut>) {
     let d = table.features.len();
+    // Each feature's share of the scoring population with a value, where it has the feature.
+    let serving_share = |name: &str| {
+        let serving = serving.filter(|t| !t.is_empty())?;
+        let j = serving.features.iter().position(|f| f == name)?;
+        let w = serving.features.len();
+        let seen = serving
+            .x
+            .iter()
+            .skip(j)
+            .step_by(w)
+            .filter(|v| !v.is_nan())
+            .count();
+        Some(seen as f64 / serving.len() as f64)
+    };
     let last = table.snapshot.iter().copied().max().unwrap_or(0);
     let (mut seen_old, mut seen_new) = (vec![0usize; d], vec![0usize; d]);
     let (mut rows_old, mut rows_new) = (0usize, 0usize);
@@ -208,7 +349,8 @@ fn leave_out_unseen(table: Table) -> (Table, Vec<crate::report::LeftOut>) {
     let mut keep = Vec::with_capacity(d);
     let mut left_out = Vec::new();
     for j in 0..d {
-        let (old, new) = (share(seen_old[j], rows_old), share(seen_new[j], rows_new));
+        let (old, newest) = (share(seen_old[j], rows_old), share(seen_new[j], rows_new));
+        let new = serving_share(&table.features[j]).map_or(newest, |s| s.max(newest));
         // A table of one snapshot (a short history) has no training rows apart from it.
         let training = if rows_old == 0 { new } else { old };
         if training < MIN_SEEN || training < 0.5 * new {
@@ -378,7 +520,7 @@ mod tests {
 
     #[test]
     fn features_the_training_snapshots_cannot_see_are_left_out() {
-        let (kept, left_out) = leave_out_unseen(table());
+        let (kept, left_out) = leave_out_unseen(table(), None);
         assert_eq!(kept.features, ["seen"]);
         assert_eq!(kept.x.len(), 600);
         assert!((kept.x[5] - 5.0).abs() < 1e-12);
@@ -396,9 +538,44 @@ mod tests {
                 *v = 0.0;
             }
         });
-        let (kept, left_out) = leave_out_unseen(t);
+        let (kept, left_out) = leave_out_unseen(t, None);
         assert_eq!(kept.features.len(), 3);
         assert!(left_out.is_empty());
+    }
+
+    #[test]
+    fn a_shift_above_the_bar_refuses_the_training_unless_accepted() {
+        let stability = |psi: f64| crate::drift::Stability {
+            psi,
+            level: DriftLevel::of(psi),
+        };
+        let drift = Drift {
+            reference: "2026-07".into(),
+            level: DriftLevel::Alert,
+            score: stability(0.02),
+            features_watch: 1,
+            features_alert: 1,
+            features: vec![
+                crate::drift::FeatureStability {
+                    feature: "active_days_trend".into(),
+                    stability: stability(0.34),
+                },
+                crate::drift::FeatureStability {
+                    feature: "voice_trend".into(),
+                    stability: stability(0.15),
+                },
+            ],
+        };
+        let err = refuse_shifts(&drift, &[]).unwrap_err().to_string();
+        assert!(err.contains("active_days_trend (PSI 0.34)"), "{err}");
+        assert!(
+            err.contains("2026-07") && err.contains("--accept-shift"),
+            "{err}"
+        );
+        assert!(!err.contains("voice_trend"), "{err}");
+        assert!(refuse_shifts(&drift, &["voice_trend".into()]).is_err());
+        refuse_shifts(&drift, &["active_days_trend".into()]).unwrap();
+        refuse_shifts(&drift, &["all".into()]).unwrap();
     }
 
     #[test]

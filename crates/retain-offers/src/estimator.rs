@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::library::{Kind, Offer};
 use crate::policy::Policy;
-use crate::uplift::{Cells, History, HistoryRow, Qini, evaluate};
+use crate::uplift::{Cells, History, HistoryRow, KindPredictions, Qini, evaluate};
 
 /// Campaign periods held out to evaluate the methods (the latest ones).
 const HELD_OUT_PERIODS: usize = 2;
@@ -14,8 +14,13 @@ const HELD_OUT_PERIODS: usize = 2;
 /// the Qini of a few hundred thousand contacts is as telling as that of millions.
 const MAX_EVAL_ROWS: usize = 200_000;
 
+/// Resamples of the held-out contacts behind the Qini's interval, and the contacts they draw
+/// from at most (a systematic sample beyond that).
+const BOOTSTRAP_DRAWS: usize = 200;
+const BOOTSTRAP_ROWS: usize = 20_000;
+
 /// How a save rate was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Reason × offer-kind cells of past campaigns against their control groups.
@@ -53,6 +58,10 @@ pub struct UpliftReport {
     pub qini_by_method: Vec<(Method, f64)>,
     /// The chosen method's Qini on the held-out campaigns.
     pub qini: f64,
+    /// Its 95% bootstrap interval over resampled held-out contacts, when campaigns were held
+    /// out.
+    #[serde(default)]
+    pub qini_interval: Option<(f64, f64)>,
     pub auuc: f64,
     pub by_kind: Vec<Qini>,
     /// Learned save rates per reason × tested kind (cells, on all campaigns).
@@ -104,6 +113,12 @@ impl Uplift {
         .collect();
         let is_evaluated = |r: &HistoryRow| evaluated.contains(&r.row);
         let mut tried: Vec<(Method, f64, f64, Vec<Qini>)> = Vec::new();
+        // The contacts the Qini's bootstrap resamples, and each method's predictions on them.
+        let boot_rows: Vec<&HistoryRow> = crate::uplift::systematic_sample(
+            history.rows.iter().filter(|r| is_evaluated(r)).collect(),
+            BOOTSTRAP_ROWS,
+        );
+        let mut boot: Vec<(Method, Vec<KindPredictions>)> = Vec::new();
         if held.is_empty() {
             notes.push(format!(
                 "{} campaign periods with a closed outcome window: too few to hold any out, no Qini",
@@ -116,6 +131,7 @@ impl Uplift {
             };
             let (by_kind, q) = evaluate(history, is_evaluated, cell_uplift);
             tried.push((Method::Cells, q, auuc(&by_kind), by_kind));
+            boot.push((Method::Cells, predict_on(&boot_rows, cell_uplift)));
             match crate::trees::TwoModel::fit(history, |r| !is_held(r)) {
                 Ok(trees) => {
                     let rows: Vec<&HistoryRow> =
@@ -126,17 +142,40 @@ impl Uplift {
                     };
                     let (by_kind, q) = evaluate(history, is_evaluated, lookup);
                     tried.push((Method::TwoModel, q, auuc(&by_kind), by_kind));
+                    boot.push((Method::TwoModel, predict_on(&boot_rows, lookup)));
                     let blend = |r: &HistoryRow, k: Kind| 0.5 * (lookup(r, k) + cell_uplift(r, k));
                     let (by_kind, q) = evaluate(history, is_evaluated, blend);
                     tried.push((Method::Blend, q, auuc(&by_kind), by_kind));
+                    boot.push((Method::Blend, predict_on(&boot_rows, blend)));
                 }
                 Err(e) => notes.push(format!("two-model not fitted: {e}")),
             }
         }
-        let best = tried
+        let mut best = tried
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map_or(Method::Cells, |t| t.0);
+        let mut qini_interval = None;
+        if !boot.is_empty() {
+            let draws = bootstrap(&boot_rows, &boot);
+            // A richer method is kept only when it beats the cells on the resampled contacts
+            // more than 95% of the time: at small sizes its Qini lead is mostly luck.
+            if best != Method::Cells
+                && let Some(lead) = draws
+                    .get(&best)
+                    .zip(draws.get(&Method::Cells))
+                    .map(|(b, c)| b.iter().zip(c).filter(|(b, c)| b > c).count())
+                && (lead as f64) < 0.95 * BOOTSTRAP_DRAWS as f64
+            {
+                notes.push(format!(
+                    "{} led the cells in {lead} of {BOOTSTRAP_DRAWS} resamples of the held-out \
+                     contacts, too few to trust: the cells are used",
+                    method_name(best)
+                ));
+                best = Method::Cells;
+            }
+            qini_interval = draws.get(&best).map(|d| interval(d));
+        }
         let cells = Cells::fit(history, |_| true);
         let trees = if matches!(best, Method::TwoModel | Method::Blend) {
             Some(crate::trees::TwoModel::fit(history, |_| true)?)
@@ -171,6 +210,7 @@ impl Uplift {
             held_out_periods: held.iter().map(ToString::to_string).collect(),
             qini_by_method: tried.iter().map(|t| (t.0, t.1)).collect(),
             qini: chosen.map_or(0.0, |t| t.1),
+            qini_interval,
             auuc: chosen.map_or(0.0, |t| t.2),
             by_kind: chosen.map(|t| t.3.clone()).unwrap_or_default(),
             save_rates,
@@ -266,6 +306,71 @@ impl Uplift {
     }
 }
 
+/// A method as a sentence names it.
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Cells => "cells",
+        Method::TwoModel => "the two-model",
+        Method::Blend => "the blend",
+        Method::Prior => "the prior",
+        Method::Learned => "learning",
+        Method::Explored => "exploring",
+    }
+}
+
+/// `predict` of every kind on each of `rows`.
+fn predict_on(
+    rows: &[&HistoryRow],
+    predict: impl Fn(&HistoryRow, Kind) -> f64,
+) -> Vec<KindPredictions> {
+    rows.iter()
+        .map(|r| Kind::ALL.map(|k| predict(r, k)))
+        .collect()
+}
+
+/// Each method's weighted Qini on [`BOOTSTRAP_DRAWS`] resamples (with replacement, a fixed
+/// seed) of `rows`, the same resamples for every method.
+fn bootstrap(
+    rows: &[&HistoryRow],
+    predictions: &[(Method, Vec<KindPredictions>)],
+) -> std::collections::HashMap<Method, Vec<f64>> {
+    let mut state: u64 = 0x5EED_B007;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize
+    };
+    let mut out: std::collections::HashMap<Method, Vec<f64>> = std::collections::HashMap::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let mut pick = vec![0; rows.len()];
+    for _ in 0..BOOTSTRAP_DRAWS {
+        for p in &mut pick {
+            *p = next() % rows.len();
+        }
+        for (method, predicted) in predictions {
+            out.entry(*method)
+                .or_default()
+                .push(crate::uplift::weighted_qini(rows, predicted, &pick));
+        }
+    }
+    out
+}
+
+/// The 2.5% and 97.5% quantiles of `draws`.
+fn interval(draws: &[f64]) -> (f64, f64) {
+    let mut d = draws.to_vec();
+    d.sort_by(f64::total_cmp);
+    let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
+    if d.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (crate::round6(at(0.025)), crate::round6(at(0.975)))
+    }
+}
+
 /// AUUC over kinds, weighted by treated contacts.
 fn auuc(by_kind: &[Qini]) -> f64 {
     let total: usize = by_kind.iter().map(|q| q.treated).sum();
@@ -276,4 +381,14 @@ fn auuc(by_kind: &[Qini]) -> f64 {
             .sum::<f64>()
             / total.max(1) as f64,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_interval_is_the_middle_ninety_five_percent_of_the_draws() {
+        let draws: Vec<f64> = (0..200).rev().map(f64::from).collect();
+        assert_eq!(super::interval(&draws), (5.0, 194.0));
+        assert_eq!(super::interval(&[]), (0.0, 0.0));
+    }
 }

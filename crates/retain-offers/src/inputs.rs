@@ -16,7 +16,6 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::library::{Channel, Library};
 use crate::policy::{Level, Policy};
-use crate::reason::Signals;
 
 /// Feature rows, row-major, `NaN` for missing.
 #[derive(Debug, Default, Clone)]
@@ -223,6 +222,8 @@ pub struct Inputs {
     pub notes: Vec<String>,
     /// Whether the features were read from the stored snapshot or computed.
     pub features_origin: Origin,
+    /// What the candidates' reasons come from: `cause_model` or `signals` ([`crate::reason::Reasoner`]).
+    pub reasons_from: &'static str,
 }
 
 /// Every subscriber's msisdn → id.
@@ -395,7 +396,7 @@ pub async fn load(
     })
     .await?;
     lap("at-risk features and eligibility");
-    let signals = Signals::new(&features.names);
+    let reasoner = crate::reason::Reasoner::for_workspace(workspace, &features.names)?;
 
     let batches = query(
         ctx,
@@ -463,12 +464,17 @@ pub async fn load(
                 .get(id)
                 .map_or_else(|| "unknown".to_owned(), |v| v.1.clone()),
             arpu,
-            reason: signals.reason(features.row(row)),
+            // Read for every candidate at once below.
+            reason: crate::reason::UNKNOWN,
             preferred,
             has_manager,
             eligible: eligible.remove(id).unwrap_or_default(),
             row,
         });
+    }
+    let reasons = reasoner.reasons(candidates.iter().map(|c| features.row(c.row)));
+    for (c, r) in candidates.iter_mut().zip(reasons) {
+        c.reason = r;
     }
     if clv.is_empty() {
         notes.push(
@@ -484,6 +490,7 @@ pub async fn load(
         msisdn,
         notes,
         features_origin: origin,
+        reasons_from: reasoner.source(),
     })
 }
 

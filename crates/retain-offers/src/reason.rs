@@ -1,5 +1,6 @@
-//! The churn reason an offer answers: the strongest observed signal, from the same features the
-//! model uses, so past campaign contacts and today's subscribers are read the same way.
+//! The churn reason an offer answers: the champion's cause model (learned from what leavers
+//! said) or, without one, the strongest observed signal, from the same features the model uses,
+//! so past campaign contacts and today's subscribers are read the same way.
 
 /// Reason codes (the model's reason categories, plus `unknown`) and their Chinese names.
 pub const REASONS: &[(&str, &str)] = retain_model::REASON_CODES;
@@ -96,6 +97,77 @@ impl Signals {
                 |(bi, bs), (i, s)| if *s > bs { (i, *s) } else { (bi, bs) },
             );
         if s > 0.0 { best } else { UNKNOWN }
+    }
+}
+
+/// Rows a [`Reasoner`] puts in the model's feature order at a time: a provincial operator's past
+/// campaign contacts are half a million rows.
+const CHUNK: usize = 4096;
+
+/// Reads the reason of feature rows as the scores' first reason does: by the champion's cause
+/// model when it has one (learned from what leavers said, docs/model.md), else by the strongest
+/// observed signal. Past campaign contacts and today's subscribers go through the same one.
+pub(crate) struct Reasoner {
+    signals: Signals,
+    /// The champion and, per its feature, the column of the feature rows holding it.
+    model: Option<(retain_model::ChurnModel, Vec<Option<usize>>)>,
+}
+
+impl Reasoner {
+    /// The reasoner for rows with feature columns `names`, from `workspace`'s champion.
+    pub(crate) fn for_workspace(
+        workspace: &retain_data::Workspace,
+        names: &[String],
+    ) -> crate::error::Result<Reasoner> {
+        let model = retain_model::load_champion(workspace)?
+            .map(|(model, _)| model)
+            .filter(|m| m.causes.is_some())
+            .map(|m| {
+                let at = m
+                    .features
+                    .iter()
+                    .map(|f| names.iter().position(|n| n == f))
+                    .collect();
+                (m, at)
+            });
+        Ok(Reasoner {
+            signals: Signals::new(names),
+            model,
+        })
+    }
+
+    /// `cause_model` or `signals`: what the reasons come from.
+    #[must_use]
+    pub(crate) fn source(&self) -> &'static str {
+        if self.model.is_some() {
+            "cause_model"
+        } else {
+            "signals"
+        }
+    }
+
+    /// The reason index of each of `rows` (one value per feature name, `NaN` missing).
+    pub(crate) fn reasons<'a>(&self, rows: impl Iterator<Item = &'a [f64]>) -> Vec<usize> {
+        let Some((model, at)) = &self.model else {
+            return rows.map(|r| self.signals.reason(r)).collect();
+        };
+        let mut out = Vec::new();
+        let mut x = Vec::with_capacity(CHUNK * at.len());
+        let flush = |x: &mut Vec<f64>, out: &mut Vec<usize>| {
+            let causes = model.top_causes(x).unwrap_or_default();
+            out.extend(causes.iter().map(|c| reason_index(c).unwrap_or(UNKNOWN)));
+            x.clear();
+        };
+        for row in rows {
+            x.extend(at.iter().map(|j| j.map_or(f64::NAN, |j| row[j])));
+            if x.len() >= CHUNK * at.len().max(1) {
+                flush(&mut x, &mut out);
+            }
+        }
+        if !x.is_empty() {
+            flush(&mut x, &mut out);
+        }
+        out
     }
 }
 

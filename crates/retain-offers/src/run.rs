@@ -100,6 +100,10 @@ pub struct MatchReport {
     pub notes: Vec<String>,
     /// Whether the features were read from the stored snapshot (`retain features`) or computed.
     pub features: retain_features::stored::Origin,
+    /// What the reasons offers answer come from: the champion's `cause_model` (learned from what
+    /// leavers said), or the strongest observed `signals` when it has none.
+    #[serde(default)]
+    pub reasons_from: String,
     #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
     pub assignment_file: PathBuf,
     #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
@@ -374,6 +378,7 @@ pub async fn run_match(
         offers: library.offers.len(),
         notes: inputs.notes.clone(),
         features: inputs.features_origin,
+        reasons_from: inputs.reasons_from.to_owned(),
         assignment_file,
         skipped_file,
         decisions_dir: dir,

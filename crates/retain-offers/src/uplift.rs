@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::inputs::Features;
 use crate::library::{Channel, Kind};
-use crate::reason::{REASONS, Signals};
+use crate::reason::{REASONS, Reasoner};
 
 /// Months after a contact in which leaving counts against it.
 pub const HORIZON_MONTHS: u32 = 4;
@@ -90,7 +90,8 @@ pub async fn load_history(
     )
     .await?;
     let features = Features::from_batches(&batches, &set.names)?;
-    let signals = Signals::new(&features.names);
+    let reasons = Reasoner::for_workspace(workspace, &features.names)?
+        .reasons((0..features.ids.len()).map(|i| features.row(i)));
     let snapshot = texts(&batches, "snapshot")?;
     let arm = texts(&batches, "arm")?;
     let kind = texts(&batches, "offer_kind")?;
@@ -110,7 +111,7 @@ pub async fn load_history(
             reached: reached[i] > 0.5,
             accepted: accepted[i] > 0.5,
             churned: label[i] > 0.5,
-            reason: signals.reason(features.row(i)),
+            reason: reasons[i],
             row: i,
         })
         .filter(|r| arm[r.row] == "control" || r.kind.is_some())
@@ -334,9 +335,78 @@ pub fn evaluate(
     (out, crate::round6(weighted))
 }
 
+/// Per row, the predicted uplift of every offer kind (in [`Kind::ALL`]'s order).
+pub(crate) type KindPredictions = [f64; Kind::ALL.len()];
+
+/// The weighted Qini, as [`evaluate`] computes it, of `predictions` (one per row of `rows`) over
+/// the multiset of rows `pick` (indexes into `rows`, repeats allowed).
+pub(crate) fn weighted_qini(
+    rows: &[&HistoryRow],
+    predictions: &[KindPredictions],
+    pick: &[usize],
+) -> f64 {
+    let (mut sum, mut total) = (0.0, 0usize);
+    for kind in Kind::ALL {
+        let k = kind.index();
+        let tuples: Vec<(f64, bool, bool)> = pick
+            .iter()
+            .filter(|&&i| rows[i].kind.is_none() || rows[i].kind == Some(kind))
+            .map(|&i| (predictions[i][k], rows[i].kind.is_some(), !rows[i].churned))
+            .collect();
+        if tuples.iter().any(|r| r.1) && tuples.iter().any(|r| !r.1) {
+            let q = qini(kind.code(), &tuples);
+            sum += q.qini * q.treated as f64;
+            total += q.treated;
+        }
+    }
+    sum / total.max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_weighted_qini_of_every_row_once_is_the_evaluations() {
+        let mut history = History::default();
+        let mut state = 3u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for row in 0..600 {
+            let kind = match row % 3 {
+                0 => None,
+                1 => Some(Kind::FeeDiscount),
+                _ => Some(Kind::DataBonus),
+            };
+            history.rows.push(HistoryRow {
+                period: NaiveDate::default(),
+                kind,
+                channel: None,
+                reached: kind.is_some(),
+                accepted: false,
+                churned: next() < 0.3,
+                reason: row % 4,
+                row,
+            });
+        }
+        let predictions: Vec<KindPredictions> = history
+            .rows
+            .iter()
+            .map(|r| Kind::ALL.map(|k| (r.reason as f64 + k.index() as f64) * 0.01))
+            .collect();
+        let (_, weighted) = evaluate(&history, |_| true, |r, k| predictions[r.row][k.index()]);
+        let rows: Vec<&HistoryRow> = history.rows.iter().collect();
+        let every: Vec<usize> = (0..rows.len()).collect();
+        let got = weighted_qini(&rows, &predictions, &every);
+        assert!((got - weighted).abs() < 1e-6, "{got} against {weighted}");
+        // A resample that repeats rows is another population: its Qini moves.
+        let doubled: Vec<usize> = every.iter().map(|i| i / 2 * 2).collect();
+        assert!((weighted_qini(&rows, &predictions, &doubled) - got).abs() > 1e-9);
+    }
 
     #[test]
     fn a_systematic_sample_keeps_at_most_max_rows_spread_over_all() {

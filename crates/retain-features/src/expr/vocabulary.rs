@@ -43,7 +43,8 @@ pub enum Source {
     Tag(String),
 }
 
-/// Usage measures, as columns of `usage_monthly`/`usage_weekly` (`calls` is out + in).
+/// Usage measures, as columns of `usage_monthly`/`usage_weekly` (`calls` is out + in,
+/// `active_share` is active days over the period's days).
 pub const MEASURES: &[&str] = &[
     "fee",
     "voice_minutes",
@@ -58,6 +59,7 @@ pub const MEASURES: &[&str] = &[
     "arrears",
     "suspended_days",
     "active_days",
+    "active_share",
 ];
 
 /// Profile features and their types.

@@ -433,6 +433,34 @@ async fn training_sets_stack_snapshots_with_labels() {
     assert!(batches[0].column_by_name("snapshot").is_some());
 }
 
+/// `active_share` is active days over the period's days: a month of 30 days (June, as of July
+/// first) divides by 30, a week by 7, whatever the subscriber.
+#[tokio::test]
+async fn the_active_share_divides_active_days_by_the_days_of_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = synthetic_workspace(dir.path(), 400, 12, 13);
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let set = FeatureSet::compile(&[
+        ("share_m", "avg(active_share, 1m)"),
+        ("days_m", "avg(active_days, 1m)"),
+        ("share_w", "avg(active_share, 1w)"),
+        ("days_w", "avg(active_days, 1w)"),
+    ])
+    .unwrap();
+    let batches = features_as_of(&ctx, &set, as_of()).await.unwrap();
+    let mut checked = 0;
+    for row in sorted_values(&batches) {
+        if let [_, Some(share_m), Some(days_m), share_w, days_w] = row[..] {
+            assert!((share_m - days_m / 30.0).abs() < 1e-5, "{row:?}");
+            if let (Some(share_w), Some(days_w)) = (share_w, days_w) {
+                assert!((share_w - days_w / 7.0).abs() < 1e-5, "{row:?}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 300, "{checked}");
+}
+
 /// Voluntary or involuntary (自愿/非自愿): the labels tell an arrears cut-off from a
 /// defection as the synthetic operator's truth does, on two seeds.
 #[tokio::test]

@@ -156,11 +156,47 @@ impl ChurnModel {
     fn reasons(&self, x: &[f64], contributions: &[f64]) -> Vec<Reason> {
         match &self.causes {
             Some(causes) => {
-                let p = causes.causes(&self.features, x, contributions);
-                cause_reasons(&self.features, contributions, &causes.classes, &p, 3)
+                let p = causes.causes(x);
+                let mut reasons =
+                    cause_reasons(&self.features, contributions, &causes.classes, &p, 3);
+                // Categories the cause model never learned (too few said them) follow by weight.
+                for r in top_reasons(&self.features, contributions, 3) {
+                    if reasons.len() < 3 && reasons.iter().all(|k| k.category != r.category) {
+                        reasons.push(r);
+                    }
+                }
+                reasons
             }
             None => top_reasons(&self.features, contributions, 3),
         }
+    }
+
+    /// The likeliest cause of each row of row-major `x` (the model's features, in order), as a
+    /// reason category; `None` when the model has no cause model.
+    #[must_use]
+    pub fn top_causes(&self, x: &[f64]) -> Option<Vec<&'static str>> {
+        let causes = self.causes.as_ref()?;
+        let d = self.features.len().max(1);
+        let classes: Vec<&'static str> = causes
+            .classes
+            .iter()
+            .map(|c| {
+                crate::reasons::CATEGORIES
+                    .iter()
+                    .find(|(code, _)| code == c)
+                    .map_or("unknown", |(code, _)| *code)
+            })
+            .collect();
+        Some(
+            x.chunks_exact(d)
+                .map(|row| {
+                    let p = causes.causes(row);
+                    (0..p.len())
+                        .max_by(|a, b| p[*a].total_cmp(&p[*b]).then(b.cmp(a)))
+                        .map_or("unknown", |k| classes[k])
+                })
+                .collect(),
+        )
     }
 
     /// Calibrated probabilities of every row of `table`, and top reasons for the riskiest

@@ -22,6 +22,11 @@ pub(crate) struct Args {
     /// (every snapshot uses the same ones). Scoring always covers everyone.
     #[arg(long, default_value_t = 300_000)]
     pub max_subscribers: u64,
+    /// Train even though FEATURE moved between the test month and what scoring will see by a
+    /// population stability index above 0.25 (refused otherwise, as a train/serve skew);
+    /// repeat it for several, or give `all`.
+    #[arg(long = "accept-shift", value_name = "FEATURE")]
+    pub accept_shift: Vec<String>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -37,6 +42,7 @@ impl Args {
             gap: 3,
             backtest: 0,
             max_subscribers: 300_000,
+            accept_shift: Vec::new(),
             json: false,
         }
     }

@@ -36,6 +36,7 @@ pub(crate) fn execute(
         gap: args.gap,
         backtest: args.backtest,
         max_subscribers: args.max_subscribers,
+        accept_shift: args.accept_shift.clone(),
     };
     let params = serde_json::to_value(&options)?;
     let work = || Ok(rt.block_on(retain_model::train_workspace(workspace, &options))?);

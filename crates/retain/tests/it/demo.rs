@@ -212,7 +212,7 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     ]);
     assert!(ok, "{t}");
     assert!(t["rows"].as_u64().unwrap() > 1000 && train.exists());
-    assert_eq!(t["features"], 55);
+    assert_eq!(t["features"], 53);
 
     // The demo computed the features once; matching read them rather than the tables.
     assert_eq!(json["features"]["as_of"], json["matching"]["as_of"]);
@@ -225,7 +225,7 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     let (ok, stored) = retain_json(&["features", "--dir", s(&ws), "--json"]);
     assert!(ok, "{stored}");
     assert_eq!(stored["stored"], true);
-    assert_eq!(stored["features"], 55);
+    assert_eq!(stored["features"], 53);
     assert!(Path::new(stored["file"].as_str().unwrap()).exists());
 
     // The churn model: train on the snapshots, then score everyone.
