@@ -334,13 +334,7 @@ fn bootstrap(
     rows: &[&HistoryRow],
     predictions: &[(Method, Vec<KindPredictions>)],
 ) -> std::collections::HashMap<Method, Vec<f64>> {
-    let mut state: u64 = 0x5EED_B007;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as usize
-    };
+    let mut rng = <rand_pcg::Pcg64Mcg as rand::SeedableRng>::seed_from_u64(0x5EED_B007);
     let mut out: std::collections::HashMap<Method, Vec<f64>> = std::collections::HashMap::new();
     if rows.is_empty() {
         return out;
@@ -348,7 +342,7 @@ fn bootstrap(
     let mut pick = vec![0; rows.len()];
     for _ in 0..BOOTSTRAP_DRAWS {
         for p in &mut pick {
-            *p = next() % rows.len();
+            *p = rand::Rng::random_range(&mut rng, 0..rows.len());
         }
         for (method, predicted) in predictions {
             out.entry(*method)

@@ -369,13 +369,7 @@ mod tests {
     #[test]
     fn the_weighted_qini_of_every_row_once_is_the_evaluations() {
         let mut history = History::default();
-        let mut state = 3u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = <rand_pcg::Pcg64Mcg as rand::SeedableRng>::seed_from_u64(3);
         for row in 0..600 {
             let kind = match row % 3 {
                 0 => None,
@@ -388,7 +382,7 @@ mod tests {
                 channel: None,
                 reached: kind.is_some(),
                 accepted: false,
-                churned: next() < 0.3,
+                churned: rand::Rng::random::<f64>(&mut rng) < 0.3,
                 reason: row % 4,
                 row,
             });
