@@ -38,7 +38,7 @@ pub use schema::{
     ARMS, CHANNELS, CONTRACT_KINDS, CUSTOMER_TYPES, Column, ColumnKind, EVENT_CATEGORIES,
     EVENT_CHANNELS, EVENT_KINDS, GROUP_PRODUCT_KINDS, GROUP_STATUSES, GROUP_TIERS, INDUSTRIES,
     KEY_ROLES, OFFER_KINDS, PRODUCT_STATUSES, Reference, SEVERITIES, STATED_REASONS, STATUSES,
-    Table, TableSpec, VISIT_CHANNELS, VISIT_OUTCOMES, data_model_markdown,
+    TECHNOLOGIES, Table, TableSpec, VISIT_CHANNELS, VISIT_OUTCOMES, data_model_markdown,
 };
 pub use source::{SourceInfo, decode_text, first_sheet_csv, is_workbook};
 pub use spreadsheet::spreadsheet_cell;

@@ -11,7 +11,7 @@ use datafusion::prelude::ParquetReadOptions;
 use retain_data::Workspace;
 
 use crate::error::{Error, Result};
-use crate::expr::{Compiler, Source, Unit, Window};
+use crate::expr::{Compiler, NETWORK_MEASURES, SOCIAL, Source, Unit, Window};
 
 /// The first day of the month of `date`.
 #[must_use]
@@ -111,14 +111,21 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
     let s = date(as_of);
     let mut monthly = Vec::new();
     let mut weekly = Vec::new();
+    let mut network = Vec::new();
     let mut events = Vec::new();
     let mut columns = Vec::new();
     let (mut m_lo, mut w_lo, mut e_lo) = (month_cut, week_cut, as_of);
+    let mut n_lo = week_cut;
+    let mut social = false;
 
     let (mut segments, mut warnings, mut tags) = (false, false, false);
     for (index, source) in compiler.sources.iter().enumerate() {
         let alias = format!("f{index}");
         match source {
+            Source::Profile(name) if SOCIAL.contains(name) => {
+                social = true;
+                columns.push(format!("{} AS {alias}", social_column(name)));
+            }
             Source::Profile(name) => columns.push(format!("p.{name} AS {alias}")),
             Source::Segment(name) => {
                 segments = true;
@@ -144,27 +151,35 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
                 measure,
                 window,
             } => {
-                let (cut, list, table_alias) = if window.unit == Unit::Month {
-                    (month_cut, &mut monthly, "m")
+                let on_network = NETWORK_MEASURES.contains(measure);
+                let cut = if window.unit == Unit::Month {
+                    month_cut
                 } else {
-                    (week_cut, &mut weekly, "w")
+                    week_cut
                 };
                 let (lo, hi) = bounds(cut, *window);
-                if window.unit == Unit::Month {
+                // The network's experience is weekly whatever the window: a month window reads
+                // the weeks that start in it.
+                let (list, table_alias, period) = if on_network {
+                    n_lo = n_lo.min(lo);
+                    (&mut network, "nw", "week")
+                } else if window.unit == Unit::Month {
                     m_lo = m_lo.min(lo);
+                    (&mut monthly, "m", "period")
                 } else {
                     w_lo = w_lo.min(lo);
-                }
+                    (&mut weekly, "w", "period")
+                };
                 let value = measure_sql(measure, window.unit);
-                let inside = format!("period >= {} AND period < {}", date(lo), date(hi));
+                let inside = format!("{period} >= {} AND {period} < {}", date(lo), date(hi));
                 let agg = match *function {
-                    "at" => format!("MAX(CASE WHEN period = {} THEN {value} END)", date(lo)),
+                    "at" => format!("MAX(CASE WHEN {period} = {} THEN {value} END)", date(lo)),
                     // Change per period: months are counted as year * 12 + month, weeks as days / 7.
                     "slope" => {
-                        let index = if window.unit == Unit::Month {
-                            "CAST(date_part('year', period) * 12 + date_part('month', period) AS DOUBLE)"
+                        let index = if window.unit == Unit::Month && !on_network {
+                            "CAST(date_part('year', period) * 12 + date_part('month', period) AS DOUBLE)".to_owned()
                         } else {
-                            "CAST(CAST(period AS INT) AS DOUBLE) / 7.0"
+                            format!("CAST(CAST({period} AS INT) AS DOUBLE) / 7.0")
                         };
                         format!(
                             "REGR_SLOPE(CASE WHEN {inside} THEN {value} END, CASE WHEN {inside} THEN {index} END)"
@@ -283,6 +298,22 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
         );
         joins.push_str(" LEFT JOIN w ON w.subscriber_id = p.subscriber_id");
     }
+    if !network.is_empty() {
+        let _ = write!(
+            ctes,
+            ", nw AS (SELECT subscriber_id, {} FROM network_weekly WHERE week >= {} AND week < {} GROUP BY subscriber_id)",
+            network.join(", "),
+            date(n_lo),
+            date(week_cut)
+        );
+        joins.push_str(" LEFT JOIN nw ON nw.subscriber_id = p.subscriber_id");
+    }
+    if social {
+        ctes.push_str(&social_ctes(as_of));
+        // One join onto `p`: a plan decoded on a cluster's scheduler must stay within its
+        // depth limit, and a chain of joins is as deep as it is long.
+        joins.push_str(" LEFT JOIN social ON social.subscriber_id = p.subscriber_id");
+    }
     if !events.is_empty() {
         let _ = write!(
             ctes,
@@ -318,6 +349,125 @@ pub fn feature_ctes(compiler: &Compiler, as_of: NaiveDate) -> String {
         columns.join(", ")
     );
     ctes
+}
+
+/// The column of a [`SOCIAL`] feature among the CTEs of [`social_ctes`].
+fn social_column(name: &str) -> &'static str {
+    match name {
+        "circle_size" => "COALESCE(social.circle_size, 0.0)",
+        "circle_left_share" => "social.circle_left_share",
+        "competitor_call_share" => "social.share_3m",
+        "competitor_call_share_1m" => "social.share_1m",
+        "cell_churn_rate" => "social.churn_rate",
+        _ => "social.complaint_rate",
+    }
+}
+
+/// Subscribers' worth of the whole network's rate each cell's rates are shrunk towards.
+const CELL_PRIOR: f64 = 200.0;
+
+/// The CTEs of the [`SOCIAL`] features, ending in `social` (one row per subscriber): the
+/// calling circle over the three months before `as_of`, the home cell over six. They read the whole
+/// tables (`__all`), since a subscriber's peers and cell-mates may be in another partition.
+fn social_ctes(as_of: NaiveDate) -> String {
+    let month_cut = month_start(as_of);
+    let week_cut = week_start(as_of);
+    let lo3 = date(sub_months(month_cut, 3));
+    let lo1 = date(sub_months(month_cut, 1));
+    let weeks_lo = date(sub_days(week_cut, 27 * 7));
+    let (from, to) = (timestamp(sub_months(as_of, 3)), timestamp(as_of));
+    // A cell's rates count six months: a few hundred subscribers' three months are too few
+    // leavers to tell a bad cell from a chance one.
+    let cell_from = timestamp(sub_months(as_of, 6));
+    let (month, week) = (date(month_cut), date(week_cut));
+    format!(
+        ", cc AS (
+            SELECT subscriber_id AS a, peer_id AS b, peer_operator, CAST(calls AS DOUBLE) AS calls, month
+            FROM calling_circle__all WHERE month >= {lo3} AND month < {month}
+        ),
+        cc_both AS (
+            SELECT a AS subscriber_id, b AS peer, peer_operator, calls, month FROM cc
+            UNION ALL
+            SELECT b AS subscriber_id, a AS peer, peer_operator, calls, month FROM cc WHERE b IS NOT NULL
+        ),
+        left_recent AS (
+            SELECT DISTINCT subscriber_id FROM events__all
+            WHERE kind IN ('cancel', 'port_out') AND \"timestamp\" >= {from} AND \"timestamp\" < {to}
+        ),
+        circ AS (
+            SELECT pr.subscriber_id, CAST(COUNT(*) AS DOUBLE) AS circle_size,
+                   CAST(COUNT(lr.subscriber_id) AS DOUBLE) / CAST(COUNT(*) AS DOUBLE) AS circle_left_share
+            FROM (SELECT DISTINCT subscriber_id, peer FROM cc_both WHERE peer IS NOT NULL) pr
+            LEFT JOIN left_recent lr ON lr.subscriber_id = pr.peer
+            GROUP BY pr.subscriber_id
+        ),
+        offnet AS (
+            SELECT subscriber_id,
+                   SUM(CASE WHEN peer_operator IS NOT NULL THEN calls ELSE 0 END) / NULLIF(SUM(calls), 0) AS share_3m,
+                   SUM(CASE WHEN peer_operator IS NOT NULL AND month >= {lo1} THEN calls ELSE 0 END)
+                     / NULLIF(SUM(CASE WHEN month >= {lo1} THEN calls ELSE 0 END), 0) AS share_1m
+            FROM cc_both GROUP BY subscriber_id
+        ),
+        home AS (
+            SELECT subscriber_id, last_value(home_cell ORDER BY week) AS cell
+            FROM network_weekly__all
+            WHERE week >= {weeks_lo} AND week < {week} AND home_cell IS NOT NULL
+            GROUP BY subscriber_id
+        ),
+        cell_left AS (
+            SELECT DISTINCT subscriber_id FROM events__all
+            WHERE kind IN ('cancel', 'port_out') AND \"timestamp\" >= {cell_from} AND \"timestamp\" < {to}
+        ),
+        net_complaints AS (
+            SELECT DISTINCT subscriber_id FROM events__all
+            WHERE kind = 'complaint' AND category = 'network'
+              AND \"timestamp\" >= {cell_from} AND \"timestamp\" < {to}
+        ),
+        cell_counts AS (
+            SELECT h.cell, CAST(COUNT(*) AS DOUBLE) AS n,
+                   CAST(COUNT(lr.subscriber_id) AS DOUBLE) AS leavers,
+                   CAST(COUNT(ncm.subscriber_id) AS DOUBLE) AS complainers
+            FROM home h
+            LEFT JOIN cell_left lr ON lr.subscriber_id = h.subscriber_id
+            LEFT JOIN net_complaints ncm ON ncm.subscriber_id = h.subscriber_id
+            GROUP BY h.cell
+        ),
+        all_cells AS (
+            SELECT SUM(leavers) / SUM(n) AS churn_rate, SUM(complainers) / SUM(n) AS complaint_rate
+            FROM cell_counts
+        ),
+        -- Each cell's rates shrunk towards the whole network's by {CELL_PRIOR} subscribers' worth:
+        -- a small cell's few leavers say little (small-area estimation).
+        cell_rates AS (
+            SELECT c.cell,
+                   (c.leavers + {CELL_PRIOR} * a.churn_rate) / (c.n + {CELL_PRIOR}) AS churn_rate,
+                   (c.complainers + {CELL_PRIOR} * a.complaint_rate) / (c.n + {CELL_PRIOR}) AS complaint_rate
+            FROM cell_counts c CROSS JOIN all_cells a
+        ),
+        -- One row per subscriber: the circle's, the calls' and the home cell's figures side by
+        -- side (a union grouped, not a chain of joins).
+        social AS (
+            SELECT subscriber_id, MAX(circle_size) AS circle_size,
+                   MAX(circle_left_share) AS circle_left_share,
+                   MAX(share_3m) AS share_3m, MAX(share_1m) AS share_1m,
+                   MAX(churn_rate) AS churn_rate, MAX(complaint_rate) AS complaint_rate
+            FROM (
+                SELECT subscriber_id, circle_size, circle_left_share,
+                       CAST(NULL AS DOUBLE) AS share_3m, CAST(NULL AS DOUBLE) AS share_1m,
+                       CAST(NULL AS DOUBLE) AS churn_rate, CAST(NULL AS DOUBLE) AS complaint_rate
+                FROM circ
+                UNION ALL
+                SELECT subscriber_id, CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), share_3m, share_1m,
+                       CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE)
+                FROM offnet
+                UNION ALL
+                SELECT h.subscriber_id, CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE),
+                       CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), cr.churn_rate, cr.complaint_rate
+                FROM home h JOIN cell_rates cr ON cr.cell = h.cell
+            ) u
+            GROUP BY subscriber_id
+        )"
+    )
 }
 
 /// Registers the outputs of other stages that the compiler's conditions read: `segments`

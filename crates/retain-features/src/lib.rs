@@ -42,9 +42,9 @@ pub use overview::{MonthSummary, Overview, overview};
 pub use period::{Cadence, default_as_of, loaded_periods};
 pub use rows::json_rows;
 pub use snapshot::{
-    DEFAULT_FEATURES, FeatureSet, FeatureStream, MAX_CAMPAIGN_CONTACTS, PartitionedFeatures,
-    campaign_set, features_as_of, features_sql, observable_snapshots, stream_features_as_of,
-    stream_features_partitioned, training_set,
+    DEFAULT_FEATURES, FeatureSet, FeatureStream, MAX_CAMPAIGN_CONTACTS, NETWORK_FEATURES,
+    PartitionedFeatures, campaign_set, features_as_of, features_sql, observable_snapshots,
+    stream_features_as_of, stream_features_partitioned, training_set,
 };
 
 /// A DataFusion session with every loaded table of the workspace registered under its
@@ -222,6 +222,29 @@ impl Subset {
     }
 }
 
+/// A query of no rows with the columns of `table`.
+fn empty_select(table: Table) -> String {
+    use datafusion::arrow::datatypes::DataType;
+    let columns: Vec<String> = table
+        .spec()
+        .arrow_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = match f.data_type() {
+                DataType::Int64 => "BIGINT",
+                DataType::Float64 => "DOUBLE",
+                DataType::Date32 => "DATE",
+                DataType::Boolean => "BOOLEAN",
+                DataType::Timestamp(..) => "TIMESTAMP",
+                _ => "VARCHAR",
+            };
+            format!("CAST(NULL AS {ty}) AS \"{}\"", f.name())
+        })
+        .collect();
+    format!("SELECT {} WHERE false", columns.join(", "))
+}
+
 fn keyed_by_subscriber(table: Table) -> bool {
     table.spec().column_index("subscriber_id").is_some()
 }
@@ -297,6 +320,19 @@ async fn filtered_session(
             )
             .await
             .map_err(|e| Error::engine(format!("registering {table}"), e))?;
+        }
+    }
+    // The network's tables are optional: an operator without probes or call records still
+    // gets every feature, those reading them empty.
+    for table in [Table::Cells, Table::NetworkWeekly, Table::CallingCircle] {
+        if workspace.has_table(table) {
+            continue;
+        }
+        let empty = empty_select(table);
+        for name in [table.name().to_owned(), format!("{}__all", table.name())] {
+            ctx.sql(&format!("CREATE VIEW {name} AS {empty}"))
+                .await
+                .map_err(|e| Error::engine(format!("registering an empty {table}"), e))?;
         }
     }
     // Views come after every table, as a condition may query any of them.

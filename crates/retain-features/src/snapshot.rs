@@ -101,6 +101,49 @@ pub const DEFAULT_FEATURES: &[(&str, &str)] = &[
         "count(suspension, 6m, category = 'arrears')",
     ),
     ("downgrades_6m", "count(plan_change, 6m, downgrade = true)"),
+    // The network's experience (network_weekly): the last four weeks, and against the eight
+    // before them.
+    ("dropped_call_rate_4w", "avg(dropped_call_rate, 4w)"),
+    (
+        "dropped_call_trend",
+        "avg(dropped_call_rate, 4w) / avg(dropped_call_rate, 5w..12w)",
+    ),
+    ("setup_failures_4w", "sum(setup_failures, 4w)"),
+    ("weak_coverage_4w", "avg(weak_coverage_minutes, 4w)"),
+    (
+        "weak_coverage_trend",
+        "avg(weak_coverage_minutes, 4w) / avg(weak_coverage_minutes, 5w..12w)",
+    ),
+    ("data_stall_4w", "avg(data_stall_seconds, 4w)"),
+    ("throughput_4w", "avg(throughput_mbps, 4w)"),
+    (
+        "throughput_trend",
+        "avg(throughput_mbps, 4w) / avg(throughput_mbps, 5w..12w)",
+    ),
+    // The calling circle (交往圈) over three months. The home cell's rates (`cell_churn_rate`,
+    // `cell_complaint_rate`) are for rules and targeting, not the model: they move with a few
+    // cells' faults, and where cells are few the serving-shift check refuses them.
+    ("circle_size", "circle_size"),
+    ("circle_left_share_3m", "circle_left_share"),
+    ("competitor_call_share_3m", "competitor_call_share"),
+    ("competitor_call_share_1m", "competitor_call_share_1m"),
+];
+
+/// The default features that read the network's tables (`network_weekly`, `cells`,
+/// `calling_circle`): what `retain train --without network` leaves out.
+pub const NETWORK_FEATURES: &[&str] = &[
+    "dropped_call_rate_4w",
+    "dropped_call_trend",
+    "setup_failures_4w",
+    "weak_coverage_4w",
+    "weak_coverage_trend",
+    "data_stall_4w",
+    "throughput_4w",
+    "throughput_trend",
+    "circle_size",
+    "circle_left_share_3m",
+    "competitor_call_share_3m",
+    "competitor_call_share_1m",
 ];
 
 /// A compiled feature set.
@@ -469,4 +512,28 @@ pub async fn observable_snapshots(
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{NETWORK_MEASURES, SOCIAL, Source};
+
+    /// `--without network` must leave out exactly the features that read the network's tables.
+    #[test]
+    fn the_network_features_are_those_reading_the_network() {
+        let reading: Vec<&str> = DEFAULT_FEATURES
+            .iter()
+            .filter(|(name, text)| {
+                let set = FeatureSet::compile(&[(name, text)]).unwrap();
+                set.compiler.sources.iter().any(|s| match s {
+                    Source::Usage { measure, .. } => NETWORK_MEASURES.contains(measure),
+                    Source::Profile(name) => SOCIAL.contains(name),
+                    _ => false,
+                })
+            })
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(reading, NETWORK_FEATURES);
+    }
 }

@@ -29,7 +29,15 @@ pub const CATEGORIES: &[(&str, &str)] = REASON_CODES
 pub fn category(feature: &str) -> Option<&'static str> {
     let f = feature;
     let is = |prefixes: &[&str]| prefixes.iter().any(|p| f.starts_with(p));
-    if is(&["network_complaints"]) {
+    if is(&[
+        "network_complaints",
+        "dropped_call",
+        "setup_failures",
+        "weak_coverage",
+        "data_stall",
+        "throughput",
+        "cell_",
+    ]) {
         Some("network_quality")
     } else if is(&["billing_complaints", "arrears", "suspended_days"]) {
         Some("billing_arrears")
@@ -47,6 +55,7 @@ pub fn category(feature: &str) -> Option<&'static str> {
         "days_since_competitor",
         "forward",
         "days_since_forward",
+        "circle_",
     ]) {
         Some("competitor_lure")
     } else if is(&["has_subsidy", "subsidy_months", "contract_months"]) {
@@ -194,6 +203,13 @@ mod tests {
             "complaints_6m",
         ] {
             assert!(category(f).is_some(), "{f}");
+        }
+        for f in retain_features::NETWORK_FEATURES {
+            let c = category(f);
+            assert!(
+                matches!(c, Some("network_quality" | "competitor_lure")),
+                "{f}: {c:?}"
+            );
         }
         for f in ["tenure_months", "age", "plan_tier", "family_size"] {
             assert!(category(f).is_none(), "{f}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use retain_data::Workspace;
-use retain_features::{Cadence, FeatureSet, LabelConfig};
+use retain_features::{Cadence, FeatureSet, LabelConfig, NETWORK_FEATURES};
 use serde::Serialize;
 
 use crate::{Drift, DriftLevel, DriftReference, Error, ModelReport, Result, Table};
@@ -25,7 +25,13 @@ pub struct TrainOptions {
     /// for any): a training is otherwise refused over such a shift ([`MAX_SERVING_PSI`]).
     #[serde(default)]
     pub accept_shift: Vec<String>,
+    /// Groups of features left out of the training (`network`: [`NETWORK_FEATURES`]).
+    #[serde(default)]
+    pub without: Vec<String>,
 }
+
+/// The groups of features `--without` can leave out.
+pub(crate) const FEATURE_GROUPS: &[&str] = &["network"];
 
 /// Above this population stability index between the test month and what scoring will see, a
 /// feature the model uses is a skew (computed one way for training and another for scoring) or
@@ -51,6 +57,16 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
             set.names.join(", ")
         )));
     }
+    if let Some(unknown) = options
+        .without
+        .iter()
+        .find(|g| !FEATURE_GROUPS.contains(&g.as_str()))
+    {
+        return Err(Error::Data(format!(
+            "--without {unknown}: no such group of features (one of {})",
+            FEATURE_GROUPS.join(", ")
+        )));
+    }
     let labels = LabelConfig {
         suspension_gap_months: options.gap,
         ..LabelConfig::default()
@@ -61,11 +77,20 @@ pub async fn train_workspace(workspace: &Workspace, options: &TrainOptions) -> R
         retain_features::observable_snapshots(&ctx, 6, options.horizon + options.gap).await?;
     let batches =
         retain_features::training_set(&ctx, &set, &snapshots, options.horizon, &labels).await?;
-    let full = Table::from_batches(&batches)?;
+    let mut full = Table::from_batches(&batches)?;
     // The out-of-time month `train` tests on, with every feature: the champion meets the
     // challenger there on the features it was trained on, which may be more.
     let last = full.snapshot.iter().copied().max().unwrap_or(0);
     let test_full = full.subset(&crate::rows_where(&full, |s| s == last));
+    if options.without.iter().any(|g| g == "network") {
+        let keep: Vec<String> = full
+            .features
+            .iter()
+            .filter(|f| !NETWORK_FEATURES.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        full = full.select(&keep)?;
+    }
     // The population scoring will see (a sample): a feature it sees far more often than the
     // training snapshots did is left out, and the model's features are checked against it.
     let serving = serving_sample(workspace, &ctx, &set).await?;

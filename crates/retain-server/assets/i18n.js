@@ -238,6 +238,11 @@ window.CODES = {
     days_since_competitor_call: '距上次竞品接触天数', forward_days_1m: '近1月呼转竞品天数', forward_days_6m: '近6月呼转竞品天数',
     days_since_forward: '距上次呼转竞品天数', service_calls_1m: '近1月客服来电', service_calls_6m: '近6月客服来电',
     stop_requests_3m: '近3月停机申请', arrears_stops_6m: '近6月欠费停机', downgrades_6m: '近6月降档次数',
+    dropped_call_rate_4w: '近4周掉话率', dropped_call_trend: '掉话率趋势', setup_failures_4w: '近4周呼叫建立失败',
+    weak_coverage_4w: '近4周弱覆盖时长', weak_coverage_trend: '弱覆盖趋势', data_stall_4w: '近4周数据卡顿',
+    throughput_4w: '近4周下载速率', throughput_trend: '下载速率趋势', circle_size: '交往圈人数',
+    circle_left_share_3m: '近3月交往圈离网占比', competitor_call_share_3m: '近3月呼向竞品号码占比',
+    competitor_call_share_1m: '上月呼向竞品号码占比',
   },
   en: {
     observed: 'Observed churn rate', ideal: 'Perfect calibration', all: 'Everyone', arpu: 'ARPU', vas: 'VAS',

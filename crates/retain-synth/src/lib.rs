@@ -31,6 +31,8 @@ use serde::Serialize;
 
 use crate::catalog::{Cause, HISTORIC_OFFERS, PLANS, save_probability};
 use crate::csvline::Line;
+use crate::subscriber::circle::{write_calls, write_waves};
+use crate::subscriber::network::{Cells, network_weeks};
 use crate::subscriber::{Out, World, generate, next_month, write_group};
 
 /// Errors of the synthesizer.
@@ -69,6 +71,9 @@ pub struct SynthParams {
     pub last_month: NaiveDate,
     /// Weeks of weekly usage, ending with the last full week of the window.
     pub weeks: u32,
+    /// Export the network's weekly experience and the monthly call records (`network_weekly`,
+    /// `calling_circle`); the operator is the same without them, only its export is smaller.
+    pub network: bool,
 }
 
 impl Default for SynthParams {
@@ -79,6 +84,7 @@ impl Default for SynthParams {
             seed: 42,
             last_month: NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid date"),
             weeks: 26,
+            network: true,
         }
     }
 }
@@ -105,6 +111,13 @@ pub struct SynthCounts {
     pub group_visits: u64,
     /// Groups that leave for a competitor as a whole, in the window or just after it.
     pub group_defections: u64,
+    pub cells: u64,
+    pub network_weekly: u64,
+    pub calling_circle: u64,
+    /// Cells that go through a spell of degradation.
+    pub degraded_cells: u64,
+    /// Calling circles a wave of defection runs through.
+    pub circle_waves: u64,
 }
 
 impl SynthCounts {
@@ -125,6 +138,11 @@ impl SynthCounts {
         self.group_products += o.group_products;
         self.group_visits += o.group_visits;
         self.group_defections += o.group_defections;
+        self.cells += o.cells;
+        self.network_weekly += o.network_weekly;
+        self.calling_circle += o.calling_circle;
+        self.degraded_cells += o.degraded_cells;
+        self.circle_waves += o.circle_waves;
     }
 }
 
@@ -170,43 +188,68 @@ pub fn synthesize(params: &SynthParams, out: &Path, truth_dir: &Path) -> Result<
         plans: PLANS.len() as u64,
         ..SynthCounts::default()
     };
-    let chunks: Vec<u64> = (0..params.subscribers.div_ceil(CHUNK)).collect();
-    // A bounded window of chunks in flight keeps memory flat at any size.
-    for window in chunks.chunks(rayon::current_num_threads().max(1) * 4) {
-        let outs: Vec<Out> = window
-            .par_iter()
-            .map(|&chunk| {
-                let mut out = Out::default();
-                let end = ((chunk + 1) * CHUNK).min(params.subscribers);
-                for index in chunk * CHUNK..end {
-                    generate(&world, index, &mut out);
-                }
-                out
-            })
-            .collect();
-        for o in outs {
+    let mut cells = Vec::new();
+    counts.cells = world.cells.write(&mut cells);
+    counts.degraded_cells = world
+        .cells
+        .cells
+        .iter()
+        .filter(|c| c.degraded.is_some())
+        .count() as u64;
+    writers
+        .cells
+        .write_all(&cells)
+        .map_err(|e| io("writing cells.csv", e))?;
+    let mut truth = Vec::new();
+    world.cells.write_truth(&world.months, &mut truth);
+    writers
+        .truth_cells
+        .write_all(&truth)
+        .map_err(|e| io("writing truth/cells.csv", e))?;
+    let mut waves = Vec::new();
+    counts.circle_waves = write_waves(&world, &mut waves);
+    writers
+        .truth_circles
+        .write_all(&waves)
+        .map_err(|e| io("writing truth/circles.csv", e))?;
+
+    let n = params.subscribers;
+    // Each subscriber's life, for the call records written once every life is known: a few
+    // bytes a subscriber.
+    let mut lives = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    in_chunks(
+        n,
+        CHUNK,
+        |index, out| generate(&world, index, out),
+        |mut o| {
             writers.write(&o)?;
             counts.add(&o.counts);
-        }
+            lives.append(&mut o.lives);
+            Ok(())
+        },
+    )?;
+    if world.network {
+        in_chunks(
+            n,
+            CHUNK,
+            |index, out| write_calls(&world, &lives, index, index + 1, out),
+            |o| {
+                writers.write(&o)?;
+                counts.add(&o.counts);
+                Ok(())
+            },
+        )?;
     }
-    let group_chunks: Vec<u64> = (0..world.groups.div_ceil(GROUP_CHUNK)).collect();
-    for window in group_chunks.chunks(rayon::current_num_threads().max(1) * 4) {
-        let outs: Vec<Out> = window
-            .par_iter()
-            .map(|&chunk| {
-                let mut out = Out::default();
-                let end = ((chunk + 1) * GROUP_CHUNK).min(world.groups);
-                for g in chunk * GROUP_CHUNK..end {
-                    write_group(&world, g, &mut out);
-                }
-                out
-            })
-            .collect();
-        for o in outs {
+    in_chunks(
+        world.groups,
+        GROUP_CHUNK,
+        |g, out| write_group(&world, g, out),
+        |o| {
             writers.write(&o)?;
             counts.add(&o.counts);
-        }
-    }
+            Ok(())
+        },
+    )?;
     writers.finish()?;
 
     write_offer_effects(&truth_dir.join("offer_effects.csv"))?;
@@ -228,6 +271,33 @@ pub fn synthesize(params: &SynthParams, out: &Path, truth_dir: &Path) -> Result<
         .map_err(|e| io("writing manifest.json", e))?;
     tracing::info!(?counts, "synthetic operator written");
     Ok(summary)
+}
+
+/// Runs `each` over `0..n` in chunks of `size` on every core, and hands the chunks' outputs to
+/// `take` in order. A bounded window of chunks in flight keeps memory flat at any size.
+fn in_chunks(
+    n: u64,
+    size: u64,
+    each: impl Fn(u64, &mut Out) + Sync,
+    mut take: impl FnMut(Out) -> Result<()>,
+) -> Result<()> {
+    let chunks: Vec<u64> = (0..n.div_ceil(size)).collect();
+    for window in chunks.chunks(rayon::current_num_threads().max(1) * 4) {
+        let outs: Vec<Out> = window
+            .par_iter()
+            .map(|&chunk| {
+                let mut out = Out::default();
+                for index in chunk * size..((chunk + 1) * size).min(n) {
+                    each(index, &mut out);
+                }
+                out
+            })
+            .collect();
+        for o in outs {
+            take(o)?;
+        }
+    }
+    Ok(())
 }
 
 fn world(params: &SynthParams) -> World {
@@ -257,11 +327,14 @@ fn world(params: &SynthParams) -> World {
     };
     World {
         seed: params.seed,
+        cells: Cells::draw(params.seed, params.subscribers, months.len()),
+        network_weeks: network_weeks(&months, window_end),
         months,
         weeks,
         campaign_months,
         subscribers: params.subscribers,
         groups: (params.subscribers / 60).max(1),
+        network: params.network,
     }
 }
 
@@ -284,9 +357,14 @@ struct Writers {
     group_key_people: BufWriter<File>,
     group_products: BufWriter<File>,
     group_visits: BufWriter<File>,
+    cells: BufWriter<File>,
+    network_weekly: BufWriter<File>,
+    calling_circle: BufWriter<File>,
     truth_churn: BufWriter<File>,
     truth_traits: BufWriter<File>,
     truth_groups: BufWriter<File>,
+    truth_cells: BufWriter<File>,
+    truth_circles: BufWriter<File>,
 }
 
 fn create(path: &Path, header: &[&str]) -> Result<BufWriter<File>> {
@@ -319,6 +397,9 @@ impl Writers {
             group_key_people: open(Table::GroupKeyPeople)?,
             group_products: open(Table::GroupProducts)?,
             group_visits: open(Table::GroupVisits)?,
+            cells: open(Table::Cells)?,
+            network_weekly: open(Table::NetworkWeekly)?,
+            calling_circle: open(Table::CallingCircle)?,
             truth_churn: create(
                 &truth.join("churn.csv"),
                 &[
@@ -349,11 +430,25 @@ impl Writers {
                 &truth.join("groups.csv"),
                 &["group_id", "defected", "defection_month", "tier"],
             )?,
+            truth_cells: create(
+                &truth.join("cells.csv"),
+                &[
+                    "cell_id",
+                    "badness",
+                    "degraded_from",
+                    "degraded_until",
+                    "severity",
+                ],
+            )?,
+            truth_circles: create(
+                &truth.join("circles.csv"),
+                &["circle", "leader_id", "wave_month"],
+            )?,
         })
     }
 
     fn write(&mut self, o: &Out) -> Result<()> {
-        let pairs: [(&mut BufWriter<File>, &[u8]); 13] = [
+        let pairs: [(&mut BufWriter<File>, &[u8]); 15] = [
             (&mut self.subscribers, &o.subscribers),
             (&mut self.contracts, &o.contracts),
             (&mut self.usage_monthly, &o.usage_monthly),
@@ -364,6 +459,8 @@ impl Writers {
             (&mut self.group_key_people, &o.group_key_people),
             (&mut self.group_products, &o.group_products),
             (&mut self.group_visits, &o.group_visits),
+            (&mut self.network_weekly, &o.network_weekly),
+            (&mut self.calling_circle, &o.calling_circle),
             (&mut self.truth_churn, &o.truth_churn),
             (&mut self.truth_traits, &o.truth_traits),
             (&mut self.truth_groups, &o.truth_groups),
@@ -388,9 +485,14 @@ impl Writers {
             self.group_key_people,
             self.group_products,
             self.group_visits,
+            self.cells,
+            self.network_weekly,
+            self.calling_circle,
             self.truth_churn,
             self.truth_traits,
             self.truth_groups,
+            self.truth_cells,
+            self.truth_circles,
         ] {
             w.into_inner()
                 .map_err(|e| io("flushing synthetic data", e.into_error()))?

@@ -91,6 +91,17 @@ pub struct RuleMetrics {
     pub points: i64,
     #[serde(flatten)]
     pub metrics: Metrics,
+    /// Churners it caught who had not complained in the six months before: warned before the
+    /// complaint, if one ever came.
+    #[serde(default)]
+    pub before_complaint: u64,
+    /// Of those, how many complained between the snapshot and the end of the outcome window.
+    #[serde(default)]
+    pub complained_later: u64,
+    /// Their mean days from the snapshot to that first complaint: the lead the rule gives over
+    /// waiting for the complaint.
+    #[serde(default)]
+    pub lead_days: Option<f64>,
 }
 
 /// How many of a slice had a score, and how many of them churned: where a threshold would fall.
@@ -187,7 +198,10 @@ pub async fn backtest(
     let mut by_score: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
     // Then involuntary churners: all, caught as potential churners, caught by level.
     let base = 2 + 2 * (n + LEVELS.len() + 1);
-    let width = base + 2 + LEVELS.len();
+    // Then, per rule, the churners caught before any complaint, those of them who complained
+    // later, and the sum of their days to it.
+    let quiet = base + 2 + LEVELS.len();
+    let width = quiet + 3 * n;
     for &s in &dates {
         let query = scoring_query(rules, s);
         let end = s + Months::new(options.horizon_months);
@@ -213,6 +227,16 @@ pub async fn backtest(
                 "SUM(CASE WHEN level = '{level}' AND involuntary = 1 THEN 1 ELSE 0 END)"
             ));
         }
+        for i in 0..n {
+            let caught = format!("r{i} AND pos = 1 AND quiet = 1");
+            aggregates.push(format!("SUM(CASE WHEN {caught} THEN 1 ELSE 0 END)"));
+            aggregates.push(format!(
+                "SUM(CASE WHEN {caught} AND next_days IS NOT NULL THEN 1 ELSE 0 END)"
+            ));
+            aggregates.push(format!("SUM(CASE WHEN {caught} THEN next_days END)"));
+        }
+        let quiet_from = s - Months::new(6);
+        let outcome_end = end + Months::new(options.labels.suspension_gap_months);
         let sql = format!(
             "WITH {ctes}, scored AS ({select}),
              lab AS (SELECT DISTINCT subscriber_id FROM {labels}
@@ -221,14 +245,34 @@ pub async fn backtest(
              left_already AS (SELECT DISTINCT subscriber_id FROM {labels}
                      WHERE churn_type = 'quantity' AND effective_month < DATE '{s}'),
              treated AS ({treated}),
-             j AS (SELECT scored.*, CASE WHEN lab.subscriber_id IS NULL THEN 0 ELSE 1 END AS pos,
-                          CASE WHEN c.subscriber_id IS NULL THEN 0 ELSE 1 END AS involuntary
+             bt_complained AS (SELECT DISTINCT subscriber_id FROM events WHERE kind = 'complaint'
+                     AND \"timestamp\" >= TIMESTAMP '{quiet_from}T00:00:00'
+                     AND \"timestamp\" < TIMESTAMP '{s}T00:00:00'),
+             bt_next AS (SELECT subscriber_id,
+                     CAST(MIN(to_unixtime(\"timestamp\") - to_unixtime(TIMESTAMP '{s}T00:00:00')) / 86400 AS BIGINT) AS days
+                     FROM events WHERE kind = 'complaint'
+                     AND \"timestamp\" >= TIMESTAMP '{s}T00:00:00'
+                     AND \"timestamp\" < TIMESTAMP '{outcome_end}T00:00:00'
+                     GROUP BY subscriber_id),
+             -- What is known of each subscriber, side by side: one join onto the scores, since
+             -- a plan decoded on a cluster's scheduler must stay within its depth limit.
+             facts AS (SELECT subscriber_id, MAX(pos) AS pos, MAX(inv) AS inv, MAX(gone) AS gone,
+                          MAX(tr) AS tr, MAX(compl) AS compl, MIN(next_days) AS next_days
+                   FROM (SELECT subscriber_id, 1 AS pos, 0 AS inv, 0 AS gone, 0 AS tr, 0 AS compl,
+                                CAST(NULL AS BIGINT) AS next_days FROM lab
+                         UNION ALL SELECT subscriber_id, 0, 1, 0, 0, 0, CAST(NULL AS BIGINT) FROM cut_off
+                         UNION ALL SELECT subscriber_id, 0, 0, 1, 0, 0, CAST(NULL AS BIGINT) FROM left_already
+                         UNION ALL SELECT subscriber_id, 0, 0, 0, 1, 0, CAST(NULL AS BIGINT) FROM treated
+                         UNION ALL SELECT subscriber_id, 0, 0, 0, 0, 1, CAST(NULL AS BIGINT) FROM bt_complained
+                         UNION ALL SELECT subscriber_id, 0, 0, 0, 0, 0, days FROM bt_next) u
+                   GROUP BY subscriber_id),
+             j AS (SELECT scored.*, COALESCE(fx.pos, 0) AS pos,
+                          COALESCE(fx.inv, 0) AS involuntary,
+                          1 - COALESCE(fx.compl, 0) AS quiet,
+                          fx.next_days AS next_days
                    FROM scored
-                   LEFT JOIN lab ON lab.subscriber_id = scored.subscriber_id
-                   LEFT JOIN cut_off c ON c.subscriber_id = scored.subscriber_id
-                   LEFT JOIN left_already x ON x.subscriber_id = scored.subscriber_id
-                   LEFT JOIN treated t ON t.subscriber_id = scored.subscriber_id
-                   WHERE x.subscriber_id IS NULL AND t.subscriber_id IS NULL)
+                   LEFT JOIN facts fx ON fx.subscriber_id = scored.subscriber_id
+                   WHERE COALESCE(fx.gone, 0) = 0 AND COALESCE(fx.tr, 0) = 0)
              SELECT cohort, score, {aggs} FROM j GROUP BY cohort, score",
             ctes = query.ctes,
             select = query.select,
@@ -310,6 +354,10 @@ pub async fn backtest(
                     name_en: r.name_en.clone(),
                     points: r.points,
                     metrics: metric(i),
+                    before_complaint: v[quiet + 3 * i],
+                    complained_later: v[quiet + 3 * i + 1],
+                    lead_days: (v[quiet + 3 * i + 1] > 0)
+                        .then(|| round(v[quiet + 3 * i + 2] as f64 / v[quiet + 3 * i + 1] as f64)),
                 })
                 .collect(),
             levels: LEVELS

@@ -19,6 +19,8 @@ pub const CATEGORIES: &[&str] = &[
     "service_contacts",
     "value_added_services",
     "behaviour",
+    "network_experience",
+    "social_circle",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -161,7 +161,35 @@ fn check_row(spec: &TableSpec, row: &[Value]) -> Option<(usize, String)> {
                 return Some((ei, "a cancelled product needs its end_date".to_owned()));
             }
         }
-        Table::Plans | Table::UsageWeekly | Table::GroupKeyPeople | Table::GroupVisits => {}
+        Table::CallingCircle => {
+            // A row is an on-net pair or a competitor's numbers, never both or neither.
+            let (_, subscriber) = get("subscriber_id");
+            let (pi, peer) = get("peer_id");
+            let (oi, operator) = get("peer_operator");
+            match (peer, operator) {
+                (Value::Null, Value::Null) => {
+                    return Some((pi, "needs a peer_id or a peer_operator".to_owned()));
+                }
+                (Value::Null, _) => {}
+                (_, Value::Null) if peer == subscriber => {
+                    return Some((pi, "peer_id is the subscriber itself".to_owned()));
+                }
+                (_, Value::Null) => {}
+                _ => {
+                    return Some((
+                        oi,
+                        "a pair of subscribers has no peer_operator (give one or the other)"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+        Table::Plans
+        | Table::UsageWeekly
+        | Table::GroupKeyPeople
+        | Table::GroupVisits
+        | Table::Cells
+        | Table::NetworkWeekly => {}
     }
     None
 }

@@ -12,6 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 mod accounts;
 mod groups;
 mod history;
+mod network;
 mod usage;
 
 use accounts::{CONTRACTS, PLANS, SUBSCRIBERS};
@@ -21,6 +22,8 @@ pub use groups::{
     VISIT_CHANNELS, VISIT_OUTCOMES,
 };
 use history::{CAMPAIGN_HISTORY, EVENTS};
+pub use network::TECHNOLOGIES;
+use network::{CALLING_CIRCLE, CELLS, NETWORK_WEEKLY};
 use usage::{USAGE_MONTHLY, USAGE_WEEKLY};
 
 /// The type of a canonical column, with the validation that goes with it.
@@ -115,6 +118,9 @@ pub enum Table {
     GroupKeyPeople,
     GroupProducts,
     GroupVisits,
+    Cells,
+    NetworkWeekly,
+    CallingCircle,
 }
 
 /// Everything about a table that ingest and the engine need.
@@ -131,7 +137,7 @@ pub struct TableSpec {
 
 impl Table {
     /// All tables, in the order they must be loaded (referenced tables first).
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 14] = [
         Table::Plans,
         Table::Subscribers,
         Table::Contracts,
@@ -143,6 +149,9 @@ impl Table {
         Table::GroupKeyPeople,
         Table::GroupProducts,
         Table::GroupVisits,
+        Table::Cells,
+        Table::NetworkWeekly,
+        Table::CallingCircle,
     ];
 
     #[must_use]
@@ -171,6 +180,9 @@ impl Table {
             Table::GroupKeyPeople => &GROUP_KEY_PEOPLE,
             Table::GroupProducts => &GROUP_PRODUCTS,
             Table::GroupVisits => &GROUP_VISITS,
+            Table::Cells => &CELLS,
+            Table::NetworkWeekly => &NETWORK_WEEKLY,
+            Table::CallingCircle => &CALLING_CIRCLE,
         }
     }
 }
@@ -196,6 +208,9 @@ impl TableSpec {
             Table::GroupKeyPeople => "group_key_people",
             Table::GroupProducts => "group_products",
             Table::GroupVisits => "group_visits",
+            Table::Cells => "cells",
+            Table::NetworkWeekly => "network_weekly",
+            Table::CallingCircle => "calling_circle",
         }
     }
 

@@ -34,7 +34,9 @@ pub use self::compiler::Compiler;
 pub use self::lexer::{Unit, Window};
 pub use self::parser::{Expr, parse};
 pub use self::position::{line_column, toml_literal_offset, toml_offset};
-pub use self::vocabulary::{MEASURES, PROFILE, SEGMENT_FIELDS, Source, Type, WARNING_FIELDS};
+pub use self::vocabulary::{
+    MEASURES, NETWORK_MEASURES, PROFILE, SEGMENT_FIELDS, SOCIAL, Source, Type, WARNING_FIELDS,
+};
 
 /// The longest condition accepted, in bytes of UTF-8 text. The longest shipped rule is under
 /// 200 bytes; a target expression naming every tag of a large library stays under 1 KiB.

@@ -60,6 +60,35 @@ pub const MEASURES: &[&str] = &[
     "suspended_days",
     "active_days",
     "active_share",
+    "dropped_call_rate",
+    "setup_failures",
+    "weak_coverage_minutes",
+    "data_stall_seconds",
+    "throughput_mbps",
+];
+
+/// The measures of `network_weekly`, the network's experience: weekly, whatever the window's
+/// unit (a month window reads the weeks starting in it).
+pub const NETWORK_MEASURES: &[&str] = &[
+    "dropped_call_rate",
+    "setup_failures",
+    "weak_coverage_minutes",
+    "data_stall_seconds",
+    "throughput_mbps",
+];
+
+/// Profile features read from the calling circle over the three months before the as-of date
+/// (the on-net peers called, `circle_size`; the share of them who left, `circle_left_share`;
+/// the share of calls to competitors' numbers, `competitor_call_share`, and over the last month
+/// `competitor_call_share_1m`) and from the home cell over six (its share of leavers and of
+/// subscribers with a network complaint).
+pub const SOCIAL: &[&str] = &[
+    "circle_size",
+    "circle_left_share",
+    "competitor_call_share",
+    "competitor_call_share_1m",
+    "cell_churn_rate",
+    "cell_complaint_rate",
 ];
 
 /// Profile features and their types.
@@ -74,6 +103,12 @@ pub const PROFILE: &[(&str, Type)] = &[
     ("contract_months_left", Type::Number),
     ("family_size", Type::Number),
     ("group_size", Type::Number),
+    ("circle_size", Type::Number),
+    ("circle_left_share", Type::Number),
+    ("competitor_call_share", Type::Number),
+    ("competitor_call_share_1m", Type::Number),
+    ("cell_churn_rate", Type::Number),
+    ("cell_complaint_rate", Type::Number),
 ];
 
 /// Columns of the latest segmentation usable in conditions.

@@ -303,7 +303,8 @@ async fn every_active_subscriber_gets_a_named_place() {
         .await
         .unwrap();
     assert!(at_once.iter().any(|b| b.family_size > 1.0));
-    assert_eq!(format!("{parted:?}"), format!("{at_once:?}"));
+    // The same values, up to the order in which the engine summed a subscriber's months.
+    assert_same_up_to_rounding(&format!("{parted:?}"), &format!("{at_once:?}"));
 
     // Recomputed at once first, in a session that has not read the outputs yet: the warning
     // run above changed what `midhigh_warned` reads.
@@ -358,4 +359,26 @@ async fn every_active_subscriber_gets_a_named_place() {
             .unwrap()
             .is_none()
     );
+}
+
+/// Two debug renderings equal but for the last bits of their decimal numbers: a sum of the same
+/// values in another order can differ there.
+fn assert_same_up_to_rounding(a: &str, b: &str) {
+    let split = |s: &str| -> Vec<String> {
+        s.split(|c: char| c.is_whitespace() || ",:{}()[]".contains(c))
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (ta, tb) = (split(a), split(b));
+    assert_eq!(ta.len(), tb.len(), "different shapes");
+    for (x, y) in ta.iter().zip(&tb) {
+        match (x.parse::<f64>(), y.parse::<f64>()) {
+            (Ok(u), Ok(v)) => assert!(
+                (u - v).abs() <= 1e-9 * u.abs().max(v.abs()).max(1.0),
+                "{x} against {y}"
+            ),
+            _ => assert_eq!(x, y),
+        }
+    }
 }

@@ -58,6 +58,9 @@ pub(super) struct Intent {
     /// Month the intent formed.
     pub(super) start: usize,
     pub(super) path: Path,
+    /// Formed because friends in the calling circle left: it shows in the calls to their new
+    /// network far more than in visits to a competitor's shop.
+    pub(super) social: bool,
 }
 
 /// How the cause of an intent shows in the signal months, as multipliers and event rates.
@@ -78,7 +81,8 @@ impl Simulation<'_> {
     ) -> Option<Cause> {
         let month = self.world.months[t];
         let month_end = self.world.month_end(t);
-        let exposure = Exposure::at(&self.contracts, month, month_end, tenure_months, disputed);
+        let mut exposure = Exposure::at(&self.contracts, month, month_end, tenure_months, disputed);
+        exposure.cell = self.world.cells.cells[self.cell].endured(t);
         let hazards = intent_hazards(&self.traits, &exposure);
         let total: f64 = hazards.iter().sum::<f64>() * HAZARD_SCALE;
         if self.rng.random::<f64>() >= total {
@@ -121,7 +125,21 @@ impl Simulation<'_> {
 
     /// The signal profile of a cause, `k` months after the intent formed (k = 0, 1, 2, then the
     /// exit months).
-    pub(super) fn signals(cause: Cause, k: usize) -> Signals {
+    pub(super) fn signals(intent: &Intent, k: usize) -> Signals {
+        if intent.social {
+            let s = (k as f64 + 1.0).min(3.0) / 3.0;
+            return Signals {
+                voice: 1.0 - 0.2 * s,
+                data: 1.0,
+                vas: 1.0,
+                active: 1.0,
+                calls_in: 1.0,
+            };
+        }
+        Self::cause_signals(intent.cause, k)
+    }
+
+    fn cause_signals(cause: Cause, k: usize) -> Signals {
         let s = (k as f64 + 1.0).min(3.0) / 3.0;
         let mut sig = Signals {
             voice: 1.0,
@@ -289,6 +307,8 @@ pub(super) struct Exposure {
     pub(super) disputed: bool,
     /// The month after the Spring Festival, when people move.
     pub(super) after_festival: bool,
+    /// Severity of the home cell's degradation, once endured for a month (0 to 1).
+    pub(super) cell: f64,
 }
 
 impl Exposure {
@@ -315,6 +335,7 @@ impl Exposure {
                 let festival_month = f.with_day(1).expect("day 1");
                 month == next_month(festival_month)
             }),
+            cell: 0.0,
         }
     }
 }
@@ -332,7 +353,11 @@ pub(super) fn intent_hazards(tr: &super::profile::Traits, e: &Exposure) -> [f64;
     let lock = if e.locked { 0.35 } else { 1.0 };
     [
         0.005 * (0.3 + 2.0 * tr.price_sensitivity.powi(2)) * tenure * lock,
-        0.0035 * (0.1 + 3.0 * tr.network_exposure.powi(2)) * tenure * lock,
+        0.0035
+            * (0.1 + 3.0 * tr.network_exposure.powi(2))
+            * (1.0 + super::network::DEGRADED_HAZARD * e.cell)
+            * tenure
+            * lock,
         if e.ending_soon {
             0.06 * (0.4 + tr.competitor_exposure)
         } else {

@@ -78,6 +78,12 @@ impl Simulation<'_> {
         let cause = intent.map(|i| i.cause).filter(|_| k.is_some());
         let ramp = k.map_or(0.0, |k| (k as f64 + 1.0) / 3.0);
         let is = |c: Cause| if cause == Some(c) { ramp } else { 0.0 };
+        // Followers of friends rarely ask a competitor's shop or divert their calls.
+        let lure = if intent.is_some_and(|i| i.social) {
+            0.2
+        } else {
+            1.0
+        };
         let senior = self.age > 60;
         let rates = [
             // (kind, category, rate)
@@ -94,7 +100,11 @@ impl Simulation<'_> {
             (
                 "complaint",
                 "network",
-                0.01 + 0.06 * tr.network_exposure + 0.9 * is(Cause::Network),
+                // Most who suffer a bad network never complain: leavers for it only now and
+                // then, and a few of everyone on a degraded cell.
+                0.01 + 0.06 * tr.network_exposure
+                    + 0.06 * self.world.cells.cells[self.cell].severity(t)
+                    + 0.3 * is(Cause::Network),
             ),
             (
                 "complaint",
@@ -107,13 +117,13 @@ impl Simulation<'_> {
                 "",
                 0.01 * tr.competitor_exposure
                     + 0.35 * is(Cause::Price)
-                    + 0.6 * is(Cause::Competitor)
+                    + 0.6 * lure * is(Cause::Competitor)
                     + 0.5 * is(Cause::ContractExpiry),
             ),
             (
                 "forward_to_competitor",
                 "",
-                0.002 + 1.2 * is(Cause::Competitor) + 0.3 * is(Cause::ContractExpiry),
+                0.002 + 1.2 * lure * is(Cause::Competitor) + 0.3 * is(Cause::ContractExpiry),
             ),
         ];
         for (kind, category, rate) in rates {

@@ -9,9 +9,11 @@
 //! (`group.rs`) follows it out, decision makers first.
 
 mod churn;
+pub(crate) mod circle;
 mod events;
 pub(crate) mod future;
 mod group;
+pub(crate) mod network;
 mod profile;
 mod rows;
 mod story;
@@ -48,6 +50,13 @@ pub(crate) struct World {
     /// Subscribers the operator has, and the groups they may belong to.
     pub subscribers: u64,
     pub groups: u64,
+    /// The radio network's cells and their fates.
+    pub cells: network::Cells,
+    /// Mondays of the weeks the network's experience is recorded for: the whole window.
+    pub network_weeks: Vec<NaiveDate>,
+    /// Whether the network's experience and the call records are exported (the world is the
+    /// same either way).
+    pub network: bool,
 }
 
 impl World {
@@ -103,6 +112,16 @@ const STREAM_GROUP_FATE: u64 = 6;
 const STREAM_GROUP_MEMBER: u64 = 7;
 /// What a leaver says at the counter: a stream of its own, so recording it changes no other draw.
 const STREAM_STATED: u64 = 8;
+// The network's and the circles' streams: a cell's fate, a home cell (a family's or a
+// subscriber's), a subscriber's weekly experience, a circle's wave, a member's part in it, the
+// ties of a circle's pairs and a subscriber's calls.
+const STREAM_CELL: u64 = 9;
+const STREAM_HOME_CELL: u64 = 10;
+const STREAM_NETWORK_WEEKS: u64 = 11;
+const STREAM_CIRCLE: u64 = 12;
+const STREAM_CIRCLE_MEMBER: u64 = 13;
+const STREAM_CIRCLE_TIES: u64 = 14;
+const STREAM_OFFNET: u64 = 15;
 
 /// Output buffers of a chunk of subscribers or of groups, one per file.
 #[derive(Default)]
@@ -120,6 +139,10 @@ pub(crate) struct Out {
     pub group_products: Vec<u8>,
     pub group_visits: Vec<u8>,
     pub truth_groups: Vec<u8>,
+    pub network_weekly: Vec<u8>,
+    pub calling_circle: Vec<u8>,
+    /// Each subscriber's life, in order, for the call records' pass.
+    pub lives: Vec<circle::Life>,
     pub counts: SynthCounts,
 }
 
@@ -128,11 +151,22 @@ pub(crate) fn generate(world: &World, index: u64, out: &mut Out) {
     let mut rng = rng_for(world.seed, STREAM_SUBSCRIBER, index);
     let (mut profile, traits, age) = draw_profile(world, index, &mut rng);
     let contracts = draw_contracts(world, &profile, &mut rng);
-    let follow = profile.group.and_then(|g| {
+    let group_follow = profile.group.and_then(|g| {
         let fate = GroupFate::draw(world, g);
         profile.manager = Some(fate.manager.clone());
-        membership(world, &fate, index, profile.id, out).follow
+        membership(world, &fate, index, profile.id, out)
+            .follow
+            .map(|(m, p)| (m, p, false))
     });
+    // The earlier of a group's defection and a circle's wave takes the subscriber.
+    let follow = match (group_follow, circle::follow(world, index)) {
+        (Some(g), Some(c)) => Some(if c.0 < g.0 { c } else { g }),
+        (g, c) => g.or(c),
+    };
+    let home_key = profile.family.map_or(index, |f| (1 << 48) + f);
+    let cell = world
+        .cells
+        .home(world.seed, profile.city, profile.county, home_key);
     let mut sim = Simulation {
         world,
         profile,
@@ -146,6 +180,7 @@ pub(crate) fn generate(world: &World, index: u64, out: &mut Out) {
         status: ("active", NaiveDate::MIN),
         age,
         follow,
+        cell,
     };
     sim.run(out);
 }
@@ -195,6 +230,9 @@ struct Simulation<'w> {
     cancel: Option<NaiveDate>,
     status: (&'static str, NaiveDate),
     age: i64,
-    /// (month, path) of the intent a member forms to follow its group out.
-    follow: Option<(usize, Path)>,
+    /// (month, path, social) of the intent a member forms to follow its group or its circle
+    /// out; social when it follows friends ([`churn::Intent::social`]).
+    follow: Option<(usize, Path, bool)>,
+    /// Index of the home cell in [`World::cells`].
+    cell: usize,
 }

@@ -81,6 +81,7 @@ impl Simulation<'_> {
         }
 
         self.write_weeks(out);
+        self.write_network(out);
 
         let t = &self.traits;
         let mut line = Line::default();

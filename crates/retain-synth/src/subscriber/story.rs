@@ -34,6 +34,8 @@ impl Simulation<'_> {
         };
         let mut arrears_balance = 0.0_f64;
         let mut truth: Option<(Intent, Option<String>, usize, Option<usize>)> = None;
+        // When an intent lured by a competitor formed: the calls to its numbers grow from then.
+        let mut lured = n;
         self.status = ("active", self.profile.join);
 
         for t in first..n {
@@ -47,8 +49,8 @@ impl Simulation<'_> {
             // 1. An intent to leave may form. A member following its group out forms it in the
             // group's month, unless it is already leaving or has left (an exit covers value
             // churn and cancellation); that month's own draws are then skipped.
-            let follows = self.follow.filter(|(m, _)| *m == t);
-            if let Some((_, path)) = follows
+            let follows = self.follow.filter(|(m, ..)| *m == t);
+            if let Some((_, path, social)) = follows
                 && intent.is_none()
                 && truth.is_none()
             {
@@ -56,6 +58,7 @@ impl Simulation<'_> {
                     cause: Cause::Competitor,
                     start: t,
                     path,
+                    social,
                 });
                 out.counts.churn_intents += 1;
             } else if intent.is_none() && value_churn_from.is_none() && tenure_months >= 1 {
@@ -69,9 +72,16 @@ impl Simulation<'_> {
                         cause,
                         start: t,
                         path,
+                        social: false,
                     });
                     out.counts.churn_intents += 1;
                 }
+            }
+
+            if let Some(i) = &intent
+                && i.cause == Cause::Competitor
+            {
+                lured = lured.min(i.start);
             }
 
             // 2. A retention campaign may reach the subscriber while the signals show.
@@ -149,7 +159,7 @@ impl Simulation<'_> {
 
             // 4. Usage of the month.
             let signals = match (&intent, &truth) {
-                (Some(i), _) if t >= i.start => Some(Self::signals(i.cause, t - i.start)),
+                (Some(i), _) if t >= i.start => Some(Self::signals(i, t - i.start)),
                 _ => None,
             };
             let exiting_path = truth.as_ref().map(|(i, ..)| i.path);
@@ -393,9 +403,34 @@ impl Simulation<'_> {
         if let Some(c) = self.cancel {
             self.status = ("cancelled", c);
         }
+        out.lives.push(self.life(lured));
         // The subscriber row shows the plan at the end of the window.
         self.profile.plan = plan;
         self.write(out);
+    }
+
+    /// What the call records need of the subscriber's life ([`super::circle::Life`]).
+    fn life(&self, lured: usize) -> super::circle::Life {
+        let world = self.world;
+        let n = world.months.len();
+        let month_of = |day: NaiveDate| world.months.iter().rposition(|m| *m <= day);
+        let first = month_of(self.profile.join).unwrap_or(0);
+        let gone = self
+            .cancel
+            .map_or(n, |c| month_of(c).map_or(0, |t| t + 1).min(n));
+        let ported = self
+            .events
+            .iter()
+            .find(|e| e.kind == "port_out")
+            .and_then(|e| COMPETITORS.iter().position(|c| *c == e.competitor))
+            .map_or(0, |k| k as u8 + 1);
+        super::circle::Life {
+            first: first as u16,
+            gone: gone as u16,
+            ported,
+            lured: lured.min(n) as u16,
+            exposure: (self.traits.competitor_exposure * 100.0).round() as u8,
+        }
     }
 
     pub(super) fn suspended_on(&self, day: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {

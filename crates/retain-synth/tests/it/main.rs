@@ -51,6 +51,7 @@ fn every_seed_and_size_ingests_with_nothing_quarantined() {
             weeks: [4, 13, 26][(seed % 3) as usize],
             seed,
             last_month: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            network: seed % 4 != 0,
         };
         let bad = quarantined(&params);
         if !bad.is_empty() {

@@ -55,6 +55,11 @@ struct Story {
     events: Vec<[&'static str; 8]>,
     /// (kind, start, end)
     contracts: Vec<[&'static str; 3]>,
+    /// The last four weeks' (dropped-call rate, weak-coverage minutes); the eight before are
+    /// 0.5% and 40 minutes. No network rows without it.
+    network: Option<(f64, f64)>,
+    /// Monthly call records: (month, peer id or 0, competitor or "", calls).
+    calls: Vec<(&'static str, i64, &'static str, i64)>,
 }
 
 fn story(id: i64, expected: &'static [&'static str]) -> Story {
@@ -67,6 +72,8 @@ fn story(id: i64, expected: &'static [&'static str]) -> Story {
         week_fee: Vec::new(),
         events: Vec::new(),
         contracts: Vec::new(),
+        network: None,
+        calls: Vec::new(),
     }
 }
 
@@ -290,6 +297,26 @@ fn stories() -> Vec<Story> {
             months: vec![(4, |m| m.vas = 7.0), (5, |m| m.vas = 7.0)],
             ..story(1024, &["EW023"])
         },
+        // The network and the calling circle.
+        Story {
+            network: Some((2.0, 60.0)),
+            ..story(1025, &["EW024"])
+        },
+        Story {
+            // Two peers called in April, one of whom (9001) cancelled in May.
+            calls: vec![("2026-04", 9001, "", 6), ("2026-04", 1001, "", 4)],
+            ..story(1026, &["EW025"])
+        },
+        Story {
+            // Most of May's calls went to a competitor's numbers, fewer before.
+            calls: vec![
+                ("2026-03", 1001, "", 10),
+                ("2026-04", 1001, "", 10),
+                ("2026-05", 1001, "", 5),
+                ("2026-05", 0, "联通", 20),
+            ],
+            ..story(1027, &["EW026"])
+        },
         // Special conditions of the week 2026-06-22..28.
         Story {
             events: vec![[
@@ -420,6 +447,8 @@ fn build(stories: &[Story], dir: &Path) -> Workspace {
     let mut weekly = Vec::new();
     let mut events = Vec::new();
     let mut contracts = Vec::new();
+    let mut network = Vec::new();
+    let mut calls = Vec::new();
     for s in stories {
         subscribers.push(format!(
             "{},138{:08},2020-01-01,1980-01-01,male,江苏,南京,玄武区,{},{},,P129,sms,NJ01,NJ01-M01,active,2020-01-01",
@@ -467,6 +496,26 @@ fn build(stories: &[Story], dir: &Path) -> Workspace {
         }
         for c in &s.contracts {
             contracts.push(format!("{},{},{},{},100", s.id, c[0], c[1], c[2]));
+        }
+        if let Some((dropped, weak)) = s.network {
+            let first = NaiveDate::from_ymd_opt(2026, 4, 6).unwrap();
+            for k in 0..12 {
+                let week = first + chrono::Duration::days(7 * k);
+                let (d, w) = if k >= 8 { (dropped, weak) } else { (0.5, 40.0) };
+                network.push(format!("{},{week},{d},0,{w},10,50,NJ01-0001", s.id));
+            }
+        }
+        for (month, peer, operator, n) in &s.calls {
+            let peer = if *peer == 0 {
+                String::new()
+            } else {
+                peer.to_string()
+            };
+            calls.push(format!(
+                "{month}-01,{},{peer},{operator},{n},{}",
+                s.id,
+                n * 3
+            ));
         }
     }
     // Left before the as-of date: never scored.
@@ -526,6 +575,33 @@ fn build(stories: &[Story], dir: &Path) -> Workspace {
         (
             Table::Events,
             write(&input, "events.csv", &header(Table::Events), &events),
+        ),
+        (
+            Table::Cells,
+            write(
+                &input,
+                "cells.csv",
+                &header(Table::Cells),
+                &["NJ01-0001,32.06,118.80,玄武区,NJ01,5g".to_owned()],
+            ),
+        ),
+        (
+            Table::NetworkWeekly,
+            write(
+                &input,
+                "network_weekly.csv",
+                &header(Table::NetworkWeekly),
+                &network,
+            ),
+        ),
+        (
+            Table::CallingCircle,
+            write(
+                &input,
+                "calling_circle.csv",
+                &header(Table::CallingCircle),
+                &calls,
+            ),
         ),
     ];
     for (table, file) in files {

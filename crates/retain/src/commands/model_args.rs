@@ -27,6 +27,10 @@ pub(crate) struct Args {
     /// repeat it for several, or give `all`.
     #[arg(long = "accept-shift", value_name = "FEATURE")]
     pub accept_shift: Vec<String>,
+    /// Train without a group of features: `network` leaves out those reading the network's
+    /// experience, the home cell and the calling circle (to measure what they add).
+    #[arg(long = "without", value_name = "GROUP")]
+    pub without: Vec<String>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +47,7 @@ impl Args {
             backtest: 0,
             max_subscribers: 300_000,
             accept_shift: Vec::new(),
+            without: Vec::new(),
             json: false,
         }
     }

@@ -18,6 +18,10 @@ pub(crate) struct OperatorArgs {
     /// Random seed: the same seed gives the same operator, byte for byte.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Leave the network's weekly experience and the monthly call records out of the export:
+    /// most of its rows at scale. The operator, and its truth, are the same.
+    #[arg(long)]
+    pub without_network: bool,
 }
 
 impl OperatorArgs {
@@ -26,6 +30,7 @@ impl OperatorArgs {
             subscribers: self.subscribers,
             months: self.months,
             seed: self.seed,
+            network: !self.without_network,
             ..retain_synth::SynthParams::default()
         }
     }
@@ -58,6 +63,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     output::print_text(&format!(
         "synthetic operator (seed {}) {}–{} written to {} in {:.1}s\n  \
          {} subscribers, {} contracts, {} monthly and {} weekly usage rows, {} events, {} campaign contacts\n  \
+         {} cells ({} degrading), {} weekly network rows, {} call records ({} circle waves)\n  \
          truth: {} quantity and {} value churners, {} saved by campaigns → {}",
         summary.seed,
         summary.first_month,
@@ -70,6 +76,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         c.usage_weekly,
         c.events,
         c.campaign_history,
+        c.cells,
+        c.degraded_cells,
+        c.network_weekly,
+        c.calling_circle,
+        c.circle_waves,
         c.quantity_churners,
         c.value_churners,
         c.saved_by_campaigns,

@@ -37,6 +37,7 @@ pub(crate) fn execute(
         backtest: args.backtest,
         max_subscribers: args.max_subscribers,
         accept_shift: args.accept_shift.clone(),
+        without: args.without.clone(),
     };
     let params = serde_json::to_value(&options)?;
     let work = || Ok(rt.block_on(retain_model::train_workspace(workspace, &options))?);

@@ -6,7 +6,7 @@ use crate::common::*;
 /// A small synthetic operator with its first model (trained and promoted by the demo).
 fn demo(dir: &Path, seed: u64) -> PathBuf {
     let ws = dir.join(format!("demo-{seed}"));
-    let json = demo_months_12(&ws, 1500, seed);
+    let json = demo_months_12(&ws, 3000, seed);
     assert_eq!(json["model"]["train"]["promotion"]["action"], "promoted");
     assert_eq!(
         json["model"]["train"]["promotion"]["reason"],
@@ -95,7 +95,7 @@ fn challengers_are_kept_promoted_by_the_rule_and_rolled_back() {
         reason.contains("no better than the champion v1"),
         "{reason}"
     );
-    // A model of a fifth of the subscribers ranks the test month worse than the champion.
+    // A model of a tenth of the subscribers ranks the test month worse than the champion.
     let small = train_challenger(&ws, &["--max-subscribers", "300"], 1);
     assert_eq!(small["version"], 3);
     assert_eq!(small["promotion"]["action"], "not_promoted");

@@ -19,6 +19,9 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
         "group_key_people",
         "group_products",
         "group_visits",
+        "cells",
+        "network_weekly",
+        "calling_circle",
     ] {
         assert!(
             ws.join("tables").join(table).join("data.parquet").exists(),
@@ -30,7 +33,7 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     assert!(ws.join("truth/groups.csv").exists());
     assert!(ws.join("retain.db").exists());
     let tables = json["tables"].as_array().unwrap();
-    assert_eq!(tables.len(), 11);
+    assert_eq!(tables.len(), 14);
     for t in tables {
         assert_eq!(t["read"], t["loaded"], "synthetic data is clean: {t}");
         assert_eq!(t["quarantined"], 0);
@@ -212,7 +215,7 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     ]);
     assert!(ok, "{t}");
     assert!(t["rows"].as_u64().unwrap() > 1000 && train.exists());
-    assert_eq!(t["features"], 53);
+    assert_eq!(t["features"], 65);
 
     // The demo computed the features once; matching read them rather than the tables.
     assert_eq!(json["features"]["as_of"], json["matching"]["as_of"]);
@@ -225,7 +228,7 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
     let (ok, stored) = retain_json(&["features", "--dir", s(&ws), "--json"]);
     assert!(ok, "{stored}");
     assert_eq!(stored["stored"], true);
-    assert_eq!(stored["features"], 53);
+    assert_eq!(stored["features"], 65);
     assert!(Path::new(stored["file"].as_str().unwrap()).exists());
 
     // The churn model: train on the snapshots, then score everyone.

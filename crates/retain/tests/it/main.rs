@@ -8,6 +8,7 @@ mod cohorts;
 mod common;
 mod demo;
 mod load;
+mod network;
 mod reasons;
 mod runtime;
 mod schedule;
