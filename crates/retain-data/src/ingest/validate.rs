@@ -224,3 +224,41 @@ pub(super) fn validate(
     }
     Ok(row)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call record is an on-net pair or a competitor's numbers, never both, neither or itself.
+    #[test]
+    fn a_call_record_names_one_peer_other_than_itself() {
+        let spec = Table::CallingCircle.spec();
+        let row = |peer: Value, operator: Value| {
+            vec![
+                Value::Date(20_000),
+                Value::Int(7),
+                peer,
+                operator,
+                Value::Int(3),
+                Value::Float(9.0),
+            ]
+        };
+        let text = |s: &str| Value::Text(s.to_owned());
+        assert_eq!(check_row(spec, &row(Value::Int(8), Value::Null)), None);
+        assert_eq!(check_row(spec, &row(Value::Null, text("联通"))), None);
+        let reason = |peer, operator| {
+            check_row(spec, &row(peer, operator))
+                .map(|(i, r)| (spec.columns[i].name, r))
+                .unwrap()
+        };
+        assert_eq!(
+            reason(Value::Null, Value::Null),
+            ("peer_id", "needs a peer_id or a peer_operator".to_owned())
+        );
+        assert_eq!(
+            reason(Value::Int(7), Value::Null),
+            ("peer_id", "peer_id is the subscriber itself".to_owned())
+        );
+        assert_eq!(reason(Value::Int(8), text("电信")).0, "peer_operator");
+    }
+}
