@@ -147,6 +147,9 @@ try {
     assert.ok(title.includes(customerId), title);
     assert.match(title, /\d{3}\*{4}\d{4}/);
     await page.waitForSelector('#c-usage canvas');
+    // The network panel: the home cell and the calling circle (or that there is none).
+    const circle = await page.textContent('[data-testid=circle-panel]');
+    assert.ok(circle.includes('归属小区') && circle.includes('交往圈'), circle);
   });
 
   await step('04b-segments-and-target-selection', async () => {
@@ -171,9 +174,42 @@ try {
     await page.fill('[data-testid=target-input]', 'contract_expiring or declining_stage');
     await page.click('#tgf button[type=submit]');
     await page.waitForFunction(() => /\d/.test(document.querySelector('[data-testid=target-result]')?.textContent || ''));
+    // Widened to whole calling circles, the group holds the friends too.
+    const count = async () => {
+      await page.click('#tgf button[type=submit]');
+      await page.waitForFunction(() => /\d/.test(document.querySelector('[data-testid=target-result] b')?.textContent || ''));
+      const n = Number((await page.textContent('[data-testid=target-result] b')).replace(/\D/g, ''));
+      await page.evaluate(() => { document.querySelector('[data-testid=target-result]').innerHTML = ''; });
+      return n;
+    };
+    await page.fill('[data-testid=target-input]', 'contract_expiring');
+    const alone = await count();
+    await page.check('[data-testid=target-circles]');
+    const withCircles = await count();
+    await page.uncheck('[data-testid=target-circles]');
+    assert.ok(withCircles > alone && alone > 0, `${alone} alone, ${withCircles} with their circles`);
     await page.fill('[data-testid=target-input]', 'contract_expiring and');
     await page.click('#tgf button[type=submit]');
     await page.waitForSelector('[data-testid=target-result] .error');
+  });
+
+  await step('04ba-network-map-and-districts', async () => {
+    await page.click('[data-testid=nav-network]');
+    await page.waitForSelector('[data-testid=cell-map] canvas');
+    await page.waitForSelector('[data-testid=districts-table] tbody tr td.num');
+    const map = async () => page.evaluate(() => {
+      const o = echarts.getInstanceByDom(document.querySelector('#c-cells')).getOption();
+      return { points: o.series[0].data.length, max: o.visualMap[0].max, third: o.series[0].data.map((d) => d[2]) };
+    });
+    const churn = await map();
+    assert.ok(churn.points > 10, JSON.stringify(churn.points));
+    await page.selectOption('[data-testid=map-colour]', 'mean_risk');
+    await page.waitForSelector('#c-cells canvas');
+    const risk = await map();
+    assert.equal(risk.points, churn.points);
+    assert.notDeepEqual(risk.third, churn.third);
+    const cards = await page.textContent('[data-testid=network-cards]');
+    assert.ok(cards.includes('交往圈') && cards.includes('基站小区'), cards);
   });
 
   await step('04c-model-and-champion', async () => {

@@ -493,7 +493,10 @@ pub async fn register_outputs(
                 "SELECT CAST(NULL AS BIGINT) AS subscriber_id, CAST(NULL AS VARCHAR) AS rfm_group,
                         CAST(NULL AS VARCHAR) AS value_tier, CAST(NULL AS VARCHAR) AS lifecycle_stage,
                         CAST(NULL AS DOUBLE) AS clv, CAST(NULL AS BOOLEAN) AS midhigh,
-                        CAST(NULL AS BIGINT) AS cluster, CAST(NULL AS VARCHAR) AS scenarios WHERE false",
+                        CAST(NULL AS BIGINT) AS cluster, CAST(NULL AS VARCHAR) AS scenarios,
+                        CAST(NULL AS VARCHAR) AS home_cell, CAST(NULL AS VARCHAR) AS district,
+                        CAST(NULL AS BIGINT) AS circle, CAST(NULL AS BOOLEAN) AS circle_leader,
+                        CAST(NULL AS DOUBLE) AS circle_churn_rate WHERE false",
             )
             .await?;
         }

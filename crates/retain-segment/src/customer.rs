@@ -32,6 +32,10 @@ pub struct Customer360 {
     pub value: Value,
     /// Past retention contacts, newest first.
     pub contacts: Vec<Row>,
+    /// Where they live on the network and whom they call: `home_cell` (the cell's line of the
+    /// cells' file, with its churn and risk), `district`, and `circle` (id, size, leavers, churn
+    /// rate, whether they lead it, and its members, leader first); null parts where unknown.
+    pub network: Value,
 }
 
 /// Monthly and weekly usage, oldest first.
@@ -237,5 +241,97 @@ pub async fn customer_360(
         tags,
         value,
         contacts,
+        network: network_view(ctx, workspace, segment.as_ref(), id).await?,
+    }))
+}
+
+/// Registers `file` as `name` unless it is registered; false when there is no such file.
+async fn register(ctx: &SessionContext, name: &str, file: &std::path::Path) -> Result<bool> {
+    if !file.exists() {
+        return Ok(false);
+    }
+    if !has(ctx, name) {
+        ctx.register_parquet(
+            name,
+            file.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| Error::engine(format!("reading {}", file.display()), e))?;
+    }
+    Ok(true)
+}
+
+/// The home cell, district and calling circle of subscriber `id` from the last segmentation.
+async fn network_view(
+    ctx: &SessionContext,
+    workspace: &Workspace,
+    segment: Option<&Row>,
+    id: i64,
+) -> Result<Value> {
+    let text = |k: &str| segment.and_then(|s| s.get(k)).and_then(Value::as_str);
+    let cell = match text("home_cell") {
+        Some(cell)
+            if register(
+                ctx,
+                "customer_cells",
+                &crate::network::cells_file(workspace),
+            )
+            .await? =>
+        {
+            let quoted = cell.replace('\'', "''");
+            rows(
+                ctx,
+                &format!("SELECT * FROM customer_cells WHERE cell_id = '{quoted}'"),
+            )
+            .await?
+            .into_iter()
+            .next()
+            .map(Value::Object)
+        }
+        Some(cell) => Some(json!({ "cell_id": cell })),
+        None => None,
+    };
+    let circle = if register(
+        ctx,
+        "customer_circles",
+        &crate::network::circles_file(workspace),
+    )
+    .await?
+    {
+        let members = rows(
+            ctx,
+            &format!(
+                "SELECT subscriber_id, circle, circle_size, circle_left_3m, circle_churn_rate,
+                        circle_leader, circle_calls, left_3m
+                 FROM customer_circles
+                 WHERE circle = (SELECT MAX(circle) FROM customer_circles WHERE subscriber_id = {id})
+                 ORDER BY circle_leader DESC, circle_calls DESC, subscriber_id"
+            ),
+        )
+        .await?;
+        members.first().map(|first| {
+            json!({
+                "id": first["circle"],
+                "size": first["circle_size"],
+                "left_3m": first["circle_left_3m"],
+                "churn_rate": first["circle_churn_rate"],
+                "in_wave": first["circle_churn_rate"].as_f64().is_some_and(|r| r >= crate::network::WAVE_RATE),
+                "leader": members.iter().any(|m| m["subscriber_id"] == json!(id) && m["circle_leader"] == json!(true)),
+                "members": members.iter().map(|m| json!({
+                    "subscriber_id": m["subscriber_id"],
+                    "leader": m["circle_leader"],
+                    "calls": m["circle_calls"],
+                    "left_3m": m["left_3m"],
+                })).collect::<Vec<_>>(),
+            })
+        })
+    } else {
+        None
+    };
+    Ok(json!({
+        "home_cell": cell,
+        "district": text("district"),
+        "circle": circle,
     }))
 }

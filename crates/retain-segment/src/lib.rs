@@ -13,6 +13,8 @@
 //!   silhouette, each cluster named in zh and en from its most distinctive features (renamable).
 //! - **Scenario groups**: voice-dominant seniors, data-dominant young, family convergence, group
 //!   members by account size.
+//! - **Network and circles**: each subscriber's home cell and district, and calling circles
+//!   (communities of the call graph) with their leaders and churn; the cells' churn and risk.
 //! - **Tag library** (标签库): named conditions over features, segments and warnings, recomputed
 //!   each run; target groups are selected by tag expressions.
 //!
@@ -32,6 +34,7 @@ mod config;
 mod customer;
 mod error;
 mod features;
+mod network;
 mod segment;
 mod survival;
 mod tags;
@@ -40,6 +43,10 @@ pub use config::{ClusterConfig, LifecycleConfig, RfmConfig, SegmentConfig, Value
 pub use customer::{Customer360, Row, TagRef, Usage, customer_360};
 pub use error::{Error, Result};
 pub use features::{Behaviour, behaviour, behaviour_in_partitions};
+pub use network::{
+    Cell, District, GRAPH_MONTHS, Graph, MAX_CIRCLE, MIN_TIE_CALLS, Member, NetworkSegments,
+    Standing, WAVE_RATE, cells_file, circles, circles_file, communities, read_cells,
+};
 pub use segment::{
     ClusterName, ClusterNames, ClusterProfile, LIFECYCLE_STAGES, RFM_GROUPS, Retention, RfmCell,
     SCENARIOS, SEGMENTS_REPORT, SegmentReport, VALUE_TIERS, ValueSource, read_segment_report,
@@ -51,4 +58,6 @@ pub mod functions {
     pub use crate::segment::functions::{CLUSTER, CLV, PLACE, decode_udf, encode_udf};
 }
 pub use survival::{Curve, Subject, kaplan_meier, kaplan_meier_counted};
-pub use tags::{DEFAULT_TAGS, Tag, TagLibrary, check_target_expression, select_by_tags};
+pub use tags::{
+    DEFAULT_TAGS, Tag, TagLibrary, check_target_expression, select_by_tags, select_whole_circles,
+};

@@ -294,6 +294,28 @@ pub async fn select_by_tags(
     library: &TagLibrary,
     expression: &str,
 ) -> Result<Vec<i64>> {
+    select(ctx, workspace, library, expression, false).await
+}
+
+/// [`select_by_tags`] widened to whole calling circles: every subscriber still on the network
+/// who shares a circle (the last `retain segment`'s) with one the expression selects. A circle
+/// leaves together, so it is kept together: one contact plan for the friends.
+pub async fn select_whole_circles(
+    ctx: &SessionContext,
+    workspace: &Workspace,
+    library: &TagLibrary,
+    expression: &str,
+) -> Result<Vec<i64>> {
+    select(ctx, workspace, library, expression, true).await
+}
+
+async fn select(
+    ctx: &SessionContext,
+    workspace: &Workspace,
+    library: &TagLibrary,
+    expression: &str,
+    whole_circles: bool,
+) -> Result<Vec<i64>> {
     let sql = target_sql(library, expression)?;
     let file = retain_features::outputs::tags_file(workspace);
     if !file.exists() {
@@ -310,14 +332,40 @@ pub async fn select_by_tags(
         .await
         .map_err(|e| Error::engine("reading the tags", e))?;
     }
-    let batches = retain_features::frame::query(
-        ctx,
-        &format!(
+    let query = if whole_circles {
+        let circles = crate::network::circles_file(workspace);
+        if !circles.exists() {
+            return Err(Error::BadRequest(
+                "no calling circles have been found yet: run `retain segment` first".into(),
+            ));
+        }
+        let table = "target_circles";
+        let _ = ctx.deregister_table(table);
+        ctx.register_parquet(
+            table,
+            circles.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| Error::engine("reading the circles", e))?;
+        // The tags' columns are the tag ids: the condition is read in a query of `tags` alone.
+        format!(
+            "WITH chosen AS (SELECT subscriber_id FROM tags WHERE COALESCE({sql}, false)),
+                  their AS (SELECT DISTINCT c.circle FROM {table} c
+                            JOIN chosen ON chosen.subscriber_id = c.subscriber_id),
+                  friends AS (SELECT c.subscriber_id FROM {table} c
+                              JOIN their ON their.circle = c.circle)
+             SELECT t.subscriber_id FROM tags t
+             WHERE t.subscriber_id IN (SELECT subscriber_id FROM chosen)
+                OR t.subscriber_id IN (SELECT subscriber_id FROM friends)
+             ORDER BY t.subscriber_id"
+        )
+    } else {
+        format!(
             "SELECT subscriber_id FROM tags WHERE COALESCE({sql}, false) ORDER BY subscriber_id"
-        ),
-        "the target group",
-    )
-    .await?;
+        )
+    };
+    let batches = retain_features::frame::query(ctx, &query, "the target group").await?;
     Ok(batches
         .iter()
         .flat_map(|b| {

@@ -73,9 +73,9 @@
 
   // Pages each role sees, in menu order; the first is the role's home.
   const PAGES = {
-    admin: ['overview', 'warnings', 'groups', 'visits', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'managers', 'counter', 'runs', 'audit'],
-    analyst: ['overview', 'warnings', 'groups', 'visits', 'campaigns', 'queue', 'segments', 'model', 'rules', 'offers', 'managers', 'counter', 'runs'],
-    approver: ['overview', 'campaigns', 'segments', 'model', 'rules', 'offers', 'managers', 'runs'],
+    admin: ['overview', 'warnings', 'groups', 'visits', 'campaigns', 'queue', 'segments', 'network', 'model', 'rules', 'offers', 'managers', 'counter', 'runs', 'audit'],
+    analyst: ['overview', 'warnings', 'groups', 'visits', 'campaigns', 'queue', 'segments', 'network', 'model', 'rules', 'offers', 'managers', 'counter', 'runs'],
+    approver: ['overview', 'campaigns', 'segments', 'network', 'model', 'rules', 'offers', 'managers', 'runs'],
     manager: ['queue', 'warnings', 'groups', 'visits', 'managers', 'counter'],
     store: ['counter'],
   };
@@ -288,6 +288,20 @@
     });
   }
 
+  // Customer 360's network panel: the home cell with its churn and risk, and the calling circle
+  // with its leader, its leavers and links to the members this user may open.
+  function circlePanel(n) {
+    if (!n) return '';
+    const cell = n.home_cell;
+    const c = n.circle;
+    const cellRows = cell ? `<div>${esc(t('home_cell'))}</div><div>${esc(cell.cell_id)} · ${esc(n.district || cell.district || '')} ${esc(cell.technology || '')}</div>
+      ${cell.churn_rate == null ? '' : `<div>${esc(t('churn_rate'))}</div><div>${pct(cell.churn_rate, 1)} · ${esc(t('mean_risk'))} ${cell.mean_risk == null ? '—' : pct(cell.mean_risk, 1)}</div>
+      <div>${esc(t('dropped_call_rate'))}</div><div>${num(cell.dropped_call_rate_4w, 2)} · ${esc(t('weak_coverage'))} ${num(cell.weak_coverage_4w)}</div>`}` : '';
+    const circle = c ? `<div>${esc(t('circle'))}</div><div>#${esc(c.id)} · ${num(c.size)} · ${esc(t('circle_churn_rate'))} ${pct(c.churn_rate, 1)} ${c.in_wave ? `<span class="lv red">${esc(t('in_wave'))}</span>` : ''} ${c.leader ? `<span class="pill">${esc(t('leader'))}</span>` : ''}</div>` : `<div>${esc(t('circle'))}</div><div class="muted">${esc(t('not_in_circle'))}</div>`;
+    const members = c ? table([t('subscriber'), t('leader'), { label: t('calls'), num: true }, t('left_recently')], c.members.map((m) => `<tr><td>${m.subscriber_id == null ? `<span class="muted">${esc(t('other_manager'))}</span>` : `<a href="#/customer/${encodeURIComponent(m.subscriber_id)}">${esc(m.subscriber_id)}</a>`}</td><td>${m.leader ? '★' : ''}</td><td class="num">${num(m.calls)}</td><td>${m.left_3m ? '✗' : ''}</td></tr>`), 'circle-members') : '';
+    return `<div class="panel" data-testid="circle-panel"><h2>${esc(t('nav_network'))}</h2><div class="kv">${cellRows}${circle}</div>${members}</div>`;
+  }
+
   const RENDER = {
     async overview() {
       const d = await api('GET', '/api/v1/overview');
@@ -373,12 +387,51 @@
           <div class="panel"><h2>${esc(t('recommendations'))}</h2>${rec.blocked ? `<p class="error">${esc(t('blocked'))}: ${esc(rec.blocked)}</p>` : ''}
             ${table([t('offer'), t('channel'), { label: t('expected_value'), num: true }, t('talking_points')], (rec.offers || []).map((o) => `<tr><td>${esc(zhEn(o))}</td><td>${esc(o.channel)}</td><td class="num">${num(o.expected_value, 1)}</td><td>${esc(lang === 'en' ? o.talking_point_en : o.talking_point_zh)}</td></tr>`), 'offers-table')}</div>
           <div class="panel"><h2>${esc(t('work_orders'))}</h2>${table(['#', t('channel'), t('purpose'), t('offer'), t('due')], (d.work_orders || []).map((o) => `<tr><td>${o.id}</td><td>${esc(o.channel)}</td><td>${esc(o.purpose)}</td><td>${esc(o.offer_id)}</td><td>${esc(o.due_date)}</td></tr>`))}</div>
+          ${circlePanel(d.network)}
           <div class="panel"><h2>${esc(t('events'))}</h2>${table([t('at'), t('action'), ''], (d.events || []).slice(-15).reverse().map((e) => `<tr><td>${esc(e.timestamp)}</td><td>${esc(e.kind)}</td><td>${esc(e.detail || e.competitor || e.category || '')}</td></tr>`))}</div>
         </div>`;
       const m = (d.usage?.monthly) || [];
       chart($('#c-usage'), { tooltip: { trigger: 'axis' }, legend: {}, xAxis: { type: 'category', data: m.map((x) => String(x.period).slice(0, 7)) },
         yAxis: [{ type: 'value', name: t('fee') }, { type: 'value', name: t('minutes') }],
         series: [{ name: t('fee'), type: 'line', data: m.map((x) => x.fee) }, { name: t('minutes'), type: 'bar', yAxisIndex: 1, data: m.map((x) => x.voice_minutes) }] });
+    },
+
+    async network() {
+      const d = await api('GET', '/api/v1/network');
+      const n = d.summary || {};
+      const cells = d.cells || [];
+      view().innerHTML = `<h1>${esc(t('nav_network'))} <small class="muted">${esc(d.as_of)}</small></h1>
+        <div class="cards" data-testid="network-cards">
+          ${[['cells', num(n.cells)], ['homed', num(n.homed)], ['circles', num(n.circles)], ['mean_circle_size', num(n.mean_circle_size, 1)],
+            ['circles_in_wave', num(n.circles_in_wave)], ['circle_churn_rate', pct(n.circle_churn_rate, 1)],
+            ['outside_churn_rate', n.outside_churn_rate == null ? '—' : pct(n.outside_churn_rate, 1)],
+            ['leaders_at_risk', n.leaders_at_risk == null ? '—' : pct(n.leaders_at_risk, 1)]]
+            .map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}
+        </div>
+        <div class="panel"><h2>${esc(t('cell_map'))}</h2>
+          <form class="filters" id="mapf"><label>${esc(t('colour_by'))}<select name="by" data-testid="map-colour">
+            <option value="churn_rate">${esc(t('churn_rate'))}</option><option value="mean_risk">${esc(t('mean_risk'))}</option>
+            <option value="complaint_rate">${esc(t('complaint_rate'))}</option></select></label></form>
+          <div class="chart tall" id="c-cells" data-testid="cell-map"></div></div>
+        <h2>${esc(t('districts'))}</h2>
+        ${table([t('district'), { label: t('cells'), num: true }, { label: t('subscribers'), num: true }, { label: t('churn_rate'), num: true }, { label: t('mean_risk'), num: true }, { label: t('at_risk'), num: true }, { label: t('hot_cells'), num: true }],
+          (n.districts || []).map((x) => `<tr><td>${esc(x.district)}</td><td class="num">${num(x.cells)}</td><td class="num">${num(x.subscribers)}</td><td class="num">${pct(x.churn_rate, 1)}</td><td class="num">${x.mean_risk == null ? '—' : pct(x.mean_risk, 1)}</td><td class="num">${num(x.at_risk)}</td><td class="num">${num(x.hot_cells)}</td></tr>`), 'districts-table')}`;
+      // Each cell at its place, sized by its subscribers, coloured by the chosen rate.
+      const draw = (by) => {
+        const values = cells.map((c) => c[by] ?? 0);
+        const top = Math.max(0.01, ...values);
+        const biggest = Math.max(1, ...cells.map((c) => c.subscribers));
+        charts.splice(0).forEach((c) => c.dispose());
+        chart($('#c-cells'), {
+          tooltip: { formatter: (p) => { const c = cells[p.dataIndex]; return `${esc(c.cell_id)} · ${esc(c.district || '')} · ${esc(c.technology || '')}<br>${esc(t('subscribers'))} ${num(c.subscribers)} · ${esc(t('churn_rate'))} ${pct(c.churn_rate, 1)}<br>${esc(t('mean_risk'))} ${c.mean_risk == null ? '—' : pct(c.mean_risk, 1)} · ${esc(t('complaint_rate'))} ${pct(c.complaint_rate, 1)}<br>${esc(t('dropped_call_rate'))} ${num(c.dropped_call_rate_4w, 2)} · ${esc(t('weak_coverage'))} ${num(c.weak_coverage_4w)}`; } },
+          xAxis: { type: 'value', scale: true, name: 'lon' }, yAxis: { type: 'value', scale: true, name: 'lat' },
+          visualMap: { min: 0, max: top, dimension: 2, calculable: true, formatter: (v) => pct(v, 1), orient: 'horizontal', left: 'center', bottom: 0, inRange: { color: ['#2c7bb6', '#ffffbf', '#d7191c'] } },
+          grid: { bottom: 70 },
+          series: [{ type: 'scatter', data: cells.map((c, i) => [c.longitude, c.latitude, values[i]]), symbolSize: (v, p) => 4 + 14 * Math.sqrt(cells[p.dataIndex].subscribers / biggest) }],
+        });
+      };
+      draw('churn_rate');
+      $('#mapf').addEventListener('change', (e) => draw(e.target.value));
     },
 
     async segments() {
@@ -397,12 +450,15 @@
         <h2>${esc(t('tags'))}</h2>
         ${table(['ID', t('title'), t('rule'), { label: t('subscribers'), num: true }], tg.tags.map((x) => `<tr><td>${esc(x.id)}</td><td>${esc(zhEn(x))}</td><td><code>${esc(x.when)}</code></td><td class="num">${num(x.count)}</td></tr>`), 'tags-table')}
         <form class="filters" id="tgf"><label>${esc(t('target_by_tags'))}<input name="tags" size="48" placeholder="contract_expiring and not enterprise_member" data-testid="target-input"></label>
+          <label><input type="checkbox" name="whole_circles" data-testid="target-circles"> ${esc(t('whole_circles'))}</label>
           <button type="submit">${esc(t('lookup'))}</button></form><div id="tg-result" data-testid="target-result"></div>`;
       $('#tgf').addEventListener('submit', async (e) => {
         e.preventDefault();
-        const expr = new FormData(e.target).get('tags');
+        const form = new FormData(e.target);
+        const expr = form.get('tags');
+        const circles = form.get('whole_circles') ? '&whole_circles=true' : '';
         try {
-          const r = await api('GET', `/api/v1/targets?tags=${encodeURIComponent(expr)}`);
+          const r = await api('GET', `/api/v1/targets?tags=${encodeURIComponent(expr)}${circles}`);
           $('#tg-result').innerHTML = `<p><b>${num(r.count)}</b> ${esc(t('subscribers'))}: ${r.sample.map((x) => `<span class="pill">${x.subscriber_id} ${esc(x.msisdn)}</span>`).join('')}</p>`;
         } catch (err) { $('#tg-result').innerHTML = `<p class="error">${esc(err.message)}</p>`; }
       });

@@ -50,6 +50,7 @@ pub const RULES: &[Rule] = &[
         &["admin", "analyst", "manager", "store"],
     ),
     rule("GET", "/api/v1/segments", DEPARTMENT),
+    rule("GET", "/api/v1/network", DEPARTMENT),
     rule("GET", "/api/v1/tags", DEPARTMENT),
     rule("GET", "/api/v1/targets", DEPARTMENT),
     rule("GET", "/api/v1/model", DEPARTMENT),

@@ -38,14 +38,19 @@ fn describe(method: &str, path: &str) -> (&'static str, &'static [&'static str],
             &[],
             None,
         ),
+        ("GET", "/api/v1/network") => (
+            "The network's segmentation: cells with location, district, subscribers, churn, complaints, risk and experience for the map; districts; calling circles (count, size, waves, churn inside and outside, leaders at risk)",
+            &["district"],
+            None,
+        ),
         ("GET", "/api/v1/tags") => (
             "The tag library (标签库) with each tag's condition and how many subscribers carry it",
             &[],
             None,
         ),
         ("GET", "/api/v1/targets") => (
-            "Select a target group by a tag expression (e.g. contract_expiring and not enterprise_member): count and a masked sample",
-            &["tags"],
+            "Select a target group by a tag expression (e.g. contract_expiring and not enterprise_member): count and a masked sample; whole_circles=true widens it to the selected subscribers' whole calling circles",
+            &["tags", "whole_circles"],
             None,
         ),
         ("GET", "/api/v1/model") => (
@@ -244,6 +249,8 @@ fn operation(method: &str, path: &str, roles: &[&str]) -> Value {
     parameters.extend(query.iter().map(|name| {
         let schema = if matches!(*name, "limit" | "offset" | "window_months") {
             json!({ "type": "integer", "minimum": 0 })
+        } else if *name == "whole_circles" {
+            json!({ "type": "boolean" })
         } else {
             json!({ "type": "string" })
         };

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/customers/{id}", get(api::customer))
         .route("/api/v1/decisions/{key}", get(api::decision))
         .route("/api/v1/segments", get(api::segments))
+        .route("/api/v1/network", get(api::network))
         .route("/api/v1/tags", get(api::tags))
         .route("/api/v1/targets", get(api::targets))
         .route("/api/v1/model", get(api::model))

@@ -119,6 +119,11 @@ pub const SEGMENT_FIELDS: &[(&str, Type)] = &[
     ("clv", Type::Number),
     ("midhigh", Type::Bool),
     ("cluster", Type::Number),
+    ("home_cell", Type::Text),
+    ("district", Type::Text),
+    ("circle", Type::Number),
+    ("circle_leader", Type::Bool),
+    ("circle_churn_rate", Type::Number),
 ];
 
 /// Columns of the latest warning list usable in conditions: (name, column, type).

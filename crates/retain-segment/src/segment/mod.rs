@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SegmentConfig;
 use crate::error::{Error, Result};
+use crate::network::{self, NetworkSegments};
 use crate::{cluster, features};
 use place::Placer;
 use stats::Histogram;
@@ -113,6 +114,9 @@ pub struct SegmentReport {
     pub churn_by_tenure: BTreeMap<String, u64>,
     pub churn_by_month: BTreeMap<String, u64>,
     pub churn_by_contract_end: BTreeMap<String, u64>,
+    /// Home cells, districts and calling circles; absent without the network's tables.
+    #[serde(default)]
+    pub network: Option<NetworkSegments>,
     /// Where the segments table and this report were written; left out where the files' place
     /// on the server's disk is nobody's business (the dashboard).
     #[serde(default, skip_serializing_if = "retain_data::is_empty_path")]
@@ -259,6 +263,18 @@ pub async fn segment_in_partitions(
     let lookalikes = run.lookalikes(as_of, &placer).await?;
     lap("look-alikes' behaviour three months earlier");
 
+    if scores.is_some() {
+        run.register_scores(ctx).await?;
+    }
+    let network = crate::network::segment_network(
+        ctx,
+        workspace,
+        as_of,
+        scores.is_some().then_some(features::SCORES),
+    )
+    .await?;
+    lap("home cells and calling circles");
+
     run.write_placements(&segments_file, on_cluster).await?;
     let placed = run.placed_counts(&segments_file).await?;
     lap("placements");
@@ -298,10 +314,11 @@ pub async fn segment_in_partitions(
         churn_by_tenure: value::churn_by_tenure(&cohorts),
         churn_by_month: value::churn_by_month(ctx, as_of).await?,
         churn_by_contract_end: value::churn_by_contract_end(&run.contract_ends().await?),
+        network,
         segments_file,
         report_file: outputs::reports_dir(workspace).join(SEGMENTS_REPORT),
     };
-    for table in [BEHAVIOUR, features::SCORES] {
+    for table in [BEHAVIOUR, features::SCORES, network::HOME, network::CIRCLES] {
         let _ = ctx.deregister_table(table);
     }
     write_report(workspace, &report)?;
@@ -665,9 +682,15 @@ impl Run<'_> {
             .map(|f| format!("get_field(p, '{0}') AS {0}", f.name()))
             .collect::<Vec<_>>()
             .join(", ");
+        // Where the subscriber lives on the network and the circle it calls in, beside its place.
+        let (home, circles) = (network::HOME, network::CIRCLES);
         let sql = format!(
-            "SELECT subscriber_id, {columns} FROM (SELECT subscriber_id, {}({}) AS p \
-             FROM {BEHAVIOUR}) ORDER BY subscriber_id",
+            "SELECT b.subscriber_id, {columns}, h.home_cell, h.district, c.circle, \
+             c.circle_leader, c.circle_churn_rate \
+             FROM (SELECT subscriber_id, {}({}) AS p FROM {BEHAVIOUR}) b \
+             LEFT JOIN {home} h ON h.subscriber_id = b.subscriber_id \
+             LEFT JOIN {circles} c ON c.subscriber_id = b.subscriber_id \
+             ORDER BY b.subscriber_id",
             functions::PLACE,
             functions::args()
         );

@@ -295,6 +295,21 @@ pub(crate) async fn customer(
             .ok_or_else(not_found)?;
     view.profile
         .insert("msisdn".into(), state.masked(id).into());
+    // A circle reaches past the manager's own subscribers: the others stay anonymous.
+    if let Some(members) = view
+        .network
+        .pointer_mut("/circle/members")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for m in members {
+            let visible = m["subscriber_id"]
+                .as_i64()
+                .is_some_and(|other| state.sees(&s, SubscriberId(other)));
+            if !visible {
+                m["subscriber_id"] = serde_json::Value::Null;
+            }
+        }
+    }
     let now = chrono::Local::now().naive_local();
     let recommendations = state
         .0

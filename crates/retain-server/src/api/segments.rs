@@ -36,6 +36,46 @@ pub(crate) async fn segments(State(state): State<AppState>) -> ApiResult<Json<Se
     Ok(Json(SegmentsAnswer { report, rfm_grid }))
 }
 
+/// The network's segmentation: the cells with their subscribers, churn and risk for the map,
+/// the districts and the calling circles' sums.
+#[derive(Serialize)]
+pub(crate) struct NetworkAnswer {
+    as_of: chrono::NaiveDate,
+    summary: retain_segment::NetworkSegments,
+    cells: Vec<retain_segment::Cell>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NetworkQuery {
+    /// Only the cells of this district.
+    district: Option<String>,
+}
+
+pub(crate) async fn network(
+    State(state): State<AppState>,
+    q: Result<Query<NetworkQuery>, QueryRejection>,
+) -> ApiResult<Json<NetworkAnswer>> {
+    let Query(q) = q?;
+    let workspace = &state.0.campaigns.workspace;
+    let report = retain_segment::read_segment_report(workspace)
+        .map_err(engine)?
+        .ok_or_else(|| ApiError::unavailable("no segmentation yet: run retain segment first"))?;
+    let summary = report.network.ok_or_else(|| {
+        ApiError::unavailable(
+            "no network segmentation: the workspace holds no cells or call records",
+        )
+    })?;
+    let mut cells = retain_segment::read_cells(workspace).map_err(engine)?;
+    if let Some(district) = &q.district {
+        cells.retain(|c| c.district.as_deref() == Some(district.as_str()));
+    }
+    Ok(Json(NetworkAnswer {
+        as_of: report.as_of,
+        summary,
+        cells,
+    }))
+}
+
 /// The tag library with each tag's members at the last segmentation.
 #[derive(Serialize)]
 pub(crate) struct TagsAnswer {
@@ -83,6 +123,9 @@ fn segment_error(e: retain_segment::Error) -> ApiError {
 #[derive(Deserialize)]
 pub(crate) struct TargetQuery {
     tags: String,
+    /// Widen the group to the whole calling circles of those selected.
+    #[serde(default)]
+    whole_circles: bool,
 }
 
 pub(crate) async fn targets(
@@ -100,13 +143,12 @@ pub(crate) async fn targets(
             "no tags computed yet: run retain segment first",
         ));
     }
-    let ids = retain_segment::select_by_tags(
-        &state.0.campaigns.ctx,
-        &state.0.campaigns.workspace,
-        &library,
-        &q.tags,
-    )
-    .await
+    let (ctx, workspace) = (&state.0.campaigns.ctx, &state.0.campaigns.workspace);
+    let ids = if q.whole_circles {
+        retain_segment::select_whole_circles(ctx, workspace, &library, &q.tags).await
+    } else {
+        retain_segment::select_by_tags(ctx, workspace, &library, &q.tags).await
+    }
     .map_err(segment_error)?;
     let sample = ids
         .iter()
@@ -122,12 +164,13 @@ pub(crate) async fn targets(
             "target",
             &q.tags,
             "select",
-            json!({ "count": ids.len() }),
+            json!({ "count": ids.len(), "whole_circles": q.whole_circles }),
         )
         .await?;
     Ok(Json(TargetAnswer {
         count: ids.len(),
         expression: q.tags,
+        whole_circles: q.whole_circles,
         sample,
     }))
 }
@@ -136,6 +179,7 @@ pub(crate) async fn targets(
 #[derive(Serialize)]
 pub(crate) struct TargetAnswer {
     expression: String,
+    whole_circles: bool,
     count: usize,
     sample: Vec<Masked>,
 }

@@ -496,6 +496,20 @@ fn describe(s: &DemoSummary) -> String {
             c.churn_rate * 100.0
         );
     }
+    if let Some(n) = &g.network {
+        let _ = writeln!(
+            text,
+            "  network: {} cells, {} calling circles (mean size {:.1}, {} in a wave of leavers); \
+             churn {:.1}% in circles, {} outside",
+            n.cells,
+            n.circles,
+            n.mean_circle_size,
+            n.circles_in_wave,
+            n.circle_churn_rate * 100.0,
+            n.outside_churn_rate
+                .map_or_else(|| "—".to_owned(), |r| format!("{:.1}%", r * 100.0))
+        );
+    }
     let groups = &s.groups;
     let _ = writeln!(
         text,

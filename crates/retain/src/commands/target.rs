@@ -17,6 +17,10 @@ pub(crate) struct Args {
     /// Tag expression, for example "contract_expiring and competitor_contact and not enterprise_member".
     #[arg(long)]
     pub tags: String,
+    /// Widen the group to whole calling circles: every active member of a circle (from the last
+    /// `retain segment`) one of the selected subscribers belongs to.
+    #[arg(long)]
+    pub whole_circles: bool,
     /// Write the selected subscriber ids to this CSV file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -32,7 +36,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let ids = rt.block_on(async {
         let ctx = retain_features::session(&workspace).await?;
-        let ids = retain_segment::select_by_tags(&ctx, &workspace, &library, &args.tags).await?;
+        let ids = if args.whole_circles {
+            retain_segment::select_whole_circles(&ctx, &workspace, &library, &args.tags).await?
+        } else {
+            retain_segment::select_by_tags(&ctx, &workspace, &library, &args.tags).await?
+        };
         Ok::<_, anyhow::Error>(ids)
     })?;
     if let Some(out) = &args.out {
@@ -46,11 +54,21 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     if args.json {
         return output::print_json(&serde_json::json!({
             "expression": args.tags,
+            "whole_circles": args.whole_circles,
             "count": ids.len(),
             "file": args.out,
             "sample": ids.iter().take(20).collect::<Vec<_>>(),
         }));
     }
-    output::print_text(&format!("{} subscribers match {:?}", ids.len(), args.tags));
+    let circles = if args.whole_circles {
+        " (with their whole calling circles)"
+    } else {
+        ""
+    };
+    output::print_text(&format!(
+        "{} subscribers match {:?}{circles}",
+        ids.len(),
+        args.tags
+    ));
     Ok(())
 }

@@ -370,7 +370,7 @@ fn demo_leaves_tables_truth_and_store_and_reconciles() {
                 .contains(&serde_json::json!("NETFIX-VISIT"))
     }));
     let offers = offers["offers"].as_array().unwrap();
-    assert_eq!(offers.len(), 21);
+    assert_eq!(offers.len(), 24);
     assert_eq!(
         offers.iter().filter(|o| o["stage"] == "win_back").count(),
         2,

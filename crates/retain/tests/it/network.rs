@@ -192,6 +192,38 @@ fn the_network_tables_add_to_the_model_and_warn_before_the_complaint() {
             "seed {seed}: {caught} vs {flagged}"
         );
         assert!(lead >= 14.0, "seed {seed}: lead {lead} days");
+        // The segmentation found the circles and the cells; a target widens to whole circles.
+        let network = &demo["segments"]["network"];
+        assert!(
+            network["circles"].as_u64().unwrap() > 0,
+            "seed {seed}: {network}"
+        );
+        assert!(
+            network["homed"].as_u64().unwrap() > 0,
+            "seed {seed}: {network}"
+        );
+        let target = |widen: bool| {
+            let mut args = vec![
+                "target",
+                "--dir",
+                s(&ws),
+                "--tags",
+                "contract_expiring",
+                "--json",
+            ];
+            if widen {
+                args.push("--whole-circles");
+            }
+            let (ok, v) = retain_json(&args);
+            assert!(ok, "{v}");
+            assert_eq!(v["whole_circles"], widen);
+            v["count"].as_u64().unwrap()
+        };
+        let (alone, widened) = (target(false), target(true));
+        assert!(
+            widened > alone && alone > 0,
+            "seed {seed}: {alone} → {widened}"
+        );
         // An unknown group is refused, naming the known ones.
         let out = retain(&["train", "--dir", s(&ws), "--without", "netwrk"]);
         assert!(!out.status.success());
