@@ -331,6 +331,15 @@ pub fn circles(graph: &Graph, labels: &[u32], standing: &[Standing]) -> Vec<Memb
         .collect()
 }
 
+/// Millionths: the unit of the cells' sums.
+const MICRO: f64 = 1e6;
+
+/// `x` to `digits` decimals.
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
 fn date(d: NaiveDate) -> String {
     format!("DATE '{d}'")
 }
@@ -571,6 +580,10 @@ pub struct Cell {
     pub dropped_call_rate_4w: Option<f64>,
     pub weak_coverage_4w: Option<f64>,
     pub data_stall_4w: Option<f64>,
+    /// The sum of its scored subscribers' churn probabilities in millionths, and how many:
+    /// what a district's mean is summed from, exactly.
+    #[serde(skip)]
+    risk_micros: (i64, u64),
 }
 
 /// Computes and writes the cells' file; returns its lines.
@@ -608,7 +621,11 @@ async fn write_cells(
          ),
          homed AS (
              SELECT h.home_cell AS cell, g.left_at, cm.subscriber_id IS NOT NULL AS complained,
-                    k.dropped, k.weak, k.stall, {probability} AS probability
+                    {probability} AS probability,
+                    CAST(ROUND({probability} * {MICRO}) AS BIGINT) AS risk_u,
+                    CAST(ROUND(k.dropped * {MICRO}) AS BIGINT) AS dropped_u,
+                    CAST(ROUND(k.weak * {MICRO}) AS BIGINT) AS weak_u,
+                    CAST(ROUND(k.stall * {MICRO}) AS BIGINT) AS stall_u
              FROM {HOME} h
              LEFT JOIN gone g ON g.subscriber_id = h.subscriber_id
              LEFT JOIN complained cm ON cm.subscriber_id = h.subscriber_id
@@ -619,11 +636,8 @@ async fn write_cells(
                 CAST(COUNT(CASE WHEN g.cell IS NOT NULL AND g.left_at IS NULL THEN 1 END) AS BIGINT) AS subscribers,
                 CAST(COUNT(g.left_at) AS BIGINT) AS churned_3m,
                 CAST(COUNT(CASE WHEN g.left_at IS NULL AND g.complained THEN 1 END) AS BIGINT) AS complainers,
-                AVG(CASE WHEN g.left_at IS NULL THEN g.probability END) AS mean_risk,
                 CAST(COUNT(CASE WHEN g.left_at IS NULL AND g.probability >= {AT_RISK} THEN 1 END) AS BIGINT) AS at_risk,
-                AVG(CASE WHEN g.left_at IS NULL THEN g.dropped END) AS dropped_call_rate_4w,
-                AVG(CASE WHEN g.left_at IS NULL THEN g.weak END) AS weak_coverage_4w,
-                AVG(CASE WHEN g.left_at IS NULL THEN g.stall END) AS data_stall_4w
+                {sums}
          FROM cells c LEFT JOIN homed g ON g.cell = c.cell_id
          GROUP BY c.cell_id, c.latitude, c.longitude, c.district, c.technology
          ORDER BY c.cell_id",
@@ -631,6 +645,14 @@ async fn write_cells(
         from = timestamp(from3),
         w4 = date(week_cut - Duration::days(28)),
         week = date(week_cut),
+        // Sums of whole millionths, not means of floats: a sum of integers is the same in any
+        // order, so one machine and a cluster's executors agree to the digit.
+        sums = ["risk", "dropped", "weak", "stall"]
+            .map(|m| format!(
+                "SUM(CASE WHEN g.left_at IS NULL THEN g.{m}_u END) AS {m}_sum, \
+                 COUNT(CASE WHEN g.left_at IS NULL THEN g.{m}_u END) AS {m}_n"
+            ))
+            .join(", "),
     );
     let batches = retain_features::frame::query(ctx, &sql, "the cells").await?;
     let mut cells = Vec::new();
@@ -649,10 +671,30 @@ async fn write_cells(
         let ids = text(0).ok_or_else(|| Error::Internal("cell ids are not text".into()))?;
         let (district, technology) = (text(3), text(4));
         let (lat, lon) = (number(1)?, number(2)?);
-        let (subs, churned, complainers, risk, at_risk) =
-            (number(5)?, number(6)?, number(7)?, number(8)?, number(9)?);
-        let (dropped, weak, stall) = (number(10)?, number(11)?, number(12)?);
+        let (subs, churned, complainers, at_risk) =
+            (number(5)?, number(6)?, number(7)?, number(8)?);
         let opt = |a: &Float64Array, r: usize| (!a.is_null(r)).then(|| a.value(r));
+        let integer = |i: usize| -> Result<Int64Array> {
+            let cast = datafusion::arrow::compute::cast(b.column(i), &DataType::Int64)
+                .map_err(|e| Error::Internal(format!("reading the cells: {e}")))?;
+            Ok(cast.as_primitive::<Int64Type>().clone())
+        };
+        // (sum of millionths, count) of the risk, dropped calls, weak coverage, data stalls.
+        let sums = (0..4)
+            .map(|m| Ok((integer(9 + 2 * m)?, integer(10 + 2 * m)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let total = |m: usize, r: usize| {
+            let (s, n) = &sums[m];
+            let (s, n) = (
+                if s.is_null(r) { 0 } else { s.value(r) },
+                if n.is_null(r) { 0 } else { n.value(r) },
+            );
+            (s, u64::try_from(n).unwrap_or(0))
+        };
+        let mean = |m: usize, r: usize| {
+            let (s, n) = total(m, r);
+            (n > 0).then(|| round(s as f64 / n as f64 / MICRO, 6))
+        };
         for r in 0..b.num_rows() {
             if ids.is_null(r) {
                 continue;
@@ -680,11 +722,12 @@ async fn write_cells(
                 } else {
                     0.0
                 },
-                mean_risk: opt(&risk, r),
+                mean_risk: mean(0, r),
                 at_risk: opt(&at_risk, r).unwrap_or(0.0) as u64,
-                dropped_call_rate_4w: opt(&dropped, r),
-                weak_coverage_4w: opt(&weak, r),
-                data_stall_4w: opt(&stall, r),
+                dropped_call_rate_4w: mean(1, r),
+                weak_coverage_4w: mean(2, r),
+                data_stall_4w: mean(3, r),
+                risk_micros: total(0, r),
             });
         }
     }
@@ -768,7 +811,7 @@ fn summarize(members: &[Member], cells: &[Cell]) -> NetworkSegments {
     } else {
         0.0
     };
-    let mut districts: BTreeMap<String, (District, f64, u64)> = BTreeMap::new();
+    let mut districts: BTreeMap<String, (District, i64, u64)> = BTreeMap::new();
     for cell in cells.iter().filter(|c| c.subscribers + c.churned_3m > 0) {
         let name = cell.district.clone().unwrap_or_default();
         let d = districts.entry(name.clone()).or_insert_with(|| {
@@ -783,7 +826,7 @@ fn summarize(members: &[Member], cells: &[Cell]) -> NetworkSegments {
                     at_risk: 0,
                     hot_cells: 0,
                 },
-                0.0,
+                0,
                 0,
             )
         });
@@ -792,10 +835,8 @@ fn summarize(members: &[Member], cells: &[Cell]) -> NetworkSegments {
         d.0.churned_3m += cell.churned_3m;
         d.0.at_risk += cell.at_risk;
         d.0.hot_cells += u64::from(network_rate > 0.0 && cell.churn_rate >= 2.0 * network_rate);
-        if let Some(r) = cell.mean_risk {
-            d.1 += r * cell.subscribers as f64;
-            d.2 += cell.subscribers;
-        }
+        d.1 += cell.risk_micros.0;
+        d.2 += cell.risk_micros.1;
     }
     let mut districts: Vec<District> = districts
         .into_values()
@@ -806,7 +847,8 @@ fn summarize(members: &[Member], cells: &[Cell]) -> NetworkSegments {
             } else {
                 0.0
             };
-            d.mean_risk = (scored > 0).then(|| risk / scored as f64);
+            d.churn_rate = round(d.churn_rate, 6);
+            d.mean_risk = (scored > 0).then(|| round(risk as f64 / scored as f64 / MICRO, 6));
             d
         })
         .collect();
@@ -823,7 +865,7 @@ fn summarize(members: &[Member], cells: &[Cell]) -> NetworkSegments {
         mean_circle_size: if circles.is_empty() {
             0.0
         } else {
-            members.len() as f64 / circles.len() as f64
+            round(members.len() as f64 / circles.len() as f64, 4)
         },
         circles_in_wave: members
             .iter()
@@ -832,7 +874,7 @@ fn summarize(members: &[Member], cells: &[Cell]) -> NetworkSegments {
         circle_churn_rate: if members.is_empty() {
             0.0
         } else {
-            left as f64 / members.len() as f64
+            round(left as f64 / members.len() as f64, 6)
         },
         outside_churn_rate: None,
         leaders_at_risk: None,
@@ -866,7 +908,7 @@ async fn outside_churn_rate(
     let batches = retain_features::frame::query(ctx, &sql, "the churn outside circles").await?;
     Ok(batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
         let c = b.column(0).as_primitive::<Float64Type>();
-        (!c.is_null(0)).then(|| c.value(0))
+        (!c.is_null(0)).then(|| round(c.value(0), 6))
     }))
 }
 
@@ -882,7 +924,7 @@ async fn leaders_at_risk(ctx: &SessionContext, scores: &str) -> Result<Option<f6
     let batches = retain_features::frame::query(ctx, &sql, "the leaders at risk").await?;
     Ok(batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
         let c = b.column(0).as_primitive::<Float64Type>();
-        (!c.is_null(0)).then(|| c.value(0))
+        (!c.is_null(0)).then(|| round(c.value(0), 6))
     }))
 }
 
@@ -1015,6 +1057,7 @@ mod tests {
             dropped_call_rate_4w: None,
             weak_coverage_4w: None,
             data_stall_4w: None,
+            risk_micros: (100_000 * i64::try_from(subs).unwrap(), subs),
         };
         let cells = [
             cell("A1", "a", 90, 10),
