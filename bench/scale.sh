@@ -13,6 +13,9 @@
 #   RETAIN_BIN          use this retain binary instead of building one
 #   RETAIN_BENCH_VENV   Python virtualenv for the peer (default ~/.cache/retain-bench-venv)
 #   PEER=0              measure retain alone
+#   NETWORK=1           retain also loads the network's tables (cells, network_weekly,
+#                       calling_circle; docs/network.md), which the peer does not read: what
+#                       they add to the cycle
 #
 # Prints a Markdown table per size and a summary (paste into docs/scaling.md); the raw
 # measurements go to OUT/scale.tsv.
@@ -78,7 +81,9 @@ for size in "${sizes[@]}"; do
 
   # retain: the weekly cycle, one step per process.
   ok=1
-  for table in plans subscribers contracts usage_monthly usage_weekly events campaign_history; do
+  tables=(plans subscribers contracts usage_monthly usage_weekly events campaign_history)
+  [ "${NETWORK:-0}" = 1 ] && tables+=(cells network_weekly calling_circle)
+  for table in "${tables[@]}"; do
     measure "$size" retain "ingest $table" "$bin" ingest --dir "$dir/ws" --table "$table" \
       "$dir/in/$table.csv" || ok=0
   done

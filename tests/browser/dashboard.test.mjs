@@ -434,6 +434,10 @@ try {
     // (The English step before left the dashboard in English.)
     assert.ok(['Significant', 'Not significant (interval includes zero)'].includes(mark), mark);
     assert.ok(evaluation.includes('NPS') && evaluation.includes('New-service penetration'), evaluation);
+    // The evaluation by the seeds' churn categories, with the campaign's stage.
+    assert.equal((await page.textContent('[data-testid=evaluation-stage]')).trim(), 'Retention');
+    const byCategory = await page.textContent('[data-testid=evaluation-by-category]');
+    assert.ok(['Price', 'Quality', 'Social', 'Convenience'].some((c) => byCategory.includes(c)), byCategory);
     assert.ok(await counted() > before, 'the evaluation counted its outcomes into the learning');
   });
 

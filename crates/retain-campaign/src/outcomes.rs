@@ -13,12 +13,18 @@ use crate::error::{Error, Result};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::service::{Campaigns, ctx_err};
 
-/// The months a campaign's outcome is read over: [`HORIZON_MONTHS`] from the month of its date.
+/// The months a campaign's outcome is read over from the month of its date: [`HORIZON_MONTHS`],
+/// or a win-back campaign's `return_months`.
 fn outcome_window(c: &CampaignRecord) -> Result<(NaiveDate, NaiveDate)> {
     let start = NaiveDate::parse_from_str(&c.as_of, "%Y-%m-%d")
         .map_err(|e| Error::Internal(format!("campaign {} as_of: {e}", c.id)))?;
     let start = start.with_day(1).unwrap_or(start);
-    Ok((start, start + Months::new(HORIZON_MONTHS)))
+    let months = if crate::winback::is_win_back(c) {
+        crate::winback::return_months(c)
+    } else {
+        HORIZON_MONTHS
+    };
+    Ok((start, start + Months::new(months)))
 }
 
 impl Campaigns {
@@ -146,7 +152,7 @@ impl Campaigns {
         let kept = if crate::winback::is_win_back(c) {
             format!(
                 "CASE WHEN s.status <> 'cancelled' AND s.status_date >= DATE '{start}' \
-                 THEN 1 ELSE 0 END"
+                 AND s.status_date < DATE '{end}' THEN 1 ELSE 0 END"
             )
         } else {
             format!(

@@ -317,7 +317,15 @@ impl Campaigns {
         let members = self.store.members(c.id).await?;
         let orders = self.store.work_orders(c.id).await?;
         let reach = |ch: Channel| cells.reach(ch).unwrap_or(0.75);
-        let sim = crate::winback::simulate(&members, &orders, &truth, &reach, c.seed as u64 ^ 0x51);
+        let months = crate::winback::return_months(c);
+        let sim = crate::winback::simulate(
+            &members,
+            &orders,
+            &truth,
+            &reach,
+            c.seed as u64 ^ 0x51,
+            months,
+        );
         self.record_simulation(c.id, &sim, actor).await
     }
 }

@@ -65,11 +65,23 @@ pub struct Target {
     /// Leavers of the last this many months (win-back only).
     #[serde(default = "default_window_months")]
     pub window_months: u32,
+    /// A leaver counts as won back when active again within this many months of the campaign
+    /// date (win-back only; retention campaigns read [`retain_offers::HORIZON_MONTHS`], the
+    /// window their offers' learning is measured over).
+    #[serde(default = "default_return_months")]
+    pub return_months: u32,
 }
 
 fn default_window_months() -> u32 {
     3
 }
+
+fn default_return_months() -> u32 {
+    retain_offers::HORIZON_MONTHS
+}
+
+/// The longest return window a win-back campaign may count.
+pub(crate) const MAX_RETURN_MONTHS: u32 = 12;
 
 fn all_levels() -> Vec<Level> {
     vec![Level::Red, Level::Yellow, Level::Blue]
@@ -237,6 +249,7 @@ fn default_target() -> Target {
         deciles: Vec::new(),
         population: Population::AtRisk,
         window_months: default_window_months(),
+        return_months: default_return_months(),
     }
 }
 
@@ -322,6 +335,12 @@ impl Template {
             return Err((
                 "window_months",
                 format!("leavers of the last 1 to {MAX_WINDOW_MONTHS} months"),
+            ));
+        }
+        if !(1..=MAX_RETURN_MONTHS).contains(&self.target.return_months) {
+            return Err((
+                "return_months",
+                format!("a return counted within 1 to {MAX_RETURN_MONTHS} months"),
             ));
         }
         if self.target.population == Population::Leavers
@@ -521,6 +540,8 @@ mod tests {
             ),
             ("window_months = 3", "window_months = 25", "window_months"),
             ("window_months = 3", "window_months = 0", "window_months"),
+            ("return_months = 4", "return_months = 0", "return_months"),
+            ("return_months = 4", "return_months = 13", "return_months"),
             ("survey_share = 0", "survey_share = 1.5", "survey_share"),
             (
                 "control_share_max = 0.5",

@@ -31,6 +31,27 @@ pub fn is_win_back(c: &retain_store::CampaignRecord) -> bool {
     c.definition["target"]["population"] == "leavers"
 }
 
+/// The months within which a win-back campaign's leaver must be active again to count as
+/// returned (its template's `return_months`; campaigns saved before it count
+/// [`retain_offers::HORIZON_MONTHS`]).
+#[must_use]
+pub(crate) fn return_months(c: &retain_store::CampaignRecord) -> u32 {
+    c.definition["target"]["return_months"]
+        .as_u64()
+        .and_then(|m| u32::try_from(m).ok())
+        .filter(|m| (1..=crate::template::MAX_RETURN_MONTHS).contains(m))
+        .unwrap_or(retain_offers::HORIZON_MONTHS)
+}
+
+/// The chance of returning within `months` of one whose chance within
+/// [`retain_offers::HORIZON_MONTHS`] is `p`, at a constant monthly hazard: the truth's and the
+/// offers' return rates are of that horizon.
+#[must_use]
+pub(crate) fn within(p: f64, months: u32) -> f64 {
+    let p = p.clamp(0.0, 1.0);
+    1.0 - (1.0 - p).powf(f64::from(months) / f64::from(retain_offers::HORIZON_MONTHS))
+}
+
 /// One recent leaver.
 #[derive(Debug, Clone, Serialize)]
 pub struct Leaver {
@@ -479,6 +500,7 @@ pub(crate) fn simulate(
     truth: &ReturnTruth,
     reach: &dyn Fn(Channel) -> f64,
     seed: u64,
+    months: u32,
 ) -> crate::callbacks::Simulation {
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
     let order_of: HashMap<i64, &WorkOrderRecord> = orders
@@ -489,9 +511,11 @@ pub(crate) fn simulate(
     let mut sim = crate::callbacks::Simulation::default();
     let mut effect = 0.0;
     for m in members {
-        let ((base, lift), cause) = truth.of(m.subscriber_id);
+        let ((base4, lift), cause) = truth.of(m.subscriber_id);
         let channel = Channel::from_code(&m.channel).unwrap_or(Channel::OutboundCall);
-        let added = (1.0 - base) * lift;
+        // The truth's chances are of the four-month horizon; the campaign counts `months`.
+        let base = within(base4, months);
+        let added = within(base4 + (1.0 - base4) * lift, months) - base;
         effect += reach(channel) * added;
         let u = rng.random::<f64>();
         let mut returned = u < base;
@@ -656,12 +680,12 @@ pub(crate) async fn plan(
         let mut best: Option<Pick> = None;
         for &(_, offer) in &offers {
             // The offer's return rate is of those reached.
-            let rate = REACH
-                * if offer.addresses(l.reason) {
-                    offer.prior_save_rate
-                } else {
-                    offer.prior_save_rate * 0.2
-                };
+            let prior = if offer.addresses(l.reason) {
+                offer.prior_save_rate
+            } else {
+                offer.prior_save_rate * 0.2
+            };
+            let rate = REACH * within(prior, t.target.return_months);
             let offer_cost = offer.cost.cost(l.arpu);
             // The level's flow, in order: the first channel that reaches them and the offer uses.
             let Some(channel) = t
@@ -728,7 +752,12 @@ pub(crate) async fn plan(
         let k = assigned.len().max(1) as f64;
         let expected: f64 = assigned.iter().map(|p| p.rate).sum::<f64>() / k;
         // The control's "retention" here is the share that comes back unprompted.
-        crate::plan::choose_power(req, assigned.len(), expected, UNPROMPTED_RETURN)
+        crate::plan::choose_power(
+            req,
+            assigned.len(),
+            expected,
+            within(UNPROMPTED_RETURN, t.target.return_months),
+        )
     };
     // Strata by level, the stable draw of any campaign.
     let mut strata: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
@@ -821,6 +850,16 @@ pub(crate) async fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_return_chance_scales_with_its_window_at_a_constant_hazard() {
+        assert!((within(0.2, 4) - 0.2).abs() < 1e-12);
+        assert!((within(0.5, 8) - 0.75).abs() < 1e-12);
+        assert!((within(0.36, 2) - 0.2).abs() < 1e-12);
+        assert!(within(0.1, 1) < within(0.1, 4) && within(0.1, 4) < within(0.1, 12));
+        assert!(within(0.0, 12).abs() < 1e-15);
+        assert!((within(1.5, 2) - 1.0).abs() < 1e-15);
+    }
 
     #[test]
     fn whole_months_count_only_completed_ones() {

@@ -71,6 +71,10 @@
     charts.push(c);
   }
 
+  // The seeds' churn categories and the stages of the strategy table (docs/offers.md).
+  const CATEGORIES = ['price', 'quality', 'social', 'convenience'];
+  const STAGES = ['prevention', 'care', 'retention', 'win_back'];
+
   // Pages each role sees, in menu order; the first is the role's home.
   const PAGES = {
     admin: ['overview', 'warnings', 'groups', 'visits', 'campaigns', 'queue', 'segments', 'network', 'model', 'rules', 'offers', 'managers', 'counter', 'runs', 'audit'],
@@ -528,8 +532,6 @@
     },
 
     async offers() {
-      const CATEGORIES = ['price', 'quality', 'social', 'convenience'];
-      const STAGES = ['prevention', 'care', 'retention', 'win_back'];
       const d = await api('GET', '/api/v1/offers');
       const m = d.matching || {};
       const learned = [...(d.learning?.cells || [])].sort((a, b) => b.treated - a.treated);
@@ -597,7 +599,10 @@
         ${r ? `<h2>${esc(t('rehearsal'))}</h2><div class="cards">${[['members', r.projected?.members], ['reach', r.projected?.expected_reach], ['cost', r.projected?.cost], ['saves', r.projected?.expected_saves], ['expected_value', r.projected?.expected_saved_value], ['roi', r.projected?.expected_roi]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${num(v, k === 'roi' || k === 'saves' ? 1 : 0)}</div></div>`).join('')}
           ${r.power ? `<div class="card" data-testid="rehearsal-power"><div class="k">${esc(t('control_share'))} · ${esc(t('min_detectable_uplift'))}</div><div class="v">${pct(r.power.control_share, 0)} · ${pct(r.power.min_detectable_uplift)}</div><div class="muted">${esc(t('expected_uplift'))} ${pct(r.power.expected_uplift)} · ${esc(t(r.power.detectable ? 'detectable' : 'not_detectable'))}</div></div>` : ''}</div>` : ''}
         ${e ? `<h2>${esc(t('evaluation'))}</h2><div class="cards" data-testid="evaluation">${[['treated', pct(e.treated_retention)], ['control', pct(e.control_retention)], ['uplift', `${pct(e.uplift)} [${pct(e.uplift_ci_low)}, ${pct(e.uplift_ci_high)}] <span class="pill" data-testid="significance">${esc(t(e.significant ? 'significant' : 'not_significant'))}</span>`], ['roi', `${num(e.roi, 2)} [${num(e.roi_ci_low, 2)}, ${num(e.roi_ci_high, 2)}]`], ['cost', num(e.cost)], ['nps', `${num(e.nps_treated, 1)} / ${num(e.nps_control, 1)}`], ['new_service_penetration', pct(e.new_service_penetration)]].map(([k, v]) => `<div class="card"><div class="k">${esc(t(k))}</div><div class="v">${v}</div></div>`).join('')}</div>
-          <div class="panel"><div class="chart" id="c-eval"></div></div>` : ''}
+          <div class="panel"><div class="chart" id="c-eval"></div></div>
+          ${Object.keys(e.by_category || {}).length ? `<h3>${esc(t('by_category'))} <span class="pill" data-testid="evaluation-stage">${esc(t('stage_' + (e.stage || 'retention')))}</span></h3>
+            ${table([t('category'), { label: t('treated'), num: true }, { label: t('control'), num: true }, { label: t('uplift'), num: true }, ''],
+              CATEGORIES.concat(Object.keys(e.by_category).filter((k) => !CATEGORIES.includes(k))).filter((k) => e.by_category[k]).map((k) => { const g = e.by_category[k]; return `<tr><td>${esc(CATEGORIES.includes(k) ? t('cat_' + k) : k)}</td><td class="num">${num(g.treated)}</td><td class="num">${num(g.control)}</td><td class="num">${g.uplift == null ? '—' : `${pct(g.uplift)} [${pct(g.uplift_ci_low)}, ${pct(g.uplift_ci_high)}]`}</td><td>${esc(t(g.significant ? 'significant' : 'not_significant'))}</td></tr>`; }), 'evaluation-by-category')}` : ''}` : ''}
         <h2>${esc(t('history'))}</h2>
         ${table([t('at'), t('actor'), t('action'), ''], (c.history || []).map((h) => `<tr><td>${esc(h.at)}</td><td>${esc(h.actor)}</td><td>${esc(h.action)}</td><td class="muted">${esc(h.detail?.note || h.detail?.reason || '')}</td></tr>`), 'campaign-history')}`;
       document.querySelectorAll('[data-step]').forEach((b) => b.addEventListener('click', async () => {
