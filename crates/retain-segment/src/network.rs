@@ -373,19 +373,34 @@ pub(crate) async fn segment_network(
     // Leavers of the last three months still have their last weeks in these 16.
     let home_from = week_cut - Duration::days(16 * 7);
     let _ = ctx.deregister_table(HOME);
-    ctx.sql(&format!(
-        "CREATE VIEW {HOME} AS
+    let located = workspace.has_table(Table::NetworkWeekly) && workspace.has_table(Table::Cells);
+    if located {
+        ctx.sql(&format!(
+            "CREATE VIEW {HOME} AS
          SELECT h.subscriber_id, h.cell AS home_cell, c.district
          FROM (SELECT subscriber_id, last_value(home_cell ORDER BY week) AS cell
                FROM network_weekly
                WHERE week >= {} AND week < {} AND home_cell IS NOT NULL
                GROUP BY subscriber_id) h
          LEFT JOIN cells c ON c.cell_id = h.cell",
-        date(home_from),
-        date(week_cut)
-    ))
-    .await
-    .map_err(engine("registering the home cells"))?;
+            date(home_from),
+            date(week_cut)
+        ))
+        .await
+        .map_err(engine("registering the home cells"))?;
+    } else {
+        // An empty table, not a view over the empty stand-ins of absent tables: the optimizer
+        // trips over the stand-ins' constant columns once the segments table joins them.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("subscriber_id", DataType::Int64, false),
+            Field::new("home_cell", DataType::Utf8, true),
+            Field::new("district", DataType::Utf8, true),
+        ]));
+        let empty = datafusion::datasource::MemTable::try_new(schema, vec![Vec::new()])
+            .map_err(engine("registering the home cells"))?;
+        ctx.register_table(HOME, Arc::new(empty))
+            .map_err(engine("registering the home cells"))?;
+    }
 
     let graph = read_graph(ctx, as_of).await?;
     let standing = standing(ctx, &graph, from3, as_of).await?;
@@ -406,16 +421,22 @@ pub(crate) async fn segment_network(
         let _ = std::fs::remove_file(cells_file(workspace));
         return Ok(None);
     }
-    let cells = write_cells(
-        ctx,
-        &dir,
-        &cells_file(workspace),
-        from3,
-        as_of,
-        week_cut,
-        scores,
-    )
-    .await?;
+    let cells = if workspace.has_table(Table::Cells) {
+        write_cells(
+            ctx,
+            &dir,
+            &cells_file(workspace),
+            from3,
+            as_of,
+            week_cut,
+            scores,
+        )
+        .await?
+    } else {
+        // Circles without cells: nothing to place on a map.
+        write_cells_file(&dir, &cells_file(workspace), &[])?;
+        Vec::new()
+    };
     let leaders_at_risk = match scores {
         Some(scores) => leaders_at_risk(ctx, scores).await?,
         None => None,

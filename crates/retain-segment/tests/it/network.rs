@@ -289,4 +289,25 @@ async fn an_operator_without_call_records_has_no_circles_and_still_segments() {
         .await
         .unwrap();
     assert_eq!(whole, plain);
+
+    // Without cells either (an operator with none of the network's tables), it still segments.
+    std::fs::remove_dir_all(ws.table_file(retain_data::Table::Cells).parent().unwrap()).unwrap();
+    assert!(!ws.has_table(retain_data::Table::Cells));
+    let ctx = retain_features::session(&ws).await.unwrap();
+    let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let report = retain_segment::segment(&ctx, &SegmentConfig::default(), &ws, as_of)
+        .await
+        .unwrap();
+    assert!(
+        report
+            .network
+            .as_ref()
+            .is_none_or(|n| n.cells == 0 && n.circles == 0 && n.homed == 0),
+        "{:?}",
+        report.network
+    );
+    assert!(retain_segment::read_cells(&ws).unwrap().is_empty());
+    for b in batches(&report.segments_file) {
+        assert!(texts(&b, "district").iter().all(Option::is_none));
+    }
 }
